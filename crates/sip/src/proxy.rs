@@ -1,0 +1,1 @@
+//! Forking proxy core (in progress).
