@@ -203,6 +203,8 @@ pub struct ClientInvite {
 }
 
 impl ClientInvite {
+    /// Start in Calling: the caller has just transmitted `request`. Arms A (unreliable only)
+    /// and B.
     pub fn new(request: Bytes, rel: Reliability, timers: Timers, now: Instant) -> Self {
         let timer_a = match rel {
             Reliability::Unreliable => Retrans::arm(now, timers.t1),
@@ -221,6 +223,7 @@ impl ClientInvite {
         }
     }
 
+    /// The current state.
     pub fn state(&self) -> State {
         self.state
     }
@@ -235,6 +238,9 @@ impl ClientInvite {
         &self.request
     }
 
+    /// A response matched this transaction. 1xx → Proceeding, 2xx → Accepted (timer M),
+    /// 300-699 → Completed (timer D, `PassUpSendAck`). In Accepted further 2xx are `PassUp`; in
+    /// Completed further 300-699 are answered with the stored ACK. Everything else is absorbed.
     pub fn on_response(&mut self, code: u16, now: Instant) -> ClientVerdict {
         let Some(class) = classify(code) else {
             return ClientVerdict::Absorb;
@@ -280,6 +286,7 @@ impl ClientInvite {
         self.terminate();
     }
 
+    /// The earliest armed timer; call `on_timeout` once it has passed. Re-read after every call.
     pub fn deadline(&self) -> Option<Instant> {
         earliest([
             Retrans::at(&self.timer_a),
@@ -289,6 +296,7 @@ impl ClientInvite {
         ])
     }
 
+    /// Handle every timer due at `now`; `None` if none was due.
     pub fn on_timeout(&mut self, now: Instant) -> Option<TimerAction> {
         if due(self.timer_b, now) {
             self.terminate();
@@ -330,6 +338,8 @@ pub struct ClientNonInvite {
 }
 
 impl ClientNonInvite {
+    /// Start in Trying: the caller has just transmitted `request`. Arms E (unreliable only)
+    /// and F.
     pub fn new(request: Bytes, rel: Reliability, timers: Timers, now: Instant) -> Self {
         let timer_e = match rel {
             Reliability::Unreliable => Retrans::arm(now, timers.t1),
@@ -346,6 +356,7 @@ impl ClientNonInvite {
         }
     }
 
+    /// The current state.
     pub fn state(&self) -> State {
         self.state
     }
@@ -360,6 +371,8 @@ impl ClientNonInvite {
         &self.request
     }
 
+    /// A response matched this transaction. 1xx → Proceeding, 200-699 → Completed (timer K);
+    /// both `PassUp`. Responses in Completed or Terminated are absorbed.
     pub fn on_response(&mut self, code: u16, now: Instant) -> ClientVerdict {
         let Some(class) = classify(code) else {
             return ClientVerdict::Absorb;
@@ -381,14 +394,17 @@ impl ClientNonInvite {
         }
     }
 
+    /// The transport reported an error sending the request: the transaction terminates.
     pub fn on_transport_error(&mut self) {
         self.terminate();
     }
 
+    /// The earliest armed timer; call `on_timeout` once it has passed. Re-read after every call.
     pub fn deadline(&self) -> Option<Instant> {
         earliest([Retrans::at(&self.timer_e), self.timer_f, self.timer_k])
     }
 
+    /// Handle every timer due at `now`; `None` if none was due.
     pub fn on_timeout(&mut self, now: Instant) -> Option<TimerAction> {
         if due(self.timer_f, now) {
             self.terminate();
@@ -435,6 +451,8 @@ pub struct ServerInvite {
 }
 
 impl ServerInvite {
+    /// Start in Proceeding. No timer runs until a final response is sent (`now` is accepted
+    /// for symmetry). The caller sends 100 Trying and records it with `send_response`.
     pub fn new(rel: Reliability, timers: Timers, now: Instant) -> Self {
         let _ = now;
         ServerInvite {
@@ -449,6 +467,7 @@ impl ServerInvite {
         }
     }
 
+    /// The current state.
     pub fn state(&self) -> State {
         self.state
     }
@@ -526,6 +545,7 @@ impl ServerInvite {
         }
     }
 
+    /// The earliest armed timer; call `on_timeout` once it has passed. Re-read after every call.
     pub fn deadline(&self) -> Option<Instant> {
         earliest([
             Retrans::at(&self.timer_g),
@@ -535,6 +555,7 @@ impl ServerInvite {
         ])
     }
 
+    /// Handle every timer due at `now`; `None` if none was due.
     pub fn on_timeout(&mut self, now: Instant) -> Option<TimerAction> {
         if due(self.timer_h, now) {
             self.terminate();
@@ -579,6 +600,8 @@ pub struct ServerNonInvite {
 }
 
 impl ServerNonInvite {
+    /// Start in Trying. No timer runs until a final response is sent (`now` is accepted for
+    /// symmetry).
     pub fn new(rel: Reliability, timers: Timers, now: Instant) -> Self {
         let _ = now;
         ServerNonInvite {
@@ -590,6 +613,7 @@ impl ServerNonInvite {
         }
     }
 
+    /// The current state.
     pub fn state(&self) -> State {
         self.state
     }
@@ -639,10 +663,12 @@ impl ServerNonInvite {
         }
     }
 
+    /// The earliest armed timer; call `on_timeout` once it has passed. Re-read after every call.
     pub fn deadline(&self) -> Option<Instant> {
         self.timer_j
     }
 
+    /// Handle every timer due at `now`; `None` if none was due.
     pub fn on_timeout(&mut self, now: Instant) -> Option<TimerAction> {
         if due(self.timer_j, now) {
             self.terminate();
