@@ -1,0 +1,604 @@
+//! `resolve(table, live, call, now) -> Decision`: screening, rules, hunt order.
+//!
+//! Nothing here allocates on the normal path: the caller is normalised into an inline buffer,
+//! names borrow from the table, hunt orders are fixed-size arrays (see docs/routing.md).
+
+use jiff::civil::{Date, DateTime};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::calendar::{Calendar, DayKind};
+use crate::live::{Live, RateVerdict};
+use crate::number::{normalize_caller, Caller, CallerKind, Number400};
+use crate::region::Region;
+use crate::table::{
+    Conditions, Group, ListHit, Member, NumberEntry, Plan, RouteTable, Rule, Status, Strategy,
+    Target, MAX_GROUPS, MAX_MEMBERS,
+};
+
+/// What the server knows about an incoming call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallContext<'a> {
+    /// The called 400 number (from [`crate::normalize_called`]).
+    pub called: Number400,
+    /// The raw calling number (From / P-Asserted-Identity user part).
+    pub caller: &'a str,
+    /// The trunk the call came in on, if identified.
+    pub trunk: Option<&'a str>,
+    /// IVR key from the Request-URI `ivr` parameter (`sip:4008001234@host;ivr=2`).
+    pub ivr_key: Option<u8>,
+    /// Per-call seed for the `random` and `weighted` strategies (e.g. a hash of the Call-ID).
+    pub seed: u64,
+}
+
+impl<'a> CallContext<'a> {
+    /// A context with no trunk, no IVR key and seed 0.
+    pub fn new(called: Number400, caller: &'a str) -> CallContext<'a> {
+        CallContext {
+            called,
+            caller,
+            trunk: None,
+            ivr_key: None,
+            seed: 0,
+        }
+    }
+}
+
+/// Why a call is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCause {
+    /// The 400 number is not configured (404).
+    UnknownNumber,
+    /// The Request-URI is not a 400 number (404 "Not A 400 Number").
+    NotA400,
+    /// The number is suspended (480).
+    Suspended,
+    /// The caller is on a blacklist (configured code, default 603).
+    BlockedList,
+    /// The caller exceeded an anti-harassment rate limit (configured code, default 603).
+    BlockedRate,
+    /// The caller is outside mainland China (+86) (configured code, default 403).
+    Abroad,
+    /// The number takes whitelisted callers only (configured code, default 603).
+    WhitelistOnly,
+}
+
+impl RejectCause {
+    /// snake_case name for CDRs and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectCause::UnknownNumber => "unknown_number",
+            RejectCause::NotA400 => "not_a_400",
+            RejectCause::Suspended => "suspended",
+            RejectCause::BlockedList => "blocked_list",
+            RejectCause::BlockedRate => "blocked_rate",
+            RejectCause::Abroad => "abroad",
+            RejectCause::WhitelistOnly => "whitelist_only",
+        }
+    }
+}
+
+/// A final answer instead of routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Reject {
+    /// SIP status code.
+    pub code: u16,
+    /// Reason phrase.
+    pub reason: &'static str,
+    /// Why.
+    pub cause: RejectCause,
+}
+
+impl Reject {
+    /// A reject with the standard reason phrase for `code`.
+    pub fn new(code: u16, cause: RejectCause) -> Reject {
+        let reason = match cause {
+            RejectCause::NotA400 => "Not A 400 Number",
+            _ => reason_phrase(code),
+        };
+        Reject {
+            code,
+            reason,
+            cause,
+        }
+    }
+
+    /// The reject for a Request-URI that is not a 400 number.
+    pub fn not_a_400() -> Reject {
+        Reject::new(404, RejectCause::NotA400)
+    }
+}
+
+/// The RFC 3261 reason phrase of a final status code (`"Error"` for unknown codes).
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        410 => "Gone",
+        480 => "Temporarily Unavailable",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        500 => "Server Internal Error",
+        503 => "Service Unavailable",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => "Error",
+    }
+}
+
+/// The outcome of [`resolve`].
+#[derive(Debug, Clone)]
+pub enum Decision<'t> {
+    /// Answer with a final response.
+    Reject(Reject),
+    /// Hunt per the plan.
+    Route(Routed<'t>),
+}
+
+/// Members of one group in hunt order (indices into `group.members`).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupOrder {
+    idx: [u8; MAX_MEMBERS],
+    len: u8,
+}
+
+impl GroupOrder {
+    const EMPTY: GroupOrder = GroupOrder {
+        idx: [0; MAX_MEMBERS],
+        len: 0,
+    };
+
+    /// Member indices in hunt order.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.idx[..usize::from(self.len)]
+    }
+}
+
+/// A routed call: where it goes and how.
+#[derive(Debug, Clone)]
+pub struct Routed<'t> {
+    /// The number's entry (company, carrier, time zone ...).
+    pub number: &'t NumberEntry,
+    /// The matching rule's name, or `"default"`.
+    pub rule: &'t str,
+    /// The plan to execute.
+    pub plan: &'t Plan,
+    /// The normalised caller.
+    pub caller: Caller,
+    /// The caller's region, if known.
+    pub caller_region: Option<Region>,
+    /// The caller is on a VIP list.
+    pub vip: bool,
+    orders: [GroupOrder; MAX_GROUPS],
+}
+
+/// One group of a routed plan with its members in hunt order.
+#[derive(Debug, Clone, Copy)]
+pub struct HuntGroup<'r, 't> {
+    /// The group.
+    pub group: &'t Group,
+    order: &'r GroupOrder,
+}
+
+impl<'r, 't> HuntGroup<'r, 't> {
+    /// Members in the order to try them (all at once for a simultaneous group).
+    pub fn members(&self) -> impl Iterator<Item = &'t Member> + 'r
+    where
+        't: 'r,
+    {
+        let members = &self.group.members;
+        self.order
+            .as_slice()
+            .iter()
+            .filter_map(move |&i| members.get(usize::from(i)))
+    }
+}
+
+impl<'t> Routed<'t> {
+    /// The plan's groups in order, each with its members in hunt order.
+    pub fn groups<'r>(&'r self) -> impl Iterator<Item = HuntGroup<'r, 't>> + 'r {
+        self.plan
+            .groups
+            .iter()
+            .zip(self.orders.iter())
+            .map(|(group, order)| HuntGroup { group, order })
+    }
+
+    /// Every (group, member, target) in hunt order, flattened.
+    pub fn hunt<'r>(
+        &'r self,
+        table: &'t RouteTable,
+    ) -> impl Iterator<Item = (&'t Group, &'t Member, &'t Target)> + 'r
+    where
+        't: 'r,
+    {
+        self.groups().flat_map(move |g| {
+            let group = g.group;
+            let order = g.order;
+            order
+                .as_slice()
+                .iter()
+                .filter_map(move |&i| group.members.get(usize::from(i)))
+                .filter_map(move |m| table.try_target(m.target).map(|t| (group, m, t)))
+        })
+    }
+}
+
+/// Why a rule did not match (the first failing condition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Miss {
+    /// Outside every time window.
+    Time,
+    /// Wrong day of the week.
+    Weekday,
+    /// Outside every date range.
+    Date,
+    /// The calendar says the other kind of day.
+    Day(DayKind),
+    /// Caller region not listed (or unknown).
+    Region,
+    /// Caller on none of the lists.
+    List,
+    /// Caller VIP status differs.
+    Vip,
+    /// No IVR key, or a different one.
+    Key,
+}
+
+/// Inputs to rule evaluation, computed once per call.
+pub(crate) struct Env<'a> {
+    pub local: DateTime,
+    pub calendar: &'a Calendar,
+    pub caller: &'a Caller,
+    pub region: Option<&'a Region>,
+    pub vip: bool,
+    pub key: Option<u8>,
+    pub table: &'a RouteTable,
+}
+
+fn day_ok(c: &Conditions, env: &Env<'_>, date: Date) -> Result<(), Miss> {
+    if let Some(w) = c.weekdays {
+        if !w.contains(date.weekday()) {
+            return Err(Miss::Weekday);
+        }
+    }
+    if !c.dates.is_empty() && !c.dates.iter().any(|(a, b)| *a <= date && date <= *b) {
+        return Err(Miss::Date);
+    }
+    if let Some(kind) = c.day {
+        let actual = env.calendar.day_kind(date);
+        if actual != kind {
+            return Err(Miss::Day(actual));
+        }
+    }
+    Ok(())
+}
+
+/// Evaluate a rule's conditions. Overnight windows (22:00-06:00) belong to the day they start:
+/// at 02:00 Saturday, `weekdays = ["fri"]` with `22:00-06:00` matches.
+pub(crate) fn check(c: &Conditions, env: &Env<'_>) -> Result<(), Miss> {
+    if !c.keys.is_empty() && !env.key.is_some_and(|k| c.keys.contains(&k)) {
+        return Err(Miss::Key);
+    }
+    if let Some(v) = c.vip {
+        if v != env.vip {
+            return Err(Miss::Vip);
+        }
+    }
+    if !c.regions.is_empty() {
+        let Some(r) = env.region else {
+            return Err(Miss::Region);
+        };
+        if !c.regions.iter().any(|p| p.matches(r)) {
+            return Err(Miss::Region);
+        }
+    }
+    if !c.lists.is_empty() {
+        let lists = env.table.lists();
+        let hit = c.lists.iter().any(|id| {
+            lists
+                .get(id.0 as usize)
+                .is_some_and(|l| l.set.hit(lists, env.caller, env.region).is_some())
+        });
+        if !hit {
+            return Err(Miss::List);
+        }
+    }
+    let today = env.local.date();
+    if c.times.is_empty() {
+        return day_ok(c, env, today);
+    }
+    let minute = u16::try_from(env.local.hour()).unwrap_or(0) * 60
+        + u16::try_from(env.local.minute()).unwrap_or(0);
+    let mut last = Err(Miss::Time);
+    for r in &c.times {
+        let anchor = if r.overnight() {
+            if minute >= r.start {
+                Some(today)
+            } else if minute < r.end {
+                today.yesterday().ok()
+            } else {
+                None
+            }
+        } else if r.start <= minute && minute < r.end {
+            Some(today)
+        } else {
+            None
+        };
+        if let Some(d) = anchor {
+            match day_ok(c, env, d) {
+                Ok(()) => return Ok(()),
+                Err(m) => last = Err(m),
+            }
+        }
+    }
+    last
+}
+
+/// Screening result shared by resolve and explain.
+pub(crate) struct Screened<'t> {
+    pub caller: Caller,
+    pub region: Option<Region>,
+    pub white: Option<ListHit<'t>>,
+    pub black: Option<ListHit<'t>>,
+    pub vip: bool,
+    pub rate: RateVerdict,
+}
+
+pub(crate) fn screen<'t>(
+    table: &'t RouteTable,
+    live: &Live,
+    entry: &'t NumberEntry,
+    raw_caller: &str,
+    now: Timestamp,
+    commit: bool,
+) -> Result<Screened<'t>, (Reject, Screened<'t>)> {
+    let caller = normalize_caller(raw_caller);
+    let region = table.regions().lookup(&caller);
+    let mut s = Screened {
+        caller,
+        region,
+        white: None,
+        black: None,
+        vip: false,
+        rate: RateVerdict::Allowed,
+    };
+    if entry.status == Status::Suspended {
+        return Err((Reject::new(480, RejectCause::Suspended), s));
+    }
+    if caller.kind == CallerKind::International {
+        return Err((
+            Reject::new(table.parts.abroad_code, RejectCause::Abroad),
+            s,
+        ));
+    }
+    let lists = table.lists();
+    let g = &table.parts.global;
+    let n = &entry.screening;
+    s.white = n
+        .white
+        .hit(lists, &caller, region.as_ref())
+        .or_else(|| g.white.hit(lists, &caller, region.as_ref()));
+    s.vip = lists
+        .iter()
+        .any(|l| l.vip && l.set.hit(lists, &caller, region.as_ref()).is_some());
+    if s.white.is_none() {
+        s.black = n
+            .black
+            .hit(lists, &caller, region.as_ref())
+            .or_else(|| g.black.hit(lists, &caller, region.as_ref()));
+        if s.black.is_some() {
+            return Err((Reject::new(n.blocked_code, RejectCause::BlockedList), s));
+        }
+        if n.whitelist_only || g.whitelist_only {
+            return Err((Reject::new(n.blocked_code, RejectCause::WhitelistOnly), s));
+        }
+        if let (Some(limit), false) = (entry.rate.as_ref(), s.vip) {
+            if !caller.normalized().is_empty() {
+                s.rate = live.rate_check(caller.key(), entry.number.as_u64(), limit, now, commit);
+                if matches!(s.rate, RateVerdict::Blocked { .. }) {
+                    return Err((Reject::new(limit.code, RejectCause::BlockedRate), s));
+                }
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// splitmix64: a small, good-enough mixer for per-call permutations.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Order a group's members per its strategy and the live state. `commit` advances the
+/// round-robin cursor.
+pub(crate) fn order_group(
+    table: &RouteTable,
+    live: &Live,
+    group: &Group,
+    seed: u64,
+    salt: u64,
+    commit: bool,
+) -> GroupOrder {
+    let n = group.members.len().min(MAX_MEMBERS);
+    let mut o = GroupOrder::EMPTY;
+    o.len = n as u8;
+    for (i, slot) in o.idx[..n].iter_mut().enumerate() {
+        *slot = i as u8;
+    }
+    if n <= 1 {
+        return o;
+    }
+    let idx = &mut o.idx[..n];
+    match group.strategy {
+        Strategy::Linear => {}
+        Strategy::RoundRobin => {
+            let c = if commit {
+                live.next_cursor(&group.key)
+            } else {
+                live.peek_cursor(&group.key)
+            };
+            idx.rotate_left((c % n as u64) as usize);
+        }
+        Strategy::Random => {
+            let mut s = mix(seed ^ salt);
+            for i in (1..n).rev() {
+                s = mix(s);
+                let j = (s % (i as u64 + 1)) as usize;
+                idx.swap(i, j);
+            }
+        }
+        Strategy::Weighted => {
+            let mut s = mix(seed ^ salt);
+            // Weighted draw without replacement; weight 0 members keep their order at the end.
+            for pos in 0..n {
+                let total: u64 = idx[pos..]
+                    .iter()
+                    .map(|&i| u64::from(group.members[usize::from(i)].weight))
+                    .sum();
+                if total == 0 {
+                    break;
+                }
+                s = mix(s);
+                let mut r = s % total;
+                let mut pick = pos;
+                for (k, &i) in idx.iter().enumerate().skip(pos) {
+                    let w = u64::from(group.members[usize::from(i)].weight);
+                    if r < w {
+                        pick = k;
+                        break;
+                    }
+                    r -= w;
+                }
+                idx[pos..=pick].rotate_right(1);
+            }
+        }
+        Strategy::LeastRecent => {
+            let mut keys = [0i64; MAX_MEMBERS];
+            for (i, k) in keys[..n].iter_mut().enumerate() {
+                *k = member_stats(table, live, group, i).last_call_ms;
+            }
+            idx.sort_by_key(|&i| keys[usize::from(i)]);
+        }
+        Strategy::FewestCalls => {
+            let mut keys = [(0u32, 0u64); MAX_MEMBERS];
+            for (i, k) in keys[..n].iter_mut().enumerate() {
+                let s = member_stats(table, live, group, i);
+                *k = (s.active, s.calls);
+            }
+            idx.sort_by_key(|&i| keys[usize::from(i)]);
+        }
+    }
+    o
+}
+
+fn member_stats(
+    table: &RouteTable,
+    live: &Live,
+    group: &Group,
+    i: usize,
+) -> crate::live::TargetStats {
+    group
+        .members
+        .get(i)
+        .and_then(|m| table.try_target(m.target))
+        .map(|t| live.stats(&t.name))
+        .unwrap_or_default()
+}
+
+pub(crate) fn select_rule<'t>(
+    table: &'t RouteTable,
+    entry: &'t NumberEntry,
+    env: &Env<'_>,
+) -> (&'t str, Option<&'t Rule>, &'t Plan) {
+    for rule in &entry.rules {
+        if check(&rule.when, env).is_ok() {
+            if let Some(p) = table.plan(rule.plan) {
+                return (&rule.name, Some(rule), p);
+            }
+        }
+    }
+    match table.plan(entry.default_plan) {
+        Some(p) => ("default", None, p),
+        // The compiler guarantees a default plan; an empty fallback keeps this total.
+        None => ("default", None, &EMPTY_PLAN),
+    }
+}
+
+static EMPTY_PLAN: Plan = Plan {
+    name: String::new(),
+    groups: Vec::new(),
+    ring_from: crate::table::RingFrom::Invite,
+    advance_on: crate::table::AdvanceOn::ALL,
+    wait_cap: None,
+    on_fail: crate::table::Fallback::Code(480),
+    early_media: crate::table::EarlyMedia::Relay,
+    max_duration: None,
+    on_target_busy_local: crate::table::OnTargetBusyLocal::Skip,
+};
+
+/// Route a call: screening (status, abroad, white/black lists, whitelist-only, rate limits),
+/// then rules in order (first match wins, else the number's default plan), then each group's
+/// hunt order. Updates live state (rate windows, round-robin cursors); never blocks.
+pub fn resolve<'t>(
+    table: &'t RouteTable,
+    live: &Live,
+    call: &CallContext<'_>,
+    now: Timestamp,
+) -> Decision<'t> {
+    let Some(entry) = table.number(call.called) else {
+        return Decision::Reject(Reject::new(404, RejectCause::UnknownNumber));
+    };
+    let s = match screen(table, live, entry, call.caller, now, true) {
+        Ok(s) => s,
+        Err((r, _)) => return Decision::Reject(r),
+    };
+    let env = Env {
+        local: entry.tz.to_datetime(now),
+        calendar: table.calendar(),
+        caller: &s.caller,
+        region: s.region.as_ref(),
+        vip: s.vip,
+        key: call.ivr_key,
+        table,
+    };
+    let (rule, _, plan) = select_rule(table, entry, &env);
+    let mut orders = [GroupOrder::EMPTY; MAX_GROUPS];
+    for (i, (g, o)) in plan.groups.iter().zip(orders.iter_mut()).enumerate() {
+        *o = order_group(table, live, g, call.seed, i as u64, true);
+    }
+    Decision::Route(Routed {
+        number: entry,
+        rule,
+        plan,
+        caller: s.caller,
+        caller_region: s.region,
+        vip: s.vip,
+        orders,
+    })
+}
+
+/// Hunt orders without touching live state (for explain).
+pub(crate) fn peek_orders(
+    table: &RouteTable,
+    live: &Live,
+    plan: &Plan,
+    seed: u64,
+) -> [GroupOrder; MAX_GROUPS] {
+    let mut orders = [GroupOrder::EMPTY; MAX_GROUPS];
+    for (i, (g, o)) in plan.groups.iter().zip(orders.iter_mut()).enumerate() {
+        *o = order_group(table, live, g, seed, i as u64, false);
+    }
+    orders
+}
