@@ -1,0 +1,390 @@
+//! Building outgoing messages by copying received bytes and splicing in changes.
+//!
+//! Nothing is re-serialised: a forwarded message is the received bytes with a few ranges
+//! replaced, so unknown headers, folding and header order survive untouched (RFC 3261 §16.6).
+//! Every function computes an upper bound of its output size first and writes into one
+//! `Vec` of that capacity: one allocation per message.
+
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::msg::{header_name_matches, kind_of, Kind, Message};
+
+/// What to change when forwarding a request (RFC 3261 §16.6).
+#[derive(Debug, Default)]
+pub struct ForwardRequest<'a> {
+    /// Replace the Request-URI with this (e.g. `sip:13800000000@10.0.0.9:5060`).
+    pub request_uri: Option<&'a [u8]>,
+    /// Full value of the Via to insert on top, e.g. `SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK..;rport`.
+    pub via: &'a [u8],
+    /// Value of a Record-Route to insert on top, e.g. `<sip:127.0.0.1:5060;lr>`.
+    pub record_route: Option<&'a [u8]>,
+    /// Remove the first Route value (it addressed us: loose routing §16.4).
+    pub pop_route: bool,
+    /// The received top Via gets `received=`/`rport=` (RFC 3261 §18.2.1, RFC 3581) for this source.
+    pub source: Option<SocketAddr>,
+    /// Headers added just before the blank line: (name, value).
+    pub add_headers: &'a [(&'a str, &'a [u8])],
+    /// Headers (all occurrences, compact forms too) removed, e.g. `P-Asserted-Identity`.
+    pub remove_headers: &'a [&'a str],
+}
+
+/// Room for `;received=<IPv6>` plus `=<port>`.
+const VIA_FIX_MAX: usize = ";received=".len() + 45 + "=65535".len();
+const CRLF: &[u8] = b"\r\n";
+
+/// Splices for the received top Via (RFC 3261 §18.2.1, RFC 3581 §4).
+struct ViaFix {
+    /// Offset after a bare `rport` where `=<port>` goes.
+    rport_at: Option<usize>,
+    port: u16,
+    /// `;received=<ip>` appended at the end of the value.
+    received: Option<IpAddr>,
+    end: usize,
+}
+
+fn via_fix(msg: &Message, source: Option<SocketAddr>) -> Option<ViaFix> {
+    let src = source?;
+    let v = msg.top_via();
+    if v.raw.is_empty() {
+        return None;
+    }
+    let rport_at = v.bare_rport_end();
+    let host = v
+        .host
+        .strip_prefix(b"[")
+        .and_then(|h| h.strip_suffix(b"]"))
+        .unwrap_or(v.host);
+    let same_host = std::str::from_utf8(host)
+        .ok()
+        .and_then(|h| h.parse::<IpAddr>().ok())
+        .is_some_and(|ip| ip == src.ip());
+    let received = (v.received.is_none() && (!same_host || v.rport.is_some())).then_some(src.ip());
+    if rport_at.is_none() && received.is_none() {
+        return None;
+    }
+    Some(ViaFix {
+        rport_at,
+        port: src.port(),
+        received,
+        end: v.end,
+    })
+}
+
+/// Copy `b[from..to]` with the Via splices applied (they must fall inside the range).
+fn write_with_fix(out: &mut Vec<u8>, b: &[u8], from: usize, to: usize, fix: &ViaFix) {
+    let mut pos = from;
+    if let Some(at) = fix.rport_at {
+        out.extend_from_slice(&b[pos..at]);
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "={}", fix.port);
+        pos = at;
+    }
+    if let Some(ip) = fix.received {
+        out.extend_from_slice(&b[pos..fix.end]);
+        let _ = write!(out, ";received={ip}");
+        pos = fix.end;
+    }
+    out.extend_from_slice(&b[pos..to]);
+}
+
+fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(CRLF);
+}
+
+/// Upper bound of [`forward_request`]'s output length.
+pub(crate) fn forward_request_capacity(msg: &Message, fwd: &ForwardRequest<'_>) -> usize {
+    msg.bytes().len()
+        + fwd.request_uri.map_or(0, <[u8]>::len)
+        + "Via: \r\n".len()
+        + fwd.via.len()
+        + fwd
+            .record_route
+            .map_or(0, |r| "Record-Route: \r\n".len() + r.len())
+        + VIA_FIX_MAX
+        + "Max-Forwards: 70\r\n".len()
+        + "Content-Length: 4294967295\r\n".len()
+        + fwd
+            .add_headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>()
+}
+
+/// Forwarded request: Max-Forwards decremented (inserted as 70 when absent), Content-Length kept.
+///
+/// Layout: start line (Request-URI replaced), the new `Via:` line, the new `Record-Route:`
+/// line, then the received headers in order (top Via with `received`/`rport`, Max-Forwards
+/// decremented, first Route value popped, `remove_headers` dropped), then `Max-Forwards: 70`
+/// and `Content-Length` if they were absent, then `add_headers`, the blank line and the body.
+/// A request arriving with `Max-Forwards: 0` must be answered with 483 by the caller, not
+/// forwarded; this function leaves 0 as 0.
+pub fn forward_request(msg: &Message, fwd: &ForwardRequest<'_>) -> Vec<u8> {
+    let b: &[u8] = msg.bytes();
+    let uri_span = msg.uri_span().range();
+    let uri = fwd.request_uri.unwrap_or(&b[uri_span.clone()]);
+    let fix = via_fix(msg, fwd.source);
+    let cap = forward_request_capacity(msg, fwd);
+    let mut out = Vec::with_capacity(cap);
+
+    out.extend_from_slice(&b[..uri_span.start]);
+    out.extend_from_slice(uri);
+    out.extend_from_slice(&b[uri_span.end..msg.headers_start()]);
+    header_line(&mut out, b"Via", fwd.via);
+    if let Some(rr) = fwd.record_route {
+        header_line(&mut out, b"Record-Route", rr);
+    }
+
+    let top_via_line = msg.top_via_line();
+    let first_route_line = msg.first_route_line();
+    let routes = msg.route_spans();
+    let mf = msg.max_forwards_span();
+    for h in msg.header_lines() {
+        let line = h.line.range();
+        let name = &b[h.name.range()];
+        if fwd
+            .remove_headers
+            .iter()
+            .any(|r| header_name_matches(name, r))
+        {
+            continue;
+        }
+        if h.line == top_via_line {
+            match &fix {
+                Some(fix) => write_with_fix(&mut out, b, line.start, line.end, fix),
+                None => out.extend_from_slice(&b[line]),
+            }
+            continue;
+        }
+        if let Some(mf) = mf.filter(|s| s.s >= h.line.s && s.e <= h.line.e) {
+            let n = msg.max_forwards().unwrap_or(0).saturating_sub(1);
+            out.extend_from_slice(&b[line.start..mf.s as usize]);
+            let _ = write!(out, "{n}");
+            out.extend_from_slice(&b[mf.e as usize..line.end]);
+            continue;
+        }
+        if fwd.pop_route && !routes.is_empty() && h.line == first_route_line {
+            // Keep the rest of the line when it carries more values.
+            if let Some(next) = routes.get(1).filter(|n| n.s < h.line.e) {
+                out.extend_from_slice(&b[line.start..routes[0].s as usize]);
+                out.extend_from_slice(&b[next.s as usize..line.end]);
+            }
+            continue;
+        }
+        out.extend_from_slice(&b[line]);
+    }
+    if msg.max_forwards().is_none() {
+        out.extend_from_slice(b"Max-Forwards: 70\r\n");
+    }
+    if msg.content_length().is_none() {
+        let _ = write!(out, "Content-Length: {}\r\n", msg.body().len());
+    }
+    for (name, value) in fwd.add_headers {
+        header_line(&mut out, name.as_bytes(), value);
+    }
+    out.extend_from_slice(&b[msg.headers_end()..]);
+    out
+}
+
+/// Forwarded response: the top Via value removed (only that value if a line carries several).
+pub fn forward_response(msg: &Message) -> Vec<u8> {
+    let b: &[u8] = msg.bytes();
+    let vias = msg.via_spans();
+    let line = msg.top_via_line();
+    let mut out = Vec::with_capacity(b.len());
+    let Some(top) = vias.first() else {
+        out.extend_from_slice(b);
+        return out;
+    };
+    out.extend_from_slice(&b[..line.s as usize]);
+    if let Some(next) = vias.get(1).filter(|n| n.s < line.e) {
+        out.extend_from_slice(&b[line.s as usize..top.s as usize]);
+        out.extend_from_slice(&b[next.s as usize..line.e as usize]);
+    }
+    out.extend_from_slice(&b[line.e as usize..]);
+    out
+}
+
+/// A locally generated response to `req` (§8.2.6): Via(s) copied (top one with received/rport
+/// for `source`), From, To (adding `to_tag` when the request's To has none and code > 100),
+/// Call-ID, CSeq, then `extra` headers, `Content-Length: 0`.
+///
+/// Via lines are copied as received (name spelling, several values per line), in order.
+pub fn response(
+    req: &Message,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&[u8]>,
+    source: Option<SocketAddr>,
+    extra: &[(&str, &[u8])],
+) -> Vec<u8> {
+    let b: &[u8] = req.bytes();
+    let fix = via_fix(req, source);
+    let add_tag = to_tag.filter(|_| code > 100 && req.to_tag().is_none());
+    let via_lines: usize = req
+        .header_lines()
+        .filter(|h| kind_of(&b[h.name.range()]) == Kind::Via)
+        .map(|h| h.line.range().len())
+        .sum();
+    let cap = "SIP/2.0 000 \r\n".len()
+        + reason.len()
+        + via_lines
+        + VIA_FIX_MAX
+        + "From: \r\n".len()
+        + req.from_value().len()
+        + "To: \r\n".len()
+        + req.to_value().len()
+        + add_tag.map_or(0, |t| ";tag=".len() + t.len())
+        + "Call-ID: \r\n".len()
+        + req.call_id().len()
+        + "CSeq: \r\n".len()
+        + req.cseq_value().len()
+        + extra
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum::<usize>()
+        + "Content-Length: 0\r\n\r\n".len();
+    let mut out = Vec::with_capacity(cap);
+    let _ = write!(out, "SIP/2.0 {code:03} {reason}\r\n");
+    let top = req.top_via_line();
+    for h in req.header_lines() {
+        if kind_of(&b[h.name.range()]) != Kind::Via {
+            continue;
+        }
+        let line = h.line.range();
+        match (&fix, h.line == top) {
+            (Some(fix), true) => write_with_fix(&mut out, b, line.start, line.end, fix),
+            _ => out.extend_from_slice(&b[line]),
+        }
+    }
+    header_line(&mut out, b"From", req.from_value());
+    out.extend_from_slice(b"To: ");
+    out.extend_from_slice(req.to_value());
+    if let Some(tag) = add_tag {
+        out.extend_from_slice(b";tag=");
+        out.extend_from_slice(tag);
+    }
+    out.extend_from_slice(CRLF);
+    header_line(&mut out, b"Call-ID", req.call_id());
+    header_line(&mut out, b"CSeq", req.cseq_value());
+    for (name, value) in extra {
+        header_line(&mut out, name.as_bytes(), value);
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    out
+}
+
+/// Shared shape of CANCEL and ACK built from a sent INVITE (§9.1, §17.1.1.3).
+fn invite_sibling(inv: &Message, method: &str, to: &[u8]) -> Vec<u8> {
+    let b: &[u8] = inv.bytes();
+    let via = inv.top_via().raw;
+    let route_lines: usize = inv
+        .header_lines()
+        .filter(|h| kind_of(&b[h.name.range()]) == Kind::Route)
+        .map(|h| h.line.range().len())
+        .sum();
+    let cap = method.len()
+        + 1
+        + inv.request_uri().len()
+        + " SIP/2.0\r\n".len()
+        + "Via: \r\n".len()
+        + via.len()
+        + route_lines
+        + "Max-Forwards: 70\r\n".len()
+        + "From: \r\n".len()
+        + inv.from_value().len()
+        + "To: \r\n".len()
+        + to.len()
+        + "Call-ID: \r\n".len()
+        + inv.call_id().len()
+        + "CSeq: 4294967295 \r\n".len()
+        + method.len()
+        + "Content-Length: 0\r\n\r\n".len();
+    let mut out = Vec::with_capacity(cap);
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(inv.request_uri());
+    out.extend_from_slice(b" SIP/2.0\r\n");
+    header_line(&mut out, b"Via", via);
+    for h in inv.header_lines() {
+        if kind_of(&b[h.name.range()]) == Kind::Route {
+            out.extend_from_slice(&b[h.line.range()]);
+        }
+    }
+    out.extend_from_slice(b"Max-Forwards: 70\r\n");
+    header_line(&mut out, b"From", inv.from_value());
+    header_line(&mut out, b"To", to);
+    header_line(&mut out, b"Call-ID", inv.call_id());
+    let _ = write!(out, "CSeq: {} {method}\r\n", inv.cseq().0);
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    out
+}
+
+/// CANCEL for a forwarded INVITE (§9.1): same Request-URI, top Via (only ours), Route headers,
+/// Call-ID, From, To, CSeq number with method CANCEL, Max-Forwards 70, Content-Length 0.
+pub fn cancel_for(sent_invite: &Message) -> Vec<u8> {
+    invite_sibling(sent_invite, "CANCEL", sent_invite.to_value())
+}
+
+/// ACK for a non-2xx final response to a forwarded INVITE (§17.1.1.3): Request-URI, top Via
+/// and Route headers from the INVITE, To from the response (with its tag), CSeq number + ACK.
+pub fn ack_for(sent_invite: &Message, response: &Message) -> Vec<u8> {
+    invite_sibling(sent_invite, "ACK", response.to_value())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn parse(s: &str) -> Message {
+        Message::parse(Bytes::from(s.replace('\n', "\r\n"))).unwrap()
+    }
+
+    const REQ: &str = "INVITE sip:4008001234@hotline.example SIP/2.0
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKa;rport
+Max-Forwards: 70
+Route: <sip:hotline.example;lr>, <sip:next.example;lr>
+From: <sip:alice@example.com>;tag=1
+To: <sip:4008001234@hotline.example>
+Call-ID: c1
+CSeq: 1 INVITE
+Content-Length: 0
+
+";
+
+    #[test]
+    fn output_fits_the_capacity_computed_up_front() {
+        let m = parse(REQ);
+        let add: &[(&str, &[u8])] = &[("X-Hotline", b"1")];
+        let fwd = ForwardRequest {
+            request_uri: Some(b"sip:13800000000@10.0.0.9:5060"),
+            via: b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKp",
+            record_route: Some(b"<sip:10.0.0.1;lr>"),
+            pop_route: true,
+            source: Some("[2001:db8::ffff:1234]:40000".parse().unwrap()),
+            add_headers: add,
+            remove_headers: &["X-None"],
+        };
+        let out = forward_request(&m, &fwd);
+        // Capacity unchanged means the Vec never grew: one allocation.
+        assert_eq!(out.capacity(), forward_request_capacity(&m, &fwd));
+        assert!(out.len() <= out.capacity());
+        let r = response(
+            &m,
+            486,
+            "Busy Here",
+            Some(b"t"),
+            fwd.source,
+            &[("Retry-After", b"30")],
+        );
+        let text = String::from_utf8_lossy(&r);
+        assert!(
+            text.contains(";rport=40000;received=2001:db8::ffff:1234"),
+            "{text}"
+        );
+    }
+}

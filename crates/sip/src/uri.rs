@@ -1,0 +1,494 @@
+//! Borrowing URI parsing for `sip:`, `sips:` and `tel:` URIs, and name-addr header values
+//! (`"Display" <sip:u@h>;tag=x`). Nothing here allocates: every field is a slice of the input.
+//!
+//! Escapes (`%41`) are left as written: comparing escaped and unescaped forms is the caller's
+//! business (RFC 3261 §19.1.4).
+
+/// A parsed URI borrowing from its input. Also accepts a name-addr (`"x" <sip:..>;tag=..`) via
+/// [`Uri::parse_name_addr`], which returns the URI inside the angle brackets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uri<'a> {
+    /// `sip`, `sips` or `tel` (lower-cased comparison by the caller).
+    pub scheme: &'a [u8],
+    /// User part (sip) or the number (tel), without params; may be empty.
+    pub user: &'a [u8],
+    /// Host (sip); empty for tel. IPv6 references keep their brackets.
+    pub host: &'a [u8],
+    pub port: Option<u16>,
+    /// Everything after the first `;` of the URI (without headers `?..`), e.g. `lr;transport=tcp`.
+    pub params: &'a [u8],
+}
+
+impl<'a> Uri<'a> {
+    /// Parse a `sip:`, `sips:` or `tel:` URI. Any other scheme, whitespace, angle brackets or
+    /// quotes, an empty or malformed host, or a port outside 0..=65535 give `None`.
+    pub fn parse(s: &'a [u8]) -> Option<Uri<'a>> {
+        let colon = s.iter().position(|&c| c == b':')?;
+        let scheme = &s[..colon];
+        let rest = &s[colon + 1..];
+        if rest.is_empty() || rest.iter().any(|&c| is_forbidden_in_uri(c)) {
+            return None;
+        }
+        if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
+            parse_sip(scheme, rest)
+        } else if scheme.eq_ignore_ascii_case(b"tel") {
+            let (number, params) = match rest.iter().position(|&c| c == b';') {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, &rest[rest.len()..]),
+            };
+            if number.is_empty() {
+                return None;
+            }
+            Some(Uri {
+                scheme,
+                user: number,
+                host: &rest[..0],
+                port: None,
+                params,
+            })
+        } else {
+            None
+        }
+    }
+
+    /// Parse the addr-spec out of a name-addr or addr-spec header value.
+    pub fn parse_name_addr(s: &'a [u8]) -> Option<Uri<'a>> {
+        Uri::parse(NameAddr::parse(s)?.uri)
+    }
+
+    /// Value of a URI parameter (`Some(b"")` for a flag like `lr`); case-insensitive name.
+    pub fn param(&self, name: &str) -> Option<&'a [u8]> {
+        find_param(self.params, name.as_bytes(), b';')
+    }
+
+    /// Whether the scheme is `sips` (case-insensitive).
+    pub fn is_sips(&self) -> bool {
+        self.scheme.eq_ignore_ascii_case(b"sips")
+    }
+}
+
+fn parse_sip<'a>(scheme: &'a [u8], rest: &'a [u8]) -> Option<Uri<'a>> {
+    // Headers (`?a=b`) never contain an unescaped '@', so the last '@' ends the userinfo even
+    // when the user part holds ';', '?' or ',' (RFC 4475 §3.1.1.2, §3.1.1.9).
+    let (user, hostpart) = match rest.iter().rposition(|&c| c == b'@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user_end = userinfo
+                .iter()
+                .position(|&c| c == b':')
+                .unwrap_or(userinfo.len());
+            (&userinfo[..user_end], &rest[at + 1..])
+        }
+        None => (&rest[..0], rest),
+    };
+    let (hostport, params) = {
+        let end = hostpart
+            .iter()
+            .position(|&c| c == b';' || c == b'?')
+            .unwrap_or(hostpart.len());
+        let params = if hostpart.get(end) == Some(&b';') {
+            let p = &hostpart[end + 1..];
+            let pend = p.iter().position(|&c| c == b'?').unwrap_or(p.len());
+            &p[..pend]
+        } else {
+            &hostpart[hostpart.len()..]
+        };
+        (&hostpart[..end], params)
+    };
+    let (host, port) = split_hostport(hostport)?;
+    Some(Uri {
+        scheme,
+        user,
+        host,
+        port,
+        params,
+    })
+}
+
+/// Split `host[:port]` (IPv6 references in brackets). Validates host characters and the port.
+pub(crate) fn split_hostport(hp: &[u8]) -> Option<(&[u8], Option<u16>)> {
+    let (host, after) = if hp.first() == Some(&b'[') {
+        let close = hp.iter().position(|&c| c == b']')?;
+        let inner = &hp[1..close];
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+        {
+            return None;
+        }
+        (&hp[..=close], &hp[close + 1..])
+    } else {
+        let end = hp.iter().position(|&c| c == b':').unwrap_or(hp.len());
+        let host = &hp[..end];
+        if host.is_empty()
+            || !host
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
+        {
+            return None;
+        }
+        (host, &hp[end..])
+    };
+    let port = match after {
+        [] => None,
+        [b':', digits @ ..] => Some(parse_port(digits)?),
+        _ => return None,
+    };
+    Some((host, port))
+}
+
+/// 1–5 ASCII digits with a value ≤ 65535.
+pub(crate) fn parse_port(d: &[u8]) -> Option<u16> {
+    if d.is_empty() || d.len() > 5 || !d.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = d
+        .iter()
+        .fold(0u32, |acc, &c| acc * 10 + u32::from(c - b'0'));
+    u16::try_from(v).ok()
+}
+
+fn is_forbidden_in_uri(c: u8) -> bool {
+    c <= b' ' || c == 0x7f || c == b'<' || c == b'>' || c == b'"'
+}
+
+/// RFC 3261 `token` characters.
+pub(crate) fn is_token_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
+}
+
+/// Linear white space, including the CR/LF of a folded line.
+pub(crate) fn is_lws(c: u8) -> bool {
+    c == b' ' || c == b'\t' || c == b'\r' || c == b'\n'
+}
+
+pub(crate) fn trim_lws(mut s: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = s {
+        if is_lws(*first) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    while let [rest @ .., last] = s {
+        if is_lws(*last) {
+            s = rest;
+        } else {
+            break;
+        }
+    }
+    s
+}
+
+/// Index just past a quoted string starting at `s[start] == '"'`, honouring `\` escapes.
+pub(crate) fn skip_quoted(s: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < s.len() {
+        match s[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Find `name` in a `sep`-separated parameter list (`a=1;b;c = "x"`), LWS-tolerant,
+/// case-insensitive on the name. Returns the value (quotes kept) or `b""` for a flag.
+pub(crate) fn find_param<'a>(params: &'a [u8], name: &[u8], sep: u8) -> Option<&'a [u8]> {
+    let mut i = 0;
+    while i <= params.len() {
+        // One parameter runs to the next separator outside quotes.
+        let mut j = i;
+        while j < params.len() && params[j] != sep {
+            if params[j] == b'"' {
+                j = skip_quoted(params, j).unwrap_or(params.len());
+            } else {
+                j += 1;
+            }
+        }
+        let item = &params[i..j.min(params.len())];
+        let (n, v) = match item.iter().position(|&c| c == b'=') {
+            Some(eq) => (trim_lws(&item[..eq]), Some(trim_lws(&item[eq + 1..]))),
+            None => (trim_lws(item), None),
+        };
+        if !n.is_empty() && n.eq_ignore_ascii_case(name) {
+            return Some(v.unwrap_or(&item[..0]));
+        }
+        i = j + 1;
+    }
+    None
+}
+
+/// The parts of a name-addr / addr-spec header value (From, To, Contact, Route, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NameAddr<'a> {
+    /// Display name as written: quoted (with its quotes) or tokens; empty when absent.
+    pub display: &'a [u8],
+    /// The URI (inside `<...>` when present).
+    pub uri: &'a [u8],
+    /// Header parameters after the URI, without the leading `;` (e.g. `tag=1;expires=60`).
+    pub params: &'a [u8],
+}
+
+impl<'a> NameAddr<'a> {
+    /// Split a header value into display name, URI and header parameters. Checks the display
+    /// name grammar (quoted string or tokens), balanced quotes and brackets, and that the URI is
+    /// `scheme:rest` without white space; `sip`/`sips`/`tel` URIs must also pass [`Uri::parse`].
+    /// Unknown schemes are accepted (RFC 4475 §3.3.2): routing them is the caller's choice.
+    pub fn parse(s: &'a [u8]) -> Option<NameAddr<'a>> {
+        let s = trim_lws(s);
+        // Where is the '<' (outside quotes), if any?
+        let mut i = 0;
+        let mut open = None;
+        while i < s.len() {
+            match s[i] {
+                b'"' => i = skip_quoted(s, i)?,
+                b'<' => {
+                    open = Some(i);
+                    break;
+                }
+                _ => i += 1,
+            }
+        }
+        let (display, uri, after) = match open {
+            Some(lt) => {
+                let display = trim_lws(&s[..lt]);
+                if !valid_display_name(display) {
+                    return None;
+                }
+                let close = lt + s[lt..].iter().position(|&c| c == b'>')?;
+                (display, &s[lt + 1..close], &s[close + 1..])
+            }
+            None => {
+                // addr-spec form: parameters after the first ';' are header parameters.
+                let end = s.iter().position(|&c| c == b';').unwrap_or(s.len());
+                (&s[..0], trim_lws(&s[..end]), &s[end..])
+            }
+        };
+        if !valid_generic_uri(uri) {
+            return None;
+        }
+        let after = trim_lws(after);
+        let params = match after {
+            [] => after,
+            [b';', rest @ ..] => rest,
+            _ => return None,
+        };
+        if !valid_params(params) {
+            return None;
+        }
+        Some(NameAddr {
+            display,
+            uri,
+            params,
+        })
+    }
+
+    /// A header parameter (`tag`, `expires`, ...), case-insensitive name; `Some(b"")` for flags.
+    pub fn param(&self, name: &str) -> Option<&'a [u8]> {
+        find_param(self.params, name.as_bytes(), b';')
+    }
+}
+
+fn valid_display_name(d: &[u8]) -> bool {
+    if d.is_empty() {
+        return true;
+    }
+    if d[0] == b'"' {
+        return skip_quoted(d, 0) == Some(d.len());
+    }
+    d.iter().all(|&c| is_token_char(c) || is_lws(c))
+}
+
+fn valid_generic_uri(uri: &[u8]) -> bool {
+    let Some(colon) = uri.iter().position(|&c| c == b':') else {
+        return false;
+    };
+    let scheme = &uri[..colon];
+    let ok_scheme = scheme.first().is_some_and(u8::is_ascii_alphabetic)
+        && scheme
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.');
+    if !ok_scheme || colon + 1 == uri.len() || uri.iter().any(|&c| is_forbidden_in_uri(c)) {
+        return false;
+    }
+    let known = [&b"sip"[..], b"sips", b"tel"]
+        .iter()
+        .any(|k| scheme.eq_ignore_ascii_case(k));
+    !known || Uri::parse(uri).is_some()
+}
+
+/// `*( SEMI generic-param )` after the leading ';' was removed: every parameter has a
+/// non-empty token name; values are tokens, hosts or quoted strings.
+fn valid_params(params: &[u8]) -> bool {
+    if params.is_empty() {
+        return true;
+    }
+    let mut i = 0;
+    loop {
+        let mut j = i;
+        while j < params.len() && params[j] != b';' {
+            if params[j] == b'"' {
+                match skip_quoted(params, j) {
+                    Some(k) => j = k,
+                    None => return false,
+                }
+            } else {
+                j += 1;
+            }
+        }
+        let item = &params[i..j];
+        let (n, v) = match item.iter().position(|&c| c == b'=') {
+            Some(eq) => (trim_lws(&item[..eq]), Some(trim_lws(&item[eq + 1..]))),
+            None => (trim_lws(item), None),
+        };
+        if n.is_empty() || !n.iter().all(|&c| is_token_char(c)) {
+            return false;
+        }
+        if let Some(v) = v {
+            let ok = if v.first() == Some(&b'"') {
+                skip_quoted(v, 0) == Some(v.len())
+            } else {
+                !v.is_empty()
+                    && v.iter()
+                        .all(|&c| is_token_char(c) || c == b':' || c == b'[' || c == b']')
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if j >= params.len() {
+            return true;
+        }
+        i = j + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_uri_fields() {
+        let u = Uri::parse(b"sip:alice@example.com:5070;transport=tcp;lr?X=1").unwrap();
+        assert_eq!(u.scheme, b"sip");
+        assert_eq!(u.user, b"alice");
+        assert_eq!(u.host, b"example.com");
+        assert_eq!(u.port, Some(5070));
+        assert_eq!(u.params, b"transport=tcp;lr");
+        assert_eq!(u.param("TRANSPORT"), Some(&b"tcp"[..]));
+        assert_eq!(u.param("lr"), Some(&b""[..]));
+        assert_eq!(u.param("maddr"), None);
+    }
+
+    #[test]
+    fn sip_uri_without_user_and_ipv6() {
+        let u = Uri::parse(b"sip:[2001:db8::10]:5060;lr").unwrap();
+        assert_eq!(u.user, b"");
+        assert_eq!(u.host, b"[2001:db8::10]");
+        assert_eq!(u.port, Some(5060));
+        let u = Uri::parse(b"sips:[::1]").unwrap();
+        assert!(u.is_sips());
+        assert_eq!(u.host, b"[::1]");
+        assert_eq!(u.port, None);
+    }
+
+    #[test]
+    fn user_with_password_and_odd_characters() {
+        let u = Uri::parse(b"sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user, b"user;par=u%40example.net");
+        assert_eq!(u.host, b"example.com");
+        let u = Uri::parse(b"sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com").unwrap();
+        assert_eq!(
+            u.user,
+            &b"1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"[..]
+        );
+        assert_eq!(u.host, b"example.com");
+    }
+
+    #[test]
+    fn tel_uri() {
+        let u = Uri::parse(b"tel:+86-400-800-1234;phone-context=example.com").unwrap();
+        assert_eq!(u.scheme, b"tel");
+        assert_eq!(u.user, b"+86-400-800-1234");
+        assert_eq!(u.host, b"");
+        assert_eq!(u.param("phone-context"), Some(&b"example.com"[..]));
+    }
+
+    #[test]
+    fn bad_uris() {
+        for bad in [
+            &b"sip:"[..],
+            b"sip:user@",
+            b"sip:user@host:99999",
+            b"sip:user@host:",
+            b"sip:user@ho st",
+            b"sip:[::1",
+            b"http://example.com",
+            b"sipexample.com",
+            b"<sip:a@b>",
+            b"tel:",
+        ] {
+            assert!(
+                Uri::parse(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn name_addr_forms() {
+        let n =
+            NameAddr::parse(b"\"Bell, Alexander\" <sip:a.g.bell@example.com>;tag=433423").unwrap();
+        assert_eq!(n.display, b"\"Bell, Alexander\"");
+        assert_eq!(n.uri, b"sip:a.g.bell@example.com");
+        assert_eq!(n.param("tag"), Some(&b"433423"[..]));
+
+        let n = NameAddr::parse(b"caller<sip:caller@example.com>;tag=323").unwrap();
+        assert_eq!(n.display, b"caller");
+        assert_eq!(n.param("tag"), Some(&b"323"[..]));
+
+        let n =
+            NameAddr::parse(b"sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        assert_eq!(n.uri, b"sip:vivekg@chair-dnrc.example.com");
+        assert_eq!(n.param("tag"), Some(&b"1918181833n"[..]));
+
+        let n = NameAddr::parse(
+            b"\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8",
+        )
+        .unwrap();
+        assert_eq!(n.param("tag"), Some(&b"98asjd8"[..]));
+
+        let u = Uri::parse_name_addr(b"Alice <sip:alice@[::1]:5062>").unwrap();
+        assert_eq!(u.host, b"[::1]");
+        assert_eq!(u.port, Some(5062));
+
+        // Unknown schemes are syntactically fine in a name-addr.
+        assert!(NameAddr::parse(b"<http://www.example.com>;tag=3234233").is_some());
+        assert!(NameAddr::parse(b"isbn:2983792873").is_some());
+        assert!(Uri::parse_name_addr(b"isbn:2983792873").is_none());
+    }
+
+    #[test]
+    fn bad_name_addrs() {
+        for bad in [
+            &b"\"Mr. J. User <sip:j.user@example.com>"[..],
+            b"Bell, Alexander <sip:a.g.bell@example.com>;tag=43",
+            b"\"Watson, Thomas\" < sip:t.watson@example.org >",
+            b"<sip:a@b",
+            b"<sip:a@b>;;",
+            b"<sip:a@b> junk",
+            b"",
+            b"<sip:>",
+        ] {
+            assert!(
+                NameAddr::parse(bad).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
