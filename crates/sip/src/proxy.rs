@@ -1,1 +1,1973 @@
-//! Forking proxy core (in progress).
+//! The transaction-stateful forking proxy core (RFC 3261 §16), sans-IO.
+//!
+//! [`Proxy`] owns every server and client transaction, the calls being set up and the dialogs
+//! that were answered through it. Its user (the I/O shell) feeds it received bytes with
+//! [`Proxy::handle_message`], fires timers with [`Proxy::handle_timeout`], drains what to send
+//! with [`Proxy::poll_transmit`] and what happened with [`Proxy::poll_event`].
+//!
+//! A new INVITE produces [`Event::Incoming`]; the user answers with [`Proxy::route`] (a
+//! [`ForkPlan`]: ordered groups of targets, each group rung in sequence or in parallel) or
+//! [`Proxy::reject`]. The proxy then runs the hunt: ring timers, CANCEL of losing or timed-out
+//! branches, moving on by cause, the best response when everything failed.
+//!
+//! Everything that arrives from the network is untrusted: nothing here panics on it.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::msg::{Message, Method, Via};
+use crate::rewrite::{self, ForwardRequest};
+use crate::txn::{
+    ClientInvite, ClientNonInvite, ClientVerdict, Reliability, ServerInvite, ServerNonInvite,
+    TimerAction, Timers,
+};
+use crate::uri::Uri;
+
+/// Transport protocol of a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    fn reliability(self) -> Reliability {
+        match self {
+            Transport::Udp => Reliability::Unreliable,
+            Transport::Tcp => Reliability::Reliable,
+        }
+    }
+    fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
+
+/// Where a message came from or goes to. For TCP the shell maps the address to a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+}
+
+/// A message to send.
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    pub dest: Peer,
+    pub bytes: Bytes,
+}
+
+/// Opaque handle of a call (an INVITE server transaction and its hunt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallHandle(pub u64);
+
+/// Static configuration of the proxy core.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub timers: Timers,
+    /// Our own address as written in Via and Record-Route (`host:port`).
+    pub local: SocketAddr,
+    /// Extra addresses that count as "us" in Request-URIs and Route headers.
+    pub aliases: Vec<SocketAddr>,
+    /// Value of the Allow header in 405 and OPTIONS responses.
+    pub allow: &'static str,
+    /// How long a finished call's dialog is remembered for late in-dialog requests.
+    pub dialog_linger: Duration,
+}
+
+impl ProxyConfig {
+    pub fn new(local: SocketAddr) -> Self {
+        ProxyConfig {
+            timers: Timers::default(),
+            local,
+            aliases: Vec::new(),
+            allow: "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO",
+            dialog_linger: Duration::from_secs(32),
+        }
+    }
+}
+
+/// One target of a fork plan.
+#[derive(Debug, Clone)]
+pub struct BranchTarget {
+    /// The Request-URI to send.
+    pub uri: Bytes,
+    /// Where to send it.
+    pub dest: Peer,
+    /// Ring timeout (等待时间) for this branch.
+    pub ring_timeout: Duration,
+    /// The user's id for the target; echoed in events.
+    pub tag: u32,
+}
+
+/// A group of targets: rung one after another (`parallel == false`) or all at once.
+#[derive(Debug, Clone, Default)]
+pub struct ForkGroup {
+    pub parallel: bool,
+    pub targets: Vec<BranchTarget>,
+}
+
+/// Which failure causes move the hunt on to the next target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advance {
+    pub busy: bool,
+    pub no_answer: bool,
+    pub unreachable: bool,
+    pub rejected: bool,
+    /// 6xx other than 600 (decline everywhere) also moves on.
+    pub global_failure: bool,
+}
+
+impl Default for Advance {
+    fn default() -> Self {
+        Advance {
+            busy: true,
+            no_answer: true,
+            unreachable: true,
+            rejected: true,
+            global_failure: false,
+        }
+    }
+}
+
+/// What the user decided for an incoming call.
+#[derive(Debug, Clone, Default)]
+pub struct ForkPlan {
+    pub groups: Vec<ForkGroup>,
+    /// Ring timers start at the first 18x instead of when the INVITE is sent.
+    pub ring_from_18x: bool,
+    /// Overall cap on the hunt, from the arrival of the INVITE.
+    pub wait_cap: Option<Duration>,
+    pub advance: Advance,
+    /// Relay 183-with-SDP as a plain 180 while hunting.
+    pub suppress_early_media: bool,
+    /// Code sent to the caller when everything failed (instead of the best response).
+    pub fail_code: Option<u16>,
+    /// Headers added to every forwarded INVITE (Diversion, History-Info ...).
+    pub add_headers: Vec<(&'static str, Vec<u8>)>,
+    /// Headers removed from forwarded INVITEs (e.g. P-Asserted-Identity from untrusted trunks).
+    pub remove_headers: Vec<&'static str>,
+}
+
+/// Why a branch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Answered,
+    /// Ring timeout: Hotline cancelled it.
+    NoAnswer,
+    Busy,
+    Rejected,
+    /// 408, 480, 5xx, timer B, transport error.
+    Unreachable,
+    /// A 6xx other than 600.
+    GlobalFailure,
+    Redirected,
+    /// Cancelled because another branch answered or the hunt moved on.
+    CancelledByHunt,
+    CancelledByCaller,
+    /// The user's gate refused it (concurrency limit).
+    LimitReached,
+}
+
+impl Outcome {
+    fn from_code(code: u16) -> Outcome {
+        match code {
+            200..=299 => Outcome::Answered,
+            300..=399 => Outcome::Redirected,
+            486 | 600 => Outcome::Busy,
+            408 | 480 | 500..=599 => Outcome::Unreachable,
+            487 => Outcome::NoAnswer,
+            601..=699 => Outcome::GlobalFailure,
+            _ => Outcome::Rejected,
+        }
+    }
+    fn advances(self, adv: &Advance) -> bool {
+        match self {
+            Outcome::Busy => adv.busy,
+            Outcome::NoAnswer => adv.no_answer,
+            Outcome::Unreachable | Outcome::LimitReached => adv.unreachable,
+            Outcome::Rejected | Outcome::Redirected => adv.rejected,
+            Outcome::GlobalFailure => adv.global_failure,
+            Outcome::Answered | Outcome::CancelledByHunt | Outcome::CancelledByCaller => false,
+        }
+    }
+}
+
+/// Who ended an answered call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hangup {
+    Caller,
+    Callee,
+    /// Hotline itself (timeouts); or the call was never answered.
+    System,
+}
+
+/// Timestamps of one branch (hunt attempt).
+#[derive(Debug, Clone)]
+pub struct AttemptInfo {
+    pub call: CallHandle,
+    /// 1-based index of the attempt within the call.
+    pub attempt: u32,
+    pub target: u32,
+    pub started: Instant,
+    pub first_ring: Option<Instant>,
+    pub answered: Option<Instant>,
+    pub ended: Instant,
+    /// Final SIP code of the branch (408 when it timed out without one).
+    pub code: u16,
+    pub outcome: Outcome,
+}
+
+/// A finished call.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    pub call: CallHandle,
+    pub call_id: Bytes,
+    pub started: Instant,
+    pub first_ring: Option<Instant>,
+    pub answered: Option<Instant>,
+    pub ended: Instant,
+    /// Final code sent to the caller (200 when answered).
+    pub code: u16,
+    pub answered_target: Option<u32>,
+    pub hangup: Hangup,
+    pub attempts: u32,
+    /// Outcome of the last attempt (why the call ended unanswered).
+    pub last_outcome: Option<Outcome>,
+    /// The caller cancelled before an answer.
+    pub cancelled: bool,
+}
+
+/// What happened, for the user.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A new INVITE that needs a decision: call [`Proxy::route`] or [`Proxy::reject`].
+    Incoming {
+        call: CallHandle,
+        request: Message,
+        source: Peer,
+    },
+    /// A branch is about to be sent to `target`.
+    AttemptStarted {
+        call: CallHandle,
+        attempt: u32,
+        target: u32,
+    },
+    /// A branch ended (answered branches end at the answer; the call goes on).
+    AttemptEnded(AttemptInfo),
+    /// The call was answered by `target`.
+    Answered { call: CallHandle, target: u32 },
+    /// The call ended (answered and hung up, or never answered).
+    CallEnded(CallInfo),
+}
+
+/// Counters of the proxy core.
+#[derive(Debug, Clone, Default)]
+pub struct Stats {
+    pub parse_errors: u64,
+    pub bad_requests: u64,
+    pub dropped_responses: u64,
+    pub retransmissions_absorbed: u64,
+    pub retransmissions_sent: u64,
+    pub loops: u64,
+    pub too_many_hops: u64,
+    pub extra_2xx: u64,
+    pub stray_acks: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum TimerRef {
+    Server(u64),
+    Client(u64),
+    Call(u64),
+}
+
+enum ServerKind {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+struct ServerTxn {
+    key: u64,
+    kind: ServerKind,
+    /// Where responses go (Via / rport / the connection it came on).
+    reply_to: Peer,
+    request: Message,
+    source: Peer,
+    /// The call this INVITE started, or the client transaction a forwarded request went out on.
+    call: Option<u64>,
+    scheduled: Option<Instant>,
+}
+
+enum ClientKind {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+struct ClientTxn {
+    kind: ClientKind,
+    sent: Message,
+    dest: Peer,
+    /// INVITE branches: the call. Non-INVITE: the server transaction to answer (0 = none, e.g. CANCEL).
+    owner: Owner,
+    scheduled: Option<Instant>,
+}
+
+#[derive(Clone, Copy)]
+enum Owner {
+    Branch {
+        call: u64,
+    },
+    Relay {
+        server: u64,
+    },
+    /// A CANCEL or BYE Hotline generated itself; responses are absorbed.
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BranchState {
+    /// INVITE sent, nothing back yet.
+    Trying,
+    /// 1xx received.
+    Ringing,
+    /// Final response received or given up on.
+    Done,
+}
+
+struct Branch {
+    client: u64,
+    target: BranchTarget,
+    attempt: u32,
+    state: BranchState,
+    started: Instant,
+    first_ring: Option<Instant>,
+    ring_deadline: Option<Instant>,
+    /// Hotline wants it cancelled; the CANCEL goes out once a provisional arrives (§9.1).
+    cancel_pending: Option<Outcome>,
+    cancel_sent: bool,
+    /// Already reported in an `AttemptEnded` event.
+    reported: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// Waiting for the user's route/reject.
+    Deciding,
+    Hunting,
+    Answered,
+    Ended,
+}
+
+struct Call {
+    server: u64,
+    invite: Message,
+    caller_peer: Peer,
+    state: CallState,
+    plan: ForkPlan,
+    /// Next group / member to try.
+    group: usize,
+    member: usize,
+    branches: Vec<Branch>,
+    attempts: u32,
+    started: Instant,
+    first_ring: Option<Instant>,
+    answered: Option<Instant>,
+    answered_target: Option<u32>,
+    cap_deadline: Option<Instant>,
+    /// Best final response so far: (code, forwarded bytes if it came from a branch).
+    best: Option<(u16, Option<Bytes>)>,
+    last_outcome: Option<Outcome>,
+    cancelled: bool,
+    caller_from_tag: Bytes,
+    /// Deadline after which an ended call is forgotten.
+    linger_until: Option<Instant>,
+    scheduled: Option<Instant>,
+    /// Sent a 180 in place of early media already (suppress mode).
+    sent_ringing: bool,
+    local_tag: Bytes,
+}
+
+/// The proxy core. See the module docs.
+pub struct Proxy {
+    cfg: ProxyConfig,
+    next_id: u64,
+    server_keys: HashMap<u64, u64>,
+    servers: HashMap<u64, ServerTxn>,
+    clients: HashMap<u64, ClientTxn>,
+    calls: HashMap<u64, Call>,
+    /// Call-ID hash -> call, for dialogs answered through Hotline.
+    dialogs: HashMap<u64, u64>,
+    timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    /// Calls whose hunt moves on at the next [`Proxy::pending_hunts`].
+    pending: Vec<u64>,
+    stats: Stats,
+}
+
+const BRANCH_PREFIX: &[u8] = b"z9hG4bK-hl";
+
+fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn eq_ci(a: &[u8], b: &[u8]) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+impl Proxy {
+    pub fn new(cfg: ProxyConfig) -> Self {
+        Proxy {
+            cfg,
+            next_id: 1,
+            server_keys: HashMap::new(),
+            servers: HashMap::new(),
+            clients: HashMap::new(),
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            pending: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &ProxyConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Calls being set up or answered.
+    pub fn active_calls(&self) -> usize {
+        self.calls
+            .values()
+            .filter(|c| c.state != CallState::Ended)
+            .count()
+    }
+
+    /// Live server + client transactions.
+    pub fn transactions(&self) -> usize {
+        self.servers.len() + self.clients.len()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest instant at which [`Proxy::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    fn id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn send(&mut self, dest: Peer, bytes: impl Into<Bytes>) {
+        self.transmits.push_back(Transmit {
+            dest,
+            bytes: bytes.into(),
+        });
+    }
+
+    fn schedule(&mut self, r: TimerRef, at: Option<Instant>) {
+        let Some(at) = at else { return };
+        let slot = match r {
+            TimerRef::Server(id) => self.servers.get_mut(&id).map(|s| &mut s.scheduled),
+            TimerRef::Client(id) => self.clients.get_mut(&id).map(|c| &mut c.scheduled),
+            TimerRef::Call(id) => self.calls.get_mut(&id).map(|c| &mut c.scheduled),
+        };
+        let Some(slot) = slot else { return };
+        if slot.is_some_and(|s| s <= at) {
+            return;
+        }
+        *slot = Some(at);
+        self.timers.push(Reverse((at, r)));
+    }
+
+    // ----- addressing ---------------------------------------------------------------------
+
+    fn is_local(&self, host: &[u8], port: Option<u16>) -> bool {
+        let port = port.unwrap_or(5060);
+        let host = host
+            .strip_prefix(b"[")
+            .and_then(|h| h.strip_suffix(b"]"))
+            .unwrap_or(host);
+        let Ok(h) = std::str::from_utf8(host) else {
+            return false;
+        };
+        let Ok(ip) = h.parse::<IpAddr>() else {
+            return false;
+        };
+        std::iter::once(&self.cfg.local)
+            .chain(self.cfg.aliases.iter())
+            .any(|a| a.port() == port && (a.ip() == ip || a.ip().is_unspecified()))
+    }
+
+    fn uri_is_local(&self, uri: &[u8]) -> bool {
+        match Uri::parse_name_addr(uri) {
+            Some(u) if !u.host.is_empty() => self.is_local(u.host, u.port),
+            _ => false,
+        }
+    }
+
+    /// Next hop for a URI: IP literal host + port, transport from `;transport=`.
+    pub fn resolve_uri(uri: &[u8]) -> Option<Peer> {
+        let u = Uri::parse_name_addr(uri)?;
+        let host = u
+            .host
+            .strip_prefix(b"[")
+            .and_then(|h| h.strip_suffix(b"]"))
+            .unwrap_or(u.host);
+        let ip: IpAddr = std::str::from_utf8(host).ok()?.parse().ok()?;
+        let transport = match u.param("transport") {
+            Some(t) if eq_ci(t, b"tcp") => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        Some(Peer {
+            transport,
+            addr: SocketAddr::new(ip, u.port.unwrap_or(5060)),
+        })
+    }
+
+    fn reply_peer(via: &Via<'_>, source: Peer) -> Peer {
+        if source.transport == Transport::Tcp || via.rport.is_some() {
+            return source;
+        }
+        Peer {
+            transport: source.transport,
+            addr: SocketAddr::new(source.addr.ip(), via.port.unwrap_or(5060)),
+        }
+    }
+
+    fn new_branch(&mut self, loop_hash: u64) -> (u64, String) {
+        let id = self.id();
+        let b = format!(
+            "{}{:016x}-{:x}",
+            std::str::from_utf8(BRANCH_PREFIX).unwrap_or("z9hG4bK-hl"),
+            loop_hash,
+            id
+        );
+        (id, b)
+    }
+
+    fn our_via(&self, transport: Transport, branch: &str) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={};rport",
+            transport.via_name(),
+            self.sent_by(),
+            branch
+        )
+    }
+
+    fn sent_by(&self) -> String {
+        match self.cfg.local {
+            SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        }
+    }
+
+    fn record_route(&self, inbound: Transport, outbound: Transport) -> String {
+        let uri = |t: Transport| match t {
+            Transport::Udp => format!("<sip:{};lr>", self.sent_by()),
+            Transport::Tcp => format!("<sip:{};transport=tcp;lr>", self.sent_by()),
+        };
+        // One entry serves both sides: we listen on UDP and TCP at the same address. Across
+        // transports the entry names none, so each side reaches us over UDP by default
+        // (RFC 5658 double record-routing is not needed for that).
+        if inbound == outbound {
+            uri(inbound)
+        } else {
+            uri(Transport::Udp)
+        }
+    }
+
+    /// Branch id carried in one of our branch parameters.
+    fn branch_id(branch: &[u8]) -> Option<u64> {
+        let rest = branch.strip_prefix(BRANCH_PREFIX)?;
+        let dash = rest.iter().position(|&b| b == b'-')?;
+        let id = std::str::from_utf8(&rest[dash + 1..]).ok()?;
+        u64::from_str_radix(id, 16).ok()
+    }
+
+    fn loop_hash(msg: &Message) -> u64 {
+        let cseq = msg.cseq().0.to_be_bytes();
+        fnv(&[
+            msg.request_uri(),
+            msg.from_tag().unwrap_or(b""),
+            msg.to_tag().unwrap_or(b""),
+            msg.call_id(),
+            &cseq,
+        ])
+    }
+
+    fn server_key(msg: &Message) -> u64 {
+        let via = msg.top_via();
+        let method = match msg.method() {
+            Some(Method::Ack) => b"INVITE".as_slice(),
+            _ => msg.method_bytes(),
+        };
+        fnv(&[
+            via.branch.unwrap_or(b""),
+            via.host,
+            &via.port.unwrap_or(5060).to_be_bytes(),
+            method,
+        ])
+    }
+
+    // ----- entry points ---------------------------------------------------------------------
+
+    /// Handle one framed message received from `source`.
+    pub fn handle_message(&mut self, now: Instant, source: Peer, bytes: Bytes) {
+        match Message::parse(bytes.clone()) {
+            Ok(msg) if msg.is_request() => self.on_request(now, source, msg),
+            Ok(msg) => self.on_response(now, msg),
+            Err(e) => {
+                self.stats.parse_errors += 1;
+                // A request gets 400 naming the problem; a broken response is dropped.
+                if !bytes.starts_with(b"SIP/") {
+                    self.stats.bad_requests += 1;
+                    if let Some(resp) = bad_request(&bytes, e.reason(), source.addr) {
+                        self.send(source, resp);
+                    }
+                } else {
+                    self.stats.dropped_responses += 1;
+                }
+            }
+        }
+    }
+
+    /// Fire every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, r))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match r {
+                TimerRef::Server(id) => self.server_timeout(now, id, at),
+                TimerRef::Client(id) => self.client_timeout(now, id, at),
+                TimerRef::Call(id) => self.call_timeout(now, id, at),
+            }
+        }
+    }
+
+    /// The user's decision for an [`Event::Incoming`]: run this plan.
+    pub fn route(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        plan: ForkPlan,
+        gate: &mut dyn FnMut(CallHandle, u32) -> bool,
+    ) {
+        let Some(c) = self.calls.get_mut(&call.0) else {
+            return;
+        };
+        if c.state != CallState::Deciding {
+            return;
+        }
+        c.cap_deadline = plan.wait_cap.map(|d| c.started + d);
+        c.plan = plan;
+        c.state = CallState::Hunting;
+        self.advance_hunt(now, call.0, gate);
+    }
+
+    /// The user's decision for an [`Event::Incoming`]: answer with `code`.
+    pub fn reject(&mut self, now: Instant, call: CallHandle, code: u16, reason: &str) {
+        let Some(c) = self.calls.get_mut(&call.0) else {
+            return;
+        };
+        if c.state != CallState::Deciding {
+            return;
+        }
+        c.state = CallState::Hunting;
+        c.best = Some((code, None));
+        self.finish_unanswered(now, call.0, Some(reason));
+    }
+
+    // ----- requests --------------------------------------------------------------------------
+
+    fn on_request(&mut self, now: Instant, source: Peer, msg: Message) {
+        let method = msg.method().unwrap_or(Method::Other);
+        let key = Self::server_key(&msg);
+        // Retransmission or ACK of an existing server transaction.
+        if let Some(&sid) = self.server_keys.get(&key) {
+            self.on_server_match(now, sid, method);
+            return;
+        }
+        match method {
+            Method::Ack => self.on_ack(now, msg),
+            Method::Cancel => self.on_cancel(now, source, msg, key),
+            _ => {
+                let in_dialog = msg.to_tag().is_some();
+                if in_dialog {
+                    self.forward_in_dialog(now, source, msg, key);
+                } else {
+                    self.on_initial(now, source, msg, key, method);
+                }
+            }
+        }
+    }
+
+    fn on_server_match(&mut self, now: Instant, sid: u64, method: Method) {
+        let Some(s) = self.servers.get_mut(&sid) else {
+            return;
+        };
+        let reply_to = s.reply_to;
+        let resend = match (&mut s.kind, method) {
+            (ServerKind::Invite(t), Method::Ack) => {
+                t.on_ack(now);
+                None
+            }
+            (ServerKind::Invite(t), _) => t.on_retransmission(),
+            (ServerKind::NonInvite(t), _) => t.on_retransmission(),
+        };
+        self.stats.retransmissions_absorbed += 1;
+        if let Some(b) = resend {
+            self.stats.retransmissions_sent += 1;
+            self.send(reply_to, b);
+        }
+        let dl = self.server_deadline(sid);
+        self.schedule(TimerRef::Server(sid), dl);
+    }
+
+    fn server_deadline(&self, sid: u64) -> Option<Instant> {
+        self.servers.get(&sid).and_then(|s| match &s.kind {
+            ServerKind::Invite(t) => t.deadline(),
+            ServerKind::NonInvite(t) => t.deadline(),
+        })
+    }
+
+    fn client_deadline(&self, cid: u64) -> Option<Instant> {
+        self.clients.get(&cid).and_then(|c| match &c.kind {
+            ClientKind::Invite(t) => t.deadline(),
+            ClientKind::NonInvite(t) => t.deadline(),
+        })
+    }
+
+    fn new_server(&mut self, now: Instant, source: Peer, msg: Message, key: u64) -> u64 {
+        let sid = self.id();
+        let rel = source.transport.reliability();
+        let kind = if msg.method() == Some(Method::Invite) {
+            ServerKind::Invite(ServerInvite::new(rel, self.cfg.timers, now))
+        } else {
+            ServerKind::NonInvite(ServerNonInvite::new(rel, self.cfg.timers, now))
+        };
+        let reply_to = Self::reply_peer(&msg.top_via(), source);
+        self.server_keys.insert(key, sid);
+        self.servers.insert(
+            sid,
+            ServerTxn {
+                key,
+                kind,
+                reply_to,
+                request: msg,
+                source,
+                call: None,
+                scheduled: None,
+            },
+        );
+        sid
+    }
+
+    /// Send a response on a server transaction. `bytes` is the complete response.
+    fn respond(&mut self, now: Instant, sid: u64, code: u16, bytes: Vec<u8>) {
+        let Some(s) = self.servers.get_mut(&sid) else {
+            return;
+        };
+        let bytes = Bytes::from(bytes);
+        let ok = match &mut s.kind {
+            ServerKind::Invite(t) => t.send_response(code, bytes.clone(), now),
+            ServerKind::NonInvite(t) => t.send_response(code, bytes.clone(), now),
+        };
+        if ok {
+            let to = s.reply_to;
+            self.send(to, bytes);
+        } else if (200..300).contains(&code) {
+            // A 2xx for a transaction already finished: relayed anyway so the caller can
+            // ACK and BYE it (§16.7 step 5, RFC 6026).
+            let to = s.reply_to;
+            self.send(to, bytes);
+        }
+        let dl = self.server_deadline(sid);
+        self.schedule(TimerRef::Server(sid), dl);
+    }
+
+    /// Answer a request statelessly-in-a-transaction with a locally generated response.
+    fn respond_local(
+        &mut self,
+        now: Instant,
+        sid: u64,
+        code: u16,
+        reason: &str,
+        extra: &[(&str, &[u8])],
+    ) {
+        let Some(s) = self.servers.get(&sid) else {
+            return;
+        };
+        let tag = if code > 100 && s.request.to_tag().is_none() {
+            Some(local_tag(&s.request))
+        } else {
+            None
+        };
+        let bytes = rewrite::response(
+            &s.request,
+            code,
+            reason,
+            tag.as_deref(),
+            Some(s.source.addr),
+            extra,
+        );
+        self.respond(now, sid, code, bytes);
+    }
+
+    fn on_initial(&mut self, now: Instant, source: Peer, msg: Message, key: u64, method: Method) {
+        let ruri_local = self.uri_is_local(msg.request_uri());
+        let has_user = Uri::parse(msg.request_uri()).is_some_and(|u| !u.user.is_empty());
+        let sid = self.new_server(now, source, msg.clone(), key);
+        if method == Method::Options && (ruri_local || !has_user) {
+            let allow = self.cfg.allow;
+            self.respond_local(
+                now,
+                sid,
+                200,
+                "OK",
+                &[("Allow", allow.as_bytes()), ("Accept", b"application/sdp")],
+            );
+            return;
+        }
+        if msg.max_forwards() == Some(0) {
+            self.stats.too_many_hops += 1;
+            self.respond_local(now, sid, 483, "Too Many Hops", &[]);
+            return;
+        }
+        if self.is_loop(&msg) {
+            self.stats.loops += 1;
+            self.respond_local(now, sid, 482, "Loop Detected", &[]);
+            return;
+        }
+        match method {
+            Method::Invite => self.on_invite(now, sid, source, msg),
+            Method::Options => {
+                let allow = self.cfg.allow;
+                self.respond_local(now, sid, 200, "OK", &[("Allow", allow.as_bytes())]);
+            }
+            _ => {
+                let allow = self.cfg.allow;
+                self.respond_local(
+                    now,
+                    sid,
+                    405,
+                    "Method Not Allowed",
+                    &[("Allow", allow.as_bytes())],
+                );
+            }
+        }
+    }
+
+    fn is_loop(&self, msg: &Message) -> bool {
+        let mut ours = msg.vias().filter(|v| self.is_local(v.host, v.port));
+        let Some(first) = ours.next() else {
+            return false;
+        };
+        let h = format!("{:016x}", Self::loop_hash(msg));
+        std::iter::once(first).chain(ours).any(|v| {
+            v.branch
+                .and_then(|b| b.strip_prefix(BRANCH_PREFIX))
+                .is_some_and(|rest| rest.starts_with(h.as_bytes()))
+        })
+    }
+
+    fn on_invite(&mut self, now: Instant, sid: u64, source: Peer, msg: Message) {
+        // 100 Trying at once: this proxy always runs a hunt that may take time (§16.2).
+        self.respond_local(now, sid, 100, "Trying", &[]);
+        let cid = self.id();
+        let caller_from_tag = Bytes::copy_from_slice(msg.from_tag().unwrap_or(b""));
+        let local_tag = Bytes::from(local_tag(&msg));
+        self.calls.insert(
+            cid,
+            Call {
+                server: sid,
+                invite: msg.clone(),
+                caller_peer: source,
+                state: CallState::Deciding,
+                plan: ForkPlan::default(),
+                group: 0,
+                member: 0,
+                branches: Vec::new(),
+                attempts: 0,
+                started: now,
+                first_ring: None,
+                answered: None,
+                answered_target: None,
+                cap_deadline: None,
+                best: None,
+                last_outcome: None,
+                cancelled: false,
+                caller_from_tag,
+                linger_until: None,
+                scheduled: None,
+                sent_ringing: false,
+                local_tag,
+            },
+        );
+        if let Some(s) = self.servers.get_mut(&sid) {
+            s.call = Some(cid);
+        }
+        self.events.push_back(Event::Incoming {
+            call: CallHandle(cid),
+            request: msg,
+            source,
+        });
+    }
+
+    fn on_ack(&mut self, now: Instant, msg: Message) {
+        // ACK for a 2xx: its own transaction, forwarded statelessly along the route set.
+        let _ = now;
+        if msg.to_tag().is_none() {
+            self.stats.stray_acks += 1;
+            return;
+        }
+        let Some((dest, pop)) = self.next_hop(&msg) else {
+            self.stats.stray_acks += 1;
+            return;
+        };
+        let (_, branch) = self.new_branch(Self::loop_hash(&msg));
+        let via = self.our_via(dest.transport, &branch);
+        let out = rewrite::forward_request(
+            &msg,
+            &ForwardRequest {
+                via: via.as_bytes(),
+                pop_route: pop,
+                ..Default::default()
+            },
+        );
+        self.send(dest, out);
+    }
+
+    /// Loose routing (§16.4, §16.12): pop the Route entries that name us, then the next hop
+    /// is the next Route entry or the Request-URI.
+    fn next_hop(&self, msg: &Message) -> Option<(Peer, bool)> {
+        let mut routes = msg.routes();
+        let first = routes.next();
+        match first {
+            Some(r) if self.uri_is_local(r) => match routes.next() {
+                Some(next) => Some((Self::resolve_uri(next)?, true)),
+                None => Some((Self::resolve_uri(msg.request_uri())?, true)),
+            },
+            _ => None,
+        }
+    }
+
+    fn forward_in_dialog(&mut self, now: Instant, source: Peer, msg: Message, key: u64) {
+        let sid = self.new_server(now, source, msg.clone(), key);
+        if msg.max_forwards() == Some(0) {
+            self.respond_local(now, sid, 483, "Too Many Hops", &[]);
+            return;
+        }
+        let Some((dest, pop)) = self.next_hop(&msg) else {
+            // Not record-routed through us: we are no open relay.
+            self.respond_local(now, sid, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        };
+        let (cid, branch) = self.new_branch(Self::loop_hash(&msg));
+        let via = self.our_via(dest.transport, &branch);
+        let out = rewrite::forward_request(
+            &msg,
+            &ForwardRequest {
+                via: via.as_bytes(),
+                pop_route: pop,
+                source: Some(source.addr),
+                ..Default::default()
+            },
+        );
+        let out = Bytes::from(out);
+        let sent = match Message::parse(out.clone()) {
+            Ok(m) => m,
+            Err(_) => {
+                self.respond_local(now, sid, 500, "Server Internal Error", &[]);
+                return;
+            }
+        };
+        if msg.method() == Some(Method::Bye) {
+            self.note_bye(now, &msg);
+        }
+        let rel = dest.transport.reliability();
+        let kind = if msg.method() == Some(Method::Invite) {
+            ClientKind::Invite(ClientInvite::new(out.clone(), rel, self.cfg.timers, now))
+        } else {
+            ClientKind::NonInvite(ClientNonInvite::new(out.clone(), rel, self.cfg.timers, now))
+        };
+        self.clients.insert(
+            cid,
+            ClientTxn {
+                kind,
+                sent,
+                dest,
+                owner: Owner::Relay { server: sid },
+                scheduled: None,
+            },
+        );
+        if let Some(s) = self.servers.get_mut(&sid) {
+            s.call = Some(cid);
+        }
+        self.send(dest, out);
+        let dl = self.client_deadline(cid);
+        self.schedule(TimerRef::Client(cid), dl);
+    }
+
+    /// A BYE through us ends the call it belongs to.
+    fn note_bye(&mut self, now: Instant, bye: &Message) {
+        let h = fnv(&[bye.call_id()]);
+        let Some(&call) = self.dialogs.get(&h) else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.state != CallState::Answered {
+            return;
+        }
+        let hangup = if bye.from_tag().unwrap_or(b"") == c.caller_from_tag.as_ref() {
+            Hangup::Caller
+        } else {
+            Hangup::Callee
+        };
+        c.state = CallState::Ended;
+        c.linger_until = Some(now + self.cfg.dialog_linger);
+        let info = CallInfo {
+            call: CallHandle(call),
+            call_id: Bytes::copy_from_slice(c.invite.call_id()),
+            started: c.started,
+            first_ring: c.first_ring,
+            answered: c.answered,
+            ended: now,
+            code: 200,
+            answered_target: c.answered_target,
+            hangup,
+            attempts: c.attempts,
+            last_outcome: Some(Outcome::Answered),
+            cancelled: false,
+        };
+        self.events.push_back(Event::CallEnded(info));
+        let dl = c.linger_until;
+        self.schedule(TimerRef::Call(call), dl);
+    }
+
+    fn on_cancel(&mut self, now: Instant, source: Peer, msg: Message, key: u64) {
+        // The INVITE it cancels has the same branch and sent-by (§9.2).
+        let via = msg.top_via();
+        let invite_key = fnv(&[
+            via.branch.unwrap_or(b""),
+            via.host,
+            &via.port.unwrap_or(5060).to_be_bytes(),
+            b"INVITE",
+        ]);
+        let sid = self.new_server(now, source, msg, key);
+        let Some(&inv_sid) = self.server_keys.get(&invite_key) else {
+            self.respond_local(now, sid, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
+        };
+        self.respond_local(now, sid, 200, "OK", &[]);
+        let call = self.servers.get(&inv_sid).and_then(|s| s.call);
+        let Some(call) = call else { return };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if !matches!(c.state, CallState::Deciding | CallState::Hunting) {
+            return;
+        }
+        c.cancelled = true;
+        c.best = Some((487, None));
+        c.last_outcome = Some(Outcome::CancelledByCaller);
+        self.cancel_branches(now, call, Outcome::CancelledByCaller);
+        self.finish_unanswered(now, call, Some("Request Terminated"));
+    }
+
+    // ----- the hunt ---------------------------------------------------------------------------
+
+    /// Start branches until something is ringing or the plan is exhausted.
+    fn advance_hunt(
+        &mut self,
+        now: Instant,
+        call: u64,
+        gate: &mut dyn FnMut(CallHandle, u32) -> bool,
+    ) {
+        loop {
+            let Some(c) = self.calls.get_mut(&call) else {
+                return;
+            };
+            if c.state != CallState::Hunting {
+                return;
+            }
+            if c.branches.iter().any(|b| b.state != BranchState::Done) {
+                return;
+            }
+            if c.cap_deadline.is_some_and(|d| now >= d) {
+                c.last_outcome = Some(Outcome::NoAnswer);
+                break;
+            }
+            let Some(group) = c.plan.groups.get(c.group) else {
+                break;
+            };
+            let targets: Vec<BranchTarget> = if group.parallel {
+                let t = group.targets.clone();
+                c.group += 1;
+                c.member = 0;
+                t
+            } else if let Some(t) = group.targets.get(c.member) {
+                let t = t.clone();
+                c.member += 1;
+                if c.member >= group.targets.len() {
+                    c.group += 1;
+                    c.member = 0;
+                }
+                vec![t]
+            } else {
+                c.group += 1;
+                c.member = 0;
+                continue;
+            };
+            let mut started = 0;
+            for t in targets {
+                if gate(CallHandle(call), t.tag) {
+                    self.start_branch(now, call, t);
+                    started += 1;
+                } else if let Some(c) = self.calls.get_mut(&call) {
+                    c.attempts += 1;
+                    let attempt = c.attempts;
+                    c.last_outcome = Some(Outcome::LimitReached);
+                    if c.best.is_none() {
+                        c.best = Some((486, None));
+                    }
+                    self.events.push_back(Event::AttemptEnded(AttemptInfo {
+                        call: CallHandle(call),
+                        attempt,
+                        target: t.tag,
+                        started: now,
+                        first_ring: None,
+                        answered: None,
+                        ended: now,
+                        code: 486,
+                        outcome: Outcome::LimitReached,
+                    }));
+                }
+            }
+            if started > 0 {
+                return;
+            }
+        }
+        self.finish_unanswered(now, call, None);
+    }
+
+    fn start_branch(&mut self, now: Instant, call: u64, target: BranchTarget) {
+        let Some(lh) = self.calls.get(&call).map(|c| Self::loop_hash(&c.invite)) else {
+            return;
+        };
+        let (cid, branch) = self.new_branch(lh);
+        let Some(c) = self.calls.get(&call) else {
+            return;
+        };
+        let via = self.our_via(target.dest.transport, &branch);
+        let rr = self.record_route(c.caller_peer.transport, target.dest.transport);
+        let pop = c
+            .invite
+            .routes()
+            .next()
+            .is_some_and(|r| self.uri_is_local(r));
+        let add: Vec<(&str, &[u8])> = c
+            .plan
+            .add_headers
+            .iter()
+            .map(|(n, v)| (*n, v.as_slice()))
+            .collect();
+        let out = rewrite::forward_request(
+            &c.invite,
+            &ForwardRequest {
+                request_uri: Some(&target.uri),
+                via: via.as_bytes(),
+                record_route: Some(rr.as_bytes()),
+                pop_route: pop,
+                source: Some(c.caller_peer.addr),
+                add_headers: &add,
+                remove_headers: &c.plan.remove_headers,
+            },
+        );
+        let out = Bytes::from(out);
+        let Ok(sent) = Message::parse(out.clone()) else {
+            return;
+        };
+        let txn = ClientInvite::new(
+            out.clone(),
+            target.dest.transport.reliability(),
+            self.cfg.timers,
+            now,
+        );
+        self.clients.insert(
+            cid,
+            ClientTxn {
+                kind: ClientKind::Invite(txn),
+                sent,
+                dest: target.dest,
+                owner: Owner::Branch { call },
+                scheduled: None,
+            },
+        );
+        let dest = target.dest;
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        c.attempts += 1;
+        let attempt = c.attempts;
+        let ring_deadline = if c.plan.ring_from_18x {
+            None
+        } else {
+            Some(now + target.ring_timeout)
+        };
+        self.events.push_back(Event::AttemptStarted {
+            call: CallHandle(call),
+            attempt,
+            target: target.tag,
+        });
+        c.branches.push(Branch {
+            client: cid,
+            target,
+            attempt,
+            state: BranchState::Trying,
+            started: now,
+            first_ring: None,
+            ring_deadline,
+            cancel_pending: None,
+            cancel_sent: false,
+            reported: false,
+        });
+        let dl = call_deadline(c);
+        self.send(dest, out);
+        let cdl = self.client_deadline(cid);
+        self.schedule(TimerRef::Client(cid), cdl);
+        self.schedule(TimerRef::Call(call), dl);
+    }
+
+    /// Cancel every branch of `call` that has no final response yet.
+    fn cancel_branches(&mut self, now: Instant, call: u64, why: Outcome) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let mut to_cancel = Vec::new();
+        for b in c.branches.iter_mut() {
+            if b.state == BranchState::Done {
+                continue;
+            }
+            b.cancel_pending = Some(why);
+            if b.state == BranchState::Ringing && !b.cancel_sent {
+                b.cancel_sent = true;
+                to_cancel.push(b.client);
+            }
+        }
+        for cid in to_cancel {
+            self.send_cancel(now, cid);
+        }
+        // Branches are reported as ended now: the hunt does not wait for their 487.
+        self.report_pending(now, call);
+    }
+
+    fn report_pending(&mut self, now: Instant, call: u64) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        for b in c.branches.iter_mut() {
+            if let (Some(why), false) = (b.cancel_pending, b.reported) {
+                b.reported = true;
+                b.state = BranchState::Done;
+                let code = if why == Outcome::NoAnswer { 408 } else { 487 };
+                self.events.push_back(Event::AttemptEnded(AttemptInfo {
+                    call: CallHandle(call),
+                    attempt: b.attempt,
+                    target: b.target.tag,
+                    started: b.started,
+                    first_ring: b.first_ring,
+                    answered: None,
+                    ended: now,
+                    code,
+                    outcome: why,
+                }));
+            }
+        }
+    }
+
+    fn send_cancel(&mut self, now: Instant, cid: u64) {
+        let Some(ct) = self.clients.get(&cid) else {
+            return;
+        };
+        let cancel = Bytes::from(rewrite::cancel_for(&ct.sent));
+        let dest = ct.dest;
+        let Ok(sent) = Message::parse(cancel.clone()) else {
+            return;
+        };
+        let id = self.id();
+        let txn = ClientNonInvite::new(
+            cancel.clone(),
+            dest.transport.reliability(),
+            self.cfg.timers,
+            now,
+        );
+        self.clients.insert(
+            id,
+            ClientTxn {
+                kind: ClientKind::NonInvite(txn),
+                sent,
+                dest,
+                owner: Owner::Local,
+                scheduled: None,
+            },
+        );
+        self.send(dest, cancel);
+        let dl = self.client_deadline(id);
+        self.schedule(TimerRef::Client(id), dl);
+    }
+
+    fn finish_unanswered(&mut self, now: Instant, call: u64, reason: Option<&str>) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if matches!(c.state, CallState::Answered | CallState::Ended) {
+            return;
+        }
+        c.state = CallState::Ended;
+        c.linger_until = Some(now);
+        let sid = c.server;
+        let (code, bytes) = match (c.plan.fail_code, c.best.clone()) {
+            (_, Some((code, b))) if c.cancelled => (code, b),
+            (Some(code), _) => (code, None),
+            (None, Some((code, b))) => (code, b),
+            (None, None) => (480, None),
+        };
+        let info = CallInfo {
+            call: CallHandle(call),
+            call_id: Bytes::copy_from_slice(c.invite.call_id()),
+            started: c.started,
+            first_ring: c.first_ring,
+            answered: None,
+            ended: now,
+            code,
+            answered_target: None,
+            hangup: Hangup::System,
+            attempts: c.attempts,
+            last_outcome: c.last_outcome,
+            cancelled: c.cancelled,
+        };
+        match bytes {
+            Some(b) => {
+                let b = b.to_vec();
+                self.respond(now, sid, code, b);
+            }
+            None => {
+                let reason = reason.unwrap_or_else(|| default_reason(code)).to_owned();
+                let tag = self.calls.get(&call).map(|c| c.local_tag.clone());
+                if let (Some(s), Some(tag)) = (self.servers.get(&sid), tag) {
+                    let bytes = rewrite::response(
+                        &s.request,
+                        code,
+                        &reason,
+                        Some(&tag),
+                        Some(s.source.addr),
+                        &[],
+                    );
+                    self.respond(now, sid, code, bytes);
+                }
+            }
+        }
+        self.events.push_back(Event::CallEnded(info));
+        let dl = Some(now);
+        self.schedule(TimerRef::Call(call), dl);
+    }
+
+    // ----- responses --------------------------------------------------------------------------
+
+    fn on_response(&mut self, now: Instant, msg: Message) {
+        let via = msg.top_via();
+        let Some(cid) = via.branch.and_then(Self::branch_id) else {
+            self.stats.dropped_responses += 1;
+            return;
+        };
+        if !self.is_local(via.host, via.port) {
+            self.stats.dropped_responses += 1;
+            return;
+        }
+        let Some(code) = msg.status() else { return };
+        let Some(ct) = self.clients.get_mut(&cid) else {
+            // No transaction: a late 2xx retransmission is still relayed upstream (§16.7).
+            if (200..300).contains(&code) && msg.cseq().1 == Method::Invite {
+                self.forward_stray_2xx(&msg);
+            } else {
+                self.stats.dropped_responses += 1;
+            }
+            return;
+        };
+        if ct.sent.call_id() != msg.call_id() {
+            self.stats.dropped_responses += 1;
+            return;
+        }
+        let verdict = match &mut ct.kind {
+            ClientKind::Invite(t) => t.on_response(code, now),
+            ClientKind::NonInvite(t) => t.on_response(code, now),
+        };
+        let owner = ct.owner;
+        let dest = ct.dest;
+        match verdict {
+            ClientVerdict::Absorb => {
+                self.stats.retransmissions_absorbed += 1;
+            }
+            ClientVerdict::Retransmit(b) => {
+                self.stats.retransmissions_absorbed += 1;
+                self.send(dest, b);
+            }
+            ClientVerdict::PassUpSendAck => {
+                if let Some(ct) = self.clients.get_mut(&cid) {
+                    let ack = Bytes::from(rewrite::ack_for(&ct.sent, &msg));
+                    if let ClientKind::Invite(t) = &mut ct.kind {
+                        t.set_ack(ack.clone());
+                    }
+                    self.send(dest, ack);
+                }
+                self.pass_up(now, cid, owner, code, msg);
+            }
+            ClientVerdict::PassUp => self.pass_up(now, cid, owner, code, msg),
+        }
+        let dl = self.client_deadline(cid);
+        self.schedule(TimerRef::Client(cid), dl);
+    }
+
+    fn forward_stray_2xx(&mut self, msg: &Message) {
+        // Our Via is on top; the next one says where it goes.
+        let Some(next) = msg.vias().nth(1) else {
+            return;
+        };
+        let Some(ip) = std::str::from_utf8(next.received.unwrap_or(next.host))
+            .ok()
+            .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok())
+        else {
+            return;
+        };
+        let port = match next.rport {
+            Some(Some(p)) => p,
+            _ => next.port.unwrap_or(5060),
+        };
+        let transport = if eq_ci(next.transport, b"TCP") {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
+        self.stats.extra_2xx += 1;
+        let out = rewrite::forward_response(msg);
+        self.send(
+            Peer {
+                transport,
+                addr: SocketAddr::new(ip, port),
+            },
+            out,
+        );
+    }
+
+    fn pass_up(&mut self, now: Instant, cid: u64, owner: Owner, code: u16, msg: Message) {
+        match owner {
+            Owner::Local => {}
+            Owner::Relay { server } => {
+                if code == 100 {
+                    return;
+                }
+                let out = rewrite::forward_response(&msg);
+                self.respond(now, server, code, out);
+            }
+            Owner::Branch { call } => self.branch_response(now, call, cid, code, msg),
+        }
+    }
+
+    fn branch_response(&mut self, now: Instant, call: u64, cid: u64, code: u16, msg: Message) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(bi) = c.branches.iter().position(|b| b.client == cid) else {
+            return;
+        };
+        let sid = c.server;
+        if code < 200 {
+            if code == 100 {
+                return;
+            }
+            let b = &mut c.branches[bi];
+            let first = b.first_ring.is_none();
+            if first {
+                b.first_ring = Some(now);
+                if c.plan.ring_from_18x && b.cancel_pending.is_none() {
+                    b.ring_deadline = Some(now + b.target.ring_timeout);
+                }
+            }
+            if b.state == BranchState::Trying {
+                b.state = BranchState::Ringing;
+            }
+            // A branch Hotline gave up on before it rang: cancel it now (§9.1).
+            if b.cancel_pending.is_some() && !b.cancel_sent {
+                b.cancel_sent = true;
+                self.send_cancel(now, cid);
+                return;
+            }
+            if b.cancel_pending.is_some() || c.state != CallState::Hunting {
+                return;
+            }
+            if c.first_ring.is_none() {
+                c.first_ring = Some(now);
+            }
+            let dl = call_deadline(c);
+            let suppress = c.plan.suppress_early_media && !msg.body().is_empty();
+            if suppress {
+                if !c.sent_ringing {
+                    c.sent_ringing = true;
+                    let tag = c.local_tag.clone();
+                    if let Some(s) = self.servers.get(&sid) {
+                        let bytes = rewrite::response(
+                            &s.request,
+                            180,
+                            "Ringing",
+                            Some(&tag),
+                            Some(s.source.addr),
+                            &[],
+                        );
+                        self.respond(now, sid, 180, bytes);
+                    }
+                }
+            } else {
+                let out = rewrite::forward_response(&msg);
+                self.respond(now, sid, code, out);
+            }
+            self.schedule(TimerRef::Call(call), dl);
+            return;
+        }
+        if (200..300).contains(&code) {
+            let b = &mut c.branches[bi];
+            let already = c.state == CallState::Answered || b.state == BranchState::Done;
+            b.state = BranchState::Done;
+            let out = rewrite::forward_response(&msg);
+            if already || c.state != CallState::Hunting {
+                // A second 2xx (another branch, or after CANCEL): relayed so the caller's
+                // UA can ACK and BYE it.
+                self.stats.extra_2xx += 1;
+                self.respond(now, sid, code, out);
+                return;
+            }
+            b.reported = true;
+            let info = AttemptInfo {
+                call: CallHandle(call),
+                attempt: b.attempt,
+                target: b.target.tag,
+                started: b.started,
+                first_ring: b.first_ring,
+                answered: Some(now),
+                ended: now,
+                code,
+                outcome: Outcome::Answered,
+            };
+            let target = b.target.tag;
+            c.state = CallState::Answered;
+            c.answered = Some(now);
+            c.answered_target = Some(target);
+            c.last_outcome = Some(Outcome::Answered);
+            if c.first_ring.is_none() {
+                c.first_ring = b.first_ring;
+            }
+            self.dialogs.insert(fnv(&[msg.call_id()]), call);
+            self.events.push_back(Event::AttemptEnded(info));
+            self.events.push_back(Event::Answered {
+                call: CallHandle(call),
+                target,
+            });
+            // Hunting is over: the others lose.
+            if let Some(c) = self.calls.get_mut(&call) {
+                for b in c.branches.iter_mut() {
+                    if b.state != BranchState::Done && b.cancel_pending.is_none() {
+                        b.cancel_pending = Some(Outcome::CancelledByHunt);
+                    }
+                }
+            }
+            self.cancel_branches(now, call, Outcome::CancelledByHunt);
+            self.respond(now, sid, code, out);
+            return;
+        }
+        // Final failure on this branch.
+        let b = &mut c.branches[bi];
+        if b.state == BranchState::Done {
+            return;
+        }
+        b.state = BranchState::Done;
+        let outcome = Outcome::from_code(code);
+        if !b.reported {
+            b.reported = true;
+            self.events.push_back(Event::AttemptEnded(AttemptInfo {
+                call: CallHandle(call),
+                attempt: b.attempt,
+                target: b.target.tag,
+                started: b.started,
+                first_ring: b.first_ring,
+                answered: None,
+                ended: now,
+                code,
+                outcome,
+            }));
+        }
+        if c.state != CallState::Hunting {
+            return;
+        }
+        c.last_outcome = Some(outcome);
+        let fwd = Bytes::from(rewrite::forward_response(&msg));
+        if better(code, c.best.as_ref().map(|b| b.0)) {
+            c.best = Some((code, Some(fwd)));
+        }
+        if !outcome.advances(&c.plan.advance) {
+            // Stop the hunt here (e.g. a 6xx): cancel the rest.
+            self.cancel_branches(now, call, Outcome::CancelledByHunt);
+            self.finish_unanswered(now, call, None);
+            return;
+        }
+        self.continue_hunt(now, call);
+    }
+
+    /// Move on after a branch failed. The gate is not available here (the branch ended on a
+    /// response), so the user's gate from the last `route`/`handle_*` call is replayed through
+    /// the event queue: see [`Proxy::pending_hunts`].
+    fn continue_hunt(&mut self, now: Instant, call: u64) {
+        let _ = now;
+        self.pending.push(call);
+    }
+
+    /// Resume hunts that are waiting for the next target. The user calls this after draining
+    /// events, with its admission gate (per-target concurrency limits).
+    pub fn pending_hunts(&mut self, now: Instant, gate: &mut dyn FnMut(CallHandle, u32) -> bool) {
+        while let Some(call) = self.pending.pop() {
+            self.advance_hunt(now, call, gate);
+        }
+    }
+
+    // ----- timers -----------------------------------------------------------------------------
+
+    fn server_timeout(&mut self, now: Instant, sid: u64, at: Instant) {
+        let Some(s) = self.servers.get_mut(&sid) else {
+            return;
+        };
+        if s.scheduled != Some(at) {
+            return;
+        }
+        s.scheduled = None;
+        let reply_to = s.reply_to;
+        let action = match &mut s.kind {
+            ServerKind::Invite(t) => t.on_timeout(now),
+            ServerKind::NonInvite(t) => t.on_timeout(now),
+        };
+        match action {
+            Some(TimerAction::Retransmit(b)) => {
+                self.stats.retransmissions_sent += 1;
+                self.send(reply_to, b);
+            }
+            Some(TimerAction::TimedOut) | Some(TimerAction::Terminated) => {
+                self.drop_server(sid);
+                return;
+            }
+            None => {}
+        }
+        let dl = self.server_deadline(sid);
+        self.schedule(TimerRef::Server(sid), dl);
+    }
+
+    fn drop_server(&mut self, sid: u64) {
+        if let Some(s) = self.servers.remove(&sid) {
+            if self.server_keys.get(&s.key) == Some(&sid) {
+                self.server_keys.remove(&s.key);
+            }
+        }
+    }
+
+    fn client_timeout(&mut self, now: Instant, cid: u64, at: Instant) {
+        let Some(ct) = self.clients.get_mut(&cid) else {
+            return;
+        };
+        if ct.scheduled != Some(at) {
+            return;
+        }
+        ct.scheduled = None;
+        let dest = ct.dest;
+        let owner = ct.owner;
+        let action = match &mut ct.kind {
+            ClientKind::Invite(t) => t.on_timeout(now),
+            ClientKind::NonInvite(t) => t.on_timeout(now),
+        };
+        match action {
+            Some(TimerAction::Retransmit(b)) => {
+                self.stats.retransmissions_sent += 1;
+                self.send(dest, b);
+            }
+            Some(TimerAction::TimedOut) => {
+                self.clients.remove(&cid);
+                self.client_timed_out(now, cid, owner);
+                return;
+            }
+            Some(TimerAction::Terminated) => {
+                self.clients.remove(&cid);
+                return;
+            }
+            None => {}
+        }
+        let dl = self.client_deadline(cid);
+        self.schedule(TimerRef::Client(cid), dl);
+    }
+
+    /// Timer B / F: no final response. Acts like a 408 from the next hop (§16.7 step 2? no:
+    /// §16.8 — the proxy behaves as if a 408 was received).
+    fn client_timed_out(&mut self, now: Instant, cid: u64, owner: Owner) {
+        match owner {
+            Owner::Local => {}
+            Owner::Relay { server } => {
+                self.respond_local(now, server, 408, "Request Timeout", &[]);
+            }
+            Owner::Branch { call } => {
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
+                let Some(b) = c.branches.iter_mut().find(|b| b.client == cid) else {
+                    return;
+                };
+                if b.state == BranchState::Done {
+                    return;
+                }
+                b.state = BranchState::Done;
+                if !b.reported {
+                    b.reported = true;
+                    self.events.push_back(Event::AttemptEnded(AttemptInfo {
+                        call: CallHandle(call),
+                        attempt: b.attempt,
+                        target: b.target.tag,
+                        started: b.started,
+                        first_ring: b.first_ring,
+                        answered: None,
+                        ended: now,
+                        code: 408,
+                        outcome: Outcome::Unreachable,
+                    }));
+                }
+                if c.state == CallState::Hunting {
+                    c.last_outcome = Some(Outcome::Unreachable);
+                    if better(408, c.best.as_ref().map(|b| b.0)) {
+                        c.best = Some((408, None));
+                    }
+                    if Outcome::Unreachable.advances(&c.plan.advance) {
+                        self.continue_hunt(now, call);
+                    } else {
+                        self.finish_unanswered(now, call, None);
+                    }
+                }
+            }
+        }
+    }
+
+    fn call_timeout(&mut self, now: Instant, call: u64, at: Instant) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.scheduled != Some(at) {
+            return;
+        }
+        c.scheduled = None;
+        match c.state {
+            CallState::Ended => {
+                if c.linger_until.is_some_and(|t| t <= now) {
+                    let c = self.calls.remove(&call);
+                    if let Some(c) = c {
+                        let h = fnv(&[c.invite.call_id()]);
+                        if self.dialogs.get(&h) == Some(&call) {
+                            self.dialogs.remove(&h);
+                        }
+                    }
+                    return;
+                }
+            }
+            CallState::Hunting => {
+                if c.cap_deadline.is_some_and(|d| d <= now) {
+                    // The overall wait cap ends the hunt.
+                    c.last_outcome = Some(Outcome::NoAnswer);
+                    if c.best.is_none() {
+                        c.best = Some((480, None));
+                    }
+                    self.cancel_branches(now, call, Outcome::NoAnswer);
+                    self.finish_unanswered(now, call, Some("Temporarily Unavailable"));
+                    return;
+                }
+                let mut expired = false;
+                for b in c.branches.iter_mut() {
+                    if b.state != BranchState::Done
+                        && b.cancel_pending.is_none()
+                        && b.ring_deadline.is_some_and(|d| d <= now)
+                    {
+                        b.cancel_pending = Some(Outcome::NoAnswer);
+                        expired = true;
+                    }
+                }
+                if expired {
+                    c.last_outcome = Some(Outcome::NoAnswer);
+                    if better(480, c.best.as_ref().map(|b| b.0)) {
+                        c.best = Some((480, None));
+                    }
+                    let advance = c.plan.advance.no_answer;
+                    self.cancel_branches(now, call, Outcome::NoAnswer);
+                    let all_done = self
+                        .calls
+                        .get(&call)
+                        .is_some_and(|c| c.branches.iter().all(|b| b.state == BranchState::Done));
+                    if all_done {
+                        if advance {
+                            self.continue_hunt(now, call);
+                        } else {
+                            self.finish_unanswered(now, call, None);
+                        }
+                    }
+                }
+            }
+            CallState::Answered | CallState::Deciding => {}
+        }
+        let dl = self.calls.get(&call).and_then(call_deadline);
+        self.schedule(TimerRef::Call(call), dl);
+    }
+}
+
+fn call_deadline(c: &Call) -> Option<Instant> {
+    match c.state {
+        CallState::Ended => c.linger_until,
+        CallState::Hunting => c
+            .branches
+            .iter()
+            .filter(|b| b.state != BranchState::Done && b.cancel_pending.is_none())
+            .filter_map(|b| b.ring_deadline)
+            .chain(c.cap_deadline)
+            .min(),
+        _ => None,
+    }
+}
+
+/// §16.7 step 6: 6xx beats everything, then the lowest class; 408/480 from timeouts rank
+/// below real answers of the same class.
+fn better(code: u16, best: Option<u16>) -> bool {
+    let Some(best) = best else { return true };
+    let rank = |c: u16| -> (u8, u16) {
+        match c {
+            600..=699 => (0, c),
+            300..=399 => (1, c),
+            400..=499 => (2, c),
+            500..=599 => (3, c),
+            _ => (4, c),
+        }
+    };
+    let (rc, rb) = (rank(code), rank(best));
+    rc.0 < rb.0 || (rc.0 == rb.0 && code != 408 && best == 408)
+}
+
+fn default_reason(code: u16) -> &'static str {
+    match code {
+        404 => "Not Found",
+        408 => "Request Timeout",
+        480 => "Temporarily Unavailable",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        503 => "Service Unavailable",
+        603 => "Decline",
+        _ => "Call Failed",
+    }
+}
+
+/// A To-tag for responses Hotline generates itself: stable per request, so retransmitted
+/// requests get the same tag.
+fn local_tag(req: &Message) -> Vec<u8> {
+    let h = fnv(&[req.call_id(), req.from_tag().unwrap_or(b""), b"hotline"]);
+    format!("hl{h:016x}").into_bytes()
+}
+
+/// A 400 for bytes that did not parse: copy whatever Via, From, To, Call-ID and CSeq lines can
+/// be found (a lenient line scan), so the sender can match it. Without a Via there is no way
+/// to address a response, and nothing is sent.
+fn bad_request(bytes: &[u8], reason: &str, source: SocketAddr) -> Option<Vec<u8>> {
+    let head_end = find(bytes, b"\r\n\r\n").unwrap_or(bytes.len());
+    let head = &bytes[..head_end];
+    let mut out = Vec::with_capacity(256 + head.len());
+    out.extend_from_slice(b"SIP/2.0 400 ");
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut have_via = false;
+    let mut first_via = true;
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = trim(&line[..colon]);
+        let keep = [
+            &b"via"[..],
+            b"v",
+            b"from",
+            b"f",
+            b"to",
+            b"t",
+            b"call-id",
+            b"i",
+            b"cseq",
+        ]
+        .iter()
+        .any(|n| eq_ci(name, n));
+        if !keep || line.len() > 2048 {
+            continue;
+        }
+        let is_via = eq_ci(name, b"via") || eq_ci(name, b"v");
+        out.extend_from_slice(line);
+        if is_via && first_via {
+            first_via = false;
+            out.extend_from_slice(format!(";received={}", source.ip()).as_bytes());
+        }
+        have_via |= is_via;
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    have_via.then_some(out)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(s.len());
+    let end = s
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &s[start..end]
+}

@@ -1,0 +1,795 @@
+//! Sans-IO scenario tests of the proxy core: a caller, the proxy and scripted targets, driven
+//! by a fake clock. Every test runs in microseconds.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hotline_sip::proxy::{
+    BranchTarget, CallHandle, Event, ForkGroup, ForkPlan, Hangup, Outcome, Peer, Proxy,
+    ProxyConfig, Transport,
+};
+use hotline_sip::rewrite;
+use hotline_sip::{Message, Method};
+
+fn udp(s: &str) -> Peer {
+    Peer {
+        transport: Transport::Udp,
+        addr: s.parse().expect("test address"),
+    }
+}
+
+const PROXY: &str = "10.0.0.1:5060";
+const UAC: &str = "10.0.0.2:5060";
+const T1: &str = "10.0.0.3:5070";
+const T2: &str = "10.0.0.4:5071";
+
+struct H {
+    p: Proxy,
+    now: Instant,
+}
+
+impl H {
+    fn new() -> H {
+        let local: SocketAddr = PROXY.parse().expect("addr");
+        H {
+            p: Proxy::new(ProxyConfig::new(local)),
+            now: Instant::now(),
+        }
+    }
+    fn send(&mut self, from: &str, msg: &str) {
+        let bytes = Bytes::from(msg.replace("\r\n", "\n").replace('\n', "\r\n"));
+        self.p.handle_message(self.now, udp(from), bytes);
+    }
+    fn send_bytes(&mut self, from: &str, bytes: Bytes) {
+        self.p.handle_message(self.now, udp(from), bytes);
+    }
+    /// Everything the proxy sent, parsed.
+    fn out(&mut self) -> Vec<(Peer, Message)> {
+        let mut v = Vec::new();
+        while let Some(t) = self.p.poll_transmit() {
+            let m = Message::parse(t.bytes.clone()).expect("proxy output parses");
+            v.push((t.dest, m));
+        }
+        v
+    }
+    fn events(&mut self) -> Vec<Event> {
+        let mut v = Vec::new();
+        while let Some(e) = self.p.poll_event() {
+            v.push(e);
+        }
+        v
+    }
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        // Fire timers in order, as a real driver would.
+        while let Some(t) = self.p.poll_timeout() {
+            if t > end {
+                break;
+            }
+            self.now = t.max(self.now);
+            self.p.handle_timeout(self.now);
+            self.p.pending_hunts(self.now, &mut |_, _| true);
+        }
+        self.now = end;
+    }
+    fn pump(&mut self) {
+        self.p.pending_hunts(self.now, &mut |_, _| true);
+    }
+    fn incoming(&mut self) -> CallHandle {
+        self.events()
+            .into_iter()
+            .find_map(|e| match e {
+                Event::Incoming { call, .. } => Some(call),
+                _ => None,
+            })
+            .expect("an Incoming event")
+    }
+}
+
+fn invite(branch: &str, call_id: &str, mf: u32) -> String {
+    format!(
+        "INVITE sip:4008001234@10.0.0.1:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch={branch};rport\n\
+Max-Forwards: {mf}\n\
+From: \"13807912345\" <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>\n\
+Call-ID: {call_id}\n\
+CSeq: 1 INVITE\n\
+Contact: <sip:13807912345@10.0.0.2:5060>\n\
+Content-Type: application/sdp\n\
+Content-Length: 5\n\
+\n\
+v=0\n"
+    )
+    .replace("v=0\n", "v=0\r\n")
+}
+
+fn target(addr: &str, tag: u32, ring: u64) -> BranchTarget {
+    BranchTarget {
+        uri: Bytes::from(format!("sip:100{tag}@{addr}")),
+        dest: udp(addr),
+        ring_timeout: Duration::from_secs(ring),
+        tag,
+    }
+}
+
+fn serial(targets: Vec<BranchTarget>) -> ForkPlan {
+    ForkPlan {
+        groups: targets
+            .into_iter()
+            .map(|t| ForkGroup {
+                parallel: false,
+                targets: vec![t],
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+/// A response from a target to a request the proxy sent it.
+fn reply(req: &Message, code: u16, reason: &str, tag: &str) -> Bytes {
+    let contact = format!("<sip:callee@{}>", T1);
+    let extra: Vec<(&str, &[u8])> = if (200..300).contains(&code) {
+        vec![("Contact", contact.as_bytes())]
+    } else {
+        vec![]
+    };
+    let mut r = rewrite::response(req, code, reason, Some(tag.as_bytes()), None, &extra);
+    // Targets echo Record-Route in 2xx (RFC 3261 §12.1.1).
+    if (200..300).contains(&code) {
+        if let Some(rr) = req.record_routes().next() {
+            let line = format!("Record-Route: {}\r\n", String::from_utf8_lossy(rr));
+            let pos = r
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .expect("end of head")
+                + 2;
+            r.splice(pos..pos, line.bytes());
+        }
+    }
+    Bytes::from(r)
+}
+
+fn only<'a>(out: &'a [(Peer, Message)], dest: &str) -> Vec<&'a Message> {
+    out.iter()
+        .filter(|(p, _)| p.addr == dest.parse::<SocketAddr>().expect("addr"))
+        .map(|(_, m)| m)
+        .collect()
+}
+
+#[test]
+fn basic_call_is_forwarded_answered_and_hung_up() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc1", "call-1", 70));
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.status(), Some(100));
+    assert_eq!(out[0].0, udp(UAC));
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| {
+        true
+    });
+    let out = h.out();
+    assert_eq!(out.len(), 1, "one INVITE to the target");
+    let (dest, inv) = &out[0];
+    assert_eq!(*dest, udp(T1));
+    assert_eq!(inv.method(), Some(Method::Invite));
+    assert_eq!(inv.request_uri(), format!("sip:1001@{T1}").as_bytes());
+    assert_eq!(inv.max_forwards(), Some(69));
+    let vias: Vec<_> = inv.vias().collect();
+    assert_eq!(vias.len(), 2);
+    assert_eq!(vias[0].host, b"10.0.0.1");
+    assert!(vias[0].branch.is_some_and(|b| b.starts_with(b"z9hG4bK")));
+    assert_eq!(vias[1].received, Some(&b"10.0.0.2"[..]));
+    assert_eq!(vias[1].rport, Some(Some(5060)));
+    let rr: Vec<_> = inv.record_routes().collect();
+    assert_eq!(rr, vec![&b"<sip:10.0.0.1:5060;lr>"[..]]);
+    assert_eq!(inv.body(), b"v=0\r\n");
+
+    // 180 then 200 are relayed with our Via removed.
+    let inv = inv.clone();
+    h.send_bytes(T1, reply(&inv, 180, "Ringing", "callee1"));
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, udp(UAC));
+    assert_eq!(out[0].1.status(), Some(180));
+    assert_eq!(out[0].1.vias().count(), 1);
+    h.send_bytes(T1, reply(&inv, 200, "OK", "callee1"));
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.status(), Some(200));
+    let ev = h.events();
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::Answered { target: 1, .. })));
+    assert!(ev.iter().any(|e| matches!(e,
+        Event::AttemptEnded(a) if a.outcome == Outcome::Answered && a.attempt == 1)));
+
+    // ACK for 2xx: loose-routed through us to the callee's Contact, statelessly.
+    h.send(
+        UAC,
+        &format!(
+            "ACK sip:callee@{T1} SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKack1;rport\n\
+Route: <sip:10.0.0.1:5060;lr>\n\
+Max-Forwards: 70\n\
+From: <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>;tag=callee1\n\
+Call-ID: call-1\n\
+CSeq: 1 ACK\n\
+Content-Length: 0\n\n"
+        ),
+    );
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, udp(T1));
+    assert_eq!(out[0].1.method(), Some(Method::Ack));
+    assert_eq!(out[0].1.routes().count(), 0, "our Route entry was popped");
+
+    // BYE from the caller ends the call.
+    h.send(
+        UAC,
+        &format!(
+            "BYE sip:callee@{T1} SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKbye1;rport\n\
+Route: <sip:10.0.0.1:5060;lr>\n\
+Max-Forwards: 70\n\
+From: <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>;tag=callee1\n\
+Call-ID: call-1\n\
+CSeq: 2 BYE\n\
+Content-Length: 0\n\n"
+        ),
+    );
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    let bye = out[0].1.clone();
+    assert_eq!(bye.method(), Some(Method::Bye));
+    let ended = h.events().into_iter().find_map(|e| match e {
+        Event::CallEnded(c) => Some(c),
+        _ => None,
+    });
+    let ended = ended.expect("CallEnded on BYE");
+    assert_eq!(ended.hangup, Hangup::Caller);
+    assert_eq!(ended.answered_target, Some(1));
+    h.send_bytes(T1, reply(&bye, 200, "OK", "callee1"));
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, udp(UAC));
+    assert_eq!(out[0].1.status(), Some(200));
+    assert_eq!(out[0].1.cseq().1, Method::Bye);
+}
+
+#[test]
+fn busy_first_target_hunts_to_the_second() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc2", "call-2", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 20), target(T2, 2, 20)]),
+        &mut |_, _| true,
+    );
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+    h.pump();
+    let out = h.out();
+    // ACK to the 486, hop by hop; INVITE to target 2.
+    let to_t1 = only(&out, T1);
+    assert_eq!(to_t1.len(), 1);
+    assert_eq!(to_t1[0].method(), Some(Method::Ack));
+    assert_eq!(to_t1[0].to_tag(), Some(&b"t1"[..]));
+    let to_t2 = only(&out, T2);
+    assert_eq!(to_t2.len(), 1);
+    assert_eq!(to_t2[0].method(), Some(Method::Invite));
+    assert!(only(&out, UAC).is_empty(), "the 486 is not relayed");
+    let inv2 = to_t2[0].clone();
+    h.send_bytes(T2, reply(&inv2, 200, "OK", "t2"));
+    let out = h.out();
+    assert_eq!(only(&out, UAC)[0].status(), Some(200));
+    let ev = h.events();
+    assert!(ev.iter().any(|e| matches!(e, Event::AttemptEnded(a)
+        if a.attempt == 1 && a.outcome == Outcome::Busy && a.code == 486)));
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::Answered { target: 2, .. })));
+}
+
+#[test]
+fn ring_timeout_cancels_and_moves_on_and_repeated_180_do_not_restart_it() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc3", "call-3", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 5), target(T2, 2, 5)]),
+        &mut |_, _| true,
+    );
+    let inv1 = h.out().remove(0).1;
+    // 180 every 500 ms for 4.5 s: the ring timer keeps running from the INVITE.
+    for _ in 0..9 {
+        h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+        h.advance(Duration::from_millis(500));
+    }
+    let out = h.out();
+    assert!(only(&out, T2).is_empty(), "still ringing target 1 at 4.5 s");
+    h.advance(Duration::from_millis(500));
+    let out = h.out();
+    let to_t1 = only(&out, T1);
+    assert_eq!(to_t1.len(), 1);
+    assert_eq!(to_t1[0].method(), Some(Method::Cancel));
+    assert_eq!(to_t1[0].top_via().branch, inv1.top_via().branch);
+    let to_t2 = only(&out, T2);
+    assert_eq!(to_t2.len(), 1);
+    assert_eq!(to_t2[0].method(), Some(Method::Invite));
+    let ev = h.events();
+    assert!(ev.iter().any(|e| matches!(e, Event::AttemptEnded(a)
+        if a.attempt == 1 && a.outcome == Outcome::NoAnswer)));
+    // The target's 487 is ACKed and not relayed.
+    h.send_bytes(T1, reply(&inv1, 487, "Request Terminated", "t1"));
+    let out = h.out();
+    assert!(only(&out, UAC).is_empty());
+    assert_eq!(only(&out, T1)[0].method(), Some(Method::Ack));
+}
+
+#[test]
+fn ring_timer_from_first_18x() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc3b", "call-3b", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 5), target(T2, 2, 5)]);
+    plan.ring_from_18x = true;
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let inv1 = h.out().remove(0).1;
+    h.advance(Duration::from_secs(3));
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    h.out();
+    h.advance(Duration::from_millis(4900));
+    assert!(
+        only(&h.out(), T2).is_empty(),
+        "5 s from the 180 not yet over"
+    );
+    h.advance(Duration::from_millis(200));
+    assert_eq!(only(&h.out(), T2).len(), 1);
+}
+
+#[test]
+fn silent_target_is_not_cancelled_before_a_provisional_and_hunt_moves_on() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc4", "call-4", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 2), target(T2, 2, 20)]),
+        &mut |_, _| true,
+    );
+    let inv1 = h.out().remove(0).1;
+    // Timer A retransmits at 0.5 s and 1.5 s.
+    h.advance(Duration::from_millis(1600));
+    let out = h.out();
+    assert_eq!(only(&out, T1).len(), 2, "two retransmissions");
+    h.advance(Duration::from_millis(500));
+    let out = h.out();
+    assert!(
+        only(&out, T1)
+            .iter()
+            .all(|m| m.method() != Some(Method::Cancel)),
+        "no CANCEL before a provisional (§9.1)"
+    );
+    assert_eq!(only(&out, T2).len(), 1, "hunt moved on at the ring timeout");
+    // A late 180 from target 1 now triggers the CANCEL.
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    let out = h.out();
+    assert_eq!(only(&out, T1)[0].method(), Some(Method::Cancel));
+    assert!(only(&out, UAC).is_empty(), "the late 180 is not relayed");
+}
+
+#[test]
+fn timer_b_counts_as_unreachable_and_advances() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc5", "call-5", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 120), target(T2, 2, 20)]),
+        &mut |_, _| true,
+    );
+    h.out();
+    h.advance(Duration::from_millis(31_900));
+    assert!(only(&h.out(), T2).is_empty());
+    h.advance(Duration::from_millis(200));
+    assert_eq!(
+        only(&h.out(), T2).len(),
+        1,
+        "timer B (64*T1) moved the hunt on"
+    );
+    assert!(h.events().iter().any(|e| matches!(e, Event::AttemptEnded(a)
+        if a.outcome == Outcome::Unreachable && a.code == 408)));
+}
+
+#[test]
+fn all_fail_best_response_is_relayed() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc6", "call-6", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 20), target(T2, 2, 20)]),
+        &mut |_, _| true,
+    );
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+    h.pump();
+    let out = h.out();
+    let inv2 = only(&out, T2)[0].clone();
+    h.send_bytes(T2, reply(&inv2, 503, "Service Unavailable", "t2"));
+    h.pump();
+    let out = h.out();
+    let to_uac = only(&out, UAC);
+    assert_eq!(to_uac.len(), 1);
+    assert_eq!(to_uac[0].status(), Some(486), "4xx beats 5xx (§16.7)");
+    // The caller's ACK is absorbed by the server transaction.
+    h.send(
+        UAC,
+        "ACK sip:4008001234@10.0.0.1:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKc6;rport\n\
+Max-Forwards: 70\n\
+From: \"13807912345\" <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>;tag=t1\n\
+Call-ID: call-6\n\
+CSeq: 1 ACK\n\
+Content-Length: 0\n\n",
+    );
+    assert!(h.out().is_empty());
+    let ended = h
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::CallEnded(c) => Some(c),
+            _ => None,
+        })
+        .expect("call ended");
+    assert_eq!(ended.code, 486);
+    assert_eq!(ended.attempts, 2);
+}
+
+#[test]
+fn six_xx_stops_the_hunt() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc6x", "call-6x", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 20), target(T2, 2, 20)]),
+        &mut |_, _| true,
+    );
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 603, "Decline", "t1"));
+    h.pump();
+    let out = h.out();
+    assert!(only(&out, T2).is_empty());
+    assert_eq!(only(&out, UAC)[0].status(), Some(603));
+}
+
+#[test]
+fn caller_cancel_before_answer() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc7", "call-7", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| {
+        true
+    });
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    h.out();
+    h.send(
+        UAC,
+        "CANCEL sip:4008001234@10.0.0.1:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKc7;rport\n\
+Max-Forwards: 70\n\
+From: \"13807912345\" <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>\n\
+Call-ID: call-7\n\
+CSeq: 1 CANCEL\n\
+Content-Length: 0\n\n",
+    );
+    let out = h.out();
+    let to_uac = only(&out, UAC);
+    let codes: Vec<_> = to_uac.iter().map(|m| (m.status(), m.cseq().1)).collect();
+    assert!(codes.contains(&(Some(200), Method::Cancel)));
+    assert!(codes.contains(&(Some(487), Method::Invite)));
+    let to_t1 = only(&out, T1);
+    assert_eq!(to_t1.len(), 1);
+    assert_eq!(to_t1[0].method(), Some(Method::Cancel));
+    let ended = h
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::CallEnded(c) => Some(c),
+            _ => None,
+        })
+        .expect("call ended");
+    assert!(ended.cancelled);
+    assert_eq!(ended.code, 487);
+}
+
+#[test]
+fn cancel_after_200_changes_nothing() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc8", "call-8", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| {
+        true
+    });
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 200, "OK", "t1"));
+    h.out();
+    h.events();
+    h.send(
+        UAC,
+        "CANCEL sip:4008001234@10.0.0.1:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKc8;rport\n\
+Max-Forwards: 70\n\
+From: \"13807912345\" <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>\n\
+Call-ID: call-8\n\
+CSeq: 1 CANCEL\n\
+Content-Length: 0\n\n",
+    );
+    let out = h.out();
+    assert_eq!(out.len(), 1, "only the 200 to the CANCEL");
+    assert_eq!(out[0].1.status(), Some(200));
+    assert_eq!(out[0].1.cseq().1, Method::Cancel);
+    assert!(only(&out, T1).is_empty(), "no CANCEL to an answered branch");
+    assert!(!h.events().iter().any(|e| matches!(e, Event::CallEnded(_))));
+}
+
+#[test]
+fn max_forwards_zero_gets_483() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc9", "call-9", 0));
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.status(), Some(483));
+    assert!(h.events().is_empty());
+}
+
+#[test]
+fn request_looping_back_gets_482() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc10", "call-10", 70));
+    h.out();
+    let call = h.incoming();
+    // A target that is the very same Request-URI at Hotline itself: a loop.
+    let me = BranchTarget {
+        uri: Bytes::from_static(b"sip:4008001234@10.0.0.1:5060"),
+        dest: udp(PROXY),
+        ring_timeout: Duration::from_secs(5),
+        tag: 9,
+    };
+    h.p.route(h.now, call, serial(vec![me]), &mut |_, _| true);
+    let looped = h.out().remove(0);
+    assert_eq!(looped.0, udp(PROXY));
+    h.send_bytes(PROXY, looped.1.bytes().clone());
+    let out = h.out();
+    assert!(out
+        .iter()
+        .any(|(p, m)| *p == udp(PROXY) && m.status() == Some(482)));
+}
+
+#[test]
+fn retransmitted_invite_gets_the_last_response_again() {
+    let mut h = H::new();
+    let inv = invite("z9hG4bKc11", "call-11", 70);
+    h.send(UAC, &inv);
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| {
+        true
+    });
+    let inv1 = h.out().remove(0).1;
+    h.send(UAC, &inv);
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.status(), Some(100));
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    h.out();
+    h.send(UAC, &inv);
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.status(), Some(180));
+    assert!(h
+        .events()
+        .iter()
+        .all(|e| !matches!(e, Event::Incoming { .. })));
+}
+
+#[test]
+fn options_to_us_is_200_and_register_is_405() {
+    let mut h = H::new();
+    h.send(
+        UAC,
+        "OPTIONS sip:10.0.0.1:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKo1\n\
+Max-Forwards: 70\n\
+From: <sip:ping@10.0.0.2>;tag=p1\n\
+To: <sip:10.0.0.1>\n\
+Call-ID: opt-1\n\
+CSeq: 1 OPTIONS\n\
+Content-Length: 0\n\n",
+    );
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.status(), Some(200));
+    assert!(out[0].1.header("Allow").is_some());
+    assert!(out[0].1.to_tag().is_some());
+    h.send(
+        UAC,
+        "REGISTER sip:10.0.0.1:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKr1\n\
+Max-Forwards: 70\n\
+From: <sip:a@10.0.0.2>;tag=r1\n\
+To: <sip:a@10.0.0.1>\n\
+Call-ID: reg-1\n\
+CSeq: 1 REGISTER\n\
+Contact: <sip:a@10.0.0.2>\n\
+Content-Length: 0\n\n",
+    );
+    let out = h.out();
+    assert_eq!(out[0].1.status(), Some(405));
+    assert!(out[0]
+        .1
+        .header("Allow")
+        .is_some_and(|a| a.windows(6).any(|w| w == b"INVITE")));
+}
+
+#[test]
+fn malformed_request_gets_400_naming_the_problem() {
+    let mut h = H::new();
+    h.send(
+        UAC,
+        "INVITE sip:4008001234@10.0.0.1 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKm1\n\
+Max-Forwards: 70\n\
+From: <sip:a@10.0.0.2>;tag=m1\n\
+To: <sip:4008001234@10.0.0.1>\n\
+CSeq: 1 INVITE\n\
+Content-Length: 0\n\n",
+    );
+    // The reply cannot carry the Call-ID the request lacked, so read it raw.
+    let t = h.p.poll_transmit().expect("a 400");
+    assert_eq!(t.dest, udp(UAC));
+    let text = String::from_utf8_lossy(&t.bytes).to_string();
+    assert!(
+        text.starts_with("SIP/2.0 400 Missing Call-ID\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKm1;received=10.0.0.2\r\n"));
+    assert!(text.contains("CSeq: 1 INVITE\r\n"));
+    assert!(h.p.poll_transmit().is_none());
+    assert_eq!(h.p.stats().bad_requests, 1);
+    // A broken response is dropped and counted.
+    h.send(UAC, "SIP/2.0 200 OK\nVia: nonsense\n\n");
+    assert!(h.out().is_empty());
+    assert_eq!(h.p.stats().dropped_responses, 1);
+}
+
+#[test]
+fn parallel_group_first_200_wins_and_the_other_is_cancelled() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc12", "call-12", 70));
+    h.out();
+    let call = h.incoming();
+    let plan = ForkPlan {
+        groups: vec![ForkGroup {
+            parallel: true,
+            targets: vec![target(T1, 1, 20), target(T2, 2, 20)],
+        }],
+        ..Default::default()
+    };
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let out = h.out();
+    let inv1 = only(&out, T1)[0].clone();
+    let inv2 = only(&out, T2)[0].clone();
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    h.send_bytes(T2, reply(&inv2, 180, "Ringing", "t2"));
+    h.out();
+    h.send_bytes(T2, reply(&inv2, 200, "OK", "t2"));
+    let out = h.out();
+    assert_eq!(only(&out, UAC)[0].status(), Some(200));
+    assert_eq!(only(&out, T1)[0].method(), Some(Method::Cancel));
+    // A racing 200 from target 1 is relayed too, so the caller can ACK and BYE it.
+    h.send_bytes(T1, reply(&inv1, 200, "OK", "t1"));
+    let out = h.out();
+    assert_eq!(only(&out, UAC)[0].status(), Some(200));
+    assert_eq!(h.p.stats().extra_2xx, 1);
+}
+
+#[test]
+fn gate_refusal_skips_the_target() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc13", "call-13", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 20), target(T2, 2, 20)]),
+        &mut |_, tag| tag != 1,
+    );
+    let out = h.out();
+    assert!(only(&out, T1).is_empty());
+    assert_eq!(only(&out, T2).len(), 1);
+    assert!(h.events().iter().any(|e| matches!(e, Event::AttemptEnded(a)
+        if a.target == 1 && a.outcome == Outcome::LimitReached)));
+}
+
+#[test]
+fn wait_cap_ends_the_hunt() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc14", "call-14", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20), target(T2, 2, 20)]);
+    plan.wait_cap = Some(Duration::from_secs(8));
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    h.out();
+    h.advance(Duration::from_secs(8));
+    let out = h.out();
+    assert_eq!(only(&out, T1)[0].method(), Some(Method::Cancel));
+    assert_eq!(only(&out, UAC)[0].status(), Some(480));
+    assert!(only(&out, T2).is_empty());
+}
+
+#[test]
+fn reject_sends_the_code() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc15", "call-15", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.reject(h.now, call, 404, "Not Found");
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.status(), Some(404));
+    assert!(out[0].1.to_tag().is_some());
+    let ended = h.events().into_iter().find_map(|e| match e {
+        Event::CallEnded(c) => Some(c),
+        _ => None,
+    });
+    assert_eq!(ended.map(|c| c.code), Some(404));
+}
+
+#[test]
+fn finished_calls_are_forgotten() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc16", "call-16", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.reject(h.now, call, 404, "Not Found");
+    h.out();
+    h.advance(Duration::from_secs(64));
+    assert_eq!(h.p.active_calls(), 0);
+    assert_eq!(
+        h.p.transactions(),
+        0,
+        "timer H/ACK wait ends the server transaction"
+    );
+}
