@@ -305,8 +305,8 @@ fn is_mobile(d: &[u8]) -> bool {
 /// A national number starting `0`: area code + 7 or 8 digit subscriber number (10-12 digits in all).
 fn is_fixed(d: &[u8]) -> bool {
     match area_code_len(d) {
-        Some(3) => (10..=11).contains(&d.len()) && d[3] != b'0' && d[3] != b'1',
-        Some(4) => (11..=12).contains(&d.len()) && d[4] != b'0' && d[4] != b'1',
+        Some(3) => (10..=11).contains(&d.len()) && d[3] != b'0',
+        Some(4) => (11..=12).contains(&d.len()) && d[4] != b'0',
         _ => false,
     }
 }

@@ -1,0 +1,273 @@
+//! Hotline's TOML configuration: the `[server]` [`Settings`] and the routing model, compiled into
+//! a [`hotline_route::RouteTable`] with every error reported at once.
+//!
+//! Owns: the file schema (serde, `deny_unknown_fields`), validation with file / line / key path /
+//! hint, merging configs split across files, the embedded default config and holiday calendar.
+//! Must not: route calls (that is `hotline-route`), touch sockets, or keep state between loads.
+//! [`from_toml_str`] never touches the disk except for an explicit `[calendar] path`;
+//! [`load_path`] reads files.
+//!
+//! # Layout
+//! - [`schema`]: the raw serde structs.
+//! - `compile`: raw files -> `Settings` + `TableParts` (every error at once).
+//! - [`settings`]: `Settings` and its parts.
+//! - [`error`]: `ConfigError`, `ConfigErrors`, `Warning`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod compile;
+pub mod error;
+#[allow(missing_docs)]
+pub mod schema;
+pub mod settings;
+
+use std::path::{Path, PathBuf};
+
+use hotline_route::RouteTable;
+
+pub use compile::{
+    calendar_warning, parse_date_range, parse_duration, parse_sip_uri, parse_time_range,
+    parse_weekdays, Source, COMPANY_MAX_NUMBERS, EMBEDDED_CALENDAR,
+};
+pub use error::{ConfigError, ConfigErrors, Warning};
+pub use settings::{cidr_contains, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk};
+
+/// The default configuration, also shipped as `config/hotline.toml`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/hotline.toml");
+
+/// A compiled configuration.
+#[derive(Debug)]
+pub struct Compiled {
+    /// `[server]` settings.
+    pub settings: Settings,
+    /// The routing snapshot.
+    pub table: RouteTable,
+    /// Things that compile but look wrong (unused targets, stale calendar ...).
+    pub warnings: Vec<Warning>,
+}
+
+fn read_disk(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| e.to_string())
+}
+
+fn finish(sources: &[Source], generation: u64) -> Result<Compiled, ConfigErrors> {
+    match compile::compile(sources, generation, &read_disk) {
+        Ok(out) => {
+            let mut warnings = out.warnings;
+            let today = jiff::Zoned::now().date();
+            if let Some(w) = calendar_warning(&out.parts.calendar, today) {
+                warnings.push(Warning {
+                    file: sources.first().map(|s| s.name.clone()).unwrap_or_default(),
+                    line: 0,
+                    key: "calendar".into(),
+                    message: w,
+                });
+            }
+            Ok(Compiled {
+                settings: out.settings,
+                table: RouteTable::from_parts(out.parts),
+                warnings,
+            })
+        }
+        Err((errors, _)) => Err(ConfigErrors(errors)),
+    }
+}
+
+/// Compile one config text. `file_name` is used in messages. `include` is refused here (it
+/// needs a directory to resolve against): use [`load_path`].
+pub fn from_toml_str(src: &str, file_name: &str, generation: u64) -> Result<Compiled, ConfigErrors> {
+    if let Some(err) = include_refused(src, file_name) {
+        return Err(ConfigErrors(vec![err]));
+    }
+    finish(
+        &[Source {
+            name: file_name.to_string(),
+            text: src.to_string(),
+        }],
+        generation,
+    )
+}
+
+/// Compile several texts as one config (the first is the main file). For tests and tools
+/// that already hold the files; `include` keys are refused as in [`from_toml_str`].
+pub fn from_sources(sources: &[Source], generation: u64) -> Result<Compiled, ConfigErrors> {
+    let errs: Vec<ConfigError> = sources
+        .iter()
+        .filter_map(|s| include_refused(&s.text, &s.name))
+        .collect();
+    if !errs.is_empty() {
+        return Err(ConfigErrors(errs));
+    }
+    finish(sources, generation)
+}
+
+fn include_refused(src: &str, file_name: &str) -> Option<ConfigError> {
+    #[derive(serde::Deserialize)]
+    struct Inc {
+        include: Option<toml::Spanned<toml::Value>>,
+    }
+    let inc: Inc = toml::from_str::<toml::Table>(src)
+        .ok()
+        .and_then(|t| toml::Value::Table(t).try_into().ok())?;
+    inc.include.map(|_| ConfigError {
+        file: file_name.to_string(),
+        line: src
+            .lines()
+            .position(|l| l.trim_start().starts_with("include"))
+            .map(|i| i + 1)
+            .unwrap_or(0),
+        key: "include".into(),
+        message: "include is only resolved when loading from a path".into(),
+        hint: Some("use load_path / `hotline check PATH`".into()),
+    })
+}
+
+/// Load a config file (following its `include = ["companies/*.toml"]` globs, relative to the
+/// file's directory) or a directory (every `*.toml` in it, sorted by name; a `hotline.toml`
+/// there is the main file).
+pub fn load_path(path: &Path, generation: u64) -> Result<Compiled, ConfigErrors> {
+    let io_err = |p: &Path, e: std::io::Error| {
+        ConfigErrors(vec![ConfigError {
+            file: p.display().to_string(),
+            line: 0,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+            hint: None,
+        }])
+    };
+    let mut files: Vec<PathBuf> = Vec::new();
+    if path.is_dir() {
+        let mut v = toml_files_in(path).map_err(|e| io_err(path, e))?;
+        if let Some(i) = v.iter().position(|p| p.file_name().is_some_and(|n| n == "hotline.toml")) {
+            let main = v.remove(i);
+            v.insert(0, main);
+        }
+        files = v;
+    } else {
+        files.push(path.to_path_buf());
+    }
+    let mut sources: Vec<Source> = Vec::new();
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut i = 0;
+    while i < files.len() {
+        let p = files[i].clone();
+        i += 1;
+        let text = match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.extend(io_err(&p, e).0);
+                continue;
+            }
+        };
+        // Resolve includes.
+        if let Ok(tbl) = toml::from_str::<toml::Table>(&text) {
+            if let Some(inc) = tbl.get("include") {
+                let base = p.parent().unwrap_or(Path::new("."));
+                let line = text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("include"))
+                    .map(|n| n + 1)
+                    .unwrap_or(0);
+                let pats: Vec<String> = match inc {
+                    toml::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+                    toml::Value::String(s) => vec![s.clone()],
+                    _ => Vec::new(),
+                };
+                for pat in pats {
+                    match expand_glob(base, &pat) {
+                        Ok(found) if found.is_empty() => errors.push(ConfigError {
+                            file: p.display().to_string(),
+                            line,
+                            key: "include".into(),
+                            message: format!("{pat:?} matches no file"),
+                            hint: Some("paths are relative to this file's directory".into()),
+                        }),
+                        Ok(found) => {
+                            for f in found {
+                                if !files.contains(&f) {
+                                    files.push(f);
+                                }
+                            }
+                        }
+                        Err(e) => errors.push(ConfigError {
+                            file: p.display().to_string(),
+                            line,
+                            key: "include".into(),
+                            message: format!("cannot expand {pat:?}: {e}"),
+                            hint: None,
+                        }),
+                    }
+                }
+            }
+        }
+        sources.push(Source {
+            name: p.display().to_string(),
+            text,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    finish(&sources, generation)
+}
+
+fn toml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Expand `dir/*.toml`-style patterns: `*` and `?` in the last path component only.
+fn expand_glob(base: &Path, pat: &str) -> std::io::Result<Vec<PathBuf>> {
+    let full = base.join(pat);
+    let name = full
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !name.contains('*') && !name.contains('?') {
+        return Ok(if full.is_file() { vec![full] } else { Vec::new() });
+    }
+    let dir = full.parent().unwrap_or(base).to_path_buf();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .is_some_and(|n| wildcard(&name, &n.to_string_lossy()))
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+fn wildcard(pat: &str, s: &str) -> bool {
+    let p: Vec<char> = pat.chars().collect();
+    let t: Vec<char> = s.chars().collect();
+    let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None::<usize>, 0usize);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,341 @@
+//! The raw TOML schema: what serde reads, before validation. Every struct denies unknown keys.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A map whose keys carry their source span.
+pub type SpannedMap<T> = BTreeMap<Spanned<String>, Spanned<T>>;
+
+/// One value or a list of them (`time = "09:00-18:00"` or `time = ["..", ".."]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// A single value.
+    One(T),
+    /// A list.
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    pub fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t.clone()],
+            OneOrMany::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// A duration: `"20s"`, `"500ms"`, `"2m"`, `"1h"`, or an integer number of seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum DurationRaw {
+    Seconds(i64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    pub include: Option<Spanned<Vec<String>>>,
+    pub server: Option<Spanned<RawServer>>,
+    pub calendar: Option<Spanned<RawCalendar>>,
+    pub screening: Option<Spanned<RawScreening>>,
+    #[serde(default)]
+    pub gateways: SpannedMap<RawGateway>,
+    #[serde(default)]
+    pub targets: SpannedMap<RawTarget>,
+    #[serde(default)]
+    pub plans: SpannedMap<RawPlan>,
+    #[serde(default)]
+    pub lists: SpannedMap<RawList>,
+    #[serde(default)]
+    pub companies: SpannedMap<RawCompany>,
+    #[serde(default)]
+    pub numbers: SpannedMap<RawNumber>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<Vec<Spanned<String>>>,
+    pub admin: Option<Spanned<String>>,
+    pub sip: Option<RawSip>,
+    pub cdr: Option<RawCdr>,
+    #[serde(default)]
+    pub trunks: Vec<Spanned<RawTrunk>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSip {
+    pub t1: Option<Spanned<DurationRaw>>,
+    pub t2: Option<Spanned<DurationRaw>>,
+    pub t4: Option<Spanned<DurationRaw>>,
+    pub max_message_bytes: Option<Spanned<i64>>,
+    pub tcp_idle_timeout: Option<Spanned<DurationRaw>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CdrFormatRaw {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RotateRaw {
+    Hourly,
+    Daily,
+    Never,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCdr {
+    pub dir: Option<String>,
+    pub format: Option<CdrFormatRaw>,
+    pub fsync_interval: Option<Spanned<DurationRaw>>,
+    pub rotate_bytes: Option<Spanned<i64>>,
+    pub rotate_every: Option<RotateRaw>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrunk {
+    pub name: String,
+    pub sources: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub trusted: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCalendar {
+    /// Replace the embedded calendar with this file (same format as data/cn_holidays.toml).
+    pub path: Option<Spanned<String>>,
+    /// Extra holiday dates (added to the embedded or file calendar).
+    #[serde(default)]
+    pub holidays: BTreeMap<Spanned<String>, String>,
+    /// Extra make-up workdays.
+    #[serde(default)]
+    pub workdays: BTreeMap<Spanned<String>, String>,
+}
+
+/// The shape of data/cn_holidays.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCalendarFile {
+    #[serde(default)]
+    pub holidays: BTreeMap<Spanned<String>, String>,
+    #[serde(default)]
+    pub workdays: BTreeMap<Spanned<String>, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScreening {
+    pub blacklist: Option<Spanned<RawList>>,
+    pub whitelist: Option<Spanned<RawList>>,
+    pub whitelist_only: Option<bool>,
+    pub blocked_code: Option<Spanned<i64>>,
+    pub abroad_code: Option<Spanned<i64>>,
+    pub harassment: Option<Spanned<RawHarassment>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHarassment {
+    pub per_caller_number: Option<Spanned<RawWindow>>,
+    pub per_caller: Option<Spanned<RawWindow>>,
+    pub block_for: Option<Spanned<DurationRaw>>,
+    pub code: Option<Spanned<i64>>,
+    /// `harassment = { enabled = false }` on a number switches the global limits off for it.
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    pub calls: i64,
+    pub window: Spanned<DurationRaw>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawList {
+    pub vip: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub numbers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub prefixes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub area_codes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub regions: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub lists: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportRaw {
+    Udp,
+    Tcp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGateway {
+    pub address: Spanned<String>,
+    pub transport: Option<TransportRaw>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub uri: Option<Spanned<String>>,
+    pub number: Option<Spanned<String>>,
+    pub gateway: Option<Spanned<String>>,
+    pub max_concurrent: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModeRaw {
+    Sequential,
+    Simultaneous,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyRaw {
+    Linear,
+    RoundRobin,
+    Random,
+    Weighted,
+    LeastRecent,
+    FewestCalls,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RingFromRaw {
+    Invite,
+    #[serde(rename = "first_18x")]
+    First18x,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CauseRaw {
+    Busy,
+    NoAnswer,
+    Unreachable,
+    Rejected,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EarlyMediaRaw {
+    Relay,
+    Suppress,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BusyLocalRaw {
+    Skip,
+    TreatAsBusy,
+}
+
+/// `on_fail = 486` or `on_fail = "voicemail"` (a target name).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OnFailRaw {
+    Code(i64),
+    Target(String),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlan {
+    pub ring_from: Option<RingFromRaw>,
+    pub advance_on: Option<Vec<CauseRaw>>,
+    pub wait_cap: Option<Spanned<DurationRaw>>,
+    pub on_fail: Option<Spanned<OnFailRaw>>,
+    pub early_media: Option<EarlyMediaRaw>,
+    pub max_duration: Option<Spanned<DurationRaw>>,
+    pub on_target_busy_local: Option<BusyLocalRaw>,
+    #[serde(default)]
+    pub groups: Vec<Spanned<RawGroup>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub name: Option<String>,
+    pub mode: Option<ModeRaw>,
+    pub strategy: Option<StrategyRaw>,
+    pub ring_timeout: Option<Spanned<DurationRaw>>,
+    pub members: Spanned<Vec<RawMember>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawMember {
+    Name(String),
+    Full(RawMemberFull),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMemberFull {
+    pub target: String,
+    pub ring_timeout: Option<DurationRaw>,
+    pub weight: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCompany {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusRaw {
+    Active,
+    Suspended,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNumber {
+    pub company: Spanned<String>,
+    pub plan: Spanned<String>,
+    pub status: Option<StatusRaw>,
+    pub timezone: Option<Spanned<String>>,
+    #[serde(default)]
+    pub approved: bool,
+    #[serde(default)]
+    pub rules: Vec<Spanned<RawRule>>,
+    pub screening: Option<Spanned<RawScreening>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub name: Option<String>,
+    pub plan: Spanned<String>,
+    pub weekdays: Option<Spanned<OneOrMany<String>>>,
+    pub time: Option<Spanned<OneOrMany<String>>>,
+    pub dates: Option<Spanned<OneOrMany<String>>>,
+    pub day: Option<Spanned<String>>,
+    pub region: Option<Spanned<OneOrMany<String>>>,
+    pub list: Option<Spanned<OneOrMany<String>>>,
+    pub vip: Option<bool>,
+    pub key: Option<Spanned<OneOrMany<i64>>>,
+}

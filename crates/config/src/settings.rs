@@ -1,0 +1,165 @@
+//! `[server]`: listeners, SIP timers, CDR output, trunks, admin endpoint.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Process settings from the `[server]` section. Every key is documented in docs/config.md.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Addresses to listen on, UDP and TCP on each (default `["127.0.0.1:5060"]`).
+    pub listen: Vec<SocketAddr>,
+    /// SIP protocol settings.
+    pub sip: SipSettings,
+    /// CDR output.
+    pub cdr: CdrSettings,
+    /// Carrier trunks calls may come from.
+    pub trunks: Vec<Trunk>,
+    /// Admin (metrics, reload) HTTP endpoint; `None` when `admin = "off"` (default `127.0.0.1:9060`).
+    pub admin: Option<SocketAddr>,
+}
+
+/// `[server.sip]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipSettings {
+    /// RFC 3261 T1, RTT estimate (default 500 ms).
+    pub t1: Duration,
+    /// RFC 3261 T2, maximum retransmit interval for non-INVITE (default 4 s).
+    pub t2: Duration,
+    /// RFC 3261 T4, maximum time a message stays in the network (default 5 s).
+    pub t4: Duration,
+    /// Largest SIP message accepted (default 65536).
+    pub max_message_bytes: usize,
+    /// Idle TCP connections are closed after this (default 60 s).
+    pub tcp_idle_timeout: Duration,
+}
+
+/// CDR file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CdrFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+/// When CDR files are rotated by time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotate {
+    /// A new file every hour.
+    Hourly,
+    /// A new file every day (default).
+    Daily,
+    /// Only by size.
+    Never,
+}
+
+/// `[server.cdr]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdrSettings {
+    /// Directory for CDR files (default `./cdr`).
+    pub dir: PathBuf,
+    /// File format (default CSV).
+    pub format: CdrFormat,
+    /// Longest time a written record waits for fsync (default 200 ms).
+    pub fsync_interval: Duration,
+    /// Rotate when a file reaches this size (default 100 MiB; 0 = never by size).
+    pub rotate_bytes: u64,
+    /// Rotate by time (default daily).
+    pub rotate_every: Rotate,
+}
+
+/// `[[server.trunks]]`: where calls may come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trunk {
+    /// Name for logs, CDRs and `CallContext::trunk`.
+    pub name: String,
+    /// Source networks as (address, prefix length) CIDRs.
+    pub sources: Vec<(IpAddr, u8)>,
+    /// Whether identity headers (P-Asserted-Identity) from this trunk are believed.
+    pub trusted: bool,
+}
+
+impl Trunk {
+    /// Whether `ip` is inside one of this trunk's networks.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.sources.iter().any(|&(net, len)| cidr_contains(net, len, ip))
+    }
+}
+
+/// Whether `ip` is in `net/len`. Mixed address families never match.
+pub fn cidr_contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let len = u32::from(len.min(32));
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            (u32::from(n) & mask) == (u32::from(i) & mask)
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let len = u32::from(len.min(128));
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            (u128::from(n) & mask) == (u128::from(i) & mask)
+        }
+        _ => false,
+    }
+}
+
+impl Settings {
+    /// The first trunk whose networks contain `ip`.
+    pub fn trunk_for(&self, ip: IpAddr) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.contains(ip))
+    }
+}
+
+impl Default for SipSettings {
+    fn default() -> Self {
+        SipSettings {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            max_message_bytes: 65536,
+            tcp_idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for CdrSettings {
+    fn default() -> Self {
+        CdrSettings {
+            dir: PathBuf::from("./cdr"),
+            format: CdrFormat::Csv,
+            fsync_interval: Duration::from_millis(200),
+            rotate_bytes: 100 * 1024 * 1024,
+            rotate_every: Rotate::Daily,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], 5060))],
+            sip: SipSettings::default(),
+            cdr: CdrSettings::default(),
+            trunks: Vec::new(),
+            admin: Some(SocketAddr::from(([127, 0, 0, 1], 9060))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr() {
+        let n: IpAddr = [127, 0, 0, 0].into();
+        assert!(cidr_contains(n, 8, [127, 1, 2, 3].into()));
+        assert!(!cidr_contains(n, 8, [10, 0, 0, 1].into()));
+        assert!(cidr_contains(n, 0, [10, 0, 0, 1].into()));
+        assert!(cidr_contains([10, 0, 0, 1].into(), 32, [10, 0, 0, 1].into()));
+        let v6: IpAddr = "::1".parse().unwrap_or(n);
+        assert!(cidr_contains(v6, 128, v6));
+        assert!(!cidr_contains(n, 8, v6));
+    }
+}
