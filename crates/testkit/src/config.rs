@@ -1,0 +1,268 @@
+//! [`HotlineConfig`]: the one place where a test's intent becomes Hotline TOML.
+//!
+//! Tests say *what* they need (targets, numbers hunted over them, short SIP timers); this module
+//! knows the config schema (docs/config.md). When the schema changes, adapt [`HotlineConfig::to_toml`]
+//! and nothing else. The CDR directory is written as [`crate::hotline::CDR_DIR_PLACEHOLDER`],
+//! which [`crate::Hotline::spawn`] replaces with its per-test directory; the listen address
+//! defaults to `127.0.0.1:0` (an ephemeral port, same for UDP and TCP).
+
+use std::fmt::Write as _;
+
+use crate::hotline::CDR_DIR_PLACEHOLDER;
+
+/// A call target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Config name of the target.
+    pub name: String,
+    /// Its SIP URI (e.g. from [`crate::SippProcess::uri`]).
+    pub uri: String,
+    /// Concurrency limit, if any.
+    pub max_concurrent: Option<u32>,
+}
+
+/// A hunt group inside a plan.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// `"sequential"` or `"simultaneous"`.
+    pub mode: String,
+    /// Ring timeout per member, e.g. `"2s"`.
+    pub ring_timeout: Option<String>,
+    /// Target names in order.
+    pub members: Vec<String>,
+}
+
+/// A routing plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub groups: Vec<Group>,
+    /// Extra `key = value` lines for the plan table (e.g. `wait_cap = "5s"`).
+    pub extra: Vec<String>,
+}
+
+/// A 400 number.
+#[derive(Debug, Clone)]
+pub struct Number {
+    pub number: String,
+    pub plan: String,
+    pub suspended: bool,
+}
+
+/// A test configuration; render with [`HotlineConfig::to_toml`].
+#[derive(Debug, Clone)]
+pub struct HotlineConfig {
+    pub listen: String,
+    pub targets: Vec<Target>,
+    pub plans: Vec<Plan>,
+    pub numbers: Vec<Number>,
+    /// SIP timer T1 (e.g. `"100ms"`), `None` = Hotline's default.
+    pub t1: Option<String>,
+    /// Default ring timeout for plans made by [`HotlineConfig::number`].
+    pub ring_timeout: String,
+    /// Raw TOML appended verbatim (for features the template does not model yet).
+    pub raw: String,
+}
+
+impl Default for HotlineConfig {
+    fn default() -> Self {
+        HotlineConfig {
+            listen: "127.0.0.1:0".into(),
+            targets: Vec::new(),
+            plans: Vec::new(),
+            numbers: Vec::new(),
+            t1: None,
+            ring_timeout: "5s".into(),
+            raw: String::new(),
+        }
+    }
+}
+
+fn quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl HotlineConfig {
+    /// An empty config listening on `127.0.0.1:0`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a target `name` at `uri`.
+    pub fn target(mut self, name: &str, uri: &str) -> Self {
+        self.targets.push(Target {
+            name: name.into(),
+            uri: uri.into(),
+            max_concurrent: None,
+        });
+        self
+    }
+
+    /// Adds a target with a concurrency limit.
+    pub fn target_limited(mut self, name: &str, uri: &str, max_concurrent: u32) -> Self {
+        self.targets.push(Target {
+            name: name.into(),
+            uri: uri.into(),
+            max_concurrent: Some(max_concurrent),
+        });
+        self
+    }
+
+    /// Adds a plan.
+    pub fn plan(mut self, plan: Plan) -> Self {
+        self.plans.push(plan);
+        self
+    }
+
+    /// Adds 400 number `number`, hunted sequentially over `targets` (names) with the default
+    /// ring timeout, via its own plan `p<number>`.
+    pub fn number(mut self, number: &str, targets: &[&str]) -> Self {
+        let plan = format!("p{number}");
+        self.plans.push(Plan {
+            name: plan.clone(),
+            groups: vec![Group {
+                mode: "sequential".into(),
+                ring_timeout: Some(self.ring_timeout.clone()),
+                members: targets.iter().map(|t| t.to_string()).collect(),
+            }],
+            extra: Vec::new(),
+        });
+        self.numbers.push(Number {
+            number: number.into(),
+            plan,
+            suspended: false,
+        });
+        self
+    }
+
+    /// Adds 400 number `number` routed by an existing plan.
+    pub fn number_with_plan(mut self, number: &str, plan: &str) -> Self {
+        self.numbers.push(Number {
+            number: number.into(),
+            plan: plan.into(),
+            suspended: false,
+        });
+        self
+    }
+
+    /// Marks the last added number suspended.
+    pub fn suspended(mut self) -> Self {
+        if let Some(n) = self.numbers.last_mut() {
+            n.suspended = true;
+        }
+        self
+    }
+
+    /// Sets SIP timer T1 (e.g. `"100ms"`); T2/T4 follow Hotline's defaults.
+    pub fn t1(mut self, t1: &str) -> Self {
+        self.t1 = Some(t1.into());
+        self
+    }
+
+    /// Sets the ring timeout used by later [`HotlineConfig::number`] calls.
+    pub fn ring_timeout(mut self, t: &str) -> Self {
+        self.ring_timeout = t.into();
+        self
+    }
+
+    /// Appends raw TOML.
+    pub fn raw(mut self, toml: &str) -> Self {
+        self.raw.push_str(toml);
+        self.raw.push('\n');
+        self
+    }
+
+    /// Renders the config (schema: docs/config.md).
+    pub fn to_toml(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "[server]");
+        let _ = writeln!(s, "listen = [{}]", quote(&self.listen));
+        let _ = writeln!(s);
+        if let Some(t1) = &self.t1 {
+            let _ = writeln!(s, "[server.sip]\nt1 = {}\n", quote(t1));
+        }
+        let _ = writeln!(
+            s,
+            "[server.cdr]\ndir = {}\nformat = \"csv\"\n",
+            quote(CDR_DIR_PLACEHOLDER)
+        );
+        let _ = writeln!(
+            s,
+            "[[server.trunks]]\nname = \"loopback\"\nsources = [\"127.0.0.1\"]\ntrusted = true\n"
+        );
+        let _ = writeln!(s, "[companies.test]\nname = \"Test Co\"\n");
+        for t in &self.targets {
+            let _ = writeln!(s, "[targets.{}]\nuri = {}", quote(&t.name), quote(&t.uri));
+            if let Some(m) = t.max_concurrent {
+                let _ = writeln!(s, "max_concurrent = {m}");
+            }
+            let _ = writeln!(s);
+        }
+        for p in &self.plans {
+            let _ = writeln!(s, "[plans.{}]", quote(&p.name));
+            for line in &p.extra {
+                let _ = writeln!(s, "{line}");
+            }
+            for g in &p.groups {
+                let members: Vec<String> = g.members.iter().map(|m| quote(m)).collect();
+                let _ = writeln!(s, "[[plans.{}.groups]]", quote(&p.name));
+                let _ = writeln!(s, "mode = {}", quote(&g.mode));
+                if let Some(rt) = &g.ring_timeout {
+                    let _ = writeln!(s, "ring_timeout = {}", quote(rt));
+                }
+                let _ = writeln!(s, "members = [{}]", members.join(", "));
+            }
+            let _ = writeln!(s);
+        }
+        for n in &self.numbers {
+            let _ = writeln!(
+                s,
+                "[numbers.{}]\ncompany = \"test\"\nplan = {}",
+                quote(&n.number),
+                quote(&n.plan)
+            );
+            if n.suspended {
+                let _ = writeln!(s, "status = \"suspended\"");
+            }
+            let _ = writeln!(s);
+        }
+        s.push_str(&self.raw);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_targets_plans_numbers() {
+        let toml = HotlineConfig::new()
+            .t1("100ms")
+            .ring_timeout("2s")
+            .target("a", "sip:1001@127.0.0.1:5070")
+            .target_limited("b", "sip:1002@127.0.0.1:5071", 1)
+            .number("4008001234", &["a", "b"])
+            .number("4008009999", &["a"])
+            .suspended()
+            .to_toml();
+        assert!(toml.contains("listen = [\"127.0.0.1:0\"]"));
+        assert!(toml.contains(&format!("dir = \"{CDR_DIR_PLACEHOLDER}\"")));
+        assert!(
+            toml.contains("[targets.\"b\"]\nuri = \"sip:1002@127.0.0.1:5071\"\nmax_concurrent = 1")
+        );
+        assert!(toml.contains("members = [\"a\", \"b\"]"));
+        assert!(toml.contains("ring_timeout = \"2s\""));
+        assert!(toml.contains("[numbers.\"4008009999\"]\ncompany = \"test\"\nplan = \"p4008009999\"\nstatus = \"suspended\""));
+        assert!(toml.contains("t1 = \"100ms\""));
+    }
+}

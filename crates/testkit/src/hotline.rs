@@ -1,0 +1,411 @@
+//! [`Hotline`]: the real `hotline` binary running on an ephemeral loopback port.
+//!
+//! [`Hotline::spawn`] writes the config into a fresh temporary directory (replacing
+//! [`CDR_DIR_PLACEHOLDER`] with `<dir>/cdr`), runs `hotline run --config <dir>/hotline.toml`
+//! with that directory as working directory, copies its stderr into `<dir>/hotline.stderr.log`
+//! and waits (at most [`READY_TIMEOUT`]) for the log line containing `listening sip=ADDR`.
+//! Dropping the value kills the process; when the test is panicking the last log lines are
+//! printed and the directory is kept for inspection.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::error::{Result, TestkitError};
+use crate::paths;
+
+/// Written into the config where the CDR directory goes; replaced by `<tempdir>/cdr`.
+pub const CDR_DIR_PLACEHOLDER: &str = "@CDR_DIR@";
+/// How long [`Hotline::spawn`] waits for the `listening sip=` line.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long [`Hotline::stop`] waits for a graceful exit after SIGTERM before killing.
+pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The marker Hotline logs once its listeners are bound.
+pub const LISTENING_MARKER: &str = "listening sip=";
+
+/// A running `hotline` process. See the module docs.
+pub struct Hotline {
+    child: Option<Child>,
+    dir: Option<TempDir>,
+    dir_path: PathBuf,
+    sip_addr: SocketAddr,
+    cdr_dir: PathBuf,
+    log_path: PathBuf,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+    exit: Option<ExitStatus>,
+}
+
+impl std::fmt::Debug for Hotline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hotline")
+            .field("sip_addr", &self.sip_addr)
+            .field("dir", &self.dir_path)
+            .finish()
+    }
+}
+
+/// Polls `child` until it exits or `timeout` passes; `Ok(None)` on timeout.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> std::io::Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends `signal` (e.g. `"TERM"`, `"USR1"`) to `pid` with the `kill` command.
+pub fn send_signal(pid: u32, signal: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| TestkitError::io("run kill", e))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(TestkitError::io(
+            format!("kill -{signal} {pid}"),
+            std::io::Error::other(format!("exit {status}")),
+        ))
+    }
+}
+
+/// Removes ANSI escape sequences (`ESC [ ... letter`) so log matching ignores colours.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if d.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The address in a `... listening sip=127.0.0.1:PORT ...` line, if this is that line.
+pub fn parse_listening(line: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(LISTENING_MARKER)? + LISTENING_MARKER.len()..];
+    let token: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != ',' && *c != '"')
+        .collect();
+    token.parse().ok()
+}
+
+impl Hotline {
+    /// Starts Hotline with `config_toml`; panics with the stderr log path if it does not come
+    /// up. Use [`Hotline::try_spawn`] to handle the error.
+    pub fn spawn(config_toml: &str) -> Hotline {
+        match Self::try_spawn(config_toml) {
+            Ok(h) => h,
+            Err(e) => panic!("Hotline::spawn failed: {e}"),
+        }
+    }
+
+    /// Starts Hotline with `config_toml` and waits for its listening line.
+    pub fn try_spawn(config_toml: &str) -> Result<Hotline> {
+        let bin = paths::hotline_bin()?;
+        let dir = tempfile::Builder::new()
+            .prefix("hotline-e2e-")
+            .tempdir()
+            .map_err(|e| TestkitError::io("create tempdir", e))?;
+        let dir_path = dir.path().to_path_buf();
+        let cdr_dir = dir_path.join("cdr");
+        std::fs::create_dir_all(&cdr_dir)
+            .map_err(|e| TestkitError::io(format!("create {}", cdr_dir.display()), e))?;
+        let config = config_toml.replace(CDR_DIR_PLACEHOLDER, &cdr_dir.to_string_lossy());
+        let config_path = dir_path.join("hotline.toml");
+        std::fs::write(&config_path, config)
+            .map_err(|e| TestkitError::io(format!("write {}", config_path.display()), e))?;
+        let log_path = dir_path.join("hotline.stderr.log");
+        let stdout_path = dir_path.join("hotline.stdout.log");
+        let stdout = std::fs::File::create(&stdout_path)
+            .map_err(|e| TestkitError::io(format!("create {}", stdout_path.display()), e))?;
+        let mut log = std::fs::File::create(&log_path)
+            .map_err(|e| TestkitError::io(format!("create {}", log_path.display()), e))?;
+
+        let mut child = Command::new(&bin)
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .current_dir(&dir_path)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| TestkitError::io(format!("spawn {}", bin.display()), e))?;
+
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel::<SocketAddr>();
+        let reader = child.stderr.take().map(|stderr| {
+            let lines = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                let mut stderr = BufReader::new(stderr);
+                let mut buf = Vec::new();
+                let mut sent = false;
+                loop {
+                    buf.clear();
+                    match stderr.read_until(b'\n', &mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let _ = log.write_all(&buf);
+                    let _ = log.flush();
+                    let line = strip_ansi(String::from_utf8_lossy(&buf).trim_end());
+                    if !sent {
+                        if let Some(addr) = parse_listening(&line) {
+                            sent = tx.send(addr).is_ok();
+                        }
+                    }
+                    match lines.lock() {
+                        Ok(mut l) => l.push(line),
+                        Err(p) => p.into_inner().push(line),
+                    }
+                }
+            })
+        });
+
+        let mut hotline = Hotline {
+            child: None,
+            dir: Some(dir),
+            dir_path,
+            sip_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            cdr_dir,
+            log_path: log_path.clone(),
+            lines,
+            reader,
+            exit: None,
+        };
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let ready = loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(addr) => break Ok(addr),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    break Err("stderr closed before the listening line".to_string())
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                // Give the reader a moment to deliver a line printed just before exit.
+                if let Ok(addr) = rx.recv_timeout(Duration::from_millis(200)) {
+                    break Ok(addr);
+                }
+                break Err(format!("hotline exited with {status}"));
+            }
+            if Instant::now() >= deadline {
+                break Err("no `listening sip=` line".to_string());
+            }
+        };
+        hotline.child = Some(child);
+        match ready {
+            Ok(addr) => {
+                hotline.sip_addr = addr;
+                Ok(hotline)
+            }
+            Err(reason) => {
+                let tail = hotline.stderr_tail(40);
+                // Keep the directory so the log stays readable after the error.
+                if let Some(d) = hotline.dir.take() {
+                    let _ = d.keep();
+                }
+                Err(TestkitError::NotReady {
+                    timeout: READY_TIMEOUT,
+                    reason: format!("{reason}\n--- last stderr lines ---\n{tail}"),
+                    log: log_path,
+                })
+            }
+        }
+    }
+
+    /// The SIP address Hotline listens on (UDP and TCP).
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip_addr
+    }
+
+    /// The SIP URI of Hotline for a user part, e.g. `sip:4008001234@127.0.0.1:PORT`.
+    pub fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@{}", self.sip_addr)
+    }
+
+    /// The CDR directory configured for this instance.
+    pub fn cdr_dir(&self) -> &Path {
+        &self.cdr_dir
+    }
+
+    /// The temporary directory holding config, logs and CDRs.
+    pub fn dir(&self) -> &Path {
+        &self.dir_path
+    }
+
+    /// The file that receives Hotline's stderr.
+    pub fn stderr_log(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The process id (while running).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Every stderr line so far (ANSI colours removed).
+    pub fn stderr_lines(&self) -> Vec<String> {
+        match self.lines.lock() {
+            Ok(l) => l.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The last `n` stderr lines joined with newlines.
+    pub fn stderr_tail(&self, n: usize) -> String {
+        let lines = self.stderr_lines();
+        let start = lines.len().saturating_sub(n);
+        lines[start..].join("\n")
+    }
+
+    /// Stderr lines containing `needle`.
+    pub fn stderr_matching(&self, needle: &str) -> Vec<String> {
+        self.stderr_lines()
+            .into_iter()
+            .filter(|l| l.contains(needle))
+            .collect()
+    }
+
+    /// Waits until a stderr line contains `needle`; false on timeout.
+    pub fn wait_for_stderr(&self, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.stderr_matching(needle).is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// True while the process runs.
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Graceful shutdown: SIGTERM, then wait up to [`STOP_TIMEOUT`] (killed after that, which
+    /// is reported as [`TestkitError::Timeout`]). Returns the exit status; idempotent.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.exit {
+            return Ok(status);
+        }
+        let Some(child) = self.child.as_mut() else {
+            return Err(TestkitError::NoBinary("hotline was never started".into()));
+        };
+        if let Ok(Some(status)) = child.try_wait() {
+            self.exit = Some(status);
+            self.join_reader();
+            return Ok(status);
+        }
+        send_signal(child.id(), "TERM")?;
+        let waited = wait_timeout(child, STOP_TIMEOUT)
+            .map_err(|e| TestkitError::io("wait for hotline", e))?;
+        match waited {
+            Some(status) => {
+                self.exit = Some(status);
+                self.join_reader();
+                Ok(status)
+            }
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                self.join_reader();
+                Err(TestkitError::Timeout {
+                    what: "hotline graceful shutdown after SIGTERM".into(),
+                    timeout: STOP_TIMEOUT,
+                })
+            }
+        }
+    }
+
+    fn join_reader(&mut self) {
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+
+    /// Keeps the temporary directory after drop (for debugging) and returns its path.
+    pub fn keep_dir(&mut self) -> PathBuf {
+        if let Some(d) = self.dir.take() {
+            let _ = d.keep();
+        }
+        self.dir_path.clone()
+    }
+}
+
+impl Drop for Hotline {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        self.join_reader();
+        if std::thread::panicking() {
+            let dir = self.keep_dir();
+            eprintln!(
+                "--- hotline stderr (last 60 lines; full log {}; dir kept: {}) ---\n{}\n---",
+                self.log_path.display(),
+                dir.display(),
+                self.stderr_tail(60)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_line_is_parsed_with_and_without_colours() {
+        let plain = "2026-01-01T00:00:00Z  INFO hotline: listening sip=127.0.0.1:40123 tcp=on";
+        assert_eq!(
+            parse_listening(plain),
+            Some(SocketAddr::from(([127, 0, 0, 1], 40123)))
+        );
+        let coloured = "\u{1b}[32m INFO\u{1b}[0m listening \u{1b}[3msip\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:5060";
+        assert_eq!(
+            parse_listening(&strip_ansi(coloured)),
+            Some(SocketAddr::from(([127, 0, 0, 1], 5060)))
+        );
+        assert_eq!(parse_listening("listening sip=nonsense"), None);
+        assert_eq!(parse_listening("starting"), None);
+    }
+}
