@@ -270,10 +270,8 @@ impl<'a> Via<'a> {
                         Some(v) => Some(parse_port(v)?),
                     });
                 }
-            } else if name.eq_ignore_ascii_case(b"received") {
-                if via.received.is_none() {
-                    via.received = Some(value?);
-                }
+            } else if name.eq_ignore_ascii_case(b"received") && via.received.is_none() {
+                via.received = Some(value?);
             }
         }
     }
@@ -1214,6 +1212,7 @@ pub(crate) fn parse_decimal(d: &[u8], max: u64) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 mod tests {
     use super::*;
 

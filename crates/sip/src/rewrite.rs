@@ -336,6 +336,7 @@ pub fn ack_for(sent_invite: &Message, response: &Message) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 mod tests {
     use super::*;
     use bytes::Bytes;

@@ -1,6 +1,8 @@
 //! Message parsing: compact forms, folding, multi-value lines, quoted commas, every
 //! `ParseError`, and a cross-check against rsip for well-formed messages.
 
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
 use bytes::Bytes;
 use hotline_sip::frame::{frame_datagram, Limits};
 use hotline_sip::msg::{Message, Method, ParseError, MAX_ROUTES, MAX_VIAS};
@@ -83,8 +85,7 @@ l: 0
 
 #[test]
 fn header_names_are_case_insensitive() {
-    let m = parse(&variant("Call-ID: base-1", "cALL-iD: base-1"))
-        .unwrap();
+    let m = parse(&variant("Call-ID: base-1", "cALL-iD: base-1")).unwrap();
     assert_eq!(m.call_id(), b"base-1");
     let m = parse(&variant("Via:", "VIA :")).unwrap();
     assert_eq!(m.top_via().host, b"192.0.2.10");
@@ -143,7 +144,10 @@ Content-Length: 0
     )
     .unwrap();
     let hosts: Vec<_> = m.vias().map(|v| v.host).collect();
-    assert_eq!(hosts, vec![&b"p1.example.com"[..], b"p2.example.com", b"[2001:db8::5]"]);
+    assert_eq!(
+        hosts,
+        vec![&b"p1.example.com"[..], b"p2.example.com", b"[2001:db8::5]"]
+    );
     let v3 = m.vias().nth(2).unwrap();
     assert_eq!(v3.rport, Some(Some(5099)));
     assert_eq!(v3.received, Some(&b"2001:db8::6"[..]));
@@ -189,7 +193,11 @@ fn commas_inside_quotes_and_brackets_do_not_split() {
 
 #[test]
 fn body_and_content_length() {
-    let m = parse(&variant("Content-Length: 0\n\n", "Content-Length: 7\n\nhello\n")).unwrap();
+    let m = parse(&variant(
+        "Content-Length: 0\n\n",
+        "Content-Length: 7\n\nhello\n",
+    ))
+    .unwrap();
     assert_eq!(m.body(), b"hello\r\n");
     // Without Content-Length (UDP) the body is the rest of the message.
     let m = parse(&variant("Content-Length: 0\n\n", "\nabc")).unwrap();
@@ -207,36 +215,99 @@ fn each_parse_error() {
         (variant(" SIP/2.0\n", "\n"), BadStartLine),
         (variant("SIP/2.0\nVia", "SIP/3.0\nVia"), BadVersion),
         (variant("SIP/2.0\nVia", "SIP/2.0x\nVia"), BadStartLine),
-        (variant("sip:4008001234@hotline.example SIP", "<sip:x@y> SIP"), BadStartLine),
+        (
+            variant("sip:4008001234@hotline.example SIP", "<sip:x@y> SIP"),
+            BadStartLine,
+        ),
         (variant("INVITE sip", "INV(TE sip"), BadStartLine),
         (variant("Call-ID: base-1\n", "Call-ID base-1\n"), BadHeader),
-        (variant("Call-ID: base-1\n", "Bad Name: x\nCall-ID: base-1\n"), BadHeader),
-        (variant("Content-Length: 0\n\n", "Content-Length: 0\n"), BadHeader),
+        (
+            variant("Call-ID: base-1\n", "Bad Name: x\nCall-ID: base-1\n"),
+            BadHeader,
+        ),
+        (
+            variant("Content-Length: 0\n\n", "Content-Length: 0\n"),
+            BadHeader,
+        ),
         (variant("Call-ID: base-1\n", ""), MissingCallId),
         (variant("Call-ID: base-1\n", "Call-ID:\n"), MissingCallId),
-        (variant("Call-ID: base-1\n", "Call-ID: base-1\ni: other\n"), BadHeader),
+        (
+            variant("Call-ID: base-1\n", "Call-ID: base-1\ni: other\n"),
+            BadHeader,
+        ),
         (variant("CSeq: 1 INVITE\n", ""), BadCSeq),
         (variant("CSeq: 1 INVITE", "CSeq: one INVITE"), BadCSeq),
-        (variant("CSeq: 1 INVITE", "CSeq: 2147483648 INVITE"), BadCSeq),
+        (
+            variant("CSeq: 1 INVITE", "CSeq: 2147483648 INVITE"),
+            BadCSeq,
+        ),
         (variant("CSeq: 1 INVITE", "CSeq: 1"), BadCSeq),
         (variant("CSeq: 1 INVITE", "CSeq: 1INVITE"), BadCSeq),
         (variant("CSeq: 1 INVITE", "CSeq: 1 BYE"), CSeqMethodMismatch),
-        (variant("CSeq: 1 INVITE", "CSeq: 1 invite"), CSeqMethodMismatch),
-        (variant("From: <sip:alice@example.com>;tag=a1\n", ""), MissingFrom),
-        (variant("From: <sip:alice@example.com>", "From: <sip:alice@example.com"), MissingFrom),
-        (variant("To: <sip:4008001234@hotline.example>\n", ""), MissingTo),
-        (variant("To: <sip:4008001234@hotline.example>", "To: \"x <sip:a@b>"), MissingTo),
-        (variant("Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKbase\n", ""), BadVia),
-        (variant("SIP/2.0/UDP 192.0.2.10:5060", "SIP/2.0/UDP 192.0.2.10:70000"), BadVia),
+        (
+            variant("CSeq: 1 INVITE", "CSeq: 1 invite"),
+            CSeqMethodMismatch,
+        ),
+        (
+            variant("From: <sip:alice@example.com>;tag=a1\n", ""),
+            MissingFrom,
+        ),
+        (
+            variant(
+                "From: <sip:alice@example.com>",
+                "From: <sip:alice@example.com",
+            ),
+            MissingFrom,
+        ),
+        (
+            variant("To: <sip:4008001234@hotline.example>\n", ""),
+            MissingTo,
+        ),
+        (
+            variant("To: <sip:4008001234@hotline.example>", "To: \"x <sip:a@b>"),
+            MissingTo,
+        ),
+        (
+            variant("Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKbase\n", ""),
+            BadVia,
+        ),
+        (
+            variant(
+                "SIP/2.0/UDP 192.0.2.10:5060",
+                "SIP/2.0/UDP 192.0.2.10:70000",
+            ),
+            BadVia,
+        ),
         (variant("z9hG4bKbase", "z9hG4bKbase, "), BadVia),
         (variant("z9hG4bKbase", "z9hG4bKbase;;x"), BadVia),
-        (variant("Max-Forwards: 70", "Max-Forwards: seventy"), BadMaxForwards),
-        (variant("Max-Forwards: 70", "Max-Forwards: 256"), BadMaxForwards),
-        (variant("Max-Forwards: 70", "Max-Forwards: 70\nMax-Forwards: 69"), BadMaxForwards),
-        (variant("Content-Length: 0", "Content-Length: x"), BadContentLength),
-        (variant("Content-Length: 0", "Content-Length: 0\nl: 1"), BadContentLength),
-        (variant("Content-Length: 0", "Content-Length: 3"), ContentLengthMismatch),
-        (variant("Content-Length: 0\n\n", "Content-Length: 0\n\nxyz"), ContentLengthMismatch),
+        (
+            variant("Max-Forwards: 70", "Max-Forwards: seventy"),
+            BadMaxForwards,
+        ),
+        (
+            variant("Max-Forwards: 70", "Max-Forwards: 256"),
+            BadMaxForwards,
+        ),
+        (
+            variant("Max-Forwards: 70", "Max-Forwards: 70\nMax-Forwards: 69"),
+            BadMaxForwards,
+        ),
+        (
+            variant("Content-Length: 0", "Content-Length: x"),
+            BadContentLength,
+        ),
+        (
+            variant("Content-Length: 0", "Content-Length: 0\nl: 1"),
+            BadContentLength,
+        ),
+        (
+            variant("Content-Length: 0", "Content-Length: 3"),
+            ContentLengthMismatch,
+        ),
+        (
+            variant("Content-Length: 0\n\n", "Content-Length: 0\n\nxyz"),
+            ContentLengthMismatch,
+        ),
     ];
     for (text, want) in cases {
         let got = parse(&text).err();
@@ -253,11 +324,26 @@ Content-Length: 0
 
 ";
     assert!(parse(resp).is_ok(), "From/To are optional in a response");
-    assert_eq!(parse(&resp.replace("200 OK", "099 Low")).err(), Some(BadStartLine));
-    assert_eq!(parse(&resp.replace("200 OK", "700 High")).err(), Some(BadStartLine));
-    assert_eq!(parse(&resp.replace("200 OK", "2000 OK")).err(), Some(BadStartLine));
-    assert_eq!(parse(&resp.replace("Call-ID: r1\n", "")).err(), Some(MissingCallId));
-    assert_eq!(parse(&resp.replace("CSeq: 1 INVITE\n", "")).err(), Some(BadCSeq));
+    assert_eq!(
+        parse(&resp.replace("200 OK", "099 Low")).err(),
+        Some(BadStartLine)
+    );
+    assert_eq!(
+        parse(&resp.replace("200 OK", "700 High")).err(),
+        Some(BadStartLine)
+    );
+    assert_eq!(
+        parse(&resp.replace("200 OK", "2000 OK")).err(),
+        Some(BadStartLine)
+    );
+    assert_eq!(
+        parse(&resp.replace("Call-ID: r1\n", "")).err(),
+        Some(MissingCallId)
+    );
+    assert_eq!(
+        parse(&resp.replace("CSeq: 1 INVITE\n", "")).err(),
+        Some(BadCSeq)
+    );
     assert_eq!(
         parse(&resp.replace("Via: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK1\n", "")).err(),
         Some(BadVia)
@@ -265,7 +351,10 @@ Content-Length: 0
 
     // Message Too Large comes from framing.
     let big = Bytes::from(vec![b'x'; 70_000]);
-    assert_eq!(frame_datagram(big, &Limits::default()).err(), Some(TooLarge));
+    assert_eq!(
+        frame_datagram(big, &Limits::default()).err(),
+        Some(TooLarge)
+    );
 }
 
 #[test]
@@ -290,7 +379,10 @@ fn too_many_indexed_values() {
     assert_eq!(parse(&text).unwrap().via_count(), MAX_VIAS);
 
     let routes: Vec<String> = (0..=MAX_ROUTES).map(|i| format!("<sip:r{i};lr>")).collect();
-    let text = variant("Content-Length", &format!("Route: {}\nContent-Length", routes.join(",")));
+    let text = variant(
+        "Content-Length",
+        &format!("Route: {}\nContent-Length", routes.join(",")),
+    );
     assert_eq!(parse(&text).err(), Some(ParseError::TooManyHeaders));
 }
 
@@ -301,7 +393,10 @@ fn request_uri_forms() {
         "tel:+86-400-800-1234",
     ))
     .unwrap();
-    assert_eq!(Uri::parse(m.request_uri()).unwrap().user, b"+86-400-800-1234");
+    assert_eq!(
+        Uri::parse(m.request_uri()).unwrap().user,
+        b"+86-400-800-1234"
+    );
     let m = parse(&variant(
         "sip:4008001234@hotline.example",
         "sip:4008001234@[2001:db8::1]:5080;user=phone",

@@ -1,6 +1,8 @@
 //! Byte-for-byte output of forward_request / forward_response / response / cancel_for /
 //! ack_for. Expected messages are written out literally, CRLF and all.
 
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -159,7 +161,10 @@ Content-Length: 0\r\n\r\n";
             },
         );
         let want = base
-            .replace("Via: VIA\r\n", &format!("Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx\r\nVia: {want_via}\r\n"))
+            .replace(
+                "Via: VIA\r\n",
+                &format!("Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx\r\nVia: {want_via}\r\n"),
+            )
             .replace("Max-Forwards: 3", "Max-Forwards: 2");
         assert_eq!(text(&out), want, "{via}");
     }
@@ -178,14 +183,16 @@ Content-Length: 0\r\n\
 \r\n");
     assert_eq!(
         text(&forward_response(&m)),
-        text(b"SIP/2.0 180 Ringing\r\n\
+        text(
+            b"SIP/2.0 180 Ringing\r\n\
 Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKa1;rport=40000;received=203.0.113.5\r\n\
 From: <sip:alice@example.com>;tag=f1\r\n\
 To: <sip:4008001234@hotline.example>;tag=t9\r\n\
 Call-ID: call-1@192.0.2.10\r\n\
 CSeq: 1 INVITE\r\n\
 Content-Length: 0\r\n\
-\r\n")
+\r\n"
+        )
     );
 
     // One value per line: the whole first line goes.
@@ -199,13 +206,15 @@ Content-Length: 3\r\n\
 abc");
     assert_eq!(
         text(&forward_response(&m)),
-        text(b"SIP/2.0 486 Busy Here\r\n\
+        text(
+            b"SIP/2.0 486 Busy Here\r\n\
 v: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKa1\r\n\
 Call-ID: c2\r\n\
 CSeq: 1 INVITE\r\n\
 Content-Length: 3\r\n\
 \r\n\
-abc")
+abc"
+        )
     );
 }
 
@@ -222,7 +231,8 @@ fn local_response_copies_dialog_headers_and_adds_to_tag() {
     );
     assert_eq!(
         text(&out),
-        text(b"SIP/2.0 486 Busy Here\r\n\
+        text(
+            b"SIP/2.0 486 Busy Here\r\n\
 Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKa1;rport=40000;received=203.0.113.5\r\n\
 From: \"Alice\" <sip:alice@example.com>;tag=f1\r\n\
 To: <sip:4008001234@hotline.example>;tag=uas-tag\r\n\
@@ -230,7 +240,8 @@ Call-ID: call-1@192.0.2.10\r\n\
 CSeq: 1 INVITE\r\n\
 Retry-After: 60\r\n\
 Content-Length: 0\r\n\
-\r\n")
+\r\n"
+        )
     );
     assert_eq!(msg(&out).status(), Some(486));
 
@@ -238,14 +249,16 @@ Content-Length: 0\r\n\
     let out = response(&m, 100, "Trying", Some(b"uas-tag"), None, &[]);
     assert_eq!(
         text(&out),
-        text(b"SIP/2.0 100 Trying\r\n\
+        text(
+            b"SIP/2.0 100 Trying\r\n\
 Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKa1;rport\r\n\
 From: \"Alice\" <sip:alice@example.com>;tag=f1\r\n\
 To: <sip:4008001234@hotline.example>\r\n\
 Call-ID: call-1@192.0.2.10\r\n\
 CSeq: 1 INVITE\r\n\
 Content-Length: 0\r\n\
-\r\n")
+\r\n"
+        )
     );
 }
 
@@ -261,10 +274,18 @@ CSeq: 2 BYE\r\n\
 Max-Forwards: 70\r\n\
 Content-Length: 0\r\n\
 \r\n");
-    let out = response(&m, 481, "Call/Transaction Does Not Exist", Some(b"new"), None, &[]);
+    let out = response(
+        &m,
+        481,
+        "Call/Transaction Does Not Exist",
+        Some(b"new"),
+        None,
+        &[],
+    );
     assert_eq!(
         text(&out),
-        text(b"SIP/2.0 481 Call/Transaction Does Not Exist\r\n\
+        text(
+            b"SIP/2.0 481 Call/Transaction Does Not Exist\r\n\
 Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKb1, SIP/2.0/UDP 10.0.0.8;branch=z9hG4bKb0\r\n\
 Via: SIP/2.0/TCP 10.0.0.7;branch=z9hG4bKbz\r\n\
 From: <sip:4008001234@hotline.example>;tag=t9\r\n\
@@ -272,7 +293,8 @@ To: <sip:alice@example.com>;tag=f1\r\n\
 Call-ID: call-1@192.0.2.10\r\n\
 CSeq: 2 BYE\r\n\
 Content-Length: 0\r\n\
-\r\n")
+\r\n"
+        )
     );
 }
 
@@ -281,7 +303,8 @@ fn cancel_for_forwarded_invite() {
     let sent = msg(&forward_invite());
     assert_eq!(
         text(&cancel_for(&sent)),
-        text(b"CANCEL sip:13800000000@10.0.0.9:5060 SIP/2.0\r\n\
+        text(
+            b"CANCEL sip:13800000000@10.0.0.9:5060 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKp1;rport\r\n\
 Route: <sip:next.example;lr>\r\n\
 Max-Forwards: 70\r\n\
@@ -290,7 +313,8 @@ To: <sip:4008001234@hotline.example>\r\n\
 Call-ID: call-1@192.0.2.10\r\n\
 CSeq: 1 CANCEL\r\n\
 Content-Length: 0\r\n\
-\r\n")
+\r\n"
+        )
     );
 }
 
@@ -309,7 +333,8 @@ Content-Length: 0\r\n\
     let ack = ack_for(&sent, &resp);
     assert_eq!(
         text(&ack),
-        text(b"ACK sip:13800000000@10.0.0.9:5060 SIP/2.0\r\n\
+        text(
+            b"ACK sip:13800000000@10.0.0.9:5060 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKp1;rport\r\n\
 Route: <sip:next.example;lr>\r\n\
 Max-Forwards: 70\r\n\
@@ -318,7 +343,8 @@ To: <sip:4008001234@hotline.example>;tag=callee-9\r\n\
 Call-ID: call-1@192.0.2.10\r\n\
 CSeq: 1 ACK\r\n\
 Content-Length: 0\r\n\
-\r\n")
+\r\n"
+        )
     );
     let a = msg(&ack);
     assert_eq!(a.top_via().branch, sent.top_via().branch);

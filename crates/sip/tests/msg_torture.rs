@@ -2,6 +2,8 @@
 //! RFC). Each arrives as one UDP datagram: framed with `frame_datagram`, then parsed.
 //! docs/sip-parsing.md lists which ones are covered and how each is handled.
 
+#![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+
 use bytes::Bytes;
 use hotline_sip::frame::{frame_datagram, Framed, Limits};
 use hotline_sip::msg::{Message, Method, ParseError};
@@ -54,11 +56,19 @@ fn wsinv_short_tortuous_invite() {
     );
     assert_eq!(
         (vias[1].transport, vias[1].host, vias[1].branch),
-        (&b"TCP"[..], &b"spindle.example.com"[..], Some(&b"z9hG4bK9ikj8"[..]))
+        (
+            &b"TCP"[..],
+            &b"spindle.example.com"[..],
+            Some(&b"z9hG4bK9ikj8"[..])
+        )
     );
     assert_eq!(
         (vias[2].transport, vias[2].host, vias[2].branch),
-        (&b"UDP"[..], &b"192.168.255.111"[..], Some(&b"z9hG4bK30239"[..]))
+        (
+            &b"UDP"[..],
+            &b"192.168.255.111"[..],
+            Some(&b"z9hG4bK30239"[..])
+        )
     );
     assert!(vias.iter().all(|v| v.port.is_none()));
     assert_eq!(
@@ -250,7 +260,11 @@ fn noreason_empty_reason_phrase() {
 fn invalid_messages_get_the_right_error() {
     let cases: &[(&str, &[u8], ParseError)] = &[
         ("badinv01", fixture!("badinv01"), ParseError::BadVia),
-        ("clerr", fixture!("clerr"), ParseError::ContentLengthMismatch),
+        (
+            "clerr",
+            fixture!("clerr"),
+            ParseError::ContentLengthMismatch,
+        ),
         ("ncl", fixture!("ncl"), ParseError::BadContentLength),
         ("scalar02", fixture!("scalar02"), ParseError::BadCSeq),
         ("scalarlg", fixture!("scalarlg"), ParseError::BadCSeq),
@@ -263,8 +277,16 @@ fn invalid_messages_get_the_right_error() {
         ("badaspec", fixture!("badaspec"), ParseError::MissingTo),
         ("baddn", fixture!("baddn"), ParseError::MissingFrom),
         ("badvers", fixture!("badvers"), ParseError::BadVersion),
-        ("mismatch01", fixture!("mismatch01"), ParseError::CSeqMethodMismatch),
-        ("mismatch02", fixture!("mismatch02"), ParseError::CSeqMethodMismatch),
+        (
+            "mismatch01",
+            fixture!("mismatch01"),
+            ParseError::CSeqMethodMismatch,
+        ),
+        (
+            "mismatch02",
+            fixture!("mismatch02"),
+            ParseError::CSeqMethodMismatch,
+        ),
         ("bigcode", fixture!("bigcode"), ParseError::BadStartLine),
         // 3.3: semantically invalid.
         ("insuf", fixture!("insuf"), ParseError::MissingFrom),
@@ -293,7 +315,10 @@ fn invalid_messages_parsed_directly_too() {
 fn accepted_liberally() {
     // baddate: Date is not read by a proxy.
     let m = ok(fixture!("baddate"));
-    assert_eq!(m.header("Date"), Some(&b"Fri, 01 Jan 2010 16:00:00 EST"[..]));
+    assert_eq!(
+        m.header("Date"),
+        Some(&b"Fri, 01 Jan 2010 16:00:00 EST"[..])
+    );
     // regbadct: Contact contents are not interpreted (no registrar here).
     let m = ok(fixture!("regbadct"));
     assert_eq!(m.contacts().count(), 1);
@@ -317,7 +342,10 @@ fn semantic_cases_parse() {
     assert_eq!(m.max_forwards(), Some(0));
 
     let m = ok(fixture!("unkscm"));
-    assert_eq!(m.request_uri(), b"nobodyKnowsThisScheme:totallyopaquecontent");
+    assert_eq!(
+        m.request_uri(),
+        b"nobodyKnowsThisScheme:totallyopaquecontent"
+    );
     assert!(Uri::parse(m.request_uri()).is_none());
 
     let m = ok(fixture!("novelsc"));
@@ -329,11 +357,11 @@ fn semantic_cases_parse() {
 
     let m = ok(fixture!("regescrt"));
     let c = m.contacts().next().unwrap();
-    assert_eq!(
-        Uri::parse_name_addr(c).unwrap().host,
-        &b"example.com"[..]
-    );
+    assert_eq!(Uri::parse_name_addr(c).unwrap().host, &b"example.com"[..]);
 
     let m = ok(fixture!("invut"));
-    assert_eq!(m.body(), b"<audio>\r\n <pcmu port=\"443\"/>\r\n</audio>\r\n");
+    assert_eq!(
+        m.body(),
+        b"<audio>\r\n <pcmu port=\"443\"/>\r\n</audio>\r\n"
+    );
 }
