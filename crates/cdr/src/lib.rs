@@ -15,14 +15,22 @@
 //! - [`files`]: file names, rotation periods, `MANIFEST`, sealing, recovery, verification.
 //! - [`writer`]: `spawn`, `CdrSink`, `WriterHandle`, `WriterStats`.
 //! - [`reader`]: scan a directory (sealed + open files) with a callback; torn-tail safe.
+//! - [`query`]: filters and rendering for `hotline cdr query` (table / CSV / JSON).
+//! - [`report`]: figures for `hotline cdr report` (ASR, ACD, by hour/day/region/number/target, callers).
+//! - [`html`]: the HTML report page with inline SVG charts (no JavaScript).
+//! - [`billing`]: rate plans (TOML), usage per started minute, monthly bills in fen, prepaid helpers.
 //! - [`synth`]: deterministic synthetic traffic for tests and benchmarks.
 #![forbid(unsafe_code)]
 
+pub mod billing;
 pub mod decode;
 pub mod encode;
 pub mod files;
+pub mod html;
+pub mod query;
 pub mod reader;
 pub mod record;
+pub mod report;
 pub mod synth;
 pub mod time;
 pub mod writer;

@@ -1,0 +1,763 @@
+//! Billing (`hotline bill --month 2026-11`): rate plans in TOML, monthly bills per 400 number.
+//!
+//! Money is integer fen (分) everywhere; amounts in the TOML are decimal strings of yuan with at
+//! most two decimals (`"0.10"`), parsed exactly. Rules (docs/cdr.md):
+//! - usage: every *started* minute of talk time of answered calls (61 s = 2 min) × the rate;
+//! - a call belongs to the month (in the billing time zone) of its start;
+//! - monthly charge = max(usage, monthly minimum), except the month the plan starts (actual usage);
+//! - the plan runs `term_years` from its start date; calls from the expiry date on are not billed,
+//!   and months after the expiry month are not charged;
+//! - the prepaid balance (plus top-ups, credited in their month) pays each month's charge in
+//!   order; it may go negative (arrears); at expiry a positive balance is cleared (forfeited).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::query::table;
+use crate::reader::{scan_calls, ReadStats};
+use crate::record::{CallRecord, Disposition};
+use crate::CdrError;
+
+/// A calendar month.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Month {
+    pub year: i16,
+    pub month: i8,
+}
+
+impl Month {
+    /// `2026-11`.
+    pub fn parse(s: &str) -> Option<Month> {
+        let (y, m) = s.trim().split_once('-')?;
+        let year: i16 = y.parse().ok()?;
+        let month: i8 = m.parse().ok()?;
+        ((1..=12).contains(&month) && (1..=9999).contains(&year) && y.len() == 4)
+            .then_some(Month { year, month })
+    }
+
+    pub fn of(d: Date) -> Month {
+        Month {
+            year: d.year(),
+            month: d.month(),
+        }
+    }
+
+    pub fn next(self) -> Month {
+        if self.month == 12 {
+            Month {
+                year: self.year + 1,
+                month: 1,
+            }
+        } else {
+            Month {
+                year: self.year,
+                month: self.month + 1,
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Month {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}", self.year, self.month)
+    }
+}
+
+/// `12345` -> `"123.45"`, `-5` -> `"-0.05"`.
+pub fn format_fen(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let a = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", a / 100, a % 100)
+}
+
+/// `"0.10"` / `"100"` / `"3000.5"` yuan -> fen; `None` for more than two decimals or junk.
+pub fn parse_yuan(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (neg, s) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || int.len() > 13 {
+        return None;
+    }
+    if frac.len() > 2
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || (s.contains('.') && frac.is_empty())
+    {
+        return None;
+    }
+    let mut fen = int.parse::<i64>().ok()? * 100;
+    if !frac.is_empty() {
+        let f: i64 = frac.parse().ok()?;
+        fen += if frac.len() == 1 { f * 10 } else { f };
+    }
+    Some(if neg { -fen } else { fen })
+}
+
+// ---------------------------------------------------------------- configuration
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    timezone: Option<String>,
+    #[serde(default)]
+    plans: BTreeMap<String, RawPlan>,
+    #[serde(default)]
+    accounts: Vec<RawAccount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    rate_per_minute: toml::Spanned<String>,
+    monthly_minimum: toml::Spanned<String>,
+    term_years: toml::Spanned<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    number: toml::Spanned<String>,
+    plan: toml::Spanned<String>,
+    start: toml::Spanned<String>,
+    #[serde(default)]
+    prepaid: Option<toml::Spanned<String>>,
+    #[serde(default)]
+    topups: Vec<RawTopup>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopup {
+    date: toml::Spanned<String>,
+    amount: toml::Spanned<String>,
+}
+
+/// A rate plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub name: String,
+    /// Fen per started minute of talk time.
+    pub rate_fen: i64,
+    /// 月最低消费, fen.
+    pub monthly_minimum_fen: i64,
+    /// 1, 2, 3 or 5.
+    pub term_years: u32,
+}
+
+/// A credit to the prepaid balance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topup {
+    pub date: Date,
+    pub amount_fen: i64,
+}
+
+/// A 400 number's subscription.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub number: String,
+    pub plan: String,
+    /// First day of the plan (billing time zone).
+    pub start: Date,
+    pub prepaid_fen: i64,
+    pub topups: Vec<Topup>,
+}
+
+impl Account {
+    /// The day the plan ends: start + term years (not included in the plan).
+    pub fn expiry(&self, plan: &Plan) -> Date {
+        self.start
+            .checked_add(jiff::Span::new().years(i64::from(plan.term_years)))
+            .unwrap_or(Date::MAX)
+    }
+}
+
+/// Parsed billing configuration.
+#[derive(Clone, Debug)]
+pub struct BillingConfig {
+    pub tz: TimeZone,
+    pub plans: BTreeMap<String, Plan>,
+    pub accounts: Vec<Account>,
+}
+
+/// One configuration problem: key path, line (1-based, 0 if unknown) and message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.line > 0 {
+            write!(f, "line {}: {}: {}", self.line, self.path, self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+fn line_of(src: &str, offset: usize) -> usize {
+    src.get(..offset)
+        .map_or(0, |s| s.bytes().filter(|&b| b == b'\n').count() + 1)
+}
+
+/// Parse a billing TOML; returns every error at once.
+pub fn parse_billing(src: &str) -> Result<BillingConfig, Vec<ConfigError>> {
+    let raw: RawConfig = toml::from_str(src).map_err(|e| {
+        vec![ConfigError {
+            path: String::new(),
+            line: e.span().map_or(0, |s| line_of(src, s.start)),
+            message: e.message().to_string(),
+        }]
+    })?;
+    let mut errs = Vec::new();
+    let mut bad = |path: String, span: std::ops::Range<usize>, message: String| {
+        errs.push(ConfigError {
+            path,
+            line: line_of(src, span.start),
+            message,
+        });
+    };
+    let tz = match raw.timezone.as_deref() {
+        None => crate::report::china_tz(),
+        Some(name) => match TimeZone::get(name) {
+            Ok(tz) => tz,
+            Err(_) => {
+                bad(
+                    "timezone".into(),
+                    0..0,
+                    format!("unknown time zone {name:?}"),
+                );
+                TimeZone::UTC
+            }
+        },
+    };
+    let money = |v: &toml::Spanned<String>,
+                 path: String,
+                 bad: &mut dyn FnMut(String, std::ops::Range<usize>, String)| {
+        match parse_yuan(v.get_ref()) {
+            Some(f) if f >= 0 => f,
+            _ => {
+                bad(
+                    path,
+                    v.span(),
+                    format!(
+                        "{:?} is not an amount of yuan with at most two decimals",
+                        v.get_ref()
+                    ),
+                );
+                0
+            }
+        }
+    };
+    let mut plans = BTreeMap::new();
+    for (name, p) in &raw.plans {
+        let rate_fen = money(
+            &p.rate_per_minute,
+            format!("plans.{name}.rate_per_minute"),
+            &mut bad,
+        );
+        let monthly_minimum_fen = money(
+            &p.monthly_minimum,
+            format!("plans.{name}.monthly_minimum"),
+            &mut bad,
+        );
+        let term = *p.term_years.get_ref();
+        if ![1, 2, 3, 5].contains(&term) {
+            bad(
+                format!("plans.{name}.term_years"),
+                p.term_years.span(),
+                format!("{term} is not 1, 2, 3 or 5"),
+            );
+        }
+        plans.insert(
+            name.clone(),
+            Plan {
+                name: name.clone(),
+                rate_fen,
+                monthly_minimum_fen,
+                term_years: term,
+            },
+        );
+    }
+    let date = |v: &toml::Spanned<String>,
+                path: String,
+                bad: &mut dyn FnMut(String, std::ops::Range<usize>, String)| {
+        v.get_ref().parse::<Date>().unwrap_or_else(|_| {
+            bad(
+                path,
+                v.span(),
+                format!("{:?} is not a date YYYY-MM-DD", v.get_ref()),
+            );
+            Date::MIN
+        })
+    };
+    let mut accounts = Vec::new();
+    let mut seen = HashMap::new();
+    for (i, a) in raw.accounts.iter().enumerate() {
+        let p = format!("accounts[{i}]");
+        let number = a.number.get_ref().clone();
+        if number.len() != 10
+            || !number.starts_with("400")
+            || !number.bytes().all(|b| b.is_ascii_digit())
+        {
+            bad(
+                format!("{p}.number"),
+                a.number.span(),
+                format!("{number:?} is not a 400 number"),
+            );
+        }
+        if let Some(prev) = seen.insert(number.clone(), i) {
+            bad(
+                format!("{p}.number"),
+                a.number.span(),
+                format!("{number} already billed by accounts[{prev}]"),
+            );
+        }
+        if !plans.contains_key(a.plan.get_ref()) {
+            bad(
+                format!("{p}.plan"),
+                a.plan.span(),
+                format!("unknown plan {:?}", a.plan.get_ref()),
+            );
+        }
+        let start = date(&a.start, format!("{p}.start"), &mut bad);
+        let prepaid_fen = a
+            .prepaid
+            .as_ref()
+            .map_or(0, |v| money(v, format!("{p}.prepaid"), &mut bad));
+        let topups = a
+            .topups
+            .iter()
+            .enumerate()
+            .map(|(j, t)| Topup {
+                date: date(&t.date, format!("{p}.topups[{j}].date"), &mut bad),
+                amount_fen: money(&t.amount, format!("{p}.topups[{j}].amount"), &mut bad),
+            })
+            .collect();
+        accounts.push(Account {
+            number,
+            plan: a.plan.get_ref().clone(),
+            start,
+            prepaid_fen,
+            topups,
+        });
+    }
+    if errs.is_empty() {
+        Ok(BillingConfig {
+            tz,
+            plans,
+            accounts,
+        })
+    } else {
+        Err(errs)
+    }
+}
+
+/// Read and parse a billing file; errors are joined, one per line, prefixed by the path.
+pub fn load_billing(path: &Path) -> Result<BillingConfig, CdrError> {
+    let src = std::fs::read_to_string(path).map_err(|e| CdrError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    parse_billing(&src).map_err(|errs| {
+        CdrError::Invalid(
+            errs.iter()
+                .map(|e| format!("{}: {e}", path.display()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })
+}
+
+// ---------------------------------------------------------------- usage and bills
+
+/// Billable usage of one number in one month.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Answered calls.
+    pub calls: u64,
+    /// Started minutes of talk time.
+    pub minutes: u64,
+    pub talk_ms: u64,
+}
+
+/// Usage per (number, month), collected from call records.
+#[derive(Clone, Debug, Default)]
+pub struct UsageBook {
+    pub usage: HashMap<(String, Month), Usage>,
+}
+
+impl UsageBook {
+    /// Add a call if it is billable under `cfg` (answered, number has an account, within the
+    /// plan's dates).
+    pub fn add(&mut self, cfg: &BillingConfig, c: &CallRecord) {
+        if c.disposition != Disposition::Answered || c.answer.is_none() {
+            return;
+        }
+        let Some(acct) = cfg.accounts.iter().find(|a| a.number == c.number) else {
+            return;
+        };
+        let Some(plan) = cfg.plans.get(&acct.plan) else {
+            return;
+        };
+        let day = c.start.to_zoned(cfg.tz.clone()).date();
+        if day < acct.start || day >= acct.expiry(plan) {
+            return;
+        }
+        let key = (c.number.clone(), Month::of(day));
+        let u = self.usage.entry(key).or_default();
+        u.calls += 1;
+        u.minutes += c.billable_minutes();
+        u.talk_ms += c.talk_ms();
+    }
+}
+
+/// Where a month stands in the plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum MonthStatus {
+    /// Before the plan's start: nothing billed.
+    NotStarted,
+    /// The month the plan starts: actual usage, no minimum.
+    FirstMonth,
+    Active,
+    /// The month in which the plan expires: billed, then a positive balance is cleared.
+    ExpiryMonth,
+    /// After the expiry month: nothing billed, balance 0.
+    Expired,
+}
+
+/// One number's bill for a month.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BillLine {
+    pub number: String,
+    pub plan: String,
+    pub status: MonthStatus,
+    pub expiry: String,
+    pub calls: u64,
+    pub minutes: u64,
+    pub rate_fen: i64,
+    pub usage_fen: i64,
+    pub minimum_fen: i64,
+    /// Charged on top of usage because of the monthly minimum.
+    pub minimum_applied_fen: i64,
+    pub total_fen: i64,
+    /// Balance at the start of the month, top-ups of the month, balance after the charge.
+    pub balance_before_fen: i64,
+    pub topups_fen: i64,
+    pub remaining_fen: i64,
+    /// Positive balance cleared at expiry.
+    pub forfeited_fen: i64,
+}
+
+/// A month's bill for every configured number.
+#[derive(Clone, Debug, Serialize)]
+pub struct Bill {
+    pub month: Month,
+    pub lines: Vec<BillLine>,
+    /// Sum of `total_fen`.
+    pub total_fen: i64,
+    #[serde(skip)]
+    pub read: ReadStats,
+}
+
+fn month_status(m: Month, start: Date, expiry: Date) -> MonthStatus {
+    let first = Month::of(start);
+    // The last day of the plan is the day before expiry.
+    let last = Month::of(expiry.yesterday().unwrap_or(expiry));
+    if m < first {
+        MonthStatus::NotStarted
+    } else if m == first {
+        MonthStatus::FirstMonth
+    } else if m < last {
+        MonthStatus::Active
+    } else if m == last {
+        MonthStatus::ExpiryMonth
+    } else {
+        MonthStatus::Expired
+    }
+}
+
+/// Compute the bill for `month` from collected usage (pure; `bill` scans the CDRs first).
+pub fn bill_from_usage(cfg: &BillingConfig, book: &UsageBook, month: Month) -> Bill {
+    let mut lines = Vec::new();
+    for acct in &cfg.accounts {
+        let Some(plan) = cfg.plans.get(&acct.plan) else {
+            continue;
+        };
+        let expiry = acct.expiry(plan);
+        let mut balance = acct.prepaid_fen;
+        let mut m = Month::of(acct.start).min(month);
+        let line = loop {
+            let status = month_status(m, acct.start, expiry);
+            let before = balance;
+            let topups: i64 = acct
+                .topups
+                .iter()
+                .filter(|t| Month::of(t.date) == m)
+                .map(|t| t.amount_fen)
+                .sum();
+            let u = book
+                .usage
+                .get(&(acct.number.clone(), m))
+                .copied()
+                .unwrap_or_default();
+            let usage_fen = i64::try_from(u.minutes).unwrap_or(i64::MAX / 4) * plan.rate_fen;
+            let (total, min_applied) = match status {
+                MonthStatus::NotStarted | MonthStatus::Expired => (0, 0),
+                MonthStatus::FirstMonth => (usage_fen, 0),
+                MonthStatus::Active | MonthStatus::ExpiryMonth => {
+                    let t = usage_fen.max(plan.monthly_minimum_fen);
+                    (t, t - usage_fen)
+                }
+            };
+            let mut forfeited = 0;
+            balance = match status {
+                MonthStatus::NotStarted => balance,
+                MonthStatus::Expired => balance.min(0),
+                _ => balance + topups - total,
+            };
+            if status == MonthStatus::ExpiryMonth && balance > 0 {
+                forfeited = balance;
+                balance = 0;
+            }
+            if m == month {
+                break BillLine {
+                    number: acct.number.clone(),
+                    plan: plan.name.clone(),
+                    status,
+                    expiry: expiry.to_string(),
+                    calls: u.calls,
+                    minutes: u.minutes,
+                    rate_fen: plan.rate_fen,
+                    usage_fen: if matches!(status, MonthStatus::NotStarted | MonthStatus::Expired) {
+                        0
+                    } else {
+                        usage_fen
+                    },
+                    minimum_fen: plan.monthly_minimum_fen,
+                    minimum_applied_fen: min_applied,
+                    total_fen: total,
+                    balance_before_fen: before,
+                    topups_fen: if matches!(status, MonthStatus::NotStarted | MonthStatus::Expired)
+                    {
+                        0
+                    } else {
+                        topups
+                    },
+                    remaining_fen: balance,
+                    forfeited_fen: forfeited,
+                };
+            }
+            m = m.next();
+        };
+        lines.push(line);
+    }
+    let total_fen = lines.iter().map(|l| l.total_fen).sum();
+    Bill {
+        month,
+        lines,
+        total_fen,
+        read: ReadStats::default(),
+    }
+}
+
+/// Scan the CDRs in `dir` and compute the bill for `month`.
+pub fn bill(dir: &Path, cfg: &BillingConfig, month: Month) -> Result<Bill, CdrError> {
+    let mut book = UsageBook::default();
+    // Only calls up to the end of the billed month matter (earlier months feed the balance).
+    let end = jiff::civil::date(month.next().year, month.next().month, 1)
+        .to_zoned(cfg.tz.clone())
+        .map(|z| z.timestamp())
+        .unwrap_or(Timestamp::MAX);
+    let read = scan_calls(dir, |c| {
+        if c.start < end {
+            book.add(cfg, c);
+        }
+    })?;
+    let mut b = bill_from_usage(cfg, &book, month);
+    b.read = read;
+    Ok(b)
+}
+
+/// Output of `bill`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BillFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+/// Render a bill; money as yuan with two decimals (`123.45`).
+pub fn render_bill(b: &Bill, format: BillFormat) -> String {
+    let header = [
+        "number",
+        "plan",
+        "status",
+        "calls",
+        "minutes",
+        "rate",
+        "usage",
+        "minimum",
+        "minimum_applied",
+        "total",
+        "balance_before",
+        "topups",
+        "remaining",
+        "forfeited",
+        "expiry",
+    ];
+    let rows: Vec<Vec<String>> = b
+        .lines
+        .iter()
+        .map(|l| {
+            vec![
+                l.number.clone(),
+                l.plan.clone(),
+                format!("{:?}", l.status),
+                l.calls.to_string(),
+                l.minutes.to_string(),
+                format_fen(l.rate_fen),
+                format_fen(l.usage_fen),
+                format_fen(l.minimum_fen),
+                format_fen(l.minimum_applied_fen),
+                format_fen(l.total_fen),
+                format_fen(l.balance_before_fen),
+                format_fen(l.topups_fen),
+                format_fen(l.remaining_fen),
+                format_fen(l.forfeited_fen),
+                l.expiry.clone(),
+            ]
+        })
+        .collect();
+    match format {
+        BillFormat::Json => serde_json::to_string_pretty(b).unwrap_or_default() + "\n",
+        BillFormat::Csv => {
+            let mut out = Vec::new();
+            for r in std::iter::once(header.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .chain(rows)
+            {
+                for (i, f) in r.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    crate::encode::csv_field(&mut out, f);
+                }
+                out.push(b'\n');
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        BillFormat::Table => {
+            let mut s = String::new();
+            let _ = writeln!(s, "# Bill for {} (amounts in 元)", b.month);
+            s.push_str(&table(&header, &rows));
+            let _ = writeln!(s, "total {}", format_fen(b.total_fen));
+            s
+        }
+    }
+}
+
+// ---------------------------------------------------------------- prepaid helpers
+
+/// Whether a new call may start: the balance covers at least one minute.
+pub fn can_start_call(balance_fen: i64, rate_fen: i64) -> bool {
+    rate_fen <= 0 || balance_fen >= rate_fen
+}
+
+/// The longest talk time the balance pays for (whole started minutes); `None` when the rate is
+/// zero (unlimited).
+pub fn max_talk(balance_fen: i64, rate_fen: i64) -> Option<std::time::Duration> {
+    if rate_fen <= 0 {
+        return None;
+    }
+    let minutes = u64::try_from(balance_fen.max(0) / rate_fen).unwrap_or(0);
+    Some(std::time::Duration::from_secs(minutes.saturating_mul(60)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yuan_parsing_is_exact() {
+        assert_eq!(parse_yuan("0.10"), Some(10));
+        assert_eq!(parse_yuan("100"), Some(10_000));
+        assert_eq!(parse_yuan("3000.5"), Some(300_050));
+        assert_eq!(parse_yuan("-1.05"), Some(-105));
+        assert_eq!(parse_yuan("0.105"), None);
+        assert_eq!(parse_yuan("1."), None);
+        assert_eq!(parse_yuan("abc"), None);
+        assert_eq!(parse_yuan(""), None);
+        assert_eq!(format_fen(12_345), "123.45");
+        assert_eq!(format_fen(-5), "-0.05");
+        assert_eq!(format_fen(0), "0.00");
+    }
+
+    #[test]
+    fn config_errors_all_at_once_with_paths_and_lines() {
+        let src = r#"
+[plans.std]
+rate_per_minute = "0.105"
+monthly_minimum = "100"
+term_years = 4
+
+[[accounts]]
+number = "4008001234"
+plan = "gold"
+start = "2026-13-01"
+prepaid = "x"
+"#;
+        let errs = parse_billing(src).err().unwrap_or_default();
+        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 5, "{shown:#?}");
+        assert!(
+            shown[0].starts_with("line 3: plans.std.rate_per_minute"),
+            "{shown:#?}"
+        );
+        assert!(
+            shown[1].starts_with("line 5: plans.std.term_years"),
+            "{shown:#?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.starts_with("line 9: accounts[0].plan: unknown plan \"gold\"")),
+            "{shown:#?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.starts_with("line 10: accounts[0].start")),
+            "{shown:#?}"
+        );
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.starts_with("line 11: accounts[0].prepaid")),
+            "{shown:#?}"
+        );
+        let unknown = parse_billing("[plans.a]\nrate = \"1\"\n")
+            .err()
+            .unwrap_or_default();
+        assert_eq!(unknown.len(), 1);
+        assert_eq!(unknown[0].line, 2);
+    }
+
+    #[test]
+    fn prepaid_helpers() {
+        assert!(can_start_call(10, 10));
+        assert!(!can_start_call(9, 10));
+        assert_eq!(max_talk(95, 10), Some(std::time::Duration::from_secs(540)));
+        assert_eq!(max_talk(-5, 10), Some(std::time::Duration::ZERO));
+        assert_eq!(max_talk(5, 0), None);
+    }
+}

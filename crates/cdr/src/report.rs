@@ -1,0 +1,432 @@
+//! `hotline cdr report`: traffic figures over the call records matching a filter, bucketed in a
+//! local time zone (default Asia/Shanghai), rendered as text, JSON or an HTML page with inline
+//! SVG charts (see [`crate::html`]).
+//!
+//! Definitions (docs/cdr.md): *calls* = call records; *answered* = disposition `answered`;
+//! *ASR* = answered / calls; *ACD* = talk time / answered calls; *missed* = busy, no-answer,
+//! failed, cancelled or limit (blocked calls are counted as *blocked*, not missed).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::query::{table, QueryFilter};
+use crate::reader::{scan_calls, ReadStats};
+use crate::record::{CallRecord, Disposition};
+use crate::time::{civil_from_days, format_ts};
+use crate::CdrError;
+
+/// Counters for one bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub calls: u64,
+    pub answered: u64,
+    pub missed: u64,
+    pub blocked: u64,
+    /// Sum of talk time, ms.
+    pub talk_ms: u64,
+}
+
+impl Counts {
+    fn add(&mut self, c: &CallRecord) {
+        self.calls += 1;
+        match c.disposition {
+            Disposition::Answered => self.answered += 1,
+            Disposition::BlockedList | Disposition::BlockedRate => self.blocked += 1,
+            d if d.is_missed() => self.missed += 1,
+            _ => {}
+        }
+        self.talk_ms += c.talk_ms();
+    }
+
+    /// Answered / calls, 0..=1 (0 with no calls).
+    pub fn asr(&self) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            self.answered as f64 / self.calls as f64
+        }
+    }
+
+    /// Average talk seconds per answered call.
+    pub fn acd_seconds(&self) -> f64 {
+        if self.answered == 0 {
+            0.0
+        } else {
+            self.talk_ms as f64 / self.answered as f64 / 1000.0
+        }
+    }
+}
+
+/// One caller's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CallerStat {
+    pub caller: String,
+    pub province: String,
+    pub city: String,
+    pub counts: Counts,
+    pub last_call: String,
+}
+
+/// Report options.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    pub filter: QueryFilter,
+    /// Zone for hour-of-day and day buckets.
+    pub tz: TimeZone,
+    /// Rows in the top-callers and repeat-callers lists.
+    pub top: usize,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            filter: QueryFilter::default(),
+            tz: china_tz(),
+            top: 10,
+        }
+    }
+}
+
+/// Asia/Shanghai (bundled tzdb), or UTC+8 if the zone is somehow unavailable.
+pub fn china_tz() -> TimeZone {
+    TimeZone::get("Asia/Shanghai")
+        .unwrap_or_else(|_| TimeZone::fixed(jiff::tz::Offset::constant(8)))
+}
+
+/// The report's figures.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub tz: String,
+    /// First / last call start seen (UTC, empty without calls).
+    pub first_call: String,
+    pub last_call: String,
+    pub totals: Counts,
+    /// Index = local hour 0..=23.
+    pub by_hour: Vec<Counts>,
+    /// Local date `YYYY-MM-DD`, ascending.
+    pub by_day: Vec<(String, Counts)>,
+    /// Sorted by calls, descending (empty name = unknown).
+    pub by_province: Vec<(String, Counts)>,
+    /// `province/city`, sorted by calls descending.
+    pub by_city: Vec<(String, Counts)>,
+    pub by_number: Vec<(String, Counts)>,
+    /// Answering target (answered calls only), by calls descending.
+    pub by_target: Vec<(String, Counts)>,
+    pub by_disposition: Vec<(String, u64)>,
+    /// Callers by number of calls, descending (top N).
+    pub top_callers: Vec<CallerStat>,
+    /// Callers with 2 or more calls: how many, and the calls they made.
+    pub repeat_callers: u64,
+    pub repeat_caller_calls: u64,
+    /// Distinct callers.
+    pub unique_callers: u64,
+    /// Repeat callers who were never answered (top N by calls): the ones to call back.
+    pub repeat_unanswered: Vec<CallerStat>,
+    #[serde(skip)]
+    pub read: ReadStats,
+}
+
+#[derive(Default)]
+struct CallerAgg {
+    province: String,
+    city: String,
+    counts: Counts,
+    last: Option<Timestamp>,
+}
+
+/// Incremental report builder: feed records, then `finish`.
+pub struct ReportBuilder {
+    opts: ReportOptions,
+    totals: Counts,
+    by_hour: [Counts; 24],
+    by_day: BTreeMap<i64, Counts>,
+    by_province: HashMap<String, Counts>,
+    by_city: HashMap<String, Counts>,
+    by_number: HashMap<String, Counts>,
+    by_target: HashMap<String, Counts>,
+    by_disposition: BTreeMap<Disposition, u64>,
+    callers: HashMap<String, CallerAgg>,
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+    key: String,
+}
+
+/// Add `c` to bucket `k`, allocating the key only the first time it is seen.
+fn add_to(m: &mut HashMap<String, Counts>, k: &str, c: &CallRecord) {
+    if let Some(x) = m.get_mut(k) {
+        x.add(c);
+        return;
+    }
+    let mut x = Counts::default();
+    x.add(c);
+    m.insert(k.to_string(), x);
+}
+
+impl ReportBuilder {
+    pub fn new(opts: ReportOptions) -> ReportBuilder {
+        ReportBuilder {
+            opts,
+            totals: Counts::default(),
+            by_hour: [Counts::default(); 24],
+            by_day: BTreeMap::new(),
+            by_province: HashMap::new(),
+            by_city: HashMap::new(),
+            by_number: HashMap::new(),
+            by_target: HashMap::new(),
+            by_disposition: BTreeMap::new(),
+            callers: HashMap::new(),
+            first: None,
+            last: None,
+            key: String::new(),
+        }
+    }
+
+    /// Add one record (ignored unless it matches the filter).
+    pub fn add(&mut self, c: &CallRecord) {
+        if !self.opts.filter.matches(c) {
+            return;
+        }
+        self.totals.add(c);
+        let off = i64::from(self.opts.tz.to_offset(c.start).seconds()) * 1000;
+        let local = c.start.as_millisecond() + off;
+        let day = local.div_euclid(86_400_000);
+        let hour = (local.rem_euclid(86_400_000) / 3_600_000) as usize;
+        self.by_hour[hour.min(23)].add(c);
+        self.by_day.entry(day).or_default().add(c);
+        add_to(&mut self.by_province, &c.caller_province, c);
+        self.key.clear();
+        self.key.push_str(&c.caller_province);
+        self.key.push('/');
+        self.key.push_str(&c.caller_city);
+        add_to(&mut self.by_city, &self.key, c);
+        add_to(&mut self.by_number, &c.number, c);
+        if !c.answered_target.is_empty() {
+            add_to(&mut self.by_target, &c.answered_target, c);
+        }
+        *self.by_disposition.entry(c.disposition).or_default() += 1;
+        if !self.callers.contains_key(c.caller.as_str()) {
+            self.callers.insert(
+                c.caller.clone(),
+                CallerAgg {
+                    province: c.caller_province.clone(),
+                    city: c.caller_city.clone(),
+                    ..CallerAgg::default()
+                },
+            );
+        }
+        if let Some(agg) = self.callers.get_mut(c.caller.as_str()) {
+            agg.counts.add(c);
+            agg.last = Some(agg.last.map_or(c.start, |l| l.max(c.start)));
+        }
+        self.first = Some(self.first.map_or(c.start, |f| f.min(c.start)));
+        self.last = Some(self.last.map_or(c.start, |l| l.max(c.start)));
+    }
+
+    pub fn finish(self, read: ReadStats) -> Report {
+        let sorted = |m: HashMap<String, Counts>| {
+            let mut v: Vec<(String, Counts)> = m.into_iter().collect();
+            v.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then_with(|| a.0.cmp(&b.0)));
+            v
+        };
+        let caller_stat = |(caller, a): (&String, &CallerAgg)| CallerStat {
+            caller: caller.clone(),
+            province: a.province.clone(),
+            city: a.city.clone(),
+            counts: a.counts,
+            last_call: a.last.map(format_ts).unwrap_or_default(),
+        };
+        let mut callers: Vec<(&String, &CallerAgg)> = self.callers.iter().collect();
+        callers.sort_by(|a, b| {
+            b.1.counts
+                .calls
+                .cmp(&a.1.counts.calls)
+                .then_with(|| a.0.cmp(b.0))
+        });
+        let top = self.opts.top;
+        let repeat: Vec<&(&String, &CallerAgg)> = callers
+            .iter()
+            .filter(|(_, a)| a.counts.calls >= 2)
+            .collect();
+        Report {
+            tz: self.opts.tz.iana_name().unwrap_or("fixed").to_string(),
+            first_call: self.first.map(format_ts).unwrap_or_default(),
+            last_call: self.last.map(format_ts).unwrap_or_default(),
+            totals: self.totals,
+            by_hour: self.by_hour.to_vec(),
+            by_day: self
+                .by_day
+                .iter()
+                .map(|(d, c)| {
+                    let (y, m, dd) = civil_from_days(*d);
+                    (format!("{y:04}-{m:02}-{dd:02}"), *c)
+                })
+                .collect(),
+            by_province: sorted(self.by_province),
+            by_city: sorted(self.by_city),
+            by_number: sorted(self.by_number),
+            by_target: sorted(self.by_target),
+            by_disposition: self
+                .by_disposition
+                .iter()
+                .map(|(d, n)| (d.as_str().to_string(), *n))
+                .collect(),
+            top_callers: callers.iter().take(top).map(|x| caller_stat(*x)).collect(),
+            repeat_callers: repeat.len() as u64,
+            repeat_caller_calls: repeat.iter().map(|(_, a)| a.counts.calls).sum(),
+            unique_callers: callers.len() as u64,
+            repeat_unanswered: repeat
+                .iter()
+                .filter(|(_, a)| a.counts.answered == 0)
+                .take(top)
+                .map(|x| caller_stat(**x))
+                .collect(),
+            read,
+        }
+    }
+}
+
+/// Scan `dir` and build the report.
+pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Report, CdrError> {
+    let mut b = ReportBuilder::new(opts.clone());
+    let read = scan_calls(dir, |c| b.add(c))?;
+    Ok(b.finish(read))
+}
+
+/// Output of `report`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Html,
+}
+
+/// Render a report.
+pub fn render_report(r: &Report, format: ReportFormat) -> String {
+    match format {
+        ReportFormat::Json => serde_json::to_string_pretty(r).unwrap_or_default() + "\n",
+        ReportFormat::Html => crate::html::render(r),
+        ReportFormat::Text => render_text(r),
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn counts_rows(v: &[(String, Counts)], limit: usize) -> Vec<Vec<String>> {
+    v.iter()
+        .take(limit)
+        .map(|(k, c)| {
+            vec![
+                if k.is_empty() || k == "/" {
+                    "(unknown)".to_string()
+                } else {
+                    k.clone()
+                },
+                c.calls.to_string(),
+                c.answered.to_string(),
+                c.missed.to_string(),
+                pct(c.asr()),
+                format!("{:.1}", c.acd_seconds()),
+            ]
+        })
+        .collect()
+}
+
+const COUNT_HEADER: [&str; 6] = ["", "calls", "answered", "missed", "ASR", "ACD s"];
+
+fn section(out: &mut String, title: &str, first_col: &str, rows: Vec<Vec<String>>) {
+    out.push_str(&format!("\n## {title}\n"));
+    let mut h = COUNT_HEADER;
+    h[0] = first_col;
+    out.push_str(&table(&h, &rows));
+}
+
+fn render_text(r: &Report) -> String {
+    let t = &r.totals;
+    let mut out = format!(
+        "# CDR report ({} .. {}, times in {})\n\
+         calls {}  answered {}  missed {}  blocked {}  ASR {}  ACD {:.1} s  talk {:.1} min\n\
+         unique callers {}  repeat callers {} ({} calls)\n",
+        r.first_call,
+        r.last_call,
+        r.tz,
+        t.calls,
+        t.answered,
+        t.missed,
+        t.blocked,
+        pct(t.asr()),
+        t.acd_seconds(),
+        t.talk_ms as f64 / 60_000.0,
+        r.unique_callers,
+        r.repeat_callers,
+        r.repeat_caller_calls,
+    );
+    let hours: Vec<(String, Counts)> = r
+        .by_hour
+        .iter()
+        .enumerate()
+        .map(|(h, c)| (format!("{h:02}:00"), *c))
+        .collect();
+    section(&mut out, "By hour of day", "hour", counts_rows(&hours, 24));
+    section(
+        &mut out,
+        "By day",
+        "day",
+        counts_rows(&r.by_day, usize::MAX),
+    );
+    section(
+        &mut out,
+        "By province",
+        "province",
+        counts_rows(&r.by_province, usize::MAX),
+    );
+    section(
+        &mut out,
+        "By city",
+        "province/city",
+        counts_rows(&r.by_city, 30),
+    );
+    section(
+        &mut out,
+        "By 400 number",
+        "number",
+        counts_rows(&r.by_number, usize::MAX),
+    );
+    section(
+        &mut out,
+        "By answering target",
+        "target",
+        counts_rows(&r.by_target, usize::MAX),
+    );
+    out.push_str("\n## By disposition\n");
+    let rows: Vec<Vec<String>> = r
+        .by_disposition
+        .iter()
+        .map(|(d, n)| vec![d.clone(), n.to_string()])
+        .collect();
+    out.push_str(&table(&["disposition", "calls"], &rows));
+    let callers = |v: &[CallerStat]| -> Vec<Vec<String>> {
+        v.iter()
+            .map(|c| {
+                vec![
+                    c.caller.clone(),
+                    format!("{} {}", c.province, c.city).trim().to_string(),
+                    c.counts.calls.to_string(),
+                    c.counts.answered.to_string(),
+                    c.last_call.clone(),
+                ]
+            })
+            .collect()
+    };
+    let h = ["caller", "region", "calls", "answered", "last call (UTC)"];
+    out.push_str("\n## Top callers\n");
+    out.push_str(&table(&h, &callers(&r.top_callers)));
+    out.push_str("\n## Repeat callers never answered\n");
+    out.push_str(&table(&h, &callers(&r.repeat_unanswered)));
+    out
+}
