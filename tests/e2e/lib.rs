@@ -1,1 +1,103 @@
-//! shared e2e helpers live in hotline-testkit
+//! Shared fixtures for Hotline's end-to-end tests (`tests/e2e/main.rs`, one module per feature).
+//!
+//! Owns: the helpers every e2e module repeats — the test numbers, starting SIPp targets,
+//! reading CDRs back through `hotline-cdr`'s reader, and assertion helpers that print SIPp's
+//! summary when a run fails. The process/SIPp machinery itself lives in `hotline-testkit`.
+//!
+//! Must not: know Hotline internals beyond its CLI, config file and CDR files; wait without a
+//! deadline; bind anything but 127.0.0.1.
+//!
+//! # Layout
+//! - constants: [`NUMBER`], [`UNKNOWN_NUMBER`], [`CALLER`].
+//! - [`cdr_calls`], [`wait_cdr_calls`]: CDR call records of a directory.
+//! - [`assert_all_ok`]: SIPp result assertion with a readable failure message.
+//! - [`elapsed_ms`]: time between two logged SIPp messages.
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub use hotline_cdr::CallRecord;
+pub use hotline_testkit::{
+    Direction, Hotline, HotlineConfig, RawRequest, SipMessage, SipUdpClient, Sipp, SippProcess,
+    SippResult, Transport,
+};
+
+/// The 400 number most tests route.
+pub const NUMBER: &str = "4008001234";
+/// A well-formed 400 number that is not configured.
+pub const UNKNOWN_NUMBER: &str = "4009998888";
+/// The calling number the SIPp callers present.
+pub const CALLER: &str = "13800138000";
+
+/// Every call record currently readable in `dir` (empty on a read error, which is printed).
+pub fn cdr_calls(dir: &Path) -> Vec<CallRecord> {
+    let mut out = Vec::new();
+    if let Err(e) = hotline_cdr::reader::scan_calls(dir, |c| out.push(c.clone())) {
+        eprintln!("reading CDRs in {}: {e}", dir.display());
+    }
+    out
+}
+
+/// Polls `dir` until it holds at least `n` call records or `timeout` passes; returns them.
+pub fn wait_cdr_calls(dir: &Path, n: usize, timeout: Duration) -> Vec<CallRecord> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let calls = cdr_calls(dir);
+        if calls.len() >= n || Instant::now() >= deadline {
+            return calls;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Asserts SIPp exited 0 with exactly `n` successful calls and none failed.
+#[track_caller]
+pub fn assert_all_ok(result: &SippResult, n: u64, what: &str) {
+    assert!(
+        result.all_ok(n),
+        "{what}: expected {n} successful calls\n{}",
+        result.summary()
+    );
+}
+
+/// Milliseconds between two instants of SIPp's message log.
+pub fn elapsed_ms(from: f64, to: f64) -> i64 {
+    ((to - from) * 1000.0).round() as i64
+}
+
+/// Starts a SIPp target, panicking with the error (targets are test fixtures).
+#[track_caller]
+pub fn start(sipp: Sipp) -> SippProcess {
+    match sipp.spawn() {
+        Ok(p) => p,
+        Err(e) => panic!("starting SIPp failed: {e}"),
+    }
+}
+
+/// Runs SIPp to completion, panicking on a harness error (not on failed calls).
+#[track_caller]
+pub fn run(sipp: Sipp) -> SippResult {
+    match sipp.run() {
+        Ok(r) => r,
+        Err(e) => panic!("running SIPp failed: {e}"),
+    }
+}
+
+/// Waits for a started SIPp to finish, panicking on a harness error.
+#[track_caller]
+pub fn finish(p: SippProcess) -> SippResult {
+    match p.wait() {
+        Ok(r) => r,
+        Err(e) => panic!("waiting for SIPp failed: {e}"),
+    }
+}
+
+/// Stops a started SIPp now (SIGUSR1) and collects its result.
+#[track_caller]
+pub fn stop(p: SippProcess) -> SippResult {
+    match p.stop() {
+        Ok(r) => r,
+        Err(e) => panic!("stopping SIPp failed: {e}"),
+    }
+}

@@ -1,1 +1,12 @@
-//! e2e
+//! Hotline end-to-end tests: the real `hotline` binary on loopback, SIPp as caller and targets.
+//!
+//! One module per feature. `scenarios` checks the SIPp scenario files against each other (no
+//! Hotline involved), so a failure there is a harness problem, not a Hotline one.
+//!
+//! Run: `cargo test -p hotline-e2e` (needs `sipp`; `bash tests/run.sh` installs it).
+
+mod calls;
+mod cdr;
+mod hunt;
+mod requests;
+mod scenarios;

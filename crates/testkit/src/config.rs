@@ -186,6 +186,8 @@ impl HotlineConfig {
         let mut s = String::new();
         let _ = writeln!(s, "[server]");
         let _ = writeln!(s, "listen = [{}]", quote(&self.listen));
+        // Parallel instances must not fight over the admin port.
+        let _ = writeln!(s, "admin = \"off\"");
         let _ = writeln!(s);
         if let Some(t1) = &self.t1 {
             let _ = writeln!(s, "[server.sip]\nt1 = {}\n", quote(t1));

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# THE test command: installs SIPp when missing, builds everything, runs every test.
+#   bash tests/run.sh
+# Environment:
+#   CARGO_TEST_ARGS   extra arguments for `cargo test` (e.g. "-- --test-threads=1")
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+install_sipp() {
+    if command -v sipp >/dev/null 2>&1; then
+        return 0
+    fi
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo="sudo"
+        else
+            log "sipp is missing and neither root nor sudo is available: install sip-tester"
+            return 1
+        fi
+    fi
+    # Another installer (apt, or an earlier run) may hold the dpkg lock: wait for it.
+    local waited=0
+    while fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock >/dev/null 2>&1; do
+        if [ "$waited" -ge 600 ]; then
+            log "dpkg is locked for over 10 minutes"
+            return 1
+        fi
+        log "waiting for another package install to finish"
+        sleep 5
+        waited=$((waited + 5))
+        if command -v sipp >/dev/null 2>&1; then
+            return 0
+        fi
+    done
+    log "installing sip-tester (SIPp)"
+    if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester; then
+        $sudo apt-get update
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester
+    fi
+    command -v sipp >/dev/null 2>&1
+}
+
+install_sipp
+log "sipp: $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -n1 || true)"
+
+log "cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
+
+log "cargo test --workspace"
+# shellcheck disable=SC2086
+cargo test --workspace ${CARGO_TEST_ARGS:-}
+
+log "all tests passed"
