@@ -10,8 +10,8 @@ use hotline_route::{
     normalize_called, normalize_caller, AdvanceOn, Calendar, CallerKind, Conditions, DayKind,
     EarlyMedia, Fallback, Group, ListId, ListSet, Member, Mode, NamedList, NumberEntry,
     OnTargetBusyLocal, Plan, PlanId, RateLimit, RateWindow, RegionDb, RegionPattern, RingFrom,
-    Rule, Screening, Status, Strategy, TableParts, Target, TargetId, TimeRange,
-    Transport, Weekdays, MAX_GROUPS, MAX_MEMBERS,
+    Rule, Screening, Status, Strategy, TableParts, Target, TargetId, TimeRange, Transport,
+    Weekdays, MAX_GROUPS, MAX_MEMBERS,
 };
 use jiff::civil::Date;
 use sha2::{Digest, Sha256};
@@ -128,10 +128,7 @@ fn parse_duration_str(t: &str) -> Result<Duration, String> {
             .parse()
             .map_err(|_| format!("bad duration {t:?}"))?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .bytes()
-            .take_while(|b| b.is_ascii_alphabetic())
-            .count();
+        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let d = match unit {
@@ -277,7 +274,10 @@ pub fn parse_sip_uri(uri: &str) -> Result<(SocketAddr, Transport), (String, Opti
     let rest = if let Some(r) = uri.strip_prefix("sip:") {
         r
     } else if uri.starts_with("sips:") {
-        return Err(("sips: URIs are not supported".into(), Some("use sip: with ;transport=tcp".into())));
+        return Err((
+            "sips: URIs are not supported".into(),
+            Some("use sip: with ;transport=tcp".into()),
+        ));
     } else {
         return Err((
             format!("{uri:?} is not a sip: URI"),
@@ -289,7 +289,10 @@ pub fn parse_sip_uri(uri: &str) -> Result<(SocketAddr, Transport), (String, Opti
         None => (rest, None),
     };
     if hostport_user.contains('?') {
-        return Err(("URI headers (?...) are not allowed in a target".into(), None));
+        return Err((
+            "URI headers (?...) are not allowed in a target".into(),
+            None,
+        ));
     }
     let hostport = match hostport_user.rsplit_once('@') {
         Some((_, h)) => h,
@@ -320,9 +323,12 @@ pub fn parse_sip_uri(uri: &str) -> Result<(SocketAddr, Transport), (String, Opti
             ),
             None => (hostport, 5060),
         };
-        let ip: IpAddr = host
-            .parse()
-            .map_err(|_| (format!("host {host:?} is not an IP address"), no_dns.clone()))?;
+        let ip: IpAddr = host.parse().map_err(|_| {
+            (
+                format!("host {host:?} is not an IP address"),
+                no_dns.clone(),
+            )
+        })?;
         SocketAddr::new(ip, port)
     };
     if addr.port() == 0 {
@@ -424,7 +430,7 @@ pub(crate) fn compile(
                 let prev_name = sources[prev].name.clone();
                 cx.err(
                     *fi,
-                    srv.span(),
+                    header_span(&sources[*fi].text, "server"),
                     "server",
                     format!("[server] is also defined in {prev_name}"),
                     Some("keep [server] in the main file only".into()),
@@ -432,7 +438,7 @@ pub(crate) fn compile(
                 continue;
             }
             server_seen = Some(*fi);
-            settings = build_settings(&mut cx, *fi, srv.get_ref());
+            settings = build_settings(&mut cx, *fi, srv);
         }
     }
 
@@ -448,7 +454,7 @@ pub(crate) fn compile(
             if dup(&mut cx, &mut seen_at, *fi, name, &key) {
                 continue;
             }
-            let g = gw.get_ref();
+            let g = gw;
             match g.address.get_ref().parse::<SocketAddr>() {
                 Ok(a) => {
                     let t = match g.transport {
@@ -478,7 +484,8 @@ pub(crate) fn compile(
             if dup(&mut cx, &mut seen_at, *fi, name, &key) {
                 continue;
             }
-            if let Some(target) = build_target(&mut cx, *fi, &key, name, t, &gateways, targets.len())
+            if let Some(target) =
+                build_target(&mut cx, *fi, &key, name, t, &gateways, targets.len())
             {
                 target_ids.insert(target.name.clone(), target.id);
                 target_loc.push((*fi, name.span()));
@@ -503,7 +510,7 @@ pub(crate) fn compile(
             if dup(&mut cx, &mut seen_at, *fi, name, &key) {
                 continue;
             }
-            let raw = l.get_ref();
+            let raw = l;
             if let Some(r) = raw.lists.first() {
                 cx.err(
                     *fi,
@@ -539,6 +546,7 @@ pub(crate) fn compile(
                 *fi,
                 &key,
                 name.get_ref(),
+                name.span(),
                 p,
                 &target_ids,
                 &defined_targets,
@@ -563,7 +571,7 @@ pub(crate) fn compile(
                 let prev_name = sources[prev].name.clone();
                 cx.err(
                     *fi,
-                    s.span(),
+                    header_span(&sources[*fi].text, "screening"),
                     "screening",
                     format!("[screening] is also defined in {prev_name}"),
                     None,
@@ -571,7 +579,7 @@ pub(crate) fn compile(
                 continue;
             }
             screening_seen = Some(*fi);
-            let raw = s.get_ref();
+            let raw = s;
             global = build_screening(&mut cx, *fi, "screening", raw, 603, &list_ids, db);
             if let Some(c) = &raw.abroad_code {
                 match code(*c.get_ref(), 400, 699) {
@@ -580,7 +588,8 @@ pub(crate) fn compile(
                 }
             }
             if let Some(h) = &raw.harassment {
-                global_rate = build_rate(&mut cx, *fi, "screening.harassment", h, None);
+                let span = header_span(&sources[*fi].text, "harassment");
+                global_rate = build_rate(&mut cx, *fi, span, "screening.harassment", h, None);
             }
         }
     }
@@ -598,7 +607,7 @@ pub(crate) fn compile(
     }
 
     // 10. Numbers, in file then source order.
-    let mut raw_numbers: Vec<(usize, &Spanned<String>, &Spanned<RawNumber>)> = Vec::new();
+    let mut raw_numbers: Vec<(usize, &Spanned<String>, &RawNumber)> = Vec::new();
     for (fi, f) in &files {
         for (k, v) in &f.numbers {
             raw_numbers.push((*fi, k, v));
@@ -619,7 +628,10 @@ pub(crate) fn compile(
                     k.span(),
                     key,
                     format!("{:?} is not a 400 number", k.get_ref()),
-                    Some("a 400 number is 10 digits: 400, a carrier digit (0,1,6,7,8,9), 6 more".into()),
+                    Some(
+                        "a 400 number is 10 digits: 400, a carrier digit (0,1,6,7,8,9), 6 more"
+                            .into(),
+                    ),
                 );
                 continue;
             }
@@ -635,8 +647,11 @@ pub(crate) fn compile(
             );
             continue;
         }
-        number_seen.insert(number.as_u64(), (fi, line_of(&sources[fi].text, k.span().start)));
-        let raw = v.get_ref();
+        number_seen.insert(
+            number.as_u64(),
+            (fi, line_of(&sources[fi].text, k.span().start)),
+        );
+        let raw = v;
         let company = raw.company.get_ref().clone();
         if !companies.contains_key(&company) {
             cx.err(
@@ -644,7 +659,10 @@ pub(crate) fn compile(
                 raw.company.span(),
                 format!("{key}.company"),
                 format!("unknown company {company:?}"),
-                names_hint("companies", companies.keys().collect::<Vec<_>>().into_iter()),
+                names_hint(
+                    "companies",
+                    companies.keys().collect::<Vec<_>>().into_iter(),
+                ),
             );
         } else if !raw.approved {
             let held = company_count.entry(company.clone()).or_default();
@@ -682,9 +700,8 @@ pub(crate) fn compile(
         };
         let (tz, tz_name) = match &raw.timezone {
             None => (
-                jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::fixed(
-                    jiff::tz::offset(8),
-                )),
+                jiff::tz::TimeZone::get("Asia/Shanghai")
+                    .unwrap_or(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))),
                 "Asia/Shanghai".to_string(),
             ),
             Some(t) => match jiff::tz::TimeZone::get(t.get_ref()) {
@@ -701,10 +718,18 @@ pub(crate) fn compile(
                 }
             },
         };
-        let rules = build_rules(&mut cx, fi, &key, &raw.rules, &plan_ids, &list_ids, &mut used_plans, db);
+        let rules = build_rules(
+            &mut cx,
+            fi,
+            &key,
+            &raw.rules,
+            &plan_ids,
+            &list_ids,
+            &mut used_plans,
+            db,
+        );
         let (screening, rate) = match &raw.screening {
-            Some(s) => {
-                let sr = s.get_ref();
+            Some(sr) => {
                 let skey = format!("{key}.screening");
                 if let Some(a) = &sr.abroad_code {
                     cx.err(
@@ -721,6 +746,7 @@ pub(crate) fn compile(
                     Some(h) => build_rate(
                         &mut cx,
                         fi,
+                        k.span(),
                         &format!("{skey}.harassment"),
                         h,
                         global_rate.as_ref(),
@@ -796,11 +822,7 @@ pub(crate) fn compile(
         h.update(s.text.as_bytes());
         h.update([0u8]);
     }
-    let hash: String = h
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(Output {
         settings,
         parts: TableParts {
@@ -818,6 +840,20 @@ pub(crate) fn compile(
     })
 }
 
+/// Span of the first `[name` / `name =` / `name.` occurrence at the start of a line, for errors
+/// about a whole table (tables have no reliable spans of their own).
+fn header_span(text: &str, name: &str) -> Range<usize> {
+    let mut off = 0;
+    for line in text.split_inclusive('\n') {
+        let t = line.trim_start().trim_start_matches('[').trim_start();
+        if t.starts_with(name) {
+            return off..off + line.len();
+        }
+        off += line.len();
+    }
+    0..0
+}
+
 /// Record a definition; report a duplicate (across files; within a file TOML itself refuses).
 fn dup(
     cx: &mut Ctx<'_>,
@@ -827,7 +863,11 @@ fn dup(
     key: &str,
 ) -> bool {
     if let Some(&prev) = seen.get(key) {
-        let pname = cx.sources.get(prev).map(|s| s.name.clone()).unwrap_or_default();
+        let pname = cx
+            .sources
+            .get(prev)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
         cx.err(
             fi,
             name.span(),
@@ -845,7 +885,13 @@ fn dur(cx: &mut Ctx<'_>, fi: usize, key: String, v: &Spanned<DurationRaw>) -> Op
     match parse_duration(v.get_ref()) {
         Ok(d) => Some(d),
         Err(m) => {
-            cx.err(fi, v.span(), key, m, Some("write e.g. \"20s\" or \"500ms\"".into()));
+            cx.err(
+                fi,
+                v.span(),
+                key,
+                m,
+                Some("write e.g. \"20s\" or \"500ms\"".into()),
+            );
             None
         }
     }
@@ -868,7 +914,13 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
             }
         }
         if out.is_empty() && listen.is_empty() {
-            cx.err(fi, 0..0, "server.listen", "listen is empty", Some("give at least one address".into()));
+            cx.err(
+                fi,
+                0..0,
+                "server.listen",
+                "listen is empty",
+                Some("give at least one address".into()),
+            );
         }
         s.listen = out;
     }
@@ -945,7 +997,13 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
         if let Some(v) = &c.rotate_bytes {
             match u64::try_from(*v.get_ref()) {
                 Ok(n) => d.rotate_bytes = n,
-                Err(_) => cx.err(fi, v.span(), "server.cdr.rotate_bytes", "must not be negative", None),
+                Err(_) => cx.err(
+                    fi,
+                    v.span(),
+                    "server.cdr.rotate_bytes",
+                    "must not be negative",
+                    None,
+                ),
             }
         }
         if let Some(r) = c.rotate_every {
@@ -962,7 +1020,13 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
         let raw = t.get_ref();
         let key = format!("server.trunks[{i}]");
         if !names.insert(raw.name.clone()) {
-            cx.err(fi, t.span(), format!("{key}.name"), format!("duplicate trunk name {:?}", raw.name), None);
+            cx.err(
+                fi,
+                t.span(),
+                format!("{key}.name"),
+                format!("duplicate trunk name {:?}", raw.name),
+                None,
+            );
         }
         let mut sources = Vec::new();
         for (j, src) in raw.sources.iter().enumerate() {
@@ -978,7 +1042,13 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
             }
         }
         if raw.sources.is_empty() {
-            cx.err(fi, t.span(), format!("{key}.sources"), "a trunk needs at least one source network", None);
+            cx.err(
+                fi,
+                t.span(),
+                format!("{key}.sources"),
+                "a trunk needs at least one source network",
+                None,
+            );
         }
         s.trunks.push(Trunk {
             name: raw.name.clone(),
@@ -998,12 +1068,21 @@ fn parse_calendar_tables(
     out_h: &mut Vec<(Date, Box<str>)>,
     out_w: &mut Vec<(Date, Box<str>)>,
 ) {
-    for (tbl, out, name) in [(holidays, &mut *out_h, "holidays"), (workdays, &mut *out_w, "workdays")] {
+    for (tbl, out, name) in [
+        (holidays, &mut *out_h, "holidays"),
+        (workdays, &mut *out_w, "workdays"),
+    ] {
         for (d, fest) in tbl {
             match parse_date(d.get_ref()) {
                 Ok(date) => out.push((date, fest.as_str().into())),
                 Err(m) => match fi {
-                    Some(fi) => cx.err(fi, d.span(), format!("{key}.{name}.{}", d.get_ref()), m, None),
+                    Some(fi) => cx.err(
+                        fi,
+                        d.span(),
+                        format!("{key}.{name}.{}", d.get_ref()),
+                        m,
+                        None,
+                    ),
                     None => cx.errors.push(ConfigError {
                         file: key.to_string(),
                         line: 0,
@@ -1017,13 +1096,17 @@ fn parse_calendar_tables(
     }
 }
 
-fn build_calendar(cx: &mut Ctx<'_>, files: &[(usize, RawFile)], read_file: FileReader<'_>) -> Calendar {
+fn build_calendar(
+    cx: &mut Ctx<'_>,
+    files: &[(usize, RawFile)],
+    read_file: FileReader<'_>,
+) -> Calendar {
     let mut holidays = Vec::new();
     let mut workdays = Vec::new();
     let mut base: Option<(String, String)> = None;
     for (fi, f) in files {
         if let Some(c) = &f.calendar {
-            if let Some(p) = &c.get_ref().path {
+            if let Some(p) = &c.path {
                 match read_file(p.get_ref()) {
                     Ok(text) => base = Some((p.get_ref().clone(), text)),
                     Err(m) => cx.err(
@@ -1037,21 +1120,43 @@ fn build_calendar(cx: &mut Ctx<'_>, files: &[(usize, RawFile)], read_file: FileR
             }
         }
     }
-    let (name, text) = base.unwrap_or_else(|| ("<embedded cn_holidays.toml>".into(), EMBEDDED_CALENDAR.into()));
+    let (name, text) = base.unwrap_or_else(|| {
+        (
+            "<embedded cn_holidays.toml>".into(),
+            EMBEDDED_CALENDAR.into(),
+        )
+    });
     match toml::from_str::<RawCalendarFile>(&text) {
-        Ok(raw) => parse_calendar_tables(cx, None, &name, &raw.holidays, &raw.workdays, &mut holidays, &mut workdays),
+        Ok(raw) => parse_calendar_tables(
+            cx,
+            None,
+            &name,
+            &raw.holidays,
+            &raw.workdays,
+            &mut holidays,
+            &mut workdays,
+        ),
         Err(e) => cx.errors.push(ConfigError {
             file: name,
             line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(0),
             key: String::new(),
             message: e.message().trim().to_string(),
-            hint: Some("the calendar has [holidays] and [workdays] tables of date = \"name\"".into()),
+            hint: Some(
+                "the calendar has [holidays] and [workdays] tables of date = \"name\"".into(),
+            ),
         }),
     }
     for (fi, f) in files {
         if let Some(c) = &f.calendar {
-            let c = c.get_ref();
-            parse_calendar_tables(cx, Some(*fi), "calendar", &c.holidays, &c.workdays, &mut holidays, &mut workdays);
+            parse_calendar_tables(
+                cx,
+                Some(*fi),
+                "calendar",
+                &c.holidays,
+                &c.workdays,
+                &mut holidays,
+                &mut workdays,
+            );
         }
     }
     Calendar::new(holidays, workdays)
@@ -1078,17 +1183,23 @@ fn build_target(
     fi: usize,
     key: &str,
     name: &Spanned<String>,
-    t: &Spanned<RawTarget>,
+    t: &RawTarget,
     gateways: &HashMap<String, (SocketAddr, Transport)>,
     index: usize,
 ) -> Option<Target> {
-    let raw = t.get_ref();
+    let raw = t;
     let max_concurrent = match &raw.max_concurrent {
         None => None,
         Some(m) => match u32::try_from(*m.get_ref()) {
             Ok(v) if v > 0 => Some(v),
             _ => {
-                cx.err(fi, m.span(), format!("{key}.max_concurrent"), "must be a positive integer", Some("omit it for no limit".into()));
+                cx.err(
+                    fi,
+                    m.span(),
+                    format!("{key}.max_concurrent"),
+                    "must be a positive integer",
+                    Some("omit it for no limit".into()),
+                );
                 None
             }
         },
@@ -1127,8 +1238,14 @@ fn build_target(
                         fi,
                         num.span(),
                         format!("{key}.number"),
-                        format!("{:?} is not a domestic mobile or fixed-line number", num.get_ref()),
-                        Some("write a mobile (13800138000) or area code + number (01012345678)".into()),
+                        format!(
+                            "{:?} is not a domestic mobile or fixed-line number",
+                            num.get_ref()
+                        ),
+                        Some(
+                            "write a mobile (13800138000) or area code + number (01012345678)"
+                                .into(),
+                        ),
                     );
                     false
                 }
@@ -1180,7 +1297,7 @@ fn build_target(
         _ => {
             cx.err(
                 fi,
-                t.span(),
+                name.span(),
                 key.to_string(),
                 "a target is either uri = \"sip:...\" or number = \"...\" with gateway = \"...\"",
                 None,
@@ -1196,36 +1313,76 @@ fn build_plan(
     fi: usize,
     key: &str,
     name: &str,
-    p: &Spanned<RawPlan>,
+    name_span: Range<usize>,
+    p: &RawPlan,
     target_ids: &HashMap<String, TargetId>,
     defined: &HashSet<String>,
     used: &mut HashSet<TargetId>,
 ) -> Plan {
-    let raw = p.get_ref();
+    let raw = p;
+    let p_span = name_span;
     let mut groups = Vec::new();
     if raw.groups.is_empty() {
-        cx.err(fi, p.span(), format!("{key}.groups"), "plan has no groups", Some("add [[plans.NAME.groups]] with members".into()));
+        cx.err(
+            fi,
+            p_span.clone(),
+            format!("{key}.groups"),
+            "plan has no groups",
+            Some("add [[plans.NAME.groups]] with members".into()),
+        );
     }
     if raw.groups.len() > MAX_GROUPS {
-        cx.err(fi, p.span(), format!("{key}.groups"), format!("plan has {} groups; at most {MAX_GROUPS}", raw.groups.len()), None);
+        cx.err(
+            fi,
+            p_span.clone(),
+            format!("{key}.groups"),
+            format!("plan has {} groups; at most {MAX_GROUPS}", raw.groups.len()),
+            None,
+        );
     }
     let mut gnames = HashSet::new();
     for (gi, g) in raw.groups.iter().enumerate() {
         let gkey = format!("{key}.groups[{gi}]");
         let rg = g.get_ref();
-        let gname = rg.name.clone().unwrap_or_else(|| format!("group{}", gi + 1));
+        let gname = rg
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("group{}", gi + 1));
         if !gnames.insert(gname.clone()) {
-            cx.err(fi, g.span(), format!("{gkey}.name"), format!("duplicate group name {gname:?}"), None);
+            cx.err(
+                fi,
+                g.span(),
+                format!("{gkey}.name"),
+                format!("duplicate group name {gname:?}"),
+                None,
+            );
         }
         let default_ring = match &rg.ring_timeout {
-            Some(v) => dur(cx, fi, format!("{gkey}.ring_timeout"), v).unwrap_or(Duration::from_secs(20)),
+            Some(v) => {
+                dur(cx, fi, format!("{gkey}.ring_timeout"), v).unwrap_or(Duration::from_secs(20))
+            }
             None => Duration::from_secs(20),
         };
         if rg.members.get_ref().is_empty() {
-            cx.err(fi, rg.members.span(), format!("{gkey}.members"), "empty group", Some("list at least one target".into()));
+            cx.err(
+                fi,
+                rg.members.span(),
+                format!("{gkey}.members"),
+                "empty group",
+                Some("list at least one target".into()),
+            );
         }
         if rg.members.get_ref().len() > MAX_MEMBERS {
-            cx.err(fi, rg.members.span(), format!("{gkey}.members"), format!("group has {} members; at most {MAX_MEMBERS}", rg.members.get_ref().len()), Some("split it into several groups".into()));
+            cx.err(
+                fi,
+                rg.members.span(),
+                format!("{gkey}.members"),
+                format!(
+                    "group has {} members; at most {MAX_MEMBERS}",
+                    rg.members.get_ref().len()
+                ),
+                Some("split it into several groups".into()),
+            );
         }
         let mut members = Vec::new();
         let mut seen_m = HashSet::new();
@@ -1238,7 +1395,13 @@ fn build_plan(
                         Some(d) => match parse_duration(d) {
                             Ok(d) => d,
                             Err(e) => {
-                                cx.err(fi, rg.members.span(), format!("{mkey}.ring_timeout"), e, None);
+                                cx.err(
+                                    fi,
+                                    rg.members.span(),
+                                    format!("{mkey}.ring_timeout"),
+                                    e,
+                                    None,
+                                );
                                 default_ring
                             }
                         },
@@ -1249,7 +1412,13 @@ fn build_plan(
                         Some(w) => match u32::try_from(w) {
                             Ok(w) => w,
                             Err(_) => {
-                                cx.err(fi, rg.members.span(), format!("{mkey}.weight"), "weight must be 0 or more", None);
+                                cx.err(
+                                    fi,
+                                    rg.members.span(),
+                                    format!("{mkey}.weight"),
+                                    "weight must be 0 or more",
+                                    None,
+                                );
                                 1
                             }
                         },
@@ -1258,12 +1427,24 @@ fn build_plan(
                 }
             };
             if ring.is_zero() {
-                cx.err(fi, rg.members.span(), format!("{mkey}.ring_timeout"), "ring timeout must be positive", None);
+                cx.err(
+                    fi,
+                    rg.members.span(),
+                    format!("{mkey}.ring_timeout"),
+                    "ring timeout must be positive",
+                    None,
+                );
             }
             match target_ids.get(&tname) {
                 Some(&id) => {
                     if !seen_m.insert(id) {
-                        cx.err(fi, rg.members.span(), mkey.clone(), format!("target {tname:?} appears twice in the group"), None);
+                        cx.err(
+                            fi,
+                            rg.members.span(),
+                            mkey.clone(),
+                            format!("target {tname:?} appears twice in the group"),
+                            None,
+                        );
                     }
                     used.insert(id);
                     members.push(Member {
@@ -1326,14 +1507,26 @@ fn build_plan(
                 }
                 None if defined.contains(t) => Fallback::Code(480),
                 None => {
-                    cx.err(fi, f.span(), format!("{key}.on_fail"), format!("unknown target {t:?}"), names_hint("targets", target_ids.keys()));
+                    cx.err(
+                        fi,
+                        f.span(),
+                        format!("{key}.on_fail"),
+                        format!("unknown target {t:?}"),
+                        names_hint("targets", target_ids.keys()),
+                    );
                     Fallback::Code(480)
                 }
             },
         },
     };
-    let wait_cap = raw.wait_cap.as_ref().and_then(|v| dur(cx, fi, format!("{key}.wait_cap"), v));
-    let max_duration = raw.max_duration.as_ref().and_then(|v| dur(cx, fi, format!("{key}.max_duration"), v));
+    let wait_cap = raw
+        .wait_cap
+        .as_ref()
+        .and_then(|v| dur(cx, fi, format!("{key}.wait_cap"), v));
+    let max_duration = raw
+        .max_duration
+        .as_ref()
+        .and_then(|v| dur(cx, fi, format!("{key}.max_duration"), v));
     Plan {
         name: name.to_string(),
         groups,
@@ -1368,7 +1561,13 @@ fn build_listset(
     for (i, n) in raw.numbers.iter().enumerate() {
         let c = normalize_caller(n.get_ref());
         if c.normalized().is_empty() {
-            cx.err(fi, n.span(), format!("{key}.numbers[{i}]"), format!("{:?} is not a phone number", n.get_ref()), None);
+            cx.err(
+                fi,
+                n.span(),
+                format!("{key}.numbers[{i}]"),
+                format!("{:?} is not a phone number", n.get_ref()),
+                None,
+            );
         } else {
             set.add_exact(c.normalized());
         }
@@ -1378,7 +1577,13 @@ fn build_listset(
         let plus = s.strip_prefix('+');
         let body = plus.unwrap_or(s);
         if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
-            cx.err(fi, p.span(), format!("{key}.prefixes[{i}]"), format!("{s:?} is not a digit prefix"), Some("prefixes match the normalised caller: 1380791 (号段), 0791, +1".into()));
+            cx.err(
+                fi,
+                p.span(),
+                format!("{key}.prefixes[{i}]"),
+                format!("{s:?} is not a digit prefix"),
+                Some("prefixes match the normalised caller: 1380791 (号段), 0791, +1".into()),
+            );
         } else {
             set.prefixes.push(s.into());
         }
@@ -1387,7 +1592,13 @@ fn build_listset(
     for (i, a) in raw.area_codes.iter().enumerate() {
         let s = a.get_ref().trim();
         if db.area_code(s).is_none() {
-            cx.err(fi, a.span(), format!("{key}.area_codes[{i}]"), format!("unknown area code {s:?}"), Some("write it with the leading 0: 010, 0791".into()));
+            cx.err(
+                fi,
+                a.span(),
+                format!("{key}.area_codes[{i}]"),
+                format!("unknown area code {s:?}"),
+                Some("write it with the leading 0: 010, 0791".into()),
+            );
         } else {
             set.area_codes.push(s.into());
         }
@@ -1395,13 +1606,25 @@ fn build_listset(
     for (i, r) in raw.regions.iter().enumerate() {
         match parse_region(r.get_ref(), db) {
             Ok(p) => set.regions.push(p),
-            Err(m) => cx.err(fi, r.span(), format!("{key}.regions[{i}]"), m, Some("a province (江西) or province/city (江西/南昌)".into())),
+            Err(m) => cx.err(
+                fi,
+                r.span(),
+                format!("{key}.regions[{i}]"),
+                m,
+                Some("a province (江西) or province/city (江西/南昌)".into()),
+            ),
         }
     }
     for (i, l) in raw.lists.iter().enumerate() {
         match list_ids.get(l.get_ref()) {
             Some(id) => set.lists.push(*id),
-            None => cx.err(fi, l.span(), format!("{key}.lists[{i}]"), format!("unknown list {:?}", l.get_ref()), names_hint("lists", list_ids.keys())),
+            None => cx.err(
+                fi,
+                l.span(),
+                format!("{key}.lists[{i}]"),
+                format!("unknown list {:?}", l.get_ref()),
+                names_hint("lists", list_ids.keys()),
+            ),
         }
     }
     set
@@ -1421,13 +1644,22 @@ fn build_screening(
         whitelist_only: raw.whitelist_only.unwrap_or(false),
         ..Screening::default()
     };
-    for (l, name, out) in [(&raw.blacklist, "blacklist", &mut s.black), (&raw.whitelist, "whitelist", &mut s.white)] {
+    for (l, name, out) in [
+        (&raw.blacklist, "blacklist", &mut s.black),
+        (&raw.whitelist, "whitelist", &mut s.white),
+    ] {
         if let Some(l) = l {
             let lkey = format!("{key}.{name}");
-            if let Some(v) = &l.get_ref().vip {
-                cx.err(fi, v.span(), format!("{lkey}.vip"), "vip is a property of named lists", Some("define [lists.NAME] with vip = true".into()));
+            if let Some(v) = &l.vip {
+                cx.err(
+                    fi,
+                    v.span(),
+                    format!("{lkey}.vip"),
+                    "vip is a property of named lists",
+                    Some("define [lists.NAME] with vip = true".into()),
+                );
             }
-            *out = build_listset(cx, fi, &lkey, l.get_ref(), list_ids, db);
+            *out = build_listset(cx, fi, &lkey, l, list_ids, db);
         }
     }
     if let Some(c) = &raw.blocked_code {
@@ -1437,7 +1669,12 @@ fn build_screening(
         }
     }
     if s.whitelist_only && s.white.is_empty() {
-        cx.warn(fi, 0..0, format!("{key}.whitelist_only"), "whitelist_only with an empty whitelist refuses every caller");
+        cx.warn(
+            fi,
+            0..0,
+            format!("{key}.whitelist_only"),
+            "whitelist_only with an empty whitelist refuses every caller",
+        );
     }
     s
 }
@@ -1445,37 +1682,52 @@ fn build_screening(
 fn build_rate(
     cx: &mut Ctx<'_>,
     fi: usize,
+    span: Range<usize>,
     key: &str,
-    h: &Spanned<RawHarassment>,
+    raw: &RawHarassment,
     base: Option<&RateLimit>,
 ) -> Option<RateLimit> {
-    let raw = h.get_ref();
     if raw.enabled == Some(false) {
         return None;
     }
-    let window = |cx: &mut Ctx<'_>, w: &Option<Spanned<RawWindow>>, name: &str| -> Option<RateWindow> {
-        let w = w.as_ref()?;
-        let r = w.get_ref();
-        let calls = match u32::try_from(r.calls) {
-            Ok(c) if c > 0 => c,
-            _ => {
-                cx.err(fi, w.span(), format!("{key}.{name}.calls"), "calls must be a positive integer", None);
+    let window =
+        |cx: &mut Ctx<'_>, w: &Option<Spanned<RawWindow>>, name: &str| -> Option<RateWindow> {
+            let w = w.as_ref()?;
+            let r = w.get_ref();
+            let calls = match u32::try_from(r.calls) {
+                Ok(c) if c > 0 => c,
+                _ => {
+                    cx.err(
+                        fi,
+                        w.span(),
+                        format!("{key}.{name}.calls"),
+                        "calls must be a positive integer",
+                        None,
+                    );
+                    return None;
+                }
+            };
+            let window = dur(cx, fi, format!("{key}.{name}.window"), &r.window)?;
+            if window.is_zero() {
+                cx.err(
+                    fi,
+                    r.window.span(),
+                    format!("{key}.{name}.window"),
+                    "window must be positive",
+                    None,
+                );
                 return None;
             }
+            Some(RateWindow { calls, window })
         };
-        let window = dur(cx, fi, format!("{key}.{name}.window"), &r.window)?;
-        if window.is_zero() {
-            cx.err(fi, r.window.span(), format!("{key}.{name}.window"), "window must be positive", None);
-            return None;
-        }
-        Some(RateWindow { calls, window })
-    };
     let per_caller_number = window(cx, &raw.per_caller_number, "per_caller_number")
         .or(base.and_then(|b| b.per_caller_number));
     let per_caller = window(cx, &raw.per_caller, "per_caller").or(base.and_then(|b| b.per_caller));
     let block_for = match &raw.block_for {
         Some(v) => dur(cx, fi, format!("{key}.block_for"), v).unwrap_or(Duration::from_secs(600)),
-        None => base.map(|b| b.block_for).unwrap_or(Duration::from_secs(600)),
+        None => base
+            .map(|b| b.block_for)
+            .unwrap_or(Duration::from_secs(600)),
     };
     let code_v = match &raw.code {
         Some(c) => match code(*c.get_ref(), 400, 699) {
@@ -1488,7 +1740,13 @@ fn build_rate(
         None => base.map(|b| b.code).unwrap_or(603),
     };
     if per_caller_number.is_none() && per_caller.is_none() {
-        cx.err(fi, h.span(), key.to_string(), "harassment limits need per_caller_number and/or per_caller", Some("e.g. per_caller_number = { calls = 5, window = \"1m\" }".into()));
+        cx.err(
+            fi,
+            span,
+            key.to_string(),
+            "harassment limits need per_caller_number and/or per_caller",
+            Some("e.g. per_caller_number = { calls = 5, window = \"1m\" }".into()),
+        );
         return None;
     }
     Some(RateLimit {
@@ -1532,7 +1790,16 @@ fn build_rules(
                     Ok(tr) => c.times.push(tr),
                     Err(e) => {
                         ok = false;
-                        cx.err(fi, t.span(), format!("{key}.time[{j}]"), e, Some("write HH:MM-HH:MM, e.g. 09:00-18:00 or 22:00-06:00 (overnight)".into()));
+                        cx.err(
+                            fi,
+                            t.span(),
+                            format!("{key}.time[{j}]"),
+                            e,
+                            Some(
+                                "write HH:MM-HH:MM, e.g. 09:00-18:00 or 22:00-06:00 (overnight)"
+                                    .into(),
+                            ),
+                        );
                     }
                 }
             }
@@ -1543,7 +1810,13 @@ fn build_rules(
                     Ok(dr) => c.dates.push(dr),
                     Err(e) => {
                         ok = false;
-                        cx.err(fi, d.span(), format!("{key}.dates[{j}]"), e, Some("write 2026-10-01 or 2026-10-01..2026-10-07".into()));
+                        cx.err(
+                            fi,
+                            d.span(),
+                            format!("{key}.dates[{j}]"),
+                            e,
+                            Some("write 2026-10-01 or 2026-10-01..2026-10-07".into()),
+                        );
                     }
                 }
             }
@@ -1554,7 +1827,13 @@ fn build_rules(
                 "holiday" => c.day = Some(DayKind::Holiday),
                 other => {
                     ok = false;
-                    cx.err(fi, d.span(), format!("{key}.day"), format!("bad day kind {other:?}"), Some("use \"workday\" or \"holiday\"".into()));
+                    cx.err(
+                        fi,
+                        d.span(),
+                        format!("{key}.day"),
+                        format!("bad day kind {other:?}"),
+                        Some("use \"workday\" or \"holiday\"".into()),
+                    );
                 }
             }
         }
@@ -1564,7 +1843,13 @@ fn build_rules(
                     Ok(p) => c.regions.push(p),
                     Err(e) => {
                         ok = false;
-                        cx.err(fi, rg.span(), format!("{key}.region[{j}]"), e, Some("a province (江西) or province/city (江西/南昌)".into()));
+                        cx.err(
+                            fi,
+                            rg.span(),
+                            format!("{key}.region[{j}]"),
+                            e,
+                            Some("a province (江西) or province/city (江西/南昌)".into()),
+                        );
                     }
                 }
             }
@@ -1575,7 +1860,13 @@ fn build_rules(
                     Some(id) => c.lists.push(*id),
                     None => {
                         ok = false;
-                        cx.err(fi, l.span(), format!("{key}.list[{j}]"), format!("unknown list {s:?}"), names_hint("lists", list_ids.keys()));
+                        cx.err(
+                            fi,
+                            l.span(),
+                            format!("{key}.list[{j}]"),
+                            format!("unknown list {s:?}"),
+                            names_hint("lists", list_ids.keys()),
+                        );
                     }
                 }
             }
@@ -1587,7 +1878,13 @@ fn build_rules(
                     Ok(v) if v <= 9 => c.keys.push(v),
                     _ => {
                         ok = false;
-                        cx.err(fi, k.span(), format!("{key}.key[{j}]"), format!("IVR key {v} is not 0-9"), None);
+                        cx.err(
+                            fi,
+                            k.span(),
+                            format!("{key}.key[{j}]"),
+                            format!("IVR key {v} is not 0-9"),
+                            None,
+                        );
                     }
                 }
             }
@@ -1599,7 +1896,13 @@ fn build_rules(
             }
             None => {
                 ok = false;
-                cx.err(fi, rr.plan.span(), format!("{key}.plan"), format!("unknown plan {:?}", rr.plan.get_ref()), names_hint("plans", plan_ids.keys()));
+                cx.err(
+                    fi,
+                    rr.plan.span(),
+                    format!("{key}.plan"),
+                    format!("unknown plan {:?}", rr.plan.get_ref()),
+                    names_hint("plans", plan_ids.keys()),
+                );
                 PlanId(0)
             }
         };
@@ -1608,7 +1911,13 @@ fn build_rules(
             if let Some((pi, _)) = shapes.iter().find(|(_, s)| s.is_empty()) {
                 cx.err(fi, r.span(), key.clone(), format!("rule can never match: rules[{pi}] has no conditions and always matches first"), Some("move the unconditional rule last, or use the number's `plan` as the default".into()));
             } else if let Some((pi, _)) = shapes.iter().find(|(_, s)| *s == c) {
-                cx.err(fi, r.span(), key.clone(), format!("rule can never match: rules[{pi}] has the same conditions"), Some("merge the two rules or make their conditions differ".into()));
+                cx.err(
+                    fi,
+                    r.span(),
+                    key.clone(),
+                    format!("rule can never match: rules[{pi}] has the same conditions"),
+                    Some("merge the two rules or make their conditions differ".into()),
+                );
             }
             shapes.push((i, c.clone()));
         }

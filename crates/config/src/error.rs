@@ -90,7 +90,11 @@ impl fmt::Display for Warning {
 /// 1-based line of a byte offset.
 pub(crate) fn line_of(src: &str, offset: usize) -> usize {
     let end = offset.min(src.len());
-    src.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    src.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Best-effort key path for a parse/deserialise error at `offset`: the nearest table header

@@ -75,7 +75,11 @@ fn finish(sources: &[Source], generation: u64) -> Result<Compiled, ConfigErrors>
 
 /// Compile one config text. `file_name` is used in messages. `include` is refused here (it
 /// needs a directory to resolve against): use [`load_path`].
-pub fn from_toml_str(src: &str, file_name: &str, generation: u64) -> Result<Compiled, ConfigErrors> {
+pub fn from_toml_str(
+    src: &str,
+    file_name: &str,
+    generation: u64,
+) -> Result<Compiled, ConfigErrors> {
     if let Some(err) = include_refused(src, file_name) {
         return Err(ConfigErrors(vec![err]));
     }
@@ -102,14 +106,8 @@ pub fn from_sources(sources: &[Source], generation: u64) -> Result<Compiled, Con
 }
 
 fn include_refused(src: &str, file_name: &str) -> Option<ConfigError> {
-    #[derive(serde::Deserialize)]
-    struct Inc {
-        include: Option<toml::Spanned<toml::Value>>,
-    }
-    let inc: Inc = toml::from_str::<toml::Table>(src)
-        .ok()
-        .and_then(|t| toml::Value::Table(t).try_into().ok())?;
-    inc.include.map(|_| ConfigError {
+    let tbl = toml::from_str::<toml::Table>(src).ok()?;
+    tbl.contains_key("include").then(|| ConfigError {
         file: file_name.to_string(),
         line: src
             .lines()
@@ -138,7 +136,10 @@ pub fn load_path(path: &Path, generation: u64) -> Result<Compiled, ConfigErrors>
     let mut files: Vec<PathBuf> = Vec::new();
     if path.is_dir() {
         let mut v = toml_files_in(path).map_err(|e| io_err(path, e))?;
-        if let Some(i) = v.iter().position(|p| p.file_name().is_some_and(|n| n == "hotline.toml")) {
+        if let Some(i) = v
+            .iter()
+            .position(|p| p.file_name().is_some_and(|n| n == "hotline.toml"))
+        {
             let main = v.remove(i);
             v.insert(0, main);
         }
@@ -169,7 +170,10 @@ pub fn load_path(path: &Path, generation: u64) -> Result<Compiled, ConfigErrors>
                     .map(|n| n + 1)
                     .unwrap_or(0);
                 let pats: Vec<String> = match inc {
-                    toml::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+                    toml::Value::Array(a) => a
+                        .iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect(),
                     toml::Value::String(s) => vec![s.clone()],
                     _ => Vec::new(),
                 };
@@ -228,7 +232,11 @@ fn expand_glob(base: &Path, pat: &str) -> std::io::Result<Vec<PathBuf>> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if !name.contains('*') && !name.contains('?') {
-        return Ok(if full.is_file() { vec![full] } else { Vec::new() });
+        return Ok(if full.is_file() {
+            vec![full]
+        } else {
+            Vec::new()
+        });
     }
     let dir = full.parent().unwrap_or(base).to_path_buf();
     let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)?

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-/// A map whose keys carry their source span.
-pub type SpannedMap<T> = BTreeMap<Spanned<String>, Spanned<T>>;
+/// A map whose keys carry their source span. Values are not `Spanned`: toml 0.8 cannot give
+/// spans for implicit tables (`[a.b]` without `[a]`), so errors about a whole table point at
+/// its key.
+pub type SpannedMap<T> = BTreeMap<Spanned<String>, T>;
 
 /// One value or a list of them (`time = "09:00-18:00"` or `time = ["..", ".."]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -39,9 +41,9 @@ pub enum DurationRaw {
 #[serde(deny_unknown_fields)]
 pub struct RawFile {
     pub include: Option<Spanned<Vec<String>>>,
-    pub server: Option<Spanned<RawServer>>,
-    pub calendar: Option<Spanned<RawCalendar>>,
-    pub screening: Option<Spanned<RawScreening>>,
+    pub server: Option<RawServer>,
+    pub calendar: Option<RawCalendar>,
+    pub screening: Option<RawScreening>,
     #[serde(default)]
     pub gateways: SpannedMap<RawGateway>,
     #[serde(default)]
@@ -137,12 +139,12 @@ pub struct RawCalendarFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawScreening {
-    pub blacklist: Option<Spanned<RawList>>,
-    pub whitelist: Option<Spanned<RawList>>,
+    pub blacklist: Option<RawList>,
+    pub whitelist: Option<RawList>,
     pub whitelist_only: Option<bool>,
     pub blocked_code: Option<Spanned<i64>>,
     pub abroad_code: Option<Spanned<i64>>,
-    pub harassment: Option<Spanned<RawHarassment>>,
+    pub harassment: Option<RawHarassment>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -322,7 +324,7 @@ pub struct RawNumber {
     pub approved: bool,
     #[serde(default)]
     pub rules: Vec<Spanned<RawRule>>,
-    pub screening: Option<Spanned<RawScreening>>,
+    pub screening: Option<RawScreening>,
 }
 
 #[derive(Debug, Deserialize)]

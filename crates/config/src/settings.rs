@@ -83,7 +83,9 @@ pub struct Trunk {
 impl Trunk {
     /// Whether `ip` is inside one of this trunk's networks.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.sources.iter().any(|&(net, len)| cidr_contains(net, len, ip))
+        self.sources
+            .iter()
+            .any(|&(net, len)| cidr_contains(net, len, ip))
     }
 }
 
@@ -97,7 +99,11 @@ pub fn cidr_contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
         }
         (IpAddr::V6(n), IpAddr::V6(i)) => {
             let len = u32::from(len.min(128));
-            let mask = if len == 0 { 0 } else { u128::MAX << (128 - len) };
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
             (u128::from(n) & mask) == (u128::from(i) & mask)
         }
         _ => false,
@@ -157,7 +163,11 @@ mod tests {
         assert!(cidr_contains(n, 8, [127, 1, 2, 3].into()));
         assert!(!cidr_contains(n, 8, [10, 0, 0, 1].into()));
         assert!(cidr_contains(n, 0, [10, 0, 0, 1].into()));
-        assert!(cidr_contains([10, 0, 0, 1].into(), 32, [10, 0, 0, 1].into()));
+        assert!(cidr_contains(
+            [10, 0, 0, 1].into(),
+            32,
+            [10, 0, 0, 1].into()
+        ));
         let v6: IpAddr = "::1".parse().unwrap_or(n);
         assert!(cidr_contains(v6, 128, v6));
         assert!(!cidr_contains(n, 8, v6));

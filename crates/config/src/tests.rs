@@ -1,27 +1,1149 @@
 use super::*;
-use hotline_route::{normalize_called, resolve, CallContext, Decision, Live};
+use hotline_route::{
+    explain, normalize_called, resolve, CallContext, Decision, ExplainOutcome, Live, Number400,
+    RejectCause,
+};
 
 fn ts(s: &str) -> jiff::Timestamp {
     s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
 }
 
+fn num(s: &str) -> Number400 {
+    normalize_called(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+fn compile(src: &str) -> Compiled {
+    from_toml_str(src, "test.toml", 1).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn errors(src: &str) -> Vec<ConfigError> {
+    match from_toml_str(src, "test.toml", 1) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.0,
+    }
+}
+
+/// Resolve and return (rule name, first target name) or the reject cause.
+fn route(
+    c: &Compiled,
+    live: &Live,
+    called: &str,
+    caller: &str,
+    key: Option<u8>,
+    at: &str,
+) -> Result<(String, String), (RejectCause, u16)> {
+    let mut call = CallContext::new(num(called), caller);
+    call.ivr_key = key;
+    match resolve(&c.table, live, &call, ts(at)) {
+        Decision::Reject(r) => Err((r.cause, r.code)),
+        Decision::Route(r) => {
+            let first = r
+                .hunt(&c.table)
+                .next()
+                .map(|(_, _, t)| t.name.clone())
+                .unwrap_or_default();
+            Ok((r.rule.to_string(), first))
+        }
+    }
+}
+
+const BASE: &str = r#"
+[companies.acme]
+[targets.day]
+uri = "sip:day@127.0.0.1:5070"
+[targets.night]
+uri = "sip:night@127.0.0.1:5071;transport=tcp"
+[targets.vip]
+uri = "sip:vip@127.0.0.1:5072"
+[targets.sales]
+uri = "sip:sales@127.0.0.1:5073"
+[targets.support]
+uri = "sip:support@127.0.0.1:5074"
+[targets.jx]
+uri = "sip:jx@127.0.0.1:5075"
+[targets.holiday]
+uri = "sip:holiday@127.0.0.1:5076"
+[plans.day]
+groups = [{ members = ["day"] }]
+[plans.night]
+groups = [{ members = ["night"] }]
+[plans.vip]
+groups = [{ members = ["vip"] }]
+[plans.sales]
+groups = [{ members = ["sales"] }]
+[plans.support]
+groups = [{ members = ["support"] }]
+[plans.jx]
+groups = [{ members = ["jx"] }]
+[plans.holiday]
+groups = [{ members = ["holiday"] }]
+"#;
+
+fn with(extra: &str) -> String {
+    format!("{BASE}\n{extra}")
+}
+
+// Times below are UTC; Asia/Shanghai is UTC+8.
+
 #[test]
 fn default_config_compiles_and_routes() {
     let c = from_toml_str(DEFAULT_CONFIG, "hotline.toml", 1).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(c.settings.listen, vec!["127.0.0.1:5060".parse().unwrap_or_else(|_| unreachable!())]);
+    assert_eq!(
+        c.settings.listen,
+        vec![std::net::SocketAddr::from(([127, 0, 0, 1], 5060))]
+    );
     assert_eq!(c.settings.cdr.dir, std::path::PathBuf::from("./cdr"));
+    assert_eq!(
+        c.settings.admin,
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], 9060)))
+    );
     assert!(c.settings.trunk_for([127, 0, 0, 1].into()).is_some());
+    assert!(c.settings.trunk_for([10, 0, 0, 1].into()).is_none());
     assert_eq!(c.table.len(), 1);
     assert_eq!(c.table.generation(), 1);
     assert_eq!(c.table.hash().len(), 64);
     let live = Live::new();
-    let n = normalize_called("4008001234").unwrap_or_else(|e| panic!("{e}"));
-    let call = CallContext::new(n, "13807912345");
+    let call = CallContext::new(num("4008001234"), "13807912345");
     let d = resolve(&c.table, &live, &call, ts("2026-10-01T01:30:00Z"));
-    let Decision::Route(r) = d else { panic!("{d:?}") };
+    let Decision::Route(r) = d else {
+        panic!("{d:?}")
+    };
     let uris: Vec<&str> = r.hunt(&c.table).map(|(_, _, t)| t.uri.as_str()).collect();
     assert_eq!(uris, ["sip:1001@127.0.0.1:5070", "sip:1002@127.0.0.1:5071"]);
-    let timeouts: Vec<u64> = r.hunt(&c.table).map(|(_, m, _)| m.ring_timeout.as_secs()).collect();
+    let timeouts: Vec<u64> = r
+        .hunt(&c.table)
+        .map(|(_, m, _)| m.ring_timeout.as_secs())
+        .collect();
     assert_eq!(timeouts, [20, 20]);
     assert_eq!(r.caller_region.map(|g| g.city), Some("南昌"));
+    assert!(r.plan.advance_on.busy && r.plan.advance_on.no_answer);
+}
+
+#[test]
+fn unknown_and_suspended_numbers() {
+    let c = compile(&with(
+        r#"
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+status = "suspended"
+"#,
+    ));
+    let live = Live::new();
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "4009999999",
+            "13800138000",
+            None,
+            "2026-01-05T02:00:00Z"
+        ),
+        Err((RejectCause::UnknownNumber, 404))
+    );
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "4008001234",
+            "13800138000",
+            None,
+            "2026-01-05T02:00:00Z"
+        ),
+        Err((RejectCause::Suspended, 480))
+    );
+}
+
+const CAL_RULES: &str = r#"
+[numbers."4008001234"]
+company = "acme"
+plan = "night"
+rules = [
+  { name = "holiday", day = "holiday", time = "09:00-18:00", plan = "holiday" },
+  { name = "office", day = "workday", time = "09:00-18:00", plan = "day" },
+]
+"#;
+
+#[test]
+fn saturday_make_up_workday_2026_02_14() {
+    let c = compile(&with(CAL_RULES));
+    let live = Live::new();
+    // 2026-02-14 is a Saturday but a 调休 workday: 10:00 local is office hours.
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "4008001234",
+            "13800138000",
+            None,
+            "2026-02-14T02:00:00Z"
+        ),
+        Ok(("office".into(), "day".into()))
+    );
+    // The next day (Sunday, during 春节) is a holiday.
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "4008001234",
+            "13800138000",
+            None,
+            "2026-02-15T02:00:00Z"
+        ),
+        Ok(("holiday".into(), "holiday".into()))
+    );
+    // A plain Saturday is a day off.
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "4008001234",
+            "13800138000",
+            None,
+            "2026-03-07T02:00:00Z"
+        ),
+        Ok(("holiday".into(), "holiday".into()))
+    );
+}
+
+#[test]
+fn friday_holiday_2026_10_02() {
+    let c = compile(&with(CAL_RULES));
+    let live = Live::new();
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "4008001234",
+            "13800138000",
+            None,
+            "2026-10-02T02:00:00Z"
+        ),
+        Ok(("holiday".into(), "holiday".into()))
+    );
+    // The Friday after is a plain workday.
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "4008001234",
+            "13800138000",
+            None,
+            "2026-10-16T02:00:00Z"
+        ),
+        Ok(("office".into(), "day".into()))
+    );
+    // Outside office hours no rule matches: default plan.
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "4008001234",
+            "13800138000",
+            None,
+            "2026-10-16T12:00:00Z"
+        ),
+        Ok(("default".into(), "night".into()))
+    );
+}
+
+#[test]
+fn overnight_window_across_midnight() {
+    let c = compile(&with(
+        r#"
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+rules = [{ name = "fri-night", weekdays = ["fri"], time = "22:00-06:00", plan = "night" }]
+"#,
+    ));
+    let live = Live::new();
+    let r = |at: &str| route(&c, &live, "4008001234", "13800138000", None, at).map(|x| x.0);
+    // Friday 2026-01-09 23:30 local.
+    assert_eq!(r("2026-01-09T15:30:00Z"), Ok("fri-night".into()));
+    // Saturday 02:00 local belongs to Friday's window.
+    assert_eq!(r("2026-01-09T18:00:00Z"), Ok("fri-night".into()));
+    // Saturday 06:00 local: window ended (end exclusive).
+    assert_eq!(r("2026-01-09T22:00:00Z"), Ok("default".into()));
+    // Friday 02:00 local belongs to Thursday's window: no match.
+    assert_eq!(r("2026-01-08T18:00:00Z"), Ok("default".into()));
+    // Saturday 23:00 local: the window starts on Saturday, not a listed day.
+    assert_eq!(r("2026-01-10T15:00:00Z"), Ok("default".into()));
+}
+
+#[test]
+fn weekday_and_date_ranges() {
+    let c = compile(&with(
+        r#"
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+rules = [
+  { name = "golden-week", dates = "2026-10-01..2026-10-07", plan = "holiday" },
+  { name = "xmas", dates = ["2026-12-25"], plan = "sales" },
+  { name = "weekend", weekdays = "sat-sun", plan = "night" },
+]
+"#,
+    ));
+    let live = Live::new();
+    let r = |at: &str| route(&c, &live, "4008001234", "13800138000", None, at).map(|x| x.0);
+    assert_eq!(r("2026-10-07T10:00:00Z"), Ok("golden-week".into()));
+    assert_eq!(r("2026-10-08T10:00:00Z"), Ok("default".into()));
+    assert_eq!(r("2026-12-25T03:00:00Z"), Ok("xmas".into()));
+    assert_eq!(r("2026-12-26T03:00:00Z"), Ok("weekend".into()));
+    // 2026-12-31 23:30 UTC is 2027-01-01 07:30 local (a Friday).
+    assert_eq!(r("2026-12-31T23:30:00Z"), Ok("default".into()));
+}
+
+#[test]
+fn region_rules() {
+    let c = compile(&with(
+        r#"
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+rules = [
+  { name = "beijing", region = "北京", plan = "sales" },
+  { name = "nanchang", region = ["江西/南昌"], plan = "jx" },
+  { name = "jiangxi", region = "江西", plan = "support" },
+]
+"#,
+    ));
+    let live = Live::new();
+    let r = |caller: &str| {
+        route(
+            &c,
+            &live,
+            "4008001234",
+            caller,
+            None,
+            "2026-01-05T02:00:00Z",
+        )
+        .map(|x| x.0)
+    };
+    for nc in [
+        "13807912345",
+        "+8613807912345",
+        "008613807912345",
+        "013807912345",
+        "079188123456",
+        "+8679188123456",
+    ] {
+        assert_eq!(r(nc), Ok("nanchang".into()), "{nc}");
+    }
+    assert_eq!(r("01012345678"), Ok("beijing".into()));
+    assert_eq!(r("+861012345678"), Ok("beijing".into()));
+    // 0792 is 九江, 江西.
+    assert_eq!(r("079212345678"), Ok("jiangxi".into()));
+    assert_eq!(r("02112345678"), Ok("default".into()));
+    assert_eq!(r("anonymous"), Ok("default".into()));
+}
+
+#[test]
+fn ivr_key_rules() {
+    let c = compile(&with(
+        r#"
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+rules = [
+  { name = "press-1", key = 1, plan = "sales" },
+  { name = "press-2-or-3", key = [2, 3], plan = "support" },
+]
+"#,
+    ));
+    let live = Live::new();
+    let r = |k: Option<u8>| {
+        route(
+            &c,
+            &live,
+            "4008001234",
+            "13800138000",
+            k,
+            "2026-01-05T02:00:00Z",
+        )
+        .map(|x| x.1)
+    };
+    assert_eq!(r(Some(1)), Ok("sales".into()));
+    assert_eq!(r(Some(3)), Ok("support".into()));
+    assert_eq!(r(Some(9)), Ok("day".into()));
+    assert_eq!(r(None), Ok("day".into()));
+}
+
+#[test]
+fn vip_and_named_lists() {
+    let c = compile(&with(
+        r#"
+[lists.vips]
+vip = true
+numbers = ["+8613900000001"]
+[lists.partners]
+prefixes = ["1390791"]
+area_codes = ["0755"]
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+rules = [
+  { name = "vip", vip = true, plan = "vip" },
+  { name = "partners", list = "partners", plan = "sales" },
+]
+"#,
+    ));
+    let live = Live::new();
+    let r = |caller: &str| {
+        route(
+            &c,
+            &live,
+            "4008001234",
+            caller,
+            None,
+            "2026-01-05T02:00:00Z",
+        )
+        .map(|x| x.0)
+    };
+    assert_eq!(r("13900000001"), Ok("vip".into()));
+    assert_eq!(r("013900000001"), Ok("vip".into()));
+    assert_eq!(r("13907911111"), Ok("partners".into()));
+    assert_eq!(r("075512345678"), Ok("partners".into()));
+    assert_eq!(r("13800138000"), Ok("default".into()));
+}
+
+#[test]
+fn black_and_white_lists() {
+    let c = compile(&with(
+        r#"
+[lists.spam]
+numbers = ["13800000666"]
+[screening]
+blacklist = { prefixes = ["170"], lists = ["spam"] }
+whitelist = { numbers = ["17000000001"] }
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+screening = { blacklist = { area_codes = ["010"], regions = ["广东/深圳"] }, blocked_code = 486 }
+[numbers."4008001235"]
+company = "acme"
+plan = "day"
+screening = { whitelist_only = true, whitelist = { numbers = ["13800138000"] } }
+"#,
+    ));
+    let live = Live::new();
+    let r = |n: &str, caller: &str| {
+        route(&c, &live, n, caller, None, "2026-01-05T02:00:00Z").map(|x| x.0)
+    };
+    assert_eq!(
+        r("4008001234", "13800000666"),
+        Err((RejectCause::BlockedList, 486))
+    );
+    assert_eq!(
+        r("4008001234", "17012345678"),
+        Err((RejectCause::BlockedList, 486))
+    );
+    assert_eq!(
+        r("4008001234", "01012345678"),
+        Err((RejectCause::BlockedList, 486))
+    );
+    assert_eq!(
+        r("4008001234", "075512345678"),
+        Err((RejectCause::BlockedList, 486))
+    );
+    // Whitelisted despite the global 170 prefix.
+    assert_eq!(r("4008001234", "17000000001"), Ok("default".into()));
+    assert_eq!(r("4008001234", "13800138000"), Ok("default".into()));
+    // Whitelist-only number.
+    assert_eq!(r("4008001235", "13800138000"), Ok("default".into()));
+    assert_eq!(
+        r("4008001235", "13800138001"),
+        Err((RejectCause::WhitelistOnly, 603))
+    );
+    // Global blacklist applies to the second number with the default code.
+    assert_eq!(
+        r("4008001235", "13800000666"),
+        Err((RejectCause::BlockedList, 603))
+    );
+}
+
+#[test]
+fn callers_from_abroad_are_refused() {
+    let c = compile(&with(
+        "[numbers.\"4008001234\"]\ncompany = \"acme\"\nplan = \"day\"\n",
+    ));
+    let live = Live::new();
+    for caller in ["+14155550100", "0014155550100", "+85221234567"] {
+        assert_eq!(
+            route(
+                &c,
+                &live,
+                "4008001234",
+                caller,
+                None,
+                "2026-01-05T02:00:00Z"
+            ),
+            Err((RejectCause::Abroad, 403)),
+            "{caller}"
+        );
+    }
+}
+
+#[test]
+fn anti_harassment_rate_limits() {
+    let c = compile(&with(
+        r#"
+[lists.vips]
+vip = true
+numbers = ["13900000001"]
+[screening.harassment]
+per_caller_number = { calls = 3, window = "60s" }
+block_for = "10m"
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+[numbers."4008001235"]
+company = "acme"
+plan = "day"
+screening = { harassment = { enabled = false } }
+"#,
+    ));
+    let live = Live::new();
+    let at = |s: u32| format!("2026-01-05T02:00:{s:02}Z");
+    for s in 0..3 {
+        assert!(route(&c, &live, "4008001234", "13800138000", None, &at(s)).is_ok());
+    }
+    assert_eq!(
+        route(&c, &live, "4008001234", "13800138000", None, &at(3)),
+        Err((RejectCause::BlockedRate, 603))
+    );
+    // Still blocked a few minutes later, even though the window passed.
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "4008001234",
+            "13800138000",
+            None,
+            "2026-01-05T02:05:00Z"
+        ),
+        Err((RejectCause::BlockedRate, 603))
+    );
+    // Free after block_for.
+    assert!(route(
+        &c,
+        &live,
+        "4008001234",
+        "13800138000",
+        None,
+        "2026-01-05T02:11:00Z"
+    )
+    .is_ok());
+    // Other callers and the unlimited number are unaffected; VIPs are exempt.
+    assert!(route(&c, &live, "4008001234", "13800138001", None, &at(5)).is_ok());
+    for s in 0..10 {
+        assert!(route(&c, &live, "4008001235", "13800138000", None, &at(s)).is_ok());
+        assert!(route(&c, &live, "4008001234", "13900000001", None, &at(s)).is_ok());
+    }
+    live.prune(
+        ts("2026-01-05T03:00:00Z"),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(live.rate_entries(), 0);
+}
+
+const HUNT: &str = r#"
+[companies.acme]
+[targets.a]
+uri = "sip:a@127.0.0.1:5070"
+max_concurrent = 1
+[targets.b]
+uri = "sip:b@127.0.0.1:5071"
+[targets.c]
+uri = "sip:c@127.0.0.1:5072"
+[plans.rr]
+groups = [{ name = "g", strategy = "round_robin", members = ["a", "b", "c"] }]
+[plans.lr]
+groups = [{ name = "g", strategy = "least_recent", members = ["a", "b", "c"] }]
+[plans.fc]
+groups = [{ name = "g", strategy = "fewest_calls", members = ["a", "b", "c"] }]
+[plans.w]
+groups = [{ name = "g", strategy = "weighted", members = [{ target = "a", weight = 0 }, { target = "b", weight = 5 }, { target = "c", weight = 1, ring_timeout = "7s" }] }]
+[plans.rnd]
+groups = [{ name = "g", strategy = "random", members = ["a", "b", "c"] }, { name = "h", mode = "simultaneous", members = ["a", "b"] }]
+[numbers."4008000001"]
+company = "acme"
+plan = "rr"
+[numbers."4008000002"]
+company = "acme"
+plan = "lr"
+[numbers."4008000003"]
+company = "acme"
+plan = "fc"
+[numbers."4008000004"]
+company = "acme"
+plan = "w"
+[numbers."4008000005"]
+company = "acme"
+plan = "rnd"
+"#;
+
+fn order(c: &Compiled, live: &Live, n: &str, seed: u64) -> Vec<String> {
+    let mut call = CallContext::new(num(n), "13800138000");
+    call.seed = seed;
+    match resolve(&c.table, live, &call, ts("2026-01-05T02:00:00Z")) {
+        Decision::Route(r) => r.hunt(&c.table).map(|(_, _, t)| t.name.clone()).collect(),
+        Decision::Reject(r) => panic!("{r:?}"),
+    }
+}
+
+#[test]
+fn strategies() {
+    let c = compile(HUNT);
+    let live = Live::new();
+    assert_eq!(order(&c, &live, "4008000001", 0), ["a", "b", "c"]);
+    assert_eq!(order(&c, &live, "4008000001", 0), ["b", "c", "a"]);
+    assert_eq!(order(&c, &live, "4008000001", 0), ["c", "a", "b"]);
+    // least_recent / fewest_calls follow Live.
+    let t = |n: &str| {
+        c.table
+            .target_by_name(n)
+            .unwrap_or_else(|| panic!("{n}"))
+            .clone()
+    };
+    assert!(live.try_acquire(&t("a"), ts("2026-01-05T01:00:00Z")));
+    assert!(
+        !live.try_acquire(&t("a"), ts("2026-01-05T01:00:00Z")),
+        "max_concurrent 1"
+    );
+    assert!(live.try_acquire(&t("b"), ts("2026-01-05T00:00:00Z")));
+    assert_eq!(order(&c, &live, "4008000002", 0), ["c", "b", "a"]);
+    // fewest_calls: c has none; a and b tie (1 active, 1 call) and keep config order.
+    assert_eq!(order(&c, &live, "4008000003", 0), ["c", "a", "b"]);
+    live.release(&t("a"));
+    live.release(&t("a")); // extra release never underflows
+    assert_eq!(live.stats("a").active, 0);
+    assert!(live.try_acquire(&t("a"), ts("2026-01-05T01:00:00Z")));
+    // weighted: weight 0 always last, b (5) first more often than c (1).
+    let mut b_first = 0;
+    for seed in 0..200 {
+        let o = order(&c, &live, "4008000004", seed);
+        assert_eq!(o.last().map(String::as_str), Some("a"), "{o:?}");
+        if o[0] == "b" {
+            b_first += 1;
+        }
+    }
+    assert!(b_first > 130 && b_first < 200, "{b_first}");
+    // random: a permutation, deterministic per seed, and not always the same.
+    let o1 = order(&c, &live, "4008000005", 42);
+    assert_eq!(o1, order(&c, &live, "4008000005", 42));
+    let mut sorted = o1[..3].to_vec();
+    sorted.sort();
+    assert_eq!(sorted, ["a", "b", "c"]);
+    assert_eq!(o1.len(), 5);
+    let distinct: std::collections::HashSet<Vec<String>> = (0..50)
+        .map(|s| order(&c, &live, "4008000005", s)[..3].to_vec())
+        .collect();
+    assert!(distinct.len() > 3);
+}
+
+#[test]
+fn live_state_survives_table_swap() {
+    let c1 = compile(HUNT);
+    let live = Live::new();
+    live.prepare(&c1.table);
+    assert_eq!(order(&c1, &live, "4008000001", 0), ["a", "b", "c"]);
+    let a = c1
+        .table
+        .target_by_name("a")
+        .cloned()
+        .unwrap_or_else(|| panic!("a"));
+    assert!(live.try_acquire(&a, ts("2026-01-05T01:00:00Z")));
+    // A reload that reorders targets (ids change) keeps state keyed by name.
+    let reordered = HUNT.replace(
+        "[targets.a]",
+        "[targets.zz]\nuri = \"sip:zz@127.0.0.1:5079\"\n[targets.a]",
+    );
+    let c2 = from_toml_str(&reordered, "test.toml", 2).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c2.table.generation(), 2);
+    assert_ne!(c1.table.hash(), c2.table.hash());
+    live.prepare(&c2.table);
+    let a2 = c2
+        .table
+        .target_by_name("a")
+        .cloned()
+        .unwrap_or_else(|| panic!("a"));
+    assert!(
+        !live.try_acquire(&a2, ts("2026-01-05T01:00:01Z")),
+        "slot held across the swap"
+    );
+    assert_eq!(
+        order(&c2, &live, "4008000001", 0),
+        ["b", "c", "a"],
+        "cursor kept"
+    );
+    // Releasing by the old table's target frees the slot in the new one.
+    live.release(&a);
+    assert!(live.try_acquire(&a2, ts("2026-01-05T01:00:02Z")));
+}
+
+#[test]
+fn number_targets_through_gateways() {
+    let c = compile(
+        r#"
+[companies.acme]
+[gateways.gw1]
+address = "127.0.0.1:5080"
+[gateways.gw2]
+address = "[::1]:5090"
+transport = "tcp"
+[targets.mobile]
+number = "+86 138 0013 8000"
+gateway = "gw1"
+[targets.desk]
+number = "010-12345678"
+gateway = "gw2"
+[plans.p]
+groups = [{ members = ["mobile", "desk"] }]
+[numbers."4008001234"]
+company = "acme"
+plan = "p"
+"#,
+    );
+    let m = c
+        .table
+        .target_by_name("mobile")
+        .unwrap_or_else(|| panic!("mobile"));
+    assert_eq!(m.uri, "sip:13800138000@127.0.0.1:5080");
+    assert_eq!(m.transport, hotline_route::Transport::Udp);
+    let d = c
+        .table
+        .target_by_name("desk")
+        .unwrap_or_else(|| panic!("desk"));
+    assert_eq!(d.uri, "sip:01012345678@[::1]:5090;transport=tcp");
+    assert_eq!(
+        d.next_hop,
+        "[::1]:5090".parse().unwrap_or_else(|_| unreachable!())
+    );
+    let n = c.table.target_by_name("mobile").map(|t| t.transport);
+    assert_eq!(n, Some(hotline_route::Transport::Udp));
+}
+
+#[test]
+fn explain_lists_rules_and_plan() {
+    let c = compile(&with(CAL_RULES));
+    let live = Live::new();
+    let call = CallContext::new(num("4008001234"), "13807912345");
+    let e = explain(&c.table, &live, &call, ts("2026-10-01T01:30:00Z"));
+    assert_eq!(e.caller.region.as_deref(), Some("江西 南昌"));
+    assert_eq!(e.festival.as_deref(), Some("国庆节"));
+    assert_eq!(e.rules.len(), 2);
+    assert_eq!(e.rules[0].verdict, "matched");
+    assert_eq!(e.rules[1].verdict, "not_checked");
+    let ExplainOutcome::Route { rule, plan } = &e.outcome else {
+        panic!("{e}")
+    };
+    assert_eq!(rule, "holiday");
+    assert_eq!(plan.groups[0].members[0].target, "holiday");
+    assert_eq!(plan.groups[0].members[0].ring_timeout_ms, 20_000);
+    let text = e.to_string();
+    assert!(text.contains("matched     holiday"), "{text}");
+    assert!(text.contains("ring 20000 ms"), "{text}");
+    let json = serde_json::to_value(&e).unwrap_or_default();
+    assert_eq!(json["outcome"]["kind"], "route");
+    assert_eq!(json["rules"][0]["verdict"], "matched");
+    // At 08:00 local on a workday nothing matches; the reasons say why.
+    let e = explain(&c.table, &live, &call, ts("2026-10-12T00:00:00Z"));
+    assert_eq!(e.rules[0].verdict, "no");
+    assert!(
+        e.rules[0].reason.contains("outside every window"),
+        "{}",
+        e.rules[0].reason
+    );
+    // Explain does not consume rate windows or cursors: same answer twice.
+    let e2 = explain(&c.table, &live, &call, ts("2026-10-12T00:00:00Z"));
+    assert_eq!(e.to_string(), e2.to_string());
+    // Unknown numbers are explained too.
+    let e = explain(
+        &c.table,
+        &live,
+        &CallContext::new(num("4009999999"), "1"),
+        ts("2026-10-12T00:00:00Z"),
+    );
+    assert!(!e.known);
+}
+
+// ---- compile errors: file, line, key path -------------------------------------------------
+
+fn one(errs: &[ConfigError], key: &str) -> ConfigError {
+    errs.iter()
+        .find(|e| e.key == key)
+        .cloned()
+        .unwrap_or_else(|| panic!("no error for {key}: {errs:#?}"))
+}
+
+#[test]
+fn error_unknown_target() {
+    let src = "[companies.a]\n[targets.t1]\nuri = \"sip:1@127.0.0.1\"\n[plans.p]\ngroups = [{ members = [\"t1\", \"sales-3\"] }]\n[numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n";
+    let e = one(&errors(src), "plans.p.groups[0].members[1]");
+    assert_eq!((e.file.as_str(), e.line), ("test.toml", 5));
+    assert!(e.message.contains("unknown target \"sales-3\""), "{e}");
+    assert!(e.hint.as_deref().unwrap_or("").contains("t1"));
+    assert!(
+        e.to_string()
+            .starts_with("test.toml:5: plans.p.groups[0].members[1]: unknown target"),
+        "{e}"
+    );
+}
+
+#[test]
+fn error_duplicate_number_across_files() {
+    let a = Source { name: "main.toml".into(), text: "[companies.a]\n[targets.t]\nuri = \"sip:1@127.0.0.1\"\n[plans.p]\ngroups = [{ members = [\"t\"] }]\n[numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n".into() };
+    let b = Source {
+        name: "acme.toml".into(),
+        text: "\n[numbers.\"400-800-1234\"]\ncompany = \"a\"\nplan = \"p\"\n".into(),
+    };
+    let errs = from_sources(&[a, b], 1)
+        .map(|_| ())
+        .err()
+        .map(|e| e.0)
+        .unwrap_or_default();
+    let e = one(&errs, "numbers.\"400-800-1234\"");
+    assert_eq!((e.file.as_str(), e.line), ("acme.toml", 2));
+    assert!(e.message.contains("main.toml:6"), "{e}");
+}
+
+#[test]
+fn error_unreachable_rules() {
+    let src = with(
+        r#"[numbers."4008001234"]
+company = "acme"
+plan = "day"
+rules = [
+  { time = "09:00-18:00", plan = "day" },
+  { time = "09:00-18:00", plan = "night" },
+  { plan = "sales" },
+  { key = 1, plan = "support" },
+]
+"#,
+    );
+    let errs = errors(&src);
+    let base = BASE.lines().count() + 1;
+    let e = one(&errs, "numbers.\"4008001234\".rules[1]");
+    assert!(e.message.contains("same conditions"), "{e}");
+    assert_eq!(e.line, base + 6);
+    let e = one(&errs, "numbers.\"4008001234\".rules[3]");
+    assert!(e.message.contains("rules[2] has no conditions"), "{e}");
+    assert_eq!(e.line, base + 8);
+}
+
+#[test]
+fn error_empty_group_and_plan() {
+    let src = "[plans.p]\ngroups = [{ members = [] }]\n[plans.q]\nring_from = \"invite\"\n";
+    let errs = errors(src);
+    let e = one(&errs, "plans.p.groups[0].members");
+    assert_eq!(e.line, 2);
+    assert!(e.message.contains("empty group"));
+    let e = one(&errs, "plans.q.groups");
+    assert!(e.message.contains("no groups"));
+}
+
+#[test]
+fn error_bad_time_range_and_friends() {
+    let src = with(
+        r#"[numbers."4008001234"]
+company = "acme"
+plan = "day"
+rules = [
+  { time = "25:00-26:00", plan = "day" },
+  { time = "09:00-09:00", plan = "day" },
+  { weekdays = ["funday"], plan = "day" },
+  { dates = "2026-10-07..2026-10-01", plan = "day" },
+  { region = "火星", plan = "day" },
+  { day = "someday", plan = "day" },
+  { key = 12, plan = "day" },
+  { list = "nope", plan = "nope" },
+]
+"#,
+    );
+    let errs = errors(&src);
+    let base = BASE.lines().count() + 1;
+    let k = |s: &str| format!("numbers.\"4008001234\".{s}");
+    let e = one(&errs, &k("rules[0].time[0]"));
+    assert_eq!(e.line, base + 5);
+    assert!(e.message.contains("out of range"), "{e}");
+    assert!(one(&errs, &k("rules[1].time[0]")).message.contains("empty"));
+    assert!(one(&errs, &k("rules[2].weekdays"))
+        .message
+        .contains("funday"));
+    assert!(one(&errs, &k("rules[3].dates[0]"))
+        .message
+        .contains("ends before"));
+    assert!(one(&errs, &k("rules[4].region[0]"))
+        .message
+        .contains("unknown region"));
+    assert!(one(&errs, &k("rules[5].day")).message.contains("someday"));
+    assert!(one(&errs, &k("rules[6].key[0]")).message.contains("12"));
+    assert!(one(&errs, &k("rules[7].list[0]"))
+        .message
+        .contains("unknown list"));
+    assert_eq!(one(&errs, &k("rules[7].plan")).line, base + 12);
+}
+
+#[test]
+fn error_sixth_number_unless_approved() {
+    let mut src = String::from("[companies.acme]\n[targets.t]\nuri = \"sip:t@127.0.0.1\"\n[plans.p]\ngroups = [{ members = [\"t\"] }]\n");
+    for i in 1..=7 {
+        let approved = if i == 7 { "approved = true\n" } else { "" };
+        src.push_str(&format!(
+            "[numbers.\"400800000{i}\"]\ncompany = \"acme\"\nplan = \"p\"\n{approved}"
+        ));
+    }
+    let errs = errors(&src);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let e = &errs[0];
+    assert_eq!(e.key, "numbers.\"4008000006\"");
+    assert_eq!(e.line, 6 + 5 * 3);
+    assert!(e.message.contains("number 6"), "{e}");
+    assert!(e.hint.as_deref().unwrap_or("").contains("approved"));
+}
+
+#[test]
+fn error_unknown_key() {
+    let src = "[companies.a]\n\n[targets.t]\nurl = \"sip:1@127.0.0.1\"\n";
+    let errs = errors(src);
+    assert_eq!(errs.len(), 1);
+    let e = &errs[0];
+    assert_eq!((e.line, e.key.as_str()), (4, "targets.t.url"));
+    assert!(e.message.contains("unknown field `url`"), "{e}");
+}
+
+#[test]
+fn error_targets() {
+    let src = r#"[companies.a]
+[gateways.gw]
+address = "127.0.0.1:5080"
+[targets.dns]
+uri = "sip:1001@pbx.example.com:5060"
+[targets.intl]
+number = "+14155550100"
+gateway = "gw"
+[targets.nogw]
+number = "13800138000"
+gateway = "gw9"
+[targets.both]
+uri = "sip:1@127.0.0.1"
+number = "13800138000"
+[targets.badt]
+uri = "sip:1@127.0.0.1;transport=sctp"
+"#;
+    let errs = errors(src);
+    let e = one(&errs, "targets.dns.uri");
+    assert_eq!(e.line, 5);
+    assert!(e.hint.as_deref().unwrap_or("").contains("no DNS"));
+    let e = one(&errs, "targets.intl.number");
+    assert_eq!(e.line, 7);
+    assert!(e.message.contains("international"));
+    assert!(one(&errs, "targets.nogw.gateway")
+        .message
+        .contains("unknown gateway"));
+    assert_eq!(one(&errs, "targets.both").line, 12);
+    assert!(one(&errs, "targets.badt.uri").message.contains("sctp"));
+}
+
+#[test]
+fn error_not_a_400_number_and_unknowns() {
+    let src = "[numbers.\"8008001234\"]\ncompany = \"x\"\nplan = \"p\"\n[numbers.\"4008001234\"]\ncompany = \"x\"\nplan = \"p\"\ntimezone = \"Mars/Olympus\"\n";
+    let errs = errors(src);
+    assert_eq!(one(&errs, "numbers.\"8008001234\"").line, 1);
+    let e = one(&errs, "numbers.\"4008001234\".company");
+    assert_eq!(e.line, 5);
+    assert_eq!(one(&errs, "numbers.\"4008001234\".plan").line, 6);
+    assert_eq!(one(&errs, "numbers.\"4008001234\".timezone").line, 7);
+    // Every error is reported at once, sorted by line.
+    assert!(errs.len() >= 4);
+    assert!(errs.windows(2).all(|w| w[0].line <= w[1].line));
+}
+
+#[test]
+fn settings_parse_and_errors() {
+    let c = compile(
+        r#"
+[server]
+listen = ["0.0.0.0:5060", "[::1]:5062"]
+admin = "off"
+[server.sip]
+t1 = "250ms"
+t2 = 8
+max_message_bytes = 32768
+[server.cdr]
+dir = "/var/log/hotline"
+format = "jsonl"
+rotate_bytes = 1000
+rotate_every = "hourly"
+[[server.trunks]]
+name = "ct"
+sources = ["192.0.2.0/24", "2001:db8::/32"]
+"#,
+    );
+    assert_eq!(c.settings.listen.len(), 2);
+    assert_eq!(c.settings.admin, None);
+    assert_eq!(c.settings.sip.t1, std::time::Duration::from_millis(250));
+    assert_eq!(c.settings.sip.t2, std::time::Duration::from_secs(8));
+    assert_eq!(c.settings.sip.max_message_bytes, 32768);
+    assert_eq!(c.settings.cdr.format, CdrFormat::Jsonl);
+    assert_eq!(c.settings.cdr.rotate_every, Rotate::Hourly);
+    assert_eq!(
+        c.settings
+            .trunk_for([192, 0, 2, 7].into())
+            .map(|t| t.name.as_str()),
+        Some("ct")
+    );
+    assert!(!c.settings.trunks[0].trusted);
+    let errs = errors("[server]\nlisten = [\"localhost:5060\"]\n[server.sip]\nt1 = \"5 parsecs\"\n[[server.trunks]]\nname = \"x\"\nsources = [\"10.0.0.0/33\"]\n");
+    assert_eq!(one(&errs, "server.listen[0]").line, 2);
+    assert_eq!(one(&errs, "server.sip.t1").line, 4);
+    assert_eq!(one(&errs, "server.trunks[0].sources[0]").line, 7);
+}
+
+#[test]
+fn calendar_override_and_warning() {
+    let c = compile(&with(
+        r#"
+[calendar.holidays]
+2027-01-01 = "元旦"
+[calendar.workdays]
+2027-01-04 = "test"
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+"#,
+    ));
+    let cal = c.table.calendar();
+    assert_eq!(
+        cal.day_kind(jiff::civil::date(2027, 1, 1)),
+        hotline_route::DayKind::Holiday
+    );
+    assert!(cal.covers_year(2027));
+    assert_eq!(calendar_warning(cal, jiff::civil::date(2026, 11, 24)), None);
+    let base = compile(&with(
+        "[numbers.\"4008001234\"]\ncompany = \"acme\"\nplan = \"day\"\n",
+    ));
+    let w = calendar_warning(base.table.calendar(), jiff::civil::date(2026, 11, 24));
+    assert!(w.as_deref().unwrap_or("").contains("2027"), "{w:?}");
+    assert_eq!(
+        calendar_warning(base.table.calendar(), jiff::civil::date(2025, 6, 1)),
+        None
+    );
+    let errs = errors("[calendar]\npath = \"/nonexistent/cal.toml\"\n");
+    assert_eq!(one(&errs, "calendar.path").line, 2);
+}
+
+#[test]
+fn load_path_with_includes_and_directories() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("companies")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        d.join("hotline.toml"),
+        "include = [\"companies/*.toml\"]\n[targets.t]\nuri = \"sip:t@127.0.0.1:5070\"\n[plans.p]\ngroups = [{ members = [\"t\"] }]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        d.join("companies/acme.toml"),
+        "[companies.acme]\n[numbers.\"4008001234\"]\ncompany = \"acme\"\nplan = \"p\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        d.join("companies/beta.toml"),
+        "[companies.beta]\n[numbers.\"4001001234\"]\ncompany = \"beta\"\nplan = \"p\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(d.join("companies/notes.txt"), "ignored").unwrap_or_else(|e| panic!("{e}"));
+    let c = load_path(&d.join("hotline.toml"), 3).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.table.len(), 2);
+    assert_eq!(c.table.generation(), 3);
+    // A bad company file reports its own file and line.
+    std::fs::write(
+        d.join("companies/beta.toml"),
+        "[companies.beta]\n[numbers.\"4001001234\"]\ncompany = \"beta\"\nplan = \"nope\"\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let e = load_path(&d.join("hotline.toml"), 4)
+        .map(|_| ())
+        .err()
+        .unwrap_or_else(|| panic!("expected error"));
+    let e = &e.0[0];
+    assert!(e.file.ends_with("companies/beta.toml"), "{e}");
+    assert_eq!((e.line, e.key.as_str()), (4, "numbers.\"4001001234\".plan"));
+    // from_toml_str refuses include.
+    assert!(from_toml_str("include = [\"x\"]\n", "x.toml", 1).is_err());
+    // A directory loads every *.toml in it.
+    let c = load_path(&d.join("companies"), 5);
+    assert!(c.is_err(), "companies alone lack plans");
+}
+
+#[test]
+fn header_style_tables_and_spans() {
+    // Implicit parent tables ([[plans.p.groups]] without [plans.p]) and arrays of tables.
+    let src = r#"[companies.acme]
+[targets.t]
+uri = "sip:t@127.0.0.1:5070"
+[[plans.p.groups]]
+name = "first"
+members = ["t"]
+[[plans.p.groups]]
+members = []
+[numbers."4008001234"]
+company = "acme"
+plan = "p"
+[[numbers."4008001234".rules]]
+time = "09:00-18:00"
+plan = "p"
+[[numbers."4008001234".rules]]
+time = "9am"
+plan = "p"
+[numbers."4008001234".screening.harassment]
+per_caller = { calls = 0, window = "1m" }
+"#;
+    let errs = errors(src);
+    assert_eq!(one(&errs, "plans.p.groups[1].members").line, 8);
+    assert_eq!(
+        one(&errs, "numbers.\"4008001234\".rules[1].time[0]").line,
+        16
+    );
+    assert_eq!(
+        one(
+            &errs,
+            "numbers.\"4008001234\".screening.harassment.per_caller.calls"
+        )
+        .line,
+        19
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn resolve_and_explain_never_panic(
+        caller in "[+0-9a-z()\\-. ]{0,24}",
+        key in proptest::option::of(0u8..=12),
+        secs in 1_500_000_000i64..2_000_000_000i64,
+        seed in proptest::prelude::any::<u64>(),
+        which in 0usize..7,
+    ) {
+        thread_local! {
+            static C: Compiled = compile(&format!("{}\n{}", HUNT.replace("[companies.acme]", ""), with(CAL_RULES).replace("[numbers.\"4008001234\"]", "[numbers.\"4008009999\"]\napproved = true")));
+        }
+        let numbers = ["4008000001", "4008000002", "4008000003", "4008000004", "4008000005", "4008009999", "4000000000"];
+        let now = jiff::Timestamp::from_second(secs).unwrap_or_else(|_| unreachable!());
+        C.with(|c| {
+            let live = Live::new();
+            let mut call = CallContext::new(num(numbers[which]), &caller);
+            call.ivr_key = key;
+            call.seed = seed;
+            let d = resolve(&c.table, &live, &call, now);
+            if let Decision::Route(r) = &d {
+                proptest::prop_assert!(r.hunt(&c.table).count() >= 1);
+            }
+            let e = explain(&c.table, &live, &call, now);
+            proptest::prop_assert!(!e.to_string().is_empty());
+            Ok(())
+        })?;
+    }
 }

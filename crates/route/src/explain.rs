@@ -1,30 +1,633 @@
 //! `explain`: a step-by-step account of what [`crate::resolve`] would do, without changing
-//! live state.
+//! live state (rate windows are evaluated as if this call came in, but not recorded; round-robin
+//! cursors are read, not advanced). Allocates freely: this is a tool path, not the call path.
+
+use std::fmt;
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::live::Live;
-use crate::resolve::CallContext;
-use crate::table::RouteTable;
+use crate::calendar::DayKind;
+use crate::live::{Live, RateVerdict};
+use crate::resolve::{check, peek_orders, screen, CallContext, Env, Miss, Reject, RejectCause};
+use crate::table::{Conditions, Fallback, Plan, RouteTable};
 
-/// The account of one routing decision.
+/// The account of one routing decision. `Display` is for people, `Serialize` for `--json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Explanation {
     /// The called number.
     pub number: String,
+    /// Whether the number is configured.
+    pub known: bool,
+    /// Owning company.
+    pub company: Option<String>,
+    /// Carrier from the prefix (联通 / 移动 / 电信).
+    pub carrier: &'static str,
+    /// `active` / `suspended`.
+    pub status: Option<&'static str>,
+    /// Time zone the rules use.
+    pub timezone: Option<String>,
+    /// `now` in that time zone.
+    pub local_time: Option<String>,
+    /// Working day or day off per the holiday calendar.
+    pub day_kind: Option<DayKind>,
+    /// Festival name if the date is listed in the calendar.
+    pub festival: Option<String>,
+    /// The caller.
+    pub caller: CallerInfo,
+    /// IVR key from the Request-URI.
+    pub ivr_key: Option<u8>,
+    /// Screening steps (abroad, whitelist, blacklist, whitelist-only, VIP, rate limits).
+    pub screening: Vec<Step>,
+    /// Every rule in order.
+    pub rules: Vec<RuleCheck>,
+    /// The final outcome.
+    pub outcome: Outcome,
+    /// Config generation and hash.
+    pub generation: u64,
+    /// Config hash.
+    pub config_hash: String,
 }
 
-impl std::fmt::Display for Explanation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "number {}", self.number)
+/// The caller as understood.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallerInfo {
+    /// As received.
+    pub raw: String,
+    /// Normalised.
+    pub normalized: String,
+    /// mobile / fixed_line / international / unknown.
+    pub kind: &'static str,
+    /// Province and city, if known.
+    pub region: Option<String>,
+}
+
+/// One screening check.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// What was checked.
+    pub check: &'static str,
+    /// What came out.
+    pub result: String,
+}
+
+/// One rule and why it did or did not match.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleCheck {
+    /// The rule's name.
+    pub name: String,
+    /// Its conditions, as written.
+    pub conditions: String,
+    /// Plan it selects.
+    pub plan: String,
+    /// `matched`, `no`, or `not_checked` (an earlier rule matched or the call was refused).
+    pub verdict: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+/// The final outcome.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// A final response.
+    Reject {
+        /// SIP code.
+        code: u16,
+        /// Reason phrase.
+        reason: &'static str,
+        /// Cause.
+        cause: RejectCause,
+    },
+    /// A hunt.
+    Route {
+        /// Matching rule or `default`.
+        rule: String,
+        /// The plan with every timer.
+        plan: PlanView,
+    },
+}
+
+/// A plan with its groups in hunt order.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanView {
+    /// Name.
+    pub name: String,
+    /// `invite` or `first_18x`.
+    pub ring_from: &'static str,
+    /// Causes that move the hunt on.
+    pub advance_on: Vec<&'static str>,
+    /// Overall wait cap in ms.
+    pub wait_cap_ms: Option<u64>,
+    /// What the caller gets when all fail.
+    pub on_fail: String,
+    /// `relay` / `suppress`.
+    pub early_media: &'static str,
+    /// Longest call in ms.
+    pub max_duration_ms: Option<u64>,
+    /// `skip` / `treat_as_busy`.
+    pub on_target_busy_local: &'static str,
+    /// Groups in order.
+    pub groups: Vec<GroupView>,
+}
+
+/// A group with members in hunt order.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupView {
+    /// Name.
+    pub name: String,
+    /// `sequential` / `simultaneous`.
+    pub mode: &'static str,
+    /// Strategy name.
+    pub strategy: &'static str,
+    /// Members in hunt order.
+    pub members: Vec<MemberView>,
+}
+
+/// A member and its target.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    /// Target name.
+    pub target: String,
+    /// Request-URI.
+    pub uri: String,
+    /// Next hop.
+    pub next_hop: String,
+    /// udp / tcp.
+    pub transport: &'static str,
+    /// Ring timeout in ms.
+    pub ring_timeout_ms: u64,
+    /// Weight.
+    pub weight: u32,
+    /// Concurrency limit.
+    pub max_concurrent: Option<u32>,
+    /// Calls active on the target now.
+    pub active: u32,
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn describe(c: &Conditions, table: &RouteTable) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(w) = c.weekdays {
+        let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+        let days: Vec<&str> = (0..7)
+            .filter(|i| w.0 & (1 << i) != 0)
+            .map(|i| names[i])
+            .collect();
+        parts.push(format!("weekdays {}", days.join(",")));
+    }
+    if !c.times.is_empty() {
+        let t: Vec<String> = c.times.iter().map(|t| t.to_string()).collect();
+        parts.push(format!("time {}", t.join(",")));
+    }
+    if !c.dates.is_empty() {
+        let d: Vec<String> = c
+            .dates
+            .iter()
+            .map(|(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}..{b}")
+                }
+            })
+            .collect();
+        parts.push(format!("dates {}", d.join(",")));
+    }
+    if let Some(d) = c.day {
+        parts.push(format!("day {}", day_name(d)));
+    }
+    if !c.regions.is_empty() {
+        let r: Vec<String> = c.regions.iter().map(|r| r.to_string()).collect();
+        parts.push(format!("region {}", r.join(",")));
+    }
+    if !c.lists.is_empty() {
+        let l: Vec<&str> = c
+            .lists
+            .iter()
+            .filter_map(|id| table.lists().get(id.0 as usize).map(|l| l.name.as_str()))
+            .collect();
+        parts.push(format!("list {}", l.join(",")));
+    }
+    if let Some(v) = c.vip {
+        parts.push(format!("vip {v}"));
+    }
+    if !c.keys.is_empty() {
+        let k: Vec<String> = c.keys.iter().map(|k| k.to_string()).collect();
+        parts.push(format!("key {}", k.join(",")));
+    }
+    if parts.is_empty() {
+        "(always)".into()
+    } else {
+        parts.join("; ")
     }
 }
 
-/// Explain the routing of `call` at `now`. Pure: live state is read, never written.
-pub fn explain(table: &RouteTable, live: &Live, call: &CallContext<'_>, now: Timestamp) -> Explanation {
-    let _ = (table, live, now);
-    Explanation {
+fn day_name(d: DayKind) -> &'static str {
+    match d {
+        DayKind::Workday => "workday",
+        DayKind::Holiday => "holiday",
+    }
+}
+
+fn miss_reason(m: Miss, c: &Conditions, env: &Env<'_>) -> String {
+    let local = env.local;
+    match m {
+        Miss::Time => format!(
+            "local time {:02}:{:02} is outside every window",
+            local.hour(),
+            local.minute()
+        ),
+        Miss::Weekday => format!("{:?} is not one of the weekdays", local.date().weekday()),
+        Miss::Date => format!("{} is outside every date range", local.date()),
+        Miss::Day(actual) => format!(
+            "the day is a {} per the calendar, the rule wants a {}",
+            day_name(actual),
+            c.day.map(day_name).unwrap_or("?")
+        ),
+        Miss::Region => match env.region {
+            Some(r) => format!("caller region {r} is not listed"),
+            None => "caller region is unknown".into(),
+        },
+        Miss::List => "caller is on none of the lists".into(),
+        Miss::Vip => format!("caller VIP status is {}", env.vip),
+        Miss::Key => match env.key {
+            Some(k) => format!("IVR key {k} is not listed"),
+            None => "no IVR key on the Request-URI".into(),
+        },
+    }
+}
+
+fn plan_view(table: &RouteTable, live: &Live, plan: &Plan, seed: u64) -> PlanView {
+    let orders = peek_orders(table, live, plan, seed);
+    let groups = plan
+        .groups
+        .iter()
+        .zip(orders.iter())
+        .map(|(g, o)| GroupView {
+            name: g.name.clone(),
+            mode: match g.mode {
+                crate::table::Mode::Sequential => "sequential",
+                crate::table::Mode::Simultaneous => "simultaneous",
+            },
+            strategy: strategy_name(g.strategy),
+            members: o
+                .as_slice()
+                .iter()
+                .filter_map(|&i| g.members.get(usize::from(i)))
+                .filter_map(|m| {
+                    let t = table.try_target(m.target)?;
+                    Some(MemberView {
+                        target: t.name.clone(),
+                        uri: t.uri.clone(),
+                        next_hop: t.next_hop.to_string(),
+                        transport: t.transport.as_str(),
+                        ring_timeout_ms: ms(m.ring_timeout),
+                        weight: m.weight,
+                        max_concurrent: t.max_concurrent,
+                        active: live.stats(&t.name).active,
+                    })
+                })
+                .collect(),
+        })
+        .collect();
+    let a = plan.advance_on;
+    let mut advance_on = Vec::new();
+    for (on, name) in [
+        (a.busy, "busy"),
+        (a.no_answer, "no_answer"),
+        (a.unreachable, "unreachable"),
+        (a.rejected, "rejected"),
+    ] {
+        if on {
+            advance_on.push(name);
+        }
+    }
+    PlanView {
+        name: plan.name.clone(),
+        ring_from: match plan.ring_from {
+            crate::table::RingFrom::Invite => "invite",
+            crate::table::RingFrom::First18x => "first_18x",
+        },
+        advance_on,
+        wait_cap_ms: plan.wait_cap.map(ms),
+        on_fail: match plan.on_fail {
+            Fallback::Code(c) => format!("{c} {}", crate::resolve::reason_phrase(c)),
+            Fallback::Target(t) => format!(
+                "target {}",
+                table.try_target(t).map(|t| t.name.as_str()).unwrap_or("?")
+            ),
+        },
+        early_media: match plan.early_media {
+            crate::table::EarlyMedia::Relay => "relay",
+            crate::table::EarlyMedia::Suppress => "suppress",
+        },
+        max_duration_ms: plan.max_duration.map(ms),
+        on_target_busy_local: match plan.on_target_busy_local {
+            crate::table::OnTargetBusyLocal::Skip => "skip",
+            crate::table::OnTargetBusyLocal::TreatAsBusy => "treat_as_busy",
+        },
+        groups,
+    }
+}
+
+fn strategy_name(s: crate::table::Strategy) -> &'static str {
+    use crate::table::Strategy::*;
+    match s {
+        Linear => "linear",
+        RoundRobin => "round_robin",
+        Random => "random",
+        Weighted => "weighted",
+        LeastRecent => "least_recent",
+        FewestCalls => "fewest_calls",
+    }
+}
+
+/// Explain the routing of `call` at `now`. Live state is read, never written.
+pub fn explain(
+    table: &RouteTable,
+    live: &Live,
+    call: &CallContext<'_>,
+    now: Timestamp,
+) -> Explanation {
+    let caller = crate::number::normalize_caller(call.caller);
+    let region = table.regions().lookup(&caller);
+    let mut ex = Explanation {
         number: call.called.to_string(),
+        known: false,
+        company: None,
+        carrier: call.called.carrier().name_zh(),
+        status: None,
+        timezone: None,
+        local_time: None,
+        day_kind: None,
+        festival: None,
+        caller: CallerInfo {
+            raw: call.caller.to_string(),
+            normalized: caller.normalized().to_string(),
+            kind: caller.kind.as_str(),
+            region: region.map(|r| r.to_string()),
+        },
+        ivr_key: call.ivr_key,
+        screening: Vec::new(),
+        rules: Vec::new(),
+        outcome: Outcome::Reject {
+            code: 404,
+            reason: "Not Found",
+            cause: RejectCause::UnknownNumber,
+        },
+        generation: table.generation(),
+        config_hash: table.hash().to_string(),
+    };
+    let Some(entry) = table.number(call.called) else {
+        return ex;
+    };
+    ex.known = true;
+    ex.company = Some(entry.company.clone());
+    ex.status = Some(match entry.status {
+        crate::table::Status::Active => "active",
+        crate::table::Status::Suspended => "suspended",
+    });
+    ex.timezone = Some(entry.tz_name.clone());
+    let local = entry.tz.to_datetime(now);
+    ex.local_time = Some(format!(
+        "{} {:?}",
+        local.strftime("%Y-%m-%d %H:%M"),
+        local.date().weekday()
+    ));
+    ex.day_kind = Some(table.calendar().day_kind(local.date()));
+    ex.festival = table.calendar().festival(local.date()).map(String::from);
+
+    let (s, reject): (_, Option<Reject>) = screen(table, live, entry, call.caller, now, false);
+    ex.screening.push(Step {
+        check: "status",
+        result: ex.status.unwrap_or("?").to_string(),
+    });
+    ex.screening.push(Step {
+        check: "abroad",
+        result: if caller.kind == crate::number::CallerKind::International {
+            "caller is outside +86: refused".into()
+        } else {
+            "domestic or unknown caller".into()
+        },
+    });
+    ex.screening.push(Step {
+        check: "whitelist",
+        result: match s.white {
+            Some(h) => format!("hit ({h}): exempt from blacklist and rate limits"),
+            None => "no hit".into(),
+        },
+    });
+    ex.screening.push(Step {
+        check: "blacklist",
+        result: match s.black {
+            Some(h) => format!("hit ({h})"),
+            None if s.white.is_some() => "skipped (whitelisted)".into(),
+            None => "no hit".into(),
+        },
+    });
+    ex.screening.push(Step {
+        check: "vip",
+        result: if s.vip {
+            "caller is VIP".into()
+        } else {
+            "not VIP".into()
+        },
+    });
+    ex.screening.push(Step {
+        check: "rate",
+        result: match (&entry.rate, s.rate) {
+            (None, _) => "no limits configured".into(),
+            (Some(_), _) if s.vip || s.white.is_some() => "exempt".into(),
+            (Some(_), RateVerdict::Allowed) => "under the limits".into(),
+            (Some(_), RateVerdict::Blocked { until_ms }) => format!(
+                "blocked until {}",
+                Timestamp::from_millisecond(until_ms)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            ),
+        },
+    });
+    let env = Env {
+        local,
+        calendar: table.calendar(),
+        caller: &s.caller,
+        region: s.region.as_ref(),
+        vip: s.vip,
+        key: call.ivr_key,
+        table,
+    };
+    let mut chosen: Option<(String, &Plan)> = None;
+    for rule in &entry.rules {
+        let plan_name = table
+            .plan(rule.plan)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let conditions = describe(&rule.when, table);
+        let (verdict, reason) = if reject.is_some() {
+            (
+                "not_checked",
+                "the call is refused before rules".to_string(),
+            )
+        } else if chosen.is_some() {
+            ("not_checked", "an earlier rule matched".to_string())
+        } else {
+            match check(&rule.when, &env) {
+                Ok(()) => {
+                    if let Some(p) = table.plan(rule.plan) {
+                        chosen = Some((rule.name.clone(), p));
+                    }
+                    ("matched", "all conditions hold".to_string())
+                }
+                Err(m) => ("no", miss_reason(m, &rule.when, &env)),
+            }
+        };
+        ex.rules.push(RuleCheck {
+            name: rule.name.clone(),
+            conditions,
+            plan: plan_name,
+            verdict,
+            reason,
+        });
+    }
+    ex.outcome = match reject {
+        Some(r) => Outcome::Reject {
+            code: r.code,
+            reason: r.reason,
+            cause: r.cause,
+        },
+        None => {
+            let (rule, plan) = match chosen {
+                Some(c) => c,
+                None => match table.plan(entry.default_plan) {
+                    Some(p) => ("default".to_string(), p),
+                    None => {
+                        return ex;
+                    }
+                },
+            };
+            Outcome::Route {
+                rule,
+                plan: plan_view(table, live, plan, call.seed),
+            }
+        }
+    };
+    ex
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "number    {} ({})", self.number, self.carrier)?;
+        if !self.known {
+            writeln!(f, " — not configured")?;
+        } else {
+            writeln!(
+                f,
+                ", company {}, {}",
+                self.company.as_deref().unwrap_or("?"),
+                self.status.unwrap_or("?")
+            )?;
+            writeln!(
+                f,
+                "time      {} ({}), {}{}",
+                self.local_time.as_deref().unwrap_or("?"),
+                self.timezone.as_deref().unwrap_or("?"),
+                self.day_kind.map(day_name).unwrap_or("?"),
+                self.festival
+                    .as_deref()
+                    .map(|x| format!(" ({x})"))
+                    .unwrap_or_default()
+            )?;
+        }
+        writeln!(
+            f,
+            "caller    {} -> {} [{}] region {}",
+            if self.caller.raw.is_empty() {
+                "(none)"
+            } else {
+                &self.caller.raw
+            },
+            if self.caller.normalized.is_empty() {
+                "(none)"
+            } else {
+                &self.caller.normalized
+            },
+            self.caller.kind,
+            self.caller.region.as_deref().unwrap_or("unknown")
+        )?;
+        if let Some(k) = self.ivr_key {
+            writeln!(f, "ivr key   {k}")?;
+        }
+        if !self.screening.is_empty() {
+            writeln!(f, "screening")?;
+            for s in &self.screening {
+                writeln!(f, "  {:<10} {}", s.check, s.result)?;
+            }
+        }
+        if !self.rules.is_empty() {
+            writeln!(f, "rules")?;
+            for r in &self.rules {
+                writeln!(
+                    f,
+                    "  {:<11} {} [{}] -> plan {}: {}",
+                    r.verdict, r.name, r.conditions, r.plan, r.reason
+                )?;
+            }
+        }
+        match &self.outcome {
+            Outcome::Reject {
+                code,
+                reason,
+                cause,
+            } => writeln!(f, "result    reject {code} {reason} ({})", cause.as_str()),
+            Outcome::Route { rule, plan } => {
+                writeln!(f, "result    route by {rule} -> plan {}", plan.name)?;
+                writeln!(
+                    f,
+                    "  ring from {}, advance on {}, wait cap {}, on fail {}, early media {}, max duration {}, busy local {}",
+                    plan.ring_from,
+                    plan.advance_on.join("/"),
+                    plan.wait_cap_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "none".into()),
+                    plan.on_fail,
+                    plan.early_media,
+                    plan.max_duration_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "none".into()),
+                    plan.on_target_busy_local
+                )?;
+                for (i, g) in plan.groups.iter().enumerate() {
+                    writeln!(
+                        f,
+                        "  group {} {} ({}, {})",
+                        i + 1,
+                        g.name,
+                        g.mode,
+                        g.strategy
+                    )?;
+                    for (j, m) in g.members.iter().enumerate() {
+                        writeln!(
+                            f,
+                            "    {}. {} {} via {}/{} ring {} ms{}{}",
+                            j + 1,
+                            m.target,
+                            m.uri,
+                            m.transport,
+                            m.next_hop,
+                            m.ring_timeout_ms,
+                            if m.weight != 1 {
+                                format!(" weight {}", m.weight)
+                            } else {
+                                String::new()
+                            },
+                            m.max_concurrent
+                                .map(|c| format!(" ({} of max {c} active)", m.active))
+                                .unwrap_or_default()
+                        )?;
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 }

@@ -25,7 +25,7 @@ pub mod resolve;
 pub mod table;
 
 pub use calendar::{Calendar, DayKind};
-pub use explain::{explain, Explanation};
+pub use explain::{explain, Explanation, Outcome as ExplainOutcome};
 pub use live::{Live, RateVerdict, TargetStats};
 pub use number::{
     normalize_called, normalize_caller, CalledError, Caller, CallerKind, Carrier, Number400,

@@ -88,7 +88,7 @@ impl Live {
     /// Take one concurrent-call slot on `target` if it is under its `max_concurrent`; counts
     /// the call and stamps its start time. Pair every `true` with one [`Live::release`].
     pub fn try_acquire(&self, target: &Target, now: Timestamp) -> bool {
-        let acquired = self.with_target(&target.name, |t| {
+        self.with_target(&target.name, |t| {
             let ok = match target.max_concurrent {
                 None => {
                     t.active.fetch_add(1, Ordering::AcqRel);
@@ -107,8 +107,7 @@ impl Live {
                     .store(now.as_millisecond(), Ordering::Relaxed);
             }
             ok
-        });
-        acquired
+        })
     }
 
     /// Give back a slot taken by [`Live::try_acquire`]. Never goes below zero.
@@ -183,10 +182,7 @@ impl Live {
         let now_ms = now.as_millisecond();
         let block_ms = i64::try_from(limit.block_for.as_millis()).unwrap_or(i64::MAX);
         let mut verdict = RateVerdict::Allowed;
-        let windows = [
-            (limit.per_caller_number, number),
-            (limit.per_caller, 0u64),
-        ];
+        let windows = [(limit.per_caller_number, number), (limit.per_caller, 0u64)];
         // Check existing blocks first so a blocked caller does not keep extending windows.
         for (w, n) in windows {
             if w.is_none() {
@@ -226,8 +222,9 @@ impl Live {
     pub fn prune(&self, now: Timestamp, longest_window: std::time::Duration) {
         let now_ms = now.as_millisecond();
         let w = i64::try_from(longest_window.as_millis()).unwrap_or(i64::MAX);
-        self.rates
-            .retain(|_, s| s.blocked_until_ms > now_ms || s.window_start_ms.saturating_add(w) > now_ms);
+        self.rates.retain(|_, s| {
+            s.blocked_until_ms > now_ms || s.window_start_ms.saturating_add(w) > now_ms
+        });
     }
 
     /// Number of callers with rate state.

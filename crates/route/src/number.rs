@@ -147,9 +147,7 @@ pub fn normalize_called(user: &str) -> Result<Number400, CalledError> {
     let user = user.strip_prefix("tel:").unwrap_or(user);
     let mut buf = [0u8; 16];
     let (plus, digits) = digits_into(user, &mut buf).ok_or(CalledError::NotA400)?;
-    let national = if plus {
-        digits.strip_prefix(b"86").ok_or(CalledError::NotA400)?
-    } else if digits.len() == 12 {
+    let national = if plus || digits.len() == 12 {
         digits.strip_prefix(b"86").ok_or(CalledError::NotA400)?
     } else {
         digits
@@ -248,9 +246,9 @@ impl Caller {
         if self.kind != CallerKind::Mobile {
             return None;
         }
-        self.buf[..7]
-            .iter()
-            .try_fold(0u32, |acc, &d| d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0')))
+        self.buf[..7].iter().try_fold(0u32, |acc, &d| {
+            d.is_ascii_digit().then(|| acc * 10 + u32::from(d - b'0'))
+        })
     }
 
     /// A 64-bit key for rate windows and exact-number sets (FNV-1a of the normalised form with
@@ -400,7 +398,10 @@ mod tests {
             assert_eq!(n.as_str(), "4008001234", "{s}");
             assert_eq!(n.carrier(), Carrier::Telecom);
         }
-        assert_eq!(normalize_called("4008001234").map(|n| n.as_u64()), Ok(4008001234));
+        assert_eq!(
+            normalize_called("4008001234").map(|n| n.as_u64()),
+            Ok(4008001234)
+        );
     }
 
     #[test]

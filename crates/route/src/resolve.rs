@@ -134,6 +134,10 @@ pub fn reason_phrase(code: u16) -> &'static str {
 }
 
 /// The outcome of [`resolve`].
+///
+/// `Route` is a few hundred bytes (the hunt orders live inline so that resolve never allocates);
+/// boxing it would put an allocation on every call.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Decision<'t> {
     /// Answer with a final response.
@@ -360,7 +364,7 @@ pub(crate) fn screen<'t>(
     raw_caller: &str,
     now: Timestamp,
     commit: bool,
-) -> Result<Screened<'t>, (Reject, Screened<'t>)> {
+) -> (Screened<'t>, Option<Reject>) {
     let caller = normalize_caller(raw_caller);
     let region = table.regions().lookup(&caller);
     let mut s = Screened {
@@ -372,13 +376,13 @@ pub(crate) fn screen<'t>(
         rate: RateVerdict::Allowed,
     };
     if entry.status == Status::Suspended {
-        return Err((Reject::new(480, RejectCause::Suspended), s));
+        return (s, Some(Reject::new(480, RejectCause::Suspended)));
     }
     if caller.kind == CallerKind::International {
-        return Err((
-            Reject::new(table.parts.abroad_code, RejectCause::Abroad),
+        return (
             s,
-        ));
+            Some(Reject::new(table.parts.abroad_code, RejectCause::Abroad)),
+        );
     }
     let lists = table.lists();
     let g = &table.parts.global;
@@ -396,21 +400,27 @@ pub(crate) fn screen<'t>(
             .hit(lists, &caller, region.as_ref())
             .or_else(|| g.black.hit(lists, &caller, region.as_ref()));
         if s.black.is_some() {
-            return Err((Reject::new(n.blocked_code, RejectCause::BlockedList), s));
+            return (
+                s,
+                Some(Reject::new(n.blocked_code, RejectCause::BlockedList)),
+            );
         }
         if n.whitelist_only || g.whitelist_only {
-            return Err((Reject::new(n.blocked_code, RejectCause::WhitelistOnly), s));
+            return (
+                s,
+                Some(Reject::new(n.blocked_code, RejectCause::WhitelistOnly)),
+            );
         }
         if let (Some(limit), false) = (entry.rate.as_ref(), s.vip) {
             if !caller.normalized().is_empty() {
                 s.rate = live.rate_check(caller.key(), entry.number.as_u64(), limit, now, commit);
                 if matches!(s.rate, RateVerdict::Blocked { .. }) {
-                    return Err((Reject::new(limit.code, RejectCause::BlockedRate), s));
+                    return (s, Some(Reject::new(limit.code, RejectCause::BlockedRate)));
                 }
             }
         }
     }
-    Ok(s)
+    (s, None)
 }
 
 /// splitmix64: a small, good-enough mixer for per-call permutations.
@@ -560,10 +570,10 @@ pub fn resolve<'t>(
     let Some(entry) = table.number(call.called) else {
         return Decision::Reject(Reject::new(404, RejectCause::UnknownNumber));
     };
-    let s = match screen(table, live, entry, call.caller, now, true) {
-        Ok(s) => s,
-        Err((r, _)) => return Decision::Reject(r),
-    };
+    let (s, reject) = screen(table, live, entry, call.caller, now, true);
+    if let Some(r) = reject {
+        return Decision::Reject(r);
+    }
     let env = Env {
         local: entry.tz.to_datetime(now),
         calendar: table.calendar(),
