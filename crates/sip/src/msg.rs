@@ -1360,6 +1360,14 @@ v=0
     }
 
     #[test]
+    fn message_stays_small_enough_to_move() {
+        // Inline index, no heap: keep an eye on the cost of moving a Message around.
+        let size = std::mem::size_of::<Message>();
+        eprintln!("size_of::<Message>() = {size}");
+        assert!(size <= 1536, "{size}");
+    }
+
+    #[test]
     fn decimal_limits() {
         assert_eq!(parse_decimal(b"0068", 255), Some(68));
         assert_eq!(parse_decimal(b"256", 255), None);

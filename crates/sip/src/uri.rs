@@ -17,6 +17,8 @@ pub struct Uri<'a> {
     pub port: Option<u16>,
     /// Everything after the first `;` of the URI (without headers `?..`), e.g. `lr;transport=tcp`.
     pub params: &'a [u8],
+    /// The whole URI as parsed (see [`Uri::raw`]).
+    raw: &'a [u8],
 }
 
 impl<'a> Uri<'a> {
@@ -30,7 +32,7 @@ impl<'a> Uri<'a> {
             return None;
         }
         if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
-            parse_sip(scheme, rest)
+            parse_sip(s, scheme, rest)
         } else if scheme.eq_ignore_ascii_case(b"tel") {
             let (number, params) = match rest.iter().position(|&c| c == b';') {
                 Some(i) => (&rest[..i], &rest[i + 1..]),
@@ -45,6 +47,7 @@ impl<'a> Uri<'a> {
                 host: &rest[..0],
                 port: None,
                 params,
+                raw: s,
             })
         } else {
             None
@@ -52,7 +55,18 @@ impl<'a> Uri<'a> {
     }
 
     /// Parse the addr-spec out of a name-addr or addr-spec header value.
+    ///
+    /// Without angle brackets the whole value is first tried as a URI, so a bare Request-URI
+    /// such as `sip:u@10.0.0.9;transport=tcp` keeps its parameters; a header value in
+    /// addr-spec form (`sip:u@h;tag=1`) then reports `tag=1` among `params` too (use
+    /// [`NameAddr`] to tell URI and header parameters apart).
     pub fn parse_name_addr(s: &'a [u8]) -> Option<Uri<'a>> {
+        let t = trim_lws(s);
+        if !t.contains(&b'<') {
+            if let Some(u) = Uri::parse(t) {
+                return Some(u);
+            }
+        }
         Uri::parse(NameAddr::parse(s)?.uri)
     }
 
@@ -61,13 +75,19 @@ impl<'a> Uri<'a> {
         find_param(self.params, name.as_bytes(), b';')
     }
 
+    /// The whole URI as written, e.g. `sip:alice@192.0.2.10:5060;transport=tcp` (without the
+    /// angle brackets of a name-addr).
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
     /// Whether the scheme is `sips` (case-insensitive).
     pub fn is_sips(&self) -> bool {
         self.scheme.eq_ignore_ascii_case(b"sips")
     }
 }
 
-fn parse_sip<'a>(scheme: &'a [u8], rest: &'a [u8]) -> Option<Uri<'a>> {
+fn parse_sip<'a>(raw: &'a [u8], scheme: &'a [u8], rest: &'a [u8]) -> Option<Uri<'a>> {
     // Headers (`?a=b`) never contain an unescaped '@', so the last '@' ends the userinfo even
     // when the user part holds ';', '?' or ',' (RFC 4475 §3.1.1.2, §3.1.1.9).
     let (user, hostpart) = match rest.iter().rposition(|&c| c == b'@') {
@@ -102,6 +122,7 @@ fn parse_sip<'a>(scheme: &'a [u8], rest: &'a [u8]) -> Option<Uri<'a>> {
         host,
         port,
         params,
+        raw,
     })
 }
 
@@ -382,6 +403,9 @@ mod tests {
         assert_eq!(u.param("TRANSPORT"), Some(&b"tcp"[..]));
         assert_eq!(u.param("lr"), Some(&b""[..]));
         assert_eq!(u.param("maddr"), None);
+        assert_eq!(u.raw(), b"sip:alice@example.com:5070;transport=tcp;lr?X=1");
+        let u = Uri::parse_name_addr(b"\"A\" <sip:a@192.0.2.1;transport=tcp>;expires=60").unwrap();
+        assert_eq!(u.raw(), b"sip:a@192.0.2.1;transport=tcp");
     }
 
     #[test]
@@ -462,6 +486,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(n.param("tag"), Some(&b"98asjd8"[..]));
+
+        let u = Uri::parse_name_addr(b"sip:13800000000@10.0.0.9:5060;transport=tcp").unwrap();
+        assert_eq!(u.param("transport"), Some(&b"tcp"[..]));
+        assert_eq!(u.port, Some(5060));
+        let u = Uri::parse_name_addr(b" <sip:p1.example.com;lr>;x=1").unwrap();
+        assert_eq!(u.params, b"lr");
 
         let u = Uri::parse_name_addr(b"Alice <sip:alice@[::1]:5062>").unwrap();
         assert_eq!(u.host, b"[::1]");
