@@ -1,1 +1,110 @@
-//! placeholder
+//! Hotline's I/O shell.
+//!
+//! Owns: the UDP and TCP sockets, the task that drives the sans-IO proxy core
+//! (`hotline_sip::proxy`) with real time, the routing snapshot (swapped whole on reload), the
+//! live routing state, and turning proxy events into CDR records.
+//!
+//! Must not: parse or build SIP itself (that is `hotline-sip`), decide routes (that is
+//! `hotline-route`), or block the call path on disk (CDRs go through `hotline-cdr`'s
+//! non-blocking sink).
+//!
+//! # Layout
+//! - [`transport`]: sockets, TCP connections, framing, idle timeouts.
+//! - [`core`]: the core task: proxy driver and transaction user (routing, limits, CDRs).
+//! - [`snapshot`]: the routing snapshot and its reload.
+#![forbid(unsafe_code)]
+
+pub mod core;
+pub mod snapshot;
+pub mod transport;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hotline_config::Compiled;
+use tokio::sync::{mpsc, oneshot};
+
+pub use snapshot::Snapshot;
+
+/// Errors starting or running the server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the CDR writer in {dir}: {source}")]
+    Cdr {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no listen address configured")]
+    NoListen,
+}
+
+/// A request to the running core.
+#[derive(Debug)]
+pub enum Control {
+    /// Re-read the config files and swap the snapshot; replies with a summary or every error.
+    Reload(oneshot::Sender<Result<String, String>>),
+    /// Stop taking calls, finish, flush CDRs.
+    Shutdown,
+}
+
+/// Handle of a running server.
+pub struct Running {
+    /// The SIP address actually bound (port 0 in the config resolves to a real port).
+    pub local: SocketAddr,
+    control: mpsc::Sender<Control>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Reload the configuration from the files it was loaded from.
+    pub async fn reload(&self) -> Result<String, String> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::Reload(tx))
+            .await
+            .map_err(|_| "server stopped".to_owned())?;
+        rx.await.map_err(|_| "server stopped".to_owned())?
+    }
+
+    /// A sender for control messages (signal handlers).
+    pub fn control(&self) -> mpsc::Sender<Control> {
+        self.control.clone()
+    }
+
+    /// Ask the server to stop and wait until it has flushed its CDRs.
+    pub async fn shutdown(self) {
+        let _ = self.control.send(Control::Shutdown).await;
+        let _ = self.join.await;
+    }
+
+    /// Wait until the server stops by itself (after a Shutdown sent through `control`).
+    pub async fn wait(self) {
+        let _ = self.join.await;
+    }
+}
+
+/// Start Hotline with a compiled configuration. `source` is where it came from (a path to
+/// re-read on reload; `None` for the embedded default, which reloads to itself).
+pub async fn start(compiled: Compiled, source: Option<PathBuf>) -> Result<Running, Error> {
+    let addr = *compiled.settings.listen.first().ok_or(Error::NoListen)?;
+    let listeners = transport::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let local = listeners.local;
+    let (control_tx, control_rx) = mpsc::channel(16);
+    let snap = Arc::new(Snapshot::new(compiled, source));
+    let core = core::Core::new(snap, local, listeners)?;
+    let join = tokio::spawn(core.run(control_rx));
+    tracing::info!("listening sip={local} (udp+tcp)");
+    Ok(Running {
+        local,
+        control: control_tx,
+        join,
+    })
+}

@@ -393,6 +393,19 @@ struct Call {
     /// Sent a 180 in place of early media already (suppress mode).
     sent_ringing: bool,
     local_tag: Bytes,
+    /// Dialog state once answered: remote targets of both sides and the callee's tag, so that
+    /// in-dialog requests that carry no Route (peers that ignore Record-Route) still find
+    /// their way.
+    dialog: Option<DialogSides>,
+}
+
+#[derive(Clone)]
+struct DialogSides {
+    caller_target: Bytes,
+    caller_peer: Peer,
+    callee_tag: Bytes,
+    callee_target: Bytes,
+    callee_peer: Peer,
 }
 
 /// The proxy core. See the module docs.
@@ -931,6 +944,7 @@ impl Proxy {
                 scheduled: None,
                 sent_ringing: false,
                 local_tag,
+                dialog: None,
             },
         );
         if let Some(s) = self.servers.get_mut(&sid) {
@@ -950,15 +964,22 @@ impl Proxy {
             self.stats.stray_acks += 1;
             return;
         }
-        let Some((dest, pop)) = self.next_hop(&msg) else {
-            self.stats.stray_acks += 1;
-            return;
+        let (dest, pop, ruri) = match self.next_hop(&msg) {
+            Some((dest, pop)) => (dest, pop, None),
+            None => match self.dialog_route(&msg) {
+                Some((dest, ruri)) => (dest, false, Some(ruri)),
+                None => {
+                    self.stats.stray_acks += 1;
+                    return;
+                }
+            },
         };
         let (_, branch) = self.new_branch(Self::loop_hash(&msg));
         let via = self.our_via(dest.transport, &branch);
         let out = rewrite::forward_request(
             &msg,
             &ForwardRequest {
+                request_uri: ruri.as_deref(),
                 via: via.as_bytes(),
                 pop_route: pop,
                 ..Default::default()
@@ -981,22 +1002,48 @@ impl Proxy {
         }
     }
 
+    /// Route an in-dialog request that carries no Route naming us by the dialog Hotline
+    /// answered: to the other side's remote target (its Contact), with the Request-URI set to
+    /// it. Requests for dialogs Hotline does not know get nothing: it is no open relay.
+    fn dialog_route(&self, msg: &Message) -> Option<(Peer, Bytes)> {
+        let call = self.dialogs.get(&fnv(&[msg.call_id()]))?;
+        let c = self.calls.get(call)?;
+        if c.invite.call_id() != msg.call_id() {
+            return None;
+        }
+        let d = c.dialog.as_ref()?;
+        let from = msg.from_tag().unwrap_or(b"");
+        if from == c.caller_from_tag.as_ref() {
+            Some((d.callee_peer, d.callee_target.clone()))
+        } else if from == d.callee_tag.as_ref() {
+            Some((d.caller_peer, d.caller_target.clone()))
+        } else {
+            None
+        }
+    }
+
     fn forward_in_dialog(&mut self, now: Instant, source: Peer, msg: Message, key: u64) {
         let sid = self.new_server(now, source, msg.clone(), key);
         if msg.max_forwards() == Some(0) {
             self.respond_local(now, sid, 483, "Too Many Hops", &[]);
             return;
         }
-        let Some((dest, pop)) = self.next_hop(&msg) else {
-            // Not record-routed through us: we are no open relay.
-            self.respond_local(now, sid, 481, "Call/Transaction Does Not Exist", &[]);
-            return;
+        let (dest, pop, ruri) = match self.next_hop(&msg) {
+            Some((dest, pop)) => (dest, pop, None),
+            None => match self.dialog_route(&msg) {
+                Some((dest, ruri)) => (dest, false, Some(ruri)),
+                None => {
+                    self.respond_local(now, sid, 481, "Call/Transaction Does Not Exist", &[]);
+                    return;
+                }
+            },
         };
         let (cid, branch) = self.new_branch(Self::loop_hash(&msg));
         let via = self.our_via(dest.transport, &branch);
         let out = rewrite::forward_request(
             &msg,
             &ForwardRequest {
+                request_uri: ruri.as_deref(),
                 via: via.as_bytes(),
                 pop_route: pop,
                 source: Some(source.addr),
@@ -1590,6 +1637,27 @@ impl Proxy {
                 outcome: Outcome::Answered,
             };
             let target = b.target.tag;
+            let callee_peer = b.target.dest;
+            let callee_target = msg
+                .contacts()
+                .next()
+                .and_then(addr_spec)
+                .map(Bytes::copy_from_slice)
+                .unwrap_or_else(|| b.target.uri.clone());
+            let caller_target = c
+                .invite
+                .contacts()
+                .next()
+                .and_then(addr_spec)
+                .map(Bytes::copy_from_slice)
+                .unwrap_or_else(|| Bytes::copy_from_slice(c.invite.request_uri()));
+            c.dialog = Some(DialogSides {
+                caller_target,
+                caller_peer: c.caller_peer,
+                callee_tag: Bytes::copy_from_slice(msg.to_tag().unwrap_or(b"")),
+                callee_target,
+                callee_peer,
+            });
             c.state = CallState::Answered;
             c.answered = Some(now);
             c.answered_target = Some(target);
@@ -1970,4 +2038,18 @@ fn trim(s: &[u8]) -> &[u8] {
         .rposition(|b| !b.is_ascii_whitespace())
         .map_or(start, |e| e + 1);
     &s[start..end]
+}
+
+/// The addr-spec of a name-addr or addr-spec header value (`"A" <sip:a@h>;tag=x` → `sip:a@h`),
+/// if it parses as a URI.
+fn addr_spec(v: &[u8]) -> Option<&[u8]> {
+    let spec = match v.iter().position(|&b| b == b'<') {
+        Some(lt) => {
+            let rest = &v[lt + 1..];
+            &rest[..rest.iter().position(|&b| b == b'>')?]
+        }
+        // Without angle brackets, header parameters start at the first ';'.
+        None => trim(&v[..v.iter().position(|&b| b == b';').unwrap_or(v.len())]),
+    };
+    Uri::parse(spec).map(|_| spec)
 }

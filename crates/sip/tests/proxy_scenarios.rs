@@ -793,3 +793,83 @@ fn finished_calls_are_forgotten() {
         "timer H/ACK wait ends the server transaction"
     );
 }
+
+/// Peers that ignore Record-Route (SIPp's built-in scenarios) send ACK and BYE to Hotline
+/// without a Route header: the dialog Hotline answered routes them.
+#[test]
+fn in_dialog_requests_without_route_follow_the_dialog() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKd1", "call-d1", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| {
+        true
+    });
+    let inv1 = h.out().remove(0).1;
+    // The target answers without echoing Record-Route, Contact sip:callee@T1.
+    let ok = rewrite::response(
+        &inv1,
+        200,
+        "OK",
+        Some(b"t1"),
+        None,
+        &[("Contact", format!("<sip:callee@{T1}>").as_bytes())],
+    );
+    h.send_bytes(T1, Bytes::from(ok));
+    h.out();
+    let ack = "ACK sip:4008001234@10.0.0.1:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKd1ack\n\
+Max-Forwards: 70\n\
+From: <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>;tag=t1\n\
+Call-ID: call-d1\n\
+CSeq: 1 ACK\n\
+Content-Length: 0\n\n";
+    h.send(UAC, ack);
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, udp(T1));
+    assert_eq!(
+        out[0].1.request_uri(),
+        format!("sip:callee@{T1}").as_bytes()
+    );
+    // BYE from the callee goes to the caller's Contact.
+    h.send(
+        T1,
+        "BYE sip:13807912345@10.0.0.2:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.3:5070;branch=z9hG4bKd1bye\n\
+Max-Forwards: 70\n\
+From: <sip:4008001234@10.0.0.1>;tag=t1\n\
+To: <sip:13807912345@10.0.0.2>;tag=caller1\n\
+Call-ID: call-d1\n\
+CSeq: 1 BYE\n\
+Content-Length: 0\n\n",
+    );
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, udp(UAC));
+    assert_eq!(out[0].1.method(), Some(Method::Bye));
+    let ended = h
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::CallEnded(c) => Some(c),
+            _ => None,
+        })
+        .expect("ended");
+    assert_eq!(ended.hangup, Hangup::Callee);
+    // A request for a dialog Hotline does not know is refused: no open relay.
+    h.send(
+        UAC,
+        "BYE sip:x@10.0.0.9 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKd1x\n\
+Max-Forwards: 70\n\
+From: <sip:a@10.0.0.2>;tag=zz\n\
+To: <sip:b@10.0.0.1>;tag=yy\n\
+Call-ID: unknown-call\n\
+CSeq: 1 BYE\n\
+Content-Length: 0\n\n",
+    );
+    let out = h.out();
+    assert_eq!(out[0].1.status(), Some(481));
+}

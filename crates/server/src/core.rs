@@ -1,0 +1,564 @@
+//! The core task: drives the sans-IO proxy with real time and acts as its transaction user.
+//!
+//! One task owns the [`Proxy`]; sockets feed it through a channel. For each new INVITE it
+//! builds a [`CallContext`], resolves it against the call's snapshot and turns the
+//! [`Decision`] into a [`ForkPlan`]; proxy events become live-state updates (per-target
+//! concurrency) and CDR records.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hotline_cdr::{
+    AttemptReason, AttemptRecord, CallRecord, CdrSink, Disposition, HangupSide, Record,
+    WriterHandle,
+};
+use hotline_route::{
+    normalize_called, normalize_caller, resolve, CallContext, Decision, EarlyMedia, Fallback, Live,
+    Mode, Number400, RejectCause, RingFrom, RouteTable, Routed, TargetId,
+};
+use hotline_sip::frame::Limits;
+use hotline_sip::proxy::{
+    Advance, AttemptInfo, BranchTarget, CallHandle, CallInfo, Event, ForkGroup, ForkPlan, Hangup,
+    Outcome, Peer, Proxy, ProxyConfig, Transport,
+};
+use hotline_sip::txn::Timers;
+use hotline_sip::uri::Uri;
+use hotline_sip::Message;
+use tokio::sync::mpsc;
+
+use crate::snapshot::{Current, Snapshot};
+use crate::transport::{self, Inbound, Listeners, Outbound, TransportStats};
+use crate::{Control, Error};
+
+/// What the core remembers of a call for its CDR and its live-state bookkeeping.
+struct CallMeta {
+    snap: Arc<Snapshot>,
+    record: CallRecord,
+    /// Attempt index -> target id (for releasing slots).
+    targets: HashMap<u32, u32>,
+    /// Slot of the answered target, released when the call ends.
+    answered: Option<u32>,
+    disposition: Option<Disposition>,
+}
+
+pub struct Core {
+    proxy: Proxy,
+    current: Current,
+    live: Live,
+    out: Outbound,
+    inbound: mpsc::Receiver<Inbound>,
+    calls: HashMap<CallHandle, CallMeta>,
+    cdr: CdrSink,
+    cdr_handle: Option<WriterHandle>,
+    clock: Clock,
+    seq: u64,
+    draining: bool,
+    pub stats: Arc<TransportStats>,
+}
+
+/// Maps the monotonic `Instant`s the proxy uses to wall-clock timestamps for CDRs.
+#[derive(Clone, Copy)]
+struct Clock {
+    base: Instant,
+    base_ts: jiff::Timestamp,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        Clock {
+            base: Instant::now(),
+            base_ts: jiff::Timestamp::now(),
+        }
+    }
+    fn ts(&self, at: Instant) -> jiff::Timestamp {
+        let d = at.saturating_duration_since(self.base);
+        let span = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::ZERO);
+        self.base_ts.checked_add(span).unwrap_or(self.base_ts)
+    }
+}
+
+fn timers(s: &hotline_config::Settings) -> Timers {
+    Timers {
+        t1: s.sip.t1,
+        t2: s.sip.t2,
+        t4: s.sip.t4,
+    }
+}
+
+impl Core {
+    pub fn new(
+        snap: Arc<Snapshot>,
+        local: SocketAddr,
+        listeners: Listeners,
+    ) -> Result<Core, Error> {
+        let s = &snap.settings;
+        let limits = Limits {
+            max_message: s.sip.max_message_bytes,
+        };
+        let stats = Arc::new(TransportStats::default());
+        let (out, inbound) =
+            transport::start(listeners, limits, s.sip.tcp_idle_timeout, stats.clone());
+        let mut pcfg = ProxyConfig::new(local);
+        pcfg.timers = timers(s);
+        let (cdr, cdr_handle) = hotline_cdr::spawn(cdr_config(s)).map_err(|source| Error::Cdr {
+            dir: s.cdr.dir.clone(),
+            source,
+        })?;
+        Ok(Core {
+            proxy: Proxy::new(pcfg),
+            current: Current::new(snap),
+            live: Live::new(),
+            out,
+            inbound,
+            calls: HashMap::new(),
+            cdr,
+            cdr_handle: Some(cdr_handle),
+            clock: Clock::now(),
+            seq: 0,
+            draining: false,
+            stats,
+        })
+    }
+
+    /// Run until shut down.
+    pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
+        loop {
+            let deadline = self.proxy.poll_timeout();
+            tokio::select! {
+                biased;
+                c = control.recv() => match c {
+                    Some(Control::Reload(reply)) => {
+                        let r = self.reload();
+                        let _ = reply.send(r);
+                    }
+                    Some(Control::Shutdown) | None => {
+                        self.draining = true;
+                    }
+                },
+                m = self.inbound.recv() => {
+                    let Some(m) = m else { break };
+                    let now = Instant::now();
+                    self.proxy.handle_message(now, m.source, m.bytes);
+                    // Take what is already queued in one go.
+                    for _ in 0..256 {
+                        match self.inbound.try_recv() {
+                            Ok(m) => self.proxy.handle_message(now, m.source, m.bytes),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    self.proxy.handle_timeout(Instant::now());
+                }
+            }
+            self.after_input(Instant::now());
+            if self.draining && self.proxy.active_calls() == 0 {
+                break;
+            }
+        }
+        self.finish();
+    }
+
+    fn finish(&mut self) {
+        if let Some(h) = self.cdr_handle.take() {
+            match h.shutdown() {
+                Ok(stats) => tracing::info!(?stats, "CDR writer flushed"),
+                Err(e) => tracing::error!(error = %e, "CDR writer shutdown failed"),
+            }
+        }
+    }
+
+    fn reload(&mut self) -> Result<String, String> {
+        match self.current.reload() {
+            Ok(s) => {
+                let msg = format!(
+                    "generation {} loaded ({} numbers, hash {})",
+                    s.generation(),
+                    s.table.len(),
+                    s.table.hash()
+                );
+                tracing::info!("reload: {msg}");
+                Ok(msg)
+            }
+            Err(e) => {
+                tracing::error!("reload failed, keeping the running config:\n{e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Handle events until none are left, then send everything queued.
+    fn after_input(&mut self, now: Instant) {
+        loop {
+            let mut any = false;
+            while let Some(ev) = self.proxy.poll_event() {
+                any = true;
+                self.on_event(now, ev);
+            }
+            let live = &self.live;
+            let calls = &self.calls;
+            self.proxy
+                .pending_hunts(now, &mut |call, tag| admit(live, calls, call, tag, now));
+            if !any {
+                break;
+            }
+        }
+        while let Some(t) = self.proxy.poll_transmit() {
+            self.out.send(t.dest, t.bytes);
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, ev: Event) {
+        match ev {
+            Event::Incoming {
+                call,
+                request,
+                source,
+            } => self.on_incoming(now, call, &request, source),
+            Event::AttemptStarted { .. } => {}
+            Event::AttemptEnded(a) => self.on_attempt(a),
+            Event::Answered { .. } => {}
+            Event::CallEnded(c) => self.on_call_ended(c),
+        }
+    }
+
+    fn next_id(&mut self, kind: &str) -> String {
+        self.seq += 1;
+        format!(
+            "{}-{}-{}",
+            kind,
+            self.clock.base_ts.as_millisecond(),
+            self.seq
+        )
+    }
+
+    fn on_incoming(&mut self, now: Instant, call: CallHandle, req: &Message, source: Peer) {
+        let snap = self.current.load();
+        let mut record = CallRecord::empty(self.clock.ts(now));
+        record.record_id = self.next_id("c");
+        record.call_id = String::from_utf8_lossy(req.call_id()).into_owned();
+        record.config_generation = snap.table.generation();
+        record.config_hash = snap.table.hash().to_owned();
+        let caller_raw = Uri::parse_name_addr(req.from_value())
+            .map(|u| String::from_utf8_lossy(u.user).into_owned())
+            .unwrap_or_default();
+        record.caller_raw = caller_raw.clone();
+        let trunk = snap
+            .settings
+            .trunks
+            .iter()
+            .find(|t| t.contains(source.addr.ip()))
+            .map(|t| t.name.clone());
+        record.trunk = trunk.clone().unwrap_or_default();
+        let mut meta = CallMeta {
+            snap: snap.clone(),
+            record,
+            targets: HashMap::new(),
+            answered: None,
+            disposition: None,
+        };
+        if self.draining {
+            meta.disposition = Some(Disposition::Failed);
+            self.calls.insert(call, meta);
+            self.proxy
+                .reject(now, call, 503, "Service Unavailable - Shutting Down");
+            return;
+        }
+        if !snap.settings.trunks.is_empty() && trunk.is_none() {
+            meta.disposition = Some(Disposition::BlockedList);
+            self.calls.insert(call, meta);
+            self.proxy
+                .reject(now, call, 403, "Forbidden - Unknown Trunk");
+            return;
+        }
+        let user = Uri::parse(req.request_uri())
+            .map(|u| String::from_utf8_lossy(u.user).into_owned())
+            .unwrap_or_default();
+        let called = match normalize_called(&user) {
+            Ok(n) => n,
+            Err(_) => {
+                meta.record.number = user;
+                meta.disposition = Some(Disposition::Failed);
+                self.calls.insert(call, meta);
+                self.proxy.reject(now, call, 404, "Not A 400 Number");
+                return;
+            }
+        };
+        meta.record.number = called.as_str().to_owned();
+        meta.record.carrier = called.carrier().name_zh().to_owned();
+        let caller = normalize_caller(&caller_raw);
+        meta.record.caller = caller.normalized().to_owned();
+        let ivr_key = Uri::parse(req.request_uri())
+            .and_then(|u| u.param("ivr"))
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| k.parse::<u8>().ok());
+        let ctx = CallContext {
+            called,
+            caller: &caller_raw,
+            trunk: trunk.as_deref(),
+            ivr_key,
+            seed: call_seed(req.call_id()),
+        };
+        let ts = self.clock.ts(now);
+        let decision = resolve(&snap.table, &self.live, &ctx, ts);
+        match decision {
+            Decision::Reject(r) => {
+                meta.disposition = Some(reject_disposition(r.cause));
+                meta.record.reason = r.reason.to_owned();
+                self.calls.insert(call, meta);
+                self.proxy.reject(now, call, r.code, r.reason);
+            }
+            Decision::Route(routed) => {
+                meta.record.company = routed.number.company.clone();
+                meta.record.matched_rule = routed.rule.to_string();
+                if let Some(region) = &routed.caller_region {
+                    meta.record.caller_province = region.province.to_owned();
+                    meta.record.caller_city = region.city.to_owned();
+                }
+                let plan = fork_plan(&snap.table, &routed, &called);
+                self.calls.insert(call, meta);
+                let live = &self.live;
+                let calls = &self.calls;
+                self.proxy.route(now, call, plan, &mut |c, tag| {
+                    admit(live, calls, c, tag, now)
+                });
+            }
+        }
+    }
+
+    fn on_attempt(&mut self, a: AttemptInfo) {
+        let rec_id = self.next_id("a");
+        let clock = self.clock;
+        let Some(meta) = self.calls.get_mut(&a.call) else {
+            return;
+        };
+        let table = &meta.snap.table;
+        let target = table
+            .try_target(TargetId(a.target))
+            .map(|t| t.name.to_string())
+            .unwrap_or_default();
+        // A slot taken by the gate is released when the attempt ends, unless it answered.
+        if a.outcome == Outcome::Answered {
+            meta.answered = Some(a.target);
+        } else if a.outcome != Outcome::LimitReached {
+            if let Some(t) = table.try_target(TargetId(a.target)) {
+                self.live.release(t);
+            }
+        }
+        meta.targets.insert(a.attempt, a.target);
+        let rec = AttemptRecord {
+            record_id: rec_id,
+            call_record_id: meta.record.record_id.clone(),
+            call_id: meta.record.call_id.clone(),
+            attempt: a.attempt,
+            target,
+            start: clock.ts(a.started),
+            first_ring: a.first_ring.map(|t| clock.ts(t)),
+            answer: a.answered.map(|t| clock.ts(t)),
+            end: clock.ts(a.ended),
+            code: a.code,
+            reason: attempt_reason(a.outcome),
+        };
+        self.cdr.submit(Record::Attempt(rec));
+    }
+
+    fn on_call_ended(&mut self, c: CallInfo) {
+        let clock = self.clock;
+        let Some(mut meta) = self.calls.remove(&c.call) else {
+            return;
+        };
+        if let Some(t) = meta.answered.take() {
+            if let Some(t) = meta.snap.table.try_target(TargetId(t)) {
+                self.live.release(t);
+            }
+        }
+        let r = &mut meta.record;
+        r.first_ring = c.first_ring.map(|t| clock.ts(t));
+        r.answer = c.answered.map(|t| clock.ts(t));
+        r.end = clock.ts(c.ended);
+        r.final_code = c.code;
+        r.attempts = c.attempts;
+        r.answered_target = c
+            .answered_target
+            .and_then(|t| meta.snap.table.try_target(TargetId(t)))
+            .map(|t| t.name.to_string())
+            .unwrap_or_default();
+        r.hangup_side = match (c.answered.is_some(), c.hangup) {
+            (false, _) => HangupSide::None,
+            (true, Hangup::Caller) => HangupSide::Caller,
+            (true, Hangup::Callee) => HangupSide::Callee,
+            (true, Hangup::System) => HangupSide::System,
+        };
+        r.disposition = if c.answered.is_some() {
+            Disposition::Answered
+        } else if c.cancelled {
+            Disposition::Cancelled
+        } else if let Some(d) = meta.disposition {
+            d
+        } else {
+            match c.last_outcome {
+                Some(Outcome::Busy) => Disposition::Busy,
+                Some(Outcome::NoAnswer) => Disposition::NoAnswer,
+                Some(Outcome::LimitReached) => Disposition::Limit,
+                _ => Disposition::Failed,
+            }
+        };
+        if r.reason.is_empty() {
+            r.reason = match r.disposition {
+                Disposition::Answered => "answered".into(),
+                Disposition::Cancelled => "cancelled by caller".into(),
+                Disposition::Busy => "busy".into(),
+                Disposition::NoAnswer => "no answer".into(),
+                Disposition::Limit => "target limit reached".into(),
+                _ => format!("failed with {}", c.code),
+            };
+        }
+        tracing::debug!(
+            call_id = %r.call_id, number = %r.number, caller = %r.caller,
+            code = r.final_code, disposition = ?r.disposition, "call ended"
+        );
+        self.cdr.submit(Record::Call(meta.record));
+    }
+}
+
+/// The admission gate: per-target concurrency limits shared by every number.
+fn admit(
+    live: &Live,
+    calls: &HashMap<CallHandle, CallMeta>,
+    call: CallHandle,
+    tag: u32,
+    _now: Instant,
+) -> bool {
+    let Some(meta) = calls.get(&call) else {
+        return false;
+    };
+    match meta.snap.table.try_target(TargetId(tag)) {
+        Some(t) => live.try_acquire(t, jiff::Timestamp::now()),
+        None => false,
+    }
+}
+
+fn reject_disposition(cause: RejectCause) -> Disposition {
+    match cause {
+        RejectCause::BlockedRate => Disposition::BlockedRate,
+        RejectCause::UnknownNumber | RejectCause::NotA400 | RejectCause::Suspended => {
+            Disposition::Failed
+        }
+        _ => Disposition::BlockedList,
+    }
+}
+
+/// A per-call seed for the random and weighted strategies.
+fn call_seed(call_id: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    call_id.hash(&mut h);
+    h.finish()
+}
+
+fn attempt_reason(o: Outcome) -> AttemptReason {
+    match o {
+        Outcome::Answered => AttemptReason::Answered,
+        Outcome::NoAnswer => AttemptReason::Timeout,
+        Outcome::Busy => AttemptReason::Busy,
+        Outcome::Rejected | Outcome::GlobalFailure => AttemptReason::Rejected,
+        Outcome::Unreachable => AttemptReason::Unreachable,
+        Outcome::Redirected => AttemptReason::Redirected,
+        Outcome::CancelledByHunt => AttemptReason::CancelledByHunt,
+        Outcome::CancelledByCaller => AttemptReason::CancelledByCaller,
+        Outcome::LimitReached => AttemptReason::LimitReached,
+    }
+}
+
+/// Translate a routing decision into the proxy's fork plan.
+fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> ForkPlan {
+    let plan = routed.plan;
+    let branch = |m: &hotline_route::Member| -> Option<BranchTarget> {
+        let t = table.try_target(m.target)?;
+        Some(BranchTarget {
+            uri: Bytes::from(t.uri.clone()),
+            dest: Peer {
+                transport: match t.transport {
+                    hotline_route::Transport::Udp => Transport::Udp,
+                    hotline_route::Transport::Tcp => Transport::Tcp,
+                },
+                addr: t.next_hop,
+            },
+            ring_timeout: m.ring_timeout,
+            tag: m.target.0,
+        })
+    };
+    let mut groups: Vec<ForkGroup> = routed
+        .groups()
+        .map(|g| ForkGroup {
+            parallel: g.group.mode == Mode::Simultaneous,
+            targets: g.members().filter_map(branch).collect(),
+        })
+        .collect();
+    let fail_code = match plan.on_fail {
+        Fallback::Code(c) => Some(c),
+        Fallback::Target(t) => {
+            // The final target (voicemail, announcement) is one more group, tried last.
+            let ring = plan.wait_cap.unwrap_or(Duration::from_secs(60));
+            let m = hotline_route::Member {
+                target: t,
+                ring_timeout: ring,
+                weight: 1,
+            };
+            if let Some(b) = branch(&m) {
+                groups.push(ForkGroup {
+                    parallel: false,
+                    targets: vec![b],
+                });
+            }
+            None
+        }
+    };
+    // RFC 5806 Diversion: the callee sees the call came via the 400 line.
+    let diversion = format!("<tel:+86{}>;reason=unconditional", called.as_str());
+    ForkPlan {
+        groups,
+        ring_from_18x: plan.ring_from == RingFrom::First18x,
+        wait_cap: plan.wait_cap,
+        advance: Advance {
+            busy: plan.advance_on.busy,
+            no_answer: plan.advance_on.no_answer,
+            unreachable: plan.advance_on.unreachable,
+            rejected: plan.advance_on.rejected,
+            global_failure: false,
+        },
+        suppress_early_media: plan.early_media == EarlyMedia::Suppress,
+        fail_code,
+        add_headers: vec![("Diversion", diversion.into_bytes())],
+        remove_headers: Vec::new(),
+    }
+}
+
+fn cdr_config(s: &hotline_config::Settings) -> hotline_cdr::WriterConfig {
+    hotline_cdr::WriterConfig {
+        dir: s.cdr.dir.clone(),
+        format: match s.cdr.format {
+            hotline_config::CdrFormat::Csv => hotline_cdr::Format::Csv,
+            hotline_config::CdrFormat::Jsonl => hotline_cdr::Format::Jsonl,
+        },
+        fsync_interval: s.cdr.fsync_interval,
+        rotate_bytes: s.cdr.rotate_bytes,
+        rotate_every: match s.cdr.rotate_every {
+            hotline_config::Rotate::Hourly => hotline_cdr::Rotate::Hourly,
+            hotline_config::Rotate::Daily => hotline_cdr::Rotate::Daily,
+            hotline_config::Rotate::Never => hotline_cdr::Rotate::Never,
+        },
+        channel_capacity: 65536,
+        spill_limit: 1_000_000,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => tokio::time::sleep(Duration::from_secs(3600)).await,
+    }
+}

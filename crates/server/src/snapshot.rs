@@ -1,0 +1,68 @@
+//! The routing snapshot: settings + compiled route table of one configuration generation.
+//! Calls keep the `Arc<Snapshot>` they started with; a reload builds a new one and swaps it in
+//! whole (arc-swap), so the routing read path takes no lock.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hotline_config::{Compiled, Settings};
+use hotline_route::RouteTable;
+
+/// One configuration generation.
+pub struct Snapshot {
+    pub settings: Settings,
+    pub table: RouteTable,
+    pub source: Option<PathBuf>,
+    pub loaded_at: jiff::Timestamp,
+}
+
+impl Snapshot {
+    pub fn new(c: Compiled, source: Option<PathBuf>) -> Snapshot {
+        for w in &c.warnings {
+            tracing::warn!("config: {w}");
+        }
+        Snapshot {
+            settings: c.settings,
+            table: c.table,
+            source,
+            loaded_at: jiff::Timestamp::now(),
+        }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.table.generation()
+    }
+}
+
+/// The current snapshot, swapped atomically.
+pub struct Current(ArcSwap<Snapshot>);
+
+impl Current {
+    pub fn new(s: Arc<Snapshot>) -> Current {
+        Current(ArcSwap::new(s))
+    }
+
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.0.load_full()
+    }
+
+    /// Build the next generation from the same source and swap it in; on any error the old
+    /// snapshot stays and every error is returned.
+    pub fn reload(&self) -> Result<Arc<Snapshot>, String> {
+        let old = self.load();
+        let generation = old.generation() + 1;
+        let compiled = match &old.source {
+            Some(path) => hotline_config::load_path(path, generation),
+            None => hotline_config::from_toml_str(
+                hotline_config::DEFAULT_CONFIG,
+                "<embedded default>",
+                generation,
+            ),
+        }
+        .map_err(|e| e.to_string())?;
+        let next = Arc::new(Snapshot::new(compiled, old.source.clone()));
+        self.0.store(next.clone());
+        Ok(next)
+    }
+}
