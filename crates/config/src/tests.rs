@@ -1147,3 +1147,25 @@ proptest::proptest! {
         })?;
     }
 }
+
+#[test]
+fn shipped_examples_compile_without_warnings() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{e}")) {
+        let p = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let c = load_path(&p, 1).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let w: Vec<String> = c
+                .warnings
+                .iter()
+                .filter(|w| w.key != "calendar")
+                .map(|w| w.to_string())
+                .collect();
+            assert!(w.is_empty(), "{}: {w:#?}", p.display());
+            assert!(!c.table.is_empty());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "{checked}");
+}

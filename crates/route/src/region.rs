@@ -209,3 +209,21 @@ mod tests {
         assert_eq!(db.area_code("0999x"), None);
     }
 }
+
+#[cfg(test)]
+mod timing {
+    /// Prints the parse time of the embedded tables (run with `--nocapture`, ideally `--release`).
+    #[test]
+    fn load_time_is_reasonable() {
+        let t = std::time::Instant::now();
+        let db = super::RegionDb::parse(super::MOBILE_CSV, super::AREA_CSV);
+        let el = t.elapsed();
+        println!(
+            "region tables: {} mobile ranges, {} KiB heap, parsed in {:?}",
+            db.mobile_ranges(),
+            db.heap_bytes() / 1024,
+            el
+        );
+        assert!(el < std::time::Duration::from_secs(5), "{el:?}");
+    }
+}

@@ -11,6 +11,8 @@ use crate::calendar::{Calendar, DayKind};
 use crate::live::{Live, RateVerdict};
 use crate::number::{normalize_caller, Caller, CallerKind, Number400};
 use crate::region::Region;
+#[cfg(test)]
+use crate::region::RegionDb;
 use crate::table::{
     Conditions, Group, ListHit, Member, NumberEntry, Plan, RouteTable, Rule, Status, Strategy,
     Target, MAX_GROUPS, MAX_MEMBERS,
@@ -611,4 +613,116 @@ pub(crate) fn peek_orders(
         *o = order_group(table, live, g, seed, i as u64, false);
     }
     orders
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{TimeRange, Weekdays};
+    use jiff::civil::date;
+
+    fn env_at<'a>(
+        table: &'a RouteTable,
+        cal: &'a Calendar,
+        caller: &'a Caller,
+        local: DateTime,
+    ) -> Env<'a> {
+        Env {
+            local,
+            calendar: cal,
+            caller,
+            region: None,
+            vip: false,
+            key: None,
+            table,
+        }
+    }
+
+    #[test]
+    fn overnight_belongs_to_start_day() {
+        let table = RouteTable::empty();
+        let cal = Calendar::default();
+        let caller = normalize_caller("13800138000");
+        let c = Conditions {
+            weekdays: Some(Weekdays(1 << 4)), // Friday
+            times: vec![TimeRange {
+                start: 22 * 60,
+                end: 6 * 60,
+            }],
+            ..Conditions::default()
+        };
+        // 2026-01-09 is a Friday.
+        let at = |d: Date, h: i8, m: i8| env_at(&table, &cal, &caller, d.at(h, m, 0, 0));
+        assert_eq!(check(&c, &at(date(2026, 1, 9), 23, 59)), Ok(()));
+        assert_eq!(check(&c, &at(date(2026, 1, 10), 0, 0)), Ok(()));
+        assert_eq!(check(&c, &at(date(2026, 1, 10), 5, 59)), Ok(()));
+        assert_eq!(check(&c, &at(date(2026, 1, 10), 6, 0)), Err(Miss::Time));
+        assert_eq!(check(&c, &at(date(2026, 1, 9), 2, 0)), Err(Miss::Weekday));
+        assert_eq!(
+            check(&c, &at(date(2026, 1, 10), 22, 30)),
+            Err(Miss::Weekday)
+        );
+    }
+
+    #[test]
+    fn calendar_conditions() {
+        let table = RouteTable::empty();
+        let cal = Calendar::new(
+            vec![(date(2026, 10, 2), "国庆节".into())],
+            vec![(date(2026, 2, 14), "春节".into())],
+        );
+        let caller = normalize_caller("13800138000");
+        let workday = Conditions {
+            day: Some(DayKind::Workday),
+            ..Conditions::default()
+        };
+        let e = |d: Date| env_at(&table, &cal, &caller, d.at(10, 0, 0, 0));
+        assert_eq!(check(&workday, &e(date(2026, 2, 14))), Ok(()));
+        assert_eq!(
+            check(&workday, &e(date(2026, 10, 2))),
+            Err(Miss::Day(DayKind::Holiday))
+        );
+        let key = Conditions {
+            keys: vec![2],
+            ..Conditions::default()
+        };
+        let mut env = e(date(2026, 2, 14));
+        assert_eq!(check(&key, &env), Err(Miss::Key));
+        env.key = Some(2);
+        assert_eq!(check(&key, &env), Ok(()));
+    }
+
+    #[test]
+    fn empty_table_rejects_unknown() {
+        let table = RouteTable::empty();
+        let live = Live::new();
+        let n = crate::normalize_called("4008001234").unwrap_or_else(|e| panic!("{e}"));
+        let d = resolve(
+            &table,
+            &live,
+            &CallContext::new(n, "1"),
+            Timestamp::UNIX_EPOCH,
+        );
+        match d {
+            Decision::Reject(r) => {
+                assert_eq!(
+                    (r.code, r.reason, r.cause),
+                    (404, "Not Found", RejectCause::UnknownNumber)
+                )
+            }
+            Decision::Route(_) => panic!("routed on an empty table"),
+        }
+        let r = Reject::not_a_400();
+        assert_eq!((r.code, r.reason), (404, "Not A 400 Number"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalizers_never_panic(s in "\\PC{0,40}") {
+            let _ = crate::normalize_called(&s);
+            let c = normalize_caller(&s);
+            proptest::prop_assert!(c.normalized().len() <= crate::number::CALLER_MAX);
+            let _ = RegionDb::embedded().lookup(&c);
+        }
+    }
 }
