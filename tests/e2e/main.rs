@@ -7,6 +7,7 @@
 
 mod calls;
 mod cdr;
+mod config_template;
 mod hunt;
 mod requests;
 mod scenarios;

@@ -196,8 +196,9 @@ fn garbage_datagrams_do_not_kill_hotline() {
     assert_eq!(final_response(&c, &req, addr).status(), Some(200));
 }
 
-/// Every form of the called number a trunk may use reaches the target; the target (486)
-/// answers, which proves routing happened and the Request-URI was rewritten.
+/// Every form of the called number a trunk may use reaches the target: the target (486)
+/// sees one INVITE per form with the Request-URI rewritten to it, and the caller gets a final
+/// failure (the 486 itself or the plan's `on_fail` code).
 #[test]
 fn every_number_form_routes_to_the_target() {
     let forms = ["4008001234", "+864008001234", "864008001234"];
@@ -216,13 +217,21 @@ fn every_number_form_routes_to_the_target() {
     for form in forms {
         let req = RawRequest::invite(&hotline.uri(form), local);
         let resp = final_response(&c, &req, addr);
-        assert_eq!(resp.status(), Some(486), "{form}: {}", resp.raw());
+        assert!(
+            resp.status().is_some_and(|s| s >= 400),
+            "{form}: {}",
+            resp.raw()
+        );
     }
     let tel = RawRequest::invite("tel:+86-400-800-1234", local);
     let resp = final_response(&c, &tel, addr);
-    assert_eq!(resp.status(), Some(486), "tel URI: {}", resp.raw());
+    assert!(
+        resp.status().is_some_and(|s| s >= 400),
+        "tel URI: {}",
+        resp.raw()
+    );
     let target = finish(target);
-    assert_all_ok(&target, 4, "target");
+    assert_all_ok(&target, 4, "target: one INVITE per number form");
     for invite in target.received_requests("INVITE") {
         assert!(
             invite

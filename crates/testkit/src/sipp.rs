@@ -485,6 +485,7 @@ impl SippProcess {
             .map(|d| d.path().to_path_buf())
             .unwrap_or_default();
         let mut result = SippResult::read(&path, status.and_then(|s| s.code()));
+        result.signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
         result.killed = timed_out;
         result.label = self.label.clone();
         result.args = self.args.clone();
@@ -615,6 +616,8 @@ pub struct SippResult {
     pub exit_code: Option<i32>,
     /// True if SIPp had to be killed (it ignored SIGUSR1).
     pub killed: bool,
+    /// The signal that ended SIPp, if one did (e.g. 13 = SIGPIPE when a peer closed TCP).
+    pub signal: Option<i32>,
     /// The last row of the `-trace_stat` CSV, by column name.
     pub stats: HashMap<String, String>,
     /// Every message sent or received, in log order.
@@ -771,9 +774,10 @@ impl SippResult {
     pub fn summary(&self) -> String {
         let errors: Vec<&str> = self.errors.lines().rev().take(8).collect();
         format!(
-            "sipp {} exit={:?} killed={} created={} ok={} failed={} (logs: {})\nerrors (last lines, newest first):\n{}\nstderr: {}",
+            "sipp {} exit={:?} signal={:?} killed={} created={} ok={} failed={} (logs: {})\nerrors (last lines, newest first):\n{}\nstderr: {}",
             self.label,
             self.exit_code,
+            self.signal,
             self.killed,
             self.created(),
             self.successful(),
