@@ -6,7 +6,8 @@
 //! *ASR* = answered / calls; *ACD* = talk time / answered calls; *missed* = busy, no-answer,
 //! failed, cancelled or limit (blocked calls are counted as *blocked*, not missed).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap as StdHashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 
 use jiff::tz::TimeZone;
@@ -18,6 +19,32 @@ use crate::reader::{scan_calls, ReadStats};
 use crate::record::{CallRecord, Disposition};
 use crate::time::{civil_from_days, format_ts};
 use crate::CdrError;
+
+/// FxHash (rustc's hasher): the report hashes short keys tens of millions of times and needs no
+/// DoS resistance (keys come from our own files), so SipHash's cost is not worth paying.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type HashMap<K, V> = StdHashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// Counters for one bucket.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -153,6 +180,9 @@ pub struct ReportBuilder {
     first: Option<Timestamp>,
     last: Option<Timestamp>,
     key: String,
+    /// (UTC hour index, offset ms) of the last conversion: zone offsets change on hour
+    /// boundaries in practice, so most records skip the zone lookup.
+    offset_cache: (i64, i64),
 }
 
 /// Add `c` to bucket `k`, allocating the key only the first time it is seen.
@@ -173,12 +203,13 @@ impl ReportBuilder {
             totals: Counts::default(),
             by_hour: [Counts::default(); 24],
             by_day: BTreeMap::new(),
-            by_province: HashMap::new(),
-            by_city: HashMap::new(),
-            by_number: HashMap::new(),
-            by_target: HashMap::new(),
+            by_province: HashMap::default(),
+            by_city: HashMap::default(),
+            by_number: HashMap::default(),
+            by_target: HashMap::default(),
             by_disposition: BTreeMap::new(),
-            callers: HashMap::new(),
+            callers: HashMap::default(),
+            offset_cache: (i64::MIN, 0),
             first: None,
             last: None,
             key: String::new(),
@@ -191,8 +222,13 @@ impl ReportBuilder {
             return;
         }
         self.totals.add(c);
-        let off = i64::from(self.opts.tz.to_offset(c.start).seconds()) * 1000;
-        let local = c.start.as_millisecond() + off;
+        let ms = c.start.as_millisecond();
+        let hour_idx = ms.div_euclid(3_600_000);
+        if self.offset_cache.0 != hour_idx {
+            let off = i64::from(self.opts.tz.to_offset(c.start).seconds()) * 1000;
+            self.offset_cache = (hour_idx, off);
+        }
+        let local = ms + self.offset_cache.1;
         let day = local.div_euclid(86_400_000);
         let hour = (local.rem_euclid(86_400_000) / 3_600_000) as usize;
         self.by_hour[hour.min(23)].add(c);
