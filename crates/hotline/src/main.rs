@@ -67,7 +67,7 @@ fn load(config: Option<&PathBuf>) -> Result<hotline_config::Compiled, String> {
     }
 }
 
-fn check(path: &PathBuf) -> ExitCode {
+fn check(path: &std::path::Path) -> ExitCode {
     if !path.exists() {
         eprintln!("{}: cannot read: no such file or directory", path.display());
         return ExitCode::from(2);

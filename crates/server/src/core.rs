@@ -16,8 +16,8 @@ use hotline_cdr::{
     WriterHandle,
 };
 use hotline_route::{
-    normalize_called, normalize_caller, resolve, CallContext, Decision, EarlyMedia, Fallback, Live,
-    Mode, Number400, RejectCause, RingFrom, RouteTable, Routed, TargetId,
+    normalize_called, normalize_caller, resolve, CallContext, CallerKind, Decision, EarlyMedia,
+    Fallback, Live, Mode, Number400, RejectCause, RingFrom, RouteTable, Routed, TargetId,
 };
 use hotline_sip::frame::Limits;
 use hotline_sip::proxy::{
@@ -42,6 +42,8 @@ struct CallMeta {
     /// Slot of the answered target, released when the call ends.
     answered: Option<u32>,
     disposition: Option<Disposition>,
+    /// Longest ring timeout of the plan (used for redirect targets).
+    ring: Duration,
 }
 
 pub struct Core {
@@ -56,6 +58,7 @@ pub struct Core {
     clock: Clock,
     seq: u64,
     draining: bool,
+    drain_deadline: Option<Instant>,
     pub stats: Arc<TransportStats>,
 }
 
@@ -119,6 +122,7 @@ impl Core {
             clock: Clock::now(),
             seq: 0,
             draining: false,
+            drain_deadline: None,
             stats,
         })
     }
@@ -135,7 +139,15 @@ impl Core {
                         let _ = reply.send(r);
                     }
                     Some(Control::Shutdown) | None => {
-                        self.draining = true;
+                        if !self.draining {
+                            self.draining = true;
+                            self.drain_deadline = Some(Instant::now() + DRAIN_GRACE);
+                            tracing::info!(
+                                hunting = self.proxy.hunting_calls(),
+                                answered = self.proxy.answered_calls().len(),
+                                "draining: new calls get 503"
+                            );
+                        }
                     }
                 },
                 m = self.inbound.recv() => {
@@ -155,11 +167,31 @@ impl Core {
                 }
             }
             self.after_input(Instant::now());
-            if self.draining && self.proxy.active_calls() == 0 {
+            if self.draining && self.drain_step(Instant::now()) {
                 break;
             }
         }
         self.finish();
+    }
+
+    /// One step of a graceful stop. Ringing calls finish their hunt (up to [`DRAIN_GRACE`],
+    /// then they get 503); then answered calls are ended with BYE both ways so their CDRs
+    /// carry the real talk time. Returns true when nothing is left.
+    fn drain_step(&mut self, now: Instant) -> bool {
+        if self.proxy.hunting_calls() > 0 {
+            if self.drain_deadline.is_some_and(|d| now >= d) {
+                self.proxy
+                    .abort_hunts(now, 503, "Service Unavailable - Shutting Down");
+                self.after_input(now);
+            } else {
+                return false;
+            }
+        }
+        for call in self.proxy.answered_calls() {
+            self.proxy.hangup(now, call);
+        }
+        self.after_input(now);
+        true
     }
 
     fn finish(&mut self) {
@@ -218,6 +250,7 @@ impl Core {
                 request,
                 source,
             } => self.on_incoming(now, call, &request, source),
+            Event::Redirect { call, contacts } => self.on_redirect(call, &contacts),
             Event::AttemptStarted { .. } => {}
             Event::AttemptEnded(a) => self.on_attempt(a),
             Event::Answered { .. } => {}
@@ -259,6 +292,7 @@ impl Core {
             targets: HashMap::new(),
             answered: None,
             disposition: None,
+            ring: Duration::from_secs(20),
         };
         if self.draining {
             meta.disposition = Some(Disposition::Failed);
@@ -318,7 +352,22 @@ impl Core {
                     meta.record.caller_province = region.province.to_owned();
                     meta.record.caller_city = region.city.to_owned();
                 }
-                let plan = fork_plan(&snap.table, &routed, &called);
+                let trusted = snap
+                    .settings
+                    .trunks
+                    .iter()
+                    .any(|t| Some(&t.name) == trunk.as_ref() && t.trusted);
+                let mut plan = fork_plan(&snap.table, &routed, &called);
+                if !trusted {
+                    // Identity is asserted only by trusted trunks (RFC 3325 trust domain).
+                    plan.remove_headers = vec!["P-Asserted-Identity", "P-Preferred-Identity"];
+                }
+                meta.ring = plan
+                    .groups
+                    .iter()
+                    .flat_map(|g| g.targets.iter().map(|t| t.ring_timeout))
+                    .max()
+                    .unwrap_or(meta.ring);
                 self.calls.insert(call, meta);
                 let live = &self.live;
                 let calls = &self.calls;
@@ -327,6 +376,43 @@ impl Core {
                 });
             }
         }
+    }
+
+    /// Vet a target's 3xx Contacts. Toll-fraud rule: a redirect may only lead to a host that
+    /// is already a configured target's next hop, and a numeric user part must be a domestic
+    /// number (mobile or fixed line); anything else is refused and logged.
+    fn on_redirect(&mut self, call: CallHandle, contacts: &[Bytes]) {
+        let Some(meta) = self.calls.get(&call) else {
+            return;
+        };
+        let table = &meta.snap.table;
+        let mut targets = Vec::new();
+        for c in contacts {
+            let Some(peer) = Proxy::resolve_uri(c) else {
+                tracing::warn!(contact = %String::from_utf8_lossy(c), "redirect refused: not an IP-literal next hop");
+                continue;
+            };
+            let Some(t) = table.targets().iter().find(|t| t.next_hop == peer.addr) else {
+                tracing::warn!(contact = %String::from_utf8_lossy(c), "redirect refused: host is not a configured target");
+                continue;
+            };
+            let user = Uri::parse(c).map(|u| u.user).unwrap_or(b"");
+            let numeric = user.len() > 6 && user.iter().all(|b| b.is_ascii_digit() || *b == b'+');
+            if numeric {
+                let caller = normalize_caller(&String::from_utf8_lossy(user));
+                if !matches!(caller.kind, CallerKind::Mobile | CallerKind::FixedLine) {
+                    tracing::warn!(contact = %String::from_utf8_lossy(c), "redirect refused: not a domestic number");
+                    continue;
+                }
+            }
+            targets.push(BranchTarget {
+                uri: c.clone(),
+                dest: peer,
+                ring_timeout: meta.ring,
+                tag: t.id.0,
+            });
+        }
+        self.proxy.add_targets(call, targets);
     }
 
     fn on_attempt(&mut self, a: AttemptInfo) {
@@ -534,6 +620,8 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         fail_code,
         add_headers: vec![("Diversion", diversion.into_bytes())],
         remove_headers: Vec::new(),
+        max_duration: plan.max_duration,
+        history_info: true,
     }
 }
 
@@ -555,6 +643,9 @@ fn cdr_config(s: &hotline_config::Settings) -> hotline_cdr::WriterConfig {
         spill_limit: 1_000_000,
     }
 }
+
+/// How long ringing calls may go on hunting after SIGTERM.
+const DRAIN_GRACE: Duration = Duration::from_secs(32);
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

@@ -80,6 +80,8 @@ pub struct ProxyConfig {
     pub allow: &'static str,
     /// How long a finished call's dialog is remembered for late in-dialog requests.
     pub dialog_linger: Duration,
+    /// How many 3xx a call may follow (recursion depth).
+    pub max_redirects: u32,
 }
 
 impl ProxyConfig {
@@ -90,6 +92,7 @@ impl ProxyConfig {
             aliases: Vec::new(),
             allow: "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO",
             dialog_linger: Duration::from_secs(32),
+            max_redirects: 3,
         }
     }
 }
@@ -154,6 +157,11 @@ pub struct ForkPlan {
     pub add_headers: Vec<(&'static str, Vec<u8>)>,
     /// Headers removed from forwarded INVITEs (e.g. P-Asserted-Identity from untrusted trunks).
     pub remove_headers: Vec<&'static str>,
+    /// Longest talk time: when reached Hotline sends BYE to both sides.
+    pub max_duration: Option<Duration>,
+    /// Add History-Info (RFC 7044) to each branch: the original Request-URI as index 1, the
+    /// target as index 1.1 (`mp=1`: mapped by Hotline).
+    pub history_info: bool,
 }
 
 /// Why a branch ended.
@@ -251,8 +259,14 @@ pub enum Event {
     /// A new INVITE that needs a decision: call [`Proxy::route`] or [`Proxy::reject`].
     Incoming {
         call: CallHandle,
-        request: Message,
+        request: Box<Message>,
         source: Peer,
+    },
+    /// A target answered 3xx: these are its Contact URIs. The user vets them (toll fraud:
+    /// domestic, known hosts only) and calls [`Proxy::add_targets`] with the ones to try.
+    Redirect {
+        call: CallHandle,
+        contacts: Vec<Bytes>,
     },
     /// A branch is about to be sent to `target`.
     AttemptStarted {
@@ -397,10 +411,19 @@ struct Call {
     /// in-dialog requests that carry no Route (peers that ignore Record-Route) still find
     /// their way.
     dialog: Option<DialogSides>,
+    /// When an answered call is cut (max duration, prepaid balance).
+    hangup_at: Option<Instant>,
+    redirects: u32,
 }
 
 #[derive(Clone)]
 struct DialogSides {
+    /// From and To header values of the caller's INVITE / the answer (tags included).
+    caller_from: Bytes,
+    callee_to: Bytes,
+    /// Highest CSeq each side has used in the dialog.
+    caller_cseq: u32,
+    callee_cseq: u32,
     caller_target: Bytes,
     caller_peer: Peer,
     callee_tag: Bytes,
@@ -720,6 +743,225 @@ impl Proxy {
         self.finish_unanswered(now, call.0, Some(reason));
     }
 
+    /// Calls still waiting for a decision or hunting (not yet answered or failed).
+    pub fn hunting_calls(&self) -> usize {
+        self.calls
+            .values()
+            .filter(|c| matches!(c.state, CallState::Deciding | CallState::Hunting))
+            .count()
+    }
+
+    /// End every call still hunting with `code` (shutdown past its grace period). Each gets
+    /// its `CallEnded`, so no CDR is lost.
+    pub fn abort_hunts(&mut self, now: Instant, code: u16, reason: &str) {
+        let mut ids: Vec<u64> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| matches!(c.state, CallState::Deciding | CallState::Hunting))
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(c) = self.calls.get_mut(&id) {
+                c.state = CallState::Hunting;
+                c.best = Some((code, None));
+                c.plan.fail_code = None;
+            }
+            self.cancel_branches(now, id, Outcome::CancelledByHunt);
+            self.finish_unanswered(now, id, Some(reason));
+        }
+    }
+
+    /// Handles of the calls that are answered and not yet ended.
+    pub fn answered_calls(&self) -> Vec<CallHandle> {
+        let mut v: Vec<CallHandle> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.state == CallState::Answered)
+            .map(|(&id, _)| CallHandle(id))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Cut an answered call at `at` (prepaid balance, max duration): BYE to both sides then.
+    pub fn limit_call(&mut self, call: CallHandle, at: Instant) {
+        let Some(c) = self.calls.get_mut(&call.0) else {
+            return;
+        };
+        if c.state != CallState::Answered {
+            return;
+        }
+        c.hangup_at = Some(c.hangup_at.map_or(at, |t| t.min(at)));
+        let dl = call_deadline(c);
+        self.schedule(TimerRef::Call(call.0), dl);
+    }
+
+    /// End an answered call now: BYE to the caller and to the callee, `CallEnded` with
+    /// hangup `System`. Responses to the BYEs are absorbed.
+    pub fn hangup(&mut self, now: Instant, call: CallHandle) {
+        let Some(c) = self.calls.get_mut(&call.0) else {
+            return;
+        };
+        if c.state != CallState::Answered {
+            return;
+        }
+        let Some(d) = c.dialog.as_mut() else {
+            return;
+        };
+        d.caller_cseq = d.caller_cseq.saturating_add(1);
+        d.callee_cseq = d.callee_cseq.saturating_add(1);
+        let d = d.clone();
+        let call_id = Bytes::copy_from_slice(c.invite.call_id());
+        c.state = CallState::Ended;
+        c.linger_until = Some(now + self.cfg.dialog_linger);
+        let info = CallInfo {
+            call,
+            call_id: call_id.clone(),
+            started: c.started,
+            first_ring: c.first_ring,
+            answered: c.answered,
+            ended: now,
+            code: 200,
+            answered_target: c.answered_target,
+            hangup: Hangup::System,
+            attempts: c.attempts,
+            last_outcome: Some(Outcome::Answered),
+            cancelled: false,
+        };
+        // Toward the callee we speak for the caller, and the other way round.
+        self.send_local_request(
+            now,
+            b"BYE",
+            &d.callee_target,
+            d.callee_peer,
+            &d.caller_from,
+            &d.callee_to,
+            &call_id,
+            d.caller_cseq,
+        );
+        self.send_local_request(
+            now,
+            b"BYE",
+            &d.caller_target,
+            d.caller_peer,
+            &d.callee_to,
+            &d.caller_from,
+            &call_id,
+            d.callee_cseq,
+        );
+        self.events.push_back(Event::CallEnded(info));
+        let dl = self.calls.get(&call.0).and_then(call_deadline);
+        self.schedule(TimerRef::Call(call.0), dl);
+    }
+
+    /// Add redirect targets (after [`Event::Redirect`]) to be tried next, one at a time.
+    pub fn add_targets(&mut self, call: CallHandle, targets: Vec<BranchTarget>) {
+        let Some(c) = self.calls.get_mut(&call.0) else {
+            return;
+        };
+        if c.state != CallState::Hunting || targets.is_empty() {
+            return;
+        }
+        let new = ForkGroup {
+            parallel: false,
+            targets,
+        };
+        let at = c.group.min(c.plan.groups.len());
+        if c.member > 0 {
+            // In the middle of a sequential group: the redirect goes before its remaining
+            // members.
+            let rest = c.plan.groups[at].targets.split_off(c.member);
+            let parallel = c.plan.groups[at].parallel;
+            c.plan.groups.insert(at + 1, new);
+            if !rest.is_empty() {
+                c.plan.groups.insert(
+                    at + 2,
+                    ForkGroup {
+                        parallel,
+                        targets: rest,
+                    },
+                );
+            }
+            c.group = at + 1;
+            c.member = 0;
+        } else {
+            c.plan.groups.insert(at, new);
+        }
+        if !self.pending.contains(&call.0) {
+            self.pending.push(call.0);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_local_request(
+        &mut self,
+        now: Instant,
+        method: &[u8],
+        ruri: &[u8],
+        dest: Peer,
+        from: &[u8],
+        to: &[u8],
+        call_id: &[u8],
+        cseq: u32,
+    ) {
+        let (id, branch) = self.new_branch(0);
+        let via = self.our_via(dest.transport, &branch);
+        let mut out = Vec::with_capacity(256 + ruri.len() + from.len() + to.len() + call_id.len());
+        for part in [method, b" ", ruri, b" SIP/2.0\r\nVia: ", via.as_bytes()] {
+            out.extend_from_slice(part);
+        }
+        for (name, value) in [(&b"From"[..], from), (b"To", to), (b"Call-ID", call_id)] {
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+        }
+        out.extend_from_slice(format!("\r\nCSeq: {cseq} ").as_bytes());
+        out.extend_from_slice(method);
+        out.extend_from_slice(b"\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+        let out = Bytes::from(out);
+        let Ok(sent) = Message::parse(out.clone()) else {
+            return;
+        };
+        let txn =
+            ClientNonInvite::new(out.clone(), dest.transport.reliability(), self.cfg.timers, now);
+        self.clients.insert(
+            id,
+            ClientTxn {
+                kind: ClientKind::NonInvite(txn),
+                sent,
+                dest,
+                owner: Owner::Local,
+                scheduled: None,
+            },
+        );
+        self.send(dest, out);
+        let dl = self.client_deadline(id);
+        self.schedule(TimerRef::Client(id), dl);
+    }
+
+    /// Track the highest CSeq each side used, for the BYEs Hotline may have to send.
+    fn note_cseq(&mut self, msg: &Message) {
+        let Some(&call) = self.dialogs.get(&fnv(&[msg.call_id()])) else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let from = msg.from_tag().unwrap_or(b"");
+        let caller = from == c.caller_from_tag.as_ref();
+        let Some(d) = c.dialog.as_mut() else {
+            return;
+        };
+        let n = msg.cseq().0;
+        if caller {
+            d.caller_cseq = d.caller_cseq.max(n);
+        } else {
+            d.callee_cseq = d.callee_cseq.max(n);
+        }
+    }
+
     // ----- requests --------------------------------------------------------------------------
 
     fn on_request(&mut self, now: Instant, source: Peer, msg: Message) {
@@ -945,6 +1187,8 @@ impl Proxy {
                 sent_ringing: false,
                 local_tag,
                 dialog: None,
+                hangup_at: None,
+                redirects: 0,
             },
         );
         if let Some(s) = self.servers.get_mut(&sid) {
@@ -952,7 +1196,7 @@ impl Proxy {
         }
         self.events.push_back(Event::Incoming {
             call: CallHandle(cid),
-            request: msg,
+            request: Box::new(msg),
             source,
         });
     }
@@ -1058,6 +1302,7 @@ impl Proxy {
                 return;
             }
         };
+        self.note_cseq(&msg);
         if msg.method() == Some(Method::Bye) {
             self.note_bye(now, &msg);
         }
@@ -1244,12 +1489,24 @@ impl Proxy {
             .routes()
             .next()
             .is_some_and(|r| self.uri_is_local(r));
-        let add: Vec<(&str, &[u8])> = c
+        let history = c.plan.history_info.then(|| {
+            let mut v = Vec::with_capacity(64 + c.invite.request_uri().len() + target.uri.len());
+            v.push(b'<');
+            v.extend_from_slice(c.invite.request_uri());
+            v.extend_from_slice(b">;index=1, <");
+            v.extend_from_slice(&target.uri);
+            v.extend_from_slice(b">;index=1.1;mp=1");
+            v
+        });
+        let mut add: Vec<(&str, &[u8])> = c
             .plan
             .add_headers
             .iter()
             .map(|(n, v)| (*n, v.as_slice()))
             .collect();
+        if let Some(h) = &history {
+            add.push(("History-Info", h));
+        }
         let out = rewrite::forward_request(
             &c.invite,
             &ForwardRequest {
@@ -1652,6 +1909,10 @@ impl Proxy {
                 .map(Bytes::copy_from_slice)
                 .unwrap_or_else(|| Bytes::copy_from_slice(c.invite.request_uri()));
             c.dialog = Some(DialogSides {
+                caller_from: Bytes::copy_from_slice(c.invite.from_value()),
+                callee_to: Bytes::copy_from_slice(msg.to_value()),
+                caller_cseq: c.invite.cseq().0,
+                callee_cseq: 0,
                 caller_target,
                 caller_peer: c.caller_peer,
                 callee_tag: Bytes::copy_from_slice(msg.to_tag().unwrap_or(b"")),
@@ -1660,6 +1921,7 @@ impl Proxy {
             });
             c.state = CallState::Answered;
             c.answered = Some(now);
+            c.hangup_at = c.plan.max_duration.map(|d| now + d);
             c.answered_target = Some(target);
             c.last_outcome = Some(Outcome::Answered);
             if c.first_ring.is_none() {
@@ -1681,6 +1943,8 @@ impl Proxy {
             }
             self.cancel_branches(now, call, Outcome::CancelledByHunt);
             self.respond(now, sid, code, out);
+            let dl = self.calls.get(&call).and_then(call_deadline);
+            self.schedule(TimerRef::Call(call), dl);
             return;
         }
         // Final failure on this branch.
@@ -1689,7 +1953,26 @@ impl Proxy {
             return;
         }
         b.state = BranchState::Done;
-        let outcome = Outcome::from_code(code);
+        let mut outcome = Outcome::from_code(code);
+        if outcome == Outcome::Redirected && c.state == CallState::Hunting {
+            if c.redirects < self.cfg.max_redirects {
+                c.redirects += 1;
+                let contacts: Vec<Bytes> = msg
+                    .contacts()
+                    .filter_map(addr_spec)
+                    .map(Bytes::copy_from_slice)
+                    .collect();
+                if !contacts.is_empty() {
+                    self.events.push_back(Event::Redirect {
+                        call: CallHandle(call),
+                        contacts,
+                    });
+                }
+            } else {
+                // Too deep: the redirect counts as a rejection.
+                outcome = Outcome::Rejected;
+            }
+        }
         if !b.reported {
             b.reported = true;
             self.events.push_back(Event::AttemptEnded(AttemptInfo {
@@ -1919,7 +2202,13 @@ impl Proxy {
                     }
                 }
             }
-            CallState::Answered | CallState::Deciding => {}
+            CallState::Answered => {
+                if c.hangup_at.is_some_and(|t| t <= now) {
+                    self.hangup(now, CallHandle(call));
+                    return;
+                }
+            }
+            CallState::Deciding => {}
         }
         let dl = self.calls.get(&call).and_then(call_deadline);
         self.schedule(TimerRef::Call(call), dl);
@@ -1936,7 +2225,8 @@ fn call_deadline(c: &Call) -> Option<Instant> {
             .filter_map(|b| b.ring_deadline)
             .chain(c.cap_deadline)
             .min(),
-        _ => None,
+        CallState::Answered => c.hangup_at,
+        CallState::Deciding => None,
     }
 }
 

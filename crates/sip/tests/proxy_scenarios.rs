@@ -873,3 +873,207 @@ Content-Length: 0\n\n",
     let out = h.out();
     assert_eq!(out[0].1.status(), Some(481));
 }
+
+fn answer(h: &mut H, plan: ForkPlan, call_id: &str) -> Message {
+    h.send(UAC, &invite(&format!("z9hG4bK{call_id}"), call_id, 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 200, "OK", "t1"));
+    h.out();
+    h.events();
+    inv1
+}
+
+#[test]
+fn max_duration_sends_bye_both_ways() {
+    let mut h = H::new();
+    let mut plan = serial(vec![target(T1, 1, 20)]);
+    plan.max_duration = Some(Duration::from_secs(60));
+    answer(&mut h, plan, "call-md");
+    h.advance(Duration::from_millis(59_900));
+    assert!(h.out().is_empty());
+    h.advance(Duration::from_millis(200));
+    let out = h.out();
+    let to_t1 = only(&out, T1);
+    let to_uac = only(&out, UAC);
+    assert_eq!(to_t1.len(), 1);
+    assert_eq!(to_uac.len(), 1);
+    let (b1, b2) = (to_t1[0], to_uac[0]);
+    assert_eq!(b1.method(), Some(Method::Bye));
+    assert_eq!(b2.method(), Some(Method::Bye));
+    // Toward the callee Hotline speaks for the caller: caller's tag in From, callee's in To.
+    assert_eq!(b1.from_tag(), Some(&b"caller1"[..]));
+    assert_eq!(b1.to_tag(), Some(&b"t1"[..]));
+    assert_eq!(b1.request_uri(), format!("sip:callee@{T1}").as_bytes());
+    assert_eq!(b1.cseq(), (2, Method::Bye), "above the caller's INVITE CSeq");
+    assert_eq!(b2.from_tag(), Some(&b"t1"[..]));
+    assert_eq!(b2.to_tag(), Some(&b"caller1"[..]));
+    assert_eq!(b2.request_uri(), b"sip:13807912345@10.0.0.2:5060");
+    let ended = h
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::CallEnded(c) => Some(c),
+            _ => None,
+        })
+        .expect("ended");
+    assert_eq!(ended.hangup, Hangup::System);
+    assert!(ended.answered.is_some());
+    // Their 200s are absorbed.
+    let r1 = reply(b1, 200, "OK", "t1");
+    h.send_bytes(T1, r1);
+    assert!(h.out().is_empty());
+}
+
+#[test]
+fn limit_call_cuts_an_answered_call_early() {
+    let mut h = H::new();
+    answer(&mut h, serial(vec![target(T1, 1, 20)]), "call-lim");
+    let call = h.p.answered_calls()[0];
+    h.p.limit_call(call, h.now + Duration::from_secs(5));
+    h.advance(Duration::from_secs(5));
+    let out = h.out();
+    assert_eq!(
+        out.iter()
+            .filter(|(_, m)| m.method() == Some(Method::Bye))
+            .count(),
+        2
+    );
+    assert!(h.p.answered_calls().is_empty());
+}
+
+#[test]
+fn redirect_adds_the_vetted_contacts_to_the_hunt() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKr1", "call-r1", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 20), target("10.0.0.5:5072", 3, 20)]),
+        &mut |_, _| true,
+    );
+    let inv1 = h.out().remove(0).1;
+    let r = rewrite::response(
+        &inv1,
+        302,
+        "Moved Temporarily",
+        Some(b"t1"),
+        None,
+        &[("Contact", format!("<sip:1002@{T2}>").as_bytes())],
+    );
+    h.send_bytes(T1, Bytes::from(r));
+    let out = h.out();
+    assert_eq!(only(&out, T1)[0].method(), Some(Method::Ack));
+    let contacts = h
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Redirect { contacts, .. } => Some(contacts),
+            _ => None,
+        })
+        .expect("a Redirect event");
+    assert_eq!(contacts, vec![Bytes::from(format!("sip:1002@{T2}"))]);
+    h.p.add_targets(call, vec![target(T2, 2, 20)]);
+    h.pump();
+    let out = h.out();
+    assert_eq!(only(&out, T2).len(), 1, "the redirect target is tried next");
+    assert!(only(&out, "10.0.0.5:5072").is_empty());
+    let inv2 = only(&out, T2)[0].clone();
+    h.send_bytes(T2, reply(&inv2, 486, "Busy Here", "t2"));
+    h.pump();
+    let out = h.out();
+    assert_eq!(
+        only(&out, "10.0.0.5:5072").len(),
+        1,
+        "then the rest of the plan"
+    );
+}
+
+#[test]
+fn redirect_depth_is_bounded() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKr2", "call-r2", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| true);
+    let mut inv = h.out().remove(0).1;
+    let mut redirects = 0;
+    for _ in 0..5 {
+        let r = rewrite::response(
+            &inv,
+            302,
+            "Moved",
+            Some(b"t"),
+            None,
+            &[("Contact", format!("<sip:1001@{T1}>").as_bytes())],
+        );
+        h.send_bytes(T1, Bytes::from(r));
+        let ev = h.events();
+        if ev.iter().any(|e| matches!(e, Event::Redirect { .. })) {
+            redirects += 1;
+            h.p.add_targets(call, vec![target(T1, 1, 20)]);
+        }
+        h.pump();
+        let out = h.out();
+        match only(&out, T1)
+            .into_iter()
+            .find(|m| m.method() == Some(Method::Invite))
+        {
+            Some(m) => inv = m.clone(),
+            None => break,
+        }
+    }
+    assert_eq!(redirects, 3, "max_redirects");
+    assert_eq!(h.p.hunting_calls(), 0, "the call ended after the last redirect");
+}
+
+#[test]
+fn history_info_and_added_headers_reach_the_target() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKh1", "call-h1", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20)]);
+    plan.history_info = true;
+    plan.add_headers = vec![("Diversion", b"<tel:+864008001234>;reason=unconditional".to_vec())];
+    plan.remove_headers = vec!["Contact-Me-Not"];
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let inv = h.out().remove(0).1;
+    assert_eq!(
+        inv.header("History-Info"),
+        Some(
+            format!("<sip:4008001234@10.0.0.1:5060>;index=1, <sip:1001@{T1}>;index=1.1;mp=1")
+                .as_bytes()
+        )
+    );
+    assert_eq!(
+        inv.header("Diversion"),
+        Some(&b"<tel:+864008001234>;reason=unconditional"[..])
+    );
+}
+
+#[test]
+fn abort_hunts_ends_every_hunting_call_with_an_event() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKab1", "call-ab1", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| true);
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    h.out();
+    h.events();
+    h.p.abort_hunts(h.now, 503, "Service Unavailable");
+    let out = h.out();
+    assert_eq!(only(&out, UAC)[0].status(), Some(503));
+    assert_eq!(only(&out, T1)[0].method(), Some(Method::Cancel));
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::CallEnded(c) if c.code == 503)));
+    assert_eq!(h.p.hunting_calls(), 0);
+}
