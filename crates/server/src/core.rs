@@ -59,6 +59,8 @@ pub struct Core {
     seq: u64,
     draining: bool,
     drain_deadline: Option<Instant>,
+    /// Messages dropped because their source is neither a trunk nor a target.
+    pub dropped_sources: u64,
     pub stats: Arc<TransportStats>,
 }
 
@@ -123,6 +125,7 @@ impl Core {
             seq: 0,
             draining: false,
             drain_deadline: None,
+            dropped_sources: 0,
             stats,
         })
     }
@@ -153,11 +156,13 @@ impl Core {
                 m = self.inbound.recv() => {
                     let Some(m) = m else { break };
                     let now = Instant::now();
-                    self.proxy.handle_message(now, m.source, m.bytes);
+                    self.admission();
+                    let snap = self.current.load();
+                    self.inbound_message(now, &snap, m);
                     // Take what is already queued in one go.
                     for _ in 0..256 {
                         match self.inbound.try_recv() {
-                            Ok(m) => self.proxy.handle_message(now, m.source, m.bytes),
+                            Ok(m) => self.inbound_message(now, &snap, m),
                             Err(_) => break,
                         }
                     }
@@ -192,6 +197,29 @@ impl Core {
         }
         self.after_input(now);
         true
+    }
+
+    fn inbound_message(&mut self, now: Instant, snap: &Snapshot, m: Inbound) {
+        if !snap.source_allowed(m.source.addr.ip()) {
+            // Unknown sources get no answer at all: scanners learn nothing (counted).
+            self.dropped_sources += 1;
+            return;
+        }
+        self.proxy.handle_message(now, m.source, m.bytes);
+    }
+
+    /// Admission control: when the backlog of received messages grows past [`SHED_HIGH`],
+    /// new INVITEs get 503 + Retry-After until it falls below [`SHED_LOW`]. Calls in progress
+    /// keep going (their messages are still processed).
+    fn admission(&mut self) {
+        let backlog = self.inbound.len();
+        if !self.proxy.overloaded() && backlog > SHED_HIGH {
+            tracing::warn!(backlog, "overload: shedding new INVITEs with 503");
+            self.proxy.set_overload(Some(RETRY_AFTER_SECS));
+        } else if self.proxy.overloaded() && backlog < SHED_LOW {
+            tracing::info!(backlog, "overload over: taking new calls again");
+            self.proxy.set_overload(None);
+        }
     }
 
     fn finish(&mut self) {
@@ -643,6 +671,12 @@ fn cdr_config(s: &hotline_config::Settings) -> hotline_cdr::WriterConfig {
         spill_limit: 1_000_000,
     }
 }
+
+/// Backlog of received messages (of the 8192 the channel holds) above which new INVITEs
+/// are shed, and below which shedding stops.
+const SHED_HIGH: usize = 2048;
+const SHED_LOW: usize = 256;
+const RETRY_AFTER_SECS: u32 = 5;
 
 /// How long ringing calls may go on hunting after SIGTERM.
 const DRAIN_GRACE: Duration = Duration::from_secs(32);

@@ -13,6 +13,9 @@ use hotline_route::RouteTable;
 pub struct Snapshot {
     pub settings: Settings,
     pub table: RouteTable,
+    /// Addresses of configured targets: besides the trunks, the only sources Hotline takes
+    /// SIP from (their responses and in-dialog requests).
+    pub target_ips: std::collections::HashSet<std::net::IpAddr>,
     pub source: Option<PathBuf>,
     pub loaded_at: jiff::Timestamp,
 }
@@ -22,7 +25,9 @@ impl Snapshot {
         for w in &c.warnings {
             tracing::warn!("config: {w}");
         }
+        let target_ips = c.table.targets().iter().map(|t| t.next_hop.ip()).collect();
         Snapshot {
+            target_ips,
             settings: c.settings,
             table: c.table,
             source,
@@ -32,6 +37,14 @@ impl Snapshot {
 
     pub fn generation(&self) -> u64 {
         self.table.generation()
+    }
+
+    /// Whether SIP from `ip` is taken: a trunk's network or a configured target. With no
+    /// trunks configured every source is taken.
+    pub fn source_allowed(&self, ip: std::net::IpAddr) -> bool {
+        self.settings.trunks.is_empty()
+            || self.target_ips.contains(&ip)
+            || self.settings.trunks.iter().any(|t| t.contains(ip))
     }
 }
 

@@ -82,7 +82,24 @@ pub struct ProxyConfig {
     pub dialog_linger: Duration,
     /// How many 3xx a call may follow (recursion depth).
     pub max_redirects: u32,
+    /// Out-of-dialog requests whose User-Agent contains one of these (ASCII case-insensitive)
+    /// are dropped without an answer: SIP scanners.
+    pub scanner_user_agents: Vec<&'static str>,
 }
+
+/// User agents of well-known SIP scanners and war-diallers.
+pub const SCANNERS: &[&str] = &[
+    "friendly-scanner",
+    "sipvicious",
+    "sipcli",
+    "sip-scan",
+    "sipsak",
+    "sundayddr",
+    "iwar",
+    "vaxsipuseragent",
+    "smap",
+    "pplsip",
+];
 
 impl ProxyConfig {
     pub fn new(local: SocketAddr) -> Self {
@@ -93,6 +110,7 @@ impl ProxyConfig {
             allow: "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO",
             dialog_linger: Duration::from_secs(32),
             max_redirects: 3,
+            scanner_user_agents: SCANNERS.to_vec(),
         }
     }
 }
@@ -294,6 +312,10 @@ pub struct Stats {
     pub too_many_hops: u64,
     pub extra_2xx: u64,
     pub stray_acks: u64,
+    /// Requests from SIP scanners, dropped.
+    pub scanners: u64,
+    /// New INVITEs answered 503 because Hotline is overloaded.
+    pub overload_shed: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -447,6 +469,8 @@ pub struct Proxy {
     /// Calls whose hunt moves on at the next [`Proxy::pending_hunts`].
     pending: Vec<u64>,
     stats: Stats,
+    /// When set, new INVITEs get 503 with this Retry-After (seconds).
+    overload: Option<u32>,
 }
 
 const BRANCH_PREFIX: &[u8] = b"z9hG4bK-hl";
@@ -478,6 +502,7 @@ impl Proxy {
             events: VecDeque::new(),
             pending: Vec::new(),
             stats: Stats::default(),
+            overload: None,
         }
     }
 
@@ -743,6 +768,16 @@ impl Proxy {
         self.finish_unanswered(now, call.0, Some(reason));
     }
 
+    /// Shed new INVITEs with 503 and `Retry-After: secs` (admission control); `None` to stop.
+    /// Calls in progress and in-dialog requests are not affected.
+    pub fn set_overload(&mut self, retry_after: Option<u32>) {
+        self.overload = retry_after;
+    }
+
+    pub fn overloaded(&self) -> bool {
+        self.overload.is_some()
+    }
+
     /// Calls still waiting for a decision or hunting (not yet answered or failed).
     pub fn hunting_calls(&self) -> usize {
         self.calls
@@ -924,8 +959,12 @@ impl Proxy {
         let Ok(sent) = Message::parse(out.clone()) else {
             return;
         };
-        let txn =
-            ClientNonInvite::new(out.clone(), dest.transport.reliability(), self.cfg.timers, now);
+        let txn = ClientNonInvite::new(
+            out.clone(),
+            dest.transport.reliability(),
+            self.cfg.timers,
+            now,
+        );
         self.clients.insert(
             id,
             ClientTxn {
@@ -1098,7 +1137,21 @@ impl Proxy {
         self.respond(now, sid, code, bytes);
     }
 
+    fn is_scanner(&self, msg: &Message) -> bool {
+        let Some(ua) = msg.header("User-Agent") else {
+            return false;
+        };
+        self.cfg.scanner_user_agents.iter().any(|s| {
+            ua.windows(s.len())
+                .any(|w| w.eq_ignore_ascii_case(s.as_bytes()))
+        })
+    }
+
     fn on_initial(&mut self, now: Instant, source: Peer, msg: Message, key: u64, method: Method) {
+        if self.is_scanner(&msg) {
+            self.stats.scanners += 1;
+            return;
+        }
         let ruri_local = self.uri_is_local(msg.request_uri());
         let has_user = Uri::parse(msg.request_uri()).is_some_and(|u| !u.user.is_empty());
         let sid = self.new_server(now, source, msg.clone(), key);
@@ -1124,6 +1177,17 @@ impl Proxy {
             return;
         }
         match method {
+            Method::Invite if self.overload.is_some() => {
+                self.stats.overload_shed += 1;
+                let secs = self.overload.unwrap_or(5).to_string();
+                self.respond_local(
+                    now,
+                    sid,
+                    503,
+                    "Service Unavailable",
+                    &[("Retry-After", secs.as_bytes())],
+                );
+            }
             Method::Invite => self.on_invite(now, sid, source, msg),
             Method::Options => {
                 let allow = self.cfg.allow;

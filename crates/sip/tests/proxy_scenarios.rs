@@ -907,7 +907,11 @@ fn max_duration_sends_bye_both_ways() {
     assert_eq!(b1.from_tag(), Some(&b"caller1"[..]));
     assert_eq!(b1.to_tag(), Some(&b"t1"[..]));
     assert_eq!(b1.request_uri(), format!("sip:callee@{T1}").as_bytes());
-    assert_eq!(b1.cseq(), (2, Method::Bye), "above the caller's INVITE CSeq");
+    assert_eq!(
+        b1.cseq(),
+        (2, Method::Bye),
+        "above the caller's INVITE CSeq"
+    );
     assert_eq!(b2.from_tag(), Some(&b"t1"[..]));
     assert_eq!(b2.to_tag(), Some(&b"caller1"[..]));
     assert_eq!(b2.request_uri(), b"sip:13807912345@10.0.0.2:5060");
@@ -999,7 +1003,9 @@ fn redirect_depth_is_bounded() {
     h.send(UAC, &invite("z9hG4bKr2", "call-r2", 70));
     h.out();
     let call = h.incoming();
-    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| true);
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| {
+        true
+    });
     let mut inv = h.out().remove(0).1;
     let mut redirects = 0;
     for _ in 0..5 {
@@ -1028,7 +1034,11 @@ fn redirect_depth_is_bounded() {
         }
     }
     assert_eq!(redirects, 3, "max_redirects");
-    assert_eq!(h.p.hunting_calls(), 0, "the call ended after the last redirect");
+    assert_eq!(
+        h.p.hunting_calls(),
+        0,
+        "the call ended after the last redirect"
+    );
 }
 
 #[test]
@@ -1039,7 +1049,10 @@ fn history_info_and_added_headers_reach_the_target() {
     let call = h.incoming();
     let mut plan = serial(vec![target(T1, 1, 20)]);
     plan.history_info = true;
-    plan.add_headers = vec![("Diversion", b"<tel:+864008001234>;reason=unconditional".to_vec())];
+    plan.add_headers = vec![(
+        "Diversion",
+        b"<tel:+864008001234>;reason=unconditional".to_vec(),
+    )];
     plan.remove_headers = vec!["Contact-Me-Not"];
     h.p.route(h.now, call, plan, &mut |_, _| true);
     let inv = h.out().remove(0).1;
@@ -1062,7 +1075,9 @@ fn abort_hunts_ends_every_hunting_call_with_an_event() {
     h.send(UAC, &invite("z9hG4bKab1", "call-ab1", 70));
     h.out();
     let call = h.incoming();
-    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| true);
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| {
+        true
+    });
     let inv1 = h.out().remove(0).1;
     h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
     h.out();
@@ -1076,4 +1091,56 @@ fn abort_hunts_ends_every_hunting_call_with_an_event() {
         .iter()
         .any(|e| matches!(e, Event::CallEnded(c) if c.code == 503)));
     assert_eq!(h.p.hunting_calls(), 0);
+}
+
+#[test]
+fn scanners_are_dropped_silently() {
+    let mut h = H::new();
+    let inv = invite("z9hG4bKs1", "call-s1", 70).replace(
+        "Max-Forwards: 70",
+        "User-Agent: friendly-scanner\nMax-Forwards: 70",
+    );
+    h.send(UAC, &inv);
+    assert!(h.out().is_empty());
+    assert!(h.events().is_empty());
+    assert_eq!(h.p.stats().scanners, 1);
+    let opt = "OPTIONS sip:100@10.0.0.1 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKs2\n\
+Max-Forwards: 70\n\
+From: <sip:100@10.0.0.2>;tag=s2\n\
+To: <sip:100@10.0.0.1>\n\
+Call-ID: s2\n\
+CSeq: 1 OPTIONS\n\
+User-Agent: SIPVicious 0.3\n\
+Content-Length: 0\n\n";
+    h.send(UAC, opt);
+    assert!(h.out().is_empty());
+    assert_eq!(h.p.stats().scanners, 2);
+}
+
+#[test]
+fn overload_sheds_new_invites_but_not_calls_in_progress() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKo1", "call-o1", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| {
+        true
+    });
+    let inv1 = h.out().remove(0).1;
+    h.events();
+    h.p.set_overload(Some(7));
+    h.send(UAC, &invite("z9hG4bKo2", "call-o2", 70));
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.status(), Some(503));
+    assert_eq!(out[0].1.header("Retry-After"), Some(&b"7"[..]));
+    assert!(h.events().is_empty(), "no call created");
+    // The call already ringing completes.
+    h.send_bytes(T1, reply(&inv1, 200, "OK", "t1"));
+    assert_eq!(only(&h.out(), UAC)[0].status(), Some(200));
+    assert_eq!(h.p.stats().overload_shed, 1);
+    h.p.set_overload(None);
+    h.send(UAC, &invite("z9hG4bKo3", "call-o3", 70));
+    assert_eq!(h.out()[0].1.status(), Some(100));
 }
