@@ -12,11 +12,13 @@
 //! - [`transport`]: sockets, TCP connections, framing, idle timeouts.
 //! - [`core`]: the core task: proxy driver and transaction user (routing, limits, CDRs).
 //! - [`snapshot`]: the routing snapshot and its reload.
+//! - [`watch`]: reload when the config files change.
 #![forbid(unsafe_code)]
 
 pub mod core;
 pub mod snapshot;
 pub mod transport;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -52,6 +54,9 @@ pub enum Control {
     /// Stop taking calls, finish, flush CDRs.
     Shutdown,
 }
+
+/// How often the config files are checked for changes.
+pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Handle of a running server.
 pub struct Running {
@@ -98,6 +103,9 @@ pub async fn start(compiled: Compiled, source: Option<PathBuf>) -> Result<Runnin
         .map_err(|source| Error::Bind { addr, source })?;
     let local = listeners.local;
     let (control_tx, control_rx) = mpsc::channel(16);
+    if let Some(path) = &source {
+        watch::spawn(path.clone(), WATCH_EVERY, control_tx.clone());
+    }
     let snap = Arc::new(Snapshot::new(compiled, source));
     let core = core::Core::new(snap, local, listeners)?;
     let join = tokio::spawn(core.run(control_rx));
