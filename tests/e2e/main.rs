@@ -8,6 +8,7 @@
 mod calls;
 mod cdr;
 mod config_template;
+mod execution;
 mod hunt;
 mod requests;
 mod scenarios;
