@@ -354,6 +354,8 @@ struct ClientTxn {
     /// INVITE branches: the call. Non-INVITE: the server transaction to answer (0 = none, e.g. CANCEL).
     owner: Owner,
     scheduled: Option<Instant>,
+    /// For a CANCEL: the INVITE transaction it cancels (whose branch it shares).
+    cancel_of: Option<u64>,
 }
 
 #[derive(Clone, Copy)]
@@ -468,6 +470,8 @@ pub struct Proxy {
     events: VecDeque<Event>,
     /// Calls whose hunt moves on at the next [`Proxy::pending_hunts`].
     pending: Vec<u64>,
+    /// INVITE client transaction -> the CANCEL sent for it.
+    cancels: HashMap<u64, u64>,
     stats: Stats,
     /// When set, new INVITEs get 503 with this Retry-After (seconds).
     overload: Option<u32>,
@@ -501,6 +505,7 @@ impl Proxy {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             pending: Vec::new(),
+            cancels: HashMap::new(),
             stats: Stats::default(),
             overload: None,
         }
@@ -973,6 +978,7 @@ impl Proxy {
                 dest,
                 owner: Owner::Local,
                 scheduled: None,
+                cancel_of: None,
             },
         );
         self.send(dest, out);
@@ -1384,6 +1390,7 @@ impl Proxy {
                 dest,
                 owner: Owner::Relay { server: sid },
                 scheduled: None,
+                cancel_of: None,
             },
         );
         if let Some(s) = self.servers.get_mut(&sid) {
@@ -1601,6 +1608,7 @@ impl Proxy {
                 dest: target.dest,
                 owner: Owner::Branch { call },
                 scheduled: None,
+                cancel_of: None,
             },
         );
         let dest = target.dest;
@@ -1709,8 +1717,10 @@ impl Proxy {
                 dest,
                 owner: Owner::Local,
                 scheduled: None,
+                cancel_of: Some(cid),
             },
         );
+        self.cancels.insert(cid, id);
         self.send(dest, cancel);
         let dl = self.client_deadline(id);
         self.schedule(TimerRef::Client(id), dl);
@@ -1785,6 +1795,18 @@ impl Proxy {
             return;
         }
         let Some(code) = msg.status() else { return };
+        // A CANCEL shares its INVITE's branch: the CSeq method tells them apart (§17.1.3).
+        let cid = if msg.cseq().1 == Method::Cancel {
+            match self.cancels.get(&cid) {
+                Some(&c) => c,
+                None => {
+                    self.stats.dropped_responses += 1;
+                    return;
+                }
+            }
+        } else {
+            cid
+        };
         let Some(ct) = self.clients.get_mut(&cid) else {
             // No transaction: a late 2xx retransmission is still relayed upstream (§16.7).
             if (200..300).contains(&code) && msg.cseq().1 == Method::Invite {
@@ -1794,7 +1816,7 @@ impl Proxy {
             }
             return;
         };
-        if ct.sent.call_id() != msg.call_id() {
+        if ct.sent.call_id() != msg.call_id() || ct.sent.cseq().1 != msg.cseq().1 {
             self.stats.dropped_responses += 1;
             return;
         }
@@ -2114,6 +2136,16 @@ impl Proxy {
         self.schedule(TimerRef::Server(sid), dl);
     }
 
+    fn remove_client(&mut self, cid: u64) {
+        if let Some(ct) = self.clients.remove(&cid) {
+            if let Some(inv) = ct.cancel_of {
+                if self.cancels.get(&inv) == Some(&cid) {
+                    self.cancels.remove(&inv);
+                }
+            }
+        }
+    }
+
     fn drop_server(&mut self, sid: u64) {
         if let Some(s) = self.servers.remove(&sid) {
             if self.server_keys.get(&s.key) == Some(&sid) {
@@ -2142,12 +2174,12 @@ impl Proxy {
                 self.send(dest, b);
             }
             Some(TimerAction::TimedOut) => {
-                self.clients.remove(&cid);
+                self.remove_client(cid);
                 self.client_timed_out(now, cid, owner);
                 return;
             }
             Some(TimerAction::Terminated) => {
-                self.clients.remove(&cid);
+                self.remove_client(cid);
                 return;
             }
             None => {}

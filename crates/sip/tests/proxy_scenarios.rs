@@ -1144,3 +1144,46 @@ fn overload_sheds_new_invites_but_not_calls_in_progress() {
     h.send(UAC, &invite("z9hG4bKo3", "call-o3", 70));
     assert_eq!(h.out()[0].1.status(), Some(100));
 }
+
+/// The 200 to Hotline's CANCEL carries the INVITE's branch; only the CSeq method tells it
+/// apart. It must be absorbed (not relayed as an answer), the CANCEL must stop
+/// retransmitting, and the 487 that follows must be ACKed.
+#[test]
+fn target_answers_our_cancel_then_487_is_acked() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKx1", "call-x1", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 2), target(T2, 2, 20)]),
+        &mut |_, _| true,
+    );
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    h.out();
+    h.advance(Duration::from_secs(2));
+    let out = h.out();
+    let cancel = only(&out, T1)[0].clone();
+    assert_eq!(cancel.method(), Some(Method::Cancel));
+    h.send_bytes(T1, reply(&cancel, 200, "OK", "t1"));
+    let out = h.out();
+    assert!(out.is_empty(), "the 200 to the CANCEL is absorbed: {out:?}");
+    h.send_bytes(T1, reply(&inv1, 487, "Request Terminated", "t1"));
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, udp(T1));
+    assert_eq!(out[0].1.method(), Some(Method::Ack));
+    // No CANCEL retransmissions later (its transaction completed).
+    h.advance(Duration::from_secs(10));
+    let out = h.out();
+    assert!(
+        only(&out, T1).is_empty(),
+        "nothing more to target 1: {:?}",
+        only(&out, T1)
+            .iter()
+            .map(|m| m.method())
+            .collect::<Vec<_>>()
+    );
+}
