@@ -27,7 +27,6 @@ fn invite_to_final_ms(caller: &SippResult) -> Option<i64> {
 }
 
 #[test]
-#[ignore = "issue 4: Hotline does not ACK a target's 487 after its CANCEL, retransmits the CANCEL after the 200, and relays that 200 (CSeq CANCEL) to the caller"]
 fn ring_timeout_cancels_the_first_target_and_the_second_answers() {
     let ringing = start(target("uas_ring_noanswer"));
     let answer = start(target("uas_answer"));
@@ -59,7 +58,6 @@ fn ring_timeout_cancels_the_first_target_and_the_second_answers() {
 }
 
 #[test]
-#[ignore = "issue 4: same CANCEL handling as ring_timeout_cancels_the_first_target_and_the_second_answers"]
 fn repeated_180s_do_not_restart_the_ring_timer() {
     let looping = start(target("uas_ring_loop"));
     let answer = start(target("uas_answer"));
@@ -89,7 +87,6 @@ fn repeated_180s_do_not_restart_the_ring_timer() {
 }
 
 #[test]
-#[ignore = "issue 4: Hotline does not ACK the target's 487 after CANCEL (the target waits for the ACK) and retransmits the CANCEL after its 200"]
 fn caller_cancel_while_ringing_cancels_the_target_and_gets_487() {
     let ringing = start(target("uas_ring_noanswer"));
     let hotline = Hotline::spawn(
