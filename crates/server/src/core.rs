@@ -29,6 +29,7 @@ use hotline_sip::uri::Uri;
 use hotline_sip::Message;
 use tokio::sync::mpsc;
 
+use crate::metrics::Metrics;
 use crate::snapshot::{Current, Snapshot};
 use crate::transport::{self, Inbound, Listeners, Outbound, TransportStats};
 use crate::{Control, Error};
@@ -62,6 +63,8 @@ pub struct Core {
     /// Messages dropped because their source is neither a trunk nor a target.
     pub dropped_sources: u64,
     pub stats: Arc<TransportStats>,
+    /// Live counters read by the admin endpoint.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Maps the monotonic `Instant`s the proxy uses to wall-clock timestamps for CDRs.
@@ -98,12 +101,13 @@ impl Core {
         snap: Arc<Snapshot>,
         local: SocketAddr,
         listeners: Listeners,
+        metrics: Arc<Metrics>,
     ) -> Result<Core, Error> {
         let s = &snap.settings;
         let limits = Limits {
             max_message: s.sip.max_message_bytes,
         };
-        let stats = Arc::new(TransportStats::default());
+        let stats = metrics.transport.clone();
         let (out, inbound) =
             transport::start(listeners, limits, s.sip.tcp_idle_timeout, stats.clone());
         let mut pcfg = ProxyConfig::new(local);
@@ -112,6 +116,8 @@ impl Core {
             dir: s.cdr.dir.clone(),
             source,
         })?;
+        metrics.set_cdr(cdr.clone());
+        metrics.set_config(&snap);
         Ok(Core {
             proxy: Proxy::new(pcfg),
             current: Current::new(snap),
@@ -127,6 +133,7 @@ impl Core {
             drain_deadline: None,
             dropped_sources: 0,
             stats,
+            metrics,
         })
     }
 
@@ -143,6 +150,7 @@ impl Core {
                     }
                     Some(Control::Shutdown) | None => {
                         if !self.draining {
+                            self.metrics.set_draining();
                             self.draining = true;
                             self.drain_deadline = Some(Instant::now() + DRAIN_GRACE);
                             tracing::info!(
@@ -200,6 +208,7 @@ impl Core {
     }
 
     fn inbound_message(&mut self, now: Instant, snap: &Snapshot, m: Inbound) {
+        self.metrics.inbound(&m.bytes);
         if !snap.source_allowed(m.source.addr.ip()) {
             // Unknown sources get no answer at all: scanners learn nothing (counted).
             self.dropped_sources += 1;
@@ -241,10 +250,12 @@ impl Core {
                     s.table.hash()
                 );
                 tracing::info!("reload: {msg}");
+                self.metrics.reload_ok(&s);
                 Ok(msg)
             }
             Err(e) => {
                 tracing::error!("reload failed, keeping the running config:\n{e}");
+                self.metrics.reload_failed();
                 Err(e)
             }
         }
@@ -267,8 +278,15 @@ impl Core {
             }
         }
         while let Some(t) = self.proxy.poll_transmit() {
+            self.metrics.outbound(&t.bytes);
             self.out.send(t.dest, t.bytes);
         }
+        self.metrics.sync_proxy(
+            self.proxy.stats(),
+            self.proxy.transactions(),
+            self.calls.len(),
+            self.dropped_sources,
+        );
     }
 
     fn on_event(&mut self, now: Instant, ev: Event) {
@@ -277,11 +295,14 @@ impl Core {
                 call,
                 request,
                 source,
-            } => self.on_incoming(now, call, &request, source),
+            } => {
+                self.metrics.call_started();
+                self.on_incoming(now, call, &request, source)
+            }
             Event::Redirect { call, contacts } => self.on_redirect(call, &contacts),
             Event::AttemptStarted { .. } => {}
             Event::AttemptEnded(a) => self.on_attempt(a),
-            Event::Answered { .. } => {}
+            Event::Answered { .. } => self.metrics.call_answered(),
             Event::CallEnded(c) => self.on_call_ended(c),
         }
     }
@@ -325,6 +346,7 @@ impl Core {
         if self.draining {
             meta.disposition = Some(Disposition::Failed);
             self.calls.insert(call, meta);
+            self.metrics.rejected_as("shutting_down");
             self.proxy
                 .reject(now, call, 503, "Service Unavailable - Shutting Down");
             return;
@@ -332,6 +354,7 @@ impl Core {
         if !snap.settings.trunks.is_empty() && trunk.is_none() {
             meta.disposition = Some(Disposition::BlockedList);
             self.calls.insert(call, meta);
+            self.metrics.rejected_as("unknown_trunk");
             self.proxy
                 .reject(now, call, 403, "Forbidden - Unknown Trunk");
             return;
@@ -345,6 +368,7 @@ impl Core {
                 meta.record.number = user;
                 meta.disposition = Some(Disposition::Failed);
                 self.calls.insert(call, meta);
+                self.metrics.rejected_as("not_a_400");
                 self.proxy.reject(now, call, 404, "Not A 400 Number");
                 return;
             }
@@ -371,6 +395,7 @@ impl Core {
                 meta.disposition = Some(reject_disposition(r.cause));
                 meta.record.reason = r.reason.to_owned();
                 self.calls.insert(call, meta);
+                self.metrics.rejected(r.cause);
                 self.proxy.reject(now, call, r.code, r.reason);
             }
             Decision::Route(routed) => {
@@ -476,6 +501,7 @@ impl Core {
             code: a.code,
             reason: attempt_reason(a.outcome),
         };
+        self.metrics.attempt_ended(rec.reason);
         self.cdr.submit(Record::Attempt(rec));
     }
 
@@ -530,9 +556,19 @@ impl Core {
                 _ => format!("failed with {}", c.code),
             };
         }
-        tracing::debug!(
-            call_id = %r.call_id, number = %r.number, caller = %r.caller,
-            code = r.final_code, disposition = ?r.disposition, "call ended"
+        let since = |t: Instant| t.saturating_duration_since(c.started);
+        self.metrics.call_ended(
+            r,
+            meta.disposition.is_none(),
+            c.answered.map(since),
+            c.first_ring.map(since),
+            since(c.ended),
+        );
+        // The one info line per call (docs/OPERATIONS.md, "Logs").
+        tracing::info!(
+            call_id = %r.call_id, number = %r.number, caller = %r.caller, trunk = %r.trunk,
+            code = r.final_code, disposition = %r.disposition, attempts = r.attempts,
+            target = %r.answered_target, "call ended"
         );
         self.cdr.submit(Record::Call(meta.record));
     }

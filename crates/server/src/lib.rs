@@ -13,9 +13,13 @@
 //! - [`core`]: the core task: proxy driver and transaction user (routing, limits, CDRs).
 //! - [`snapshot`]: the routing snapshot and its reload.
 //! - [`watch`]: reload when the config files change.
+//! - [`metrics`]: live counters and gauges, rendered in Prometheus text format.
+//! - [`admin`]: the admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, `/status`, `/reload`, `/log-level`).
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod core;
+pub mod metrics;
 pub mod snapshot;
 pub mod transport;
 pub mod watch;
@@ -62,6 +66,10 @@ pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 pub struct Running {
     /// The SIP address actually bound (port 0 in the config resolves to a real port).
     pub local: SocketAddr,
+    /// The admin HTTP address actually bound (`None` when `admin = "off"`).
+    pub admin: Option<SocketAddr>,
+    /// Live counters (what `/metrics` shows).
+    pub metrics: Arc<metrics::Metrics>,
     control: mpsc::Sender<Control>,
     join: tokio::task::JoinHandle<()>,
 }
@@ -97,21 +105,68 @@ impl Running {
 /// Start Hotline with a compiled configuration. `source` is where it came from (a path to
 /// re-read on reload; `None` for the embedded default, which reloads to itself).
 pub async fn start(compiled: Compiled, source: Option<PathBuf>) -> Result<Running, Error> {
+    start_with(compiled, source, Options::default()).await
+}
+
+/// What the binary hands the server besides the config.
+#[derive(Default)]
+pub struct Options {
+    /// Version and build, shown by `/status` and `hotline_build_info`.
+    pub build: metrics::BuildInfo,
+    /// Runtime log filter control for `/log-level`.
+    pub log_level: Option<admin::LogLevelHook>,
+}
+
+/// [`start`] with build info and a log-level hook. The admin endpoint (if configured) is bound
+/// first, so `/readyz` answers 503 until the SIP listeners and the CDR writer are up.
+pub async fn start_with(
+    compiled: Compiled,
+    source: Option<PathBuf>,
+    options: Options,
+) -> Result<Running, Error> {
     let addr = *compiled.settings.listen.first().ok_or(Error::NoListen)?;
+    let metrics = Arc::new(metrics::Metrics::new(options.build));
+    let (control_tx, control_rx) = mpsc::channel(16);
+    let admin_state = Arc::new(admin::AdminState {
+        metrics: metrics.clone(),
+        control: control_tx.clone(),
+        log_level: options.log_level,
+        sip: std::sync::OnceLock::new(),
+    });
+    let admin = match compiled.settings.admin {
+        Some(a) => {
+            let listener = admin::bind(a)
+                .await
+                .map_err(|source| Error::Bind { addr: a, source })?;
+            let bound = listener.local_addr().unwrap_or(a);
+            if !bound.ip().is_loopback() {
+                tracing::warn!(
+                    "admin endpoint on {bound} is not loopback: it has no authentication"
+                );
+            }
+            admin::spawn(listener, admin_state.clone());
+            tracing::info!("admin endpoint http://{bound}");
+            Some(bound)
+        }
+        None => None,
+    };
     let listeners = transport::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
     let local = listeners.local;
-    let (control_tx, control_rx) = mpsc::channel(16);
+    let _ = admin_state.sip.set(local);
     if let Some(path) = &source {
         watch::spawn(path.clone(), WATCH_EVERY, control_tx.clone());
     }
     let snap = Arc::new(Snapshot::new(compiled, source));
-    let core = core::Core::new(snap, local, listeners)?;
+    let core = core::Core::new(snap, local, listeners, metrics.clone())?;
     let join = tokio::spawn(core.run(control_rx));
+    metrics.set_listening(true);
     tracing::info!("listening sip={local} (udp+tcp)");
     Ok(Running {
         local,
+        admin,
+        metrics,
         control: control_tx,
         join,
     })

@@ -1,0 +1,1398 @@
+//! Live counters and gauges for `/metrics` (Prometheus text exposition format 0.0.4).
+//!
+//! Everything on the call path is a relaxed atomic add: no lock per message or per call. The
+//! one map (per-trunk counters) is an `ArcSwap` read without a lock; it is written only when a
+//! trunk name is seen for the first time. Labels are low-cardinality by construction: SIP
+//! methods and response classes from fixed lists, dispositions and reasons from fixed enums,
+//! the three carriers, and trunk names from the config (capped at [`MAX_TRUNKS`]). Nothing is
+//! labelled per caller or per 400 number.
+//!
+//! Calls per second is not a metric of its own: it is `rate(hotline_calls_started_total[1m])`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use hotline_cdr::{AttemptReason, CallRecord, CdrSink, Disposition};
+use hotline_route::RejectCause;
+use hotline_sip::proxy::Stats as ProxyStats;
+
+use crate::snapshot::Snapshot;
+use crate::transport::TransportStats;
+
+/// SIP methods counted by name; anything else is `other`.
+pub const METHODS: [&str; 14] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "PRACK",
+    "UPDATE",
+    "INFO",
+    "REFER",
+    "NOTIFY",
+    "SUBSCRIBE",
+    "MESSAGE",
+    "other",
+];
+const OTHER_METHOD: usize = METHODS.len() - 1;
+/// Response classes; index 0 is `1xx`. Status lines that are not `SIP/2.0 [1-6]xx` are `other`.
+pub const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other"];
+/// Carriers from the 400 prefix (4000/4006 unicom, 4001/4007 mobile, 4008/4009 telecom).
+pub const CARRIERS: [&str; 4] = ["unicom", "mobile", "telecom", "unknown"];
+/// Routing refusals by cause (`hotline_route::RejectCause::as_str`), plus the server's own.
+pub const REJECT_CAUSES: [&str; 10] = [
+    "unknown_number",
+    "not_a_400",
+    "suspended",
+    "blocked_list",
+    "blocked_rate",
+    "abroad",
+    "whitelist_only",
+    "unknown_trunk",
+    "shutting_down",
+    "other",
+];
+/// At most this many distinct trunk labels; later names are counted as `other`.
+pub const MAX_TRUNKS: usize = 64;
+
+/// Upper bounds of the hunt depth histogram (attempts per routed call).
+pub const HUNT_BUCKETS: &[f64] = &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0];
+/// Upper bounds (seconds) of the time-to-answer and ring-time histograms.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0,
+];
+
+/// Who built the binary; shown by `/status` and `hotline_build_info`.
+#[derive(Debug, Clone)]
+pub struct BuildInfo {
+    pub version: String,
+    pub commit: String,
+    pub date: String,
+}
+
+impl Default for BuildInfo {
+    fn default() -> Self {
+        BuildInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            commit: "unknown".into(),
+            date: "unknown".into(),
+        }
+    }
+}
+
+/// The loaded configuration generation, for `/status` and the config gauges.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigInfo {
+    pub generation: u64,
+    pub hash: String,
+    pub loaded_at: Option<jiff::Timestamp>,
+    pub numbers: usize,
+    /// Where it was read from (`<embedded default>` when no file).
+    pub source: String,
+}
+
+impl ConfigInfo {
+    pub fn of(s: &Snapshot) -> ConfigInfo {
+        ConfigInfo {
+            generation: s.generation(),
+            hash: s.table.hash().to_owned(),
+            loaded_at: Some(s.loaded_at),
+            numbers: s.table.len(),
+            source: s
+                .source
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "<embedded default>".into()),
+        }
+    }
+}
+
+/// A fixed-bucket histogram of atomics. The sum is kept in millionths (values are seconds or
+/// attempt counts, so this is exact to the microsecond).
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    /// Non-cumulative counts per bucket; the last one is `+Inf`.
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, v: f64) {
+        let v = if v.is_finite() && v > 0.0 { v } else { 0.0 };
+        let i = self
+            .bounds
+            .iter()
+            .position(|b| v <= *b)
+            .unwrap_or(self.bounds.len());
+        if let Some(b) = self.buckets.get(i) {
+            b.fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((v * 1e6).round() as u64, Ordering::Relaxed);
+    }
+
+    pub fn observe_duration(&self, d: Duration) {
+        self.observe(d.as_secs_f64());
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Cumulative counts per upper bound, ending with `+Inf`.
+    pub fn cumulative(&self) -> Vec<(String, u64)> {
+        let mut acc = 0;
+        let mut out = Vec::with_capacity(self.buckets.len());
+        for (i, b) in self.buckets.iter().enumerate() {
+            acc += b.load(Ordering::Relaxed);
+            let le = match self.bounds.get(i) {
+                Some(x) => fmt_f64(*x),
+                None => "+Inf".to_owned(),
+            };
+            out.push((le, acc));
+        }
+        out
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        header(out, name, help, "histogram");
+        for (le, n) in self.cumulative() {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+        }
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {}", fmt_f64(sum));
+        let _ = writeln!(out, "{name}_count {}", self.count());
+    }
+}
+
+/// Counters of one trunk.
+#[derive(Debug, Default)]
+pub struct TrunkCounters {
+    pub calls: AtomicU64,
+    pub answered: AtomicU64,
+}
+
+/// Counters of one carrier (by the 400 number's prefix).
+#[derive(Debug, Default)]
+pub struct CarrierCounters {
+    pub calls: AtomicU64,
+    pub answered: AtomicU64,
+    pub talk_micros: AtomicU64,
+}
+
+fn counters(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+fn bump(v: &[AtomicU64], i: usize) {
+    if let Some(c) = v.get(i) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Every live figure the admin endpoint shows. Shared as `Arc<Metrics>` between the core task
+/// (writer) and the admin server (reader).
+pub struct Metrics {
+    /// Socket counters; the transport tasks write them directly.
+    pub transport: Arc<TransportStats>,
+    cdr: OnceLock<CdrSink>,
+    pub build: BuildInfo,
+    started: Instant,
+    started_at: jiff::Timestamp,
+    listening: AtomicBool,
+    draining: AtomicBool,
+    config: ArcSwap<ConfigInfo>,
+
+    calls_started: AtomicU64,
+    calls_active: AtomicU64,
+    calls_talking: AtomicI64,
+    calls_by_disposition: Box<[AtomicU64]>,
+    attempts_by_reason: Box<[AtomicU64]>,
+    rejects_by_cause: Box<[AtomicU64]>,
+    talk_micros: AtomicU64,
+
+    requests_in: Box<[AtomicU64]>,
+    responses_in: Box<[AtomicU64]>,
+    requests_out: Box<[AtomicU64]>,
+    responses_out: Box<[AtomicU64]>,
+
+    transactions: AtomicU64,
+    proxy_parse_errors: AtomicU64,
+    proxy_bad_requests: AtomicU64,
+    proxy_dropped_responses: AtomicU64,
+    retrans_absorbed: AtomicU64,
+    retrans_sent: AtomicU64,
+    loops: AtomicU64,
+    too_many_hops: AtomicU64,
+    extra_2xx: AtomicU64,
+    stray_acks: AtomicU64,
+    scanners: AtomicU64,
+    unknown_sources: AtomicU64,
+    proxy_overload_shed: AtomicU64,
+
+    pub hunt_attempts: Histogram,
+    pub time_to_answer: Histogram,
+    pub ring_time: Histogram,
+
+    carriers: [CarrierCounters; 4],
+    trunks: ArcSwap<Vec<(Box<str>, Arc<TrunkCounters>)>>,
+    trunk_other: Arc<TrunkCounters>,
+    trunk_none: Arc<TrunkCounters>,
+
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    overload_sheds: AtomicU64,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("calls_started", &self.calls_started)
+            .field("calls_active", &self.calls_active)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new(BuildInfo::default())
+    }
+}
+
+impl Metrics {
+    pub fn new(build: BuildInfo) -> Metrics {
+        Metrics {
+            transport: Arc::new(TransportStats::default()),
+            cdr: OnceLock::new(),
+            build,
+            started: Instant::now(),
+            started_at: jiff::Timestamp::now(),
+            listening: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            config: ArcSwap::from_pointee(ConfigInfo::default()),
+            calls_started: AtomicU64::new(0),
+            calls_active: AtomicU64::new(0),
+            calls_talking: AtomicI64::new(0),
+            calls_by_disposition: counters(Disposition::ALL.len()),
+            attempts_by_reason: counters(AttemptReason::ALL.len()),
+            rejects_by_cause: counters(REJECT_CAUSES.len()),
+            talk_micros: AtomicU64::new(0),
+            requests_in: counters(METHODS.len()),
+            responses_in: counters(CLASSES.len()),
+            requests_out: counters(METHODS.len()),
+            responses_out: counters(CLASSES.len()),
+            transactions: AtomicU64::new(0),
+            proxy_parse_errors: AtomicU64::new(0),
+            proxy_bad_requests: AtomicU64::new(0),
+            proxy_dropped_responses: AtomicU64::new(0),
+            retrans_absorbed: AtomicU64::new(0),
+            retrans_sent: AtomicU64::new(0),
+            loops: AtomicU64::new(0),
+            too_many_hops: AtomicU64::new(0),
+            extra_2xx: AtomicU64::new(0),
+            stray_acks: AtomicU64::new(0),
+            scanners: AtomicU64::new(0),
+            unknown_sources: AtomicU64::new(0),
+            proxy_overload_shed: AtomicU64::new(0),
+            hunt_attempts: Histogram::new(HUNT_BUCKETS),
+            time_to_answer: Histogram::new(SECONDS_BUCKETS),
+            ring_time: Histogram::new(SECONDS_BUCKETS),
+            carriers: Default::default(),
+            trunks: ArcSwap::from_pointee(Vec::new()),
+            trunk_other: Arc::default(),
+            trunk_none: Arc::default(),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            overload_sheds: AtomicU64::new(0),
+        }
+    }
+
+    // ---- lifecycle -------------------------------------------------------------------------
+
+    /// The CDR sink whose queue / spill / loss the metrics report (set once at start).
+    pub fn set_cdr(&self, sink: CdrSink) {
+        let _ = self.cdr.set(sink);
+    }
+
+    pub fn set_listening(&self, on: bool) {
+        self.listening.store(on, Ordering::SeqCst);
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    pub fn set_config(&self, s: &Snapshot) {
+        self.config.store(Arc::new(ConfigInfo::of(s)));
+    }
+
+    pub fn config(&self) -> Arc<ConfigInfo> {
+        self.config.load_full()
+    }
+
+    /// The CDR writer's counters, once the writer runs.
+    pub fn cdr_stats(&self) -> Option<hotline_cdr::WriterStats> {
+        self.cdr.get().map(CdrSink::stats)
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn started_at(&self) -> jiff::Timestamp {
+        self.started_at
+    }
+
+    /// `Ok` when the instance should get traffic; otherwise every reason it should not.
+    /// Ready = listening, a config generation loaded, the CDR writer keeping up (nothing in
+    /// the spill) and not draining.
+    pub fn readiness(&self) -> Result<(), Vec<&'static str>> {
+        let mut why = Vec::new();
+        if !self.listening.load(Ordering::SeqCst) {
+            why.push("not listening yet");
+        }
+        if self.config.load().generation == 0 {
+            why.push("no configuration loaded");
+        }
+        match self.cdr.get().map(CdrSink::stats) {
+            None => why.push("CDR writer not started"),
+            Some(s) if s.spill_depth > 0 => {
+                why.push("CDR writer behind: records are spilling to memory")
+            }
+            Some(_) => {}
+        }
+        if self.draining() {
+            why.push("draining: shutting down");
+        }
+        if why.is_empty() {
+            Ok(())
+        } else {
+            Err(why)
+        }
+    }
+
+    // ---- call path (core task) -------------------------------------------------------------
+
+    /// An inbound SIP message, classified from its first bytes (no parse).
+    pub fn inbound(&self, bytes: &[u8]) {
+        match classify(bytes) {
+            Kind::Request(i) => bump(&self.requests_in, i),
+            Kind::Response(i) => bump(&self.responses_in, i),
+        }
+    }
+
+    /// An outbound SIP message.
+    pub fn outbound(&self, bytes: &[u8]) {
+        match classify(bytes) {
+            Kind::Request(i) => bump(&self.requests_out, i),
+            Kind::Response(i) => bump(&self.responses_out, i),
+        }
+    }
+
+    /// A new INVITE became a call.
+    pub fn call_started(&self) {
+        self.calls_started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call was answered (it is now talking).
+    pub fn call_answered(&self) {
+        self.calls_talking.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call ended; `record` is its finished CDR (disposition, trunk, number, attempts),
+    /// `routed` whether it was hunted (refused calls do not enter the hunt histogram). The
+    /// durations are measured from the INVITE: answer, first ring and end.
+    pub fn call_ended(
+        &self,
+        record: &CallRecord,
+        routed: bool,
+        answer: Option<Duration>,
+        first_ring: Option<Duration>,
+        end: Duration,
+    ) {
+        if let Some(i) = Disposition::ALL
+            .iter()
+            .position(|d| *d == record.disposition)
+        {
+            bump(&self.calls_by_disposition, i);
+        }
+        let answered = record.disposition == Disposition::Answered;
+        if answer.is_some() {
+            self.calls_talking.fetch_sub(1, Ordering::Relaxed);
+        }
+        if routed {
+            self.hunt_attempts.observe(f64::from(record.attempts));
+        }
+        if let Some(a) = answer {
+            self.time_to_answer.observe_duration(a);
+        }
+        if let Some(r) = first_ring {
+            let until = answer.unwrap_or(end);
+            self.ring_time.observe_duration(until.saturating_sub(r));
+        }
+        let talk = answer.map(|a| end.saturating_sub(a)).unwrap_or_default();
+        let talk_us = u64::try_from(talk.as_micros()).unwrap_or(u64::MAX);
+        self.talk_micros.fetch_add(talk_us, Ordering::Relaxed);
+        let c = &self.carriers[carrier_index(&record.number)];
+        c.calls.fetch_add(1, Ordering::Relaxed);
+        if answered {
+            c.answered.fetch_add(1, Ordering::Relaxed);
+        }
+        c.talk_micros.fetch_add(talk_us, Ordering::Relaxed);
+        let t = self.trunk(&record.trunk);
+        t.calls.fetch_add(1, Ordering::Relaxed);
+        if answered {
+            t.answered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A hunt attempt ended with `reason`.
+    pub fn attempt_ended(&self, reason: AttemptReason) {
+        if let Some(i) = AttemptReason::ALL.iter().position(|r| *r == reason) {
+            bump(&self.attempts_by_reason, i);
+        }
+    }
+
+    /// Routing refused a call.
+    pub fn rejected(&self, cause: RejectCause) {
+        self.rejected_as(cause.as_str());
+    }
+
+    /// A refusal by a cause name from [`REJECT_CAUSES`] (the server's own: `unknown_trunk`,
+    /// `shutting_down`, `not_a_400`); unknown names count as `other`.
+    pub fn rejected_as(&self, cause: &str) {
+        let i = REJECT_CAUSES
+            .iter()
+            .position(|c| *c == cause)
+            .unwrap_or(REJECT_CAUSES.len() - 1);
+        bump(&self.rejects_by_cause, i);
+    }
+
+    /// Copy the proxy core's counters and gauges (cheap: a few relaxed stores).
+    /// `unknown_sources`: messages the core dropped because their source is neither a trunk
+    /// nor a target.
+    pub fn sync_proxy(
+        &self,
+        s: &ProxyStats,
+        transactions: usize,
+        active_calls: usize,
+        unknown_sources: u64,
+    ) {
+        let st = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
+        st(&self.proxy_parse_errors, s.parse_errors);
+        st(&self.proxy_bad_requests, s.bad_requests);
+        st(&self.proxy_dropped_responses, s.dropped_responses);
+        st(&self.retrans_absorbed, s.retransmissions_absorbed);
+        st(&self.retrans_sent, s.retransmissions_sent);
+        st(&self.loops, s.loops);
+        st(&self.too_many_hops, s.too_many_hops);
+        st(&self.extra_2xx, s.extra_2xx);
+        st(&self.stray_acks, s.stray_acks);
+        st(&self.scanners, s.scanners);
+        st(&self.proxy_overload_shed, s.overload_shed);
+        st(&self.unknown_sources, unknown_sources);
+        st(&self.transactions, transactions as u64);
+        st(&self.calls_active, active_calls as u64);
+    }
+
+    pub fn reload_ok(&self, s: &Snapshot) {
+        self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+        self.set_config(s);
+    }
+
+    pub fn reload_failed(&self) {
+        self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Overload protection refused work (a call or a message). Incremented by the hardening
+    /// code; exported as `hotline_overload_sheds_total`.
+    pub fn overload_shed(&self) {
+        self.overload_sheds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn active_calls(&self) -> u64 {
+        self.calls_active.load(Ordering::Relaxed)
+    }
+
+    pub fn talking_calls(&self) -> i64 {
+        self.calls_talking.load(Ordering::Relaxed).max(0)
+    }
+
+    pub fn transactions(&self) -> u64 {
+        self.transactions.load(Ordering::Relaxed)
+    }
+
+    pub fn calls_started(&self) -> u64 {
+        self.calls_started.load(Ordering::Relaxed)
+    }
+
+    /// Calls ended with `d` so far.
+    pub fn calls_with(&self, d: Disposition) -> u64 {
+        Disposition::ALL
+            .iter()
+            .position(|x| *x == d)
+            .and_then(|i| self.calls_by_disposition.get(i))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// The counters of trunk `name` (`""` = call from no configured trunk). Lock-free after
+    /// the first call of a trunk.
+    pub fn trunk(&self, name: &str) -> Arc<TrunkCounters> {
+        if name.is_empty() {
+            return self.trunk_none.clone();
+        }
+        if let Some((_, c)) = self.trunks.load().iter().find(|(n, _)| &**n == name) {
+            return c.clone();
+        }
+        let mut found = None;
+        self.trunks.rcu(|v| {
+            if let Some((_, c)) = v.iter().find(|(n, _)| &**n == name) {
+                found = Some(c.clone());
+                return v.clone();
+            }
+            if v.len() >= MAX_TRUNKS {
+                found = Some(self.trunk_other.clone());
+                return v.clone();
+            }
+            let c = Arc::new(TrunkCounters::default());
+            found = Some(c.clone());
+            let mut next = (**v).clone();
+            next.push((name.into(), c));
+            Arc::new(next)
+        });
+        found.unwrap_or_else(|| self.trunk_other.clone())
+    }
+
+    // ---- exposition ------------------------------------------------------------------------
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut o = String::with_capacity(16 * 1024);
+        let b = &self.build;
+        header(
+            &mut o,
+            "hotline_build_info",
+            "Build of the running binary (value 1).",
+            "gauge",
+        );
+        let _ = writeln!(
+            o,
+            "hotline_build_info{{version=\"{}\",commit=\"{}\",build_date=\"{}\"}} 1",
+            esc(&b.version),
+            esc(&b.commit),
+            esc(&b.date)
+        );
+        gauge(
+            &mut o,
+            "hotline_start_time_seconds",
+            "Unix time the process started.",
+            self.started_at.as_millisecond() as f64 / 1000.0,
+        );
+        gauge(
+            &mut o,
+            "hotline_uptime_seconds",
+            "Seconds since the process started.",
+            self.uptime().as_secs_f64(),
+        );
+        gauge(
+            &mut o,
+            "hotline_ready",
+            "1 when /readyz answers 200 (listening, config loaded, CDR writer keeping up, not draining).",
+            f64::from(u8::from(self.readiness().is_ok())),
+        );
+        gauge(
+            &mut o,
+            "hotline_draining",
+            "1 after SIGTERM while calls finish.",
+            f64::from(u8::from(self.draining())),
+        );
+        let cfg = self.config();
+        gauge(
+            &mut o,
+            "hotline_config_generation",
+            "Generation of the routing config in use (1 at start, +1 per successful reload).",
+            cfg.generation as f64,
+        );
+        gauge(
+            &mut o,
+            "hotline_config_loaded_timestamp_seconds",
+            "Unix time the config in use was loaded.",
+            cfg.loaded_at
+                .map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0),
+        );
+        gauge(
+            &mut o,
+            "hotline_config_numbers",
+            "400 numbers in the config in use.",
+            cfg.numbers as f64,
+        );
+        labelled(
+            &mut o,
+            "hotline_config_reloads_total",
+            "Config reloads (SIGHUP, POST /reload) by result.",
+            "counter",
+            "result",
+            &[
+                ("ok", self.reloads_ok.load(Ordering::Relaxed)),
+                ("failed", self.reloads_failed.load(Ordering::Relaxed)),
+            ],
+        );
+
+        // Calls.
+        counter(
+            &mut o,
+            "hotline_calls_started_total",
+            "INVITEs that became calls. CPS = rate(hotline_calls_started_total[1m]).",
+            self.calls_started(),
+        );
+        let by_disp: Vec<(&str, u64)> = Disposition::ALL
+            .iter()
+            .zip(self.calls_by_disposition.iter())
+            .map(|(d, c)| (d.as_str(), c.load(Ordering::Relaxed)))
+            .collect();
+        labelled(
+            &mut o,
+            "hotline_calls_total",
+            "Finished calls by disposition (the CDR's disposition field).",
+            "counter",
+            "disposition",
+            &by_disp,
+        );
+        gauge(
+            &mut o,
+            "hotline_calls_active",
+            "Calls in progress (deciding, hunting or answered).",
+            self.active_calls() as f64,
+        );
+        gauge(
+            &mut o,
+            "hotline_calls_talking",
+            "Answered calls in progress.",
+            self.talking_calls() as f64,
+        );
+        gauge_f(
+            &mut o,
+            "hotline_talk_seconds_total",
+            "Talk time of finished calls, seconds.",
+            "counter",
+            self.talk_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        );
+        let by_reason: Vec<(&str, u64)> = AttemptReason::ALL
+            .iter()
+            .zip(self.attempts_by_reason.iter())
+            .map(|(r, c)| (r.as_str(), c.load(Ordering::Relaxed)))
+            .collect();
+        labelled(
+            &mut o,
+            "hotline_hunt_attempts_total",
+            "Hunt attempts (branches to a target) by how they ended.",
+            "counter",
+            "reason",
+            &by_reason,
+        );
+        let rejects: Vec<(&str, u64)> = REJECT_CAUSES
+            .iter()
+            .zip(self.rejects_by_cause.iter())
+            .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
+            .collect();
+        labelled(
+            &mut o,
+            "hotline_calls_rejected_total",
+            "Calls refused before any hunt, by cause.",
+            "counter",
+            "cause",
+            &rejects,
+        );
+        let rc = |name: &str| {
+            rejects
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or(0, |(_, v)| *v)
+        };
+        labelled(
+            &mut o,
+            "hotline_blocks_total",
+            "Callers blocked: list = blacklist or whitelist-only, rate = anti-harassment limit.",
+            "counter",
+            "kind",
+            &[
+                ("list", rc("blocked_list") + rc("whitelist_only")),
+                ("rate", rc("blocked_rate")),
+            ],
+        );
+        self.hunt_attempts.render(
+            &mut o,
+            "hotline_hunt_depth",
+            "Attempts per routed call (1 = the first target answered or the hunt ended there).",
+        );
+        self.time_to_answer.render(
+            &mut o,
+            "hotline_time_to_answer_seconds",
+            "From the INVITE to the answer, answered calls.",
+        );
+        self.ring_time.render(
+            &mut o,
+            "hotline_ring_seconds",
+            "From the first ringing (18x) to the answer or the end of the call.",
+        );
+
+        // Per carrier and trunk.
+        let carrier = |f: fn(&CarrierCounters) -> &AtomicU64| -> Vec<(&str, u64)> {
+            CARRIERS
+                .iter()
+                .zip(self.carriers.iter())
+                .map(|(n, c)| (*n, f(c).load(Ordering::Relaxed)))
+                .collect()
+        };
+        labelled(
+            &mut o,
+            "hotline_carrier_calls_total",
+            "Finished calls by the carrier of the called 400 number's prefix.",
+            "counter",
+            "carrier",
+            &carrier(|c| &c.calls),
+        );
+        labelled(
+            &mut o,
+            "hotline_carrier_calls_answered_total",
+            "Answered calls by carrier of the 400 number.",
+            "counter",
+            "carrier",
+            &carrier(|c| &c.answered),
+        );
+        header(
+            &mut o,
+            "hotline_carrier_talk_seconds_total",
+            "Talk time by carrier of the 400 number, seconds.",
+            "counter",
+        );
+        for (n, c) in CARRIERS.iter().zip(self.carriers.iter()) {
+            let v = c.talk_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(
+                o,
+                "hotline_carrier_talk_seconds_total{{carrier=\"{n}\"}} {}",
+                fmt_f64(v)
+            );
+        }
+        let trunks = self.trunks.load();
+        let mut rows: Vec<(&str, &TrunkCounters)> =
+            trunks.iter().map(|(n, c)| (&**n, &**c)).collect();
+        rows.push(("none", &self.trunk_none));
+        rows.push(("other", &self.trunk_other));
+        for (name, help, f) in [
+            (
+                "hotline_trunk_calls_total",
+                "Finished calls by inbound trunk (none = source matched no trunk).",
+                (|c: &TrunkCounters| &c.calls) as fn(&TrunkCounters) -> &AtomicU64,
+            ),
+            (
+                "hotline_trunk_calls_answered_total",
+                "Answered calls by inbound trunk.",
+                |c: &TrunkCounters| &c.answered,
+            ),
+        ] {
+            header(&mut o, name, help, "counter");
+            for (t, c) in &rows {
+                let _ = writeln!(
+                    o,
+                    "{name}{{trunk=\"{}\"}} {}",
+                    esc(t),
+                    f(c).load(Ordering::Relaxed)
+                );
+            }
+        }
+
+        // SIP.
+        for (name, help, label, names, vals) in [
+            (
+                "hotline_sip_requests_received_total",
+                "SIP requests received, by method.",
+                "method",
+                &METHODS[..],
+                &self.requests_in,
+            ),
+            (
+                "hotline_sip_requests_sent_total",
+                "SIP requests sent (forwarded or generated), by method.",
+                "method",
+                &METHODS[..],
+                &self.requests_out,
+            ),
+            (
+                "hotline_sip_responses_received_total",
+                "SIP responses received, by class.",
+                "class",
+                &CLASSES[..],
+                &self.responses_in,
+            ),
+            (
+                "hotline_sip_responses_sent_total",
+                "SIP responses sent (relayed or generated), by class.",
+                "class",
+                &CLASSES[..],
+                &self.responses_out,
+            ),
+        ] {
+            let rows: Vec<(&str, u64)> = names
+                .iter()
+                .zip(vals.iter())
+                .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
+                .collect();
+            labelled(&mut o, name, help, "counter", label, &rows);
+        }
+        gauge(
+            &mut o,
+            "hotline_sip_transactions",
+            "SIP transactions alive (server + client).",
+            self.transactions() as f64,
+        );
+        labelled(
+            &mut o,
+            "hotline_sip_retransmissions_total",
+            "Retransmissions: absorbed = duplicates received and answered from the transaction, sent = our timer retransmissions.",
+            "counter",
+            "kind",
+            &[
+                ("absorbed", self.retrans_absorbed.load(Ordering::Relaxed)),
+                ("sent", self.retrans_sent.load(Ordering::Relaxed)),
+            ],
+        );
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let t = &self.transport;
+        counter(
+            &mut o,
+            "hotline_sip_parse_errors_total",
+            "Messages the SIP parser rejected (requests get 400, responses are dropped).",
+            ld(&self.proxy_parse_errors),
+        );
+        counter(
+            &mut o,
+            "hotline_sip_framing_errors_total",
+            "Datagrams or TCP streams whose framing was broken (size cap, Content-Length).",
+            ld(&t.framing_errors),
+        );
+        header(
+            &mut o,
+            "hotline_sip_refused_total",
+            "Requests refused or messages dropped by the proxy core, by reason.",
+            "counter",
+        );
+        for (r, v) in [
+            ("bad_request", ld(&self.proxy_bad_requests)),
+            ("dropped_response", ld(&self.proxy_dropped_responses)),
+            ("loop", ld(&self.loops)),
+            ("too_many_hops", ld(&self.too_many_hops)),
+            ("extra_2xx", ld(&self.extra_2xx)),
+            ("stray_ack", ld(&self.stray_acks)),
+            ("scanner", ld(&self.scanners)),
+            ("unknown_source", ld(&self.unknown_sources)),
+        ] {
+            let _ = writeln!(o, "hotline_sip_refused_total{{reason=\"{r}\"}} {v}");
+        }
+        labelled(
+            &mut o,
+            "hotline_udp_datagrams_total",
+            "UDP datagrams by direction.",
+            "counter",
+            "direction",
+            &[("in", ld(&t.udp_in)), ("out", ld(&t.udp_out))],
+        );
+        counter(
+            &mut o,
+            "hotline_udp_send_errors_total",
+            "UDP sends that failed (socket buffer full, unreachable).",
+            ld(&t.udp_send_errors),
+        );
+        counter(
+            &mut o,
+            "hotline_sip_keepalives_total",
+            "CRLF keep-alives received.",
+            ld(&t.keepalives),
+        );
+        labelled(
+            &mut o,
+            "hotline_tcp_connections_total",
+            "TCP connections: accepted, closed, failed outbound connects.",
+            "counter",
+            "event",
+            &[
+                ("accepted", ld(&t.tcp_accepted)),
+                ("closed", ld(&t.tcp_closed)),
+                ("connect_error", ld(&t.tcp_connect_errors)),
+            ],
+        );
+        counter(
+            &mut o,
+            "hotline_tcp_queue_full_total",
+            "Messages not sent because a TCP connection's send queue was full.",
+            ld(&t.tcp_queue_full),
+        );
+        counter(
+            &mut o,
+            "hotline_overload_sheds_total",
+            "Work refused by overload protection (new INVITEs answered 503 + Retry-After).",
+            ld(&self.overload_sheds) + ld(&self.proxy_overload_shed),
+        );
+
+        // CDR writer.
+        if let Some(s) = self.cdr.get().map(CdrSink::stats) {
+            gauge(
+                &mut o,
+                "hotline_cdr_queue_depth",
+                "CDR records waiting in the writer's channel.",
+                s.queue_depth as f64,
+            );
+            gauge(
+                &mut o,
+                "hotline_cdr_spill_depth",
+                "CDR records waiting in the memory spill (channel full: disk too slow).",
+                s.spill_depth as f64,
+            );
+            gauge(
+                &mut o,
+                "hotline_cdr_unwritten_records",
+                "CDR records submitted but not yet written (lag, in records).",
+                s.submitted.saturating_sub(s.written) as f64,
+            );
+            gauge(
+                &mut o,
+                "hotline_cdr_fsync_lag_seconds",
+                "Age of the oldest record covered by the last fsync when it completed.",
+                s.last_fsync_lag.as_secs_f64(),
+            );
+            labelled(
+                &mut o,
+                "hotline_cdr_records_total",
+                "CDR records: submitted, written (to the OS), synced (fsynced), spilled (went through the memory spill), lost (channel and spill full).",
+                "counter",
+                "stage",
+                &[
+                    ("submitted", s.submitted),
+                    ("written", s.written),
+                    ("synced", s.synced),
+                    ("spilled", s.spilled),
+                    ("lost", s.overflowed),
+                ],
+            );
+            counter(&mut o, "hotline_cdr_fsyncs_total", "CDR fsyncs.", s.fsyncs);
+            counter(
+                &mut o,
+                "hotline_cdr_files_sealed_total",
+                "CDR files rotated and sealed.",
+                s.files_sealed,
+            );
+            counter(
+                &mut o,
+                "hotline_cdr_write_errors_total",
+                "Failed CDR write / fsync / rename calls (retried).",
+                s.write_errors,
+            );
+            counter(
+                &mut o,
+                "hotline_cdr_torn_recovered_total",
+                "Torn CDR tails cut at start-up.",
+                s.torn_recovered,
+            );
+        }
+        o
+    }
+}
+
+/// Index into [`CARRIERS`] from a normalised 400 number's fourth digit.
+fn carrier_index(number: &str) -> usize {
+    match number.as_bytes() {
+        [b'4', b'0', b'0', d, ..] => match d {
+            b'0' | b'6' => 0,
+            b'1' | b'7' => 1,
+            b'8' | b'9' => 2,
+            _ => 3,
+        },
+        _ => 3,
+    }
+}
+
+enum Kind {
+    Request(usize),
+    Response(usize),
+}
+
+/// Request method or response class from the start line, without parsing the message.
+fn classify(b: &[u8]) -> Kind {
+    if let Some(rest) = b.strip_prefix(b"SIP/2.0 ") {
+        let class = match rest.first() {
+            Some(d @ b'1'..=b'6') => usize::from(d - b'1'),
+            _ => CLASSES.len() - 1,
+        };
+        return Kind::Response(class);
+    }
+    let end = b.iter().take(17).position(|&c| c == b' ');
+    let i = end
+        .and_then(|e| {
+            METHODS[..OTHER_METHOD]
+                .iter()
+                .position(|m| m.as_bytes() == &b[..e])
+        })
+        .unwrap_or(OTHER_METHOD);
+    Kind::Request(i)
+}
+
+fn header(o: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}");
+    let _ = writeln!(o, "# TYPE {name} {kind}");
+}
+
+fn counter(o: &mut String, name: &str, help: &str, v: u64) {
+    header(o, name, help, "counter");
+    let _ = writeln!(o, "{name} {v}");
+}
+
+fn gauge(o: &mut String, name: &str, help: &str, v: f64) {
+    gauge_f(o, name, help, "gauge", v);
+}
+
+fn gauge_f(o: &mut String, name: &str, help: &str, kind: &str, v: f64) {
+    header(o, name, help, kind);
+    let _ = writeln!(o, "{name} {}", fmt_f64(v));
+}
+
+fn labelled(o: &mut String, name: &str, help: &str, kind: &str, label: &str, rows: &[(&str, u64)]) {
+    header(o, name, help, kind);
+    for (l, v) in rows {
+        let _ = writeln!(o, "{name}{{{label}=\"{}\"}} {v}", esc(l));
+    }
+}
+
+/// Escape a label value (backslash, double quote, newline).
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn fmt_f64(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the sample line `series` (name + labels exactly as rendered).
+    fn sample(text: &str, series: &str) -> Option<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ').map(str::to_owned))
+    }
+
+    fn record(d: Disposition, number: &str, trunk: &str, attempts: u32) -> CallRecord {
+        let mut r = CallRecord::empty(jiff::Timestamp::UNIX_EPOCH);
+        r.disposition = d;
+        r.number = number.into();
+        r.trunk = trunk.into();
+        r.attempts = attempts;
+        r
+    }
+
+    #[test]
+    fn classify_requests_and_responses_from_the_start_line() {
+        let m = Metrics::default();
+        m.inbound(b"INVITE sip:4008001234@h SIP/2.0\r\n");
+        m.inbound(b"INVITE sip:x SIP/2.0\r\n");
+        m.inbound(b"BYE sip:x SIP/2.0\r\n");
+        m.inbound(b"FOO sip:x SIP/2.0\r\n");
+        m.inbound(b"INVITEX sip:x SIP/2.0\r\n");
+        m.inbound(b"");
+        m.inbound(b"SIP/2.0 180 Ringing\r\n");
+        m.inbound(b"SIP/2.0 486 Busy\r\n");
+        m.inbound(b"SIP/2.0 999 Odd\r\n");
+        m.outbound(b"SIP/2.0 100 Trying\r\n");
+        m.outbound(b"CANCEL sip:x SIP/2.0\r\n");
+        let t = m.render();
+        let v = |s: &str| sample(&t, s);
+        assert_eq!(
+            v("hotline_sip_requests_received_total{method=\"INVITE\"}").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            v("hotline_sip_requests_received_total{method=\"BYE\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_sip_requests_received_total{method=\"other\"}").as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            v("hotline_sip_responses_received_total{class=\"1xx\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_sip_responses_received_total{class=\"4xx\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_sip_responses_received_total{class=\"other\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_sip_responses_sent_total{class=\"1xx\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_sip_requests_sent_total{method=\"CANCEL\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_sip_requests_sent_total{method=\"INVITE\"}").as_deref(),
+            Some("0")
+        );
+    }
+
+    #[test]
+    fn calls_by_disposition_carrier_trunk_and_histograms() {
+        let m = Metrics::default();
+        m.call_started();
+        m.call_started();
+        m.call_started();
+        m.call_answered();
+        let s = Duration::from_secs;
+        m.call_ended(
+            &record(Disposition::Answered, "4008001234", "carrier-a", 2),
+            true,
+            Some(s(4)),
+            Some(s(1)),
+            s(64),
+        );
+        m.call_ended(
+            &record(Disposition::Busy, "4001001234", "carrier-a", 1),
+            true,
+            None,
+            None,
+            s(1),
+        );
+        m.call_ended(
+            &record(Disposition::BlockedList, "4006001234", "", 0),
+            false,
+            None,
+            None,
+            s(0),
+        );
+        m.rejected(RejectCause::BlockedList);
+        m.rejected(RejectCause::BlockedRate);
+        m.rejected_as("unknown_trunk");
+        m.rejected_as("no-such-cause");
+        let t = m.render();
+        let v = |s: &str| sample(&t, s);
+        assert_eq!(v("hotline_calls_started_total").as_deref(), Some("3"));
+        assert_eq!(
+            v("hotline_calls_total{disposition=\"answered\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_calls_total{disposition=\"busy\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_calls_total{disposition=\"blocked-list\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_calls_total{disposition=\"no-answer\"}").as_deref(),
+            Some("0")
+        );
+        assert_eq!(v("hotline_calls_talking").as_deref(), Some("0"));
+        assert_eq!(v("hotline_talk_seconds_total").as_deref(), Some("60"));
+        assert_eq!(
+            v("hotline_carrier_calls_total{carrier=\"telecom\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_carrier_calls_total{carrier=\"mobile\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_carrier_calls_total{carrier=\"unicom\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_carrier_calls_answered_total{carrier=\"telecom\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_trunk_calls_total{trunk=\"carrier-a\"}").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            v("hotline_trunk_calls_answered_total{trunk=\"carrier-a\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_trunk_calls_total{trunk=\"none\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_blocks_total{kind=\"list\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_blocks_total{kind=\"rate\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_calls_rejected_total{cause=\"unknown_trunk\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_calls_rejected_total{cause=\"other\"}").as_deref(),
+            Some("1")
+        );
+        // Hunt depth: routed calls only (2 and 1 attempts), cumulative buckets.
+        assert_eq!(
+            v("hotline_hunt_depth_bucket{le=\"0\"}").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            v("hotline_hunt_depth_bucket{le=\"1\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_hunt_depth_bucket{le=\"2\"}").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            v("hotline_hunt_depth_bucket{le=\"+Inf\"}").as_deref(),
+            Some("2")
+        );
+        assert_eq!(v("hotline_hunt_depth_sum").as_deref(), Some("3"));
+        assert_eq!(v("hotline_hunt_depth_count").as_deref(), Some("2"));
+        // Answer after 4 s; rang from 1 s to 4 s.
+        assert_eq!(
+            v("hotline_time_to_answer_seconds_bucket{le=\"3\"}").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            v("hotline_time_to_answer_seconds_bucket{le=\"5\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            v("hotline_ring_seconds_bucket{le=\"3\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(v("hotline_ring_seconds_sum").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn every_sample_has_help_and_type_and_parses() {
+        let m = Metrics::default();
+        m.trunk("we\"ird\\name\n");
+        m.overload_shed();
+        let t = m.render();
+        let mut typed = std::collections::HashSet::new();
+        for line in t.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut it = rest.split(' ');
+                let name = it.next().unwrap_or_default();
+                let kind = it.next().unwrap_or_default();
+                assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+                assert!(typed.insert(name.to_owned()), "TYPE twice: {name}");
+                continue;
+            }
+            if line.starts_with("# HELP ") {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').unwrap_or(("", ""));
+            assert!(
+                value.parse::<f64>().is_ok() || value == "+Inf",
+                "bad value in {line:?}"
+            );
+            let name = series.split('{').next().unwrap_or_default();
+            assert!(name.starts_with("hotline_"), "{line}");
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s).filter(|b| typed.contains(*b)))
+                .unwrap_or(name);
+            assert!(typed.contains(base), "sample before its TYPE: {line}");
+        }
+        assert!(t.contains("hotline_trunk_calls_total{trunk=\"we\\\"ird\\\\name\\n\"} 0"));
+        assert_eq!(
+            sample(&t, "hotline_overload_sheds_total").as_deref(),
+            Some("1")
+        );
+        // No CDR sink yet: not ready, and the CDR series are absent rather than zero.
+        assert_eq!(sample(&t, "hotline_ready").as_deref(), Some("0"));
+        assert!(!t.contains("hotline_cdr_queue_depth"));
+    }
+
+    #[test]
+    fn trunk_labels_are_capped() {
+        let m = Metrics::default();
+        for i in 0..MAX_TRUNKS + 5 {
+            m.trunk(&format!("t{i}"))
+                .calls
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        assert_eq!(m.trunks.load().len(), MAX_TRUNKS);
+        assert_eq!(m.trunk_other.calls.load(Ordering::Relaxed), 5);
+        // A known name keeps its counters.
+        assert!(Arc::ptr_eq(&m.trunk("t3"), &m.trunk("t3")));
+    }
+
+    #[test]
+    fn readiness_reasons() {
+        let m = Metrics::default();
+        let why = m.readiness().err().unwrap_or_default();
+        assert!(why.contains(&"not listening yet"));
+        assert!(why.contains(&"no configuration loaded"));
+        assert!(why.contains(&"CDR writer not started"));
+        m.set_listening(true);
+        m.set_draining();
+        let why = m.readiness().err().unwrap_or_default();
+        assert!(!why.contains(&"not listening yet"));
+        assert!(why.contains(&"draining: shutting down"));
+    }
+
+    #[test]
+    fn histogram_edges() {
+        let h = Histogram::new(&[1.0, 2.0]);
+        h.observe(1.0);
+        h.observe(f64::NAN);
+        h.observe(-3.0);
+        h.observe(9.0);
+        assert_eq!(
+            h.cumulative(),
+            vec![("1".into(), 3), ("2".into(), 3), ("+Inf".into(), 4)]
+        );
+    }
+}
