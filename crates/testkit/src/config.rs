@@ -41,6 +41,44 @@ pub struct Plan {
     pub extra: Vec<String>,
 }
 
+impl Plan {
+    /// An empty plan `name` (add groups with [`Plan::group`], plan keys with [`Plan::key`]).
+    pub fn new(name: &str) -> Plan {
+        Plan {
+            name: name.into(),
+            groups: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Adds a group: `mode` is `"sequential"` or `"simultaneous"`, `ring_timeout` e.g. `"2s"`,
+    /// `members` target names in order.
+    pub fn group(mut self, mode: &str, ring_timeout: &str, members: &[&str]) -> Plan {
+        self.groups.push(Group {
+            mode: mode.into(),
+            ring_timeout: Some(ring_timeout.into()),
+            members: members.iter().map(|m| m.to_string()).collect(),
+        });
+        self
+    }
+
+    /// Adds a plan key as a raw TOML line, e.g. `key("wait_cap = \"2s\"")`.
+    pub fn key(mut self, line: &str) -> Plan {
+        self.extra.push(line.into());
+        self
+    }
+}
+
+/// A carrier trunk calls may come from (`[[server.trunks]]`).
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    pub name: String,
+    /// CIDRs or addresses, e.g. `"127.0.0.1/32"`.
+    pub sources: Vec<String>,
+    /// Whether its P-Asserted-Identity is believed.
+    pub trusted: bool,
+}
+
 /// A 400 number.
 #[derive(Debug, Clone)]
 pub struct Number {
@@ -62,6 +100,8 @@ pub struct HotlineConfig {
     pub ring_timeout: String,
     /// Raw TOML appended verbatim (for features the template does not model yet).
     pub raw: String,
+    /// Carrier trunks; empty = one trusted trunk `loopback` for `127.0.0.1`.
+    pub trunks: Vec<Trunk>,
 }
 
 impl Default for HotlineConfig {
@@ -74,6 +114,7 @@ impl Default for HotlineConfig {
             t1: None,
             ring_timeout: "5s".into(),
             raw: String::new(),
+            trunks: Vec::new(),
         }
     }
 }
@@ -174,6 +215,16 @@ impl HotlineConfig {
         self
     }
 
+    /// Adds a carrier trunk (the first call replaces the default trusted `loopback` trunk).
+    pub fn trunk(mut self, name: &str, sources: &[&str], trusted: bool) -> Self {
+        self.trunks.push(Trunk {
+            name: name.into(),
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            trusted,
+        });
+        self
+    }
+
     /// Appends raw TOML.
     pub fn raw(mut self, toml: &str) -> Self {
         self.raw.push_str(toml);
@@ -197,10 +248,22 @@ impl HotlineConfig {
             "[server.cdr]\ndir = {}\nformat = \"csv\"\n",
             quote(CDR_DIR_PLACEHOLDER)
         );
-        let _ = writeln!(
-            s,
-            "[[server.trunks]]\nname = \"loopback\"\nsources = [\"127.0.0.1\"]\ntrusted = true\n"
-        );
+        if self.trunks.is_empty() {
+            let _ = writeln!(
+                s,
+                "[[server.trunks]]\nname = \"loopback\"\nsources = [\"127.0.0.1\"]\ntrusted = true\n"
+            );
+        }
+        for t in &self.trunks {
+            let sources: Vec<String> = t.sources.iter().map(|x| quote(x)).collect();
+            let _ = writeln!(
+                s,
+                "[[server.trunks]]\nname = {}\nsources = [{}]\ntrusted = {}\n",
+                quote(&t.name),
+                sources.join(", "),
+                t.trusted
+            );
+        }
         let _ = writeln!(s, "[companies.test]\nname = \"Test Co\"\n");
         for t in &self.targets {
             let _ = writeln!(s, "[targets.{}]\nuri = {}", quote(&t.name), quote(&t.uri));
@@ -266,5 +329,28 @@ mod tests {
         assert!(toml.contains("ring_timeout = \"2s\""));
         assert!(toml.contains("[numbers.\"4008009999\"]\ncompany = \"test\"\nplan = \"p4008009999\"\nstatus = \"suspended\""));
         assert!(toml.contains("t1 = \"100ms\""));
+        assert!(toml.contains("name = \"loopback\"\nsources = [\"127.0.0.1\"]\ntrusted = true"));
+    }
+
+    #[test]
+    fn renders_trunks_and_built_plans() {
+        let toml = HotlineConfig::new()
+            .trunk("trusted", &["127.0.0.1/32"], true)
+            .trunk("carrier", &["127.0.0.2/32"], false)
+            .target("a", "sip:1001@127.0.0.1:5070")
+            .target("b", "sip:1002@127.0.0.1:5071")
+            .plan(
+                Plan::new("both")
+                    .key("wait_cap = \"3s\"")
+                    .group("simultaneous", "1s", &["a", "b"])
+                    .group("sequential", "2s", &["b"]),
+            )
+            .number_with_plan("4008001234", "both")
+            .to_toml();
+        assert!(!toml.contains("\"loopback\""));
+        assert!(toml.contains("name = \"trusted\"\nsources = [\"127.0.0.1/32\"]\ntrusted = true"));
+        assert!(toml.contains("name = \"carrier\"\nsources = [\"127.0.0.2/32\"]\ntrusted = false"));
+        assert!(toml.contains("[plans.\"both\"]\nwait_cap = \"3s\"\n[[plans.\"both\".groups]]\nmode = \"simultaneous\"\nring_timeout = \"1s\"\nmembers = [\"a\", \"b\"]"));
+        assert!(toml.contains("mode = \"sequential\"\nring_timeout = \"2s\"\nmembers = [\"b\"]"));
     }
 }

@@ -263,6 +263,47 @@ impl Hotline {
         &self.dir_path
     }
 
+    /// The config file Hotline runs with (`<dir>/hotline.toml`): the file a reload re-reads.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir_path.join("hotline.toml")
+    }
+
+    /// Replaces the config file with `config_toml` (the CDR placeholder filled in as at spawn),
+    /// atomically: written beside it under a name that is not `*.toml`, then renamed over it,
+    /// so Hotline's file watcher never reads a half-written file. Hotline picks the change up
+    /// by its own polling; call [`Hotline::reload`] to reload at once.
+    pub fn write_config(&self, config_toml: &str) -> Result<()> {
+        let config = config_toml.replace(CDR_DIR_PLACEHOLDER, &self.cdr_dir.to_string_lossy());
+        let tmp = self.dir_path.join("hotline.toml.next");
+        std::fs::write(&tmp, config)
+            .map_err(|e| TestkitError::io(format!("write {}", tmp.display()), e))?;
+        let path = self.config_path();
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| TestkitError::io(format!("rename to {}", path.display()), e))
+    }
+
+    /// Sends SIGHUP (reload the config files now).
+    pub fn reload(&self) -> Result<()> {
+        match self.pid() {
+            Some(pid) => send_signal(pid, "HUP"),
+            None => Err(TestkitError::NoBinary("hotline is not running".into())),
+        }
+    }
+
+    /// Waits until at least `n` stderr lines contain `needle`; false on timeout.
+    pub fn wait_for_stderr_count(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.stderr_matching(needle).len() >= n {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The file that receives Hotline's stderr.
     pub fn stderr_log(&self) -> &Path {
         &self.log_path

@@ -14,7 +14,8 @@
 //! - [`paths`]: workspace root, SIPp scenario directory, locating/building the `hotline` binary.
 //! - [`ports`]: picking free loopback ports that no other test in this process holds.
 //! - [`config`]: [`HotlineConfig`], the config template (adapt the schema here, in one place).
-//! - [`hotline`]: [`Hotline`], the running switch (spawn, listening port, stop, stderr log).
+//! - [`hotline`]: [`Hotline`], the running switch (spawn, listening port, rewrite config +
+//!   SIGHUP reload, stop, stderr log).
 //! - [`sipp`]: [`Sipp`] builder, [`SippProcess`], [`SippResult`], message-log parsing.
 //! - [`sip`]: [`SipUdpClient`], [`RawRequest`], [`SipMessage`] for hand-written SIP.
 #![forbid(unsafe_code)]
@@ -27,7 +28,7 @@ pub mod ports;
 pub mod sip;
 pub mod sipp;
 
-pub use config::{HotlineConfig, Target};
+pub use config::{Group, HotlineConfig, Plan, Target, Trunk};
 pub use error::TestkitError;
 pub use hotline::Hotline;
 pub use sip::{RawRequest, SipMessage, SipUdpClient};

@@ -150,6 +150,29 @@ impl SipMessage {
         self.headers(name).into_iter().next()
     }
 
+    /// The `tag` parameter of header `name` (e.g. the To-tag of a response).
+    pub fn tag(&self, name: &str) -> Option<String> {
+        let v = self.header(name)?;
+        let params = match v.rfind('>') {
+            Some(i) => &v[i + 1..],
+            None => v.as_str(),
+        };
+        params
+            .split(';')
+            .filter_map(|p| p.trim().split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("tag"))
+            .map(|(_, t)| t.trim().to_string())
+    }
+
+    /// The URI inside the first value of header `name` (`"A" <sip:a@h>;x` → `sip:a@h`).
+    pub fn header_uri(&self, name: &str) -> Option<String> {
+        let v = self.header(name)?;
+        Some(match (v.find('<'), v.find('>')) {
+            (Some(a), Some(b)) if a < b => v[a + 1..b].to_string(),
+            _ => v.split(';').next().unwrap_or("").trim().to_string(),
+        })
+    }
+
     /// The method named in CSeq.
     pub fn cseq_method(&self) -> Option<String> {
         self.header("CSeq")?
@@ -287,6 +310,36 @@ impl RawRequest {
         s.into_bytes()
     }
 
+    /// A request inside the dialog a 2xx `response` to this INVITE created, as the caller
+    /// sends it (RFC 3261 §12.2.1.1): Request-URI = the response's Contact, Route = its
+    /// Record-Route in reverse order, To with the response's tag, a new branch, CSeq `cseq`
+    /// with `method` (for the ACK of a 2xx: the INVITE's CSeq number and `"ACK"`).
+    pub fn in_dialog(&self, method: &str, response: &SipMessage, cseq: u32) -> RawRequest {
+        let mut req = self.clone();
+        req.method = method.into();
+        if let Some(contact) = response.header_uri("Contact") {
+            req.uri = contact;
+        }
+        if let Some(to) = response.header("To") {
+            req.to = to;
+        }
+        req.cseq = cseq;
+        req.branch = format!("z9hG4bK{}", unique());
+        req.content_type = None;
+        req.body.clear();
+        req.omit.clear();
+        req.max_forwards = Some(70);
+        let mut rr: Vec<String> = response
+            .headers("Record-Route")
+            .iter()
+            .flat_map(|v| v.split(',').map(|x| x.trim().to_string()))
+            .filter(|x| !x.is_empty())
+            .collect();
+        rr.reverse();
+        req.extra_headers = rr.into_iter().map(|r| format!("Route: {r}")).collect();
+        req
+    }
+
     /// The ACK for a non-2xx final response to this INVITE (same branch, the response's To).
     pub fn ack_for(&self, response: &SipMessage) -> RawRequest {
         let mut ack = self.clone();
@@ -312,9 +365,37 @@ pub struct SipUdpClient {
 impl SipUdpClient {
     /// Binds 127.0.0.1 on an ephemeral port.
     pub fn bind() -> Result<SipUdpClient> {
-        let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|e| TestkitError::io("bind UDP client", e))?;
+        Self::bind_ip(Ipv4Addr::LOCALHOST)
+    }
+
+    /// Binds a loopback address other than 127.0.0.1 (e.g. `127.0.0.2`, to come from a second
+    /// trunk) on an ephemeral port. Anything outside 127.0.0.0/8 is refused.
+    pub fn bind_ip(ip: Ipv4Addr) -> Result<SipUdpClient> {
+        if !ip.is_loopback() {
+            return Err(TestkitError::io(
+                format!("bind {ip}"),
+                std::io::Error::other("the testkit binds loopback addresses only"),
+            ));
+        }
+        let socket =
+            UdpSocket::bind((ip, 0)).map_err(|e| TestkitError::io("bind UDP client", e))?;
         Ok(SipUdpClient { socket })
+    }
+
+    /// Every message received during `window` (no early stop), in arrival order.
+    pub fn recv_for(&self, window: Duration) -> Result<Vec<SipMessage>> {
+        let deadline = Instant::now() + window;
+        let mut got = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(got);
+            }
+            match self.recv(left)? {
+                Some(m) => got.push(m),
+                None => return Ok(got),
+            }
+        }
     }
 
     /// The client's address (use it as `local` in [`RawRequest`]).
@@ -441,6 +522,36 @@ mod tests {
         assert_eq!(ack.method, "ACK");
         assert_eq!(ack.branch, req.branch);
         assert_eq!(ack.to, "<sip:x@y>;tag=abc");
+    }
+
+    #[test]
+    fn in_dialog_request_follows_the_2xx() {
+        let local = SocketAddr::from(([127, 0, 0, 1], 5099));
+        let inv = RawRequest::invite("sip:4008001234@127.0.0.1:5060", local);
+        let ok = SipMessage::parse(
+            b"SIP/2.0 200 OK\r\nRecord-Route: <sip:p1;lr>, <sip:p2;lr>\r\nRecord-Route: <sip:p3;lr>\r\nTo: <sip:4008001234@127.0.0.1>;tag=xyz\r\nContact: \"t\" <sip:1001@127.0.0.1:5070;transport=UDP>;expires=3\r\nCSeq: 1 INVITE\r\n\r\n",
+        );
+        let Ok(ok) = ok else { panic!("parse failed") };
+        assert_eq!(ok.tag("To").as_deref(), Some("xyz"));
+        let ack = inv.in_dialog("ACK", &ok, 1);
+        let Ok(m) = SipMessage::parse(&ack.to_bytes()) else {
+            panic!("parse failed")
+        };
+        assert_eq!(m.method(), Some("ACK"));
+        assert_eq!(
+            m.request_uri(),
+            Some("sip:1001@127.0.0.1:5070;transport=UDP")
+        );
+        assert_eq!(
+            m.headers("Route"),
+            vec!["<sip:p3;lr>", "<sip:p2;lr>", "<sip:p1;lr>"]
+        );
+        assert_eq!(m.tag("To").as_deref(), Some("xyz"));
+        assert_eq!(m.header("CSeq").as_deref(), Some("1 ACK"));
+        assert_ne!(ack.branch, inv.branch, "a 2xx ACK is a new transaction");
+        assert_eq!(m.header("Call-ID"), Some(inv.call_id.clone()));
+        assert!(m.body().is_empty());
+        assert!(SipUdpClient::bind_ip(Ipv4Addr::new(10, 0, 0, 1)).is_err());
     }
 
     #[test]
