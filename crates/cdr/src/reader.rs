@@ -78,6 +78,31 @@ pub fn scan_dir(
     Ok(stats)
 }
 
+/// Visit every record in the given files (as listed by [`data_files`]).
+pub fn scan_files(
+    files: &[DataFile],
+    mut f: impl FnMut(RecordRef<'_>),
+) -> Result<ReadStats, CdrError> {
+    let mut stats = ReadStats::default();
+    let mut call = CallRecord::empty(Timestamp::UNIX_EPOCH);
+    let mut attempt = AttemptRecord::empty(Timestamp::UNIX_EPOCH);
+    for df in files {
+        scan_file(df, &mut stats, &mut call, &mut attempt, &mut f)?;
+    }
+    Ok(stats)
+}
+
+impl ReadStats {
+    /// Add another scan's counters.
+    pub fn merge(&mut self, o: &ReadStats) {
+        self.files += o.files;
+        self.bytes += o.bytes;
+        self.records += o.records;
+        self.bad += o.bad;
+        self.torn_tails += o.torn_tails;
+    }
+}
+
 /// Visit every call record in `dir`.
 pub fn scan_calls(dir: &Path, mut f: impl FnMut(&CallRecord)) -> Result<ReadStats, CdrError> {
     scan_dir(dir, &[Kind::Call], |r| {

@@ -20,7 +20,7 @@ use crate::record::{CallRecord, Disposition};
 use crate::time::{civil_from_days, format_ts};
 use crate::CdrError;
 
-/// FxHash (rustc's hasher): the report hashes short keys tens of millions of times and needs no
+/// FxHash-style (rustc's hasher) with a murmur3 finalizer: the report hashes short keys tens of millions of times and needs no
 /// DoS resistance (keys come from our own files), so SipHash's cost is not worth paying.
 #[derive(Default, Clone, Copy)]
 pub struct FxHasher(u64);
@@ -40,7 +40,14 @@ impl Hasher for FxHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        // Multiplication only carries upwards, so the low bits (the bucket index) would depend
+        // on little of the key: mix with the murmur3 finalizer.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
@@ -157,6 +164,37 @@ pub struct Report {
     pub read: ReadStats,
 }
 
+/// A caller number as a map key: digit strings up to 15 digits (every E.164 number) are packed
+/// into a `u64` (length in the top byte, so leading zeros survive), which keeps the 2-million-entry
+/// caller map free of a heap dereference per comparison; anything else stays text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum CallerKey {
+    Num(u64),
+    Text(String),
+}
+
+impl CallerKey {
+    fn of(s: &str) -> CallerKey {
+        let b = s.as_bytes();
+        if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
+            let v = b.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+            CallerKey::Num(((b.len() as u64) << 56) | v)
+        } else {
+            CallerKey::Text(s.to_string())
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            CallerKey::Num(k) => {
+                let len = (k >> 56) as usize;
+                format!("{:0len$}", k & ((1 << 56) - 1))
+            }
+            CallerKey::Text(t) => t.clone(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct CallerAgg {
     province: String,
@@ -176,7 +214,7 @@ pub struct ReportBuilder {
     by_number: HashMap<String, Counts>,
     by_target: HashMap<String, Counts>,
     by_disposition: BTreeMap<Disposition, u64>,
-    callers: HashMap<String, CallerAgg>,
+    callers: HashMap<CallerKey, CallerAgg>,
     first: Option<Timestamp>,
     last: Option<Timestamp>,
     key: String,
@@ -244,9 +282,10 @@ impl ReportBuilder {
             add_to(&mut self.by_target, &c.answered_target, c);
         }
         *self.by_disposition.entry(c.disposition).or_default() += 1;
-        if !self.callers.contains_key(c.caller.as_str()) {
+        let key = CallerKey::of(&c.caller);
+        if !self.callers.contains_key(&key) {
             self.callers.insert(
-                c.caller.clone(),
+                key.clone(),
                 CallerAgg {
                     province: c.caller_province.clone(),
                     city: c.caller_city.clone(),
@@ -254,7 +293,7 @@ impl ReportBuilder {
                 },
             );
         }
-        if let Some(agg) = self.callers.get_mut(c.caller.as_str()) {
+        if let Some(agg) = self.callers.get_mut(&key) {
             agg.counts.add(c);
             agg.last = Some(agg.last.map_or(c.start, |l| l.max(c.start)));
         }
@@ -268,14 +307,14 @@ impl ReportBuilder {
             v.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then_with(|| a.0.cmp(&b.0)));
             v
         };
-        let caller_stat = |(caller, a): (&String, &CallerAgg)| CallerStat {
-            caller: caller.clone(),
+        let caller_stat = |(caller, a): (&CallerKey, &CallerAgg)| CallerStat {
+            caller: caller.text(),
             province: a.province.clone(),
             city: a.city.clone(),
             counts: a.counts,
             last_call: a.last.map(format_ts).unwrap_or_default(),
         };
-        let mut callers: Vec<(&String, &CallerAgg)> = self.callers.iter().collect();
+        let mut callers: Vec<(&CallerKey, &CallerAgg)> = self.callers.iter().collect();
         callers.sort_by(|a, b| {
             b.1.counts
                 .calls
@@ -283,7 +322,7 @@ impl ReportBuilder {
                 .then_with(|| a.0.cmp(b.0))
         });
         let top = self.opts.top;
-        let repeat: Vec<&(&String, &CallerAgg)> = callers
+        let repeat: Vec<&(&CallerKey, &CallerAgg)> = callers
             .iter()
             .filter(|(_, a)| a.counts.calls >= 2)
             .collect();
@@ -325,10 +364,105 @@ impl ReportBuilder {
     }
 }
 
-/// Scan `dir` and build the report.
+impl Counts {
+    fn merge(&mut self, o: &Counts) {
+        self.calls += o.calls;
+        self.answered += o.answered;
+        self.missed += o.missed;
+        self.blocked += o.blocked;
+        self.talk_ms += o.talk_ms;
+    }
+}
+
+fn merge_map(into: &mut HashMap<String, Counts>, from: HashMap<String, Counts>) {
+    for (k, v) in from {
+        into.entry(k).or_default().merge(&v);
+    }
+}
+
+impl ReportBuilder {
+    /// Fold another builder (same options) into this one.
+    pub fn merge(&mut self, o: ReportBuilder) {
+        self.totals.merge(&o.totals);
+        for (a, b) in self.by_hour.iter_mut().zip(o.by_hour.iter()) {
+            a.merge(b);
+        }
+        for (k, v) in o.by_day {
+            self.by_day.entry(k).or_default().merge(&v);
+        }
+        merge_map(&mut self.by_province, o.by_province);
+        merge_map(&mut self.by_city, o.by_city);
+        merge_map(&mut self.by_number, o.by_number);
+        merge_map(&mut self.by_target, o.by_target);
+        for (k, v) in o.by_disposition {
+            *self.by_disposition.entry(k).or_default() += v;
+        }
+        for (k, v) in o.callers {
+            let a = self.callers.entry(k).or_insert_with(|| CallerAgg {
+                province: v.province.clone(),
+                city: v.city.clone(),
+                ..CallerAgg::default()
+            });
+            a.counts.merge(&v.counts);
+            a.last = a.last.max(v.last);
+        }
+        self.first = match (self.first, o.first) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last = self.last.max(o.last);
+    }
+}
+
+/// Scan `dir` and build the report. Files are split over two threads (the machine class has two
+/// cores) and the partial reports merged.
 pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Report, CdrError> {
-    let mut b = ReportBuilder::new(opts.clone());
-    let read = scan_calls(dir, |c| b.add(c))?;
+    let files = crate::reader::data_files(dir, &[crate::Kind::Call])?;
+    if files.len() < 2 {
+        let mut b = ReportBuilder::new(opts.clone());
+        let read = scan_calls(dir, |c| b.add(c))?;
+        return Ok(b.finish(read));
+    }
+    let halves: [Vec<crate::files::DataFile>; 2] = [
+        files.iter().step_by(2).cloned().collect(),
+        files.iter().skip(1).step_by(2).cloned().collect(),
+    ];
+    let results: Vec<Result<(ReportBuilder, ReadStats), CdrError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = halves
+            .iter()
+            .map(|part| {
+                s.spawn(move || {
+                    let mut b = ReportBuilder::new(opts.clone());
+                    let read = crate::reader::scan_files(part, |r| {
+                        if let crate::reader::RecordRef::Call(c) = r {
+                            b.add(c);
+                        }
+                    })?;
+                    Ok((b, read))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(CdrError::Invalid("report worker panicked".into())))
+            })
+            .collect()
+    });
+    let mut total: Option<(ReportBuilder, ReadStats)> = None;
+    for r in results {
+        let (b, read) = r?;
+        match total.as_mut() {
+            None => total = Some((b, read)),
+            Some((tb, tr)) => {
+                tb.merge(b);
+                tr.merge(&read);
+            }
+        }
+    }
+    let (b, read) =
+        total.unwrap_or_else(|| (ReportBuilder::new(opts.clone()), ReadStats::default()));
     Ok(b.finish(read))
 }
 
