@@ -102,6 +102,8 @@ pub struct HotlineConfig {
     pub raw: String,
     /// Carrier trunks; empty = one trusted trunk `loopback` for `127.0.0.1`.
     pub trunks: Vec<Trunk>,
+    /// Admin endpoint address (`"127.0.0.1:0"` = ephemeral); `None` = `"off"`.
+    pub admin: Option<String>,
 }
 
 impl Default for HotlineConfig {
@@ -115,6 +117,7 @@ impl Default for HotlineConfig {
             ring_timeout: "5s".into(),
             raw: String::new(),
             trunks: Vec::new(),
+            admin: None,
         }
     }
 }
@@ -225,6 +228,13 @@ impl HotlineConfig {
         self
     }
 
+    /// Turns the admin endpoint on at an ephemeral loopback port (see
+    /// [`crate::Hotline::metrics`]).
+    pub fn with_admin(mut self) -> Self {
+        self.admin = Some("127.0.0.1:0".into());
+        self
+    }
+
     /// Appends raw TOML.
     pub fn raw(mut self, toml: &str) -> Self {
         self.raw.push_str(toml);
@@ -237,8 +247,15 @@ impl HotlineConfig {
         let mut s = String::new();
         let _ = writeln!(s, "[server]");
         let _ = writeln!(s, "listen = [{}]", quote(&self.listen));
-        // Parallel instances must not fight over the admin port.
-        let _ = writeln!(s, "admin = \"off\"");
+        // Parallel instances must not fight over the admin port: off, or an ephemeral port.
+        match &self.admin {
+            Some(a) => {
+                let _ = writeln!(s, "admin = {}", quote(a));
+            }
+            None => {
+                let _ = writeln!(s, "admin = \"off\"");
+            }
+        }
         let _ = writeln!(s);
         if let Some(t1) = &self.t1 {
             let _ = writeln!(s, "[server.sip]\nt1 = {}\n", quote(t1));
@@ -348,6 +365,11 @@ mod tests {
             .number_with_plan("4008001234", "both")
             .to_toml();
         assert!(!toml.contains("\"loopback\""));
+        assert!(toml.contains("admin = \"off\""));
+        assert!(HotlineConfig::new()
+            .with_admin()
+            .to_toml()
+            .contains("admin = \"127.0.0.1:0\""));
         assert!(toml.contains("name = \"trusted\"\nsources = [\"127.0.0.1/32\"]\ntrusted = true"));
         assert!(toml.contains("name = \"carrier\"\nsources = [\"127.0.0.2/32\"]\ntrusted = false"));
         assert!(toml.contains("[plans.\"both\"]\nwait_cap = \"3s\"\n[[plans.\"both\".groups]]\nmode = \"simultaneous\"\nring_timeout = \"1s\"\nmembers = [\"a\", \"b\"]"));

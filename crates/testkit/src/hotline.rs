@@ -29,6 +29,8 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The marker Hotline logs once its listeners are bound.
 pub const LISTENING_MARKER: &str = "listening sip=";
+/// The marker Hotline logs when its admin endpoint is bound (`admin endpoint http://ADDR`).
+pub const ADMIN_MARKER: &str = "admin endpoint http://";
 
 /// A running `hotline` process. See the module docs.
 pub struct Hotline {
@@ -115,6 +117,51 @@ pub fn parse_listening(line: &str) -> Option<SocketAddr> {
         .take_while(|c| !c.is_whitespace() && *c != ',' && *c != '"')
         .collect();
     token.parse().ok()
+}
+
+/// A plain HTTP/1.1 GET on loopback with a 5 s timeout; the body of a 200 response.
+pub fn http_get(addr: SocketAddr, path: &str) -> Result<String> {
+    use std::io::Read;
+    let what = format!("GET http://{addr}{path}");
+    let timeout = Duration::from_secs(5);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| TestkitError::io(what.clone(), e))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|_| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| TestkitError::io(what.clone(), e))?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| TestkitError::io(what.clone(), e))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| TestkitError::io(what.clone(), e))?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return Err(TestkitError::io(
+            what,
+            std::io::Error::other("no HTTP header end"),
+        ));
+    };
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        let status = head.lines().next().unwrap_or("").to_string();
+        return Err(TestkitError::io(what, std::io::Error::other(status)));
+    }
+    Ok(body.to_string())
+}
+
+/// The value of one sample in Prometheus text, by its full name with labels as printed, e.g.
+/// `hotline_sip_refused_total{reason="extra_2xx"}`.
+pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(sample)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 impl Hotline {
@@ -261,6 +308,27 @@ impl Hotline {
     /// The temporary directory holding config, logs and CDRs.
     pub fn dir(&self) -> &Path {
         &self.dir_path
+    }
+
+    /// The admin endpoint's address, when the config turned it on
+    /// ([`crate::HotlineConfig::with_admin`]); read from the log line Hotline prints.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.stderr_lines().iter().find_map(|l| {
+            let rest = &l[l.find(ADMIN_MARKER)? + ADMIN_MARKER.len()..];
+            let token: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '/')
+                .collect();
+            token.parse().ok()
+        })
+    }
+
+    /// `GET /metrics` from the admin endpoint (Prometheus text).
+    pub fn metrics(&self) -> Result<String> {
+        let addr = self
+            .admin_addr()
+            .ok_or_else(|| TestkitError::NoBinary("the admin endpoint is off".into()))?;
+        http_get(addr, "/metrics")
     }
 
     /// The config file Hotline runs with (`<dir>/hotline.toml`): the file a reload re-reads.
@@ -433,6 +501,17 @@ impl Drop for Hotline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metric_samples_are_found_by_full_name() {
+        let text = "# HELP x y\nhotline_sip_refused_total{reason=\"loop\"} 0\nhotline_sip_refused_total{reason=\"extra_2xx\"} 2\nhotline_calls 3.5\n";
+        assert_eq!(
+            metric_value(text, "hotline_sip_refused_total{reason=\"extra_2xx\"}"),
+            Some(2.0)
+        );
+        assert_eq!(metric_value(text, "hotline_calls"), Some(3.5));
+        assert_eq!(metric_value(text, "hotline_call"), None);
+    }
 
     #[test]
     fn listening_line_is_parsed_with_and_without_colours() {

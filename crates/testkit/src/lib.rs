@@ -30,6 +30,6 @@ pub mod sipp;
 
 pub use config::{Group, HotlineConfig, Plan, Target, Trunk};
 pub use error::TestkitError;
-pub use hotline::Hotline;
+pub use hotline::{http_get, metric_value, Hotline};
 pub use sip::{RawRequest, SipMessage, SipUdpClient};
 pub use sipp::{Direction, LoggedMessage, Sipp, SippProcess, SippResult, Transport};
