@@ -1,14 +1,43 @@
 //! The `hotline` binary: command line, logging, signals. Thin: the work is in the crates.
+//!
+//! # Layout
+//! - `main.rs`: the CLI ([`Cli`], [`Cmd`]), `run` (signals: SIGHUP reloads, SIGTERM/SIGINT
+//!   drain), `check`.
+//! - [`logging`]: stderr subscriber (text or JSON) with a runtime-reloadable filter.
+//! - [`client`]: `status`, `reload`, `log-level` against a running instance's admin endpoint.
+//! - [`explain`]: `hotline explain`.
+//! - [`cdr`]: `hotline cdr query|report`, `hotline bill`.
+//!
+//! Exit status (docs/OPERATIONS.md): 0 success; 1 the work failed (config errors, reload
+//! refused, unreadable CDRs); 2 bad usage or input, an unreadable path for `check`, or an
+//! instance that cannot be reached.
 
-use std::path::PathBuf;
+mod cdr;
+mod client;
+mod explain;
+mod logging;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+/// `hotline --version`: version, git commit and build date (from build.rs).
+const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("HOTLINE_GIT_COMMIT"),
+    ", built ",
+    env!("HOTLINE_BUILD_DATE"),
+    ")"
+);
 
 #[derive(Parser)]
 #[command(
     name = "hotline",
     version,
+    long_version = LONG_VERSION,
     about = "Hotline: a softswitch for China 400 numbers"
 )]
 struct Cli {
@@ -33,31 +62,223 @@ enum Cmd {
         /// Config file or directory.
         path: PathBuf,
     },
+    /// Show a running instance's state (version, readiness, config generation, calls).
+    Status {
+        #[command(flatten)]
+        target: AdminTarget,
+        /// Print the raw /status JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a running instance re-read its config (like SIGHUP), and print the result.
+    /// Exit status 1 when the new config has errors (the old one keeps running).
+    Reload {
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Show or change a running instance's log filter (`debug`, `info,hotline_sip=trace`).
+    LogLevel {
+        /// The new filter (EnvFilter syntax); show the current one when absent.
+        level: Option<String>,
+        #[command(flatten)]
+        target: AdminTarget,
+    },
+    /// Explain how a call would be routed: rules checked, list hits, the plan with timers.
+    Explain {
+        /// The called 400 number.
+        number: String,
+        /// The calling number.
+        #[arg(long)]
+        from: String,
+        /// When the call comes in (RFC 3339, e.g. 2026-10-01T09:30+08:00); now when absent.
+        #[arg(long)]
+        at: Option<String>,
+        /// IVR key chosen by the caller.
+        #[arg(long)]
+        key: Option<u8>,
+        /// Inbound trunk name.
+        #[arg(long)]
+        trunk: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Config file or directory; the embedded default when absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Call records: query and reports.
+    Cdr {
+        #[command(subcommand)]
+        cmd: CdrCmd,
+    },
+    /// Monthly bills per 400 number from the CDRs and a rate file.
+    Bill {
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        /// Rate plans and accounts (TOML); default: billing.toml beside --config, else
+        /// config/billing.toml.
+        #[arg(long)]
+        rates: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: cdr::BillFmt,
+        #[command(flatten)]
+        store: CdrStore,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Subcommand)]
+enum CdrCmd {
+    /// Call records matching filters, as a table, CSV or JSON.
+    Query {
+        #[command(flatten)]
+        filter: cdr::Filter,
+        /// Show only the most recent N matches.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: cdr::QueryFmt,
+        #[command(flatten)]
+        store: CdrStore,
+    },
+    /// Calls, ASR, ACD, missed calls by hour, day, region, number, target; top callers.
+    Report {
+        #[command(flatten)]
+        filter: cdr::Filter,
+        /// Rows in the top / repeat caller lists.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long, value_enum, default_value = "text")]
+        format: cdr::ReportFmt,
+        /// Also write the HTML report (charts) to this file.
+        #[arg(long)]
+        html: Option<PathBuf>,
+        #[command(flatten)]
+        store: CdrStore,
+    },
+}
+
+/// Where the running instance's admin endpoint is.
+#[derive(clap::Args)]
+struct AdminTarget {
+    /// Admin address (IP:port); default: `[server] admin` of --config or of the embedded config.
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+    /// The instance's config file or directory (to find its admin address).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+/// Where the CDR files are.
+#[derive(clap::Args)]
+struct CdrStore {
+    /// CDR directory; default: `[server.cdr] dir` of --config or of the embedded config.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Config file or directory.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_json);
-    match cli.cmd.unwrap_or(Cmd::Run { config: None }) {
-        Cmd::Run { config } => run(config),
+    let cmd = cli.cmd.unwrap_or(Cmd::Run { config: None });
+    match cmd {
+        Cmd::Run { config } => {
+            let hook = logging::init(cli.log_json);
+            run(config, hook)
+        }
         Cmd::Check { path } => check(&path),
+        Cmd::Status { target, json } => with_admin(&target, |a| client::status(a, json)),
+        Cmd::Reload { target } => with_admin(&target, client::reload),
+        Cmd::LogLevel { level, target } => {
+            with_admin(&target, |a| client::log_level(a, level.as_deref()))
+        }
+        Cmd::Explain {
+            number,
+            from,
+            at,
+            key,
+            trunk,
+            json,
+            config,
+        } => match load(config.as_deref()) {
+            Ok(c) => explain::run(
+                &c,
+                &number,
+                &from,
+                at.as_deref(),
+                key,
+                trunk.as_deref(),
+                json,
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(1)
+            }
+        },
+        Cmd::Cdr { cmd } => match cmd {
+            CdrCmd::Query {
+                filter,
+                limit,
+                format,
+                store,
+            } => with_store(&store, |d| cdr::query(d, &filter, limit, format)),
+            CdrCmd::Report {
+                filter,
+                top,
+                format,
+                html,
+                store,
+            } => with_store(&store, |d| {
+                cdr::report(d, &filter, top, format, html.as_deref())
+            }),
+        },
+        Cmd::Bill {
+            month,
+            rates,
+            format,
+            store,
+        } => {
+            let rates = cdr::rates_path(rates.as_deref(), store.config.as_deref());
+            with_store(&store, |d| cdr::bill(d, &month, &rates, format))
+        }
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "hotline",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
     }
 }
 
-fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("HOTLINE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+fn with_admin(t: &AdminTarget, f: impl FnOnce(SocketAddr) -> ExitCode) -> ExitCode {
+    match client::admin_addr(t.admin, t.config.as_deref()) {
+        Ok(a) => f(a),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
     }
 }
 
-fn load(config: Option<&PathBuf>) -> Result<hotline_config::Compiled, String> {
+fn with_store(s: &CdrStore, f: impl FnOnce(&Path) -> ExitCode) -> ExitCode {
+    match cdr::cdr_dir(s.dir.as_deref(), s.config.as_deref()) {
+        Ok(d) => f(&d),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Compile `--config` (or the embedded default) as generation 1.
+fn load(config: Option<&Path>) -> Result<hotline_config::Compiled, String> {
     match config {
         Some(p) => hotline_config::load_path(p, 1).map_err(|e| e.to_string()),
         None => {
@@ -67,7 +288,7 @@ fn load(config: Option<&PathBuf>) -> Result<hotline_config::Compiled, String> {
     }
 }
 
-fn check(path: &std::path::Path) -> ExitCode {
+fn check(path: &Path) -> ExitCode {
     if !path.exists() {
         eprintln!("{}: cannot read: no such file or directory", path.display());
         return ExitCode::from(2);
@@ -92,8 +313,16 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(config: Option<PathBuf>) -> ExitCode {
-    let compiled = match load(config.as_ref()) {
+fn build_info() -> hotline_server::metrics::BuildInfo {
+    hotline_server::metrics::BuildInfo {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        commit: env!("HOTLINE_GIT_COMMIT").to_owned(),
+        date: env!("HOTLINE_BUILD_DATE").to_owned(),
+    }
+}
+
+fn run(config: Option<PathBuf>, log_level: hotline_server::admin::LogLevelHook) -> ExitCode {
+    let compiled = match load(config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -110,8 +339,13 @@ fn run(config: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    tracing::info!(version = LONG_VERSION, "starting");
     rt.block_on(async move {
-        let running = match hotline_server::start(compiled, config).await {
+        let options = hotline_server::Options {
+            build: build_info(),
+            log_level: Some(log_level),
+        };
+        let running = match hotline_server::start_with(compiled, config, options).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("{e}");
@@ -158,4 +392,48 @@ fn signals(running: &hotline_server::Running) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn version_carries_build_info() {
+        assert!(LONG_VERSION.starts_with(env!("CARGO_PKG_VERSION")));
+        assert!(LONG_VERSION.contains("commit "));
+        let date = env!("HOTLINE_BUILD_DATE");
+        assert_eq!(date.len(), 10, "{date}");
+        assert!(date.starts_with("20"), "{date}");
+    }
+
+    #[test]
+    fn completions_render_for_every_shell() {
+        use clap::ValueEnum;
+        for sh in clap_complete::Shell::value_variants() {
+            let mut out = Vec::new();
+            clap_complete::generate(*sh, &mut Cli::command(), "hotline", &mut out);
+            let text = String::from_utf8_lossy(&out);
+            assert!(text.contains("explain"), "{sh}: no subcommands");
+        }
+    }
+
+    #[test]
+    fn check_exit_codes() {
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("tempdir");
+        };
+        assert_eq!(check(&dir.path().join("missing.toml")), ExitCode::from(2));
+        let bad = dir.path().join("bad.toml");
+        let good = dir.path().join("good.toml");
+        let _ = std::fs::write(&bad, "[server]\nlisten = 5\n");
+        let _ = std::fs::write(&good, hotline_config::DEFAULT_CONFIG);
+        assert_eq!(check(&bad), ExitCode::from(1));
+        assert_eq!(check(&good), ExitCode::SUCCESS);
+    }
 }
