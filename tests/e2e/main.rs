@@ -10,5 +10,6 @@ mod cdr;
 mod config_template;
 mod execution;
 mod hunt;
+mod ops;
 mod requests;
 mod scenarios;

@@ -296,7 +296,7 @@ fn check(path: &Path) -> ExitCode {
     match hotline_config::load_path(path, 1) {
         Ok(c) => {
             for w in &c.warnings {
-                println!("warning: {w}");
+                println!("{w}");
             }
             println!(
                 "{}: ok ({} numbers, hash {})",
