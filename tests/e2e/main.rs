@@ -8,8 +8,11 @@
 mod calls;
 mod cdr;
 mod config_template;
+mod exec_support;
 mod execution;
+mod execution_plans;
 mod hunt;
+mod limits;
 mod ops;
 mod requests;
 mod scenarios;

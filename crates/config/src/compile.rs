@@ -19,7 +19,9 @@ use toml::Spanned;
 
 use crate::error::{key_path_at, line_of, ConfigError, Warning};
 use crate::schema::*;
-use crate::settings::{CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk};
+use crate::settings::{
+    BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk,
+};
 
 /// The embedded holiday calendar (data/cn_holidays.toml).
 pub const EMBEDDED_CALENDAR: &str = include_str!("../../../data/cn_holidays.toml");
@@ -396,6 +398,7 @@ pub(crate) fn compile(
     sources: &[Source],
     generation: u64,
     read_file: FileReader<'_>,
+    allow_include: bool,
 ) -> Result<Output, (Vec<ConfigError>, Vec<Warning>)> {
     let mut cx = Ctx {
         sources,
@@ -406,7 +409,18 @@ pub(crate) fn compile(
     let mut files: Vec<(usize, RawFile)> = Vec::new();
     for (i, s) in sources.iter().enumerate() {
         match toml::from_str::<RawFile>(&s.text) {
-            Ok(f) => files.push((i, f)),
+            Ok(f) => {
+                if let (Some(inc), false) = (&f.include, allow_include) {
+                    cx.err(
+                        i,
+                        inc.span(),
+                        "include",
+                        "include is only resolved when loading from a path",
+                        Some("use load_path / `hotline check PATH`".into()),
+                    );
+                }
+                files.push((i, f));
+            }
             Err(e) => {
                 let span = e.span().unwrap_or(0..0);
                 let key = key_path_at(&s.text, span.start);
@@ -636,8 +650,10 @@ pub(crate) fn compile(
                 continue;
             }
         };
-        if let Some(&(pf, pline)) = number_seen.get(&number.as_u64()) {
+        if let Some(&(pf, poff)) = number_seen.get(&number.as_u64()) {
             let pname = sources[pf].name.clone();
+            // Lines are computed only on error: line_of scans the file.
+            let pline = line_of(&sources[pf].text, poff);
             cx.err(
                 fi,
                 k.span(),
@@ -647,10 +663,7 @@ pub(crate) fn compile(
             );
             continue;
         }
-        number_seen.insert(
-            number.as_u64(),
-            (fi, line_of(&sources[fi].text, k.span().start)),
-        );
+        number_seen.insert(number.as_u64(), (fi, k.span().start));
         let raw = v;
         let company = raw.company.get_ref().clone();
         if !companies.contains_key(&company) {
@@ -1050,13 +1063,88 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
                 None,
             );
         }
+        let mut limit = |v: &Option<Spanned<i64>>, what: &str| -> Option<u32> {
+            let v = v.as_ref()?;
+            match u32::try_from(*v.get_ref()) {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    cx.err(
+                        fi,
+                        v.span(),
+                        format!("{key}.{what}"),
+                        format!("{} is not a positive whole number", v.get_ref()),
+                        Some("leave the key out for no limit".into()),
+                    );
+                    None
+                }
+            }
+        };
+        let max_cps = limit(&raw.max_cps, "max_cps");
+        let max_calls = limit(&raw.max_calls, "max_calls");
         s.trunks.push(Trunk {
             name: raw.name.clone(),
             sources,
             trusted: raw.trusted,
+            max_cps,
+            max_calls,
         });
     }
+    if let Some(b) = &srv.billing {
+        let mut d = BillingSettings {
+            file: PathBuf::from(b.file.get_ref()),
+            refuse_code: 402,
+            low_balance_fen: 5000,
+        };
+        if let Some(c) = &b.refuse_code {
+            match u16::try_from(*c.get_ref()) {
+                Ok(n) if (400..=699).contains(&n) => d.refuse_code = n,
+                _ => cx.err(
+                    fi,
+                    c.span(),
+                    "server.billing.refuse_code",
+                    format!("{} is not a SIP failure code", c.get_ref()),
+                    Some("use a code from 400 to 699, e.g. 402 or 480".into()),
+                ),
+            }
+        }
+        if let Some(l) = &b.low_balance {
+            match parse_yuan_fen(l.get_ref()) {
+                Some(f) => d.low_balance_fen = f,
+                None => cx.err(
+                    fi,
+                    l.span(),
+                    "server.billing.low_balance",
+                    format!("{:?} is not an amount in yuan", l.get_ref()),
+                    Some("write e.g. \"50.00\"".into()),
+                ),
+            }
+        }
+        s.billing = Some(d);
+    }
     s
+}
+
+/// "50", "50.5", "50.00" yuan → fen; at most two decimals.
+fn parse_yuan_fen(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) if !f.is_empty() && f.len() <= 2 => (i, f),
+        Some(_) => return None,
+        None => (s, ""),
+    };
+    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: i64 = int.parse().ok()?;
+    let cents: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().ok()?
+    };
+    whole.checked_mul(100)?.checked_add(cents)
 }
 
 fn parse_calendar_tables(
@@ -1928,4 +2016,54 @@ fn build_rules(
         });
     }
     rules
+}
+
+#[cfg(test)]
+mod billing_and_trunk_limit_tests {
+    use crate::from_toml_str;
+
+    const BASE: &str = r#"
+[companies.c]
+name = "C"
+[targets.t]
+uri = "sip:1@127.0.0.1:5070"
+[plans.p]
+[[plans.p.groups]]
+members = ["t"]
+[numbers."4008001234"]
+company = "c"
+plan = "p"
+"#;
+
+    #[test]
+    fn billing_and_trunk_limits_parse() -> Result<(), String> {
+        let src = format!(
+            "[server.billing]\nfile = \"billing.toml\"\nrefuse_code = 480\nlow_balance = \"12.5\"\n\
+             [[server.trunks]]\nname = \"ct\"\nsources = [\"127.0.0.1\"]\nmax_cps = 50\nmax_calls = 200\n{BASE}"
+        );
+        let c = from_toml_str(&src, "t.toml", 1).map_err(|e| e.to_string())?;
+        let b = c.settings.billing.ok_or("billing")?;
+        assert_eq!(b.refuse_code, 480);
+        assert_eq!(b.low_balance_fen, 1250);
+        assert_eq!(b.file, std::path::PathBuf::from("billing.toml"));
+        assert_eq!(c.settings.trunks[0].max_cps, Some(50));
+        assert_eq!(c.settings.trunks[0].max_calls, Some(200));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_billing_and_limits_are_errors_with_key_paths() {
+        let src = format!(
+            "[server.billing]\nfile = \"b.toml\"\nrefuse_code = 200\nlow_balance = \"1.234\"\n\
+             [[server.trunks]]\nname = \"ct\"\nsources = [\"127.0.0.1\"]\nmax_cps = 0\n{BASE}"
+        );
+        let Err(e) = from_toml_str(&src, "t.toml", 1) else {
+            panic!("must fail");
+        };
+        let text = e.to_string();
+        assert!(text.contains("server.billing.refuse_code"), "{text}");
+        assert!(text.contains("server.billing.low_balance"), "{text}");
+        assert!(text.contains("server.trunks[0].max_cps"), "{text}");
+        assert!(text.contains("t.toml:3"), "line of refuse_code: {text}");
+    }
 }

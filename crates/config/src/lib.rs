@@ -30,7 +30,9 @@ pub use compile::{
     parse_weekdays, Source, COMPANY_MAX_NUMBERS, EMBEDDED_CALENDAR,
 };
 pub use error::{ConfigError, ConfigErrors, Warning};
-pub use settings::{cidr_contains, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk};
+pub use settings::{
+    cidr_contains, BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk,
+};
 
 /// The default configuration, also shipped as `config/hotline.toml`.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../config/hotline.toml");
@@ -50,8 +52,12 @@ fn read_disk(path: &str) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| e.to_string())
 }
 
-fn finish(sources: &[Source], generation: u64) -> Result<Compiled, ConfigErrors> {
-    match compile::compile(sources, generation, &read_disk) {
+fn finish(
+    sources: &[Source],
+    generation: u64,
+    allow_include: bool,
+) -> Result<Compiled, ConfigErrors> {
+    match compile::compile(sources, generation, &read_disk, allow_include) {
         Ok(out) => {
             let mut warnings = out.warnings;
             let today = jiff::Zoned::now().date();
@@ -80,9 +86,6 @@ pub fn from_toml_str(
     file_name: &str,
     generation: u64,
 ) -> Result<Compiled, ConfigErrors> {
-    if let Some(err) = include_refused(src, file_name) {
-        return Err(ConfigErrors(vec![err]));
-    }
     finish(
         &[Source {
             name: file_name.to_string(),
@@ -95,29 +98,25 @@ pub fn from_toml_str(
 /// Compile several texts as one config (the first is the main file). For tests and tools
 /// that already hold the files; `include` keys are refused as in [`from_toml_str`].
 pub fn from_sources(sources: &[Source], generation: u64) -> Result<Compiled, ConfigErrors> {
-    let errs: Vec<ConfigError> = sources
-        .iter()
-        .filter_map(|s| include_refused(&s.text, &s.name))
-        .collect();
-    if !errs.is_empty() {
-        return Err(ConfigErrors(errs));
-    }
-    finish(sources, generation)
+    finish(sources, generation, false)
 }
 
-fn include_refused(src: &str, file_name: &str) -> Option<ConfigError> {
-    let tbl = toml::from_str::<toml::Table>(src).ok()?;
-    tbl.contains_key("include").then(|| ConfigError {
-        file: file_name.to_string(),
-        line: src
-            .lines()
-            .position(|l| l.trim_start().starts_with("include"))
-            .map(|i| i + 1)
-            .unwrap_or(0),
-        key: "include".into(),
-        message: "include is only resolved when loading from a path".into(),
-        hint: Some("use load_path / `hotline check PATH`".into()),
-    })
+/// The top-level keys of a TOML text: everything before the first table header. `include`
+/// can only be there, so it is found without parsing a (possibly large) whole file.
+fn include_list(text: &str) -> Option<toml::Value> {
+    let mut end = text.len();
+    let mut off = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_start().starts_with('[') {
+            end = off;
+            break;
+        }
+        off += line.len();
+    }
+    let mut tbl = toml::from_str::<toml::Table>(&text[..end])
+        .or_else(|_| toml::from_str::<toml::Table>(text))
+        .ok()?;
+    tbl.remove("include")
 }
 
 /// Load a config file (following its `include = ["companies/*.toml"]` globs, relative to the
@@ -161,15 +160,15 @@ pub fn load_path(path: &Path, generation: u64) -> Result<Compiled, ConfigErrors>
             }
         };
         // Resolve includes.
-        if let Ok(tbl) = toml::from_str::<toml::Table>(&text) {
-            if let Some(inc) = tbl.get("include") {
+        {
+            if let Some(inc) = include_list(&text) {
                 let base = p.parent().unwrap_or(Path::new("."));
                 let line = text
                     .lines()
                     .position(|l| l.trim_start().starts_with("include"))
                     .map(|n| n + 1)
                     .unwrap_or(0);
-                let pats: Vec<String> = match inc {
+                let pats: Vec<String> = match &inc {
                     toml::Value::Array(a) => a
                         .iter()
                         .filter_map(|v| v.as_str().map(String::from))
@@ -212,7 +211,7 @@ pub fn load_path(path: &Path, generation: u64) -> Result<Compiled, ConfigErrors>
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    finish(&sources, generation)
+    finish(&sources, generation, true)
 }
 
 fn toml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {

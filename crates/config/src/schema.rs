@@ -65,8 +65,18 @@ pub struct RawServer {
     pub admin: Option<Spanned<String>>,
     pub sip: Option<RawSip>,
     pub cdr: Option<RawCdr>,
+    pub billing: Option<RawBilling>,
     #[serde(default)]
     pub trunks: Vec<Spanned<RawTrunk>>,
+}
+
+/// `[server.billing]`: prepaid enforcement.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBilling {
+    pub file: Spanned<String>,
+    pub refuse_code: Option<Spanned<i64>>,
+    pub low_balance: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +121,8 @@ pub struct RawTrunk {
     pub sources: Vec<Spanned<String>>,
     #[serde(default)]
     pub trusted: bool,
+    pub max_cps: Option<Spanned<i64>>,
+    pub max_calls: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

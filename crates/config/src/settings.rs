@@ -17,6 +17,8 @@ pub struct Settings {
     pub trunks: Vec<Trunk>,
     /// Admin (metrics, reload) HTTP endpoint; `None` when `admin = "off"` (default `127.0.0.1:9060`).
     pub admin: Option<SocketAddr>,
+    /// Prepaid enforcement; `None` when `[server.billing]` is absent.
+    pub billing: Option<BillingSettings>,
 }
 
 /// `[server.sip]`.
@@ -78,6 +80,23 @@ pub struct Trunk {
     pub sources: Vec<(IpAddr, u8)>,
     /// Whether identity headers (P-Asserted-Identity) from this trunk are believed.
     pub trusted: bool,
+    /// New calls per second taken from this trunk (token bucket, burst = one second's worth);
+    /// beyond it new INVITEs get 503 + Retry-After. `None`: no limit.
+    pub max_cps: Option<u32>,
+    /// Calls in progress (ringing or answered) from this trunk; beyond it 503. `None`: no limit.
+    pub max_calls: Option<u32>,
+}
+
+/// `[server.billing]`: prepaid enforcement on the call path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BillingSettings {
+    /// The rate plans and accounts (the file `hotline bill` reads), relative to the working
+    /// directory like `server.cdr.dir`.
+    pub file: PathBuf,
+    /// Code for a call refused because the balance cannot pay one minute (default 402).
+    pub refuse_code: u16,
+    /// Warn (log + metric) when a balance falls below this, in fen (default 5000 = 50 元).
+    pub low_balance_fen: i64,
 }
 
 impl Trunk {
@@ -149,6 +168,7 @@ impl Default for Settings {
             cdr: CdrSettings::default(),
             trunks: Vec::new(),
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9060))),
+            billing: None,
         }
     }
 }

@@ -5,7 +5,8 @@
 //! [`Decision`] into a [`ForkPlan`]; proxy events become live-state updates (per-target
 //! concurrency) and CDR records.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ use hotline_sip::Message;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
+use crate::prepaid::{Grant, Prepaid};
 use crate::snapshot::{Current, Snapshot};
 use crate::transport::{self, Inbound, Listeners, Outbound, TransportStats};
 use crate::{Control, Error};
@@ -45,6 +47,19 @@ struct CallMeta {
     disposition: Option<Disposition>,
     /// Longest ring timeout of the plan (used for redirect targets).
     ring: Duration,
+    /// The trunk whose `max_calls` this call counts against.
+    trunk_slot: Option<String>,
+    /// Prepaid: minutes reserved so far and when the call was answered.
+    reserved_minutes: u32,
+    answered_at: Option<Instant>,
+}
+
+/// Per-trunk admission state: a token bucket for `max_cps`, a count for `max_calls`.
+#[derive(Debug)]
+struct TrunkState {
+    tokens: f64,
+    last: Instant,
+    active: u32,
 }
 
 pub struct Core {
@@ -60,6 +75,10 @@ pub struct Core {
     seq: u64,
     draining: bool,
     drain_deadline: Option<Instant>,
+    trunks: HashMap<String, TrunkState>,
+    prepaid: Option<Prepaid>,
+    /// Prepaid renewals: when each answered call must reserve its next minute.
+    renewals: BinaryHeap<Reverse<(Instant, CallHandle)>>,
     /// Messages dropped because their source is neither a trunk nor a target.
     pub dropped_sources: u64,
     pub stats: Arc<TransportStats>,
@@ -112,6 +131,20 @@ impl Core {
             transport::start(listeners, limits, s.sip.tcp_idle_timeout, stats.clone());
         let mut pcfg = ProxyConfig::new(local);
         pcfg.timers = timers(s);
+        // Balances come from the CDRs on disk: read them before the writer starts.
+        let prepaid = match &s.billing {
+            Some(b) => {
+                let cfg =
+                    hotline_cdr::billing::load_billing(&b.file).map_err(|e| Error::Billing {
+                        file: b.file.clone(),
+                        message: e.to_string(),
+                    })?;
+                let p = Prepaid::load(cfg, &s.cdr.dir, b.low_balance_fen, jiff::Timestamp::now());
+                tracing::info!(file = %b.file.display(), "prepaid enforcement on");
+                Some(p)
+            }
+            None => None,
+        };
         let (cdr, cdr_handle) = hotline_cdr::spawn(cdr_config(s)).map_err(|source| Error::Cdr {
             dir: s.cdr.dir.clone(),
             source,
@@ -131,6 +164,9 @@ impl Core {
             seq: 0,
             draining: false,
             drain_deadline: None,
+            trunks: HashMap::new(),
+            prepaid,
+            renewals: BinaryHeap::new(),
             dropped_sources: 0,
             stats,
             metrics,
@@ -175,11 +211,18 @@ impl Core {
                         }
                     }
                 }
-                _ = sleep_until(deadline) => {
-                    self.proxy.handle_timeout(Instant::now());
+                _ = sleep_until(earliest(deadline, self.renewals.peek().map(|r| r.0 .0))) => {
+                    let now = Instant::now();
+                    self.proxy.handle_timeout(now);
+                    self.renew_prepaid(now);
                 }
             }
-            self.after_input(Instant::now());
+            // Timers are due whatever woke us: under steady traffic the inbound branch is
+            // always ready, and the biased select would otherwise starve them.
+            let now = Instant::now();
+            self.proxy.handle_timeout(now);
+            self.renew_prepaid(now);
+            self.after_input(now);
             if self.draining && self.drain_step(Instant::now()) {
                 break;
             }
@@ -228,6 +271,69 @@ impl Core {
         } else if self.proxy.overloaded() && backlog < SHED_LOW {
             tracing::info!(backlog, "overload over: taking new calls again");
             self.proxy.set_overload(None);
+        }
+    }
+
+    /// `max_cps` (token bucket, burst of one second) and `max_calls` of a trunk; the reason
+    /// when the call must be refused.
+    fn trunk_admit(&mut self, snap: &Snapshot, name: &str, now: Instant) -> Option<&'static str> {
+        let t = snap.settings.trunks.iter().find(|t| t.name == name)?;
+        let st = self.trunks.entry(name.to_owned()).or_insert(TrunkState {
+            tokens: f64::from(t.max_cps.unwrap_or(0)),
+            last: now,
+            active: 0,
+        });
+        if let Some(max) = t.max_calls {
+            if st.active >= max {
+                return Some("trunk max_calls reached");
+            }
+        }
+        if let Some(cps) = t.max_cps {
+            let cap = f64::from(cps);
+            let dt = now.saturating_duration_since(st.last).as_secs_f64();
+            st.tokens = (st.tokens + dt * cap).min(cap);
+            st.last = now;
+            if st.tokens < 1.0 {
+                return Some("trunk max_cps reached");
+            }
+            st.tokens -= 1.0;
+        }
+        st.active += 1;
+        None
+    }
+
+    /// Prepaid: reserve the next minute of an answered call, or cut it where its paid time
+    /// ends.
+    fn renew_call(&mut self, now: Instant, call: CallHandle) {
+        let Some(p) = self.prepaid.as_mut() else {
+            return;
+        };
+        let Some(m) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(answered) = m.answered_at else {
+            return;
+        };
+        match p.reserve(&m.record.number, m.reserved_minutes) {
+            Grant::Unlimited => {}
+            Grant::Minute { renew_after } => {
+                m.reserved_minutes += 1;
+                self.renewals.push(Reverse((answered + renew_after, call)));
+            }
+            Grant::Cut { cut_after } => {
+                tracing::info!(number = %m.record.number, call_id = %m.record.call_id, "prepaid balance used up: cutting the call");
+                self.proxy.limit_call(call, (answered + cut_after).max(now));
+            }
+        }
+    }
+
+    fn renew_prepaid(&mut self, now: Instant) {
+        while let Some(Reverse((at, call))) = self.renewals.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.renewals.pop();
+            self.renew_call(now, call);
         }
     }
 
@@ -302,7 +408,13 @@ impl Core {
             Event::Redirect { call, contacts } => self.on_redirect(call, &contacts),
             Event::AttemptStarted { .. } => {}
             Event::AttemptEnded(a) => self.on_attempt(a),
-            Event::Answered { .. } => self.metrics.call_answered(),
+            Event::Answered { call, .. } => {
+                self.metrics.call_answered();
+                if let Some(m) = self.calls.get_mut(&call) {
+                    m.answered_at = Some(now);
+                }
+                self.renew_call(now, call);
+            }
             Event::CallEnded(c) => self.on_call_ended(c),
         }
     }
@@ -342,6 +454,9 @@ impl Core {
             answered: None,
             disposition: None,
             ring: Duration::from_secs(20),
+            trunk_slot: None,
+            reserved_minutes: 0,
+            answered_at: None,
         };
         if self.draining {
             meta.disposition = Some(Disposition::Failed);
@@ -421,6 +536,34 @@ impl Core {
                     .flat_map(|g| g.targets.iter().map(|t| t.ring_timeout))
                     .max()
                     .unwrap_or(meta.ring);
+                if let (Some(p), Some(b)) = (self.prepaid.as_mut(), &snap.settings.billing) {
+                    if !p.admit(called.as_str(), ts) {
+                        meta.disposition = Some(Disposition::Failed);
+                        meta.record.reason = "prepaid balance exhausted".into();
+                        self.calls.insert(call, meta);
+                        self.metrics.rejected_as("prepaid");
+                        self.proxy
+                            .reject(now, call, b.refuse_code, "Payment Required");
+                        return;
+                    }
+                }
+                if let Some(name) = &trunk {
+                    if let Some(why) = self.trunk_admit(&snap, name, now) {
+                        meta.disposition = Some(Disposition::Failed);
+                        meta.record.reason = why.into();
+                        self.calls.insert(call, meta);
+                        self.metrics.rejected_as("trunk_limit");
+                        self.proxy.reject_with(
+                            now,
+                            call,
+                            503,
+                            "Service Unavailable",
+                            &[("Retry-After", b"1")],
+                        );
+                        return;
+                    }
+                    meta.trunk_slot = Some(name.clone());
+                }
                 self.calls.insert(call, meta);
                 let live = &self.live;
                 let calls = &self.calls;
@@ -510,6 +653,11 @@ impl Core {
         let Some(mut meta) = self.calls.remove(&c.call) else {
             return;
         };
+        if let Some(t) = meta.trunk_slot.take() {
+            if let Some(st) = self.trunks.get_mut(&t) {
+                st.active = st.active.saturating_sub(1);
+            }
+        }
         if let Some(t) = meta.answered.take() {
             if let Some(t) = meta.snap.table.try_target(TargetId(t)) {
                 self.live.release(t);
@@ -570,6 +718,15 @@ impl Core {
             code = r.final_code, disposition = %r.disposition, attempts = r.attempts,
             target = %r.answered_target, "call ended"
         );
+        if meta.answered_at.is_some() {
+            if let Some(p) = self.prepaid.as_mut() {
+                p.settle(
+                    &meta.record.number,
+                    meta.reserved_minutes,
+                    meta.record.billable_minutes(),
+                );
+            }
+        }
         self.cdr.submit(Record::Call(meta.record));
     }
 }
@@ -716,6 +873,13 @@ const RETRY_AFTER_SECS: u32 = 5;
 
 /// How long ringing calls may go on hunting after SIGTERM.
 const DRAIN_GRACE: Duration = Duration::from_secs(32);
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {

@@ -11,6 +11,7 @@
 //! # Layout
 //! - [`transport`]: sockets, TCP connections, framing, idle timeouts.
 //! - [`core`]: the core task: proxy driver and transaction user (routing, limits, CDRs).
+//! - [`prepaid`]: prepaid balances: admission, per-minute reservation, settlement.
 //! - [`snapshot`]: the routing snapshot and its reload.
 //! - [`watch`]: reload when the config files change.
 //! - [`metrics`]: live counters and gauges, rendered in Prometheus text format.
@@ -20,6 +21,7 @@
 pub mod admin;
 pub mod core;
 pub mod metrics;
+pub mod prepaid;
 pub mod snapshot;
 pub mod transport;
 pub mod watch;
@@ -48,6 +50,8 @@ pub enum Error {
     },
     #[error("no listen address configured")]
     NoListen,
+    #[error("cannot load the billing file {file}: {message}")]
+    Billing { file: PathBuf, message: String },
 }
 
 /// A request to the running core.

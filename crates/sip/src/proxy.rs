@@ -762,6 +762,18 @@ impl Proxy {
 
     /// The user's decision for an [`Event::Incoming`]: answer with `code`.
     pub fn reject(&mut self, now: Instant, call: CallHandle, code: u16, reason: &str) {
+        self.reject_with(now, call, code, reason, &[]);
+    }
+
+    /// [`Proxy::reject`] with extra headers on the response (e.g. `Retry-After`).
+    pub fn reject_with(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        code: u16,
+        reason: &str,
+        extra: &[(&str, &[u8])],
+    ) {
         let Some(c) = self.calls.get_mut(&call.0) else {
             return;
         };
@@ -769,7 +781,25 @@ impl Proxy {
             return;
         }
         c.state = CallState::Hunting;
-        c.best = Some((code, None));
+        if extra.is_empty() {
+            c.best = Some((code, None));
+        } else {
+            let tag = c.local_tag.clone();
+            let sid = c.server;
+            let bytes = self.servers.get(&sid).map(|s| {
+                Bytes::from(rewrite::response(
+                    &s.request,
+                    code,
+                    reason,
+                    Some(&tag),
+                    Some(s.source.addr),
+                    extra,
+                ))
+            });
+            if let Some(c) = self.calls.get_mut(&call.0) {
+                c.best = Some((code, bytes));
+            }
+        }
         self.finish_unanswered(now, call.0, Some(reason));
     }
 
