@@ -92,6 +92,7 @@ pub fn from_toml_str(
             text: src.to_string(),
         }],
         generation,
+        false,
     )
 }
 
