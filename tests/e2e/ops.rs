@@ -222,6 +222,28 @@ fn metrics_match_the_calls_made_and_the_cdrs() {
     eq_in(&m, "hotline_cdr_records_total{stage=\"lost\"}", 0.0);
     eq_in(&m, "hotline_cdr_spill_depth", 0.0);
 
+    // Every series the dashboard and docs/OPERATIONS.md name is exported.
+    let exported: Vec<&str> = m
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
+    let root = hotline_testkit::paths::workspace_root();
+    for doc in ["config/grafana-dashboard.json", "docs/OPERATIONS.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap_or_default();
+        let names = metric_names(&text);
+        assert!(names.len() > 20, "{doc}: only {names:?}");
+        for n in names {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| n.strip_suffix(s).filter(|b| exported.contains(b)))
+                .unwrap_or(&n);
+            assert!(
+                exported.contains(&base),
+                "{doc} names {n}, which is not exported"
+            );
+        }
+    }
+
     // /status agrees.
     let (code, status) = get(admin, "/status");
     assert_eq!(code, 200);
@@ -231,6 +253,29 @@ fn metrics_match_the_calls_made_and_the_cdrs() {
     );
     assert!(status.contains("\"ready\":true"), "{status}");
     drop(finish(target));
+}
+
+/// `hotline_*` metric names in a document (log filters like `hotline_sip=trace` excluded).
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("hotline_") {
+        let after = &rest[i..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(after.len());
+        let name = &after[..end];
+        let next = after[end..].chars().next();
+        let preceded = rest[..i].chars().last();
+        if !name.ends_with('_')
+            && !matches!(next, Some('=' | ':'))
+            && !matches!(preceded, Some('_' | '.'))
+        {
+            out.insert(name.to_owned());
+        }
+        rest = &after[end..];
+    }
+    out
 }
 
 #[track_caller]
