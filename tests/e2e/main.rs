@@ -14,5 +14,6 @@ mod execution_plans;
 mod hunt;
 mod limits;
 mod ops;
+mod reload;
 mod requests;
 mod scenarios;
