@@ -40,12 +40,18 @@ pub struct RegionDb {
     regions: Vec<Region>,
     /// (start, end inclusive, region index), sorted by start, non-overlapping.
     mobile: Vec<(u32, u32, u16)>,
+    /// Direct index for prefixes 1300000..=1999999: region index + 1, 0 = none. One memory
+    /// access per lookup instead of a 17-step binary search over 1.6 MB (≈ 1.4 MB).
+    direct: Vec<u16>,
     /// (area code without the leading 0 as an integer, region index), sorted.
     /// `010` -> 10, `0791` -> 791: 3-digit codes start 1/2, 4-digit ones 3-9, so keys are unique.
     area: Vec<(u16, u16)>,
 }
 
 static EMBEDDED: OnceLock<RegionDb> = OnceLock::new();
+
+const DIRECT_START: u32 = 1_300_000;
+const DIRECT_END: u32 = 1_999_999;
 
 impl RegionDb {
     /// The embedded tables, parsed on first call (about 137k mobile ranges; see
@@ -103,9 +109,22 @@ impl RegionDb {
         }
         area.sort_unstable();
         area.dedup_by_key(|a| a.0);
+        let mut direct = vec![0u16; (DIRECT_END - DIRECT_START + 1) as usize];
+        for &(s, e, r) in &mobile {
+            let lo = s.max(DIRECT_START);
+            let hi = e.min(DIRECT_END);
+            if lo <= hi {
+                let v = r.saturating_add(1);
+                for slot in &mut direct[(lo - DIRECT_START) as usize..=(hi - DIRECT_START) as usize]
+                {
+                    *slot = v;
+                }
+            }
+        }
         RegionDb {
             regions,
             mobile,
+            direct,
             area,
         }
     }
@@ -120,10 +139,21 @@ impl RegionDb {
         self.regions.capacity() * std::mem::size_of::<Region>()
             + self.mobile.capacity() * std::mem::size_of::<(u32, u32, u16)>()
             + self.area.capacity() * std::mem::size_of::<(u16, u16)>()
+            + self.direct.capacity() * 2
     }
 
     /// Region of a 7-digit mobile prefix (e.g. 1380791).
     pub fn mobile(&self, prefix7: u32) -> Option<Region> {
+        if (DIRECT_START..=DIRECT_END).contains(&prefix7) {
+            let v = *self.direct.get((prefix7 - DIRECT_START) as usize)?;
+            return usize::from(v)
+                .checked_sub(1)
+                .and_then(|i| self.regions.get(i).copied());
+        }
+        self.mobile_search(prefix7)
+    }
+
+    fn mobile_search(&self, prefix7: u32) -> Option<Region> {
         let i = self.mobile.partition_point(|r| r.0 <= prefix7);
         let r = self.mobile.get(i.checked_sub(1)?)?;
         (prefix7 <= r.1).then(|| self.regions.get(usize::from(r.2)).copied())?
@@ -207,6 +237,10 @@ mod tests {
         assert_eq!(db.mobile(1000000), None);
         assert_eq!(db.mobile(9999999), None);
         assert_eq!(db.area_code("0999x"), None);
+        // The direct index agrees with the binary search everywhere.
+        for p in (DIRECT_START..=DIRECT_END).step_by(7) {
+            assert_eq!(db.mobile(p), db.mobile_search(p), "{p}");
+        }
     }
 }
 
