@@ -76,6 +76,8 @@ pub struct Core {
     draining: bool,
     drain_deadline: Option<Instant>,
     trunks: HashMap<String, TrunkState>,
+    /// When the anti-harassment rate entries are next pruned.
+    next_prune: Instant,
     prepaid: Option<Prepaid>,
     /// Prepaid renewals: when each answered call must reserve its next minute.
     renewals: BinaryHeap<Reverse<(Instant, CallHandle)>>,
@@ -153,8 +155,13 @@ impl Core {
         metrics.set_config(&snap);
         Ok(Core {
             proxy: Proxy::new(pcfg),
+            live: {
+                let live = Live::new();
+                live.prepare(&snap.table);
+                live
+            },
             current: Current::new(snap),
-            live: Live::new(),
+            next_prune: Instant::now() + PRUNE_EVERY,
             out,
             inbound,
             calls: HashMap::new(),
@@ -222,6 +229,12 @@ impl Core {
             let now = Instant::now();
             self.proxy.handle_timeout(now);
             self.renew_prepaid(now);
+            if now >= self.next_prune {
+                self.next_prune = now + PRUNE_EVERY;
+                let snap = self.current.load();
+                self.live
+                    .prune(self.clock.ts(now), snap.longest_rate_window);
+            }
             self.after_input(now);
             if self.draining && self.drain_step(Instant::now()) {
                 break;
@@ -314,7 +327,7 @@ impl Core {
         let Some(answered) = m.answered_at else {
             return;
         };
-        match p.reserve(&m.record.number, m.reserved_minutes) {
+        match p.reserve(&m.record.number, m.reserved_minutes, jiff::Timestamp::now()) {
             Grant::Unlimited => {}
             Grant::Minute { renew_after } => {
                 m.reserved_minutes += 1;
@@ -347,8 +360,16 @@ impl Core {
     }
 
     fn reload(&mut self) -> Result<String, String> {
-        match self.current.reload() {
+        match self.current.reload(&self.live) {
             Ok(s) => {
+                if let (Some(p), Some(b)) = (self.prepaid.as_mut(), &s.settings.billing) {
+                    match hotline_cdr::billing::load_billing(&b.file) {
+                        Ok(cfg) => p.reconfigure(cfg, b.low_balance_fen),
+                        Err(e) => {
+                            tracing::error!(file = %b.file.display(), error = %e, "billing file not reloaded; the old rates and balances stay")
+                        }
+                    }
+                }
                 let msg = format!(
                     "generation {} loaded ({} numbers, hash {})",
                     s.generation(),
@@ -724,6 +745,7 @@ impl Core {
                     &meta.record.number,
                     meta.reserved_minutes,
                     meta.record.billable_minutes(),
+                    meta.record.end,
                 );
             }
         }
@@ -870,6 +892,9 @@ fn cdr_config(s: &hotline_config::Settings) -> hotline_cdr::WriterConfig {
 const SHED_HIGH: usize = 2048;
 const SHED_LOW: usize = 256;
 const RETRY_AFTER_SECS: u32 = 5;
+
+/// How often expired anti-harassment rate entries are dropped.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// How long ringing calls may go on hunting after SIGTERM.
 const DRAIN_GRACE: Duration = Duration::from_secs(32);

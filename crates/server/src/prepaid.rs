@@ -33,14 +33,31 @@ pub const CUT_MARGIN: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone)]
 struct Account {
     rate_fen: i64,
-    /// Balance after every finished call.
-    balance_fen: i64,
+    prepaid_fen: i64,
+    /// Top-ups by date (a top-up counts from its day on).
+    topups: Vec<(jiff::civil::Date, i64)>,
+    /// Charged for finished calls (from the CDRs at start, then settled live).
+    used_fen: i64,
     /// Reserved by answered calls in progress (whole minutes × rate).
     reserved_fen: i64,
     /// Start and end (exclusive) of the plan, in the billing time zone's days.
     start: jiff::civil::Date,
     expiry: jiff::civil::Date,
     low: bool,
+}
+
+impl Account {
+    fn balance(&self, today: jiff::civil::Date) -> i64 {
+        let topups: i64 = self
+            .topups
+            .iter()
+            .filter(|(d, _)| *d <= today)
+            .map(|(_, f)| f)
+            .sum();
+        self.prepaid_fen
+            .saturating_add(topups)
+            .saturating_sub(self.used_fen)
+    }
 }
 
 /// Balances of the prepaid 400 numbers.
@@ -76,75 +93,89 @@ impl Prepaid {
         low_balance_fen: i64,
         now: Timestamp,
     ) -> Prepaid {
-        let today = now.to_zoned(cfg.tz.clone()).date();
         let mut book = UsageBook::default();
         if cdr_dir.exists() {
-            match hotline_cdr::reader::scan_calls(cdr_dir, |c| book.add(&cfg, c)) {
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "prepaid: cannot read CDRs; balances start from the configured amounts")
-                }
+            if let Err(e) = hotline_cdr::reader::scan_calls(cdr_dir, |c| book.add(&cfg, c)) {
+                tracing::error!(error = %e, "prepaid: cannot read CDRs; balances start from the configured amounts");
             }
         }
+        let mut p = Prepaid {
+            cfg: cfg.clone(),
+            accounts: HashMap::new(),
+            low_balance_fen,
+            low_balance_warnings: 0,
+            refused: 0,
+            cut: 0,
+        };
+        p.reconfigure(cfg, low_balance_fen);
+        for a in p.accounts.values_mut() {
+            a.used_fen = 0;
+        }
+        for ((number, _), u) in &book.usage {
+            if let Some(a) = p.accounts.get_mut(number) {
+                a.used_fen = a.used_fen.saturating_add(
+                    i64::try_from(u.minutes)
+                        .unwrap_or(i64::MAX)
+                        .saturating_mul(a.rate_fen),
+                );
+            }
+        }
+        let today = p.today(now);
+        for (n, a) in &p.accounts {
+            tracing::info!(number = %n, balance = %hotline_cdr::billing::format_fen(a.balance(today)), "prepaid balance");
+        }
+        p
+    }
+
+    /// A new billing file (config reload): plans, prepaid amounts and top-ups change; what
+    /// was used and what calls in progress hold stay.
+    pub fn reconfigure(&mut self, cfg: BillingConfig, low_balance_fen: i64) {
         let mut accounts = HashMap::new();
         for a in &cfg.accounts {
             let Some(plan) = cfg.plans.get(&a.plan) else {
                 continue;
             };
-            let topups: i64 = a
-                .topups
-                .iter()
-                .filter(|t| t.date <= today)
-                .map(|t| t.amount_fen)
-                .sum();
-            let used: i64 = book
-                .usage
-                .iter()
-                .filter(|((n, _), _)| n == &a.number)
-                .map(|(_, u)| {
-                    i64::try_from(u.minutes)
-                        .unwrap_or(i64::MAX)
-                        .saturating_mul(plan.rate_fen)
-                })
-                .sum();
+            let old = self.accounts.get(&a.number);
             accounts.insert(
                 a.number.clone(),
                 Account {
                     rate_fen: plan.rate_fen,
-                    balance_fen: a.prepaid_fen.saturating_add(topups).saturating_sub(used),
-                    reserved_fen: 0,
+                    prepaid_fen: a.prepaid_fen,
+                    topups: a.topups.iter().map(|t| (t.date, t.amount_fen)).collect(),
+                    used_fen: old.map_or(0, |o| o.used_fen),
+                    reserved_fen: old.map_or(0, |o| o.reserved_fen),
                     start: a.start,
                     expiry: a.expiry(plan),
-                    low: false,
+                    low: old.is_some_and(|o| o.low),
                 },
             );
         }
-        Prepaid {
-            cfg,
-            accounts,
-            low_balance_fen,
-            low_balance_warnings: 0,
-            refused: 0,
-            cut: 0,
-        }
+        self.accounts = accounts;
+        self.cfg = cfg;
+        self.low_balance_fen = low_balance_fen;
+    }
+
+    fn today(&self, now: Timestamp) -> jiff::civil::Date {
+        now.to_zoned(self.cfg.tz.clone()).date()
     }
 
     /// The balance not reserved by calls in progress, if `number` is prepaid.
-    pub fn available(&self, number: &str) -> Option<i64> {
+    pub fn available(&self, number: &str, now: Timestamp) -> Option<i64> {
+        let today = self.today(now);
         self.accounts
             .get(number)
-            .map(|a| a.balance_fen - a.reserved_fen)
+            .map(|a| a.balance(today) - a.reserved_fen)
     }
 
     /// May a new call to `number` start? (Not prepaid: yes.) Outside the plan's dates: no.
     pub fn admit(&mut self, number: &str, now: Timestamp) -> bool {
-        let today = now.to_zoned(self.cfg.tz.clone()).date();
+        let today = self.today(now);
         let Some(a) = self.accounts.get(number) else {
             return true;
         };
         let ok = today >= a.start
             && today < a.expiry
-            && hotline_cdr::billing::can_start_call(a.balance_fen - a.reserved_fen, a.rate_fen);
+            && hotline_cdr::billing::can_start_call(a.balance(today) - a.reserved_fen, a.rate_fen);
         if !ok {
             self.refused += 1;
         }
@@ -152,7 +183,8 @@ impl Prepaid {
     }
 
     /// Reserve the next minute of an answered call that has `minutes` reserved so far.
-    pub fn reserve(&mut self, number: &str, minutes: u32) -> Grant {
+    pub fn reserve(&mut self, number: &str, minutes: u32, now: Timestamp) -> Grant {
+        let today = self.today(now);
         let Some(a) = self.accounts.get_mut(number) else {
             return Grant::Unlimited;
         };
@@ -160,7 +192,7 @@ impl Prepaid {
         if a.rate_fen <= 0 {
             return Grant::Unlimited;
         }
-        if a.balance_fen - a.reserved_fen >= a.rate_fen {
+        if a.balance(today) - a.reserved_fen >= a.rate_fen {
             a.reserved_fen += a.rate_fen;
             let next = boundary + Duration::from_secs(60);
             return Grant::Minute {
@@ -174,8 +206,15 @@ impl Prepaid {
     }
 
     /// An answered call ended: charge its started minutes, release what it reserved.
-    pub fn settle(&mut self, number: &str, reserved_minutes: u32, billed_minutes: u64) {
+    pub fn settle(
+        &mut self,
+        number: &str,
+        reserved_minutes: u32,
+        billed_minutes: u64,
+        now: Timestamp,
+    ) {
         let threshold = self.low_balance_fen;
+        let today = self.today(now);
         let Some(a) = self.accounts.get_mut(number) else {
             return;
         };
@@ -184,13 +223,14 @@ impl Prepaid {
         let charge = i64::try_from(billed_minutes)
             .unwrap_or(i64::MAX)
             .saturating_mul(a.rate_fen);
-        a.balance_fen = a.balance_fen.saturating_sub(charge);
-        let low = a.balance_fen < threshold;
+        a.used_fen = a.used_fen.saturating_add(charge);
+        let balance = a.balance(today);
+        let low = balance < threshold;
         if low && !a.low {
             self.low_balance_warnings += 1;
             tracing::warn!(
                 number,
-                balance = %hotline_cdr::billing::format_fen(a.balance_fen),
+                balance = %hotline_cdr::billing::format_fen(balance),
                 "prepaid balance below the low-balance threshold"
             );
         }
@@ -244,31 +284,63 @@ prepaid = "{prepaid}"
         // 1.20 yuan at 0.50/min: two minutes, not three.
         let mut p = Prepaid::load(cfg("1.20")?, dir.path(), 100, now());
         assert_eq!(
-            p.reserve("4008001234", 0),
+            p.reserve("4008001234", 0, now()),
             Grant::Minute {
                 renew_after: Duration::from_secs(55)
             }
         );
         assert_eq!(
-            p.reserve("4008001234", 1),
+            p.reserve("4008001234", 1, now()),
             Grant::Minute {
                 renew_after: Duration::from_secs(115)
             }
         );
-        assert_eq!(p.available("4008001234"), Some(20));
+        assert_eq!(p.available("4008001234", now()), Some(20));
         // A second concurrent call cannot start: 0.20 left unreserved.
         assert!(!p.admit("4008001234", now()));
         assert_eq!(
-            p.reserve("4008001234", 2),
+            p.reserve("4008001234", 2, now()),
             Grant::Cut {
                 cut_after: Duration::from_millis(119_500)
             }
         );
         // The call talked 1 min 59.5 s: two started minutes.
-        p.settle("4008001234", 2, 2);
-        assert_eq!(p.available("4008001234"), Some(20));
+        p.settle("4008001234", 2, 2, now());
+        assert_eq!(p.available("4008001234", now()), Some(20));
         assert_eq!(p.low_balance_warnings, 1, "fell below 1.00");
-        assert_eq!(p.reserve("4008009999", 0), Grant::Unlimited);
+        assert_eq!(p.reserve("4008009999", 0, now()), Grant::Unlimited);
+        Ok(())
+    }
+
+    #[test]
+    fn a_topup_counts_from_its_day_and_a_reload_keeps_what_was_used() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut p = Prepaid::load(cfg("1.00")?, dir.path(), 0, now());
+        assert_eq!(
+            p.reserve("4008001234", 0, now()),
+            Grant::Minute {
+                renew_after: Duration::from_secs(55)
+            }
+        );
+        p.settle("4008001234", 1, 1, now());
+        assert_eq!(p.available("4008001234", now()), Some(50));
+        let with_topup = cfg("1.00")?.accounts[0].clone();
+        let mut c = cfg("1.00")?;
+        c.accounts[0] = hotline_cdr::billing::Account {
+            topups: vec![hotline_cdr::billing::Topup {
+                date: jiff::civil::date(2026, 11, 25),
+                amount_fen: 200,
+            }],
+            ..with_topup
+        };
+        p.reconfigure(c, 0);
+        assert_eq!(
+            p.available("4008001234", now()),
+            Some(50),
+            "the top-up is dated tomorrow"
+        );
+        let tomorrow: Timestamp = "2026-11-25T01:00:00Z".parse().map_err(|e| format!("{e}"))?;
+        assert_eq!(p.available("4008001234", tomorrow), Some(250));
         Ok(())
     }
 

@@ -16,6 +16,8 @@ pub struct Snapshot {
     /// Addresses of configured targets: besides the trunks, the only sources Hotline takes
     /// SIP from (their responses and in-dialog requests).
     pub target_ips: std::collections::HashSet<std::net::IpAddr>,
+    /// Longest anti-harassment window of any number (what live rate entries must outlive).
+    pub longest_rate_window: std::time::Duration,
     pub source: Option<PathBuf>,
     pub loaded_at: jiff::Timestamp,
 }
@@ -26,8 +28,19 @@ impl Snapshot {
             tracing::warn!("config: {w}");
         }
         let target_ips = c.table.targets().iter().map(|t| t.next_hop.ip()).collect();
+        let longest_rate_window = c
+            .table
+            .numbers()
+            .iter()
+            .filter_map(|n| n.rate.as_ref())
+            .flat_map(|r| [r.per_caller_number, r.per_caller])
+            .flatten()
+            .map(|w| w.window)
+            .max()
+            .unwrap_or_default();
         Snapshot {
             target_ips,
+            longest_rate_window,
             settings: c.settings,
             table: c.table,
             source,
@@ -62,7 +75,9 @@ impl Current {
 
     /// Build the next generation from the same source and swap it in; on any error the old
     /// snapshot stays and every error is returned.
-    pub fn reload(&self) -> Result<Arc<Snapshot>, String> {
+    /// `live` gets entries for the new table's targets before the swap, so the call path
+    /// never allocates for them.
+    pub fn reload(&self, live: &hotline_route::Live) -> Result<Arc<Snapshot>, String> {
         let old = self.load();
         let generation = old.generation() + 1;
         let compiled = match &old.source {
@@ -75,6 +90,7 @@ impl Current {
         }
         .map_err(|e| e.to_string())?;
         let next = Arc::new(Snapshot::new(compiled, old.source.clone()));
+        live.prepare(&next.table);
         self.0.store(next.clone());
         Ok(next)
     }
