@@ -347,7 +347,10 @@ fn readyz_is_503_while_draining_and_health_stays_200() {
     );
     let caller = finish(caller);
     assert_eq!(caller.final_codes().len(), 1, "{}", caller.summary());
-    drop(finish(ringing));
+    // The target is stopped rather than awaited: the drain can end before the target's 487 is
+    // ACKed (see the report of issue 7), and its scenario would wait for its own timeout.
+    let ringing = stop(ringing);
+    assert!(ringing.saw_request("CANCEL"), "{}", ringing.summary());
     assert_eq!(
         cdr_calls(hotline.cdr_dir()).len(),
         1,
