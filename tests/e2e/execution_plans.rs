@@ -765,11 +765,6 @@ fn a_skipped_member_does_not_depend_on_advance_on() {
 }
 
 #[test]
-#[ignore = "Hotline bug: on_target_busy_local = \"treat_as_busy\" is compiled but never read: \
-            server::core::admit / fork_plan ignore Plan::on_target_busy_local, so a target at \
-            max_concurrent is always skipped like \"skip\"; with advance_on without `busy` \
-            the hunt must end there as if the member answered 486 (docs/config.md), but the \
-            next member is called"]
 fn treat_as_busy_counts_a_target_at_its_limit_as_busy() {
     let r = limit_run(
         &[

@@ -18,7 +18,8 @@ use hotline_cdr::{
 };
 use hotline_route::{
     normalize_called, normalize_caller, resolve, CallContext, CallerKind, Decision, EarlyMedia,
-    Fallback, Live, Mode, Number400, RejectCause, RingFrom, RouteTable, Routed, TargetId,
+    Fallback, Live, Mode, Number400, OnTargetBusyLocal, RejectCause, RingFrom, RouteTable, Routed,
+    TargetId,
 };
 use hotline_sip::frame::Limits;
 use hotline_sip::proxy::{
@@ -76,6 +77,8 @@ pub struct Core {
     draining: bool,
     drain_deadline: Option<Instant>,
     trunks: HashMap<String, TrunkState>,
+    /// After the hunts of a graceful stop: how long to wait for cancelled branches' finals.
+    flush_deadline: Option<Instant>,
     /// When the anti-harassment rate entries are next pruned.
     next_prune: Instant,
     prepaid: Option<Prepaid>,
@@ -172,6 +175,7 @@ impl Core {
             draining: false,
             drain_deadline: None,
             trunks: HashMap::new(),
+            flush_deadline: None,
             prepaid,
             renewals: BinaryHeap::new(),
             dropped_sources: 0,
@@ -260,7 +264,10 @@ impl Core {
             self.proxy.hangup(now, call);
         }
         self.after_input(now);
-        true
+        // Cancelled branches still owe us their 487, which we must ACK: wait for them, but
+        // not past a short bound (a target that never answers its CANCEL is its problem).
+        let flush_until = *self.flush_deadline.get_or_insert(now + FLUSH_GRACE);
+        self.proxy.pending_client_invites() == 0 || now >= flush_until
     }
 
     fn inbound_message(&mut self, now: Instant, snap: &Snapshot, m: Inbound) {
@@ -865,6 +872,7 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         remove_headers: Vec::new(),
         max_duration: plan.max_duration,
         history_info: true,
+        limit_is_busy: plan.on_target_busy_local == OnTargetBusyLocal::TreatAsBusy,
     }
 }
 
@@ -892,6 +900,9 @@ fn cdr_config(s: &hotline_config::Settings) -> hotline_cdr::WriterConfig {
 const SHED_HIGH: usize = 2048;
 const SHED_LOW: usize = 256;
 const RETRY_AFTER_SECS: u32 = 5;
+
+/// How long a graceful stop waits for cancelled branches' final responses (to ACK them).
+const FLUSH_GRACE: Duration = Duration::from_secs(4);
 
 /// How often expired anti-harassment rate entries are dropped.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);

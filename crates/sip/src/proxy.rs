@@ -24,7 +24,7 @@ use crate::msg::{Message, Method, Via};
 use crate::rewrite::{self, ForwardRequest};
 use crate::txn::{
     ClientInvite, ClientNonInvite, ClientVerdict, Reliability, ServerInvite, ServerNonInvite,
-    TimerAction, Timers,
+    State, TimerAction, Timers,
 };
 use crate::uri::Uri;
 
@@ -180,6 +180,9 @@ pub struct ForkPlan {
     /// Add History-Info (RFC 7044) to each branch: the original Request-URI as index 1, the
     /// target as index 1.1 (`mp=1`: mapped by Hotline).
     pub history_info: bool,
+    /// A target the gate refuses (at its concurrency limit) counts as busy (486, moving on
+    /// only if the plan moves on for busy) instead of being skipped.
+    pub limit_is_busy: bool,
 }
 
 /// Why a branch ended.
@@ -218,7 +221,9 @@ impl Outcome {
         match self {
             Outcome::Busy => adv.busy,
             Outcome::NoAnswer => adv.no_answer,
-            Outcome::Unreachable | Outcome::LimitReached => adv.unreachable,
+            Outcome::Unreachable => adv.unreachable,
+            // Skipping a target at its limit is not a failure of the hunt.
+            Outcome::LimitReached => true,
             Outcome::Rejected | Outcome::Redirected => adv.rejected,
             Outcome::GlobalFailure => adv.global_failure,
             Outcome::Answered | Outcome::CancelledByHunt | Outcome::CancelledByCaller => false,
@@ -840,6 +845,19 @@ impl Proxy {
             self.cancel_branches(now, id, Outcome::CancelledByHunt);
             self.finish_unanswered(now, id, Some(reason));
         }
+    }
+
+    /// Client INVITE transactions still waiting for their final response (e.g. a cancelled
+    /// branch whose 487 has not come yet): a graceful stop waits for them so that every
+    /// target gets its ACK.
+    pub fn pending_client_invites(&self) -> usize {
+        self.clients
+            .values()
+            .filter(|c| match &c.kind {
+                ClientKind::Invite(t) => matches!(t.state(), State::Calling | State::Proceeding),
+                ClientKind::NonInvite(_) => false,
+            })
+            .count()
     }
 
     /// Handles of the calls that are answered and not yet ended.
@@ -1544,6 +1562,7 @@ impl Proxy {
                 continue;
             };
             let mut started = 0;
+            let mut stop = false;
             for t in targets {
                 if gate(CallHandle(call), t.tag) {
                     self.start_branch(now, call, t);
@@ -1551,10 +1570,18 @@ impl Proxy {
                 } else if let Some(c) = self.calls.get_mut(&call) {
                     c.attempts += 1;
                     let attempt = c.attempts;
-                    c.last_outcome = Some(Outcome::LimitReached);
-                    if c.best.is_none() {
+                    let outcome = if c.plan.limit_is_busy {
+                        Outcome::Busy
+                    } else {
+                        Outcome::LimitReached
+                    };
+                    c.last_outcome = Some(outcome);
+                    if better(486, c.best.as_ref().map(|b| b.0)) {
                         c.best = Some((486, None));
                     }
+                    // Nothing else of this group rings and the plan does not move on for
+                    // this cause: the hunt ends here.
+                    stop = !outcome.advances(&c.plan.advance);
                     self.events.push_back(Event::AttemptEnded(AttemptInfo {
                         call: CallHandle(call),
                         attempt,
@@ -1564,12 +1591,15 @@ impl Proxy {
                         answered: None,
                         ended: now,
                         code: 486,
-                        outcome: Outcome::LimitReached,
+                        outcome,
                     }));
                 }
             }
             if started > 0 {
                 return;
+            }
+            if stop {
+                break;
             }
         }
         self.finish_unanswered(now, call, None);

@@ -1187,3 +1187,28 @@ fn target_answers_our_cancel_then_487_is_acked() {
             .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn target_at_its_limit_treated_as_busy_ends_the_hunt_when_busy_does_not_advance() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKtb1", "call-tb1", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20), target(T2, 2, 20)]);
+    plan.limit_is_busy = true;
+    plan.advance.busy = false;
+    h.p.route(h.now, call, plan, &mut |_, tag| tag != 1);
+    let out = h.out();
+    assert!(only(&out, T2).is_empty(), "busy does not advance in this plan");
+    assert_eq!(only(&out, UAC)[0].status(), Some(486));
+    // Skip (the default) moves on whatever the causes say.
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKtb2", "call-tb2", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20), target(T2, 2, 20)]);
+    plan.advance.busy = false;
+    plan.advance.unreachable = false;
+    h.p.route(h.now, call, plan, &mut |_, tag| tag != 1);
+    assert_eq!(only(&h.out(), T2).len(), 1);
+}
