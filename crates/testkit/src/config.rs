@@ -104,6 +104,8 @@ pub struct HotlineConfig {
     pub trunks: Vec<Trunk>,
     /// Admin endpoint address (`"127.0.0.1:0"` = ephemeral); `None` = `"off"`.
     pub admin: Option<String>,
+    /// Extra `key = value` lines of `[server.sip]` (e.g. `tcp_idle_timeout = "1s"`).
+    pub sip_settings: Vec<String>,
 }
 
 impl Default for HotlineConfig {
@@ -118,6 +120,7 @@ impl Default for HotlineConfig {
             raw: String::new(),
             trunks: Vec::new(),
             admin: None,
+            sip_settings: Vec::new(),
         }
     }
 }
@@ -235,6 +238,19 @@ impl HotlineConfig {
         self
     }
 
+    /// Listens on `addr` (e.g. `"[::1]:0"`) instead of `127.0.0.1:0`.
+    pub fn listen(mut self, addr: &str) -> Self {
+        self.listen = addr.into();
+        self
+    }
+
+    /// Adds a `key = value` line to `[server.sip]`, e.g. `sip_setting("max_message_bytes", "4096")`
+    /// (the value is written as given: quote strings yourself).
+    pub fn sip_setting(mut self, key: &str, value: &str) -> Self {
+        self.sip_settings.push(format!("{key} = {value}"));
+        self
+    }
+
     /// Appends raw TOML.
     pub fn raw(mut self, toml: &str) -> Self {
         self.raw.push_str(toml);
@@ -257,8 +273,15 @@ impl HotlineConfig {
             }
         }
         let _ = writeln!(s);
-        if let Some(t1) = &self.t1 {
-            let _ = writeln!(s, "[server.sip]\nt1 = {}\n", quote(t1));
+        if self.t1.is_some() || !self.sip_settings.is_empty() {
+            let _ = writeln!(s, "[server.sip]");
+            if let Some(t1) = &self.t1 {
+                let _ = writeln!(s, "t1 = {}", quote(t1));
+            }
+            for line in &self.sip_settings {
+                let _ = writeln!(s, "{line}");
+            }
+            let _ = writeln!(s);
         }
         let _ = writeln!(
             s,
@@ -374,5 +397,21 @@ mod tests {
         assert!(toml.contains("name = \"carrier\"\nsources = [\"127.0.0.2/32\"]\ntrusted = false"));
         assert!(toml.contains("[plans.\"both\"]\nwait_cap = \"3s\"\n[[plans.\"both\".groups]]\nmode = \"simultaneous\"\nring_timeout = \"1s\"\nmembers = [\"a\", \"b\"]"));
         assert!(toml.contains("mode = \"sequential\"\nring_timeout = \"2s\"\nmembers = [\"b\"]"));
+    }
+
+    #[test]
+    fn renders_sip_settings_and_listen() {
+        let toml = HotlineConfig::new()
+            .listen("[::1]:0")
+            .t1("100ms")
+            .sip_setting("tcp_idle_timeout", "\"1s\"")
+            .to_toml();
+        assert!(toml.contains("listen = [\"[::1]:0\"]"));
+        assert!(toml.contains("[server.sip]\nt1 = \"100ms\"\ntcp_idle_timeout = \"1s\"\n"));
+        assert_eq!(toml.matches("[server.sip]").count(), 1);
+        let only = HotlineConfig::new()
+            .sip_setting("max_message_bytes", "4096")
+            .to_toml();
+        assert!(only.contains("[server.sip]\nmax_message_bytes = 4096\n"));
     }
 }

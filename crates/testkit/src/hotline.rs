@@ -164,6 +164,17 @@ pub fn metric_value(text: &str, sample: &str) -> Option<f64> {
     })
 }
 
+/// The `VmRSS:` value (KiB) of a `/proc/PID/status` text.
+pub fn parse_vm_rss(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 impl Hotline {
     /// Starts Hotline with `config_toml`; panics with the stderr log path if it does not come
     /// up. Use [`Hotline::try_spawn`] to handle the error.
@@ -462,6 +473,39 @@ impl Hotline {
         }
     }
 
+    /// Sends SIGTERM and returns at once (the switch drains; see [`Hotline::wait_exit`]).
+    pub fn terminate(&mut self) -> Result<()> {
+        match self.child.as_ref() {
+            Some(c) => send_signal(c.id(), "TERM"),
+            None => Err(TestkitError::NoBinary("hotline was never started".into())),
+        }
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself; `Ok(None)` if it is still
+    /// running then (it is left running).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        if let Some(status) = self.exit {
+            return Ok(Some(status));
+        }
+        let Some(child) = self.child.as_mut() else {
+            return Err(TestkitError::NoBinary("hotline was never started".into()));
+        };
+        let waited =
+            wait_timeout(child, timeout).map_err(|e| TestkitError::io("wait for hotline", e))?;
+        if let Some(status) = waited {
+            self.exit = Some(status);
+            self.join_reader();
+        }
+        Ok(waited)
+    }
+
+    /// Resident set size of the running process in KiB (`VmRSS` of `/proc/PID/status`).
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        parse_vm_rss(&status)
+    }
+
     fn join_reader(&mut self) {
         if let Some(r) = self.reader.take() {
             let _ = r.join();
@@ -511,6 +555,15 @@ mod tests {
         );
         assert_eq!(metric_value(text, "hotline_calls"), Some(3.5));
         assert_eq!(metric_value(text, "hotline_call"), None);
+    }
+
+    #[test]
+    fn vm_rss_is_read_from_proc_status() {
+        let text = "Name:\thotline\nVmPeak:\t  20000 kB\nVmRSS:\t   12345 kB\nThreads:\t4\n";
+        assert_eq!(parse_vm_rss(text), Some(12345));
+        assert_eq!(parse_vm_rss("Name: x\n"), None);
+        let own = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        assert!(parse_vm_rss(&own).is_some_and(|kib| kib > 0));
     }
 
     #[test]

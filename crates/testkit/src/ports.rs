@@ -7,7 +7,7 @@
 //! handed out at most once, so parallel tests never collide with each other.
 
 use std::collections::HashSet;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::{Mutex, OnceLock};
 
 use crate::error::{Result, TestkitError};
@@ -58,6 +58,15 @@ pub fn is_bound(port: u16, tcp: bool) -> bool {
     }
 }
 
+/// True when something holds `port` on `ip` for the given transport (a bind probe fails).
+pub fn is_bound_on(ip: IpAddr, port: u16, tcp: bool) -> bool {
+    if tcp {
+        TcpListener::bind((ip, port)).is_err()
+    } else {
+        UdpSocket::bind((ip, port)).is_err()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,5 +81,6 @@ mod tests {
         let held = UdpSocket::bind(loopback(a));
         assert!(held.is_ok());
         assert!(is_bound(a, false));
+        assert!(is_bound_on(IpAddr::V4(Ipv4Addr::LOCALHOST), a, false));
     }
 }

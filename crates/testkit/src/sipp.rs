@@ -12,7 +12,7 @@
 //! 99 no call processed, 255 fatal error, 254 could not bind its socket.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -102,6 +102,7 @@ pub struct Sipp {
     sets: Vec<(String, String)>,
     extra: Vec<String>,
     timeout: Duration,
+    local_ip: IpAddr,
 }
 
 impl Sipp {
@@ -119,6 +120,7 @@ impl Sipp {
             sets: Vec::new(),
             extra: Vec::new(),
             timeout: Duration::from_secs(30),
+            local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
 
@@ -195,6 +197,12 @@ impl Sipp {
         self.extra.push(a.to_string());
         self
     }
+    /// The loopback address SIPp binds and advertises (`-i`/`-mi`; default 127.0.0.1), e.g.
+    /// `::1` for IPv6 tests.
+    pub fn local_ip(mut self, ip: IpAddr) -> Self {
+        self.local_ip = ip;
+        self
+    }
     /// Hard limit for the whole run (SIPp's `-timeout`, then a kill). Default 30 s.
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
@@ -224,11 +232,12 @@ impl Sipp {
             }
         }
         let secs = self.timeout.as_secs().max(1);
+        let ip = self.local_ip.to_string();
         for s in [
             "-i",
-            "127.0.0.1",
+            &ip,
             "-mi",
-            "127.0.0.1",
+            &ip,
             "-p",
             &port.to_string(),
             "-t",
@@ -312,6 +321,7 @@ impl Sipp {
                 args,
                 timeout: self.timeout,
                 started: Instant::now(),
+                local_ip: self.local_ip,
             };
             match proc.wait_started(self.remote.is_none())? {
                 Started::Ok => return Ok(proc),
@@ -358,6 +368,7 @@ pub struct SippProcess {
     args: Vec<String>,
     timeout: Duration,
     started: Instant,
+    local_ip: IpAddr,
 }
 
 impl std::fmt::Debug for SippProcess {
@@ -406,7 +417,7 @@ impl SippProcess {
                     },
                 );
             }
-            if !server || ports::is_bound(self.port, tcp) {
+            if !server || ports::is_bound_on(self.local_ip, self.port, tcp) {
                 return Ok(Started::Ok);
             }
             if Instant::now() >= deadline {
@@ -419,9 +430,9 @@ impl SippProcess {
         }
     }
 
-    /// `127.0.0.1:port` SIPp listens on.
+    /// `127.0.0.1:port` (or the [`Sipp::local_ip`] address) SIPp listens on.
     pub fn addr(&self) -> SocketAddr {
-        ports::loopback(self.port)
+        SocketAddr::new(self.local_ip, self.port)
     }
 
     /// The local port.
