@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hotline_route::{
-    normalize_called, normalize_caller, AdvanceOn, Calendar, CallerKind, Conditions, DayKind,
-    EarlyMedia, Fallback, Group, ListId, ListSet, Member, Mode, NamedList, NumberEntry,
-    OnTargetBusyLocal, Plan, PlanId, RateLimit, RateWindow, RegionDb, RegionPattern, RingFrom,
-    Rule, Screening, Status, Strategy, TableParts, Target, TargetId, TimeRange, Transport,
-    Weekdays, MAX_GROUPS, MAX_MEMBERS,
+    normalize_called, normalize_caller, uri_user_allowed, AdvanceOn, Calendar, CallerKind,
+    Conditions, DayKind, EarlyMedia, Fallback, Group, ListId, ListSet, Member, Mode, NamedList,
+    NumberEntry, OnTargetBusyLocal, Plan, PlanId, RateLimit, RateWindow, RegionDb, RegionPattern,
+    RingFrom, Rule, Screening, Status, Strategy, TableParts, Target, TargetId, TimeRange,
+    Transport, Weekdays, MAX_GROUPS, MAX_MEMBERS,
 };
 use jiff::civil::Date;
 use sha2::{Digest, Sha256};
@@ -61,7 +61,7 @@ impl Ctx<'_> {
             file: name,
             line,
             key: key.into(),
-            message: message.into(),
+            message: nonempty(message.into()),
             hint,
         });
     }
@@ -1228,7 +1228,7 @@ fn build_calendar(
             file: name,
             line: e.span().map(|s| line_of(&text, s.start)).unwrap_or(0),
             key: String::new(),
-            message: e.message().trim().to_string(),
+            message: nonempty(e.message().trim().to_string()),
             hint: Some(
                 "the calendar has [holidays] and [workdays] tables of date = \"name\"".into(),
             ),
@@ -1294,6 +1294,22 @@ fn build_target(
     };
     match (&raw.uri, &raw.number, &raw.gateway) {
         (Some(uri), None, None) => match parse_sip_uri(uri.get_ref()) {
+            Ok(_) if !uri_user_allowed(sip_uri_user(uri.get_ref())) => {
+                cx.err(
+                    fi,
+                    uri.span(),
+                    format!("{key}.uri"),
+                    format!(
+                        "{:?} calls an international or premium-rate number",
+                        uri.get_ref()
+                    ),
+                    Some(
+                        "400 service is domestic: targets must be mainland numbers (no 声讯 168 numbers)"
+                            .into(),
+                    ),
+                );
+                None
+            }
             Ok((next_hop, transport)) => Some(Target {
                 id: TargetId(index as u32),
                 name: name.get_ref().clone(),
@@ -1310,7 +1326,17 @@ fn build_target(
         (None, Some(num), Some(gw)) => {
             let c = normalize_caller(num.get_ref());
             let ok = match c.kind {
-                CallerKind::Mobile | CallerKind::FixedLine => true,
+                CallerKind::Mobile | CallerKind::FixedLine if c.is_allowed_target() => true,
+                CallerKind::Mobile | CallerKind::FixedLine => {
+                    cx.err(
+                        fi,
+                        num.span(),
+                        format!("{key}.number"),
+                        format!("{:?} is a premium-rate (声讯) number", num.get_ref()),
+                        Some("400 service does not forward to premium-rate services".into()),
+                    );
+                    false
+                }
                 CallerKind::International => {
                     cx.err(
                         fi,
@@ -2016,6 +2042,27 @@ fn build_rules(
         });
     }
     rules
+}
+
+/// The user part of a `sip:`/`sips:`/`tel:` URI string (empty when there is none).
+fn sip_uri_user(uri: &str) -> &str {
+    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
+    match rest.split_once('@') {
+        Some((user, _)) => user.split(';').next().unwrap_or(""),
+        None if uri.starts_with("tel:") => rest.split(';').next().unwrap_or(""),
+        None => "",
+    }
+}
+
+/// The toml parser gives no message for some syntax errors (a control character, a missing
+/// value): say at least what kind of problem it is.
+fn nonempty(m: String) -> String {
+    if m.trim().is_empty() {
+        "invalid TOML syntax here (a missing value, or a control character the format forbids)"
+            .into()
+    } else {
+        m
+    }
 }
 
 #[cfg(test)]

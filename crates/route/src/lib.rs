@@ -28,7 +28,8 @@ pub use calendar::{Calendar, DayKind};
 pub use explain::{explain, Explanation, Outcome as ExplainOutcome};
 pub use live::{Live, RateVerdict, TargetStats};
 pub use number::{
-    normalize_called, normalize_caller, CalledError, Caller, CallerKind, Carrier, Number400,
+    normalize_called, normalize_caller, uri_user_allowed, CalledError, Caller, CallerKind, Carrier,
+    Number400,
 };
 pub use region::{Region, RegionDb};
 pub use resolve::{

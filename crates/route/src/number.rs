@@ -256,6 +256,22 @@ impl Caller {
     pub fn key(&self) -> u64 {
         caller_key(self.normalized())
     }
+    /// Whether a call to this number may leave Hotline (toll-fraud rule for targets and 3xx
+    /// Contacts): a mainland mobile, or a fixed line that is not a premium-rate information
+    /// service (声讯台: local number starting `168`). International and unknown numbers never.
+    pub fn is_allowed_target(&self) -> bool {
+        match self.kind {
+            CallerKind::Mobile => true,
+            CallerKind::FixedLine => {
+                let local = self
+                    .area_code()
+                    .and_then(|a| self.normalized().get(a.len()..))
+                    .unwrap_or("");
+                !local.starts_with("168")
+            }
+            _ => false,
+        }
+    }
 }
 
 /// FNV-1a 64 of a normalised caller string. Shared by compile-time sets and runtime lookups.
@@ -377,6 +393,66 @@ pub fn normalize_caller(raw: &str) -> Caller {
         }
     }
     Caller::from_parts(b"", national, CallerKind::Unknown)
+}
+
+/// Whether the user part of a target or 3xx Contact URI may be called: a PBX extension or
+/// name (short, or not a phone number) on a configured host is fine; a phone number must be an
+/// allowed domestic target ([`Caller::is_allowed_target`]). International numbers never are.
+pub fn uri_user_allowed(user: &str) -> bool {
+    let c = normalize_caller(user);
+    match c.kind {
+        CallerKind::International => false,
+        CallerKind::Mobile | CallerKind::FixedLine => c.is_allowed_target(),
+        // Extensions (`1001`) and names (`sales`) — but not a long digit string that is no
+        // domestic number (e.g. an international number written without a prefix).
+        CallerKind::Unknown => {
+            let digits = user.bytes().filter(u8::is_ascii_digit).count();
+            digits <= 6 || digits * 2 < user.len()
+        }
+    }
+}
+
+#[cfg(test)]
+mod target_rule_tests {
+    use super::*;
+
+    #[test]
+    fn uri_users_extensions_ok_international_refused() {
+        for ok in ["1001", "sales", "", "13800138000", "01012345678"] {
+            assert!(uri_user_allowed(ok), "{ok}");
+        }
+        for bad in [
+            "00442079460000",
+            "+442079460000",
+            "0085212345678",
+            "01016812345",
+            "442079460000",
+        ] {
+            assert!(!uri_user_allowed(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_domestic_non_premium_numbers_are_allowed_targets() {
+        for ok in [
+            "13800138000",
+            "+8613800138000",
+            "01012345678",
+            "079188123456",
+        ] {
+            assert!(normalize_caller(ok).is_allowed_target(), "{ok}");
+        }
+        for bad in [
+            "00442079460000",
+            "+442079460000",
+            "0085212345678",
+            "01016812345",
+            "075516801234",
+            "12345",
+        ] {
+            assert!(!normalize_caller(bad).is_allowed_target(), "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]

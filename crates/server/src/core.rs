@@ -17,9 +17,9 @@ use hotline_cdr::{
     WriterHandle,
 };
 use hotline_route::{
-    normalize_called, normalize_caller, resolve, CallContext, CallerKind, Decision, EarlyMedia,
-    Fallback, Live, Mode, Number400, OnTargetBusyLocal, RejectCause, RingFrom, RouteTable, Routed,
-    TargetId,
+    normalize_called, normalize_caller, resolve, uri_user_allowed, CallContext, Decision,
+    EarlyMedia, Fallback, Live, Mode, Number400, OnTargetBusyLocal, RejectCause, RingFrom,
+    RouteTable, Routed, TargetId,
 };
 use hotline_sip::frame::Limits;
 use hotline_sip::proxy::{
@@ -621,13 +621,9 @@ impl Core {
                 continue;
             };
             let user = Uri::parse(c).map(|u| u.user).unwrap_or(b"");
-            let numeric = user.len() > 6 && user.iter().all(|b| b.is_ascii_digit() || *b == b'+');
-            if numeric {
-                let caller = normalize_caller(&String::from_utf8_lossy(user));
-                if !matches!(caller.kind, CallerKind::Mobile | CallerKind::FixedLine) {
-                    tracing::warn!(contact = %String::from_utf8_lossy(c), "redirect refused: not a domestic number");
-                    continue;
-                }
+            if !uri_user_allowed(&String::from_utf8_lossy(user)) {
+                tracing::warn!(contact = %String::from_utf8_lossy(c), "redirect refused: international or premium-rate number");
+                continue;
             }
             targets.push(BranchTarget {
                 uri: c.clone(),

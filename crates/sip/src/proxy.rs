@@ -361,6 +361,9 @@ struct ClientTxn {
     scheduled: Option<Instant>,
     /// For a CANCEL: the INVITE transaction it cancels (whose branch it shares).
     cancel_of: Option<u64>,
+    /// For a cancelled INVITE: when to give up waiting for its final response (§9.1: 64*T1
+    /// after the CANCEL). A target that ignores our CANCEL cannot hold state forever.
+    give_up_at: Option<Instant>,
 }
 
 #[derive(Clone, Copy)]
@@ -483,6 +486,9 @@ pub struct Proxy {
 }
 
 const BRANCH_PREFIX: &[u8] = b"z9hG4bK-hl";
+
+/// Timer C (§16.6 step 11): no branch rings longer than this, whatever its ring timeout.
+pub const TIMER_C: Duration = Duration::from_secs(180);
 
 fn fnv(parts: &[&[u8]]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -1027,6 +1033,7 @@ impl Proxy {
                 owner: Owner::Local,
                 scheduled: None,
                 cancel_of: None,
+                give_up_at: None,
             },
         );
         self.send(dest, out);
@@ -1109,10 +1116,15 @@ impl Proxy {
     }
 
     fn client_deadline(&self, cid: u64) -> Option<Instant> {
-        self.clients.get(&cid).and_then(|c| match &c.kind {
+        let c = self.clients.get(&cid)?;
+        let d = match &c.kind {
             ClientKind::Invite(t) => t.deadline(),
             ClientKind::NonInvite(t) => t.deadline(),
-        })
+        };
+        match (d, c.give_up_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn new_server(&mut self, now: Instant, source: Peer, msg: Message, key: u64) -> u64 {
@@ -1439,6 +1451,7 @@ impl Proxy {
                 owner: Owner::Relay { server: sid },
                 scheduled: None,
                 cancel_of: None,
+                give_up_at: None,
             },
         );
         if let Some(s) = self.servers.get_mut(&sid) {
@@ -1669,6 +1682,7 @@ impl Proxy {
                 owner: Owner::Branch { call },
                 scheduled: None,
                 cancel_of: None,
+                give_up_at: None,
             },
         );
         let dest = target.dest;
@@ -1680,7 +1694,7 @@ impl Proxy {
         let ring_deadline = if c.plan.ring_from_18x {
             None
         } else {
-            Some(now + target.ring_timeout)
+            Some(now + target.ring_timeout.min(TIMER_C))
         };
         self.events.push_back(Event::AttemptStarted {
             call: CallHandle(call),
@@ -1778,9 +1792,15 @@ impl Proxy {
                 owner: Owner::Local,
                 scheduled: None,
                 cancel_of: Some(cid),
+                give_up_at: None,
             },
         );
         self.cancels.insert(cid, id);
+        let give_up = now + self.cfg.timers.t1 * 64;
+        if let Some(inv) = self.clients.get_mut(&cid) {
+            inv.give_up_at = Some(give_up);
+        }
+        self.schedule(TimerRef::Client(cid), Some(give_up));
         self.send(dest, cancel);
         let dl = self.client_deadline(id);
         self.schedule(TimerRef::Client(id), dl);
@@ -1972,7 +1992,7 @@ impl Proxy {
             if first {
                 b.first_ring = Some(now);
                 if c.plan.ring_from_18x && b.cancel_pending.is_none() {
-                    b.ring_deadline = Some(now + b.target.ring_timeout);
+                    b.ring_deadline = Some(now + b.target.ring_timeout.min(TIMER_C));
                 }
             }
             if b.state == BranchState::Trying {
@@ -2222,6 +2242,12 @@ impl Proxy {
             return;
         }
         ct.scheduled = None;
+        if ct.give_up_at.is_some_and(|t| t <= now) {
+            // Cancelled and still no final response after 64*T1: the branch was reported
+            // when it was cancelled; just forget it.
+            self.remove_client(cid);
+            return;
+        }
         let dest = ct.dest;
         let owner = ct.owner;
         let action = match &mut ct.kind {

@@ -166,6 +166,11 @@ pub fn forward_request(msg: &Message, fwd: &ForwardRequest<'_>) -> Vec<u8> {
             out.extend_from_slice(&b[mf.e as usize..line.end]);
             continue;
         }
+        if mf.is_some() && header_name_matches(name, "Max-Forwards") {
+            // A repeated Max-Forwards (the parser accepts equal duplicates): one decremented
+            // header goes out, not a decremented one plus a stale copy.
+            continue;
+        }
         if fwd.pop_route && !routes.is_empty() && h.line == first_route_line {
             // Keep the rest of the line when it carries more values.
             if let Some(next) = routes.get(1).filter(|n| n.s < h.line.e) {
