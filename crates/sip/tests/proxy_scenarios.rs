@@ -1199,7 +1199,10 @@ fn target_at_its_limit_treated_as_busy_ends_the_hunt_when_busy_does_not_advance(
     plan.advance.busy = false;
     h.p.route(h.now, call, plan, &mut |_, tag| tag != 1);
     let out = h.out();
-    assert!(only(&out, T2).is_empty(), "busy does not advance in this plan");
+    assert!(
+        only(&out, T2).is_empty(),
+        "busy does not advance in this plan"
+    );
     assert_eq!(only(&out, UAC)[0].status(), Some(486));
     // Skip (the default) moves on whatever the causes say.
     let mut h = H::new();
