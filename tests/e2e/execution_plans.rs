@@ -917,8 +917,8 @@ fn redirect_to_an_international_number_is_refused() {
     );
     let refused = hotline.stderr_matching("redirect refused");
     assert!(
-        refused.iter().any(|l| l.contains("domestic")),
-        "the refusal is logged with its reason: {refused:?}"
+        refused.iter().any(|l| l.contains("00442079460000")),
+        "the refusal is logged with the refused contact: {refused:?}"
     );
     let cdrs = stop_and_read(&mut hotline);
     let (_call, attempts) = cdrs.single();
