@@ -11,6 +11,7 @@ mod config_template;
 mod exec_support;
 mod execution;
 mod execution_plans;
+mod hardening;
 mod hunt;
 mod limits;
 mod ops;

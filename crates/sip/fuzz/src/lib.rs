@@ -17,7 +17,9 @@
 //!   Max-Forwards changed as RFC 3261 §16.6 says.
 //! - [`proxy`]: a `Proxy` driven by an op stream (messages from a caller and two targets,
 //!   timer jumps, route/reject decisions, answers built from what the proxy sent, overload,
-//!   hang-ups) never panics, everything it transmits parses, and it forgets finished calls.
+//!   hang-ups) never panics, everything it transmits parses, and once every timer has run
+//!   out it holds no call ([`proxy_strict`]: and no transaction).
+//!   `FUZZ_TRANSCRIPT_FULL=1` makes [`proxy_transcript`] record whole messages (debugging).
 //!
 //! # Layout
 //! - [`frame_parse`], [`stream_split`], [`rewrite`], [`proxy`]: the harnesses.
@@ -223,14 +225,7 @@ pub fn rewrite(data: &[u8]) {
         add_headers: &add,
         remove_headers: &["P-Asserted-Identity", "P-Preferred-Identity"],
     };
-    let out = forward_request(&m, &fwd);
-    if m.headers("Max-Forwards").count() > 1 {
-        // Known hotline-sip bug (tests/replay.rs `forward_request_with_repeated_max_forwards`):
-        // only the first of two equal Max-Forwards is decremented, so the output carries two
-        // different values and is rejected on re-parse. Checked there, skipped here.
-        return;
-    }
-    let f = reparse(out, "forward_request");
+    let f = reparse(forward_request(&m, &fwd), "forward_request");
     assert_eq!(f.via_count(), m.via_count() + 1, "one Via added");
     assert_eq!(f.top_via().raw, &via[..]);
     assert_eq!(f.request_uri(), b"sip:13800138000@10.0.0.9:5070");
@@ -271,7 +266,14 @@ pub fn rewrite(data: &[u8]) {
         );
         let fwd_resp = reparse(forward_response(&resp), "forward_response of 486");
         assert_eq!(fwd_resp.via_count(), m.via_count());
-        let a = reparse(ack_for(&f, &resp), "ack_for");
+        let ack = ack_for(&f, &resp);
+        if Message::parse(Bytes::from(ack.clone())).err() == Some(ParseError::MissingTo) {
+            // Known bug (tests/replay.rs `ack_for_a_to_with_a_trailing_semicolon`): a To ending in `;` (or with
+            // a bare CR before a parameter) gives a response whose To is not indexed, and an
+            // ACK with an empty To. Checked there, skipped here.
+            return;
+        }
+        let a = reparse(ack, "ack_for");
         assert_eq!(a.method(), Some(Method::Ack));
         assert_eq!(
             a.to_tag(),
@@ -423,7 +425,11 @@ impl Harness {
             };
             exercise(&m);
             if let Some(tr) = self.transcript.as_mut() {
-                let line = text.lines().next().unwrap_or("").to_owned();
+                let line = if std::env::var_os("FUZZ_TRANSCRIPT_FULL").is_some() {
+                    text.clone()
+                } else {
+                    text.lines().next().unwrap_or("").to_owned()
+                };
                 tr.push(format!("{} {line}", peer_index(&t.dest).map_or(9, |i| i)));
             }
             if let Some(i) = peer_index(&t.dest) {
@@ -615,15 +621,15 @@ impl Harness {
 }
 
 /// Drive a [`Proxy`] with an op stream (see [`op`]); check that everything it sends parses
-/// and that, once every timer has run out, no call is left.
+/// and that, once every timer has run out, no call is left ([`proxy_strict`]: no transaction
+/// either).
 pub fn proxy(data: &[u8]) {
     run_proxy(data, false, false);
 }
 
-/// [`proxy`], and also no transaction may be left once every timer has run out. Not part of
-/// the fuzz target yet: a target that sends 180 and then never a final response (not even
-/// after our CANCEL) keeps its INVITE client transaction forever, because the proxy has no
-/// RFC 3261 §16.6 step 11 timer C (see `tests/replay.rs`, `proxy_forgets_silent_ringing_target`).
+/// [`proxy`], and also no transaction may be left once every timer has run out. Not the fuzz
+/// target's property yet: after a redirect, a branch can outlive its call (tests/replay.rs
+/// `proxy_forgets_branches_of_a_redirected_call`, ignored until fixed).
 pub fn proxy_strict(data: &[u8]) {
     run_proxy(data, false, true);
 }

@@ -1,0 +1,909 @@
+//! Hardening (issue 6): who may talk to Hotline, toll fraud, hostile and broken input, packet
+//! loss, TCP abuse, IPv6, overload, graceful shutdown under load, and a bounded soak with flat
+//! memory. docs/SECURITY.md lists each promise and the test that proves it.
+//!
+//! Everything is loopback only and bounded in count and time. Tests marked `#[ignore]` pin a
+//! known bug (the reason says what is wrong); run them with `-- --ignored`.
+
+use hotline_e2e::*;
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(5);
+/// How long "no answer" is waited for.
+const SILENCE: Duration = Duration::from_millis(1500);
+
+fn client_on(ip: Ipv4Addr) -> (SipUdpClient, SocketAddr) {
+    let c = match SipUdpClient::bind_ip(ip) {
+        Ok(c) => c,
+        Err(e) => panic!("bind {ip}: {e}"),
+    };
+    let local = match c.local_addr() {
+        Ok(a) => a,
+        Err(e) => panic!("local_addr: {e}"),
+    };
+    (c, local)
+}
+
+fn client() -> (SipUdpClient, SocketAddr) {
+    client_on(Ipv4Addr::LOCALHOST)
+}
+
+/// A Hotline whose number routes to a port nothing listens on (requests never leave it).
+fn lone_hotline(config: HotlineConfig) -> Hotline {
+    Hotline::spawn(
+        &config
+            .target("nowhere", "sip:1001@127.0.0.1:9")
+            .number(NUMBER, &["nowhere"])
+            .to_toml(),
+    )
+}
+
+/// Everything that arrives within `window` after sending `bytes`.
+#[track_caller]
+fn send_and_collect(
+    c: &SipUdpClient,
+    bytes: &[u8],
+    to: SocketAddr,
+    window: Duration,
+) -> Vec<SipMessage> {
+    if let Err(e) = c.send_to(bytes, to) {
+        panic!("send: {e}");
+    }
+    match c.recv_for(window) {
+        Ok(v) => v,
+        Err(e) => panic!("recv: {e}"),
+    }
+}
+
+/// The final response to `req`, panicking when none comes within [`WAIT`].
+#[track_caller]
+fn final_response(c: &SipUdpClient, req: &RawRequest, to: SocketAddr) -> SipMessage {
+    match c.request(req, to, WAIT) {
+        Ok(Some(m)) => m,
+        Ok(None) => panic!(
+            "no final response within {WAIT:?} to:\n{}",
+            String::from_utf8_lossy(&req.to_bytes())
+        ),
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
+/// Hotline is alive: an OPTIONS from 127.0.0.1 gets 200.
+#[track_caller]
+fn assert_answers_options(hotline: &Hotline) {
+    let (c, local) = client();
+    let addr = hotline.sip_addr();
+    let req = RawRequest::new("OPTIONS", &format!("sip:{addr}"), local);
+    let resp = final_response(&c, &req, addr);
+    assert_eq!(resp.status(), Some(200), "{}", resp.raw());
+}
+
+// ----- who may talk to us ---------------------------------------------------------------------
+
+#[test]
+fn requests_from_outside_the_trunks_get_no_answer() {
+    // The template's only trunk is 127.0.0.1/32; 127.0.0.2 is neither a trunk nor a target.
+    let hotline = lone_hotline(HotlineConfig::new().trunk("loopback", &["127.0.0.1/32"], true));
+    let addr = hotline.sip_addr();
+    let (stranger, local) = client_on(Ipv4Addr::new(127, 0, 0, 2));
+    for method in ["OPTIONS", "INVITE", "REGISTER"] {
+        let req = if method == "INVITE" {
+            RawRequest::invite(&hotline.uri(NUMBER), local)
+        } else {
+            RawRequest::new(method, &format!("sip:{addr}"), local)
+        };
+        let got = send_and_collect(&stranger, &req.to_bytes(), addr, SILENCE);
+        assert!(
+            got.is_empty(),
+            "{method} from 127.0.0.2 was answered: {got:?}"
+        );
+    }
+    // Garbage from a stranger is not answered with 400 either.
+    let got = send_and_collect(&stranger, b"INVITE nonsense\r\n\r\n", addr, SILENCE);
+    assert!(
+        got.is_empty(),
+        "garbage from 127.0.0.2 was answered: {got:?}"
+    );
+    // The same OPTIONS from the trunk is answered.
+    assert_answers_options(&hotline);
+}
+
+#[test]
+fn scanner_user_agents_get_no_answer() {
+    let hotline = lone_hotline(HotlineConfig::new());
+    let addr = hotline.sip_addr();
+    let (c, local) = client();
+    for ua in [
+        "friendly-scanner",
+        "sipvicious 0.3.0",
+        "sipcli/v1.8",
+        "Sip-Scan",
+    ] {
+        let options = RawRequest::new("OPTIONS", &format!("sip:100@{addr}"), local)
+            .header(&format!("User-Agent: {ua}"));
+        let got = send_and_collect(&c, &options.to_bytes(), addr, SILENCE);
+        assert!(got.is_empty(), "OPTIONS from {ua} answered: {got:?}");
+        let invite =
+            RawRequest::invite(&hotline.uri(NUMBER), local).header(&format!("User-Agent: {ua}"));
+        let got = send_and_collect(&c, &invite.to_bytes(), addr, SILENCE);
+        assert!(got.is_empty(), "INVITE from {ua} answered: {got:?}");
+    }
+    // A normal user agent is answered.
+    let req = RawRequest::new("OPTIONS", &format!("sip:{addr}"), local)
+        .header("User-Agent: Linphone/5.2");
+    assert_eq!(final_response(&c, &req, addr).status(), Some(200));
+}
+
+// ----- toll fraud ---------------------------------------------------------------------------------
+
+/// International numbers a compromised or misconfigured target might redirect to.
+const ABROAD: [&str; 4] = [
+    "00442079460000",
+    "+442079460000",
+    "0085212345678",
+    "+8613800138000000",
+];
+
+#[test]
+fn redirects_never_send_a_call_abroad() {
+    // `honest` is a configured target (so its host passes the next-hop check) that answers
+    // anything it gets; `redirector` answers 302 with international Contacts at honest's host.
+    let honest = start(
+        Sipp::uas("uas_answer")
+            .calls(1)
+            .timeout(Duration::from_secs(20)),
+    );
+    let contacts: Vec<String> = ABROAD
+        .iter()
+        .map(|n| format!("sip:{n}@{}", honest.addr()))
+        .collect();
+    let redirector = start(
+        Sipp::uas("uas_302")
+            .key("contact", &contacts.join(">, <"))
+            .calls(1)
+            .timeout(Duration::from_secs(20)),
+    );
+    let hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .ring_timeout("3s")
+            .target("redirector", &redirector.uri("1001"))
+            .target("honest", &honest.uri("1002"))
+            .number(NUMBER, &["redirector"])
+            .to_toml(),
+    );
+    let caller = run(Sipp::uac("uac_reject", hotline.sip_addr())
+        .service(NUMBER)
+        .calls(1)
+        .timeout(Duration::from_secs(20)));
+    assert_all_ok(&caller, 1, "caller (the call must fail)");
+    let redirector = finish(redirector);
+    assert_all_ok(&redirector, 1, "redirector");
+    let honest = stop(honest);
+    let invites = honest.received_requests("INVITE");
+    assert!(
+        invites.is_empty(),
+        "an INVITE reached the redirect's host: {:?}",
+        invites.iter().map(|m| m.start_line()).collect::<Vec<_>>()
+    );
+    assert!(
+        hotline.wait_for_stderr("redirect refused", WAIT),
+        "Hotline did not log the refused redirect:\n{}",
+        hotline.stderr_tail(30)
+    );
+}
+
+/// `hotline check PATH`: exit status and everything printed.
+fn hotline_check(config: &str) -> (bool, String) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("hotline-check-{}-{n}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        panic!("create {}: {e}", dir.display());
+    }
+    let path = dir.join("hotline.toml");
+    if let Err(e) = std::fs::write(&path, config) {
+        panic!("write config: {e}");
+    }
+    let bin = match hotline_testkit::paths::hotline_bin() {
+        Ok(b) => b,
+        Err(e) => panic!("hotline binary: {e}"),
+    };
+    let out = match std::process::Command::new(bin)
+        .arg("check")
+        .arg(&path)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => panic!("run hotline check: {e}"),
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    (out.status.success(), text)
+}
+
+fn config_with_target(target: &str) -> String {
+    format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin = \"off\"\n\n\
+         [gateways.carrier]\naddress = \"127.0.0.1:5080\"\n\n\
+         [companies.test]\nname = \"Test Co\"\n\n\
+         [targets.local]\nuri = \"sip:1001@127.0.0.1:5070\"\n\n\
+         [targets.abroad]\n{target}\n\n\
+         [plans.p]\n[[plans.p.groups]]\nmode = \"sequential\"\nmembers = [\"local\", \"abroad\"]\n\n\
+         [numbers.\"{NUMBER}\"]\ncompany = \"test\"\nplan = \"p\"\n"
+    )
+}
+
+#[test]
+fn hotline_check_refuses_an_international_target() {
+    // A domestic mobile through the gateway is fine ...
+    let (ok, text) = hotline_check(&config_with_target(
+        "number = \"13800138000\"\ngateway = \"carrier\"",
+    ));
+    assert!(ok, "a domestic gateway target was refused:\n{text}");
+    // ... an international one is not, however it is written.
+    for n in ["00442079460000", "+442079460000", "0085212345678"] {
+        let (ok, text) = hotline_check(&config_with_target(&format!(
+            "number = \"{n}\"\ngateway = \"carrier\""
+        )));
+        assert!(!ok, "international target {n} accepted:\n{text}");
+        assert!(text.contains("international"), "{n}: {text}");
+    }
+}
+
+#[test]
+#[ignore = "hotline-config bug: a target written as `uri = \"sip:00442079460000@host\"` passes \
+            `hotline check`; only `number` + `gateway` targets are checked for being domestic \
+            (the uri arm of target compile never calls normalize_caller)"]
+fn hotline_check_refuses_an_international_uri_target() {
+    for n in ["00442079460000", "+442079460000"] {
+        let (ok, text) = hotline_check(&config_with_target(&format!(
+            "uri = \"sip:{n}@127.0.0.1:5080\""
+        )));
+        assert!(!ok, "international uri target {n} accepted:\n{text}");
+    }
+}
+
+// ----- bad input ----------------------------------------------------------------------------------
+
+/// RFC 4475 fixtures that are responses (dropped: they match no transaction).
+const TORTURE_RESPONSES: [&str; 4] = ["bigcode", "noreason", "scalarlg", "unreason"];
+/// RFC 4475 fixtures Hotline rejects (docs/sip-parsing.md, "Invalid messages").
+const TORTURE_INVALID: &[&str] = &[
+    "badinv01",
+    "clerr",
+    "ncl",
+    "scalar02",
+    "quotbal",
+    "ltgtruri",
+    "lwsruri",
+    "lwsstart",
+    "trws",
+    "escruri",
+    "badaspec",
+    "baddn",
+    "badvers",
+    "mismatch01",
+    "mismatch02",
+    "insuf",
+    "mcl01",
+    "multi01",
+];
+
+fn torture_dir() -> std::path::PathBuf {
+    hotline_testkit::paths::workspace_root().join("crates/sip/tests/torture")
+}
+
+/// Collects datagrams on `sock` for `window`.
+fn drain(sock: &UdpSocket, window: Duration) -> Vec<SipMessage> {
+    let deadline = Instant::now() + window;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return out;
+        }
+        let _ = sock.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        match sock.recv_from(&mut buf) {
+            Ok((n, _)) => {
+                if let Ok(m) = SipMessage::parse(&buf[..n]) {
+                    out.push(m);
+                }
+            }
+            Err(_) => return out,
+        }
+    }
+}
+
+#[test]
+fn rfc4475_torture_messages_over_udp() {
+    let hotline = lone_hotline(HotlineConfig::new());
+    let addr = hotline.sip_addr();
+    let (c, _) = client();
+    // Replies to a valid request go to the Via's port on the source address (5060 or 5050
+    // in the fixtures); listen there when the port is free, to see them.
+    let via_ports: Vec<UdpSocket> = [5060u16, 5050]
+        .iter()
+        .filter_map(|p| UdpSocket::bind((Ipv4Addr::LOCALHOST, *p)).ok())
+        .collect();
+    let mut entries: Vec<_> = match std::fs::read_dir(torture_dir()) {
+        Ok(d) => d.flatten().map(|e| e.path()).collect(),
+        Err(e) => panic!("torture fixtures: {e}"),
+    };
+    entries.sort();
+    assert!(entries.len() >= 40, "fixtures missing: {}", entries.len());
+    let mut handled = Vec::new();
+    for path in &entries {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) => panic!("{name}: {e}"),
+        };
+        let direct = send_and_collect(&c, &bytes, addr, Duration::from_millis(400));
+        let via: Vec<SipMessage> = via_ports
+            .iter()
+            .flat_map(|s| drain(s, Duration::from_millis(50)))
+            .collect();
+        // Only this fixture's answers: an INVITE's final is retransmitted (we never ACK) and
+        // shows up again while later fixtures are sent.
+        let call_id = SipMessage::parse(&bytes)
+            .ok()
+            .and_then(|m| m.header("Call-ID"))
+            .unwrap_or_default();
+        let direct: Vec<SipMessage> = direct
+            .into_iter()
+            .filter(|m| m.header("Call-ID").unwrap_or_default() == call_id)
+            .collect();
+        let via: Vec<SipMessage> = via
+            .into_iter()
+            .filter(|m| m.header("Call-ID").unwrap_or_default() == call_id)
+            .collect();
+        let codes: Vec<u16> = direct
+            .iter()
+            .chain(via.iter())
+            .filter_map(SipMessage::status)
+            .collect();
+        if TORTURE_RESPONSES.contains(&name.as_str()) {
+            assert!(
+                codes.is_empty(),
+                "{name}: a response was answered: {codes:?}"
+            );
+        } else if TORTURE_INVALID.contains(&name.as_str()) {
+            assert!(
+                codes.iter().all(|c| matches!(c, 400 | 505)),
+                "{name}: invalid message answered {codes:?}"
+            );
+        } else {
+            assert!(
+                codes.iter().all(|c| *c != 400),
+                "{name}: valid message rejected as malformed: {:?}",
+                direct
+                    .iter()
+                    .chain(via.iter())
+                    .map(|m| m.start_line().to_owned())
+                    .collect::<Vec<_>>()
+            );
+            if !codes.is_empty() {
+                handled.push(name.clone());
+            }
+        }
+        assert!(
+            hotline.stderr_matching("panicked").is_empty(),
+            "Hotline panicked on {name}:\n{}",
+            hotline.stderr_tail(20)
+        );
+    }
+    eprintln!("torture: valid requests answered: {handled:?}");
+    if via_ports.len() == 2 {
+        // Every valid request got a real answer (404 Not A 400 Number, 405, 416, 483 ...).
+        assert!(
+            handled.len() >= 10,
+            "only {} valid requests were answered: {handled:?}",
+            handled.len()
+        );
+    }
+    let mut hotline = hotline;
+    assert!(
+        hotline.is_running(),
+        "Hotline died:\n{}",
+        hotline.stderr_tail(30)
+    );
+    assert_answers_options(&hotline);
+}
+
+#[test]
+fn oversize_udp_request_is_answered_with_an_error() {
+    let hotline = lone_hotline(HotlineConfig::new().sip_setting("max_message_bytes", "2048"));
+    let addr = hotline.sip_addr();
+    let (c, local) = client();
+    let req = RawRequest::new("OPTIONS", &format!("sip:{addr}"), local)
+        .header(&format!("X-Padding: {}", "a".repeat(4000)));
+    let got = send_and_collect(&c, &req.to_bytes(), addr, SILENCE);
+    let codes: Vec<u16> = got.iter().filter_map(SipMessage::status).collect();
+    assert!(
+        codes.iter().any(|c| matches!(c, 400 | 513)),
+        "oversize request answered {codes:?} (want 513 or 400)"
+    );
+    assert!(!codes.contains(&200), "oversize request served: {codes:?}");
+    assert_answers_options(&hotline);
+}
+
+#[test]
+#[ignore = "hotline-server/hotline-sip bug: an oversize UDP request is answered `400 Malformed \
+            Header` (or `400 Content-Length Mismatch`): the transport truncates it to \
+            max_message_bytes and the proxy's bad_request() always writes 400, while \
+            docs/sip-parsing.md promises 513 Message Too Large (ParseError::TooLarge.status()); \
+            likewise badvers gets 400 instead of the documented 505"]
+fn oversize_udp_request_gets_513_and_bad_version_505() {
+    let hotline = lone_hotline(HotlineConfig::new().sip_setting("max_message_bytes", "2048"));
+    let addr = hotline.sip_addr();
+    let (c, local) = client();
+    let req = RawRequest::new("OPTIONS", &format!("sip:{addr}"), local)
+        .header(&format!("X-Padding: {}", "a".repeat(4000)));
+    let got = send_and_collect(&c, &req.to_bytes(), addr, SILENCE);
+    let codes: Vec<u16> = got.iter().filter_map(SipMessage::status).collect();
+    assert_eq!(codes, vec![513], "{got:?}");
+    let bad = match std::fs::read(torture_dir().join("badvers.sip")) {
+        Ok(b) => b,
+        Err(e) => panic!("{e}"),
+    };
+    let got = send_and_collect(&c, &bad, addr, SILENCE);
+    let codes: Vec<u16> = got.iter().filter_map(SipMessage::status).collect();
+    assert_eq!(codes, vec![505], "{got:?}");
+}
+
+// ----- TCP ------------------------------------------------------------------------------------------
+
+fn tcp_connect(addr: SocketAddr) -> TcpStream {
+    match TcpStream::connect_timeout(&addr, WAIT) {
+        Ok(s) => s,
+        Err(e) => panic!("connect {addr}: {e}"),
+    }
+}
+
+/// Reads until the peer closes (`Some(elapsed)`) or `timeout` passes (`None`).
+fn wait_closed(s: &mut TcpStream, timeout: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            return None;
+        }
+        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None
+            }
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+}
+
+/// An OPTIONS over `s` (Content-Length set) and the response read back.
+fn tcp_options(s: &mut TcpStream, hotline: SocketAddr) -> Option<SipMessage> {
+    let local = s.local_addr().ok()?;
+    let req = RawRequest::new("OPTIONS", &format!("sip:{hotline}"), local).to_bytes();
+    let text = String::from_utf8_lossy(&req).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    s.write_all(text.as_bytes()).ok()?;
+    let _ = s.set_read_timeout(Some(WAIT));
+    let mut buf = vec![0u8; 8192];
+    let mut got = Vec::new();
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = s.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    SipMessage::parse(&got).ok()
+}
+
+#[test]
+fn tcp_broken_framing_closes_the_connection() {
+    let hotline = lone_hotline(HotlineConfig::new());
+    let addr = hotline.sip_addr();
+    // No Content-Length on a stream: the framer cannot know where the message ends.
+    let mut s = tcp_connect(addr);
+    let _ = s.write_all(
+        b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKnocl\r\n\r\n",
+    );
+    assert!(
+        wait_closed(&mut s, WAIT).is_some(),
+        "connection without Content-Length kept open"
+    );
+    // A negative Content-Length.
+    let mut s = tcp_connect(addr);
+    let _ = s.write_all(b"OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nContent-Length: -5\r\n\r\n");
+    assert!(
+        wait_closed(&mut s, WAIT).is_some(),
+        "connection with a negative Content-Length kept open"
+    );
+    // Headers that never end, past the size cap.
+    let mut s = tcp_connect(addr);
+    let line = format!("X-Junk: {}\r\n", "j".repeat(1000));
+    let mut closed = false;
+    for _ in 0..80 {
+        if s.write_all(line.as_bytes()).is_err() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(
+        closed || wait_closed(&mut s, WAIT).is_some(),
+        "endless headers kept the connection open"
+    );
+    // A well-formed connection still works.
+    let mut good = tcp_connect(addr);
+    let resp = tcp_options(&mut good, addr);
+    assert_eq!(resp.and_then(|r| r.status()), Some(200));
+}
+
+#[test]
+fn tcp_idle_connections_are_closed_and_many_do_not_exhaust_anything() {
+    let hotline = lone_hotline(HotlineConfig::new().sip_setting("tcp_idle_timeout", "\"2s\""));
+    let addr = hotline.sip_addr();
+    // One idle connection is closed after about the idle timeout, not before.
+    let mut idle = tcp_connect(addr);
+    let closed_after = wait_closed(&mut idle, Duration::from_secs(8));
+    let Some(after) = closed_after else {
+        panic!("idle connection still open after 8 s (idle timeout 2 s)");
+    };
+    assert!(
+        after >= Duration::from_millis(1500),
+        "closed after {after:?}, before the idle timeout"
+    );
+    // 300 connections at once, each doing a request: all answered, the switch stays usable.
+    let mut conns: Vec<TcpStream> = (0..300).map(|_| tcp_connect(addr)).collect();
+    let answered = conns
+        .iter_mut()
+        .take(300)
+        .map(|s| tcp_options(s, addr).and_then(|r| r.status()) == Some(200))
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(answered, 300, "not every connection was served");
+    assert_answers_options(&hotline);
+    // They all idle out; a fresh connection still works.
+    let start = Instant::now();
+    let closed = conns
+        .iter_mut()
+        .map(|s| wait_closed(s, Duration::from_secs(8).saturating_sub(start.elapsed())).is_some())
+        .filter(|closed| *closed)
+        .count();
+    assert_eq!(closed, 300, "idle connections left open");
+    let mut fresh = tcp_connect(addr);
+    assert_eq!(
+        tcp_options(&mut fresh, addr).and_then(|r| r.status()),
+        Some(200)
+    );
+}
+
+// ----- packet loss, IPv6 ------------------------------------------------------------------------
+
+#[test]
+fn calls_complete_through_five_percent_loss_on_both_legs() {
+    const CALLS: u32 = 30;
+    let target = start(
+        Sipp::uas("uas_answer")
+            .arg("-lost")
+            .arg("5")
+            .calls(CALLS)
+            .timeout(Duration::from_secs(60)),
+    );
+    let hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .t1("200ms")
+            .ring_timeout("20s")
+            .target("t", &target.uri("1001"))
+            .number(NUMBER, &["t"])
+            .to_toml(),
+    );
+    let caller = run(Sipp::uac("uac", hotline.sip_addr())
+        .service(NUMBER)
+        .arg("-lost")
+        .arg("5")
+        .calls(CALLS)
+        .rate(10)
+        .limit(15)
+        .duration_ms(200)
+        .timeout(Duration::from_secs(60)));
+    let ok = caller.successful();
+    // SIPp's own loss also hits its retransmission bookkeeping; allow one unlucky call.
+    assert!(
+        ok + 1 >= u64::from(CALLS),
+        "{ok}/{CALLS} calls completed through 5 % loss\n{}",
+        caller.summary()
+    );
+    let lost = caller.stat("Retransmissions(C)").unwrap_or(0);
+    eprintln!("loss test: {ok}/{CALLS} calls ok, {lost} caller retransmissions");
+    let _ = stop(target);
+    let calls = wait_cdr_calls(hotline.cdr_dir(), ok as usize, WAIT);
+    let answered = calls.iter().filter(|c| c.answer.is_some()).count();
+    assert!(
+        answered as u64 >= ok,
+        "{answered} answered CDRs for {ok} calls"
+    );
+}
+
+#[test]
+fn ipv6_listener_completes_a_call() {
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let target = start(
+        Sipp::uas("uas_answer")
+            .local_ip(v6)
+            .calls(1)
+            .timeout(Duration::from_secs(20)),
+    );
+    let hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .listen("[::1]:0")
+            .trunk("v6", &["::1/128"], true)
+            .target("t", &target.uri("1001"))
+            .number(NUMBER, &["t"])
+            .to_toml(),
+    );
+    assert!(
+        hotline.sip_addr().is_ipv6(),
+        "listening on {}",
+        hotline.sip_addr()
+    );
+    let caller = run(Sipp::uac("uac", hotline.sip_addr())
+        .local_ip(v6)
+        .service(NUMBER)
+        .calls(1)
+        .duration_ms(200)
+        .timeout(Duration::from_secs(20)));
+    assert_all_ok(&caller, 1, "IPv6 caller");
+    let target = finish(target);
+    assert_all_ok(&target, 1, "IPv6 target");
+    // Hotline's own Via and Record-Route carry the bracketed IPv6 address.
+    let invite = target.received_requests("INVITE");
+    let top_via = invite
+        .first()
+        .and_then(|m| m.header("Via"))
+        .unwrap_or_default();
+    assert!(top_via.contains("[::1]"), "top Via {top_via:?}");
+}
+
+// ----- overload, graceful shutdown, soak --------------------------------------------------------
+
+#[test]
+fn overload_sheds_new_invites_with_503_while_calls_in_progress_complete() {
+    let target = start(Sipp::uas("uas_answer").timeout(Duration::from_secs(60)));
+    let hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("t", &target.uri("1001"))
+            .number(NUMBER, &["t"])
+            .to_toml(),
+    );
+    let addr = hotline.sip_addr();
+    // Three long calls are up before the flood.
+    let in_progress = start(
+        Sipp::uac("uac", addr)
+            .service(NUMBER)
+            .calls(3)
+            .rate(10)
+            .duration_ms(4000)
+            .timeout(Duration::from_secs(30)),
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    // The flood: INVITEs for an unknown number (answered by Hotline itself when it keeps up)
+    // from several sockets, as fast as loopback takes them; bounded in count.
+    const PER_SENDER: usize = 12_000;
+    let senders: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::spawn(move || -> (usize, HashMap<u16, usize>, usize) {
+                let (c, local) = client();
+                let mut codes: HashMap<u16, usize> = HashMap::new();
+                let mut retry_after = 0;
+                for i in 0..PER_SENDER {
+                    let req = RawRequest::invite(&format!("sip:{UNKNOWN_NUMBER}@{addr}"), local);
+                    let _ = c.send_to(&req.to_bytes(), addr);
+                    if i % 64 == 0 {
+                        while let Ok(Some(m)) = c.recv(Duration::from_millis(1)) {
+                            if let Some(s) = m.status() {
+                                *codes.entry(s).or_default() += 1;
+                                if s == 503 && m.header("Retry-After").is_some() {
+                                    retry_after += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+                for m in c.recv_for(Duration::from_secs(2)).unwrap_or_default() {
+                    if let Some(s) = m.status() {
+                        *codes.entry(s).or_default() += 1;
+                        if s == 503 && m.header("Retry-After").is_some() {
+                            retry_after += 1;
+                        }
+                    }
+                }
+                (PER_SENDER, codes, retry_after)
+            })
+        })
+        .collect();
+    let mut codes: HashMap<u16, usize> = HashMap::new();
+    let mut retry_after = 0;
+    let mut sent = 0;
+    for s in senders {
+        match s.join() {
+            Ok((n, c, r)) => {
+                sent += n;
+                retry_after += r;
+                for (k, v) in c {
+                    *codes.entry(k).or_default() += v;
+                }
+            }
+            Err(_) => panic!("a flood sender panicked"),
+        }
+    }
+    eprintln!("overload: sent {sent} INVITEs, responses by code {codes:?}");
+    let in_progress = finish(in_progress);
+    assert_all_ok(&in_progress, 3, "calls in progress during the flood");
+    assert!(
+        retry_after > 0,
+        "no 503 with Retry-After for {sent} INVITEs: {codes:?}\n{}",
+        hotline.stderr_tail(10)
+    );
+    assert!(
+        hotline.wait_for_stderr("overload", WAIT),
+        "overload not logged"
+    );
+    // Once the flood is over, new calls are taken again.
+    let after = run(Sipp::uac("uac", addr)
+        .service(NUMBER)
+        .calls(1)
+        .duration_ms(100)
+        .timeout(Duration::from_secs(20)));
+    assert_all_ok(&after, 1, "a call after the flood");
+    let _ = stop(target);
+}
+
+#[test]
+fn sigterm_under_load_drains_with_503_exits_0_and_loses_no_cdr() {
+    let target = start(
+        Sipp::uas("uas_ring_answer")
+            .set("ring_ms", "1500")
+            .timeout(Duration::from_secs(60)),
+    );
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .ring_timeout("10s")
+            .target("t", &target.uri("1001"))
+            .number(NUMBER, &["t"])
+            .to_toml(),
+    );
+    let caller = start(
+        Sipp::uac("uac", hotline.sip_addr())
+            .service(NUMBER)
+            .calls(60)
+            .rate(10)
+            .limit(40)
+            .duration_ms(3000)
+            .timeout(Duration::from_secs(40)),
+    );
+    std::thread::sleep(Duration::from_millis(3000));
+    if let Err(e) = hotline.terminate() {
+        panic!("SIGTERM: {e}");
+    }
+    let exit = match hotline.wait_exit(Duration::from_secs(40)) {
+        Ok(Some(s)) => s,
+        Ok(None) => panic!("Hotline still running 40 s after SIGTERM"),
+        Err(e) => panic!("wait: {e}"),
+    };
+    assert_eq!(exit.code(), Some(0), "exit status {exit}");
+    let caller = stop(caller);
+    let _ = stop(target);
+    // Every call the caller heard anything about from Hotline has exactly one CDR.
+    let seen: HashSet<String> = caller
+        .received()
+        .filter_map(|m| m.header("Call-ID"))
+        .collect();
+    let got_503 = caller
+        .received()
+        .filter(|m| m.status() == Some(503) && m.cseq_method().as_deref() == Some("INVITE"))
+        .count();
+    let records = cdr_calls(hotline.cdr_dir());
+    let mut per_call: HashMap<&str, usize> = HashMap::new();
+    for r in &records {
+        *per_call.entry(r.call_id.as_str()).or_default() += 1;
+    }
+    let missing: Vec<&String> = seen
+        .iter()
+        .filter(|c| !per_call.contains_key(c.as_str()))
+        .collect();
+    let doubled: Vec<(&&str, &usize)> = per_call.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        seen.len() >= 20,
+        "only {} calls reached Hotline\n{}",
+        seen.len(),
+        caller.summary()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} calls without a CDR: {missing:?}",
+        missing.len()
+    );
+    assert!(doubled.is_empty(), "calls with several CDRs: {doubled:?}");
+    assert!(
+        got_503 > 0,
+        "no INVITE got 503 while draining\n{}",
+        caller.summary()
+    );
+    assert!(
+        hotline.stderr_matching("draining").len() == 1,
+        "drain not logged once:\n{}",
+        hotline.stderr_tail(20)
+    );
+}
+
+#[test]
+fn bounded_soak_keeps_memory_flat() {
+    let secs: u64 = std::env::var("HOTLINE_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30);
+    let rate = 20;
+    let target = start(Sipp::uas("uas_answer").timeout(Duration::from_secs(secs + 60)));
+    let hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("t", &target.uri("1001"))
+            .number(NUMBER, &["t"])
+            .to_toml(),
+    );
+    let total = (secs + 8) as u32 * rate;
+    let caller = start(
+        Sipp::uac("uac", hotline.sip_addr())
+            .service(NUMBER)
+            .calls(total)
+            .rate(rate)
+            .limit(200)
+            .duration_ms(1000)
+            .timeout(Duration::from_secs(secs + 60)),
+    );
+    // Warm up (allocator pools, CDR buffers, transaction tables at steady size).
+    std::thread::sleep(Duration::from_secs(8));
+    let before = hotline.rss_kib().unwrap_or(0);
+    let mut peak = before;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_secs(1));
+        peak = peak.max(hotline.rss_kib().unwrap_or(0));
+    }
+    let after = hotline.rss_kib().unwrap_or(0);
+    let caller = finish(caller);
+    let _ = stop(target);
+    eprintln!(
+        "soak: {} calls ok of {total} in {secs}s+8s warm-up at {rate}/s; RSS {before} KiB -> {after} KiB (peak {peak})",
+        caller.successful()
+    );
+    assert!(before > 0, "could not read VmRSS");
+    assert!(
+        caller.successful() + 2 >= u64::from(total),
+        "{}",
+        caller.summary()
+    );
+    // Flat: growth within 25 % or 8 MiB of the warmed-up size, whichever is larger.
+    let allowed = (before / 4).max(8 * 1024);
+    assert!(
+        after <= before + allowed,
+        "RSS grew from {before} KiB to {after} KiB over {secs} s (allowed +{allowed} KiB)"
+    );
+}
