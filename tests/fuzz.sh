@@ -45,15 +45,17 @@ crate_of() {
 }
 
 if [ "$replay" -eq 1 ]; then
-    export FUZZ_REPLAY_SECS="${FUZZ_REPLAY_SECS:-5}"
+    export FUZZ_REPLAY_SECS="${FUZZ_REPLAY_SECS:-3}"
     for c in crates/sip/fuzz crates/config/fuzz; do
-        log "replay fuzzing $c (${FUZZ_REPLAY_SECS}s per target)"
-        cargo test --release --manifest-path "$c/Cargo.toml" -- --nocapture 2>&1 |
-            grep -E 'execs|test result|panicked|FAILED' || true
-        cargo test --release --quiet --manifest-path "$c/Cargo.toml" >/dev/null 2>&1 || {
-            log "replay failed in $c: see cargo test --release --manifest-path $c/Cargo.toml"
+        log "replay fuzzing $c (${FUZZ_REPLAY_SECS}s of random mutations per target)"
+        out="$root/$c/target/replay.log"
+        mkdir -p "$(dirname "$out")"
+        if ! cargo test --release --manifest-path "$c/Cargo.toml" -- --nocapture >"$out" 2>&1; then
+            tail -n 60 "$out" >&2
+            log "replay failed in $c (full log $out)"
             exit 1
-        }
+        fi
+        grep -E 'random execs|test result' "$out" >&2 || true
     done
     exit 0
 fi

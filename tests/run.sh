@@ -54,4 +54,7 @@ log "cargo test --workspace"
 # shellcheck disable=SC2086
 cargo test --workspace ${CARGO_TEST_ARGS:-}
 
+log "fuzz replay (stable toolchain: seeds, saved corpus, bounded random mutations)"
+FUZZ_REPLAY_SECS="${FUZZ_REPLAY_SECS:-3}" bash tests/fuzz.sh --replay
+
 log "all tests passed"

@@ -139,8 +139,10 @@ fn scanner_user_agents_get_no_answer() {
 
 // ----- toll fraud ---------------------------------------------------------------------------------
 
-/// International numbers a compromised or misconfigured target might redirect to.
-const ABROAD: [&str; 4] = [
+/// International and premium-rate (area code + 168) numbers a compromised or misconfigured
+/// target might redirect to.
+const FORBIDDEN: [&str; 5] = [
+    "01016812345",
     "00442079460000",
     "+442079460000",
     "0085212345678",
@@ -148,7 +150,7 @@ const ABROAD: [&str; 4] = [
 ];
 
 #[test]
-fn redirects_never_send_a_call_abroad() {
+fn redirects_never_send_a_call_abroad_or_to_premium_numbers() {
     // `honest` is a configured target (so its host passes the next-hop check) that answers
     // anything it gets; `redirector` answers 302 with international Contacts at honest's host.
     let honest = start(
@@ -156,7 +158,7 @@ fn redirects_never_send_a_call_abroad() {
             .calls(1)
             .timeout(Duration::from_secs(20)),
     );
-    let contacts: Vec<String> = ABROAD
+    let contacts: Vec<String> = FORBIDDEN
         .iter()
         .map(|n| format!("sip:{n}@{}", honest.addr()))
         .collect();
@@ -257,12 +259,11 @@ fn hotline_check_refuses_an_international_target() {
     }
 }
 
+/// The same rule for targets written as a SIP URI: international numbers and premium-rate
+/// 声讯 lines (area code + 168...) are refused.
 #[test]
-#[ignore = "hotline-config bug: a target written as `uri = \"sip:00442079460000@host\"` passes \
-            `hotline check`; only `number` + `gateway` targets are checked for being domestic \
-            (the uri arm of target compile never calls normalize_caller)"]
 fn hotline_check_refuses_an_international_uri_target() {
-    for n in ["00442079460000", "+442079460000"] {
+    for n in ["00442079460000", "+442079460000", "01016812345"] {
         let (ok, text) = hotline_check(&config_with_target(&format!(
             "uri = \"sip:{n}@127.0.0.1:5080\""
         )));
