@@ -30,8 +30,15 @@ enum Cmd {
     Config {
         #[arg(long, default_value = "127.0.0.1:5060")]
         listen: SocketAddr,
+        /// The UAS that answers (and, unless given below, rings and answers busy too).
         #[arg(long, default_value = "127.0.0.1:5070")]
         uas: SocketAddr,
+        /// A separate UAS for the busy target (SIPp: benches/sipp/uas_busy.xml).
+        #[arg(long)]
+        uas_busy: Option<SocketAddr>,
+        /// A separate UAS for the ring-only targets (SIPp: benches/sipp/uas_ring.xml).
+        #[arg(long)]
+        uas_ring: Option<SocketAddr>,
         /// Targets are reached over TCP.
         #[arg(long)]
         tcp: bool,
@@ -174,25 +181,33 @@ fn main() -> ExitCode {
         Cmd::Config {
             listen,
             uas,
+            uas_busy,
+            uas_ring,
             tcp,
             cdr_dir,
             noanswer_ring_ms,
-        } => match load::check_loopback(listen).and(load::check_loopback(uas)) {
-            Ok(()) => {
-                print!(
-                    "{}",
-                    load::config_toml(
-                        listen,
-                        uas,
-                        tcp,
-                        &cdr_dir,
-                        Duration::from_millis(noanswer_ring_ms)
-                    )
-                );
-                Ok(())
-            }
-            Err(e) => Err(e),
-        },
+        } => {
+            let addrs = load::UasAddrs {
+                answer: uas,
+                busy: uas_busy.unwrap_or(uas),
+                ring: uas_ring.unwrap_or(uas),
+            };
+            [listen, addrs.answer, addrs.busy, addrs.ring]
+                .into_iter()
+                .try_for_each(load::check_loopback)
+                .map(|()| {
+                    print!(
+                        "{}",
+                        load::config_toml(
+                            listen,
+                            addrs,
+                            tcp,
+                            &cdr_dir,
+                            Duration::from_millis(noanswer_ring_ms)
+                        )
+                    );
+                })
+        }
         Cmd::Uas(a) => (|| {
             let u = uas::start(&uas::UasOpts {
                 listen: a.listen,

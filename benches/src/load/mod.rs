@@ -102,16 +102,37 @@ impl Default for SipTimers {
     }
 }
 
-/// A Hotline config routing every [`Scenario`]'s number to a UAS at `uas` (over `tcp` or UDP),
-/// listening on `listen`, writing CDRs to `cdr_dir`. `noanswer_ring` is the first target's
-/// ring timeout in the no-answer scenario.
+/// Where the generated config sends each kind of target. `hotline-load uas` serves all three
+/// on one address (behaviour by Request-URI user); SIPp needs one UAS scenario per address.
+#[derive(Debug, Clone, Copy)]
+pub struct UasAddrs {
+    pub answer: SocketAddr,
+    pub busy: SocketAddr,
+    pub ring: SocketAddr,
+}
+
+impl UasAddrs {
+    pub fn one(a: SocketAddr) -> UasAddrs {
+        UasAddrs {
+            answer: a,
+            busy: a,
+            ring: a,
+        }
+    }
+}
+
+/// A Hotline config routing every [`Scenario`]'s number to the UAS addresses (over `tcp` or
+/// UDP), listening on `listen`, writing CDRs to `cdr_dir`. `noanswer_ring` is the first
+/// target's ring timeout in the no-answer scenario.
 pub fn config_toml(
     listen: SocketAddr,
-    uas: SocketAddr,
+    uas: UasAddrs,
     tcp: bool,
     cdr_dir: &str,
     noanswer_ring: Duration,
 ) -> String {
+    let (busy, ring) = (uas.busy, uas.ring);
+    let uas = uas.answer;
     let tp = if tcp { ";transport=tcp" } else { "" };
     let ring_ms = noanswer_ring.as_millis().max(1);
     format!(
@@ -139,13 +160,13 @@ uri = "sip:answer@{uas}{tp}"
 uri = "sip:answer2@{uas}{tp}"
 
 [targets.busy]
-uri = "sip:busy@{uas}{tp}"
+uri = "sip:busy@{busy}{tp}"
 
 [targets.noans]
-uri = "sip:noans@{uas}{tp}"
+uri = "sip:noans@{ring}{tp}"
 
 [targets.ring]
-uri = "sip:ring@{uas}{tp}"
+uri = "sip:ring@{ring}{tp}"
 
 [plans.basic]
 [[plans.basic.groups]]
@@ -213,7 +234,7 @@ mod tests {
         for tcp in [false, true] {
             let toml = config_toml(
                 "127.0.0.1:5060".parse().expect("addr"),
-                "127.0.0.1:5070".parse().expect("addr"),
+                UasAddrs::one("127.0.0.1:5070".parse().expect("addr")),
                 tcp,
                 "/tmp/cdr",
                 Duration::from_millis(300),

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Load test Hotline on loopback with hotline-load: max CPS (step ramp), CPU µs per call at a
+# fixed rate, added setup latency, memory per concurrent call. Everything it starts is killed
+# on exit. Every run is bounded: the ramp stops at --budget seconds.
+#
+#   benches/load.sh                          # cpu + ramp + latency for the basic scenario (≤ ~5 min)
+#   benches/load.sh --mode cpu --scenario hunt486 --cpu-rate 2000 --cpu-secs 20
+#   benches/load.sh --mode ramp --start 2000 --step 1000 --max 20000 --step-secs 10
+#   benches/load.sh --mode sustain --rate 10000 --secs 60
+#   benches/load.sh --mode concurrent --concurrent 100000 --rate 2000
+#   benches/load.sh --tcp ...                # callers and targets over TCP
+#
+# Output: one line per run and a summary table; raw RESULT lines are kept in $OUT/results.txt.
+set -euo pipefail
+
+MODE=all            # all = cpu + ramp + latency; or one of cpu, ramp, latency, sustain, concurrent
+SCENARIO=basic
+TCP=""
+START=1000
+STEP=1000
+MAX=30000
+STEP_SECS=8
+HOLD=1
+CPU_RATE=2000
+CPU_SECS=20
+RATE=""
+SECS=60
+CONCURRENT=100000
+BUDGET=300
+THREADS=2
+UAS_THREADS=1
+BUILD=1
+OUT=""
+
+usage() { sed -n '2,14p' "$0"; exit "${1:-0}"; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --mode) MODE=$2; shift ;;
+        --scenario) SCENARIO=$2; shift ;;
+        --tcp) TCP=--tcp ;;
+        --start) START=$2; shift ;;
+        --step) STEP=$2; shift ;;
+        --max) MAX=$2; shift ;;
+        --step-secs) STEP_SECS=$2; shift ;;
+        --hold) HOLD=$2; shift ;;
+        --cpu-rate) CPU_RATE=$2; shift ;;
+        --cpu-secs) CPU_SECS=$2; shift ;;
+        --rate) RATE=$2; shift ;;
+        --secs) SECS=$2; shift ;;
+        --concurrent) CONCURRENT=$2; shift ;;
+        --budget) BUDGET=$2; shift ;;
+        --threads) THREADS=$2; shift ;;
+        --uas-threads) UAS_THREADS=$2; shift ;;
+        --no-build) BUILD=0 ;;
+        --out) OUT=$2; shift ;;
+        -h|--help) usage 0 ;;
+        *) echo "unknown argument: $1" >&2; usage 2 ;;
+    esac
+    shift
+done
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN="$ROOT/target/release"
+OUT=${OUT:-$(mktemp -d /tmp/hotline-load.XXXXXX)}
+mkdir -p "$OUT"
+T0=$(date +%s)
+PIDS=()
+
+cleanup() {
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]:-}"; do
+        [ -n "$p" ] && wait "$p" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT INT TERM
+
+if [ "$BUILD" = 1 ]; then
+    (cd "$ROOT" && cargo build --release -q -p hotline -p hotline-benches --bins)
+fi
+
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { # utime + stime of a process (fields 14, 15 of /proc/PID/stat; comm may hold spaces)
+    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+}
+status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+field() { # field NAME from a RESULT line
+    echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'
+}
+wait_line() { # wait_line FILE REGEX: print the first match, give up after 10 s
+    for _ in $(seq 100); do
+        if grep -Eo "$2" "$1" 2>/dev/null | head -1 | grep .; then return 0; fi
+        sleep 0.1
+    done
+    echo "timed out waiting for /$2/ in $1" >&2; cat "$1" >&2; return 1
+}
+
+# --- start the UAS, then Hotline pointing at it --------------------------------------------
+"$BIN/hotline-load" uas --listen 127.0.0.1:0 --threads "$UAS_THREADS" >"$OUT/uas.out" 2>"$OUT/uas.err" &
+UAS_PID=$!; PIDS+=("$UAS_PID")
+UAS_ADDR=$(wait_line "$OUT/uas.err" 'udp\+tcp 127\.0\.0\.1:[0-9]+' | awk '{print $2}')
+"$BIN/hotline-load" config --listen 127.0.0.1:0 --uas "$UAS_ADDR" $TCP --cdr-dir "$OUT/cdr" >"$OUT/hotline.toml"
+"$BIN/hotline" run --config "$OUT/hotline.toml" >"$OUT/hotline.out" 2>"$OUT/hotline.err" &
+HL_PID=$!; PIDS+=("$HL_PID")
+HL_ADDR=$(wait_line "$OUT/hotline.err" 'sip=127\.0\.0\.1:[0-9]+' | cut -d= -f2)
+
+CPU_MODEL=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
+MEM_GB=$(awk '/MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+echo "hotline-load: $(date -u +%Y-%m-%dT%H:%MZ), nproc $(nproc), $CPU_MODEL, ${MEM_GB} GiB, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "hotline pid $HL_PID at $HL_ADDR, UAS pid $UAS_PID at $UAS_ADDR, scenario $SCENARIO ${TCP:+(TCP)}, results in $OUT"
+SUMMARY=()
+
+# run_uac RATE SECS [extra args...]: one bounded UAC run against TARGET (default Hotline);
+# sets RES (the RESULT line), HL_US (Hotline CPU µs per completed call), LG_US (load gen's).
+TARGET=""
+run_uac() {
+    local rate=$1 secs=$2; shift 2
+    local target=${TARGET:-$HL_ADDR}
+    local h0 u0 h1 u1 out
+    h0=$(cpu_ticks "$HL_PID"); u0=$(cpu_ticks "$UAS_PID")
+    out=$("$BIN/hotline-load" uac --target "$target" --scenario "$SCENARIO" $TCP --rate "$rate" \
+        --duration "$secs" --hold "$HOLD" --threads "$THREADS" "$@" 2>>"$OUT/uac.err") || true
+    h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID")
+    echo "$out" >>"$OUT/uac.out"
+    RES=$(echo "$out" | grep '^RESULT' || echo "RESULT attempted=0 completed=0 failed=0 failed_pct=100")
+    echo "rate=$rate secs=$secs target=$target $RES" >>"$OUT/results.txt"
+    local done_calls
+    done_calls=$(field "$RES" completed)
+    HL_US=$(awk -v d=$((h1 - h0)) -v n="$done_calls" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+    LG_US=$(awk -v d=$((u1 - u0)) -v n="$done_calls" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+}
+line() {
+    printf '%-10s rate %6s  attempted %7s  completed %7s  failed %5s (%7s %%)  cps %8s  200 p50/p99/p99.9 %s/%s/%s µs  hotline %s µs/call  uas %s µs/call  RSS %s MiB\n' \
+        "$1" "$2" "$(field "$RES" attempted)" "$(field "$RES" completed)" "$(field "$RES" failed)" \
+        "$(field "$RES" failed_pct)" "$(field "$RES" cps)" "$(field "$RES" answer_p50_us)" \
+        "$(field "$RES" answer_p99_us)" "$(field "$RES" answer_p999_us)" "$HL_US" "$LG_US" \
+        "$(( $(status_kb "$HL_PID" VmRSS) / 1024 ))"
+}
+elapsed() { echo $(( $(date +%s) - T0 )); }
+
+# --- modes --------------------------------------------------------------------------------
+mode_cpu() {
+    run_uac 200 2 >/dev/null   # warm-up
+    sleep "$HOLD"
+    run_uac "$CPU_RATE" "$CPU_SECS"
+    line cpu "$CPU_RATE"
+    SUMMARY+=("CPU per call at $CPU_RATE CPS ($SCENARIO): hotline $HL_US µs (utime+stime / completed), failed $(field "$RES" failed_pct) %")
+}
+
+MAX_OK=0
+mode_ramp() {
+    local rate=$START
+    while [ "$rate" -le "$MAX" ]; do
+        if [ $(( $(elapsed) + STEP_SECS + HOLD + 5 )) -gt "$BUDGET" ]; then
+            echo "ramp: time budget ($BUDGET s) reached"; break
+        fi
+        run_uac "$rate" "$STEP_SECS"
+        line ramp "$rate"
+        local ok
+        ok=$(awk -v f="$(field "$RES" failed_pct)" -v c="$(field "$RES" cps)" -v r="$rate" \
+            'BEGIN { print (f < 0.1 && c >= 0.97 * r) ? 1 : 0 }')
+        if [ "$ok" = 1 ]; then MAX_OK=$rate; else break; fi
+        rate=$((rate + STEP))
+        sleep "$HOLD"
+    done
+    SUMMARY+=("Highest rate with < 0.1 % failed calls ($SCENARIO, ${STEP_SECS}s steps of $STEP): $MAX_OK CPS")
+}
+
+mode_latency() {
+    local rate=${RATE:-$(( MAX_OK > 0 ? MAX_OK / 2 : CPU_RATE / 2 ))}
+    [ "$rate" -gt 0 ] || rate=500
+    sleep "$HOLD"
+    # Baseline: the same calls straight to the UAS (no Hotline): what the peers cost.
+    TARGET=$UAS_ADDR run_uac "$rate" 10
+    local b50 b99 b999
+    b50=$(field "$RES" answer_p50_us); b99=$(field "$RES" answer_p99_us); b999=$(field "$RES" answer_p999_us)
+    line direct "$rate"
+    sleep "$HOLD"
+    run_uac "$rate" 10
+    line latency "$rate"
+    SUMMARY+=("Setup latency INVITE→200 at $rate CPS: direct p50/p99/p99.9 $b50/$b99/$b999 µs, through hotline $(field "$RES" answer_p50_us)/$(field "$RES" answer_p99_us)/$(field "$RES" answer_p999_us) µs; added p99 ≈ $(( $(field "$RES" answer_p99_us) - b99 )) µs")
+}
+
+mode_sustain() {
+    local rate=${RATE:-10000}
+    run_uac "$rate" "$SECS"
+    line sustain "$rate"
+    SUMMARY+=("Sustained $rate CPS for $SECS s ($SCENARIO): completed $(field "$RES" completed) / $(field "$RES" attempted), failed $(field "$RES" failed_pct) %, achieved $(field "$RES" cps) CPS, hotline $HL_US µs/call")
+}
+
+mode_concurrent() {
+    local rate=${RATE:-2000}
+    local ramp=$(( (CONCURRENT + rate - 1) / rate ))
+    local hold=$(( ramp + 20 ))
+    local rss0 peak=0 n=0
+    rss0=$(status_kb "$HL_PID" VmRSS)
+    "$BIN/hotline-load" uac --target "$HL_ADDR" --scenario "$SCENARIO" $TCP --rate "$rate" \
+        --calls "$CONCURRENT" --duration $((ramp + 1)) --hold "$hold" --threads "$THREADS" \
+        >"$OUT/concurrent.out" 2>>"$OUT/uac.err" &
+    local uac=$!; PIDS+=("$uac")
+    # Sample RSS while the calls are up (every call is answered by ramp + a few seconds).
+    for _ in $(seq $((ramp + 10))); do
+        sleep 1
+        local r; r=$(status_kb "$HL_PID" VmRSS); [ "$r" -gt "$peak" ] && peak=$r
+        n=$((n + 1))
+    done
+    wait "$uac" || true
+    RES=$(grep '^RESULT' "$OUT/concurrent.out" || echo "RESULT completed=0")
+    echo "concurrent=$CONCURRENT rate=$rate $RES" >>"$OUT/results.txt"
+    local per
+    per=$(awk -v a="$peak" -v b="$rss0" -v n="$CONCURRENT" 'BEGIN { printf "%.0f", (a - b) * 1024 / n }')
+    SUMMARY+=("Concurrent answered calls: $CONCURRENT (hold ${hold}s, $rate CPS ramp): hotline RSS $((rss0 / 1024)) MiB idle → $((peak / 1024)) MiB peak (VmHWM $(( $(status_kb "$HL_PID" VmHWM) / 1024 )) MiB), ≈ $per B per active call; completed $(field "$RES" completed), failed $(field "$RES" failed)")
+}
+
+case "$MODE" in
+    all) mode_cpu; sleep "$HOLD"; mode_ramp; mode_latency ;;
+    cpu) mode_cpu ;;
+    ramp) mode_ramp ;;
+    latency) mode_latency ;;
+    sustain) mode_sustain ;;
+    concurrent) mode_concurrent ;;
+    *) echo "unknown mode $MODE" >&2; exit 2 ;;
+esac
+
+echo
+echo "== summary ($(elapsed) s, $(date -u +%Y-%m-%d), nproc $(nproc), $CPU_MODEL) =="
+for s in "${SUMMARY[@]}"; do echo "  $s"; done
+echo "  hotline RSS now $(( $(status_kb "$HL_PID" VmRSS) / 1024 )) MiB, peak $(( $(status_kb "$HL_PID" VmHWM) / 1024 )) MiB"
