@@ -390,12 +390,6 @@ fn two_200s_racing_on_a_simultaneous_group_are_both_relayed_and_counted() {
 }
 
 #[test]
-#[ignore = "Hotline bug: the BYE of the extra dialog (the second 200 of a simultaneous group, \
-            relayed per RFC 3261 §16.7) ends the call. proxy::note_bye looks the call up by \
-            Call-ID only (dialogs map keyed by fnv(Call-ID)) and never compares the To/From tags \
-            with the answered dialog (DialogSides::callee_tag), so CallEnded is emitted at the \
-            extra dialog's BYE: the CDR talk time is cut short and the winner's \
-            max_concurrent slot is released while it is still on the call"]
 fn the_extra_dialogs_bye_does_not_end_the_answered_call() {
     let r = race();
     // The extra dialog was hung up at most `extra_ms` after the INVITE, the kept one 1.5 s
@@ -549,12 +543,6 @@ fn all_failed_plan_sends_its_on_fail_code() {
 }
 
 #[test]
-#[ignore = "Hotline bug: the caller gets 480, not the RFC 3261 §16.7 best response 486. \
-            hotline-config compiles a missing `on_fail` to Fallback::Code(480) and \
-            server::core::fork_plan turns that into ForkPlan::fail_code = Some(480), which \
-            proxy::finish_unanswered always prefers over the best response (c.best), so the \
-            §16.7 choice is never used (issue 4: best response unless the plan names a final \
-            target)"]
 fn all_failed_caller_gets_the_best_response_486_over_503() {
     let (code, cdrs) = all_fail(&["uas_503", "uas_486"], &[]);
     assert_eq!(
@@ -565,10 +553,6 @@ fn all_failed_caller_gets_the_best_response_486_over_503() {
 }
 
 #[test]
-#[ignore = "Hotline bug: a 603 Decline that stops the hunt reaches the caller as 480. \
-            proxy::branch_response calls finish_unanswered, which sends ForkPlan::fail_code \
-            (always Some(480) by default, see the 486-over-503 test) instead of the 6xx, \
-            which RFC 3261 §16.7 step 6 says must be forwarded (6xx beats every other class)"]
 fn decline_603_is_relayed_to_the_caller() {
     let (code, cdrs) = all_fail(&["uas_603"], &[]);
     assert_eq!(code, 603, "{cdrs:#?}");

@@ -440,11 +440,6 @@ fn oversize_udp_request_is_answered_with_an_error() {
 }
 
 #[test]
-#[ignore = "hotline-server/hotline-sip bug: an oversize UDP request is answered `400 Malformed \
-            Header` (or `400 Content-Length Mismatch`): the transport truncates it to \
-            max_message_bytes and the proxy's bad_request() always writes 400, while \
-            docs/sip-parsing.md promises 513 Message Too Large (ParseError::TooLarge.status()); \
-            likewise badvers gets 400 instead of the documented 505"]
 fn oversize_udp_request_gets_513_and_bad_version_505() {
     let hotline = lone_hotline(HotlineConfig::new().sip_setting("max_message_bytes", "2048"));
     let addr = hotline.sip_addr();

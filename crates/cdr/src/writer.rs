@@ -21,7 +21,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -337,6 +337,8 @@ const FLUSH_AT: usize = 1 << 20;
 /// channel and spill absorb them and overflow gets counted instead of memory growing unbounded.
 const BACKPRESSURE_AT: usize = 64 << 20;
 const POLL: Duration = Duration::from_millis(50);
+/// How long the writer sleeps between draining the channel (the batching delay of a record).
+const BATCH_WAIT: Duration = Duration::from_millis(20);
 
 struct OpenFile {
     file: File,
@@ -389,18 +391,19 @@ impl Writer {
                 std::thread::sleep(wait);
                 self.flush_all();
             } else if !disconnected {
-                match self.rx.recv_timeout(wait) {
-                    Ok(rec) => {
-                        self.took(rec);
-                        for _ in 0..4096 {
-                            match self.rx.try_recv() {
-                                Ok(rec) => self.took(rec),
-                                Err(_) => break,
-                            }
+                // Sleep, then take everything queued. The writer never blocks on the channel,
+                // so a `submit` on the call path never has a thread to wake (a futex wake per
+                // record cost more CPU than encoding it).
+                std::thread::sleep(wait.min(BATCH_WAIT));
+                loop {
+                    match self.rx.try_recv() {
+                        Ok(rec) => self.took(rec),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            disconnected = true;
+                            break;
                         }
                     }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => disconnected = true,
                 }
                 self.drain_spill();
             } else {

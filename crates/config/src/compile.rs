@@ -937,6 +937,18 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
         }
         s.listen = out;
     }
+    if let Some(w) = &srv.workers {
+        match usize::try_from(*w.get_ref()) {
+            Ok(n) if n <= 256 => s.workers = n,
+            _ => cx.err(
+                fi,
+                w.span(),
+                "server.workers",
+                format!("{} is not a number of shards", w.get_ref()),
+                Some("0 (one per CPU core) or 1 to 256".into()),
+            ),
+        }
+    }
     if let Some(a) = &srv.admin {
         let v = a.get_ref().trim();
         if v.is_empty() || v == "off" {
@@ -1605,7 +1617,7 @@ fn build_plan(
         },
     };
     let on_fail = match &raw.on_fail {
-        None => Fallback::Code(480),
+        None => Fallback::BestResponse,
         Some(f) => match f.get_ref() {
             OnFailRaw::Code(c) => match code(*c, 400, 699) {
                 Ok(c) => Fallback::Code(c),

@@ -19,6 +19,8 @@ pub struct Settings {
     pub admin: Option<SocketAddr>,
     /// Prepaid enforcement; `None` when `[server.billing]` is absent.
     pub billing: Option<BillingSettings>,
+    /// Shards (threads, each with its own UDP socket); 0 = one per CPU core.
+    pub workers: usize,
 }
 
 /// `[server.sip]`.
@@ -169,6 +171,7 @@ impl Default for Settings {
             trunks: Vec::new(),
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9060))),
             billing: None,
+            workers: 0,
         }
     }
 }

@@ -315,6 +315,9 @@ fn plan_view(table: &RouteTable, live: &Live, plan: &Plan, seed: u64) -> PlanVie
         advance_on,
         wait_cap_ms: plan.wait_cap.map(ms),
         on_fail: match plan.on_fail {
+            Fallback::BestResponse => {
+                "the best response of the targets (RFC 3261 16.7)".to_string()
+            }
             Fallback::Code(c) => format!("{c} {}", crate::resolve::reason_phrase(c)),
             Fallback::Target(t) => format!(
                 "target {}",

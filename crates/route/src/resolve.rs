@@ -554,7 +554,7 @@ static EMPTY_PLAN: Plan = Plan {
     ring_from: crate::table::RingFrom::Invite,
     advance_on: crate::table::AdvanceOn::ALL,
     wait_cap: None,
-    on_fail: crate::table::Fallback::Code(480),
+    on_fail: crate::table::Fallback::BestResponse,
     early_media: crate::table::EarlyMedia::Relay,
     max_duration: None,
     on_target_busy_local: crate::table::OnTargetBusyLocal::Skip,

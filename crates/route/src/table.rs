@@ -186,6 +186,9 @@ impl AdvanceOn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fallback {
+    /// The best of the targets' own final responses (RFC 3261 §16.7: 6xx first, then the
+    /// lowest class); 480 when no target answered at all. The default.
+    BestResponse,
     /// Answer with this SIP status.
     Code(u16),
     /// Send the call to a final target (voicemail, announcement).

@@ -1,6 +1,8 @@
 //! The core task: drives the sans-IO proxy with real time and acts as its transaction user.
 //!
-//! One task owns the [`Proxy`]; sockets feed it through a channel. For each new INVITE it
+//! Each shard (one per core) owns a [`Proxy`], its own `SO_REUSEPORT` UDP socket and the
+//! calls whose Call-ID hashes to it; it reads its socket directly (no channel hop on the hot
+//! path) and hands messages of other shards' calls to their inboxes. For each new INVITE it
 //! builds a [`CallContext`], resolves it against the call's snapshot and turns the
 //! [`Decision`] into a [`ForkPlan`]; proxy events become live-state updates (per-target
 //! concurrency) and CDR records.
@@ -8,7 +10,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -21,7 +24,7 @@ use hotline_route::{
     EarlyMedia, Fallback, Live, Mode, Number400, OnTargetBusyLocal, RejectCause, RingFrom,
     RouteTable, Routed, TargetId,
 };
-use hotline_sip::frame::Limits;
+use hotline_sip::frame::{frame_datagram, Framed, Limits};
 use hotline_sip::proxy::{
     Advance, AttemptInfo, BranchTarget, CallHandle, CallInfo, Event, ForkGroup, ForkPlan, Hangup,
     Outcome, Peer, Proxy, ProxyConfig, Transport,
@@ -29,13 +32,13 @@ use hotline_sip::proxy::{
 use hotline_sip::txn::Timers;
 use hotline_sip::uri::Uri;
 use hotline_sip::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ShardSample};
 use crate::prepaid::{Grant, Prepaid};
 use crate::snapshot::{Current, Snapshot};
-use crate::transport::{self, Inbound, Listeners, Outbound, TransportStats};
-use crate::{Control, Error};
+use crate::transport::{owner, Dispatch, Outbound, ShardMsg, Tcp};
+use crate::Error;
 
 /// What the core remembers of a call for its CDR and its live-state bookkeeping.
 struct CallMeta {
@@ -63,32 +66,167 @@ struct TrunkState {
     active: u32,
 }
 
+/// State every shard shares. Touched once per call (not per message), except the routing
+/// snapshot (an `ArcSwap` load) and the live counters (sharded concurrent maps).
+pub struct Shared {
+    pub current: Current,
+    pub live: Live,
+    pub cdr: CdrSink,
+    /// Live counters read by the admin endpoint.
+    pub metrics: Arc<Metrics>,
+    prepaid: Mutex<Option<Prepaid>>,
+    trunks: Mutex<HashMap<String, TrunkState>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not stop calls: the data stays usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// Load billing balances (from the CDRs on disk, before the writer starts) and start the
+    /// CDR writer.
+    pub fn new(
+        snap: Arc<Snapshot>,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Shared, WriterHandle), Error> {
+        let s = &snap.settings;
+        let prepaid = match &s.billing {
+            Some(b) => {
+                let cfg =
+                    hotline_cdr::billing::load_billing(&b.file).map_err(|e| Error::Billing {
+                        file: b.file.clone(),
+                        message: e.to_string(),
+                    })?;
+                let p = Prepaid::load(cfg, &s.cdr.dir, b.low_balance_fen, jiff::Timestamp::now());
+                tracing::info!(file = %b.file.display(), "prepaid enforcement on");
+                Some(p)
+            }
+            None => None,
+        };
+        let (cdr, cdr_handle) = hotline_cdr::spawn(cdr_config(s)).map_err(|source| Error::Cdr {
+            dir: s.cdr.dir.clone(),
+            source,
+        })?;
+        metrics.set_cdr(cdr.clone());
+        metrics.set_config(&snap);
+        let live = Live::new();
+        live.prepare(&snap.table);
+        Ok((
+            Shared {
+                current: Current::new(snap),
+                live,
+                cdr,
+                metrics,
+                prepaid: Mutex::new(prepaid),
+                trunks: Mutex::new(HashMap::new()),
+            },
+            cdr_handle,
+        ))
+    }
+
+    /// Run `f` on the prepaid balances, if prepaid enforcement is on.
+    fn with_prepaid<R>(&self, f: impl FnOnce(&mut Prepaid) -> R) -> Option<R> {
+        lock(&self.prepaid).as_mut().map(f)
+    }
+
+    /// Re-read the config files and swap the snapshot (and the billing file).
+    pub fn reload(&self) -> Result<String, String> {
+        match self.current.reload(&self.live) {
+            Ok(s) => {
+                if let Some(b) = &s.settings.billing {
+                    if let Some(p) = lock(&self.prepaid).as_mut() {
+                        match hotline_cdr::billing::load_billing(&b.file) {
+                            Ok(cfg) => p.reconfigure(cfg, b.low_balance_fen),
+                            Err(e) => {
+                                tracing::error!(file = %b.file.display(), error = %e, "billing file not reloaded; the old rates and balances stay")
+                            }
+                        }
+                    }
+                }
+                let msg = format!(
+                    "generation {} loaded ({} numbers, hash {})",
+                    s.generation(),
+                    s.table.len(),
+                    s.table.hash()
+                );
+                tracing::info!("reload: {msg}");
+                self.metrics.reload_ok(&s);
+                Ok(msg)
+            }
+            Err(e) => {
+                tracing::error!("reload failed, keeping the running config:\n{e}");
+                self.metrics.reload_failed();
+                Err(e)
+            }
+        }
+    }
+
+    /// `max_cps` (token bucket, burst of one second) and `max_calls` of a trunk, shared by
+    /// every shard; the reason when the call must be refused.
+    fn trunk_admit(&self, snap: &Snapshot, name: &str, now: Instant) -> Option<&'static str> {
+        let t = snap.settings.trunks.iter().find(|t| t.name == name)?;
+        let mut trunks = lock(&self.trunks);
+        let st = trunks.entry(name.to_owned()).or_insert(TrunkState {
+            tokens: f64::from(t.max_cps.unwrap_or(0)),
+            last: now,
+            active: 0,
+        });
+        if let Some(max) = t.max_calls {
+            if st.active >= max {
+                return Some("trunk max_calls reached");
+            }
+        }
+        if let Some(cps) = t.max_cps {
+            let cap = f64::from(cps);
+            let dt = now.saturating_duration_since(st.last).as_secs_f64();
+            st.tokens = (st.tokens + dt * cap).min(cap);
+            st.last = now;
+            if st.tokens < 1.0 {
+                return Some("trunk max_cps reached");
+            }
+            st.tokens -= 1.0;
+        }
+        st.active += 1;
+        None
+    }
+
+    fn trunk_release(&self, name: &str) {
+        if let Some(st) = lock(&self.trunks).get_mut(name) {
+            st.active = st.active.saturating_sub(1);
+        }
+    }
+}
+
+/// One shard: a proxy core, its UDP socket and the calls whose Call-ID it owns, driven by a
+/// single-threaded runtime on its own thread.
 pub struct Core {
+    shard: usize,
+    shards: usize,
     proxy: Proxy,
-    current: Current,
-    live: Live,
-    out: Outbound,
-    inbound: mpsc::Receiver<Inbound>,
+    shared: Arc<Shared>,
+    dispatch: Dispatch,
+    tcp: Tcp,
+    inbox: mpsc::Receiver<ShardMsg>,
+    drain: watch::Receiver<bool>,
     calls: HashMap<CallHandle, CallMeta>,
-    cdr: CdrSink,
-    cdr_handle: Option<WriterHandle>,
     clock: Clock,
     seq: u64,
     draining: bool,
     drain_deadline: Option<Instant>,
-    trunks: HashMap<String, TrunkState>,
     /// After the hunts of a graceful stop: how long to wait for cancelled branches' finals.
     flush_deadline: Option<Instant>,
-    /// When the anti-harassment rate entries are next pruned.
+    /// When the anti-harassment rate entries are next pruned (shard 0 does it).
     next_prune: Instant,
-    prepaid: Option<Prepaid>,
     /// Prepaid renewals: when each answered call must reserve its next minute.
     renewals: BinaryHeap<Reverse<(Instant, CallHandle)>>,
+    /// Since when this shard has found unread data on its socket after every read batch
+    /// (it is not keeping up); `None` once the socket was found empty.
+    behind_since: Option<Instant>,
     /// Messages dropped because their source is neither a trunk nor a target.
-    pub dropped_sources: u64,
-    pub stats: Arc<TransportStats>,
-    /// Live counters read by the admin endpoint.
-    pub metrics: Arc<Metrics>,
+    dropped_sources: u64,
+    sample: ShardSample,
+    limits: Limits,
 }
 
 /// Maps the monotonic `Instant`s the proxy uses to wall-clock timestamps for CDRs.
@@ -121,141 +259,152 @@ fn timers(s: &hotline_config::Settings) -> Timers {
 }
 
 impl Core {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        snap: Arc<Snapshot>,
+        shard: usize,
+        shards: usize,
+        shared: Arc<Shared>,
         local: SocketAddr,
-        listeners: Listeners,
-        metrics: Arc<Metrics>,
-    ) -> Result<Core, Error> {
+        dispatch: Dispatch,
+        tcp: Tcp,
+        inbox: mpsc::Receiver<ShardMsg>,
+        drain: watch::Receiver<bool>,
+    ) -> Core {
+        let snap = shared.current.load();
         let s = &snap.settings;
+        let mut pcfg = ProxyConfig::new(local);
+        pcfg.timers = timers(s);
+        pcfg.id_first = shard as u64 + 1;
+        pcfg.id_step = shards.max(1) as u64;
         let limits = Limits {
             max_message: s.sip.max_message_bytes,
         };
-        let stats = metrics.transport.clone();
-        let (out, inbound) =
-            transport::start(listeners, limits, s.sip.tcp_idle_timeout, stats.clone());
-        let mut pcfg = ProxyConfig::new(local);
-        pcfg.timers = timers(s);
-        // Balances come from the CDRs on disk: read them before the writer starts.
-        let prepaid = match &s.billing {
-            Some(b) => {
-                let cfg =
-                    hotline_cdr::billing::load_billing(&b.file).map_err(|e| Error::Billing {
-                        file: b.file.clone(),
-                        message: e.to_string(),
-                    })?;
-                let p = Prepaid::load(cfg, &s.cdr.dir, b.low_balance_fen, jiff::Timestamp::now());
-                tracing::info!(file = %b.file.display(), "prepaid enforcement on");
-                Some(p)
-            }
-            None => None,
-        };
-        let (cdr, cdr_handle) = hotline_cdr::spawn(cdr_config(s)).map_err(|source| Error::Cdr {
-            dir: s.cdr.dir.clone(),
-            source,
-        })?;
-        metrics.set_cdr(cdr.clone());
-        metrics.set_config(&snap);
-        Ok(Core {
+        let now = Instant::now();
+        Core {
+            shard,
+            shards: shards.max(1),
             proxy: Proxy::new(pcfg),
-            live: {
-                let live = Live::new();
-                live.prepare(&snap.table);
-                live
-            },
-            current: Current::new(snap),
-            next_prune: Instant::now() + PRUNE_EVERY,
-            out,
-            inbound,
+            shared,
+            dispatch,
+            tcp,
+            inbox,
+            drain,
             calls: HashMap::new(),
-            cdr,
-            cdr_handle: Some(cdr_handle),
             clock: Clock::now(),
             seq: 0,
             draining: false,
             drain_deadline: None,
-            trunks: HashMap::new(),
             flush_deadline: None,
-            prepaid,
+            next_prune: now + PRUNE_EVERY,
             renewals: BinaryHeap::new(),
+            behind_since: None,
             dropped_sources: 0,
-            stats,
-            metrics,
-        })
+            sample: ShardSample::default(),
+            limits,
+        }
     }
 
-    /// Run until shut down.
-    pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
+    /// Run until a graceful stop has finished. `udp` is this shard's socket; this must run
+    /// on the shard's own (current-thread) runtime.
+    pub async fn run(mut self, udp: std::net::UdpSocket) {
+        let udp = match tokio::net::UdpSocket::from_std(udp) {
+            Ok(u) => Arc::new(u),
+            Err(e) => {
+                tracing::error!(shard = self.shard, error = %e, "cannot register the UDP socket");
+                return;
+            }
+        };
+        let out = Outbound::new(udp.clone(), self.tcp.clone());
+        let mut buf = vec![0u8; 65536];
         loop {
-            let deadline = self.proxy.poll_timeout();
+            let deadline = earliest(
+                self.proxy.poll_timeout(),
+                self.renewals.peek().map(|r| r.0 .0),
+            );
             tokio::select! {
                 biased;
-                c = control.recv() => match c {
-                    Some(Control::Reload(reply)) => {
-                        let r = self.reload();
-                        let _ = reply.send(r);
+                r = self.drain.changed(), if !self.draining => {
+                    if r.is_err() || *self.drain.borrow() {
+                        self.start_draining();
                     }
-                    Some(Control::Shutdown) | None => {
-                        if !self.draining {
-                            self.metrics.set_draining();
-                            self.draining = true;
-                            self.drain_deadline = Some(Instant::now() + DRAIN_GRACE);
-                            tracing::info!(
-                                hunting = self.proxy.hunting_calls(),
-                                answered = self.proxy.answered_calls().len(),
-                                "draining: new calls get 503"
-                            );
-                        }
-                    }
-                },
-                m = self.inbound.recv() => {
+                }
+                m = self.inbox.recv() => {
                     let Some(m) = m else { break };
                     let now = Instant::now();
-                    self.admission();
-                    let snap = self.current.load();
-                    self.inbound_message(now, &snap, m);
-                    // Take what is already queued in one go.
+                    self.on_inbox(now, m);
                     for _ in 0..256 {
-                        match self.inbound.try_recv() {
-                            Ok(m) => self.inbound_message(now, &snap, m),
+                        match self.inbox.try_recv() {
+                            Ok(m) => self.on_inbox(now, m),
                             Err(_) => break,
                         }
                     }
                 }
-                _ = sleep_until(earliest(deadline, self.renewals.peek().map(|r| r.0 .0))) => {
-                    let now = Instant::now();
-                    self.proxy.handle_timeout(now);
-                    self.renew_prepaid(now);
+                r = udp.readable() => {
+                    if r.is_ok() {
+                        let now = Instant::now();
+                        let snap = self.shared.current.load();
+                        let mut drained = false;
+                        for _ in 0..256 {
+                            match udp.try_recv_from(&mut buf) {
+                                Ok((n, from)) => self.on_datagram(now, &snap, &buf[..n], from),
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                                    drained = true;
+                                    break;
+                                }
+                                // ICMP errors (port unreachable) surface here on Linux.
+                                Err(_) => break,
+                            }
+                        }
+                        if drained {
+                            self.behind_since = None;
+                        } else {
+                            self.behind_since.get_or_insert(now);
+                        }
+                    }
                 }
+                _ = sleep_until(deadline) => {}
             }
-            // Timers are due whatever woke us: under steady traffic the inbound branch is
-            // always ready, and the biased select would otherwise starve them.
+            // Timers are due whatever woke us: under steady traffic a socket is always
+            // ready, and the biased select would otherwise starve them.
             let now = Instant::now();
+            self.admission(now);
             self.proxy.handle_timeout(now);
             self.renew_prepaid(now);
-            if now >= self.next_prune {
+            if self.shard == 0 && now >= self.next_prune {
                 self.next_prune = now + PRUNE_EVERY;
-                let snap = self.current.load();
-                self.live
+                let snap = self.shared.current.load();
+                self.shared
+                    .live
                     .prune(self.clock.ts(now), snap.longest_rate_window);
             }
-            self.after_input(now);
-            if self.draining && self.drain_step(Instant::now()) {
+            self.after_input(now, &out);
+            if self.draining && self.drain_step(Instant::now(), &out) {
                 break;
             }
         }
-        self.finish();
+    }
+
+    fn start_draining(&mut self) {
+        self.shared.metrics.set_draining();
+        self.draining = true;
+        self.drain_deadline = Some(Instant::now() + DRAIN_GRACE);
+        tracing::debug!(
+            shard = self.shard,
+            hunting = self.proxy.hunting_calls(),
+            answered = self.proxy.answered_calls().len(),
+            "shard draining"
+        );
     }
 
     /// One step of a graceful stop. Ringing calls finish their hunt (up to [`DRAIN_GRACE`],
     /// then they get 503); then answered calls are ended with BYE both ways so their CDRs
     /// carry the real talk time. Returns true when nothing is left.
-    fn drain_step(&mut self, now: Instant) -> bool {
+    fn drain_step(&mut self, now: Instant, out: &Outbound) -> bool {
         if self.proxy.hunting_calls() > 0 {
             if self.drain_deadline.is_some_and(|d| now >= d) {
                 self.proxy
                     .abort_hunts(now, 503, "Service Unavailable - Shutting Down");
-                self.after_input(now);
+                self.after_input(now, out);
             } else {
                 return false;
             }
@@ -263,78 +412,110 @@ impl Core {
         for call in self.proxy.answered_calls() {
             self.proxy.hangup(now, call);
         }
-        self.after_input(now);
+        self.after_input(now, out);
         // Cancelled branches still owe us their 487, which we must ACK: wait for them, but
         // not past a short bound (a target that never answers its CANCEL is its problem).
         let flush_until = *self.flush_deadline.get_or_insert(now + FLUSH_GRACE);
         self.proxy.pending_client_invites() == 0 || now >= flush_until
     }
 
-    fn inbound_message(&mut self, now: Instant, snap: &Snapshot, m: Inbound) {
-        self.metrics.inbound(&m.bytes);
-        if !snap.source_allowed(m.source.addr.ip()) {
+    /// A datagram read from this shard's socket: frame, filter, parse, and handle it here or
+    /// hand it to the shard owning its Call-ID.
+    fn on_datagram(&mut self, now: Instant, snap: &Snapshot, data: &[u8], from: SocketAddr) {
+        let m = &self.shared.metrics;
+        m.transport.udp_in.fetch_add(1, Ordering::Relaxed);
+        m.inbound(data);
+        if !snap.source_allowed(from.ip()) {
             // Unknown sources get no answer at all: scanners learn nothing (counted).
             self.dropped_sources += 1;
             return;
         }
-        self.proxy.handle_message(now, m.source, m.bytes);
+        let source = Peer {
+            transport: Transport::Udp,
+            addr: from,
+        };
+        let bytes = match frame_datagram(Bytes::copy_from_slice(data), &self.limits) {
+            Ok(Framed::Message(b)) => b,
+            Ok(Framed::KeepAlive) => {
+                m.transport.keepalives.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => {
+                // The proxy answers a request with the error's status (513 for an oversize
+                // one) or drops a response.
+                m.transport.framing_errors.fetch_add(1, Ordering::Relaxed);
+                let _ = now;
+                self.proxy.handle_unparsable(source, data, &e);
+                return;
+            }
+        };
+        match Message::parse(bytes.clone()) {
+            Ok(msg) => {
+                let to = owner(msg.call_id(), self.shards);
+                if to == self.shard {
+                    self.proxy.handle_parsed(now, source, msg);
+                } else {
+                    self.dispatch
+                        .hand_over(to, ShardMsg::Parsed(source, Box::new(msg)));
+                }
+            }
+            Err(_) => self.proxy.handle_message(now, source, bytes),
+        }
     }
 
-    /// Admission control: when the backlog of received messages grows past [`SHED_HIGH`],
-    /// new INVITEs get 503 + Retry-After until it falls below [`SHED_LOW`]. Calls in progress
-    /// keep going (their messages are still processed).
-    fn admission(&mut self) {
-        let backlog = self.inbound.len();
-        if !self.proxy.overloaded() && backlog > SHED_HIGH {
-            tracing::warn!(backlog, "overload: shedding new INVITEs with 503");
+    fn on_inbox(&mut self, now: Instant, m: ShardMsg) {
+        match m {
+            ShardMsg::Parsed(source, msg) => {
+                if source.transport == Transport::Tcp {
+                    self.shared.metrics.inbound(msg.bytes());
+                }
+                self.proxy.handle_parsed(now, source, *msg)
+            }
+            ShardMsg::Raw(source, bytes) => {
+                self.shared.metrics.inbound(&bytes);
+                self.proxy.handle_message(now, source, bytes)
+            }
+        }
+    }
+
+    /// Admission control: when this shard has not caught up with its socket for
+    /// [`SHED_AFTER`] (it never found it empty), or its inbox holds more than [`SHED_HIGH`]
+    /// messages, new INVITEs get 503 + Retry-After until it catches up. Calls in progress keep
+    /// going (their messages are still processed).
+    fn admission(&mut self, now: Instant) {
+        let behind = self
+            .behind_since
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        let backlog = self.inbox.len();
+        if !self.proxy.overloaded() && (behind > SHED_AFTER || backlog > SHED_HIGH) {
+            tracing::warn!(
+                shard = self.shard,
+                behind_ms = behind.as_millis() as u64,
+                backlog,
+                "overload: shedding new INVITEs with 503"
+            );
             self.proxy.set_overload(Some(RETRY_AFTER_SECS));
-        } else if self.proxy.overloaded() && backlog < SHED_LOW {
-            tracing::info!(backlog, "overload over: taking new calls again");
+        } else if self.proxy.overloaded() && behind < SHED_AFTER / 4 && backlog < SHED_LOW {
+            tracing::info!(shard = self.shard, "overload over: taking new calls again");
             self.proxy.set_overload(None);
         }
-    }
-
-    /// `max_cps` (token bucket, burst of one second) and `max_calls` of a trunk; the reason
-    /// when the call must be refused.
-    fn trunk_admit(&mut self, snap: &Snapshot, name: &str, now: Instant) -> Option<&'static str> {
-        let t = snap.settings.trunks.iter().find(|t| t.name == name)?;
-        let st = self.trunks.entry(name.to_owned()).or_insert(TrunkState {
-            tokens: f64::from(t.max_cps.unwrap_or(0)),
-            last: now,
-            active: 0,
-        });
-        if let Some(max) = t.max_calls {
-            if st.active >= max {
-                return Some("trunk max_calls reached");
-            }
-        }
-        if let Some(cps) = t.max_cps {
-            let cap = f64::from(cps);
-            let dt = now.saturating_duration_since(st.last).as_secs_f64();
-            st.tokens = (st.tokens + dt * cap).min(cap);
-            st.last = now;
-            if st.tokens < 1.0 {
-                return Some("trunk max_cps reached");
-            }
-            st.tokens -= 1.0;
-        }
-        st.active += 1;
-        None
     }
 
     /// Prepaid: reserve the next minute of an answered call, or cut it where its paid time
     /// ends.
     fn renew_call(&mut self, now: Instant, call: CallHandle) {
-        let Some(p) = self.prepaid.as_mut() else {
-            return;
-        };
         let Some(m) = self.calls.get_mut(&call) else {
             return;
         };
         let Some(answered) = m.answered_at else {
             return;
         };
-        match p.reserve(&m.record.number, m.reserved_minutes, jiff::Timestamp::now()) {
+        let Some(grant) = self.shared.with_prepaid(|p| {
+            p.reserve(&m.record.number, m.reserved_minutes, jiff::Timestamp::now())
+        }) else {
+            return;
+        };
+        match grant {
             Grant::Unlimited => {}
             Grant::Minute { renew_after } => {
                 m.reserved_minutes += 1;
@@ -357,53 +538,15 @@ impl Core {
         }
     }
 
-    fn finish(&mut self) {
-        if let Some(h) = self.cdr_handle.take() {
-            match h.shutdown() {
-                Ok(stats) => tracing::info!(?stats, "CDR writer flushed"),
-                Err(e) => tracing::error!(error = %e, "CDR writer shutdown failed"),
-            }
-        }
-    }
-
-    fn reload(&mut self) -> Result<String, String> {
-        match self.current.reload(&self.live) {
-            Ok(s) => {
-                if let (Some(p), Some(b)) = (self.prepaid.as_mut(), &s.settings.billing) {
-                    match hotline_cdr::billing::load_billing(&b.file) {
-                        Ok(cfg) => p.reconfigure(cfg, b.low_balance_fen),
-                        Err(e) => {
-                            tracing::error!(file = %b.file.display(), error = %e, "billing file not reloaded; the old rates and balances stay")
-                        }
-                    }
-                }
-                let msg = format!(
-                    "generation {} loaded ({} numbers, hash {})",
-                    s.generation(),
-                    s.table.len(),
-                    s.table.hash()
-                );
-                tracing::info!("reload: {msg}");
-                self.metrics.reload_ok(&s);
-                Ok(msg)
-            }
-            Err(e) => {
-                tracing::error!("reload failed, keeping the running config:\n{e}");
-                self.metrics.reload_failed();
-                Err(e)
-            }
-        }
-    }
-
     /// Handle events until none are left, then send everything queued.
-    fn after_input(&mut self, now: Instant) {
+    fn after_input(&mut self, now: Instant, out: &Outbound) {
         loop {
             let mut any = false;
             while let Some(ev) = self.proxy.poll_event() {
                 any = true;
                 self.on_event(now, ev);
             }
-            let live = &self.live;
+            let live = &self.shared.live;
             let calls = &self.calls;
             self.proxy
                 .pending_hunts(now, &mut |call, tag| admit(live, calls, call, tag, now));
@@ -412,10 +555,11 @@ impl Core {
             }
         }
         while let Some(t) = self.proxy.poll_transmit() {
-            self.metrics.outbound(&t.bytes);
-            self.out.send(t.dest, t.bytes);
+            self.shared.metrics.outbound(&t.bytes);
+            out.send(t.dest, t.bytes);
         }
-        self.metrics.sync_proxy(
+        self.shared.metrics.sync_proxy(
+            &mut self.sample,
             self.proxy.stats(),
             self.proxy.transactions(),
             self.calls.len(),
@@ -430,14 +574,14 @@ impl Core {
                 request,
                 source,
             } => {
-                self.metrics.call_started();
+                self.shared.metrics.call_started();
                 self.on_incoming(now, call, &request, source)
             }
             Event::Redirect { call, contacts } => self.on_redirect(call, &contacts),
             Event::AttemptStarted { .. } => {}
             Event::AttemptEnded(a) => self.on_attempt(a),
             Event::Answered { call, .. } => {
-                self.metrics.call_answered();
+                self.shared.metrics.call_answered();
                 if let Some(m) = self.calls.get_mut(&call) {
                     m.answered_at = Some(now);
                 }
@@ -450,15 +594,16 @@ impl Core {
     fn next_id(&mut self, kind: &str) -> String {
         self.seq += 1;
         format!(
-            "{}-{}-{}",
+            "{}{}-{}-{}",
             kind,
+            self.shard,
             self.clock.base_ts.as_millisecond(),
             self.seq
         )
     }
 
     fn on_incoming(&mut self, now: Instant, call: CallHandle, req: &Message, source: Peer) {
-        let snap = self.current.load();
+        let snap = self.shared.current.load();
         let mut record = CallRecord::empty(self.clock.ts(now));
         record.record_id = self.next_id("c");
         record.call_id = String::from_utf8_lossy(req.call_id()).into_owned();
@@ -489,7 +634,7 @@ impl Core {
         if self.draining {
             meta.disposition = Some(Disposition::Failed);
             self.calls.insert(call, meta);
-            self.metrics.rejected_as("shutting_down");
+            self.shared.metrics.rejected_as("shutting_down");
             self.proxy
                 .reject(now, call, 503, "Service Unavailable - Shutting Down");
             return;
@@ -497,7 +642,7 @@ impl Core {
         if !snap.settings.trunks.is_empty() && trunk.is_none() {
             meta.disposition = Some(Disposition::BlockedList);
             self.calls.insert(call, meta);
-            self.metrics.rejected_as("unknown_trunk");
+            self.shared.metrics.rejected_as("unknown_trunk");
             self.proxy
                 .reject(now, call, 403, "Forbidden - Unknown Trunk");
             return;
@@ -511,7 +656,7 @@ impl Core {
                 meta.record.number = user;
                 meta.disposition = Some(Disposition::Failed);
                 self.calls.insert(call, meta);
-                self.metrics.rejected_as("not_a_400");
+                self.shared.metrics.rejected_as("not_a_400");
                 self.proxy.reject(now, call, 404, "Not A 400 Number");
                 return;
             }
@@ -532,13 +677,13 @@ impl Core {
             seed: call_seed(req.call_id()),
         };
         let ts = self.clock.ts(now);
-        let decision = resolve(&snap.table, &self.live, &ctx, ts);
+        let decision = resolve(&snap.table, &self.shared.live, &ctx, ts);
         match decision {
             Decision::Reject(r) => {
                 meta.disposition = Some(reject_disposition(r.cause));
                 meta.record.reason = r.reason.to_owned();
                 self.calls.insert(call, meta);
-                self.metrics.rejected(r.cause);
+                self.shared.metrics.rejected(r.cause);
                 self.proxy.reject(now, call, r.code, r.reason);
             }
             Decision::Route(routed) => {
@@ -564,23 +709,28 @@ impl Core {
                     .flat_map(|g| g.targets.iter().map(|t| t.ring_timeout))
                     .max()
                     .unwrap_or(meta.ring);
-                if let (Some(p), Some(b)) = (self.prepaid.as_mut(), &snap.settings.billing) {
-                    if !p.admit(called.as_str(), ts) {
+                let refused = snap.settings.billing.as_ref().and_then(|b| {
+                    self.shared
+                        .with_prepaid(|p| p.admit(called.as_str(), ts))
+                        .and_then(|ok| (!ok).then_some(b.refuse_code))
+                });
+                if let Some(refuse_code) = refused {
+                    {
                         meta.disposition = Some(Disposition::Failed);
                         meta.record.reason = "prepaid balance exhausted".into();
                         self.calls.insert(call, meta);
-                        self.metrics.rejected_as("prepaid");
+                        self.shared.metrics.rejected_as("prepaid");
                         self.proxy
-                            .reject(now, call, b.refuse_code, "Payment Required");
+                            .reject(now, call, refuse_code, "Payment Required");
                         return;
                     }
                 }
                 if let Some(name) = &trunk {
-                    if let Some(why) = self.trunk_admit(&snap, name, now) {
+                    if let Some(why) = self.shared.trunk_admit(&snap, name, now) {
                         meta.disposition = Some(Disposition::Failed);
                         meta.record.reason = why.into();
                         self.calls.insert(call, meta);
-                        self.metrics.rejected_as("trunk_limit");
+                        self.shared.metrics.rejected_as("trunk_limit");
                         self.proxy.reject_with(
                             now,
                             call,
@@ -593,7 +743,7 @@ impl Core {
                     meta.trunk_slot = Some(name.clone());
                 }
                 self.calls.insert(call, meta);
-                let live = &self.live;
+                let live = &self.shared.live;
                 let calls = &self.calls;
                 self.proxy.route(now, call, plan, &mut |c, tag| {
                     admit(live, calls, c, tag, now)
@@ -651,7 +801,7 @@ impl Core {
             meta.answered = Some(a.target);
         } else if a.outcome != Outcome::LimitReached {
             if let Some(t) = table.try_target(TargetId(a.target)) {
-                self.live.release(t);
+                self.shared.live.release(t);
             }
         }
         meta.targets.insert(a.attempt, a.target);
@@ -668,8 +818,8 @@ impl Core {
             code: a.code,
             reason: attempt_reason(a.outcome),
         };
-        self.metrics.attempt_ended(rec.reason);
-        self.cdr.submit(Record::Attempt(rec));
+        self.shared.metrics.attempt_ended(rec.reason);
+        self.shared.cdr.submit(Record::Attempt(rec));
     }
 
     fn on_call_ended(&mut self, c: CallInfo) {
@@ -678,13 +828,11 @@ impl Core {
             return;
         };
         if let Some(t) = meta.trunk_slot.take() {
-            if let Some(st) = self.trunks.get_mut(&t) {
-                st.active = st.active.saturating_sub(1);
-            }
+            self.shared.trunk_release(&t);
         }
         if let Some(t) = meta.answered.take() {
             if let Some(t) = meta.snap.table.try_target(TargetId(t)) {
-                self.live.release(t);
+                self.shared.live.release(t);
             }
         }
         let r = &mut meta.record;
@@ -729,7 +877,7 @@ impl Core {
             };
         }
         let since = |t: Instant| t.saturating_duration_since(c.started);
-        self.metrics.call_ended(
+        self.shared.metrics.call_ended(
             r,
             meta.disposition.is_none(),
             c.answered.map(since),
@@ -743,16 +891,17 @@ impl Core {
             target = %r.answered_target, "call ended"
         );
         if meta.answered_at.is_some() {
-            if let Some(p) = self.prepaid.as_mut() {
+            let r = &meta.record;
+            self.shared.with_prepaid(|p| {
                 p.settle(
-                    &meta.record.number,
+                    &r.number,
                     meta.reserved_minutes,
-                    meta.record.billable_minutes(),
-                    meta.record.end,
-                );
-            }
+                    r.billable_minutes(),
+                    r.end,
+                )
+            });
         }
-        self.cdr.submit(Record::Call(meta.record));
+        self.shared.cdr.submit(Record::Call(meta.record));
     }
 }
 
@@ -831,6 +980,7 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         })
         .collect();
     let fail_code = match plan.on_fail {
+        Fallback::BestResponse => None,
         Fallback::Code(c) => Some(c),
         Fallback::Target(t) => {
             // The final target (voicemail, announcement) is one more group, tried last.
@@ -891,8 +1041,10 @@ fn cdr_config(s: &hotline_config::Settings) -> hotline_cdr::WriterConfig {
     }
 }
 
-/// Backlog of received messages (of the 8192 the channel holds) above which new INVITEs
-/// are shed, and below which shedding stops.
+/// A shard that has not found its socket empty for this long is behind: it sheds new INVITEs.
+const SHED_AFTER: Duration = Duration::from_millis(200);
+/// Backlog of handed-over messages (of the 8192 an inbox holds) above which new INVITEs are
+/// shed, and below which shedding may stop.
 const SHED_HIGH: usize = 2048;
 const SHED_LOW: usize = 256;
 const RETRY_AFTER_SECS: u32 = 5;

@@ -154,7 +154,11 @@ pub async fn start_with(
         }
         None => None,
     };
-    let listeners = transport::bind(addr)
+    let workers = match compiled.settings.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let listeners = transport::bind(addr, workers)
         .await
         .map_err(|source| Error::Bind { addr, source })?;
     let local = listeners.local;
@@ -163,10 +167,101 @@ pub async fn start_with(
         watch::spawn(path.clone(), WATCH_EVERY, control_tx.clone());
     }
     let snap = Arc::new(Snapshot::new(compiled, source));
-    let core = core::Core::new(snap, local, listeners, metrics.clone())?;
-    let join = tokio::spawn(core.run(control_rx));
+    let s = &snap.settings;
+    let limits = hotline_sip::frame::Limits {
+        max_message: s.sip.max_message_bytes,
+    };
+    let idle = s.sip.tcp_idle_timeout;
+    let (shared, cdr_handle) = core::Shared::new(snap.clone(), metrics.clone())?;
+    let shared = Arc::new(shared);
+    let mut inboxes = Vec::with_capacity(workers);
+    let mut receivers = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, rx) = mpsc::channel(8192);
+        inboxes.push(tx);
+        receivers.push(rx);
+    }
+    let dispatch = transport::Dispatch {
+        inboxes: Arc::new(inboxes),
+        stats: metrics.transport.clone(),
+    };
+    let tcp = transport::start_tcp(listeners.tcp, limits, idle, dispatch.clone());
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(workers);
+    for (i, (udp, inbox)) in listeners.udp.into_iter().zip(receivers).enumerate() {
+        let core = core::Core::new(
+            i,
+            workers,
+            shared.clone(),
+            local,
+            dispatch.clone(),
+            tcp.clone(),
+            inbox,
+            drain_rx.clone(),
+        );
+        let done = done_tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("hotline-shard-{i}"))
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(core.run(udp)),
+                    Err(e) => {
+                        tracing::error!(shard = i, error = %e, "cannot start the shard runtime")
+                    }
+                }
+                let _ = done.try_send(());
+            });
+        if let Err(e) = spawned {
+            return Err(Error::Bind {
+                addr: local,
+                source: e,
+            });
+        }
+    }
+    drop(done_tx);
+    // The control task: reloads, the stop signal, and the CDR flush once every shard is done.
+    let ctl_shared = shared.clone();
+    let join = tokio::spawn(async move {
+        let mut control_rx = control_rx;
+        let mut finished = 0;
+        while finished < workers {
+            tokio::select! {
+                c = control_rx.recv() => match c {
+                    Some(Control::Reload(reply)) => {
+                        let s = ctl_shared.clone();
+                        let r = tokio::task::spawn_blocking(move || s.reload())
+                            .await
+                            .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
+                        let _ = reply.send(r);
+                    }
+                    Some(Control::Shutdown) | None => {
+                        if !*drain_tx.borrow() {
+                            ctl_shared.metrics.set_draining();
+                            tracing::info!(
+                                active_calls = ctl_shared.metrics.active_calls(),
+                                "draining: new calls get 503"
+                            );
+                            let _ = drain_tx.send(true);
+                        }
+                    }
+                },
+                d = done_rx.recv() => match d {
+                    Some(()) => finished += 1,
+                    None => break,
+                },
+            }
+        }
+        match tokio::task::spawn_blocking(move || cdr_handle.shutdown()).await {
+            Ok(Ok(stats)) => tracing::info!(?stats, "CDR writer flushed"),
+            Ok(Err(e)) => tracing::error!(error = %e, "CDR writer shutdown failed"),
+            Err(e) => tracing::error!(error = %e, "CDR writer shutdown task failed"),
+        }
+    });
     metrics.set_listening(true);
-    tracing::info!("listening sip={local} (udp+tcp)");
+    tracing::info!("listening sip={local} (udp+tcp, {workers} shards)");
     Ok(Running {
         local,
         admin,

@@ -209,6 +209,15 @@ fn bump(v: &[AtomicU64], i: usize) {
 
 /// Every live figure the admin endpoint shows. Shared as `Arc<Metrics>` between the core task
 /// (writer) and the admin server (reader).
+/// What one shard last reported to [`Metrics::sync_proxy`].
+#[derive(Debug, Default, Clone)]
+pub struct ShardSample {
+    stats: ProxyStats,
+    transactions: u64,
+    active_calls: u64,
+    unknown_sources: u64,
+}
+
 pub struct Metrics {
     /// Socket counters; the transport tasks write them directly.
     pub transport: Arc<TransportStats>,
@@ -492,28 +501,55 @@ impl Metrics {
     /// Copy the proxy core's counters and gauges (cheap: a few relaxed stores).
     /// `unknown_sources`: messages the core dropped because their source is neither a trunk
     /// nor a target.
+    /// Fold one shard's proxy counters and gauges in. Each shard keeps its last values in
+    /// `prev`; what changed is added, so counters and gauges sum over the shards.
     pub fn sync_proxy(
         &self,
+        prev: &mut ShardSample,
         s: &ProxyStats,
         transactions: usize,
         active_calls: usize,
         unknown_sources: u64,
     ) {
-        let st = |a: &AtomicU64, v: u64| a.store(v, Ordering::Relaxed);
-        st(&self.proxy_parse_errors, s.parse_errors);
-        st(&self.proxy_bad_requests, s.bad_requests);
-        st(&self.proxy_dropped_responses, s.dropped_responses);
-        st(&self.retrans_absorbed, s.retransmissions_absorbed);
-        st(&self.retrans_sent, s.retransmissions_sent);
-        st(&self.loops, s.loops);
-        st(&self.too_many_hops, s.too_many_hops);
-        st(&self.extra_2xx, s.extra_2xx);
-        st(&self.stray_acks, s.stray_acks);
-        st(&self.scanners, s.scanners);
-        st(&self.proxy_overload_shed, s.overload_shed);
-        st(&self.unknown_sources, unknown_sources);
-        st(&self.transactions, transactions as u64);
-        st(&self.calls_active, active_calls as u64);
+        let add = |a: &AtomicU64, new: u64, old: u64| {
+            if new != old {
+                // Wrapping: a gauge that went down adds a "negative" amount.
+                a.fetch_add(new.wrapping_sub(old), Ordering::Relaxed);
+            }
+        };
+        let p = &prev.stats;
+        add(&self.proxy_parse_errors, s.parse_errors, p.parse_errors);
+        add(&self.proxy_bad_requests, s.bad_requests, p.bad_requests);
+        add(
+            &self.proxy_dropped_responses,
+            s.dropped_responses,
+            p.dropped_responses,
+        );
+        add(
+            &self.retrans_absorbed,
+            s.retransmissions_absorbed,
+            p.retransmissions_absorbed,
+        );
+        add(
+            &self.retrans_sent,
+            s.retransmissions_sent,
+            p.retransmissions_sent,
+        );
+        add(&self.loops, s.loops, p.loops);
+        add(&self.too_many_hops, s.too_many_hops, p.too_many_hops);
+        add(&self.extra_2xx, s.extra_2xx, p.extra_2xx);
+        add(&self.stray_acks, s.stray_acks, p.stray_acks);
+        add(&self.scanners, s.scanners, p.scanners);
+        add(&self.proxy_overload_shed, s.overload_shed, p.overload_shed);
+        add(&self.unknown_sources, unknown_sources, prev.unknown_sources);
+        add(&self.transactions, transactions as u64, prev.transactions);
+        add(&self.calls_active, active_calls as u64, prev.active_calls);
+        *prev = ShardSample {
+            stats: s.clone(),
+            transactions: transactions as u64,
+            active_calls: active_calls as u64,
+            unknown_sources,
+        };
     }
 
     pub fn reload_ok(&self, s: &Snapshot) {

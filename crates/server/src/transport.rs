@@ -1,9 +1,10 @@
-//! Sockets: one UDP socket and one TCP listener on the same address, outbound TCP connections
-//! made on demand, stream framing per connection, idle timeouts.
+//! Sockets: one UDP socket per shard, all bound to the same address with `SO_REUSEPORT` (the
+//! kernel spreads datagrams over them), one TCP listener on that address, outbound TCP
+//! connections made on demand, stream framing per connection, idle timeouts.
 //!
-//! Everything received is handed to the core task as [`Inbound`]; the core sends through
-//! [`Outbound`], which never blocks: UDP uses `try_send_to`, TCP queues to the connection's
-//! writer task through a bounded channel.
+//! Every message belongs to the shard that owns its Call-ID ([`owner`]): a shard that reads
+//! a datagram for another hands it over through that shard's inbox, parsed; TCP connections
+//! (served on the main runtime) do the same. With one shard nothing is ever handed over.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,17 +14,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use hotline_sip::frame::{frame_datagram, Framed, Limits, StreamFramer};
+use hotline_sip::frame::{Limits, StreamFramer};
 use hotline_sip::proxy::{Peer, Transport};
+use hotline_sip::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-/// One framed message from the network.
+/// A message for a shard.
 #[derive(Debug)]
-pub struct Inbound {
-    pub source: Peer,
-    pub bytes: Bytes,
+pub enum ShardMsg {
+    /// Parsed by whoever received it; this shard owns its Call-ID.
+    Parsed(Peer, Box<Message>),
+    /// Did not parse: the shard answers 400 (requests) or drops it (responses).
+    Raw(Peer, Bytes),
 }
 
 /// Transport counters (read by metrics).
@@ -38,22 +42,125 @@ pub struct TransportStats {
     pub tcp_closed: AtomicU64,
     pub tcp_connect_errors: AtomicU64,
     pub tcp_queue_full: AtomicU64,
+    /// Messages handed from one shard to another (or from TCP to a shard).
+    pub handed_over: AtomicU64,
+    /// Hand-overs dropped because the owner's inbox was full (UDP retransmission recovers).
+    pub handover_dropped: AtomicU64,
+}
+
+/// The shard that owns a Call-ID.
+pub fn owner(call_id: &[u8], shards: usize) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    // FNV-1a: cheap, stable, good enough to spread Call-IDs.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in call_id {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % shards as u64) as usize
+}
+
+/// Where messages go: every shard's inbox.
+#[derive(Clone)]
+pub struct Dispatch {
+    pub inboxes: Arc<Vec<mpsc::Sender<ShardMsg>>>,
+    pub stats: Arc<TransportStats>,
+}
+
+impl Dispatch {
+    /// Hand a message to its owner (never blocks; a full inbox drops it and counts).
+    pub fn hand_over(&self, to: usize, msg: ShardMsg) {
+        let Some(tx) = self.inboxes.get(to) else {
+            return;
+        };
+        self.stats.handed_over.fetch_add(1, Ordering::Relaxed);
+        if tx.try_send(msg).is_err() {
+            self.stats.handover_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Parse `bytes` and hand it to the shard owning its Call-ID (TCP path).
+    pub fn dispatch(&self, source: Peer, bytes: Bytes) {
+        match Message::parse(bytes.clone()) {
+            Ok(m) => {
+                let to = owner(m.call_id(), self.inboxes.len());
+                self.hand_over(to, ShardMsg::Parsed(source, Box::new(m)));
+            }
+            Err(_) => self.hand_over(0, ShardMsg::Raw(source, bytes)),
+        }
+    }
 }
 
 type ConnMap = Arc<DashMap<SocketAddr, mpsc::Sender<Bytes>>>;
 
-/// Sending side, owned by the core task.
+/// The TCP side, shared by every shard: sends queue to the connection's writer task.
 #[derive(Clone)]
-pub struct Outbound {
-    udp: Arc<UdpSocket>,
+pub struct Tcp {
     conns: ConnMap,
-    inbound: mpsc::Sender<Inbound>,
+    dispatch: Dispatch,
     limits: Limits,
     idle: Duration,
+    rt: tokio::runtime::Handle,
+}
+
+impl Tcp {
+    /// Send without waiting: queue to the connection (made on demand).
+    pub fn send(&self, dest: SocketAddr, bytes: Bytes) {
+        let existing = self.conns.get(&dest).map(|e| e.value().clone());
+        match existing {
+            Some(tx) => {
+                if tx.try_send(bytes).is_err() {
+                    self.dispatch
+                        .stats
+                        .tcp_queue_full
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            None => self.connect(dest, bytes),
+        }
+    }
+
+    fn connect(&self, addr: SocketAddr, first: Bytes) {
+        let (tx, rx) = mpsc::channel(256);
+        self.conns.insert(addr, tx.clone());
+        // The first message waits in the queue until the connection is up.
+        let _ = tx.try_send(first);
+        let this = self.clone();
+        self.rt.spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    run_connection(stream, addr, rx, this).await;
+                }
+                _ => {
+                    this.dispatch
+                        .stats
+                        .tcp_connect_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%addr, "tcp connect failed");
+                    this.conns.remove(&addr);
+                }
+            }
+        });
+    }
+}
+
+/// Sending side of one shard: its own UDP socket plus the shared TCP side.
+#[derive(Clone)]
+pub struct Outbound {
+    udp: Arc<tokio::net::UdpSocket>,
+    tcp: Tcp,
     stats: Arc<TransportStats>,
 }
 
 impl Outbound {
+    pub fn new(udp: Arc<tokio::net::UdpSocket>, tcp: Tcp) -> Outbound {
+        let stats = tcp.dispatch.stats.clone();
+        Outbound { udp, tcp, stats }
+    }
+
     /// Send without waiting. A failure is counted; the transaction layer's timers deal with
     /// the loss as they would with a lost datagram.
     pub fn send(&self, dest: Peer, bytes: Bytes) {
@@ -67,145 +174,71 @@ impl Outbound {
                     tracing::debug!(dest = %dest.addr, error = %e, "udp send failed");
                 }
             },
-            Transport::Tcp => {
-                let existing = self.conns.get(&dest.addr).map(|e| e.value().clone());
-                match existing {
-                    Some(tx) => {
-                        if tx.try_send(bytes).is_err() {
-                            self.stats.tcp_queue_full.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    None => self.connect(dest.addr, bytes),
-                }
-            }
+            Transport::Tcp => self.tcp.send(dest.addr, bytes),
         }
-    }
-
-    fn connect(&self, addr: SocketAddr, first: Bytes) {
-        let (tx, rx) = mpsc::channel(256);
-        self.conns.insert(addr, tx.clone());
-        // The first message waits in the queue until the connection is up.
-        let _ = tx.try_send(first);
-        let this = self.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    run_connection(stream, addr, rx, this).await;
-                }
-                _ => {
-                    this.stats
-                        .tcp_connect_errors
-                        .fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%addr, "tcp connect failed");
-                    this.conns.remove(&addr);
-                }
-            }
-        });
-    }
-
-    pub fn stats(&self) -> &Arc<TransportStats> {
-        &self.stats
     }
 }
 
-/// Bound sockets, before the tasks start.
+/// Bound sockets, before the shards start.
 pub struct Listeners {
-    pub udp: Arc<UdpSocket>,
+    /// One UDP socket per shard (std, non-blocking; each shard registers its own).
+    pub udp: Vec<std::net::UdpSocket>,
     pub tcp: TcpListener,
     pub local: SocketAddr,
 }
 
-/// Bind UDP and TCP on the same address. Port 0 picks one free port for both (retrying when
-/// the TCP side of the UDP-chosen port is taken).
-pub async fn bind(addr: SocketAddr) -> io::Result<Listeners> {
+fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    // Room for bursts: a shard that falls behind for a moment loses nothing.
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    Ok(s.into())
+}
+
+/// Bind `shards` UDP sockets (SO_REUSEPORT) and one TCP listener on the same address. Port 0
+/// picks one free port for all of them (retrying when the TCP side is taken).
+pub async fn bind(addr: SocketAddr, shards: usize) -> io::Result<Listeners> {
     let mut last_err = None;
     for _ in 0..20 {
-        let udp = UdpSocket::bind(addr).await?;
-        let local = udp.local_addr()?;
-        match TcpListener::bind(local).await {
-            Ok(tcp) => {
-                return Ok(Listeners {
-                    udp: Arc::new(udp),
-                    tcp,
-                    local,
-                })
+        let first = udp_socket(addr)?;
+        let local = first.local_addr()?;
+        let tcp = match TcpListener::bind(local).await {
+            Ok(t) => t,
+            Err(e) if addr.port() == 0 => {
+                last_err = Some(e);
+                continue;
             }
-            Err(e) if addr.port() == 0 => last_err = Some(e),
             Err(e) => return Err(e),
+        };
+        let mut udp = vec![first];
+        for _ in 1..shards.max(1) {
+            udp.push(udp_socket(local)?);
         }
+        return Ok(Listeners { udp, tcp, local });
     }
     Err(last_err.unwrap_or_else(|| io::Error::other("could not bind UDP and TCP on one port")))
 }
 
-/// Start the receive tasks. Returns the sending half and the receiving channel for the core.
-pub fn start(
-    listeners: Listeners,
-    limits: Limits,
-    idle: Duration,
-    stats: Arc<TransportStats>,
-) -> (Outbound, mpsc::Receiver<Inbound>) {
-    let (in_tx, in_rx) = mpsc::channel::<Inbound>(8192);
-    let out = Outbound {
-        udp: listeners.udp.clone(),
+/// Start accepting TCP connections on the current runtime. Returns the shared TCP side.
+pub fn start_tcp(listener: TcpListener, limits: Limits, idle: Duration, dispatch: Dispatch) -> Tcp {
+    let tcp = Tcp {
         conns: Arc::new(DashMap::new()),
-        inbound: in_tx.clone(),
+        dispatch,
         limits,
         idle,
-        stats: stats.clone(),
+        rt: tokio::runtime::Handle::current(),
     };
-    // UDP receive loop.
-    let udp = listeners.udp;
-    let tx = in_tx.clone();
-    let st = stats.clone();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let (n, from) = match udp.recv_from(&mut buf).await {
-                Ok(x) => x,
-                Err(e) => {
-                    // ICMP port unreachable surfaces here on Linux; keep going.
-                    tracing::trace!(error = %e, "udp recv error");
-                    continue;
-                }
-            };
-            st.udp_in.fetch_add(1, Ordering::Relaxed);
-            let datagram = Bytes::copy_from_slice(&buf[..n]);
-            match frame_datagram(datagram, &limits) {
-                Ok(Framed::Message(bytes)) => {
-                    let source = Peer {
-                        transport: Transport::Udp,
-                        addr: from,
-                    };
-                    if tx.send(Inbound { source, bytes }).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(Framed::KeepAlive) => {
-                    st.keepalives.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    // Let the core answer 400 when it is a request: pass it on unframed.
-                    st.framing_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%from, error = %e, "udp framing error");
-                    let source = Peer {
-                        transport: Transport::Udp,
-                        addr: from,
-                    };
-                    let bytes = Bytes::copy_from_slice(&buf[..n.min(limits.max_message)]);
-                    if tx.send(Inbound { source, bytes }).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    // TCP accept loop.
-    let tcp = listeners.tcp;
-    let acc = out.clone();
+    let acc = tcp.clone();
     tokio::spawn(async move {
         loop {
-            let (stream, from) = match tcp.accept().await {
+            let (stream, from) = match listener.accept().await {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(error = %e, "tcp accept failed");
@@ -213,7 +246,10 @@ pub fn start(
                     continue;
                 }
             };
-            acc.stats.tcp_accepted.fetch_add(1, Ordering::Relaxed);
+            acc.dispatch
+                .stats
+                .tcp_accepted
+                .fetch_add(1, Ordering::Relaxed);
             let _ = stream.set_nodelay(true);
             let (tx, rx) = mpsc::channel(256);
             acc.conns.insert(from, tx);
@@ -221,7 +257,7 @@ pub fn start(
             tokio::spawn(run_connection(stream, from, rx, this));
         }
     });
-    (out, in_rx)
+    tcp
 }
 
 /// Read and write one TCP connection until it breaks, its framing breaks, or it idles out.
@@ -229,15 +265,16 @@ async fn run_connection(
     stream: TcpStream,
     peer: SocketAddr,
     mut outq: mpsc::Receiver<Bytes>,
-    out: Outbound,
+    tcp: Tcp,
 ) {
     let (mut rd, mut wr) = stream.into_split();
-    let mut framer = StreamFramer::new(out.limits);
-    let idle = out.idle;
+    let mut framer = StreamFramer::new(tcp.limits);
+    let idle = tcp.idle;
     let source = Peer {
         transport: Transport::Tcp,
         addr: peer,
     };
+    let stats = tcp.dispatch.stats.clone();
     loop {
         tokio::select! {
             r = tokio::time::timeout(idle, rd.read_buf(framer.buffer())) => {
@@ -252,14 +289,10 @@ async fn run_connection(
                 let mut broken = false;
                 loop {
                     match framer.next_message() {
-                        Ok(Some(bytes)) => {
-                            if out.inbound.send(Inbound { source, bytes }).await.is_err() {
-                                return;
-                            }
-                        }
+                        Ok(Some(bytes)) => tcp.dispatch.dispatch(source, bytes),
                         Ok(None) => break,
                         Err(e) => {
-                            out.stats.framing_errors.fetch_add(1, Ordering::Relaxed);
+                            stats.framing_errors.fetch_add(1, Ordering::Relaxed);
                             tracing::debug!(%peer, error = %e, "tcp framing broken, closing");
                             broken = true;
                             break;
@@ -278,6 +311,6 @@ async fn run_connection(
             }
         }
     }
-    out.stats.tcp_closed.fetch_add(1, Ordering::Relaxed);
-    out.conns.remove(&peer);
+    stats.tcp_closed.fetch_add(1, Ordering::Relaxed);
+    tcp.conns.remove(&peer);
 }

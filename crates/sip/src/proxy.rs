@@ -85,6 +85,10 @@ pub struct ProxyConfig {
     /// Out-of-dialog requests whose User-Agent contains one of these (ASCII case-insensitive)
     /// are dropped without an answer: SIP scanners.
     pub scanner_user_agents: Vec<&'static str>,
+    /// Ids (in branches, call handles) are `first, first + step, ...`: several proxies sharing
+    /// one address (shards) get disjoint ids.
+    pub id_first: u64,
+    pub id_step: u64,
 }
 
 /// User agents of well-known SIP scanners and war-diallers.
@@ -111,6 +115,8 @@ impl ProxyConfig {
             dialog_linger: Duration::from_secs(32),
             max_redirects: 3,
             scanner_user_agents: SCANNERS.to_vec(),
+            id_first: 1,
+            id_step: 1,
         }
     }
 }
@@ -505,8 +511,8 @@ fn eq_ci(a: &[u8], b: &[u8]) -> bool {
 impl Proxy {
     pub fn new(cfg: ProxyConfig) -> Self {
         Proxy {
+            next_id: cfg.id_first.max(1),
             cfg,
-            next_id: 1,
             server_keys: HashMap::new(),
             servers: HashMap::new(),
             clients: HashMap::new(),
@@ -558,7 +564,7 @@ impl Proxy {
 
     fn id(&mut self) -> u64 {
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id += self.cfg.id_step.max(1);
         id
     }
 
@@ -716,23 +722,36 @@ impl Proxy {
 
     // ----- entry points ---------------------------------------------------------------------
 
+    /// Handle a message its receiver already parsed (e.g. to find the shard that owns its
+    /// Call-ID).
+    pub fn handle_parsed(&mut self, now: Instant, source: Peer, msg: Message) {
+        if msg.is_request() {
+            self.on_request(now, source, msg)
+        } else {
+            self.on_response(now, msg)
+        }
+    }
+
     /// Handle one framed message received from `source`.
     pub fn handle_message(&mut self, now: Instant, source: Peer, bytes: Bytes) {
         match Message::parse(bytes.clone()) {
-            Ok(msg) if msg.is_request() => self.on_request(now, source, msg),
-            Ok(msg) => self.on_response(now, msg),
-            Err(e) => {
-                self.stats.parse_errors += 1;
-                // A request gets 400 naming the problem; a broken response is dropped.
-                if !bytes.starts_with(b"SIP/") {
-                    self.stats.bad_requests += 1;
-                    if let Some(resp) = bad_request(&bytes, e.reason(), source.addr) {
-                        self.send(source, resp);
-                    }
-                } else {
-                    self.stats.dropped_responses += 1;
-                }
+            Ok(msg) => self.handle_parsed(now, source, msg),
+            Err(e) => self.handle_unparsable(source, &bytes, &e),
+        }
+    }
+
+    /// Bytes that could not be framed or parsed: a request gets the error's status (400 naming
+    /// the problem, 505 for a SIP version, 513 for an oversize message); a broken response is
+    /// dropped. Everything is counted.
+    pub fn handle_unparsable(&mut self, source: Peer, bytes: &[u8], e: &crate::ParseError) {
+        self.stats.parse_errors += 1;
+        if !bytes.starts_with(b"SIP/") {
+            self.stats.bad_requests += 1;
+            if let Some(resp) = bad_request(bytes, e.status(), e.reason(), source.addr) {
+                self.send(source, resp);
             }
+        } else {
+            self.stats.dropped_responses += 1;
         }
     }
 
@@ -1474,10 +1493,19 @@ impl Proxy {
         if c.state != CallState::Answered {
             return;
         }
-        let hangup = if bye.from_tag().unwrap_or(b"") == c.caller_from_tag.as_ref() {
+        // Only a BYE of the answered dialog ends the call: a second 2xx (forked, racing)
+        // made a dialog of its own, with the same Call-ID but another callee tag.
+        let Some(callee_tag) = c.dialog.as_ref().map(|d| d.callee_tag.clone()) else {
+            return;
+        };
+        let from = bye.from_tag().unwrap_or(b"");
+        let to = bye.to_tag().unwrap_or(b"");
+        let hangup = if from == c.caller_from_tag.as_ref() && to == callee_tag.as_ref() {
             Hangup::Caller
-        } else {
+        } else if from == callee_tag.as_ref() && to == c.caller_from_tag.as_ref() {
             Hangup::Callee
+        } else {
+            return;
         };
         c.state = CallState::Ended;
         c.linger_until = Some(now + self.cfg.dialog_linger);
@@ -2449,14 +2477,16 @@ fn local_tag(req: &Message) -> Vec<u8> {
     format!("hl{h:016x}").into_bytes()
 }
 
-/// A 400 for bytes that did not parse: copy whatever Via, From, To, Call-ID and CSeq lines can
+/// A 400 (or `code`) for bytes that did not parse: copy whatever Via, From, To, Call-ID and CSeq lines can
 /// be found (a lenient line scan), so the sender can match it. Without a Via there is no way
 /// to address a response, and nothing is sent.
-fn bad_request(bytes: &[u8], reason: &str, source: SocketAddr) -> Option<Vec<u8>> {
+fn bad_request(bytes: &[u8], code: u16, reason: &str, source: SocketAddr) -> Option<Vec<u8>> {
+    // An oversize message is answered from its first part only.
+    let bytes = &bytes[..bytes.len().min(16 * 1024)];
     let head_end = find(bytes, b"\r\n\r\n").unwrap_or(bytes.len());
     let head = &bytes[..head_end];
     let mut out = Vec::with_capacity(256 + head.len());
-    out.extend_from_slice(b"SIP/2.0 400 ");
+    out.extend_from_slice(format!("SIP/2.0 {code} ").as_bytes());
     out.extend_from_slice(reason.as_bytes());
     out.extend_from_slice(b"\r\n");
     let mut have_via = false;

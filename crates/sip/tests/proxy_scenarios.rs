@@ -1215,3 +1215,54 @@ fn target_at_its_limit_treated_as_busy_ends_the_hunt_when_busy_does_not_advance(
     h.p.route(h.now, call, plan, &mut |_, tag| tag != 1);
     assert_eq!(only(&h.out(), T2).len(), 1);
 }
+
+/// Two 200s raced on a parallel group: the caller BYEs the extra dialog first. That must not
+/// end the answered call (its CDR, its target's concurrency slot).
+#[test]
+fn bye_of_the_extra_2xx_dialog_does_not_end_the_call() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKe1", "call-e1", 70));
+    h.out();
+    let call = h.incoming();
+    let plan = ForkPlan {
+        groups: vec![ForkGroup {
+            parallel: true,
+            targets: vec![target(T1, 1, 20), target(T2, 2, 20)],
+        }],
+        ..Default::default()
+    };
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let out = h.out();
+    let inv1 = only(&out, T1)[0].clone();
+    let inv2 = only(&out, T2)[0].clone();
+    h.send_bytes(T1, reply(&inv1, 200, "OK", "t1"));
+    h.send_bytes(T2, reply(&inv2, 200, "OK", "t2"));
+    h.out();
+    h.events();
+    let bye = |tag: &str, branch: &str| {
+        format!(
+            "BYE sip:callee@{T1} SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch={branch}\n\
+Route: <sip:10.0.0.1:5060;lr>\n\
+Max-Forwards: 70\n\
+From: <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>;tag={tag}\n\
+Call-ID: call-e1\n\
+CSeq: 2 BYE\n\
+Content-Length: 0\n\n"
+        )
+    };
+    h.send(UAC, &bye("t2", "z9hG4bKe1b2"));
+    assert_eq!(h.out().len(), 1, "the BYE is forwarded");
+    assert!(
+        !h.events().iter().any(|e| matches!(e, Event::CallEnded(_))),
+        "the extra dialog's BYE does not end the answered call"
+    );
+    assert_eq!(h.p.answered_calls().len(), 1);
+    h.send(UAC, &bye("t1", "z9hG4bKe1b1"));
+    h.out();
+    assert!(h
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::CallEnded(c) if c.answered_target == Some(1))));
+}
