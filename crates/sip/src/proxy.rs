@@ -112,7 +112,9 @@ impl ProxyConfig {
             local,
             aliases: Vec::new(),
             allow: "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO",
-            dialog_linger: Duration::from_secs(32),
+            // Retransmitted BYEs are absorbed by their server transaction; the dialog itself
+            // is needed only briefly after the end.
+            dialog_linger: Duration::from_secs(4),
             max_redirects: 3,
             scanner_user_agents: SCANNERS.to_vec(),
             id_first: 1,
@@ -346,7 +348,10 @@ struct ServerTxn {
     kind: ServerKind,
     /// Where responses go (Via / rport / the connection it came on).
     reply_to: Peer,
-    request: Message,
+    /// The request, until a final response went out (only local responses need it; the
+    /// transaction resends the stored bytes). Dropping it early keeps finished transactions
+    /// waiting out timers J/L small.
+    request: Option<Box<Message>>,
     source: Peer,
     /// The call this INVITE started, or the client transaction a forwarded request went out on.
     call: Option<u64>,
@@ -358,9 +363,37 @@ enum ClientKind {
     NonInvite(ClientNonInvite),
 }
 
+/// What a client transaction sent, and what its responses are matched on (§17.1.3). Parsed
+/// only when a CANCEL or an ACK has to be built from it: the common path never re-parses
+/// Hotline's own output.
+struct Sent {
+    bytes: Bytes,
+    call_id: Bytes,
+    method: Method,
+    parsed: Option<Message>,
+}
+
+impl Sent {
+    fn new(bytes: Bytes, call_id: &[u8], method: Method) -> Sent {
+        Sent {
+            bytes,
+            call_id: Bytes::copy_from_slice(call_id),
+            method,
+            parsed: None,
+        }
+    }
+
+    fn message(&mut self) -> Option<&Message> {
+        if self.parsed.is_none() {
+            self.parsed = Message::parse(self.bytes.clone()).ok();
+        }
+        self.parsed.as_ref()
+    }
+}
+
 struct ClientTxn {
     kind: ClientKind,
-    sent: Message,
+    sent: Sent,
     dest: Peer,
     /// INVITE branches: the call. Non-INVITE: the server transaction to answer (0 = none, e.g. CANCEL).
     owner: Owner,
@@ -472,20 +505,22 @@ struct DialogSides {
 /// The proxy core. See the module docs.
 pub struct Proxy {
     cfg: ProxyConfig,
+    /// Our `host:port` as written in Via and Record-Route (formatted once).
+    sent_by: String,
     next_id: u64,
-    server_keys: HashMap<u64, u64>,
-    servers: HashMap<u64, ServerTxn>,
-    clients: HashMap<u64, ClientTxn>,
-    calls: HashMap<u64, Call>,
+    server_keys: IdMap<u64>,
+    servers: IdMap<ServerTxn>,
+    clients: IdMap<ClientTxn>,
+    calls: IdMap<Call>,
     /// Call-ID hash -> call, for dialogs answered through Hotline.
-    dialogs: HashMap<u64, u64>,
+    dialogs: IdMap<u64>,
     timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     /// Calls whose hunt moves on at the next [`Proxy::pending_hunts`].
     pending: Vec<u64>,
     /// INVITE client transaction -> the CANCEL sent for it.
-    cancels: HashMap<u64, u64>,
+    cancels: IdMap<u64>,
     stats: Stats,
     /// When set, new INVITEs get 503 with this Retry-After (seconds).
     overload: Option<u32>,
@@ -496,13 +531,41 @@ const BRANCH_PREFIX: &[u8] = b"z9hG4bK-hl";
 /// Timer C (§16.6 step 11): no branch rings longer than this, whatever its ring timeout.
 pub const TIMER_C: Duration = Duration::from_secs(180);
 
+/// Keyed hash of message parts (branch, sent-by, Call-ID ...). The key is random per process:
+/// a peer cannot craft two requests whose transaction keys collide.
 fn fnv(parts: &[&[u8]]) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    use std::hash::BuildHasher;
+    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    let mut h = KEY
+        .get_or_init(std::collections::hash_map::RandomState::new)
+        .build_hasher();
     for p in parts {
         p.hash(&mut h);
     }
     h.finish()
 }
+
+/// Hasher for maps keyed by ids and by [`fnv`] values, which are already well spread: one
+/// multiply instead of SipHash on every lookup.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 fn eq_ci(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)
@@ -510,19 +573,24 @@ fn eq_ci(a: &[u8], b: &[u8]) -> bool {
 
 impl Proxy {
     pub fn new(cfg: ProxyConfig) -> Self {
+        let sent_by = match cfg.local {
+            SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        };
         Proxy {
+            sent_by,
             next_id: cfg.id_first.max(1),
             cfg,
-            server_keys: HashMap::new(),
-            servers: HashMap::new(),
-            clients: HashMap::new(),
-            calls: HashMap::new(),
-            dialogs: HashMap::new(),
+            server_keys: IdMap::default(),
+            servers: IdMap::default(),
+            clients: IdMap::default(),
+            calls: IdMap::default(),
+            dialogs: IdMap::default(),
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             pending: Vec::new(),
-            cancels: HashMap::new(),
+            cancels: IdMap::default(),
             stats: Stats::default(),
             overload: None,
         }
@@ -657,19 +725,19 @@ impl Proxy {
     }
 
     fn our_via(&self, transport: Transport, branch: &str) -> String {
-        format!(
-            "SIP/2.0/{} {};branch={};rport",
-            transport.via_name(),
-            self.sent_by(),
-            branch
-        )
+        let mut v = String::with_capacity(24 + self.sent_by.len() + branch.len());
+        v.push_str("SIP/2.0/");
+        v.push_str(transport.via_name());
+        v.push(' ');
+        v.push_str(&self.sent_by);
+        v.push_str(";branch=");
+        v.push_str(branch);
+        v.push_str(";rport");
+        v
     }
 
-    fn sent_by(&self) -> String {
-        match self.cfg.local {
-            SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
-            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-        }
+    fn sent_by(&self) -> &str {
+        &self.sent_by
     }
 
     fn record_route(&self, inbound: Transport, outbound: Transport) -> String {
@@ -816,15 +884,15 @@ impl Proxy {
         } else {
             let tag = c.local_tag.clone();
             let sid = c.server;
-            let bytes = self.servers.get(&sid).map(|s| {
-                Bytes::from(rewrite::response(
-                    &s.request,
+            let bytes = self.servers.get(&sid).and_then(|s| {
+                Some(Bytes::from(rewrite::response(
+                    s.request.as_deref()?,
                     code,
                     reason,
                     Some(&tag),
                     Some(s.source.addr),
                     extra,
-                ))
+                )))
             });
             if let Some(c) = self.calls.get_mut(&call.0) {
                 c.best = Some((code, bytes));
@@ -1034,9 +1102,7 @@ impl Proxy {
         out.extend_from_slice(method);
         out.extend_from_slice(b"\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
         let out = Bytes::from(out);
-        let Ok(sent) = Message::parse(out.clone()) else {
-            return;
-        };
+        let sent = Sent::new(out.clone(), call_id, Method::from_bytes(method));
         let txn = ClientNonInvite::new(
             out.clone(),
             dest.transport.reliability(),
@@ -1162,7 +1228,7 @@ impl Proxy {
                 key,
                 kind,
                 reply_to,
-                request: msg,
+                request: Some(Box::new(msg)),
                 source,
                 call: None,
                 scheduled: None,
@@ -1182,6 +1248,9 @@ impl Proxy {
             ServerKind::NonInvite(t) => t.send_response(code, bytes.clone(), now),
         };
         if ok {
+            if code >= 200 {
+                s.request = None;
+            }
             let to = s.reply_to;
             self.send(to, bytes);
         } else if (200..300).contains(&code) {
@@ -1206,13 +1275,16 @@ impl Proxy {
         let Some(s) = self.servers.get(&sid) else {
             return;
         };
-        let tag = if code > 100 && s.request.to_tag().is_none() {
-            Some(local_tag(&s.request))
+        let Some(request) = s.request.as_deref() else {
+            return;
+        };
+        let tag = if code > 100 && request.to_tag().is_none() {
+            Some(local_tag(request))
         } else {
             None
         };
         let bytes = rewrite::response(
-            &s.request,
+            request,
             code,
             reason,
             tag.as_deref(),
@@ -1444,13 +1516,7 @@ impl Proxy {
             },
         );
         let out = Bytes::from(out);
-        let sent = match Message::parse(out.clone()) {
-            Ok(m) => m,
-            Err(_) => {
-                self.respond_local(now, sid, 500, "Server Internal Error", &[]);
-                return;
-            }
-        };
+        let sent = Sent::new(out.clone(), msg.call_id(), msg.cseq().1);
         self.note_cseq(&msg);
         if msg.method() == Some(Method::Bye) {
             self.note_bye(now, &msg);
@@ -1692,9 +1758,7 @@ impl Proxy {
             },
         );
         let out = Bytes::from(out);
-        let Ok(sent) = Message::parse(out.clone()) else {
-            return;
-        };
+        let sent = Sent::new(out.clone(), c.invite.call_id(), Method::Invite);
         let txn = ClientInvite::new(
             out.clone(),
             target.dest.transport.reliability(),
@@ -1796,14 +1860,15 @@ impl Proxy {
     }
 
     fn send_cancel(&mut self, now: Instant, cid: u64) {
-        let Some(ct) = self.clients.get(&cid) else {
+        let Some(ct) = self.clients.get_mut(&cid) else {
             return;
         };
-        let cancel = Bytes::from(rewrite::cancel_for(&ct.sent));
         let dest = ct.dest;
-        let Ok(sent) = Message::parse(cancel.clone()) else {
+        let Some(invite) = ct.sent.message() else {
             return;
         };
+        let cancel = Bytes::from(rewrite::cancel_for(invite));
+        let sent = Sent::new(cancel.clone(), invite.call_id(), Method::Cancel);
         let id = self.id();
         let txn = ClientNonInvite::new(
             cancel.clone(),
@@ -1872,9 +1937,11 @@ impl Proxy {
             None => {
                 let reason = reason.unwrap_or_else(|| default_reason(code)).to_owned();
                 let tag = self.calls.get(&call).map(|c| c.local_tag.clone());
-                if let (Some(s), Some(tag)) = (self.servers.get(&sid), tag) {
+                let server = self.servers.get(&sid);
+                let request = server.and_then(|s| s.request.as_deref());
+                if let (Some(s), Some(request), Some(tag)) = (server, request, tag) {
                     let bytes = rewrite::response(
-                        &s.request,
+                        request,
                         code,
                         &reason,
                         Some(&tag),
@@ -1924,7 +1991,7 @@ impl Proxy {
             }
             return;
         };
-        if ct.sent.call_id() != msg.call_id() || ct.sent.cseq().1 != msg.cseq().1 {
+        if ct.sent.call_id.as_ref() != msg.call_id() || ct.sent.method != msg.cseq().1 {
             self.stats.dropped_responses += 1;
             return;
         }
@@ -1944,7 +2011,10 @@ impl Proxy {
             }
             ClientVerdict::PassUpSendAck => {
                 if let Some(ct) = self.clients.get_mut(&cid) {
-                    let ack = Bytes::from(rewrite::ack_for(&ct.sent, &msg));
+                    let Some(invite) = ct.sent.message() else {
+                        return;
+                    };
+                    let ack = Bytes::from(rewrite::ack_for(invite, &msg));
                     if let ClientKind::Invite(t) = &mut ct.kind {
                         t.set_ack(ack.clone());
                     }
@@ -2044,9 +2114,12 @@ impl Proxy {
                 if !c.sent_ringing {
                     c.sent_ringing = true;
                     let tag = c.local_tag.clone();
-                    if let Some(s) = self.servers.get(&sid) {
+                    let server = self.servers.get(&sid);
+                    if let Some((s, request)) =
+                        server.and_then(|s| Some((s, s.request.as_deref()?)))
+                    {
                         let bytes = rewrite::response(
-                            &s.request,
+                            request,
                             180,
                             "Ringing",
                             Some(&tag),
