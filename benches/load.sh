@@ -80,6 +80,9 @@ if [ "$BUILD" = 1 ]; then
     (cd "$ROOT" && cargo build --release -q -p hotline -p hotline-benches --bins)
 fi
 
+# Private copies: the shared target/ may be rebuilt by someone else during a long run.
+cp "$BIN/hotline" "$BIN/hotline-load" "$OUT/"
+BIN=$OUT
 CLK_TCK=$(getconf CLK_TCK)
 cpu_ticks() { # utime + stime of a process (fields 14, 15 of /proc/PID/stat; comm may hold spaces)
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
@@ -108,6 +111,7 @@ HL_ADDR=$(wait_line "$OUT/hotline.err" 'sip=127\.0\.0\.1:[0-9]+' | cut -d= -f2)
 CPU_MODEL=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 MEM_GB=$(awk '/MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 echo "hotline-load: $(date -u +%Y-%m-%dT%H:%MZ), nproc $(nproc), $CPU_MODEL, ${MEM_GB} GiB, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$(grep -o 'version=.*' "$OUT/hotline.err" | head -1) $(grep -o 'listening.*' "$OUT/hotline.err" | head -1)"
 echo "hotline pid $HL_PID at $HL_ADDR, UAS pid $UAS_PID at $UAS_ADDR, scenario $SCENARIO ${TCP:+(TCP)}, results in $OUT"
 SUMMARY=()
 

@@ -635,7 +635,7 @@ fn cdr_benches() {
     ] {
         let mut out = Vec::with_capacity(1 << 20);
         let mut i = 0usize;
-        let r = bench(&name, 10_000, 32, || {
+        let r = bench(name, 10_000, 32, || {
             if out.len() > (1 << 19) {
                 out.clear();
             }

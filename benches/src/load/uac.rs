@@ -527,7 +527,7 @@ impl<'o> Worker<'o> {
         u64::from_str_radix(std::str::from_utf8(rest).ok()?, 16).ok()
     }
 
-    fn from_hdr(&self, out: &mut Vec<u8>, g: u64) {
+    fn put_from(&self, out: &mut Vec<u8>, g: u64) {
         // Callers: mobiles in a few provinces (so Hotline's region lookup does real work).
         let caller = 13_800_000_000u64 + (g % 7) * 10_000_000 + (g % 9_999_991) % 10_000_000;
         out.extend_from_slice(b"From: <sip:");
@@ -569,7 +569,7 @@ impl<'o> Worker<'o> {
         );
         self.via(&mut out, g, b'i');
         out.extend_from_slice(b"Max-Forwards: 70\r\n");
-        self.from_hdr(&mut out, g);
+        self.put_from(&mut out, g);
         put(
             &mut out,
             &[
@@ -815,7 +815,7 @@ impl<'o> Worker<'o> {
             put(out, &[b"Route: ", rr, b"\r\n"]);
         }
         out.extend_from_slice(b"Max-Forwards: 70\r\n");
-        self.from_hdr(out, g);
+        self.put_from(out, g);
         put(
             out,
             &[
