@@ -487,6 +487,31 @@ struct Call {
     redirects: u32,
 }
 
+impl Call {
+    /// The call as it ends now with `code` (answered calls: 200).
+    fn info(&self, call: CallHandle, now: Instant, code: u16, hangup: Hangup) -> CallInfo {
+        let answered = self.answered.is_some();
+        CallInfo {
+            call,
+            call_id: Bytes::copy_from_slice(self.invite.call_id()),
+            started: self.started,
+            first_ring: self.first_ring,
+            answered: self.answered,
+            ended: now,
+            code,
+            answered_target: self.answered_target,
+            hangup,
+            attempts: self.attempts,
+            last_outcome: if answered {
+                Some(Outcome::Answered)
+            } else {
+                self.last_outcome
+            },
+            cancelled: self.cancelled && !answered,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct DialogSides {
     /// From and To header values of the caller's INVITE / the answer (tags included).
@@ -996,20 +1021,7 @@ impl Proxy {
         let call_id = Bytes::copy_from_slice(c.invite.call_id());
         c.state = CallState::Ended;
         c.linger_until = Some(now + self.cfg.dialog_linger);
-        let info = CallInfo {
-            call,
-            call_id: call_id.clone(),
-            started: c.started,
-            first_ring: c.first_ring,
-            answered: c.answered,
-            ended: now,
-            code: 200,
-            answered_target: c.answered_target,
-            hangup: Hangup::System,
-            attempts: c.attempts,
-            last_outcome: Some(Outcome::Answered),
-            cancelled: false,
-        };
+        let info = c.info(call, now, 200, Hangup::System);
         // Toward the callee we speak for the caller, and the other way round.
         self.send_local_request(
             now,
@@ -1102,26 +1114,45 @@ impl Proxy {
         out.extend_from_slice(method);
         out.extend_from_slice(b"\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
         let out = Bytes::from(out);
-        let sent = Sent::new(out.clone(), call_id, Method::from_bytes(method));
-        let txn = ClientNonInvite::new(
-            out.clone(),
-            dest.transport.reliability(),
-            self.cfg.timers,
-            now,
-        );
+        let sent = Sent::new(out, call_id, Method::from_bytes(method));
+        self.start_client(now, id, sent, dest, Owner::Local, None);
+    }
+
+    /// Start a client transaction for `sent` and transmit it.
+    fn start_client(
+        &mut self,
+        now: Instant,
+        id: u64,
+        sent: Sent,
+        dest: Peer,
+        owner: Owner,
+        cancel_of: Option<u64>,
+    ) {
+        let rel = dest.transport.reliability();
+        let bytes = sent.bytes.clone();
+        let kind = if sent.method == Method::Invite {
+            ClientKind::Invite(ClientInvite::new(bytes.clone(), rel, self.cfg.timers, now))
+        } else {
+            ClientKind::NonInvite(ClientNonInvite::new(
+                bytes.clone(),
+                rel,
+                self.cfg.timers,
+                now,
+            ))
+        };
         self.clients.insert(
             id,
             ClientTxn {
-                kind: ClientKind::NonInvite(txn),
+                kind,
                 sent,
                 dest,
-                owner: Owner::Local,
+                owner,
                 scheduled: None,
-                cancel_of: None,
+                cancel_of,
                 give_up_at: None,
             },
         );
-        self.send(dest, out);
+        self.send(dest, bytes);
         let dl = self.client_deadline(id);
         self.schedule(TimerRef::Client(id), dl);
     }
@@ -1516,35 +1547,15 @@ impl Proxy {
             },
         );
         let out = Bytes::from(out);
-        let sent = Sent::new(out.clone(), msg.call_id(), msg.cseq().1);
+        let sent = Sent::new(out, msg.call_id(), msg.cseq().1);
         self.note_cseq(&msg);
         if msg.method() == Some(Method::Bye) {
             self.note_bye(now, &msg);
         }
-        let rel = dest.transport.reliability();
-        let kind = if msg.method() == Some(Method::Invite) {
-            ClientKind::Invite(ClientInvite::new(out.clone(), rel, self.cfg.timers, now))
-        } else {
-            ClientKind::NonInvite(ClientNonInvite::new(out.clone(), rel, self.cfg.timers, now))
-        };
-        self.clients.insert(
-            cid,
-            ClientTxn {
-                kind,
-                sent,
-                dest,
-                owner: Owner::Relay { server: sid },
-                scheduled: None,
-                cancel_of: None,
-                give_up_at: None,
-            },
-        );
         if let Some(s) = self.servers.get_mut(&sid) {
             s.call = Some(cid);
         }
-        self.send(dest, out);
-        let dl = self.client_deadline(cid);
-        self.schedule(TimerRef::Client(cid), dl);
+        self.start_client(now, cid, sent, dest, Owner::Relay { server: sid }, None);
     }
 
     /// A BYE through us ends the call it belongs to.
@@ -1575,20 +1586,7 @@ impl Proxy {
         };
         c.state = CallState::Ended;
         c.linger_until = Some(now + self.cfg.dialog_linger);
-        let info = CallInfo {
-            call: CallHandle(call),
-            call_id: Bytes::copy_from_slice(c.invite.call_id()),
-            started: c.started,
-            first_ring: c.first_ring,
-            answered: c.answered,
-            ended: now,
-            code: 200,
-            answered_target: c.answered_target,
-            hangup,
-            attempts: c.attempts,
-            last_outcome: Some(Outcome::Answered),
-            cancelled: false,
-        };
+        let info = c.info(CallHandle(call), now, 200, hangup);
         self.events.push_back(Event::CallEnded(info));
         let dl = c.linger_until;
         self.schedule(TimerRef::Call(call), dl);
@@ -1758,26 +1756,8 @@ impl Proxy {
             },
         );
         let out = Bytes::from(out);
-        let sent = Sent::new(out.clone(), c.invite.call_id(), Method::Invite);
-        let txn = ClientInvite::new(
-            out.clone(),
-            target.dest.transport.reliability(),
-            self.cfg.timers,
-            now,
-        );
-        self.clients.insert(
-            cid,
-            ClientTxn {
-                kind: ClientKind::Invite(txn),
-                sent,
-                dest: target.dest,
-                owner: Owner::Branch { call },
-                scheduled: None,
-                cancel_of: None,
-                give_up_at: None,
-            },
-        );
-        let dest = target.dest;
+        let sent = Sent::new(out, c.invite.call_id(), Method::Invite);
+        self.start_client(now, cid, sent, target.dest, Owner::Branch { call }, None);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
@@ -1806,9 +1786,6 @@ impl Proxy {
             reported: false,
         });
         let dl = call_deadline(c);
-        self.send(dest, out);
-        let cdl = self.client_deadline(cid);
-        self.schedule(TimerRef::Client(cid), cdl);
         self.schedule(TimerRef::Call(call), dl);
     }
 
@@ -1860,6 +1837,8 @@ impl Proxy {
     }
 
     fn send_cancel(&mut self, now: Instant, cid: u64) {
+        let id = self.id();
+        let give_up = now + self.cfg.timers.t1 * 64;
         let Some(ct) = self.clients.get_mut(&cid) else {
             return;
         };
@@ -1868,35 +1847,11 @@ impl Proxy {
             return;
         };
         let cancel = Bytes::from(rewrite::cancel_for(invite));
-        let sent = Sent::new(cancel.clone(), invite.call_id(), Method::Cancel);
-        let id = self.id();
-        let txn = ClientNonInvite::new(
-            cancel.clone(),
-            dest.transport.reliability(),
-            self.cfg.timers,
-            now,
-        );
-        self.clients.insert(
-            id,
-            ClientTxn {
-                kind: ClientKind::NonInvite(txn),
-                sent,
-                dest,
-                owner: Owner::Local,
-                scheduled: None,
-                cancel_of: Some(cid),
-                give_up_at: None,
-            },
-        );
-        self.cancels.insert(cid, id);
-        let give_up = now + self.cfg.timers.t1 * 64;
-        if let Some(inv) = self.clients.get_mut(&cid) {
-            inv.give_up_at = Some(give_up);
-        }
+        let sent = Sent::new(cancel, invite.call_id(), Method::Cancel);
+        ct.give_up_at = Some(give_up);
         self.schedule(TimerRef::Client(cid), Some(give_up));
-        self.send(dest, cancel);
-        let dl = self.client_deadline(id);
-        self.schedule(TimerRef::Client(id), dl);
+        self.cancels.insert(cid, id);
+        self.start_client(now, id, sent, dest, Owner::Local, Some(cid));
     }
 
     fn finish_unanswered(&mut self, now: Instant, call: u64, reason: Option<&str>) {
@@ -1915,20 +1870,7 @@ impl Proxy {
             (None, Some((code, b))) => (code, b),
             (None, None) => (480, None),
         };
-        let info = CallInfo {
-            call: CallHandle(call),
-            call_id: Bytes::copy_from_slice(c.invite.call_id()),
-            started: c.started,
-            first_ring: c.first_ring,
-            answered: None,
-            ended: now,
-            code,
-            answered_target: None,
-            hangup: Hangup::System,
-            attempts: c.attempts,
-            last_outcome: c.last_outcome,
-            cancelled: c.cancelled,
-        };
+        let info = c.info(CallHandle(call), now, code, Hangup::System);
         match bytes {
             Some(b) => {
                 let b = b.to_vec();
