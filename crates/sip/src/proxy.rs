@@ -438,6 +438,8 @@ struct Branch {
     /// Hotline wants it cancelled; the CANCEL goes out once a provisional arrives (§9.1).
     cancel_pending: Option<Outcome>,
     cancel_sent: bool,
+    /// A 100 Trying came: a CANCEL may be sent (§9.1) though the branch is not ringing.
+    trying: bool,
     /// Already reported in an `AttemptEnded` event.
     reported: bool,
 }
@@ -640,6 +642,27 @@ impl Proxy {
     /// Live server + client transactions.
     pub fn transactions(&self) -> usize {
         self.servers.len() + self.clients.len()
+    }
+
+    /// Every live transaction as `(kind, state, next deadline)`: for leak hunting in tests
+    /// and fuzz runs.
+    pub fn transaction_states(&self) -> Vec<(&'static str, State, Option<Instant>)> {
+        let mut v: Vec<(&'static str, State, Option<Instant>)> = Vec::new();
+        for (id, s) in self.servers.iter() {
+            let (k, st) = match &s.kind {
+                ServerKind::Invite(t) => ("server INVITE", t.state()),
+                ServerKind::NonInvite(t) => ("server non-INVITE", t.state()),
+            };
+            v.push((k, st, self.server_deadline(*id)));
+        }
+        for (id, c) in self.clients.iter() {
+            let (k, st) = match &c.kind {
+                ClientKind::Invite(t) => ("client INVITE", t.state()),
+                ClientKind::NonInvite(t) => ("client non-INVITE", t.state()),
+            };
+            v.push((k, st, self.client_deadline(*id)));
+        }
+        v
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -1783,6 +1806,7 @@ impl Proxy {
             ring_deadline,
             cancel_pending: None,
             cancel_sent: false,
+            trying: false,
             reported: false,
         });
         let dl = call_deadline(c);
@@ -1800,7 +1824,7 @@ impl Proxy {
                 continue;
             }
             b.cancel_pending = Some(why);
-            if b.state == BranchState::Ringing && !b.cancel_sent {
+            if (b.state == BranchState::Ringing || b.trying) && !b.cancel_sent {
                 b.cancel_sent = true;
                 to_cancel.push(b.client);
             }
@@ -1943,6 +1967,15 @@ impl Proxy {
         };
         let owner = ct.owner;
         let dest = ct.dest;
+        // Timer C as a transaction guarantee: a branch that rang can never outlive this,
+        // whatever happens to its call (the call logic cancels it much earlier).
+        if (100..200).contains(&code) && ct.give_up_at.is_none() {
+            if let ClientKind::Invite(_) = ct.kind {
+                let give_up = now + TIMER_C + self.cfg.timers.t1 * 64;
+                ct.give_up_at = Some(give_up);
+                self.schedule(TimerRef::Client(cid), Some(give_up));
+            }
+        }
         match verdict {
             ClientVerdict::Absorb => {
                 self.stats.retransmissions_absorbed += 1;
@@ -2011,6 +2044,13 @@ impl Proxy {
                 let out = rewrite::forward_response(&msg);
                 self.respond(now, server, code, out);
             }
+            Owner::Branch { call } if !self.calls.contains_key(&call) => {
+                // The call is gone (it ended while this branch was still trying): a late
+                // provisional means the target is ringing for nobody. Cancel it.
+                if (100..200).contains(&code) && !self.cancels.contains_key(&cid) {
+                    self.send_cancel(now, cid);
+                }
+            }
             Owner::Branch { call } => self.branch_response(now, call, cid, code, msg),
         }
     }
@@ -2025,6 +2065,13 @@ impl Proxy {
         let sid = c.server;
         if code < 200 {
             if code == 100 {
+                // A 100 is enough to cancel a branch Hotline gave up on (§9.1).
+                let b = &mut c.branches[bi];
+                b.trying = true;
+                if b.cancel_pending.is_some() && !b.cancel_sent {
+                    b.cancel_sent = true;
+                    self.send_cancel(now, cid);
+                }
                 return;
             }
             let b = &mut c.branches[bi];

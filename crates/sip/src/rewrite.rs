@@ -267,10 +267,19 @@ pub fn response(
     }
     header_line(&mut out, b"From", req.from_value());
     out.extend_from_slice(b"To: ");
-    out.extend_from_slice(req.to_value());
-    if let Some(tag) = add_tag {
-        out.extend_from_slice(b";tag=");
-        out.extend_from_slice(tag);
+    match add_tag {
+        Some(tag) => {
+            // `<sip:b@h>;` has an empty parameter: `;;tag=` would not parse again.
+            let to = req.to_value();
+            let end = to
+                .iter()
+                .rposition(|&c| c != b';' && !c.is_ascii_whitespace())
+                .map_or(0, |i| i + 1);
+            out.extend_from_slice(&to[..end]);
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(tag);
+        }
+        None => out.extend_from_slice(req.to_value()),
     }
     out.extend_from_slice(CRLF);
     header_line(&mut out, b"Call-ID", req.call_id());

@@ -1266,3 +1266,35 @@ Content-Length: 0\n\n"
         .iter()
         .any(|e| matches!(e, Event::CallEnded(c) if c.answered_target == Some(1))));
 }
+
+/// A target that answers only 100 Trying is cancelled as soon as its ring timer fires (a
+/// CANCEL may follow any provisional, §9.1), not left in Proceeding.
+#[test]
+fn branch_with_only_100_trying_is_cancelled_at_its_ring_timeout() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKt100", "call-t100", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 3), target(T2, 2, 20)]),
+        &mut |_, _| true,
+    );
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 100, "Trying", "t1"));
+    h.out();
+    h.advance(Duration::from_secs(3));
+    let out = h.out();
+    assert_eq!(only(&out, T1)[0].method(), Some(Method::Cancel));
+    assert_eq!(only(&out, T2).len(), 1, "the hunt moved on");
+    // Even if the target never answers the CANCEL, nothing is kept forever.
+    h.send_bytes(
+        T2,
+        reply(&only(&out, T2)[0].clone(), 486, "Busy Here", "t2"),
+    );
+    h.pump();
+    h.advance(Duration::from_secs(300));
+    h.out();
+    assert_eq!(h.p.transactions(), 0, "{:?}", h.p.transaction_states());
+}

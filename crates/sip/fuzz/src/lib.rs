@@ -732,7 +732,8 @@ fn run_proxy(data: &[u8], record: bool, strict: bool) -> Option<Vec<String>> {
         assert_eq!(
             h.p.transactions(),
             0,
-            "transactions left after every timer ran out"
+            "transactions left after every timer ran out: {:?}",
+            h.p.transaction_states()
         );
     }
     h.transcript
