@@ -9,10 +9,12 @@
 #   benches/load.sh --mode sustain --rate 10000 --secs 60
 #   benches/load.sh --mode concurrent --concurrent 100000 --rate 2000
 #   benches/load.sh --tcp ...                # callers and targets over TCP
+#   benches/load.sh --workers 1 ...          # Hotline shards (default: one per core)
 #
 # Output: one line per run and a summary table; raw RESULT lines are kept in $OUT/results.txt.
 set -euo pipefail
 
+WORKERS=""          # server.workers for Hotline (empty: its default, one shard per core)
 MODE=all            # all = cpu + ramp + latency; or one of cpu, ramp, latency, sustain, concurrent
 SCENARIO=basic
 TCP=""
@@ -52,6 +54,7 @@ while [ $# -gt 0 ]; do
         --threads) THREADS=$2; shift ;;
         --uas-threads) UAS_THREADS=$2; shift ;;
         --no-build) BUILD=0 ;;
+        --workers) WORKERS=$2; shift ;;
         --out) OUT=$2; shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
@@ -104,6 +107,10 @@ wait_line() { # wait_line FILE REGEX: print the first match, give up after 10 s
 UAS_PID=$!; PIDS+=("$UAS_PID")
 UAS_ADDR=$(wait_line "$OUT/uas.err" 'udp\+tcp 127\.0\.0\.1:[0-9]+' | awk '{print $2}')
 "$BIN/hotline-load" config --listen 127.0.0.1:0 --uas "$UAS_ADDR" $TCP --cdr-dir "$OUT/cdr" >"$OUT/hotline.toml"
+if [ -n "$WORKERS" ]; then
+    # server.workers: shards (0 = one per core).
+    sed -i "s/^\[server\]\$/[server]\nworkers = $WORKERS/" "$OUT/hotline.toml"
+fi
 "$BIN/hotline" run --config "$OUT/hotline.toml" >"$OUT/hotline.out" 2>"$OUT/hotline.err" &
 HL_PID=$!; PIDS+=("$HL_PID")
 HL_ADDR=$(wait_line "$OUT/hotline.err" 'sip=127\.0\.0\.1:[0-9]+' | cut -d= -f2)
