@@ -8,6 +8,7 @@
 mod calls;
 mod cdr;
 mod config_template;
+mod crash;
 mod exec_support;
 mod execution;
 mod execution_plans;
