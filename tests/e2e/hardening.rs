@@ -953,3 +953,122 @@ fn bounded_soak_keeps_memory_flat() {
         "RSS grew from {before} KiB to {after} KiB over {secs} s (allowed +{allowed} KiB)"
     );
 }
+
+// ----- unknown sources answered 403, TCP limits ---------------------------------------------
+
+#[test]
+fn unknown_sources_reject_answers_403_statelessly() {
+    let toml = HotlineConfig::new()
+        .trunk("loopback", &["127.0.0.1/32"], true)
+        .target("nowhere", "sip:1001@127.0.0.1:9")
+        .number(NUMBER, &["nowhere"])
+        .to_toml()
+        .replacen("[server]\n", "[server]\nunknown_sources = \"reject\"\n", 1);
+    let hotline = Hotline::spawn(&toml);
+    let addr = hotline.sip_addr();
+    let (stranger, local) = client_on(Ipv4Addr::new(127, 0, 0, 2));
+    let req = RawRequest::invite(&hotline.uri(NUMBER), local);
+    let got = send_and_collect(&stranger, &req.to_bytes(), addr, SILENCE);
+    let codes: Vec<u16> = got.iter().filter_map(SipMessage::status).collect();
+    assert_eq!(codes, vec![403], "{got:?}");
+    // An ACK (and any response) still gets nothing.
+    let ack = RawRequest::new("ACK", &format!("sip:{addr}"), local);
+    assert!(send_and_collect(&stranger, &ack.to_bytes(), addr, SILENCE).is_empty());
+    assert_answers_options(&hotline);
+}
+
+/// A TCP connection from 127.0.0.2 (socket2: std cannot bind a client's local address).
+fn tcp_connect_from(ip: Ipv4Addr, addr: SocketAddr) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap_or_else(|e| panic!("{e}"));
+    let local = SocketAddr::from((ip, 0));
+    if let Err(e) = s.bind(&local.into()) {
+        panic!("bind {local}: {e}");
+    }
+    if let Err(e) = s.connect_timeout(&addr.into(), WAIT) {
+        panic!("connect {addr}: {e}");
+    }
+    s.into()
+}
+
+#[test]
+fn tcp_from_outside_the_trunks_gets_no_answer() {
+    let hotline = lone_hotline(HotlineConfig::new().trunk("loopback", &["127.0.0.1/32"], true));
+    let addr = hotline.sip_addr();
+    let mut stranger = tcp_connect_from(Ipv4Addr::new(127, 0, 0, 2), addr);
+    let _ = stranger.set_read_timeout(Some(SILENCE));
+    let answer = tcp_options(&mut stranger, addr);
+    assert!(
+        answer.is_none(),
+        "OPTIONS over TCP from 127.0.0.2 answered: {answer:?}"
+    );
+    let mut trunk = tcp_connect(addr);
+    assert_eq!(
+        tcp_options(&mut trunk, addr).and_then(|r| r.status()),
+        Some(200)
+    );
+}
+
+#[test]
+fn tcp_connections_beyond_the_cap_are_closed_at_once() {
+    let hotline = lone_hotline(HotlineConfig::new().sip_setting("tcp_max_connections", "3"));
+    let addr = hotline.sip_addr();
+    let mut kept: Vec<TcpStream> = (0..3).map(|_| tcp_connect(addr)).collect();
+    for s in kept.iter_mut() {
+        assert_eq!(tcp_options(s, addr).and_then(|r| r.status()), Some(200));
+    }
+    let mut fourth = tcp_connect(addr);
+    assert!(
+        wait_closed(&mut fourth, Duration::from_secs(3)).is_some(),
+        "a fourth connection was kept open beyond tcp_max_connections = 3"
+    );
+    // The three are still served.
+    assert_eq!(
+        tcp_options(&mut kept[0], addr).and_then(|r| r.status()),
+        Some(200)
+    );
+}
+
+#[test]
+fn tcp_slow_drip_is_cut_off_but_a_busy_stream_is_not() {
+    let hotline = lone_hotline(
+        HotlineConfig::new()
+            .sip_setting("tcp_header_timeout", "\"1s\"")
+            .sip_setting("tcp_idle_timeout", "\"30s\""),
+    );
+    let addr = hotline.sip_addr();
+    // One byte every 200 ms, never a whole message.
+    let mut slow = tcp_connect(addr);
+    let start = Instant::now();
+    let mut closed = None;
+    for b in b"OPTIONS sip:drip@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1".iter() {
+        if slow.write_all(&[*b]).is_err() {
+            closed = Some(start.elapsed());
+            break;
+        }
+        if let Some(after) = wait_closed(&mut slow, Duration::from_millis(200)) {
+            closed = Some(start.elapsed().max(after));
+            break;
+        }
+    }
+    let Some(after) = closed else {
+        panic!(
+            "a slow-drip connection stayed open for {:?}",
+            start.elapsed()
+        );
+    };
+    assert!(
+        (Duration::from_millis(800)..Duration::from_secs(4)).contains(&after),
+        "closed after {after:?} (header timeout 1 s)"
+    );
+    // Complete messages for 3 s on one connection: never cut off.
+    let mut busy = tcp_connect(addr);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        assert_eq!(
+            tcp_options(&mut busy, addr).and_then(|r| r.status()),
+            Some(200)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -20,7 +20,7 @@ use toml::Spanned;
 use crate::error::{key_path_at, line_of, ConfigError, Warning};
 use crate::schema::*;
 use crate::settings::{
-    BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk,
+    BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk, UnknownSources,
 };
 
 /// The embedded holiday calendar (data/cn_holidays.toml).
@@ -937,6 +937,12 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
         }
         s.listen = out;
     }
+    if let Some(u) = srv.unknown_sources {
+        s.unknown_sources = match u {
+            UnknownSourcesRaw::Drop => UnknownSources::Drop,
+            UnknownSourcesRaw::Reject => UnknownSources::Reject,
+        };
+    }
     if let Some(w) = &srv.workers {
         match usize::try_from(*w.get_ref()) {
             Ok(n) if n <= 256 => s.workers = n,
@@ -980,6 +986,22 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
         if let Some(v) = &sip.tcp_idle_timeout {
             d.tcp_idle_timeout =
                 dur(cx, fi, "server.sip.tcp_idle_timeout".into(), v).unwrap_or(d.tcp_idle_timeout);
+        }
+        if let Some(v) = &sip.tcp_header_timeout {
+            d.tcp_header_timeout = dur(cx, fi, "server.sip.tcp_header_timeout".into(), v)
+                .unwrap_or(d.tcp_header_timeout);
+        }
+        if let Some(v) = &sip.tcp_max_connections {
+            match usize::try_from(*v.get_ref()) {
+                Ok(n) if n >= 1 => d.tcp_max_connections = n,
+                _ => cx.err(
+                    fi,
+                    v.span(),
+                    "server.sip.tcp_max_connections",
+                    format!("{} is not a positive number", v.get_ref()),
+                    None,
+                ),
+            }
         }
         if let Some(v) = &sip.max_message_bytes {
             match usize::try_from(*v.get_ref()) {

@@ -62,6 +62,7 @@ pub struct RawFile {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<Vec<Spanned<String>>>,
+    pub unknown_sources: Option<UnknownSourcesRaw>,
     pub workers: Option<Spanned<i64>>,
     pub admin: Option<Spanned<String>>,
     pub sip: Option<RawSip>,
@@ -88,6 +89,15 @@ pub struct RawSip {
     pub t4: Option<Spanned<DurationRaw>>,
     pub max_message_bytes: Option<Spanned<i64>>,
     pub tcp_idle_timeout: Option<Spanned<DurationRaw>>,
+    pub tcp_header_timeout: Option<Spanned<DurationRaw>>,
+    pub tcp_max_connections: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownSourcesRaw {
+    Drop,
+    Reject,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -21,6 +21,8 @@ pub struct Settings {
     pub billing: Option<BillingSettings>,
     /// Shards (threads, each with its own UDP socket); 0 = one per CPU core.
     pub workers: usize,
+    /// SIP from neither a trunk nor a target: dropped (default) or answered 403.
+    pub unknown_sources: UnknownSources,
 }
 
 /// `[server.sip]`.
@@ -36,6 +38,21 @@ pub struct SipSettings {
     pub max_message_bytes: usize,
     /// Idle TCP connections are closed after this (default 60 s).
     pub tcp_idle_timeout: Duration,
+    /// A message begun on a TCP connection must be complete within this (default 10 s):
+    /// slow-drip senders are cut off.
+    pub tcp_header_timeout: Duration,
+    /// Open TCP connections at most (default 4096); further connections are closed at once.
+    pub tcp_max_connections: usize,
+}
+
+/// What happens to SIP from an address that is neither a trunk nor a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnknownSources {
+    /// No answer at all (default): scanners learn nothing.
+    #[default]
+    Drop,
+    /// Requests get `403 Forbidden` (statelessly); responses are dropped.
+    Reject,
 }
 
 /// CDR file format.
@@ -146,6 +163,8 @@ impl Default for SipSettings {
             t4: Duration::from_secs(5),
             max_message_bytes: 65536,
             tcp_idle_timeout: Duration::from_secs(60),
+            tcp_header_timeout: Duration::from_secs(10),
+            tcp_max_connections: 4096,
         }
     }
 }
@@ -172,6 +191,7 @@ impl Default for Settings {
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9060))),
             billing: None,
             workers: 0,
+            unknown_sources: UnknownSources::Drop,
         }
     }
 }

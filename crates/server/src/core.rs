@@ -19,6 +19,7 @@ use hotline_cdr::{
     AttemptReason, AttemptRecord, CallRecord, CdrSink, Disposition, HangupSide, Record,
     WriterHandle,
 };
+use hotline_config::UnknownSources;
 use hotline_route::{
     normalize_called, normalize_caller, resolve, uri_user_allowed, CallContext, Decision,
     EarlyMedia, Fallback, Live, Mode, Number400, OnTargetBusyLocal, RejectCause, RingFrom,
@@ -425,15 +426,14 @@ impl Core {
         let m = &self.shared.metrics;
         m.transport.udp_in.fetch_add(1, Ordering::Relaxed);
         m.inbound(data);
-        if !snap.source_allowed(from.ip()) {
-            // Unknown sources get no answer at all: scanners learn nothing (counted).
-            self.dropped_sources += 1;
-            return;
-        }
         let source = Peer {
             transport: Transport::Udp,
             addr: from,
         };
+        if !snap.source_allowed(from.ip()) {
+            self.refuse_source(snap, source, data);
+            return;
+        }
         let bytes = match frame_datagram(Bytes::copy_from_slice(data), &self.limits) {
             Ok(Framed::Message(b)) => b,
             Ok(Framed::KeepAlive) => {
@@ -464,17 +464,42 @@ impl Core {
     }
 
     fn on_inbox(&mut self, now: Instant, m: ShardMsg) {
+        // Messages from TCP are checked here (UDP ones were checked by the shard that read
+        // them, before the hand-over).
+        let tcp_source = |m: &ShardMsg| match m {
+            ShardMsg::Parsed(p, _) | ShardMsg::Raw(p, _) => {
+                (p.transport == Transport::Tcp).then_some(*p)
+            }
+        };
+        if let Some(source) = tcp_source(&m) {
+            let snap = self.shared.current.load();
+            let bytes = match &m {
+                ShardMsg::Parsed(_, msg) => msg.bytes().clone(),
+                ShardMsg::Raw(_, b) => b.clone(),
+            };
+            self.shared.metrics.inbound(&bytes);
+            if !snap.source_allowed(source.addr.ip()) {
+                self.refuse_source(&snap, source, &bytes);
+                return;
+            }
+        }
         match m {
-            ShardMsg::Parsed(source, msg) => {
-                if source.transport == Transport::Tcp {
-                    self.shared.metrics.inbound(msg.bytes());
-                }
-                self.proxy.handle_parsed(now, source, *msg)
-            }
-            ShardMsg::Raw(source, bytes) => {
-                self.shared.metrics.inbound(&bytes);
-                self.proxy.handle_message(now, source, bytes)
-            }
+            ShardMsg::Parsed(source, msg) => self.proxy.handle_parsed(now, source, *msg),
+            ShardMsg::Raw(source, bytes) => self.proxy.handle_message(now, source, bytes),
+        }
+    }
+
+    /// SIP from neither a trunk nor a target: counted, and dropped without an answer
+    /// (default: scanners learn nothing) or, with `unknown_sources = "reject"`, requests get a
+    /// stateless 403.
+    fn refuse_source(&mut self, snap: &Snapshot, source: Peer, data: &[u8]) {
+        self.dropped_sources += 1;
+        if snap.settings.unknown_sources != UnknownSources::Reject {
+            return;
+        }
+        if let Ok(msg) = Message::parse(Bytes::copy_from_slice(data)) {
+            self.proxy
+                .reply_stateless(source, &msg, 403, "Forbidden - Unknown Source");
         }
     }
 

@@ -185,7 +185,12 @@ pub async fn start_with(
         inboxes: Arc::new(inboxes),
         stats: metrics.transport.clone(),
     };
-    let tcp = transport::start_tcp(listeners.tcp, limits, idle, dispatch.clone());
+    let tcp_limits = transport::TcpLimits {
+        idle,
+        header_timeout: s.sip.tcp_header_timeout,
+        max_connections: s.sip.tcp_max_connections,
+    };
+    let tcp = transport::start_tcp(listeners.tcp, limits, tcp_limits, dispatch.clone());
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(workers);
     for (i, (udp, inbox)) in listeners.udp.into_iter().zip(receivers).enumerate() {

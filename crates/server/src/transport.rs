@@ -46,6 +46,10 @@ pub struct TransportStats {
     pub handed_over: AtomicU64,
     /// Hand-overs dropped because the owner's inbox was full (UDP retransmission recovers).
     pub handover_dropped: AtomicU64,
+    /// TCP connections refused because `tcp_max_connections` were open.
+    pub tcp_refused: AtomicU64,
+    /// TCP connections closed because a message did not complete within the header timeout.
+    pub tcp_slow: AtomicU64,
 }
 
 /// The shard that owns a Call-ID.
@@ -102,6 +106,9 @@ pub struct Tcp {
     dispatch: Dispatch,
     limits: Limits,
     idle: Duration,
+    /// A message begun must be complete within this (slow-drip senders are cut off).
+    header_timeout: Duration,
+    max_conns: usize,
     rt: tokio::runtime::Handle,
 }
 
@@ -226,13 +233,23 @@ pub async fn bind(addr: SocketAddr, shards: usize) -> io::Result<Listeners> {
     Err(last_err.unwrap_or_else(|| io::Error::other("could not bind UDP and TCP on one port")))
 }
 
+/// TCP limits from `[server.sip]`.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    pub idle: Duration,
+    pub header_timeout: Duration,
+    pub max_connections: usize,
+}
+
 /// Start accepting TCP connections on the current runtime. Returns the shared TCP side.
-pub fn start_tcp(listener: TcpListener, limits: Limits, idle: Duration, dispatch: Dispatch) -> Tcp {
+pub fn start_tcp(listener: TcpListener, limits: Limits, tl: TcpLimits, dispatch: Dispatch) -> Tcp {
     let tcp = Tcp {
         conns: Arc::new(DashMap::new()),
         dispatch,
         limits,
-        idle,
+        idle: tl.idle,
+        header_timeout: tl.header_timeout,
+        max_conns: tl.max_connections,
         rt: tokio::runtime::Handle::current(),
     };
     let acc = tcp.clone();
@@ -246,6 +263,15 @@ pub fn start_tcp(listener: TcpListener, limits: Limits, idle: Duration, dispatch
                     continue;
                 }
             };
+            if acc.conns.len() >= acc.max_conns {
+                // At the cap: close at once (the peer sees a reset), count it.
+                acc.dispatch
+                    .stats
+                    .tcp_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                drop(stream);
+                continue;
+            }
             acc.dispatch
                 .stats
                 .tcp_accepted
@@ -275,10 +301,21 @@ async fn run_connection(
         addr: peer,
     };
     let stats = tcp.dispatch.stats.clone();
+    // When the bytes of an unfinished message started to arrive.
+    let mut partial_since: Option<tokio::time::Instant> = None;
     loop {
+        let wait = match partial_since {
+            Some(t) => tcp.header_timeout.saturating_sub(t.elapsed()).min(idle),
+            None => idle,
+        };
         tokio::select! {
-            r = tokio::time::timeout(idle, rd.read_buf(framer.buffer())) => {
+            r = tokio::time::timeout(wait, rd.read_buf(framer.buffer())) => {
                 match r {
+                    Err(_) if partial_since.is_some() => {
+                        stats.tcp_slow.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(%peer, "tcp message not completed in time, closing");
+                        break;
+                    }
                     Err(_) => {
                         tracing::debug!(%peer, "tcp idle timeout");
                         break;
@@ -287,9 +324,13 @@ async fn run_connection(
                     Ok(Ok(_)) => {}
                 }
                 let mut broken = false;
+                let mut completed = false;
                 loop {
                     match framer.next_message() {
-                        Ok(Some(bytes)) => tcp.dispatch.dispatch(source, bytes),
+                        Ok(Some(bytes)) => {
+                            completed = true;
+                            tcp.dispatch.dispatch(source, bytes);
+                        }
                         Ok(None) => break,
                         Err(e) => {
                             stats.framing_errors.fetch_add(1, Ordering::Relaxed);
@@ -302,6 +343,13 @@ async fn run_connection(
                 if broken {
                     break;
                 }
+                // The clock runs from the first byte of the message still unfinished: a busy
+                // trunk whose reads end mid-message restarts it with every message completed.
+                partial_since = match (framer.buffered(), partial_since) {
+                    (0, _) => None,
+                    (_, Some(t)) if !completed => Some(t),
+                    (_, _) => Some(tokio::time::Instant::now()),
+                };
             }
             msg = outq.recv() => {
                 let Some(msg) = msg else { break };

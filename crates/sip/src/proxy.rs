@@ -959,6 +959,18 @@ impl Proxy {
         self.overload.is_some()
     }
 
+    /// Answer a request without keeping any state (e.g. 403 to a source that may not talk to
+    /// Hotline). Responses and ACKs get nothing.
+    pub fn reply_stateless(&mut self, source: Peer, msg: &Message, code: u16, reason: &str) {
+        if !msg.is_request() || msg.method() == Some(Method::Ack) {
+            return;
+        }
+        let tag = msg.to_tag().is_none().then(|| local_tag(msg));
+        let bytes = rewrite::response(msg, code, reason, tag.as_deref(), Some(source.addr), &[]);
+        let to = Self::reply_peer(&msg.top_via(), source);
+        self.send(to, bytes);
+    }
+
     /// Calls still waiting for a decision or hunting (not yet answered or failed).
     pub fn hunting_calls(&self) -> usize {
         self.calls
