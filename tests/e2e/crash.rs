@@ -31,9 +31,7 @@ fn sigkill_under_load_loses_nothing_older_than_the_fsync_interval() {
             .timeout(Duration::from_secs(30)),
     );
     std::thread::sleep(Duration::from_secs(4));
-    let pid = first
-        .pid()
-        .unwrap_or_else(|| panic!("hotline has no pid"));
+    let pid = first.pid().unwrap_or_else(|| panic!("hotline has no pid"));
     let killed_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -59,7 +57,11 @@ fn sigkill_under_load_loses_nothing_older_than_the_fsync_interval() {
         })
         .filter_map(|m| Some((m.message.header("Call-ID")?, m.at)))
         .collect();
-    assert!(completed.len() >= 50, "only {} calls completed before the kill", completed.len());
+    assert!(
+        completed.len() >= 50,
+        "only {} calls completed before the kill",
+        completed.len()
+    );
 
     // Restart on the same directory: recovery cuts a torn tail and seals open files.
     let mut second = Hotline::spawn(&config);
@@ -70,7 +72,10 @@ fn sigkill_under_load_loses_nothing_older_than_the_fsync_interval() {
     let stats = hotline_cdr::reader::scan_calls(cdr.path(), |c| ids.push(c.call_id.clone()))
         .unwrap_or_else(|e| panic!("reading the CDRs: {e}"));
     assert_eq!(stats.bad, 0, "no corrupt line: {stats:?}");
-    assert_eq!(stats.torn_tails, 0, "the restart cut every torn tail: {stats:?}");
+    assert_eq!(
+        stats.torn_tails, 0,
+        "the restart cut every torn tail: {stats:?}"
+    );
     let mut sorted = ids.clone();
     sorted.sort();
     sorted.dedup();
