@@ -548,3 +548,41 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         out.status.code()
     );
 }
+
+/// `server.log_level` is applied at start and again on every reload (issue 7: levels change
+/// at runtime, by `hotline log-level` or on reload).
+#[test]
+fn log_level_from_the_config_applies_at_start_and_on_reload() {
+    let base = HotlineConfig::new()
+        .with_admin()
+        .target("desk", "sip:1001@127.0.0.1:9")
+        .number(NUMBER, &["desk"])
+        .to_toml();
+    let with_level =
+        |l: &str| base.replacen("[server]\n", &format!("[server]\nlog_level = \"{l}\"\n"), 1);
+    // INFO stays on for hotline_server: the harness learns the port from its `listening` line.
+    let hotline = Hotline::spawn(&with_level("info,hotline_sip=warn"));
+    let Some(admin) = hotline.admin_addr() else {
+        panic!("no admin address");
+    };
+    let level = hotline_testkit::http_get(admin, "/log-level").unwrap_or_else(|e| panic!("{e}"));
+    assert!(level.contains("hotline_sip=warn"), "at start: {level}");
+    if let Err(e) = hotline.write_config(&with_level("debug")) {
+        panic!("rewrite config: {e}");
+    }
+    if let Err(e) = hotline.reload() {
+        panic!("SIGHUP: {e}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let level = hotline_testkit::http_get(admin, "/log-level").unwrap_or_default();
+        if level.contains("debug") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after reload: {level}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -937,6 +937,26 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
         }
         s.listen = out;
     }
+    if let Some(l) = &srv.log_level {
+        let v = l.get_ref().trim();
+        // The same characters tracing's EnvFilter takes; the filter itself is checked when
+        // it is applied (a bad one is logged and the old level stays).
+        if v.is_empty()
+            || !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_,=:.-[]{}\"*".contains(c))
+        {
+            cx.err(
+                fi,
+                l.span(),
+                "server.log_level",
+                format!("{v:?} is not a log filter"),
+                Some("e.g. \"info\", \"debug\" or \"info,hotline_sip=trace\"".into()),
+            );
+        } else {
+            s.log_level = Some(v.to_string());
+        }
+    }
     if let Some(u) = srv.unknown_sources {
         s.unknown_sources = match u {
             UnknownSourcesRaw::Drop => UnknownSources::Drop,

@@ -62,6 +62,7 @@ pub struct RawFile {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<Vec<Spanned<String>>>,
+    pub log_level: Option<Spanned<String>>,
     pub unknown_sources: Option<UnknownSourcesRaw>,
     pub workers: Option<Spanned<i64>>,
     pub admin: Option<Spanned<String>>,

@@ -23,6 +23,9 @@ pub struct Settings {
     pub workers: usize,
     /// SIP from neither a trunk nor a target: dropped (default) or answered 403.
     pub unknown_sources: UnknownSources,
+    /// Log filter (`info`, `debug`, `info,hotline_sip=trace`) applied at start and on every
+    /// reload; `None` leaves the level to `HOTLINE_LOG` / `hotline log-level`.
+    pub log_level: Option<String>,
 }
 
 /// `[server.sip]`.
@@ -192,6 +195,7 @@ impl Default for Settings {
             billing: None,
             workers: 0,
             unknown_sources: UnknownSources::Drop,
+            log_level: None,
         }
     }
 }

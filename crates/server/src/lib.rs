@@ -131,6 +131,16 @@ pub async fn start_with(
     let addr = *compiled.settings.listen.first().ok_or(Error::NoListen)?;
     let metrics = Arc::new(metrics::Metrics::new(options.build));
     let (control_tx, control_rx) = mpsc::channel(16);
+    let log_hook = options.log_level.clone();
+    let apply_level = move |level: Option<&String>| {
+        if let (Some(hook), Some(level)) = (&log_hook, level) {
+            match hook(Some(level)) {
+                Ok(now) => tracing::info!(filter = %now, "log level from the config"),
+                Err(e) => tracing::error!(error = %e, "server.log_level not applied"),
+            }
+        }
+    };
+    apply_level(compiled.settings.log_level.as_ref());
     let admin_state = Arc::new(admin::AdminState {
         metrics: metrics.clone(),
         control: control_tx.clone(),
@@ -240,6 +250,9 @@ pub async fn start_with(
                         let r = tokio::task::spawn_blocking(move || s.reload())
                             .await
                             .unwrap_or_else(|e| Err(format!("reload task failed: {e}")));
+                        if r.is_ok() {
+                            apply_level(ctl_shared.current.load().settings.log_level.as_ref());
+                        }
                         let _ = reply.send(r);
                     }
                     Some(Control::Shutdown) | None => {
