@@ -2259,9 +2259,17 @@ impl Proxy {
             return;
         }
         c.last_outcome = Some(outcome);
-        let fwd = Bytes::from(rewrite::forward_response(&msg));
-        if better(code, c.best.as_ref().map(|b| b.0)) {
-            c.best = Some((code, Some(fwd)));
+        if (300..400).contains(&code) {
+            // Hotline recurses on 3xx itself; a 3xx is never relayed upstream, where a
+            // carrier might follow its Contacts (abroad). It counts as "unavailable".
+            if better(480, c.best.as_ref().map(|b| b.0)) {
+                c.best = Some((480, None));
+            }
+        } else {
+            let fwd = Bytes::from(rewrite::forward_response(&msg));
+            if better(code, c.best.as_ref().map(|b| b.0)) {
+                c.best = Some((code, Some(fwd)));
+            }
         }
         if !outcome.advances(&c.plan.advance) {
             // Stop the hunt here (e.g. a 6xx): cancel the rest.

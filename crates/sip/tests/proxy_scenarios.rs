@@ -1298,3 +1298,35 @@ fn branch_with_only_100_trying_is_cancelled_at_its_ring_timeout() {
     h.out();
     assert_eq!(h.p.transactions(), 0, "{:?}", h.p.transaction_states());
 }
+
+/// A 3xx whose Contacts were all refused (or not followed) is never relayed to the caller:
+/// a carrier could follow them itself. The caller gets 480.
+#[test]
+fn an_unfollowed_3xx_is_never_relayed() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bK3x", "call-3x", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| {
+        true
+    });
+    let inv1 = h.out().remove(0).1;
+    let r = rewrite::response(
+        &inv1,
+        302,
+        "Moved",
+        Some(b"t1"),
+        None,
+        &[("Contact", b"<sip:00442079460000@10.0.0.3:5070>")],
+    );
+    h.send_bytes(T1, Bytes::from(r));
+    // The user refuses every Contact: adds nothing.
+    h.events();
+    h.p.add_targets(call, Vec::new());
+    h.pump();
+    let out = h.out();
+    let to_uac = only(&out, UAC);
+    assert_eq!(to_uac.len(), 1);
+    assert_eq!(to_uac[0].status(), Some(480));
+    assert!(to_uac[0].header("Contact").is_none());
+}
