@@ -1378,6 +1378,20 @@ impl Proxy {
         let ruri_local = self.uri_is_local(msg.request_uri());
         let has_user = Uri::parse(msg.request_uri()).is_some_and(|u| !u.user.is_empty());
         let sid = self.new_server(now, source, msg.clone(), key);
+        if Uri::parse(msg.request_uri()).is_none() {
+            // A Request-URI that is no URI (e.g. `sip:2001:db8::10`, an unbracketed IPv6
+            // address: RFC 5118 4.2) or one of a scheme Hotline does not serve.
+            let ruri = msg.request_uri();
+            let known = [&b"sip:"[..], b"sips:", b"tel:"]
+                .iter()
+                .any(|p| ruri.len() >= p.len() && eq_ci(&ruri[..p.len()], p));
+            if known {
+                self.respond_local(now, sid, 400, "Malformed Request-URI", &[]);
+            } else {
+                self.respond_local(now, sid, 416, "Unsupported URI Scheme", &[]);
+            }
+            return;
+        }
         if method == Method::Options && (ruri_local || !has_user) {
             let allow = self.cfg.allow;
             self.respond_local(

@@ -1330,3 +1330,19 @@ fn an_unfollowed_3xx_is_never_relayed() {
     assert_eq!(to_uac[0].status(), Some(480));
     assert!(to_uac[0].header("Contact").is_none());
 }
+
+#[test]
+fn unusable_request_uris_get_400_or_416() {
+    let mut h = H::new();
+    for (ruri, code) in [("sip:2001:db8::10", 400), ("urn:service:sos", 416)] {
+        let inv = invite(&format!("z9hG4bKu{code}"), &format!("call-u{code}"), 70).replace(
+            "INVITE sip:4008001234@10.0.0.1:5060 SIP/2.0",
+            &format!("INVITE {ruri} SIP/2.0"),
+        );
+        h.send(UAC, &inv);
+        let out = h.out();
+        assert_eq!(out.len(), 1, "{ruri}");
+        assert_eq!(out[0].1.status(), Some(code), "{ruri}");
+        assert!(h.events().is_empty(), "{ruri} must not become a call");
+    }
+}
