@@ -2230,11 +2230,9 @@ impl Proxy {
             return;
         }
         // Final failure on this branch.
-        let b = &mut c.branches[bi];
-        if b.state == BranchState::Done {
+        if c.branches[bi].state == BranchState::Done {
             return;
         }
-        b.state = BranchState::Done;
         let mut outcome = Outcome::from_code(code);
         if outcome == Outcome::Redirected && c.state == CallState::Hunting {
             if c.redirects < self.cfg.max_redirects {
@@ -2255,43 +2253,14 @@ impl Proxy {
                 outcome = Outcome::Rejected;
             }
         }
-        if !b.reported {
-            b.reported = true;
-            self.events.push_back(Event::AttemptEnded(AttemptInfo {
-                call: CallHandle(call),
-                attempt: b.attempt,
-                target: b.target.tag,
-                started: b.started,
-                first_ring: b.first_ring,
-                answered: None,
-                ended: now,
-                code,
-                outcome,
-            }));
-        }
-        if c.state != CallState::Hunting {
-            return;
-        }
-        c.last_outcome = Some(outcome);
-        if (300..400).contains(&code) {
+        let best = if (300..400).contains(&code) {
             // Hotline recurses on 3xx itself; a 3xx is never relayed upstream, where a
             // carrier might follow its Contacts (abroad). It counts as "unavailable".
-            if better(480, c.best.as_ref().map(|b| b.0)) {
-                c.best = Some((480, None));
-            }
+            (480, None)
         } else {
-            let fwd = Bytes::from(rewrite::forward_response(&msg));
-            if better(code, c.best.as_ref().map(|b| b.0)) {
-                c.best = Some((code, Some(fwd)));
-            }
-        }
-        if !outcome.advances(&c.plan.advance) {
-            // Stop the hunt here (e.g. a 6xx): cancel the rest.
-            self.cancel_branches(now, call, Outcome::CancelledByHunt);
-            self.finish_unanswered(now, call, None);
-            return;
-        }
-        self.continue_hunt(now, call);
+            (code, Some(Bytes::from(rewrite::forward_response(&msg))))
+        };
+        self.branch_failed(now, call, bi, code, outcome, best);
     }
 
     /// Move on after a branch failed. The gate is not available here (the branch ended on a
@@ -2407,43 +2376,67 @@ impl Proxy {
                 self.respond_local(now, server, 408, "Request Timeout", &[]);
             }
             Owner::Branch { call } => {
-                let Some(c) = self.calls.get_mut(&call) else {
-                    return;
-                };
-                let Some(b) = c.branches.iter_mut().find(|b| b.client == cid) else {
-                    return;
-                };
-                if b.state == BranchState::Done {
-                    return;
-                }
-                b.state = BranchState::Done;
-                if !b.reported {
-                    b.reported = true;
-                    self.events.push_back(Event::AttemptEnded(AttemptInfo {
-                        call: CallHandle(call),
-                        attempt: b.attempt,
-                        target: b.target.tag,
-                        started: b.started,
-                        first_ring: b.first_ring,
-                        answered: None,
-                        ended: now,
-                        code: 408,
-                        outcome: Outcome::Unreachable,
-                    }));
-                }
-                if c.state == CallState::Hunting {
-                    c.last_outcome = Some(Outcome::Unreachable);
-                    if better(408, c.best.as_ref().map(|b| b.0)) {
-                        c.best = Some((408, None));
-                    }
-                    if Outcome::Unreachable.advances(&c.plan.advance) {
-                        self.continue_hunt(now, call);
-                    } else {
-                        self.finish_unanswered(now, call, None);
-                    }
+                let bi = self
+                    .calls
+                    .get(&call)
+                    .and_then(|c| c.branches.iter().position(|b| b.client == cid));
+                if let Some(bi) = bi {
+                    self.branch_failed(now, call, bi, 408, Outcome::Unreachable, (408, None));
                 }
             }
         }
+    }
+
+    /// Branch `bi` of `call` failed with `code` (`best`: its candidate for the caller's final
+    /// response). Reported once; then the hunt stops (cancelling the other branches) or moves on,
+    /// as the plan says for `outcome`.
+    fn branch_failed(
+        &mut self,
+        now: Instant,
+        call: u64,
+        bi: usize,
+        code: u16,
+        outcome: Outcome,
+        best: (u16, Option<Bytes>),
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(b) = c.branches.get_mut(bi) else {
+            return;
+        };
+        if b.state == BranchState::Done {
+            return;
+        }
+        b.state = BranchState::Done;
+        if !b.reported {
+            b.reported = true;
+            self.events.push_back(Event::AttemptEnded(AttemptInfo {
+                call: CallHandle(call),
+                attempt: b.attempt,
+                target: b.target.tag,
+                started: b.started,
+                first_ring: b.first_ring,
+                answered: None,
+                ended: now,
+                code,
+                outcome,
+            }));
+        }
+        if c.state != CallState::Hunting {
+            return;
+        }
+        c.last_outcome = Some(outcome);
+        if better(best.0, c.best.as_ref().map(|b| b.0)) {
+            c.best = Some(best);
+        }
+        if !outcome.advances(&c.plan.advance) {
+            // Stop the hunt here (e.g. a 6xx): cancel the rest.
+            self.cancel_branches(now, call, Outcome::CancelledByHunt);
+            self.finish_unanswered(now, call, None);
+            return;
+        }
+        self.continue_hunt(now, call);
     }
 
     fn call_timeout(&mut self, now: Instant, call: u64, at: Instant) {

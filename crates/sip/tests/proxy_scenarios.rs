@@ -1346,3 +1346,34 @@ fn unusable_request_uris_get_400_or_416() {
         assert!(h.events().is_empty(), "{ruri} must not become a call");
     }
 }
+
+/// Timer B on one branch of a parallel group, with a plan that does not move on when a target
+/// is unreachable: the hunt ends and the other, ringing branch is CANCELled (not left ringing).
+#[test]
+fn timer_b_ending_the_hunt_cancels_the_other_branches() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKtb", "call-tb", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = ForkPlan {
+        groups: vec![ForkGroup {
+            parallel: true,
+            targets: vec![target(T1, 1, 120), target(T2, 2, 120)],
+        }],
+        ..Default::default()
+    };
+    plan.advance.unreachable = false;
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let out = h.out();
+    let inv2 = only(&out, T2)[0].clone();
+    h.send_bytes(T2, reply(&inv2, 180, "Ringing", "t2"));
+    h.out();
+    // T1 never answers: timer B (64*T1 = 32 s).
+    h.advance(Duration::from_millis(32_100));
+    let out = h.out();
+    assert_eq!(only(&out, UAC).last().and_then(|m| m.status()), Some(408));
+    assert!(
+        only(&out, T2).iter().any(|m| m.method() == Some(Method::Cancel)),
+        "the ringing branch is cancelled"
+    );
+}
