@@ -1373,7 +1373,9 @@ fn timer_b_ending_the_hunt_cancels_the_other_branches() {
     let out = h.out();
     assert_eq!(only(&out, UAC).last().and_then(|m| m.status()), Some(408));
     assert!(
-        only(&out, T2).iter().any(|m| m.method() == Some(Method::Cancel)),
+        only(&out, T2)
+            .iter()
+            .any(|m| m.method() == Some(Method::Cancel)),
         "the ringing branch is cancelled"
     );
 }
