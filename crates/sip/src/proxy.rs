@@ -455,7 +455,10 @@ enum CallState {
 
 struct Call {
     server: u64,
-    invite: Message,
+    /// The caller's INVITE, needed while hunting (every branch is built from it); dropped at
+    /// the answer, so an answered call of long hold keeps only what its dialog needs.
+    invite: Option<Box<Message>>,
+    call_id: Bytes,
     caller_peer: Peer,
     state: CallState,
     plan: ForkPlan,
@@ -495,7 +498,7 @@ impl Call {
         let answered = self.answered.is_some();
         CallInfo {
             call,
-            call_id: Bytes::copy_from_slice(self.invite.call_id()),
+            call_id: self.call_id.clone(),
             started: self.started,
             first_ring: self.first_ring,
             answered: self.answered,
@@ -1053,7 +1056,7 @@ impl Proxy {
         d.caller_cseq = d.caller_cseq.saturating_add(1);
         d.callee_cseq = d.callee_cseq.saturating_add(1);
         let d = d.clone();
-        let call_id = Bytes::copy_from_slice(c.invite.call_id());
+        let call_id = c.call_id.clone();
         c.state = CallState::Ended;
         c.linger_until = Some(now + self.cfg.dialog_linger);
         let info = c.info(call, now, 200, Hangup::System);
@@ -1466,7 +1469,8 @@ impl Proxy {
             cid,
             Call {
                 server: sid,
-                invite: msg.clone(),
+                invite: Some(Box::new(msg.clone())),
+                call_id: Bytes::copy_from_slice(msg.call_id()),
                 caller_peer: source,
                 state: CallState::Deciding,
                 plan: ForkPlan::default(),
@@ -1553,7 +1557,7 @@ impl Proxy {
     fn dialog_route(&self, msg: &Message) -> Option<(Peer, Bytes)> {
         let call = self.dialogs.get(&fnv(&[msg.call_id()]))?;
         let c = self.calls.get(call)?;
-        if c.invite.call_id() != msg.call_id() {
+        if c.call_id.as_ref() != msg.call_id() {
             return None;
         }
         let d = c.dialog.as_ref()?;
@@ -1760,24 +1764,27 @@ impl Proxy {
     }
 
     fn start_branch(&mut self, now: Instant, call: u64, target: BranchTarget) {
-        let Some(lh) = self.calls.get(&call).map(|c| Self::loop_hash(&c.invite)) else {
+        let Some(lh) = self
+            .calls
+            .get(&call)
+            .and_then(|c| Some(Self::loop_hash(c.invite.as_deref()?)))
+        else {
             return;
         };
         let (cid, branch) = self.new_branch(lh);
         let Some(c) = self.calls.get(&call) else {
             return;
         };
+        let Some(invite) = c.invite.as_deref() else {
+            return;
+        };
         let via = self.our_via(target.dest.transport, &branch);
         let rr = self.record_route(c.caller_peer.transport, target.dest.transport);
-        let pop = c
-            .invite
-            .routes()
-            .next()
-            .is_some_and(|r| self.uri_is_local(r));
+        let pop = invite.routes().next().is_some_and(|r| self.uri_is_local(r));
         let history = c.plan.history_info.then(|| {
-            let mut v = Vec::with_capacity(64 + c.invite.request_uri().len() + target.uri.len());
+            let mut v = Vec::with_capacity(64 + invite.request_uri().len() + target.uri.len());
             v.push(b'<');
-            v.extend_from_slice(c.invite.request_uri());
+            v.extend_from_slice(invite.request_uri());
             v.extend_from_slice(b">;index=1, <");
             v.extend_from_slice(&target.uri);
             v.extend_from_slice(b">;index=1.1;mp=1");
@@ -1793,7 +1800,7 @@ impl Proxy {
             add.push(("History-Info", h));
         }
         let out = rewrite::forward_request(
-            &c.invite,
+            invite,
             &ForwardRequest {
                 request_uri: Some(&target.uri),
                 via: via.as_bytes(),
@@ -1805,7 +1812,7 @@ impl Proxy {
             },
         );
         let out = Bytes::from(out);
-        let sent = Sent::new(out, c.invite.call_id(), Method::Invite);
+        let sent = Sent::new(out, &c.call_id, Method::Invite);
         self.start_client(now, cid, sent, target.dest, Owner::Branch { call }, None);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
@@ -2183,17 +2190,20 @@ impl Proxy {
                 .and_then(addr_spec)
                 .map(Bytes::copy_from_slice)
                 .unwrap_or_else(|| b.target.uri.clone());
-            let caller_target = c
-                .invite
+            // From here on only the dialog is needed: the INVITE is dropped.
+            let Some(invite) = c.invite.take() else {
+                return;
+            };
+            let caller_target = invite
                 .contacts()
                 .next()
                 .and_then(addr_spec)
                 .map(Bytes::copy_from_slice)
-                .unwrap_or_else(|| Bytes::copy_from_slice(c.invite.request_uri()));
+                .unwrap_or_else(|| Bytes::copy_from_slice(invite.request_uri()));
             c.dialog = Some(DialogSides {
-                caller_from: Bytes::copy_from_slice(c.invite.from_value()),
+                caller_from: Bytes::copy_from_slice(invite.from_value()),
                 callee_to: Bytes::copy_from_slice(msg.to_value()),
-                caller_cseq: c.invite.cseq().0,
+                caller_cseq: invite.cseq().0,
                 callee_cseq: 0,
                 caller_target,
                 caller_peer: c.caller_peer,
@@ -2204,6 +2214,9 @@ impl Proxy {
             c.state = CallState::Answered;
             c.answered = Some(now);
             c.hangup_at = c.plan.max_duration.map(|d| now + d);
+            // The rest of the plan is never used again.
+            c.plan.groups = Vec::new();
+            c.plan.add_headers = Vec::new();
             c.answered_target = Some(target);
             c.last_outcome = Some(Outcome::Answered);
             if c.first_ring.is_none() {
@@ -2452,7 +2465,7 @@ impl Proxy {
                 if c.linger_until.is_some_and(|t| t <= now) {
                     let c = self.calls.remove(&call);
                     if let Some(c) = c {
-                        let h = fnv(&[c.invite.call_id()]);
+                        let h = fnv(&[&c.call_id]);
                         if self.dialogs.get(&h) == Some(&call) {
                             self.dialogs.remove(&h);
                         }
