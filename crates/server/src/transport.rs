@@ -209,26 +209,34 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     Ok(s.into())
 }
 
-/// Bind `shards` UDP sockets (SO_REUSEPORT) and one TCP listener on the same address. Port 0
-/// picks one free port for all of them (retrying when the TCP side is taken).
+/// Bind `shards` UDP sockets (SO_REUSEPORT) and one TCP listener on the same address.
+///
+/// Port 0: the TCP listener picks the port (an ephemeral TCP port is never shared), then the
+/// UDP sockets bind that exact port. Binding UDP port 0 with SO_REUSEPORT first would let the
+/// kernel hand out a port another process's reuseport socket (of the same user) already holds,
+/// and it would then split datagrams between them.
 pub async fn bind(addr: SocketAddr, shards: usize) -> io::Result<Listeners> {
     let mut last_err = None;
     for _ in 0..20 {
-        let first = udp_socket(addr)?;
-        let local = first.local_addr()?;
-        let tcp = match TcpListener::bind(local).await {
-            Ok(t) => t,
-            Err(e) if addr.port() == 0 => {
-                last_err = Some(e);
-                continue;
+        let tcp = TcpListener::bind(addr).await?;
+        let local = tcp.local_addr()?;
+        let mut udp = Vec::with_capacity(shards.max(1));
+        let mut failed = None;
+        for _ in 0..shards.max(1) {
+            match udp_socket(local) {
+                Ok(s) => udp.push(s),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
-            Err(e) => return Err(e),
-        };
-        let mut udp = vec![first];
-        for _ in 1..shards.max(1) {
-            udp.push(udp_socket(local)?);
         }
-        return Ok(Listeners { udp, tcp, local });
+        match failed {
+            None => return Ok(Listeners { udp, tcp, local }),
+            // The UDP side of that TCP port is taken: try another port.
+            Some(e) if addr.port() == 0 => last_err = Some(e),
+            Some(e) => return Err(e),
+        }
     }
     Err(last_err.unwrap_or_else(|| io::Error::other("could not bind UDP and TCP on one port")))
 }
