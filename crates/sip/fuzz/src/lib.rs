@@ -409,10 +409,16 @@ impl Harness {
             let text = String::from_utf8_lossy(&t.bytes).into_owned();
             let m = match Message::parse(t.bytes.clone()) {
                 Ok(m) => m,
-                // A 400 to a request that failed to parse copies the request's Via, From, To,
-                // Call-ID and CSeq lines as they were (RFC 3261 §8.2.6), broken or missing
-                // ones included; only its own start line must be right.
-                Err(e) if text.starts_with("SIP/2.0 400 ") && e != ParseError::BadStartLine => {
+                // The answer to a request that failed to parse (400, or the parse error's own
+                // status: 505 for a SIP version, 513 for an oversize message) copies the
+                // request's Via, From, To, Call-ID and CSeq lines as they were (RFC 3261
+                // §8.2.6), broken or missing ones included; only its start line must be right.
+                Err(e)
+                    if ["SIP/2.0 400 ", "SIP/2.0 505 ", "SIP/2.0 513 "]
+                        .iter()
+                        .any(|p| text.starts_with(p))
+                        && e != ParseError::BadStartLine =>
+                {
                     continue
                 }
                 Err(e) => panic!("proxy sent a message that does not parse ({e:?}):\n{text}"),

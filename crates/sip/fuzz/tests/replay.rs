@@ -332,3 +332,17 @@ fn torture_fixtures_are_all_seeds() {
         "a torture fixture is missing from seeds.rs"
     );
 }
+
+/// Found by the bounded random run in CI: a request with a bad SIP version and a broken Via is
+/// answered 505 with its lines copied as they were (RFC 3261 §8.2.6); that answer need not
+/// parse, like the 400 for any unparsable request.
+#[test]
+fn answer_to_a_bad_version_request_copies_its_broken_lines() {
+    let input: [u8; 73] = [
+        0, 3, 64, 0, 73, 78, 86, 73, 84, 69, 32, 83, 105, 112, 58, 52, 48, 48, 56, 48, 48, 49, 50,
+        51, 52, 64, 49, 48, 46, 48, 46, 48, 46, 49, 58, 53, 48, 54, 48, 32, 83, 73, 80, 47, 50, 46,
+        48, 54, 10, 86, 105, 97, 58, 32, 83, 73, 80, 47, 50, 46, 48, 47, 85, 68, 80, 32, 49, 48, 2,
+        3, 1, 119, 1,
+    ];
+    hotline_sip_fuzz::proxy(&input);
+}
