@@ -444,7 +444,6 @@ impl Core {
                 // The proxy answers a request with the error's status (513 for an oversize
                 // one) or drops a response.
                 m.transport.framing_errors.fetch_add(1, Ordering::Relaxed);
-                let _ = now;
                 self.proxy.handle_unparsable(source, data, &e);
                 return;
             }

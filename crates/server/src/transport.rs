@@ -159,25 +159,24 @@ impl Tcp {
 pub struct Outbound {
     udp: Arc<tokio::net::UdpSocket>,
     tcp: Tcp,
-    stats: Arc<TransportStats>,
 }
 
 impl Outbound {
     pub fn new(udp: Arc<tokio::net::UdpSocket>, tcp: Tcp) -> Outbound {
-        let stats = tcp.dispatch.stats.clone();
-        Outbound { udp, tcp, stats }
+        Outbound { udp, tcp }
     }
 
     /// Send without waiting. A failure is counted; the transaction layer's timers deal with
     /// the loss as they would with a lost datagram.
     pub fn send(&self, dest: Peer, bytes: Bytes) {
+        let stats = &self.tcp.dispatch.stats;
         match dest.transport {
             Transport::Udp => match self.udp.try_send_to(&bytes, dest.addr) {
                 Ok(_) => {
-                    self.stats.udp_out.fetch_add(1, Ordering::Relaxed);
+                    stats.udp_out.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
-                    self.stats.udp_send_errors.fetch_add(1, Ordering::Relaxed);
+                    stats.udp_send_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(dest = %dest.addr, error = %e, "udp send failed");
                 }
             },

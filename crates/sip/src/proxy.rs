@@ -535,8 +535,10 @@ struct DialogSides {
 /// The proxy core. See the module docs.
 pub struct Proxy {
     cfg: ProxyConfig,
-    /// Our `host:port` as written in Via and Record-Route (formatted once).
+    /// Our `host:port` as written in Via, and our Record-Route values (formatted once).
     sent_by: String,
+    rr_udp: String,
+    rr_tcp: String,
     next_id: u64,
     server_keys: IdMap<u64>,
     servers: IdMap<ServerTxn>,
@@ -556,7 +558,7 @@ pub struct Proxy {
     overload: Option<u32>,
 }
 
-const BRANCH_PREFIX: &[u8] = b"z9hG4bK-hl";
+const BRANCH_PREFIX: &str = "z9hG4bK-hl";
 
 /// Timer C (§16.6 step 11): no branch rings longer than this, whatever its ring timeout.
 pub const TIMER_C: Duration = Duration::from_secs(180);
@@ -608,6 +610,8 @@ impl Proxy {
             SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         };
         Proxy {
+            rr_udp: format!("<sip:{sent_by};lr>"),
+            rr_tcp: format!("<sip:{sent_by};transport=tcp;lr>"),
             sent_by,
             next_id: cfg.id_first.max(1),
             cfg,
@@ -766,12 +770,7 @@ impl Proxy {
 
     fn new_branch(&mut self, loop_hash: u64) -> (u64, String) {
         let id = self.id();
-        let b = format!(
-            "{}{:016x}-{:x}",
-            std::str::from_utf8(BRANCH_PREFIX).unwrap_or("z9hG4bK-hl"),
-            loop_hash,
-            id
-        );
+        let b = format!("{BRANCH_PREFIX}{loop_hash:016x}-{id:x}");
         (id, b)
     }
 
@@ -787,28 +786,20 @@ impl Proxy {
         v
     }
 
-    fn sent_by(&self) -> &str {
-        &self.sent_by
-    }
-
-    fn record_route(&self, inbound: Transport, outbound: Transport) -> String {
-        let uri = |t: Transport| match t {
-            Transport::Udp => format!("<sip:{};lr>", self.sent_by()),
-            Transport::Tcp => format!("<sip:{};transport=tcp;lr>", self.sent_by()),
-        };
-        // One entry serves both sides: we listen on UDP and TCP at the same address. Across
-        // transports the entry names none, so each side reaches us over UDP by default
-        // (RFC 5658 double record-routing is not needed for that).
-        if inbound == outbound {
-            uri(inbound)
+    /// One Record-Route entry serves both sides: we listen on UDP and TCP at the same address.
+    /// Across transports the entry names none, so each side reaches us over UDP by default
+    /// (RFC 5658 double record-routing is not needed for that).
+    fn record_route(&self, inbound: Transport, outbound: Transport) -> &str {
+        if inbound == Transport::Tcp && outbound == Transport::Tcp {
+            &self.rr_tcp
         } else {
-            uri(Transport::Udp)
+            &self.rr_udp
         }
     }
 
     /// Branch id carried in one of our branch parameters.
     fn branch_id(branch: &[u8]) -> Option<u64> {
-        let rest = branch.strip_prefix(BRANCH_PREFIX)?;
+        let rest = branch.strip_prefix(BRANCH_PREFIX.as_bytes())?;
         let dash = rest.iter().position(|&b| b == b'-')?;
         let id = std::str::from_utf8(&rest[dash + 1..]).ok()?;
         u64::from_str_radix(id, 16).ok()
@@ -1227,7 +1218,7 @@ impl Proxy {
             return;
         }
         match method {
-            Method::Ack => self.on_ack(now, msg),
+            Method::Ack => self.on_ack(msg),
             Method::Cancel => self.on_cancel(now, source, msg, key),
             _ => {
                 let in_dialog = msg.to_tag().is_some();
@@ -1454,7 +1445,7 @@ impl Proxy {
         let h = format!("{:016x}", Self::loop_hash(msg));
         std::iter::once(first).chain(ours).any(|v| {
             v.branch
-                .and_then(|b| b.strip_prefix(BRANCH_PREFIX))
+                .and_then(|b| b.strip_prefix(BRANCH_PREFIX.as_bytes()))
                 .is_some_and(|rest| rest.starts_with(h.as_bytes()))
         })
     }
@@ -1506,9 +1497,8 @@ impl Proxy {
         });
     }
 
-    fn on_ack(&mut self, now: Instant, msg: Message) {
+    fn on_ack(&mut self, msg: Message) {
         // ACK for a 2xx: its own transaction, forwarded statelessly along the route set.
-        let _ = now;
         if msg.to_tag().is_none() {
             self.stats.stray_acks += 1;
             return;
@@ -2276,11 +2266,9 @@ impl Proxy {
         self.branch_failed(now, call, bi, code, outcome, best);
     }
 
-    /// Move on after a branch failed. The gate is not available here (the branch ended on a
-    /// response), so the user's gate from the last `route`/`handle_*` call is replayed through
-    /// the event queue: see [`Proxy::pending_hunts`].
-    fn continue_hunt(&mut self, now: Instant, call: u64) {
-        let _ = now;
+    /// Move on after a branch failed. The user's admission gate is not at hand here (the
+    /// branch ended on a response), so the call waits for [`Proxy::pending_hunts`].
+    fn continue_hunt(&mut self, call: u64) {
         self.pending.push(call);
     }
 
@@ -2449,7 +2437,7 @@ impl Proxy {
             self.finish_unanswered(now, call, None);
             return;
         }
-        self.continue_hunt(now, call);
+        self.continue_hunt(call);
     }
 
     fn call_timeout(&mut self, now: Instant, call: u64, at: Instant) {
@@ -2507,7 +2495,7 @@ impl Proxy {
                         .is_some_and(|c| c.branches.iter().all(|b| b.state == BranchState::Done));
                     if all_done {
                         if advance {
-                            self.continue_hunt(now, call);
+                            self.continue_hunt(call);
                         } else {
                             self.finish_unanswered(now, call, None);
                         }
