@@ -10,10 +10,14 @@
 #   benches/load.sh --mode concurrent --concurrent 100000 --rate 2000
 #   benches/load.sh --tcp ...                # callers and targets over TCP
 #   benches/load.sh --workers 1 ...          # Hotline shards (default: one per core)
+#   benches/load.sh --driver sipp --mode cpu --scenario hunt486   # SIPp as caller and targets
+#                                            # (issue 8's Kamailio method; modes cpu and sustain;
+#                                            # PERF="stat -e ..." runs perf on Hotline meanwhile)
 #
 # Output: one line per run and a summary table; raw RESULT lines are kept in $OUT/results.txt.
 set -euo pipefail
 
+DRIVER=load        # load = hotline-load; sipp = SIPp UAC + SIPp UASes (benches/sipp/*.xml)
 WORKERS=""          # server.workers for Hotline (empty: its default, one shard per core)
 MODE=all            # all = cpu + ramp + latency; or one of cpu, ramp, latency, sustain, concurrent
 SCENARIO=basic
@@ -34,7 +38,7 @@ UAS_THREADS=1
 BUILD=1
 OUT=""
 
-usage() { sed -n '2,14p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,17p' "$0"; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --mode) MODE=$2; shift ;;
@@ -55,6 +59,7 @@ while [ $# -gt 0 ]; do
         --uas-threads) UAS_THREADS=$2; shift ;;
         --no-build) BUILD=0 ;;
         --workers) WORKERS=$2; shift ;;
+        --driver) DRIVER=$2; shift ;;
         --out) OUT=$2; shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
@@ -103,10 +108,30 @@ wait_line() { # wait_line FILE REGEX: print the first match, give up after 10 s
 }
 
 # --- start the UAS, then Hotline pointing at it --------------------------------------------
-"$BIN/hotline-load" uas --listen 127.0.0.1:0 --threads "$UAS_THREADS" >"$OUT/uas.out" 2>"$OUT/uas.err" &
-UAS_PID=$!; PIDS+=("$UAS_PID")
-UAS_ADDR=$(wait_line "$OUT/uas.err" 'udp\+tcp 127\.0\.0\.1:[0-9]+' | awk '{print $2}')
-"$BIN/hotline-load" config --listen 127.0.0.1:0 --uas "$UAS_ADDR" $TCP --cdr-dir "$OUT/cdr" >"$OUT/hotline.toml"
+if [ "$DRIVER" = sipp ]; then
+    command -v sipp >/dev/null || { echo "sipp not found (Debian package sip-tester)" >&2; exit 2; }
+    [ -z "$TCP" ] || { echo "--driver sipp: UDP only here" >&2; exit 2; }
+    case "$MODE" in cpu|sustain) ;; *) echo "--driver sipp: modes cpu and sustain" >&2; exit 2 ;; esac
+    # SIPp wants fixed ports: pick a free-looking block of four.
+    SP=$(( 20000 + (RANDOM % 2000) * 10 ))
+    UAS_ADDR=127.0.0.1:$SP
+    for x in answer:0 busy:1; do
+        # -bg prints "Background mode - PID=[N]".
+        sipp -sf "$ROOT/benches/sipp/uas_${x%%:*}.xml" -i 127.0.0.1 -mi 127.0.0.1 -mp $((SP + 100 + ${x##*:} * 10)) \
+            -p $((SP + ${x##*:})) -nostdin -bg >"$OUT/sipp-uas-${x%%:*}.out" 2>&1 || true
+        pid=$(grep -o 'PID=\[[0-9]*\]' "$OUT/sipp-uas-${x%%:*}.out" | tr -dc 0-9)
+        [ -n "$pid" ] || { echo "SIPp UAS ${x%%:*} did not start:" >&2; cat "$OUT/sipp-uas-${x%%:*}.out" >&2; exit 1; }
+        PIDS+=("$pid")
+        [ "${x%%:*}" = answer ] && UAS_PID=$pid
+    done
+    "$BIN/hotline-load" config --listen 127.0.0.1:0 --uas "$UAS_ADDR" --uas-busy "127.0.0.1:$((SP + 1))" \
+        --cdr-dir "$OUT/cdr" >"$OUT/hotline.toml"
+else
+    "$BIN/hotline-load" uas --listen 127.0.0.1:0 --threads "$UAS_THREADS" >"$OUT/uas.out" 2>"$OUT/uas.err" &
+    UAS_PID=$!; PIDS+=("$UAS_PID")
+    UAS_ADDR=$(wait_line "$OUT/uas.err" 'udp\+tcp 127\.0\.0\.1:[0-9]+' | awk '{print $2}')
+    "$BIN/hotline-load" config --listen 127.0.0.1:0 --uas "$UAS_ADDR" $TCP --cdr-dir "$OUT/cdr" >"$OUT/hotline.toml"
+fi
 if [ -n "$WORKERS" ]; then
     # server.workers: shards (0 = one per core).
     sed -i "s/^\[server\]\$/[server]\nworkers = $WORKERS/" "$OUT/hotline.toml"
@@ -141,6 +166,74 @@ run_uac() {
     HL_US=$(awk -v d=$((h1 - h0)) -v n="$done_calls" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
     LG_US=$(awk -v d=$((u1 - u0)) -v n="$done_calls" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
 }
+# The SIPp caller: benches/sipp/uac_load.xml dialling the scenario's number, RATE × SECS calls.
+# Sets RES like hotline-load's RESULT line (attempted/completed/failed/failed_pct/cps; the
+# latency fields stay "-": SIPp's response-time histogram is not parsed).
+run_sipp_uac() {
+    local rate=$1 secs=$2
+    local number
+    case "$SCENARIO" in basic) number=4008000001 ;; hunt486) number=4008000002 ;;
+        *) echo "--driver sipp: scenarios basic and hunt486" >&2; exit 2 ;; esac
+    local calls=$((rate * secs)) h0 u0 h1 u1 t0 t1
+    h0=$(cpu_ticks "$HL_PID"); u0=$(cpu_ticks "$UAS_PID")
+    t0=$(date +%s.%N)
+    local perf_pid=""
+    if [ -n "${PERF:-}" ]; then   # e.g. PERF="record -g -o /tmp/p.data" or PERF="stat -e ..."
+        perf $PERF -p "$HL_PID" >"$OUT/perf.out" 2>&1 & perf_pid=$!
+    fi
+    sipp -sf "$ROOT/benches/sipp/uac_load.xml" -s "$number" "$HL_ADDR" -i 127.0.0.1 -mi 127.0.0.1 \
+        -mp $((SP + 200)) -p $((SP + 5)) -r "$rate" -m "$calls" -d $((HOLD * 1000)) -nostdin \
+        -timeout $((secs + HOLD + 40)) -trace_stat -stf "$OUT/sipp-uac.csv" -fd 3600 \
+        >"$OUT/sipp-uac.out" 2>&1 || true
+    t1=$(date +%s.%N)
+    h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID")
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+    local ok bad
+    ok=$(tail -1 "$OUT/sipp-uac.csv" | awk -F';' '{ print $16 }')
+    bad=$(tail -1 "$OUT/sipp-uac.csv" | awk -F';' '{ print $18 }')
+    ok=${ok:-0}; bad=${bad:-0}
+    RES=$(awk -v a="$calls" -v c="$ok" -v f="$bad" -v t="$(echo "$t1 - $t0" | bc)" -v h="$HOLD" \
+        'BEGIN { printf "RESULT attempted=%d completed=%d failed=%d failed_pct=%.3f cps=%.0f answer_p50_us=- answer_p99_us=- answer_p999_us=-", a, c, a - c, (a - c) * 100 / a, c / (t - h) }')
+    echo "rate=$rate secs=$secs sipp $RES" >>"$OUT/results.txt"
+    HL_US=$(awk -v d=$((h1 - h0)) -v n="$ok" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+    LG_US=$(awk -v d=$((u1 - u0)) -v n="$ok" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+}
+[ "$DRIVER" = sipp ] && run_uac() { run_sipp_uac "$@"; }
+
+# The SIPp caller: benches/sipp/uac_load.xml dialling the scenario's number, RATE × SECS calls.
+# Sets RES like hotline-load's RESULT line (attempted/completed/failed/failed_pct/cps; the
+# latency fields stay "-": SIPp's response-time histogram is not parsed).
+run_sipp_uac() {
+    local rate=$1 secs=$2
+    local number
+    case "$SCENARIO" in basic) number=4008000001 ;; hunt486) number=4008000002 ;;
+        *) echo "--driver sipp: scenarios basic and hunt486" >&2; exit 2 ;; esac
+    local calls=$((rate * secs)) h0 u0 h1 u1 t0 t1
+    h0=$(cpu_ticks "$HL_PID"); u0=$(cpu_ticks "$UAS_PID")
+    t0=$(date +%s.%N)
+    local perf_pid=""
+    if [ -n "${PERF:-}" ]; then   # e.g. PERF="record -g -o /tmp/p.data" or PERF="stat -e ..."
+        perf $PERF -p "$HL_PID" >"$OUT/perf.out" 2>&1 & perf_pid=$!
+    fi
+    sipp -sf "$ROOT/benches/sipp/uac_load.xml" -s "$number" "$HL_ADDR" -i 127.0.0.1 -mi 127.0.0.1 \
+        -mp $((SP + 200)) -p $((SP + 5)) -r "$rate" -m "$calls" -d $((HOLD * 1000)) -nostdin \
+        -timeout $((secs + HOLD + 40)) -trace_stat -stf "$OUT/sipp-uac.csv" -fd 3600 \
+        >"$OUT/sipp-uac.out" 2>&1 || true
+    t1=$(date +%s.%N)
+    h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID")
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+    local ok bad
+    ok=$(tail -1 "$OUT/sipp-uac.csv" | awk -F';' '{ print $16 }')
+    bad=$(tail -1 "$OUT/sipp-uac.csv" | awk -F';' '{ print $18 }')
+    ok=${ok:-0}; bad=${bad:-0}
+    RES=$(awk -v a="$calls" -v c="$ok" -v f="$bad" -v t="$(echo "$t1 - $t0" | bc)" -v h="$HOLD" \
+        'BEGIN { printf "RESULT attempted=%d completed=%d failed=%d failed_pct=%.3f cps=%.0f answer_p50_us=- answer_p99_us=- answer_p999_us=-", a, c, a - c, (a - c) * 100 / a, c / (t - h) }')
+    echo "rate=$rate secs=$secs sipp $RES" >>"$OUT/results.txt"
+    HL_US=$(awk -v d=$((h1 - h0)) -v n="$ok" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+    LG_US=$(awk -v d=$((u1 - u0)) -v n="$ok" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+}
+[ "$DRIVER" = sipp ] && run_uac() { run_sipp_uac "$@"; }
+
 line() {
     printf '%-10s rate %6s  attempted %7s  completed %7s  failed %5s (%7s %%)  cps %8s  200 p50/p99/p99.9 %s/%s/%s µs  hotline %s µs/call  uas %s µs/call  RSS %s MiB\n' \
         "$1" "$2" "$(field "$RES" attempted)" "$(field "$RES" completed)" "$(field "$RES" failed)" \
