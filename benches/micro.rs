@@ -127,8 +127,12 @@ fn main() {
     if wanted(&filter, "rewrite") {
         rewrite_benches();
     }
-    if wanted(&filter, "proxy") {
-        proxy_benches();
+    if wanted(&filter, "proxy")
+        || ["basic", "hunt"]
+            .iter()
+            .any(|n| filter.iter().any(|f| f == n))
+    {
+        proxy_benches(&filter);
     }
     if wanted(&filter, "txn") {
         txn_benches();
@@ -412,23 +416,38 @@ fn one_call(d: &mut Driver, i: u64, hunt: bool) -> bool {
     relayed
 }
 
-fn proxy_benches() {
-    for (name, hunt) in [
-        ("proxy full call basic (µs in core/call)", false),
-        ("proxy full call hunt 486 (µs in core/call)", true),
+/// A count from the environment (e.g. smaller runs under valgrind), else `default`.
+fn env_count(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `HOTLINE_BENCH_CALLS` / `HOTLINE_BENCH_WARMUP` shrink the call counts (e.g. under
+/// callgrind); the filter words `basic` / `hunt` pick one of the two scripts.
+fn proxy_benches(filter: &[String]) {
+    let calls = env_count("HOTLINE_BENCH_CALLS", 100_000);
+    let warmup = env_count("HOTLINE_BENCH_WARMUP", 40_000);
+    for (name, hunt, word) in [
+        ("proxy full call basic (µs in core/call)", false, "basic"),
+        ("proxy full call hunt 486 (µs in core/call)", true, "hunt"),
     ] {
+        let only = filter.iter().any(|f| f == "basic" || f == "hunt");
+        if only && !filter.iter().any(|f| f == word) {
+            continue;
+        }
         let mut d = Driver::new();
         let mut ok = true;
         let mut h = hist();
-        let calls = 100_000u64;
-        // Warm-up (also fills the 32 s dialog linger window to steady state: 32,000 calls).
-        for i in 0..40_000 {
+        // Warm-up (also fills the 32 s timer L/M/J window to steady state: 32,000 calls).
+        for i in 0..warmup {
             ok &= one_call(&mut d, i, hunt);
         }
         let (a0, b0) = alloc_count::snapshot();
         let start = Instant::now();
         let mut total_core = Duration::ZERO;
-        for i in 40_000..40_000 + calls {
+        for i in warmup..warmup + calls {
             d.in_core = Duration::ZERO;
             ok &= one_call(&mut d, i, hunt);
             total_core += d.in_core;

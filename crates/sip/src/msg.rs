@@ -483,26 +483,59 @@ pub fn header_name_matches(name: &[u8], wanted: &str) -> bool {
 }
 
 pub(crate) fn kind_of(name: &[u8]) -> Kind {
-    let long: &[u8] = match expand_compact(name) {
-        Some(l) => l.as_bytes(),
-        None => name,
-    };
-    const KINDS: &[(&str, Kind)] = &[
-        ("Via", Kind::Via),
-        ("From", Kind::From),
-        ("To", Kind::To),
-        ("Call-ID", Kind::CallId),
-        ("CSeq", Kind::CSeq),
-        ("Max-Forwards", Kind::MaxForwards),
-        ("Route", Kind::Route),
-        ("Record-Route", Kind::RecordRoute),
-        ("Contact", Kind::Contact),
-        ("Content-Length", Kind::ContentLength),
-    ];
-    KINDS
+    // By length first: one case-insensitive comparison at most (compact forms of RFC 3261
+    // §7.3.3 for the one-letter names; the other compact letters are not indexed).
+    let is = |long: &str| name.eq_ignore_ascii_case(long.as_bytes());
+    match name.len() {
+        1 => match name[0].to_ascii_lowercase() {
+            b'v' => Kind::Via,
+            b'f' => Kind::From,
+            b't' => Kind::To,
+            b'i' => Kind::CallId,
+            b'm' => Kind::Contact,
+            b'l' => Kind::ContentLength,
+            _ => Kind::Other,
+        },
+        2 if is("To") => Kind::To,
+        3 if is("Via") => Kind::Via,
+        4 if is("From") => Kind::From,
+        4 if is("CSeq") => Kind::CSeq,
+        5 if is("Route") => Kind::Route,
+        7 if is("Call-ID") => Kind::CallId,
+        7 if is("Contact") => Kind::Contact,
+        12 if is("Max-Forwards") => Kind::MaxForwards,
+        12 if is("Record-Route") => Kind::RecordRoute,
+        14 if is("Content-Length") => Kind::ContentLength,
+        _ => Kind::Other,
+    }
+}
+
+/// Position of the first `needle` in `hay`: eight bytes at a time (the header scan's inner
+/// loop; `iter().position` goes byte by byte).
+#[inline]
+pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO.wrapping_mul(u64::from(needle));
+    let mut chunks = hay.chunks_exact(8);
+    let mut off = 0;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w) ^ pattern;
+        // Bytes equal to `needle` are zero in `x`; the lowest flagged byte is the first zero
+        // (a borrow can only flag bytes above a real zero).
+        let z = x.wrapping_sub(LO) & !x & HI;
+        if z != 0 {
+            return Some(off + (z.trailing_zeros() / 8) as usize);
+        }
+        off += 8;
+    }
+    chunks
+        .remainder()
         .iter()
-        .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(long))
-        .map_or(Kind::Other, |(_, k)| *k)
+        .position(|&c| c == needle)
+        .map(|i| off + i)
 }
 
 /// One header field, possibly folded over several lines.
@@ -552,10 +585,22 @@ impl<'a> HeaderScan<'a> {
             [b' ' | b'\t', ..] => return Err(ParseError::BadHeader),
             _ => {}
         }
-        // Find the end of this field: a LF not followed by SP/HT.
-        let mut i = p;
+        // The name: a token, optional SP/HT, then the colon (the first colon of the field).
+        let mut name_end = p;
+        while name_end < b.len() && is_token_char(b[name_end]) {
+            name_end += 1;
+        }
+        let mut colon = name_end;
+        while colon < b.len() && (b[colon] == b' ' || b[colon] == b'\t') {
+            colon += 1;
+        }
+        if name_end == p || b.get(colon) != Some(&b':') {
+            return Err(ParseError::BadHeader);
+        }
+        // The end of this field: a LF not followed by SP/HT.
+        let mut i = colon + 1;
         let line_end = loop {
-            let nl = match b[i..].iter().position(|&c| c == b'\n') {
+            let nl = match b.get(i..).and_then(|r| find_byte(r, b'\n')) {
                 Some(n) => i + n,
                 None => return Err(ParseError::BadHeader),
             };
@@ -564,18 +609,6 @@ impl<'a> HeaderScan<'a> {
                 _ => break nl + 1,
             }
         };
-        let colon = match b[p..line_end].iter().position(|&c| c == b':') {
-            Some(c) => p + c,
-            None => return Err(ParseError::BadHeader),
-        };
-        let mut name_end = colon;
-        while name_end > p && (b[name_end - 1] == b' ' || b[name_end - 1] == b'\t') {
-            name_end -= 1;
-        }
-        let name = &b[p..name_end];
-        if name.is_empty() || !name.iter().all(|&c| is_token_char(c)) {
-            return Err(ParseError::BadHeader);
-        }
         let mut vs = colon + 1;
         let mut ve = line_end;
         while vs < ve && is_lws(b[vs]) {
@@ -641,6 +674,63 @@ pub(crate) fn split_list(
     emit(start, v.len())
 }
 
+/// The top Via as parsed during the scan, as offsets: [`Message::top_via`] rebuilds it without
+/// parsing again.
+#[derive(Clone, Copy, Default)]
+struct ViaIdx {
+    raw: Span,
+    transport: Span,
+    host: Span,
+    port: Option<u16>,
+    branch: Option<Span>,
+    rport: Option<Option<u16>>,
+    received: Option<Span>,
+}
+
+impl ViaIdx {
+    /// Offsets of `v`'s slices, which all point into `b`.
+    fn of(b: &[u8], v: &Via<'_>) -> ViaIdx {
+        let span = |x: &[u8]| {
+            let off = x.as_ptr() as usize - b.as_ptr() as usize;
+            Span::new(off, off + x.len())
+        };
+        ViaIdx {
+            raw: Span::new(v.start, v.end),
+            transport: span(v.transport),
+            host: span(v.host),
+            port: v.port,
+            branch: v.branch.map(span),
+            rport: v.rport,
+            received: v.received.map(span),
+        }
+    }
+}
+
+/// Where the lines of one header kind (Via, Route) sit: from the first line's start to the
+/// last line's end, and how many bytes the lines themselves take. When the two agree the
+/// lines are adjacent and can be copied as one range.
+#[derive(Clone, Copy, Default, Debug)]
+pub(crate) struct LineBlock {
+    pub(crate) first: u32,
+    pub(crate) last_end: u32,
+    pub(crate) total: u32,
+}
+
+impl LineBlock {
+    fn add(&mut self, line: Span) {
+        if self.total == 0 {
+            self.first = line.s;
+        }
+        self.last_end = line.e;
+        self.total += line.e - line.s;
+    }
+    /// The one range holding every line, when they are adjacent (or there are none).
+    pub(crate) fn contiguous(&self) -> Option<std::ops::Range<usize>> {
+        (self.last_end - self.first == self.total)
+            .then_some(self.first as usize..self.last_end as usize)
+    }
+}
+
 #[derive(Clone)]
 pub struct Message {
     buf: Bytes,
@@ -668,9 +758,12 @@ pub struct Message {
     max_forwards_span: Span,
     content_length: Option<u32>,
     vias: SpanList<MAX_VIAS>,
+    top_via: ViaIdx,
     top_via_line: Span,
+    via_lines: LineBlock,
     routes: SpanList<MAX_ROUTES>,
     first_route_line: Span,
+    route_lines: LineBlock,
     record_routes: SpanList<MAX_RECORD_ROUTES>,
     contacts: SpanList<MAX_CONTACTS>,
 }
@@ -744,9 +837,12 @@ impl Message {
             max_forwards_span: Span::EMPTY,
             content_length: None,
             vias: SpanList::new(),
+            top_via: ViaIdx::default(),
             top_via_line: Span::EMPTY,
+            via_lines: LineBlock::default(),
             routes: SpanList::new(),
             first_route_line: Span::EMPTY,
+            route_lines: LineBlock::default(),
             record_routes: SpanList::new(),
             contacts: SpanList::new(),
         };
@@ -861,27 +957,35 @@ impl Message {
                 Kind::Via => {
                     let first = self.vias.len == 0;
                     let mut bad = false;
+                    let mut top = None;
                     split_list(
                         b,
                         h.value,
                         |s| {
-                            if Via::parse(&b[s.range()], s.s as usize).is_none() {
-                                bad = true;
+                            match Via::parse(&b[s.range()], s.s as usize) {
+                                Some(v) if self.vias.len == 0 => top = Some(ViaIdx::of(b, &v)),
+                                Some(_) => {}
+                                None => bad = true,
                             }
                             self.vias.push(s)
                         },
                         ParseError::BadVia,
                     )?;
                     f.via_bad |= bad;
+                    if let Some(top) = top {
+                        self.top_via = top;
+                    }
                     if first {
                         self.top_via_line = h.line;
                     }
+                    self.via_lines.add(h.line);
                 }
                 Kind::Route => {
                     if self.routes.len == 0 {
                         self.first_route_line = h.line;
                     }
                     split_list(b, h.value, |s| self.routes.push(s), ParseError::BadHeader)?;
+                    self.route_lines.add(h.line);
                 }
                 Kind::RecordRoute => split_list(
                     b,
@@ -1061,9 +1165,23 @@ impl Message {
     pub fn content_length(&self) -> Option<u32> {
         self.content_length
     }
-    /// The topmost Via value. A parsed message always has one.
+    /// The topmost Via value. A parsed message always has one (parsed once, by the scan).
     pub fn top_via(&self) -> Via<'_> {
-        self.vias().next().unwrap_or(Via::empty())
+        let t = &self.top_via;
+        if self.vias.len == 0 {
+            return Via::empty();
+        }
+        Via {
+            raw: self.slice(t.raw),
+            transport: self.slice(t.transport),
+            host: self.slice(t.host),
+            port: t.port,
+            branch: t.branch.map(|s| self.slice(s)),
+            rport: t.rport,
+            received: t.received.map(|s| self.slice(s)),
+            start: t.raw.s as usize,
+            end: t.raw.e as usize,
+        }
     }
     /// Every Via value, top first.
     pub fn vias(&self) -> impl Iterator<Item = Via<'_>> {
@@ -1136,6 +1254,12 @@ impl Message {
     }
     pub(crate) fn first_route_line(&self) -> Span {
         self.first_route_line
+    }
+    pub(crate) fn via_lines(&self) -> LineBlock {
+        self.via_lines
+    }
+    pub(crate) fn route_lines(&self) -> LineBlock {
+        self.route_lines
     }
     pub(crate) fn max_forwards_span(&self) -> Option<Span> {
         self.max_forwards.map(|_| self.max_forwards_span)

@@ -229,11 +229,8 @@ pub fn response(
     let b: &[u8] = req.bytes();
     let fix = via_fix(req, source);
     let add_tag = to_tag.filter(|_| code > 100 && req.to_tag().is_none());
-    let via_lines: usize = req
-        .header_lines()
-        .filter(|h| kind_of(&b[h.name.range()]) == Kind::Via)
-        .map(|h| h.line.range().len())
-        .sum();
+    let via_block = req.via_lines();
+    let via_lines = via_block.total as usize;
     let cap = "SIP/2.0 000 \r\n".len()
         + reason.len()
         + via_lines
@@ -254,15 +251,23 @@ pub fn response(
         + "Content-Length: 0\r\n\r\n".len();
     let mut out = Vec::with_capacity(cap);
     let _ = write!(out, "SIP/2.0 {code:03} {reason}\r\n");
-    let top = req.top_via_line();
-    for h in req.header_lines() {
-        if kind_of(&b[h.name.range()]) != Kind::Via {
-            continue;
+    if let Some(lines) = via_block.contiguous() {
+        // The usual case: the Via lines are adjacent (the top one first).
+        match &fix {
+            Some(fix) => write_with_fix(&mut out, b, lines.start, lines.end, fix),
+            None => out.extend_from_slice(&b[lines]),
         }
-        let line = h.line.range();
-        match (&fix, h.line == top) {
-            (Some(fix), true) => write_with_fix(&mut out, b, line.start, line.end, fix),
-            _ => out.extend_from_slice(&b[line]),
+    } else {
+        let top = req.top_via_line();
+        for h in req.header_lines() {
+            if kind_of(&b[h.name.range()]) != Kind::Via {
+                continue;
+            }
+            let line = h.line.range();
+            match (&fix, h.line == top) {
+                (Some(fix), true) => write_with_fix(&mut out, b, line.start, line.end, fix),
+                _ => out.extend_from_slice(&b[line]),
+            }
         }
     }
     header_line(&mut out, b"From", req.from_value());
@@ -295,11 +300,8 @@ pub fn response(
 fn invite_sibling(inv: &Message, method: &str, to: &[u8]) -> Vec<u8> {
     let b: &[u8] = inv.bytes();
     let via = inv.top_via().raw;
-    let route_lines: usize = inv
-        .header_lines()
-        .filter(|h| kind_of(&b[h.name.range()]) == Kind::Route)
-        .map(|h| h.line.range().len())
-        .sum();
+    let route_block = inv.route_lines();
+    let route_lines = route_block.total as usize;
     let cap = method.len()
         + 1
         + inv.request_uri().len()
@@ -323,9 +325,14 @@ fn invite_sibling(inv: &Message, method: &str, to: &[u8]) -> Vec<u8> {
     out.extend_from_slice(inv.request_uri());
     out.extend_from_slice(b" SIP/2.0\r\n");
     header_line(&mut out, b"Via", via);
-    for h in inv.header_lines() {
-        if kind_of(&b[h.name.range()]) == Kind::Route {
-            out.extend_from_slice(&b[h.line.range()]);
+    match route_block.contiguous() {
+        Some(lines) => out.extend_from_slice(&b[lines]),
+        None => {
+            for h in inv.header_lines() {
+                if kind_of(&b[h.name.range()]) == Kind::Route {
+                    out.extend_from_slice(&b[h.line.range()]);
+                }
+            }
         }
     }
     out.extend_from_slice(b"Max-Forwards: 70\r\n");
