@@ -810,8 +810,14 @@ impl Message {
     /// CSeq method == request method (except ACK/CANCEL rules are the same), Content-Length vs
     /// body. Never panics.
     pub fn parse(buf: Bytes) -> Result<Message, ParseError> {
+        Message::parse_or_return(buf).map_err(|(_, e)| e)
+    }
+
+    /// [`Message::parse`] that hands the bytes back on failure, so a caller that needs them
+    /// for its error reply does not have to clone (a clone of a fresh `Bytes` allocates).
+    pub(crate) fn parse_or_return(buf: Bytes) -> Result<Message, (Bytes, ParseError)> {
         if buf.len() > u32::MAX as usize {
-            return Err(ParseError::TooLarge);
+            return Err((buf, ParseError::TooLarge));
         }
         let mut m = Message {
             buf: Bytes::new(),
@@ -847,11 +853,17 @@ impl Message {
             contacts: SpanList::new(),
         };
         let b: &[u8] = &buf;
-        m.parse_start_line(b)?;
-        let found = m.scan_headers(b)?;
-        m.validate(b, found)?;
-        m.buf = buf;
-        Ok(m)
+        let indexed = m
+            .parse_start_line(b)
+            .and_then(|()| m.scan_headers(b))
+            .and_then(|found| m.validate(b, found));
+        match indexed {
+            Ok(()) => {
+                m.buf = buf;
+                Ok(m)
+            }
+            Err(e) => Err((buf, e)),
+        }
     }
 
     fn parse_start_line(&mut self, b: &[u8]) -> Result<(), ParseError> {

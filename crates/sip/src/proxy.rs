@@ -16,6 +16,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -351,7 +352,7 @@ struct ServerTxn {
     /// The request, until a final response went out (only local responses need it; the
     /// transaction resends the stored bytes). Dropping it early keeps finished transactions
     /// waiting out timers J/L small.
-    request: Option<Box<Message>>,
+    request: Option<Arc<Message>>,
     source: Peer,
     /// The call this INVITE started, or the client transaction a forwarded request went out on.
     call: Option<u64>,
@@ -457,7 +458,7 @@ struct Call {
     server: u64,
     /// The caller's INVITE, needed while hunting (every branch is built from it); dropped at
     /// the answer, so an answered call of long hold keeps only what its dialog needs.
-    invite: Option<Box<Message>>,
+    invite: Option<Arc<Message>>,
     call_id: Bytes,
     caller_peer: Peer,
     state: CallState,
@@ -482,7 +483,7 @@ struct Call {
     scheduled: Option<Instant>,
     /// Sent a 180 in place of early media already (suppress mode).
     sent_ringing: bool,
-    local_tag: Bytes,
+    local_tag: LocalTag,
     /// Dialog state once answered: remote targets of both sides and the callee's tag, so that
     /// in-dialog requests that carry no Route (peers that ignore Record-Route) still find
     /// their way.
@@ -517,19 +518,66 @@ impl Call {
     }
 }
 
+/// The dialog of an answered call. Its five byte strings share one buffer (one allocation
+/// per answered call instead of five).
 #[derive(Clone)]
 struct DialogSides {
-    /// From and To header values of the caller's INVITE / the answer (tags included).
-    caller_from: Bytes,
-    callee_to: Bytes,
+    /// caller_from, callee_to, caller_target, callee_tag, callee_target, back to back.
+    buf: Bytes,
+    /// End offsets of the five parts in `buf`.
+    ends: [u32; 5],
     /// Highest CSeq each side has used in the dialog.
     caller_cseq: u32,
     callee_cseq: u32,
-    caller_target: Bytes,
     caller_peer: Peer,
-    callee_tag: Bytes,
-    callee_target: Bytes,
     callee_peer: Peer,
+}
+
+impl DialogSides {
+    /// From and To header values of the caller's INVITE / the answer (tags included), the
+    /// remote targets of both sides and the callee's tag.
+    fn pack(
+        caller_from: &[u8],
+        callee_to: &[u8],
+        caller_target: &[u8],
+        callee_tag: &[u8],
+        callee_target: &[u8],
+    ) -> (Bytes, [u32; 5]) {
+        let parts = [
+            caller_from,
+            callee_to,
+            caller_target,
+            callee_tag,
+            callee_target,
+        ];
+        let mut buf = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
+        let mut ends = [0u32; 5];
+        for (end, p) in ends.iter_mut().zip(parts) {
+            buf.extend_from_slice(p);
+            // Header values of one parsed message: far below u32::MAX.
+            *end = buf.len() as u32;
+        }
+        (Bytes::from(buf), ends)
+    }
+    fn part(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.buf.get(start..self.ends[i] as usize).unwrap_or(&[])
+    }
+    fn caller_from(&self) -> &[u8] {
+        self.part(0)
+    }
+    fn callee_to(&self) -> &[u8] {
+        self.part(1)
+    }
+    fn caller_target(&self) -> &[u8] {
+        self.part(2)
+    }
+    fn callee_tag(&self) -> &[u8] {
+        self.part(3)
+    }
+    fn callee_target(&self) -> &[u8] {
+        self.part(4)
+    }
 }
 
 /// The proxy core. See the module docs.
@@ -539,6 +587,10 @@ pub struct Proxy {
     sent_by: String,
     rr_udp: String,
     rr_tcp: String,
+    /// Our Via for the message being built (see [`Proxy::new_via`]).
+    via: Vec<u8>,
+    /// History-Info value for the branch being built.
+    history: Vec<u8>,
     next_id: u64,
     server_keys: IdMap<u64>,
     servers: IdMap<ServerTxn>,
@@ -559,6 +611,28 @@ pub struct Proxy {
 }
 
 const BRANCH_PREFIX: &str = "z9hG4bK-hl";
+
+/// `n` in lower-case hex, zero-padded to at least `width` digits (`format!("{n:0width$x}")`).
+fn push_hex(out: &mut Vec<u8>, n: u64, width: usize) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = DIGITS[(n & 15) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    let width = width.min(buf.len());
+    while buf.len() - i < width {
+        i -= 1;
+        buf[i] = b'0';
+    }
+    out.extend_from_slice(&buf[i..]);
+}
 
 /// Timer C (§16.6 step 11): no branch rings longer than this, whatever its ring timeout.
 pub const TIMER_C: Duration = Duration::from_secs(180);
@@ -613,6 +687,8 @@ impl Proxy {
             rr_udp: format!("<sip:{sent_by};lr>"),
             rr_tcp: format!("<sip:{sent_by};transport=tcp;lr>"),
             sent_by,
+            via: Vec::with_capacity(128),
+            history: Vec::new(),
             next_id: cfg.id_first.max(1),
             cfg,
             server_keys: IdMap::default(),
@@ -768,22 +844,24 @@ impl Proxy {
         }
     }
 
-    fn new_branch(&mut self, loop_hash: u64) -> (u64, String) {
+    /// A new branch id and our Via value carrying it
+    /// (`SIP/2.0/UDP host:port;branch=z9hG4bK-hl<loop hash, 16 hex>-<id, hex>;rport`), written
+    /// into `self.via` (reused: no allocation per message).
+    fn new_via(&mut self, loop_hash: u64, transport: Transport) -> u64 {
         let id = self.id();
-        let b = format!("{BRANCH_PREFIX}{loop_hash:016x}-{id:x}");
-        (id, b)
-    }
-
-    fn our_via(&self, transport: Transport, branch: &str) -> String {
-        let mut v = String::with_capacity(24 + self.sent_by.len() + branch.len());
-        v.push_str("SIP/2.0/");
-        v.push_str(transport.via_name());
-        v.push(' ');
-        v.push_str(&self.sent_by);
-        v.push_str(";branch=");
-        v.push_str(branch);
-        v.push_str(";rport");
-        v
+        let v = &mut self.via;
+        v.clear();
+        v.extend_from_slice(b"SIP/2.0/");
+        v.extend_from_slice(transport.via_name().as_bytes());
+        v.push(b' ');
+        v.extend_from_slice(self.sent_by.as_bytes());
+        v.extend_from_slice(b";branch=");
+        v.extend_from_slice(BRANCH_PREFIX.as_bytes());
+        push_hex(v, loop_hash, 16);
+        v.push(b'-');
+        push_hex(v, id, 1);
+        v.extend_from_slice(b";rport");
+        id
     }
 
     /// One Record-Route entry serves both sides: we listen on UDP and TCP at the same address.
@@ -844,9 +922,9 @@ impl Proxy {
 
     /// Handle one framed message received from `source`.
     pub fn handle_message(&mut self, now: Instant, source: Peer, bytes: Bytes) {
-        match Message::parse(bytes.clone()) {
+        match Message::parse_or_return(bytes) {
             Ok(msg) => self.handle_parsed(now, source, msg),
-            Err(e) => self.handle_unparsable(source, &bytes, &e),
+            Err((bytes, e)) => self.handle_unparsable(source, &bytes, &e),
         }
     }
 
@@ -924,7 +1002,7 @@ impl Proxy {
         if extra.is_empty() {
             c.best = Some((code, None));
         } else {
-            let tag = c.local_tag.clone();
+            let tag = c.local_tag;
             let sid = c.server;
             let bytes = self.servers.get(&sid).and_then(|s| {
                 Some(Bytes::from(rewrite::response(
@@ -1055,20 +1133,20 @@ impl Proxy {
         self.send_local_request(
             now,
             b"BYE",
-            &d.callee_target,
+            d.callee_target(),
             d.callee_peer,
-            &d.caller_from,
-            &d.callee_to,
+            d.caller_from(),
+            d.callee_to(),
             &call_id,
             d.caller_cseq,
         );
         self.send_local_request(
             now,
             b"BYE",
-            &d.caller_target,
+            d.caller_target(),
             d.caller_peer,
-            &d.callee_to,
-            &d.caller_from,
+            d.callee_to(),
+            d.caller_from(),
             &call_id,
             d.callee_cseq,
         );
@@ -1127,10 +1205,10 @@ impl Proxy {
         call_id: &[u8],
         cseq: u32,
     ) {
-        let (id, branch) = self.new_branch(0);
-        let via = self.our_via(dest.transport, &branch);
+        let id = self.new_via(0, dest.transport);
+        let via = &self.via;
         let mut out = Vec::with_capacity(256 + ruri.len() + from.len() + to.len() + call_id.len());
-        for part in [method, b" ", ruri, b" SIP/2.0\r\nVia: ", via.as_bytes()] {
+        for part in [method, b" ", ruri, b" SIP/2.0\r\nVia: ", via] {
             out.extend_from_slice(part);
         }
         for (name, value) in [(&b"From"[..], from), (b"To", to), (b"Call-ID", call_id)] {
@@ -1139,7 +1217,9 @@ impl Proxy {
             out.extend_from_slice(b": ");
             out.extend_from_slice(value);
         }
-        out.extend_from_slice(format!("\r\nCSeq: {cseq} ").as_bytes());
+        out.extend_from_slice(b"\r\nCSeq: ");
+        rewrite::push_dec(&mut out, u64::from(cseq), 1);
+        out.push(b' ');
         out.extend_from_slice(method);
         out.extend_from_slice(b"\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
         let out = Bytes::from(out);
@@ -1272,7 +1352,8 @@ impl Proxy {
         }
     }
 
-    fn new_server(&mut self, now: Instant, source: Peer, msg: Message, key: u64) -> u64 {
+    /// A server transaction for `msg` (shared with its call for an INVITE).
+    fn new_server(&mut self, now: Instant, source: Peer, msg: Arc<Message>, key: u64) -> u64 {
         let sid = self.id();
         let rel = source.transport.reliability();
         let kind = if msg.method() == Some(Method::Invite) {
@@ -1288,7 +1369,7 @@ impl Proxy {
                 key,
                 kind,
                 reply_to,
-                request: Some(Box::new(msg)),
+                request: Some(msg),
                 source,
                 call: None,
                 scheduled: None,
@@ -1369,10 +1450,17 @@ impl Proxy {
             self.stats.scanners += 1;
             return;
         }
-        let ruri_local = self.uri_is_local(msg.request_uri());
-        let has_user = Uri::parse(msg.request_uri()).is_some_and(|u| !u.user.is_empty());
-        let sid = self.new_server(now, source, msg.clone(), key);
-        if Uri::parse(msg.request_uri()).is_none() {
+        // Parsed once. A parsed Request-URI has no white space and no '<' (Message::parse
+        // checks), so this is what `uri_is_local` would find.
+        let ruri = Uri::parse(msg.request_uri());
+        let ruri_local = match ruri {
+            Some(u) => !u.host.is_empty() && self.is_local(u.host, u.port),
+            None => self.uri_is_local(msg.request_uri()),
+        };
+        let has_user = ruri.is_some_and(|u| !u.user.is_empty());
+        let request = Arc::new(msg.clone());
+        let sid = self.new_server(now, source, request.clone(), key);
+        if ruri.is_none() {
             // A Request-URI that is no URI (e.g. `sip:2001:db8::10`, an unbracketed IPv6
             // address: RFC 5118 4.2) or one of a scheme Hotline does not serve.
             let ruri = msg.request_uri();
@@ -1419,7 +1507,7 @@ impl Proxy {
                     &[("Retry-After", secs.as_bytes())],
                 );
             }
-            Method::Invite => self.on_invite(now, sid, source, msg),
+            Method::Invite => self.on_invite(now, sid, source, msg, request),
             Method::Options => {
                 let allow = self.cfg.allow;
                 self.respond_local(now, sid, 200, "OK", &[("Allow", allow.as_bytes())]);
@@ -1450,18 +1538,34 @@ impl Proxy {
         })
     }
 
-    fn on_invite(&mut self, now: Instant, sid: u64, source: Peer, msg: Message) {
+    fn on_invite(
+        &mut self,
+        now: Instant,
+        sid: u64,
+        source: Peer,
+        msg: Message,
+        shared: Arc<Message>,
+    ) {
         // 100 Trying at once: this proxy always runs a hunt that may take time (§16.2).
         self.respond_local(now, sid, 100, "Trying", &[]);
         let cid = self.id();
-        let caller_from_tag = Bytes::copy_from_slice(msg.from_tag().unwrap_or(b""));
-        let local_tag = Bytes::from(local_tag(&msg));
+        // Call-ID and the caller's tag in one buffer; every later clone (branches, events)
+        // shares it.
+        let (call_id, caller_from_tag) = {
+            let (id, tag) = (msg.call_id(), msg.from_tag().unwrap_or(b""));
+            let mut both = Vec::with_capacity(id.len() + tag.len());
+            both.extend_from_slice(id);
+            both.extend_from_slice(tag);
+            let both = Bytes::from(both);
+            (both.slice(..id.len()), both.slice(id.len()..))
+        };
+        let local_tag = local_tag(&msg);
         self.calls.insert(
             cid,
             Call {
                 server: sid,
-                invite: Some(Box::new(msg.clone())),
-                call_id: Bytes::copy_from_slice(msg.call_id()),
+                invite: Some(shared),
+                call_id,
                 caller_peer: source,
                 state: CallState::Deciding,
                 plan: ForkPlan::default(),
@@ -1513,13 +1617,12 @@ impl Proxy {
                 }
             },
         };
-        let (_, branch) = self.new_branch(Self::loop_hash(&msg));
-        let via = self.our_via(dest.transport, &branch);
+        self.new_via(Self::loop_hash(&msg), dest.transport);
         let out = rewrite::forward_request(
             &msg,
             &ForwardRequest {
                 request_uri: ruri.as_deref(),
-                via: via.as_bytes(),
+                via: &self.via,
                 pop_route: pop,
                 ..Default::default()
             },
@@ -1553,16 +1656,16 @@ impl Proxy {
         let d = c.dialog.as_ref()?;
         let from = msg.from_tag().unwrap_or(b"");
         if from == c.caller_from_tag.as_ref() {
-            Some((d.callee_peer, d.callee_target.clone()))
-        } else if from == d.callee_tag.as_ref() {
-            Some((d.caller_peer, d.caller_target.clone()))
+            Some((d.callee_peer, Bytes::copy_from_slice(d.callee_target())))
+        } else if from == d.callee_tag() {
+            Some((d.caller_peer, Bytes::copy_from_slice(d.caller_target())))
         } else {
             None
         }
     }
 
     fn forward_in_dialog(&mut self, now: Instant, source: Peer, msg: Message, key: u64) {
-        let sid = self.new_server(now, source, msg.clone(), key);
+        let sid = self.new_server(now, source, Arc::new(msg.clone()), key);
         if msg.max_forwards() == Some(0) {
             self.respond_local(now, sid, 483, "Too Many Hops", &[]);
             return;
@@ -1577,13 +1680,12 @@ impl Proxy {
                 }
             },
         };
-        let (cid, branch) = self.new_branch(Self::loop_hash(&msg));
-        let via = self.our_via(dest.transport, &branch);
+        let cid = self.new_via(Self::loop_hash(&msg), dest.transport);
         let out = rewrite::forward_request(
             &msg,
             &ForwardRequest {
                 request_uri: ruri.as_deref(),
-                via: via.as_bytes(),
+                via: &self.via,
                 pop_route: pop,
                 source: Some(source.addr),
                 ..Default::default()
@@ -1615,14 +1717,14 @@ impl Proxy {
         }
         // Only a BYE of the answered dialog ends the call: a second 2xx (forked, racing)
         // made a dialog of its own, with the same Call-ID but another callee tag.
-        let Some(callee_tag) = c.dialog.as_ref().map(|d| d.callee_tag.clone()) else {
+        let Some(callee_tag) = c.dialog.as_ref().map(|d| d.callee_tag()) else {
             return;
         };
         let from = bye.from_tag().unwrap_or(b"");
         let to = bye.to_tag().unwrap_or(b"");
-        let hangup = if from == c.caller_from_tag.as_ref() && to == callee_tag.as_ref() {
+        let hangup = if from == c.caller_from_tag.as_ref() && to == callee_tag {
             Hangup::Caller
-        } else if from == callee_tag.as_ref() && to == c.caller_from_tag.as_ref() {
+        } else if from == callee_tag && to == c.caller_from_tag.as_ref() {
             Hangup::Callee
         } else {
             return;
@@ -1644,7 +1746,7 @@ impl Proxy {
             &via.port.unwrap_or(5060).to_be_bytes(),
             b"INVITE",
         ]);
-        let sid = self.new_server(now, source, msg, key);
+        let sid = self.new_server(now, source, Arc::new(msg), key);
         let Some(&inv_sid) = self.server_keys.get(&invite_key) else {
             self.respond_local(now, sid, 481, "Call/Transaction Does Not Exist", &[]);
             return;
@@ -1691,11 +1793,12 @@ impl Proxy {
             let Some(group) = c.plan.groups.get(c.group) else {
                 break;
             };
-            let targets: Vec<BranchTarget> = if group.parallel {
+            // One target (a sequential group) or all of a parallel group: no Vec for one.
+            let (one, all): (Option<BranchTarget>, Vec<BranchTarget>) = if group.parallel {
                 let t = group.targets.clone();
                 c.group += 1;
                 c.member = 0;
-                t
+                (None, t)
             } else if let Some(t) = group.targets.get(c.member) {
                 let t = t.clone();
                 c.member += 1;
@@ -1703,7 +1806,7 @@ impl Proxy {
                     c.group += 1;
                     c.member = 0;
                 }
-                vec![t]
+                (Some(t), Vec::new())
             } else {
                 c.group += 1;
                 c.member = 0;
@@ -1711,7 +1814,7 @@ impl Proxy {
             };
             let mut started = 0;
             let mut stop = false;
-            for t in targets {
+            for t in one.into_iter().chain(all) {
                 if gate(CallHandle(call), t.tag) {
                     self.start_branch(now, call, t);
                     started += 1;
@@ -1761,48 +1864,64 @@ impl Proxy {
         else {
             return;
         };
-        let (cid, branch) = self.new_branch(lh);
+        let cid = self.new_via(lh, target.dest.transport);
         let Some(c) = self.calls.get(&call) else {
             return;
         };
         let Some(invite) = c.invite.as_deref() else {
             return;
         };
-        let via = self.our_via(target.dest.transport, &branch);
-        let rr = self.record_route(c.caller_peer.transport, target.dest.transport);
-        let pop = invite.routes().next().is_some_and(|r| self.uri_is_local(r));
-        let history = c.plan.history_info.then(|| {
-            let mut v = Vec::with_capacity(64 + invite.request_uri().len() + target.uri.len());
+        if c.plan.history_info {
+            let v = &mut self.history;
+            v.clear();
             v.push(b'<');
             v.extend_from_slice(invite.request_uri());
             v.extend_from_slice(b">;index=1, <");
             v.extend_from_slice(&target.uri);
             v.extend_from_slice(b">;index=1.1;mp=1");
-            v
-        });
-        let mut add: Vec<(&str, &[u8])> = c
+        }
+        let history = c.plan.history_info.then_some(self.history.as_slice());
+        let rr = self.record_route(c.caller_peer.transport, target.dest.transport);
+        let pop = invite.routes().next().is_some_and(|r| self.uri_is_local(r));
+        // The plan's headers plus History-Info: on the stack unless the plan has many.
+        let n = c.plan.add_headers.len() + usize::from(history.is_some());
+        let mut inline: [(&str, &[u8]); 8] = [("", &[]); 8];
+        let mut spilled: Vec<(&str, &[u8])> = Vec::new();
+        let extra = c
             .plan
             .add_headers
             .iter()
             .map(|(n, v)| (*n, v.as_slice()))
-            .collect();
-        if let Some(h) = &history {
-            add.push(("History-Info", h));
-        }
+            .chain(history.map(|h| ("History-Info", h)));
+        let add: &[(&str, &[u8])] = if n <= inline.len() {
+            for (slot, h) in inline.iter_mut().zip(extra) {
+                *slot = h;
+            }
+            &inline[..n]
+        } else {
+            spilled.extend(extra);
+            &spilled
+        };
         let out = rewrite::forward_request(
             invite,
             &ForwardRequest {
                 request_uri: Some(&target.uri),
-                via: via.as_bytes(),
+                via: &self.via,
                 record_route: Some(rr.as_bytes()),
                 pop_route: pop,
                 source: Some(c.caller_peer.addr),
-                add_headers: &add,
+                add_headers: add,
                 remove_headers: &c.plan.remove_headers,
             },
         );
         let out = Bytes::from(out);
-        let sent = Sent::new(out, &c.call_id, Method::Invite);
+        // The call's Call-ID is shared (cloned), not copied, by its branches.
+        let sent = Sent {
+            bytes: out,
+            call_id: c.call_id.clone(),
+            method: Method::Invite,
+            parsed: None,
+        };
         self.start_client(now, cid, sent, target.dest, Owner::Branch { call }, None);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
@@ -1925,7 +2044,7 @@ impl Proxy {
             }
             None => {
                 let reason = reason.unwrap_or_else(|| default_reason(code)).to_owned();
-                let tag = self.calls.get(&call).map(|c| c.local_tag.clone());
+                let tag = self.calls.get(&call).map(|c| c.local_tag);
                 let server = self.servers.get(&sid);
                 let request = server.and_then(|s| s.request.as_deref());
                 if let (Some(s), Some(request), Some(tag)) = (server, request, tag) {
@@ -2125,7 +2244,7 @@ impl Proxy {
             if suppress {
                 if !c.sent_ringing {
                     c.sent_ringing = true;
-                    let tag = c.local_tag.clone();
+                    let tag = c.local_tag;
                     let server = self.servers.get(&sid);
                     if let Some((s, request)) =
                         server.and_then(|s| Some((s, s.request.as_deref()?)))
@@ -2178,8 +2297,7 @@ impl Proxy {
                 .contacts()
                 .next()
                 .and_then(addr_spec)
-                .map(Bytes::copy_from_slice)
-                .unwrap_or_else(|| b.target.uri.clone());
+                .unwrap_or(&b.target.uri);
             // From here on only the dialog is needed: the INVITE is dropped.
             let Some(invite) = c.invite.take() else {
                 return;
@@ -2188,17 +2306,20 @@ impl Proxy {
                 .contacts()
                 .next()
                 .and_then(addr_spec)
-                .map(Bytes::copy_from_slice)
-                .unwrap_or_else(|| Bytes::copy_from_slice(invite.request_uri()));
+                .unwrap_or_else(|| invite.request_uri());
+            let (buf, ends) = DialogSides::pack(
+                invite.from_value(),
+                msg.to_value(),
+                caller_target,
+                msg.to_tag().unwrap_or(b""),
+                callee_target,
+            );
             c.dialog = Some(DialogSides {
-                caller_from: Bytes::copy_from_slice(invite.from_value()),
-                callee_to: Bytes::copy_from_slice(msg.to_value()),
+                buf,
+                ends,
                 caller_cseq: invite.cseq().0,
                 callee_cseq: 0,
-                caller_target,
                 caller_peer: c.caller_peer,
-                callee_tag: Bytes::copy_from_slice(msg.to_tag().unwrap_or(b"")),
-                callee_target,
                 callee_peer,
             });
             c.state = CallState::Answered;
@@ -2562,9 +2683,26 @@ fn default_reason(code: u16) -> &'static str {
 
 /// A To-tag for responses Hotline generates itself: stable per request, so retransmitted
 /// requests get the same tag.
-fn local_tag(req: &Message) -> Vec<u8> {
+fn local_tag(req: &Message) -> LocalTag {
     let h = fnv(&[req.call_id(), req.from_tag().unwrap_or(b""), b"hotline"]);
-    format!("hl{h:016x}").into_bytes()
+    let mut tag = [0u8; 18];
+    tag[..2].copy_from_slice(b"hl");
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, slot) in tag[2..].iter_mut().enumerate() {
+        *slot = DIGITS[((h >> (60 - 4 * i)) & 15) as usize];
+    }
+    LocalTag(tag)
+}
+
+/// `hl` + 16 hex digits: a To-tag of Hotline's own, kept inline.
+#[derive(Clone, Copy)]
+struct LocalTag([u8; 18]);
+
+impl std::ops::Deref for LocalTag {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// A 400 (or `code`) for bytes that did not parse: copy whatever Via, From, To, Call-ID and CSeq lines can

@@ -76,16 +76,57 @@ fn write_with_fix(out: &mut Vec<u8>, b: &[u8], from: usize, to: usize, fix: &Via
     let mut pos = from;
     if let Some(at) = fix.rport_at {
         out.extend_from_slice(&b[pos..at]);
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, "={}", fix.port);
+        out.push(b'=');
+        push_dec(out, u64::from(fix.port), 1);
         pos = at;
     }
     if let Some(ip) = fix.received {
         out.extend_from_slice(&b[pos..fix.end]);
-        let _ = write!(out, ";received={ip}");
+        out.extend_from_slice(b";received=");
+        push_ip(out, ip);
         pos = fix.end;
     }
     out.extend_from_slice(&b[pos..to]);
+}
+
+/// `n` in decimal, zero-padded to at least `width` digits (`write!(out, "{n:0width$}")`
+/// without the formatting machinery: this runs for nearly every message).
+pub(crate) fn push_dec(out: &mut Vec<u8>, n: u64, width: usize) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let width = width.min(buf.len());
+    while buf.len() - i < width {
+        i -= 1;
+        buf[i] = b'0';
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+/// An IP address as `Display` writes it (IPv4 by hand, IPv6 through `fmt`).
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_dec(out, u64::from(o), 1);
+            }
+        }
+        // Writing into a Vec cannot fail.
+        IpAddr::V6(_) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
 }
 
 fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -162,7 +203,7 @@ pub fn forward_request(msg: &Message, fwd: &ForwardRequest<'_>) -> Vec<u8> {
         if let Some(mf) = mf.filter(|s| s.s >= h.line.s && s.e <= h.line.e) {
             let n = msg.max_forwards().unwrap_or(0).saturating_sub(1);
             out.extend_from_slice(&b[line.start..mf.s as usize]);
-            let _ = write!(out, "{n}");
+            push_dec(&mut out, u64::from(n), 1);
             out.extend_from_slice(&b[mf.e as usize..line.end]);
             continue;
         }
@@ -185,7 +226,9 @@ pub fn forward_request(msg: &Message, fwd: &ForwardRequest<'_>) -> Vec<u8> {
         out.extend_from_slice(b"Max-Forwards: 70\r\n");
     }
     if msg.content_length().is_none() {
-        let _ = write!(out, "Content-Length: {}\r\n", msg.body().len());
+        out.extend_from_slice(b"Content-Length: ");
+        push_dec(&mut out, msg.body().len() as u64, 1);
+        out.extend_from_slice(CRLF);
     }
     for (name, value) in fwd.add_headers {
         header_line(&mut out, name.as_bytes(), value);
@@ -250,7 +293,11 @@ pub fn response(
             .sum::<usize>()
         + "Content-Length: 0\r\n\r\n".len();
     let mut out = Vec::with_capacity(cap);
-    let _ = write!(out, "SIP/2.0 {code:03} {reason}\r\n");
+    out.extend_from_slice(b"SIP/2.0 ");
+    push_dec(&mut out, u64::from(code), 3);
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(CRLF);
     if let Some(lines) = via_block.contiguous() {
         // The usual case: the Via lines are adjacent (the top one first).
         match &fix {
@@ -339,7 +386,11 @@ fn invite_sibling(inv: &Message, method: &str, to: &[u8]) -> Vec<u8> {
     header_line(&mut out, b"From", inv.from_value());
     header_line(&mut out, b"To", to);
     header_line(&mut out, b"Call-ID", inv.call_id());
-    let _ = write!(out, "CSeq: {} {method}\r\n", inv.cseq().0);
+    out.extend_from_slice(b"CSeq: ");
+    push_dec(&mut out, u64::from(inv.cseq().0), 1);
+    out.push(b' ');
+    out.extend_from_slice(method.as_bytes());
+    out.extend_from_slice(CRLF);
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     out
 }

@@ -67,7 +67,8 @@ impl<'a> Uri<'a> {
                 return Some(u);
             }
         }
-        Uri::parse(NameAddr::parse(s)?.uri)
+        // NameAddr::parse has parsed a sip/sips/tel URI already; other schemes give None.
+        NameAddr::parse_with_uri(s)?.1
     }
 
     /// Value of a URI parameter (`Some(b"")` for a flag like `lr`); case-insensitive name.
@@ -170,9 +171,22 @@ pub(crate) fn parse_port(d: &[u8]) -> Option<u16> {
     u16::try_from(v).ok()
 }
 
+#[inline]
 fn is_forbidden_in_uri(c: u8) -> bool {
-    c <= b' ' || c == 0x7f || c == b'<' || c == b'>' || c == b'"'
+    FORBIDDEN_IN_URI[c as usize]
 }
+
+/// Bytes a URI never holds unescaped: controls, space, DEL, `<`, `>`, `"`.
+const FORBIDDEN_IN_URI: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b <= b' ' || b == 0x7f || b == b'<' || b == b'>' || b == b'"';
+        c += 1;
+    }
+    t
+};
 
 /// RFC 3261 `token` characters, as a table: this test runs for nearly every header byte.
 const TOKEN: [bool; 256] = {
@@ -279,6 +293,11 @@ impl<'a> NameAddr<'a> {
     /// `scheme:rest` without white space; `sip`/`sips`/`tel` URIs must also pass [`Uri::parse`].
     /// Unknown schemes are accepted (RFC 4475 §3.3.2): routing them is the caller's choice.
     pub fn parse(s: &'a [u8]) -> Option<NameAddr<'a>> {
+        NameAddr::parse_with_uri(s).map(|(n, _)| n)
+    }
+
+    /// [`NameAddr::parse`], plus the parsed URI when its scheme is sip, sips or tel.
+    fn parse_with_uri(s: &'a [u8]) -> Option<(NameAddr<'a>, Option<Uri<'a>>)> {
         let s = trim_lws(s);
         // Where is the '<' (outside quotes), if any?
         let mut i = 0;
@@ -308,9 +327,7 @@ impl<'a> NameAddr<'a> {
                 (&s[..0], trim_lws(&s[..end]), &s[end..])
             }
         };
-        if !valid_generic_uri(uri) {
-            return None;
-        }
+        let parsed = generic_uri(uri)?;
         let after = trim_lws(after);
         let params = match after {
             [] => after,
@@ -320,11 +337,14 @@ impl<'a> NameAddr<'a> {
         if !valid_params(params) {
             return None;
         }
-        Some(NameAddr {
-            display,
-            uri,
-            params,
-        })
+        Some((
+            NameAddr {
+                display,
+                uri,
+                params,
+            },
+            parsed,
+        ))
     }
 
     /// A header parameter (`tag`, `expires`, ...), case-insensitive name; `Some(b"")` for flags.
@@ -343,22 +363,26 @@ fn valid_display_name(d: &[u8]) -> bool {
     d.iter().all(|&c| is_token_char(c) || is_lws(c))
 }
 
-fn valid_generic_uri(uri: &[u8]) -> bool {
-    let Some(colon) = uri.iter().position(|&c| c == b':') else {
-        return false;
-    };
+/// `scheme ":" rest` without white space, quotes or angle brackets: `None` if not;
+/// `Some(None)` for a well-formed URI of another scheme; `Some(Some(uri))` for a sip, sips or
+/// tel URI that parses ([`Uri::parse`], which checks everything the generic rule does).
+fn generic_uri(uri: &[u8]) -> Option<Option<Uri<'_>>> {
+    let colon = uri.iter().position(|&c| c == b':')?;
     let scheme = &uri[..colon];
+    let known = [&b"sip"[..], b"sips", b"tel"]
+        .iter()
+        .any(|k| scheme.eq_ignore_ascii_case(k));
+    if known {
+        return Uri::parse(uri).map(Some);
+    }
     let ok_scheme = scheme.first().is_some_and(u8::is_ascii_alphabetic)
         && scheme
             .iter()
             .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.');
     if !ok_scheme || colon + 1 == uri.len() || uri.iter().any(|&c| is_forbidden_in_uri(c)) {
-        return false;
+        return None;
     }
-    let known = [&b"sip"[..], b"sips", b"tel"]
-        .iter()
-        .any(|k| scheme.eq_ignore_ascii_case(k));
-    !known || Uri::parse(uri).is_some()
+    Some(None)
 }
 
 /// `*( SEMI generic-param )` after the leading ';' was removed: every parameter has a
