@@ -12,8 +12,7 @@
 //!
 //! Everything that arrives from the network is untrusted: nothing here panics on it.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -598,7 +597,13 @@ pub struct Proxy {
     calls: IdMap<Call>,
     /// Call-ID hash -> call, for dialogs answered through Hotline.
     dialogs: IdMap<u64>,
-    timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    /// Pending timers, earliest first. Entries are not removed when a deadline moves (the
+    /// `scheduled` field of the owner tells a live entry from a stale one). A B-tree rather
+    /// than a binary heap: deadlines are mostly `now + constant`, so inserts land at the right
+    /// edge and pops at the left, in cache; a heap of 100,000+ entries sifts through memory
+    /// at random on every pop. Duplicates collapse, which changes nothing: a popped entry
+    /// acts only while its owner is scheduled at exactly that instant.
+    timers: BTreeSet<(Instant, TimerRef)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     /// Calls whose hunt moves on at the next [`Proxy::pending_hunts`].
@@ -696,7 +701,7 @@ impl Proxy {
             clients: IdMap::default(),
             calls: IdMap::default(),
             dialogs: IdMap::default(),
-            timers: BinaryHeap::new(),
+            timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             pending: Vec::new(),
@@ -758,7 +763,7 @@ impl Proxy {
 
     /// The earliest instant at which [`Proxy::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        self.timers.first().map(|(t, _)| *t)
     }
 
     fn id(&mut self) -> u64 {
@@ -786,7 +791,7 @@ impl Proxy {
             return;
         }
         *slot = Some(at);
-        self.timers.push(Reverse((at, r)));
+        self.timers.insert((at, r));
     }
 
     // ----- addressing ---------------------------------------------------------------------
@@ -945,11 +950,11 @@ impl Proxy {
 
     /// Fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((at, r))) = self.timers.peek().copied() {
+        while let Some(&(at, r)) = self.timers.first() {
             if at > now {
                 break;
             }
-            self.timers.pop();
+            self.timers.pop_first();
             match r {
                 TimerRef::Server(id) => self.server_timeout(now, id, at),
                 TimerRef::Client(id) => self.client_timeout(now, id, at),
