@@ -10,6 +10,7 @@
 #   benches/load.sh --mode concurrent --concurrent 100000 --rate 2000
 #   benches/load.sh --tcp ...                # callers and targets over TCP
 #   benches/load.sh --workers 1 ...          # Hotline shards (default: one per core)
+#   benches/load.sh --hotline-bin OTHER/hotline ...   # measure another build (A/B comparisons)
 #   benches/load.sh --driver sipp --mode cpu --scenario hunt486   # SIPp as caller and targets
 #                                            # (issue 8's Kamailio method; modes cpu and sustain;
 #                                            # PERF="stat -e ..." runs perf on Hotline meanwhile)
@@ -38,7 +39,7 @@ UAS_THREADS=1
 BUILD=1
 OUT=""
 
-usage() { sed -n '2,17p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,18p' "$0"; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --mode) MODE=$2; shift ;;
@@ -60,6 +61,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --workers) WORKERS=$2; shift ;;
         --driver) DRIVER=$2; shift ;;
+        --hotline-bin) HOTLINE_BIN=$2; shift ;;
         --out) OUT=$2; shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
@@ -89,7 +91,8 @@ if [ "$BUILD" = 1 ]; then
 fi
 
 # Private copies: the shared target/ may be rebuilt by someone else during a long run.
-cp "$BIN/hotline" "$BIN/hotline-load" "$OUT/"
+cp "${HOTLINE_BIN:-$BIN/hotline}" "$OUT/hotline"
+cp "$BIN/hotline-load" "$OUT/"
 BIN=$OUT
 CLK_TCK=$(getconf CLK_TCK)
 cpu_ticks() { # utime + stime of a process (fields 14, 15 of /proc/PID/stat; comm may hold spaces)

@@ -2,6 +2,7 @@
 //! filter comes from `HOTLINE_LOG` (EnvFilter syntax, default `info`) and can be changed at
 //! runtime through the admin endpoint (`hotline log-level debug`), via a reload layer.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use hotline_server::admin::LogLevelHook;
@@ -17,6 +18,9 @@ pub fn init(json: bool) -> LogLevelHook {
     let filter =
         EnvFilter::try_from_env("HOTLINE_LOG").unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let (filter, handle) = reload::Layer::new(filter);
+    // Colours only for a terminal: journald and log files get plain text (and formatting a
+    // line per call without escape codes is cheaper).
+    let ansi = std::io::stderr().is_terminal();
     let registry = tracing_subscriber::registry().with(filter);
     let installed = if json {
         registry
@@ -24,7 +28,7 @@ pub fn init(json: bool) -> LogLevelHook {
             .try_init()
     } else {
         registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
             .try_init()
     };
     if let Err(e) = installed {

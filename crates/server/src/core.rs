@@ -38,7 +38,7 @@ use tokio::sync::{mpsc, watch};
 use crate::metrics::{Metrics, ShardSample};
 use crate::prepaid::{Grant, Prepaid};
 use crate::snapshot::{Current, Snapshot};
-use crate::transport::{owner, Dispatch, Outbound, ShardMsg, Tcp};
+use crate::transport::{self, owner, Dispatch, Outbound, ShardMsg, Tcp};
 use crate::Error;
 
 /// What the core remembers of a call for its CDR and its live-state bookkeeping.
@@ -308,20 +308,33 @@ impl Core {
     /// Run until a graceful stop has finished. `udp` is this shard's socket; this must run
     /// on the shard's own (current-thread) runtime.
     pub async fn run(mut self, udp: std::net::UdpSocket) {
-        let udp = match tokio::net::UdpSocket::from_std(udp) {
-            Ok(u) => Arc::new(u),
+        let udp = match transport::register_udp(udp) {
+            Ok(u) => u,
             Err(e) => {
                 tracing::error!(shard = self.shard, error = %e, "cannot register the UDP socket");
                 return;
             }
         };
-        let out = Outbound::new(udp.clone(), self.tcp.clone());
-        let mut buf = vec![0u8; 65536];
+        let mut out = Outbound::new(udp.clone(), self.tcp.clone());
+        let mut rx = transport::RecvBatch::default();
+        // One timer, moved when the earliest deadline moves (not a new one per wake-up).
+        let idle = || tokio::time::Instant::now() + IDLE_WAKE;
+        let sleep = tokio::time::sleep_until(idle());
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        let base = Instant::now();
         loop {
             let deadline = earliest(
                 self.proxy.poll_timeout(),
                 self.renewals.peek().map(|r| r.0 .0),
-            );
+            )
+            .map(|d| coarse(base, d));
+            if deadline != armed {
+                armed = deadline;
+                sleep
+                    .as_mut()
+                    .reset(deadline.map_or_else(idle, tokio::time::Instant::from_std));
+            }
             tokio::select! {
                 biased;
                 r = self.drain.changed(), if !self.draining => {
@@ -345,12 +358,19 @@ impl Core {
                         let now = Instant::now();
                         let snap = self.shared.current.load();
                         let mut drained = false;
-                        for _ in 0..256 {
-                            match udp.try_recv_from(&mut buf) {
-                                Ok((n, from)) => self.on_datagram(now, &snap, &buf[..n], from),
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                                    drained = true;
-                                    break;
+                        // Up to 8 batches per wake-up, then timers and sends get their turn.
+                        for _ in 0..8 {
+                            match rx.recv(&udp) {
+                                Ok((_, empty)) => {
+                                    for (data, from) in rx.datagrams() {
+                                        if let Some(from) = from {
+                                            self.on_datagram(now, &snap, data, from);
+                                        }
+                                    }
+                                    if empty {
+                                        drained = true;
+                                        break;
+                                    }
                                 }
                                 // ICMP errors (port unreachable) surface here on Linux.
                                 Err(_) => break,
@@ -363,7 +383,9 @@ impl Core {
                         }
                     }
                 }
-                _ = sleep_until(deadline) => {}
+                _ = &mut sleep => {
+                    armed = None;
+                }
             }
             // Timers are due whatever woke us: under steady traffic a socket is always
             // ready, and the biased select would otherwise starve them.
@@ -378,8 +400,8 @@ impl Core {
                     .live
                     .prune(self.clock.ts(now), snap.longest_rate_window);
             }
-            self.after_input(now, &out);
-            if self.draining && self.drain_step(Instant::now(), &out) {
+            self.after_input(now, &mut out);
+            if self.draining && self.drain_step(Instant::now(), &mut out) {
                 break;
             }
         }
@@ -400,7 +422,7 @@ impl Core {
     /// One step of a graceful stop. Ringing calls finish their hunt (up to [`DRAIN_GRACE`],
     /// then they get 503); then answered calls are ended with BYE both ways so their CDRs
     /// carry the real talk time. Returns true when nothing is left.
-    fn drain_step(&mut self, now: Instant, out: &Outbound) -> bool {
+    fn drain_step(&mut self, now: Instant, out: &mut Outbound) -> bool {
         if self.proxy.hunting_calls() > 0 {
             if self.drain_deadline.is_some_and(|d| now >= d) {
                 self.proxy
@@ -563,7 +585,7 @@ impl Core {
     }
 
     /// Handle events until none are left, then send everything queued.
-    fn after_input(&mut self, now: Instant, out: &Outbound) {
+    fn after_input(&mut self, now: Instant, out: &mut Outbound) {
         loop {
             let mut any = false;
             while let Some(ev) = self.proxy.poll_event() {
@@ -582,6 +604,7 @@ impl Core {
             self.shared.metrics.outbound(&t.bytes);
             out.send(t.dest, t.bytes);
         }
+        out.flush();
         self.shared.metrics.sync_proxy(
             &mut self.sample,
             self.proxy.stats(),
@@ -1089,9 +1112,42 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
-        None => tokio::time::sleep(Duration::from_secs(3600)).await,
+/// Timer slack: a shard's wake-up for timers is rounded up to a multiple of this, so timers
+/// due within one slot (retransmissions, Timer J/K/L/M clean-ups, ring timeouts) share one
+/// wake-up. Under traffic most timers run earlier anyway, on a wake-up for a datagram.
+const TIMER_SLACK: Duration = Duration::from_millis(10);
+
+/// `d` rounded up to the next [`TIMER_SLACK`] boundary counted from `base`.
+fn coarse(base: Instant, d: Instant) -> Instant {
+    let slack = TIMER_SLACK.as_nanos();
+    let since = d.saturating_duration_since(base).as_nanos();
+    let slots = since.div_ceil(slack);
+    base + Duration::from_nanos(u64::try_from(slots * slack).unwrap_or(u64::MAX))
+}
+
+/// How long a shard sleeps when it has no deadline at all (nothing in flight).
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timer_wake_ups_round_up_to_the_slack_grid() {
+        let base = Instant::now();
+        let ms = Duration::from_millis;
+        // Never early, at most one slot late, and timers within one slot share a wake-up.
+        assert_eq!(coarse(base, base), base);
+        assert_eq!(coarse(base, base + ms(1)), base + TIMER_SLACK);
+        assert_eq!(coarse(base, base + ms(9)), base + TIMER_SLACK);
+        assert_eq!(coarse(base, base + TIMER_SLACK), base + TIMER_SLACK);
+        assert_eq!(coarse(base, base + ms(501)), base + ms(510));
+        // A deadline already past (before `base`) is due at once.
+        assert_eq!(coarse(base + ms(20), base), base + ms(20));
+        for d in [1u64, 7, 499, 500, 32_000, 32_001] {
+            let at = base + ms(d);
+            let c = coarse(base, at);
+            assert!(c >= at && c - at < TIMER_SLACK, "{d} ms -> {:?}", c - base);
+        }
     }
 }

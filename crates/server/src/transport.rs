@@ -12,12 +12,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::io::IoSliceMut;
+use std::os::fd::AsRawFd;
+
 use bytes::Bytes;
 use dashmap::DashMap;
 use hotline_sip::frame::{Limits, StreamFramer};
 use hotline_sip::proxy::{Peer, Transport};
 use hotline_sip::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -154,33 +159,154 @@ impl Tcp {
     }
 }
 
-/// Sending side of one shard: its own UDP socket plus the shared TCP side.
-#[derive(Clone)]
+/// Datagrams read or written per system call (`recvmmsg` / `sendmmsg`).
+pub const BATCH: usize = 32;
+/// One receive slot: the largest UDP payload fits (65,507 over IPv4), so nothing is cut.
+const SLOT: usize = 65_536;
+
+/// One shard's UDP socket, registered with its runtime for readability only. Sends never
+/// wait (a full send buffer drops the datagram, as a lossy network would), so write
+/// readiness is of no use, and costs: on loopback every datagram sent frees its buffer at
+/// once, and a registration for writability (as `tokio::net::UdpSocket` makes) is woken by
+/// each of those frees, one more `epoll_wait` per loop turn.
+pub type UdpFd = Arc<AsyncFd<std::net::UdpSocket>>;
+
+/// Register a shard's (non-blocking) UDP socket with the current runtime, for reading.
+pub fn register_udp(udp: std::net::UdpSocket) -> io::Result<UdpFd> {
+    // Deprecated since tokio 1.54 for types whose descriptor can change or close behind
+    // the registration (tokio PR 8587); a `std::net::UdpSocket` owned by the `AsyncFd`
+    // cannot, and the replacement (`AsyncFd::register_with_interest`) is `unsafe`, which the
+    // workspace forbids.
+    #[allow(deprecated)]
+    let fd = AsyncFd::with_interest(udp, Interest::READABLE)?;
+    Ok(Arc::new(fd))
+}
+
+/// The receiving side of one shard: up to [`BATCH`] datagrams per `recvmmsg`, so a wake-up
+/// that finds several datagrams costs one system call, not one per datagram plus a final
+/// `EAGAIN`.
+pub struct RecvBatch {
+    hdrs: MultiHeaders<SockaddrStorage>,
+    bufs: Vec<u8>,
+    got: Vec<(usize, Option<SocketAddr>)>,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch {
+            hdrs: MultiHeaders::preallocate(BATCH, None),
+            bufs: vec![0; BATCH * SLOT],
+            got: Vec::with_capacity(BATCH),
+        }
+    }
+}
+
+impl RecvBatch {
+    /// Read what the socket holds, up to [`BATCH`] datagrams, without waiting. Returns how
+    /// many were read and whether the socket was found empty (fewer than [`BATCH`]); then
+    /// the runtime is told so (as by a `WouldBlock`), and the next read waits for a new
+    /// datagram instead of paying a system call to learn that there is none.
+    pub fn recv(&mut self, udp: &AsyncFd<std::net::UdpSocket>) -> io::Result<(usize, bool)> {
+        let mut got = 0;
+        let r = udp.try_io(Interest::READABLE, |udp| {
+            got = self.read(udp)?;
+            if got < BATCH {
+                Err(io::ErrorKind::WouldBlock.into())
+            } else {
+                Ok(())
+            }
+        });
+        match r {
+            Ok(()) => Ok((got, false)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((got, true)),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read(&mut self, udp: &std::net::UdpSocket) -> io::Result<usize> {
+        self.got.clear();
+        let mut iovs: [[IoSliceMut<'_>; 1]; BATCH] = {
+            let mut chunks = self.bufs.chunks_exact_mut(SLOT);
+            std::array::from_fn(|_| [IoSliceMut::new(chunks.next().unwrap_or(&mut []))])
+        };
+        let res = recvmmsg(
+            udp.as_raw_fd(),
+            &mut self.hdrs,
+            iovs.iter_mut(),
+            MsgFlags::MSG_DONTWAIT,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        for r in res {
+            let from = r.address.as_ref().and_then(std_addr);
+            self.got.push((r.bytes, from));
+        }
+        Ok(self.got.len())
+    }
+
+    /// The datagrams of the last [`RecvBatch::recv`]: payload and source (`None` when the
+    /// kernel gave no usable address, which does not happen for UDP/IP).
+    pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], Option<SocketAddr>)> + '_ {
+        self.got.iter().enumerate().map(|(i, &(n, from))| {
+            let start = i * SLOT;
+            (&self.bufs[start..start + n.min(SLOT)], from)
+        })
+    }
+}
+
+fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4((*v4).into()));
+    }
+    a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+}
+
+/// Sending side of one shard: its own UDP socket (datagrams queued during one loop turn go
+/// out together by `sendmmsg` in [`Outbound::flush`]) plus the shared TCP side.
 pub struct Outbound {
-    udp: Arc<tokio::net::UdpSocket>,
+    udp: UdpFd,
     tcp: Tcp,
+    queue: Vec<(SocketAddr, Bytes)>,
 }
 
 impl Outbound {
-    pub fn new(udp: Arc<tokio::net::UdpSocket>, tcp: Tcp) -> Outbound {
-        Outbound { udp, tcp }
+    pub fn new(udp: UdpFd, tcp: Tcp) -> Outbound {
+        Outbound {
+            udp,
+            tcp,
+            queue: Vec::with_capacity(BATCH),
+        }
     }
 
-    /// Send without waiting. A failure is counted; the transaction layer's timers deal with
+    /// Send without waiting: UDP is queued until [`Outbound::flush`], TCP goes to the
+    /// connection's writer. A failure is counted; the transaction layer's timers deal with
     /// the loss as they would with a lost datagram.
-    pub fn send(&self, dest: Peer, bytes: Bytes) {
-        let stats = &self.tcp.dispatch.stats;
+    pub fn send(&mut self, dest: Peer, bytes: Bytes) {
         match dest.transport {
-            Transport::Udp => match self.udp.try_send_to(&bytes, dest.addr) {
+            Transport::Udp => {
+                self.queue.push((dest.addr, bytes));
+                if self.queue.len() >= BATCH {
+                    self.flush();
+                }
+            }
+            Transport::Tcp => self.tcp.send(dest.addr, bytes),
+        }
+    }
+
+    /// Send every queued datagram. A datagram the kernel refuses (full send buffer,
+    /// unreachable address) is counted and dropped.
+    pub fn flush(&mut self) {
+        let stats = &self.tcp.dispatch.stats;
+        for (dest, bytes) in self.queue.drain(..) {
+            match self.udp.get_ref().send_to(&bytes, dest) {
                 Ok(_) => {
                     stats.udp_out.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
                     stats.udp_send_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(dest = %dest.addr, error = %e, "udp send failed");
+                    tracing::debug!(%dest, error = %e, "udp send failed");
                 }
-            },
-            Transport::Tcp => self.tcp.send(dest.addr, bytes),
+            }
         }
     }
 }
