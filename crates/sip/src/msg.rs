@@ -205,7 +205,13 @@ impl<'a> Via<'a> {
             }
         }
         let host = &raw[host_start..c.i];
-        crate::uri::split_hostport(host)?;
+        // A host of letters, digits, '-', '.', '_' (the loop above) only has to be non-empty;
+        // an IPv6 reference is checked as split_hostport does.
+        if host.first() == Some(&b'[') {
+            crate::uri::split_hostport(host)?;
+        } else if host.is_empty() {
+            return None;
+        }
         c.lws();
         let mut port = None;
         if c.peek() == Some(b':') {
@@ -777,6 +783,8 @@ pub struct Message {
     max_forwards: Option<u32>,
     max_forwards_span: Span,
     content_length: Option<u32>,
+    /// How many Max-Forwards header lines (saturating).
+    max_forwards_lines: u8,
     vias: SpanList<MAX_VIAS, 6>,
     top_via: ViaIdx,
     top_via_line: Span,
@@ -862,6 +870,7 @@ impl Message {
             max_forwards: None,
             max_forwards_span: Span::EMPTY,
             content_length: None,
+            max_forwards_lines: 0,
             vias: SpanList::new(),
             top_via: ViaIdx::default(),
             top_via_line: Span::EMPTY,
@@ -1032,7 +1041,10 @@ impl Message {
                 Kind::CSeq => set(&mut f.cseq, &mut f.cseq_dup),
                 Kind::From => set(&mut f.from, &mut f.from_dup),
                 Kind::To => set(&mut f.to, &mut f.to_dup),
-                Kind::MaxForwards => set(&mut f.max_forwards, &mut f.max_forwards_dup),
+                Kind::MaxForwards => {
+                    self.max_forwards_lines = self.max_forwards_lines.saturating_add(1);
+                    set(&mut f.max_forwards, &mut f.max_forwards_dup)
+                }
                 Kind::ContentLength => match parse_decimal(&b[h.value.range()], u32::MAX as u64) {
                     Some(n) => {
                         let n = n as u32;
@@ -1292,6 +1304,9 @@ impl Message {
     }
     pub(crate) fn route_lines(&self) -> LineBlock {
         self.route_lines
+    }
+    pub(crate) fn max_forwards_lines(&self) -> u8 {
+        self.max_forwards_lines
     }
     pub(crate) fn max_forwards_span(&self) -> Option<Span> {
         self.max_forwards.map(|_| self.max_forwards_span)

@@ -584,6 +584,9 @@ pub struct Proxy {
     cfg: ProxyConfig,
     /// Our `host:port` as written in Via, and our Record-Route values (formatted once).
     sent_by: String,
+    /// Our IP as `Display` writes it (without brackets): a host written exactly like this is
+    /// us without parsing it.
+    local_ip: String,
     rr_udp: String,
     rr_tcp: String,
     /// Our Via for the message being built (see [`Proxy::new_via`]).
@@ -691,6 +694,7 @@ impl Proxy {
         Proxy {
             rr_udp: format!("<sip:{sent_by};lr>"),
             rr_tcp: format!("<sip:{sent_by};transport=tcp;lr>"),
+            local_ip: cfg.local.ip().to_string(),
             sent_by,
             via: Vec::with_capacity(128),
             history: Vec::new(),
@@ -802,6 +806,10 @@ impl Proxy {
             .strip_prefix(b"[")
             .and_then(|h| h.strip_suffix(b"]"))
             .unwrap_or(host);
+        if port == self.cfg.local.port() && host == self.local_ip.as_bytes() {
+            // What the parse below would find for our own address as we write it.
+            return true;
+        }
         let Ok(h) = std::str::from_utf8(host) else {
             return false;
         };

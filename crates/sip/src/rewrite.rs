@@ -179,6 +179,31 @@ pub fn forward_request(msg: &Message, fwd: &ForwardRequest<'_>) -> Vec<u8> {
         header_line(&mut out, b"Record-Route", rr);
     }
 
+    if fwd.remove_headers.is_empty() && msg.max_forwards_lines() <= 1 {
+        splice_headers(&mut out, msg, fix.as_ref(), fwd.pop_route);
+    } else {
+        copy_headers(&mut out, msg, fwd, fix.as_ref());
+    }
+    if msg.max_forwards().is_none() {
+        out.extend_from_slice(b"Max-Forwards: 70\r\n");
+    }
+    if msg.content_length().is_none() {
+        out.extend_from_slice(b"Content-Length: ");
+        push_dec(&mut out, msg.body().len() as u64, 1);
+        out.extend_from_slice(CRLF);
+    }
+    for (name, value) in fwd.add_headers {
+        header_line(&mut out, name.as_bytes(), value);
+    }
+    out.extend_from_slice(&b[msg.headers_end()..]);
+    out
+}
+
+/// The received header lines, in order, as forwarding changes them: `remove_headers`
+/// dropped, the top Via fixed (`received`/`rport`), Max-Forwards decremented (repeats
+/// dropped), the first Route value popped. The general case: every line is looked at.
+fn copy_headers(out: &mut Vec<u8>, msg: &Message, fwd: &ForwardRequest<'_>, fix: Option<&ViaFix>) {
+    let b: &[u8] = msg.bytes();
     let top_via_line = msg.top_via_line();
     let first_route_line = msg.first_route_line();
     let routes = msg.route_spans();
@@ -194,8 +219,8 @@ pub fn forward_request(msg: &Message, fwd: &ForwardRequest<'_>) -> Vec<u8> {
             continue;
         }
         if h.line == top_via_line {
-            match &fix {
-                Some(fix) => write_with_fix(&mut out, b, line.start, line.end, fix),
+            match fix {
+                Some(fix) => write_with_fix(out, b, line.start, line.end, fix),
                 None => out.extend_from_slice(&b[line]),
             }
             continue;
@@ -203,7 +228,7 @@ pub fn forward_request(msg: &Message, fwd: &ForwardRequest<'_>) -> Vec<u8> {
         if let Some(mf) = mf.filter(|s| s.s >= h.line.s && s.e <= h.line.e) {
             let n = msg.max_forwards().unwrap_or(0).saturating_sub(1);
             out.extend_from_slice(&b[line.start..mf.s as usize]);
-            push_dec(&mut out, u64::from(n), 1);
+            push_dec(out, u64::from(n), 1);
             out.extend_from_slice(&b[mf.e as usize..line.end]);
             continue;
         }
@@ -222,19 +247,73 @@ pub fn forward_request(msg: &Message, fwd: &ForwardRequest<'_>) -> Vec<u8> {
         }
         out.extend_from_slice(&b[line]);
     }
-    if msg.max_forwards().is_none() {
-        out.extend_from_slice(b"Max-Forwards: 70\r\n");
+}
+
+/// [`copy_headers`] when nothing is removed by name and there is at most one Max-Forwards
+/// line: only the top Via, the Max-Forwards value and the first Route change, so the header
+/// block is copied in runs between those few splices, without walking its lines.
+fn splice_headers(out: &mut Vec<u8>, msg: &Message, fix: Option<&ViaFix>, pop_route: bool) {
+    #[derive(Clone, Copy)]
+    enum Edit {
+        Rport(u16),
+        Received(IpAddr),
+        MaxForwards(u32),
+        Drop,
     }
-    if msg.content_length().is_none() {
-        out.extend_from_slice(b"Content-Length: ");
-        push_dec(&mut out, msg.body().len() as u64, 1);
-        out.extend_from_slice(CRLF);
+    let b: &[u8] = msg.bytes();
+    // (start, end, edit) in message order; at most four.
+    let mut edits: [(usize, usize, Edit); 4] = [(0, 0, Edit::Drop); 4];
+    let mut n = 0;
+    let mut add = |start: usize, end: usize, e: Edit| {
+        // Stable insertion by start: an rport and a received at the same offset keep their
+        // order (rport first), as in `write_with_fix`.
+        let mut i = n;
+        while i > 0 && edits[i - 1].0 > start {
+            edits[i] = edits[i - 1];
+            i -= 1;
+        }
+        edits[i] = (start, end, e);
+        n += 1;
+    };
+    if let Some(fix) = fix {
+        if let Some(at) = fix.rport_at {
+            add(at, at, Edit::Rport(fix.port));
+        }
+        if let Some(ip) = fix.received {
+            add(fix.end, fix.end, Edit::Received(ip));
+        }
     }
-    for (name, value) in fwd.add_headers {
-        header_line(&mut out, name.as_bytes(), value);
+    if let Some(mf) = msg.max_forwards_span() {
+        let v = msg.max_forwards().unwrap_or(0).saturating_sub(1);
+        add(mf.s as usize, mf.e as usize, Edit::MaxForwards(v));
     }
-    out.extend_from_slice(&b[msg.headers_end()..]);
-    out
+    let routes = msg.route_spans();
+    if pop_route && !routes.is_empty() {
+        let line = msg.first_route_line();
+        // Keep the rest of the line when it carries more values.
+        match routes.get(1).filter(|next| next.s < line.e) {
+            Some(next) => add(routes[0].s as usize, next.s as usize, Edit::Drop),
+            None => add(line.s as usize, line.e as usize, Edit::Drop),
+        }
+    }
+    let mut pos = msg.headers_start();
+    for &(start, end, edit) in &edits[..n] {
+        out.extend_from_slice(&b[pos..start]);
+        match edit {
+            Edit::Rport(port) => {
+                out.push(b'=');
+                push_dec(out, u64::from(port), 1);
+            }
+            Edit::Received(ip) => {
+                out.extend_from_slice(b";received=");
+                push_ip(out, ip);
+            }
+            Edit::MaxForwards(v) => push_dec(out, u64::from(v), 1),
+            Edit::Drop => {}
+        }
+        pos = end;
+    }
+    out.extend_from_slice(&b[pos..msg.headers_end()]);
 }
 
 /// Forwarded response: the top Via value removed (only that value if a line carries several).
@@ -428,6 +507,53 @@ CSeq: 1 INVITE
 Content-Length: 0
 
 ";
+
+    #[test]
+    fn splicing_and_the_line_walk_agree() {
+        let variants = [
+            REQ.to_string(),
+            REQ.replace("Max-Forwards: 70\n", ""),
+            REQ.replace(";rport", ";rport;x=1").replace(
+                "Route: <sip:hotline.example;lr>, <sip:next.example;lr>\n",
+                "Route: <sip:hotline.example;lr>\nRoute: <sip:next.example;lr>\n",
+            ),
+            REQ.replace(
+                "Route: <sip:hotline.example;lr>, <sip:next.example;lr>\n",
+                "",
+            ),
+            REQ.replace(
+                "branch=z9hG4bKa;rport",
+                "branch=z9hG4bKa;received=192.0.2.1;rport",
+            ),
+        ];
+        let sources: [Option<SocketAddr>; 4] = [
+            None,
+            Some("192.0.2.10:5060".parse().unwrap()),
+            Some("198.51.100.7:40000".parse().unwrap()),
+            Some("[2001:db8::1]:5062".parse().unwrap()),
+        ];
+        for text in &variants {
+            let m = parse(text);
+            for pop in [false, true] {
+                for source in sources {
+                    let fix = via_fix(&m, source);
+                    let fwd = ForwardRequest {
+                        pop_route: pop,
+                        source,
+                        ..Default::default()
+                    };
+                    let mut spliced = Vec::new();
+                    splice_headers(&mut spliced, &m, fix.as_ref(), pop);
+                    let mut walked = Vec::new();
+                    copy_headers(&mut walked, &m, &fwd, fix.as_ref());
+                    assert_eq!(
+                        String::from_utf8_lossy(&spliced),
+                        String::from_utf8_lossy(&walked)
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn output_fits_the_capacity_computed_up_front() {
