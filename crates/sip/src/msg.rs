@@ -652,6 +652,32 @@ impl<'a> HeaderScan<'a> {
     }
 }
 
+/// Position of the first `"`, `<` or `,` in `hay`, eight bytes at a time (see [`find_byte`]).
+fn find_list_special(hay: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    let mut chunks = hay.chunks_exact(8);
+    let mut off = 0;
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let w = u64::from_le_bytes(w);
+        let z = has_zero(w ^ LO.wrapping_mul(u64::from(b'"')))
+            | has_zero(w ^ LO.wrapping_mul(u64::from(b'<')))
+            | has_zero(w ^ LO.wrapping_mul(u64::from(b',')));
+        if z != 0 {
+            return Some(off + (z.trailing_zeros() / 8) as usize);
+        }
+        off += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| c == b'"' || c == b'<' || c == b',')
+        .map(|i| off + i)
+}
+
 /// Split a comma-separated header value at commas outside quoted strings and `<...>`, calling
 /// `f` with each element's span (trimmed). Empty elements, unterminated quotes or brackets
 /// are errors.
@@ -680,7 +706,12 @@ pub(crate) fn split_list(
         f(Span::new(vs + a, vs + b))
     };
     while i < v.len() {
-        match v[i] {
+        // Only quotes, '<' and ',' matter here: jump to the next one.
+        i += find_list_special(&v[i..]).unwrap_or(v.len() - i);
+        let Some(&c) = v.get(i) else {
+            break;
+        };
+        match c {
             b'"' => i = skip_quoted(v, i).ok_or_else(|| err.clone())?,
             b'<' => {
                 let close = v[i..]
