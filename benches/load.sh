@@ -11,6 +11,7 @@
 #   benches/load.sh --tcp ...                # callers and targets over TCP
 #   benches/load.sh --workers 1 ...          # Hotline shards (default: one per core)
 #   benches/load.sh --hotline-bin OTHER/hotline ...   # measure another build (A/B comparisons)
+#   benches/load.sh --driver sipp --mode cpu --warmup 35 ...   # measure after 35 s at the rate
 #   benches/load.sh --driver sipp --mode cpu --scenario hunt486   # SIPp as caller and targets
 #                                            # (issue 8's Kamailio method; modes cpu and sustain;
 #                                            # PERF="stat -e ..." runs perf on Hotline meanwhile)
@@ -18,6 +19,7 @@
 # Output: one line per run and a summary table; raw RESULT lines are kept in $OUT/results.txt.
 set -euo pipefail
 
+WARM=0             # --warmup: seconds at the rate before CPU is measured (--driver sipp)
 DRIVER=load        # load = hotline-load; sipp = SIPp UAC + SIPp UASes (benches/sipp/*.xml)
 WORKERS=""          # server.workers for Hotline (empty: its default, one shard per core)
 MODE=all            # all = cpu + ramp + latency; or one of cpu, ramp, latency, sustain, concurrent
@@ -39,7 +41,7 @@ UAS_THREADS=1
 BUILD=1
 OUT=""
 
-usage() { sed -n '2,18p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,19p' "$0"; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --mode) MODE=$2; shift ;;
@@ -62,6 +64,7 @@ while [ $# -gt 0 ]; do
         --workers) WORKERS=$2; shift ;;
         --driver) DRIVER=$2; shift ;;
         --hotline-bin) HOTLINE_BIN=$2; shift ;;
+        --warmup) WARM=$2; shift ;;
         --out) OUT=$2; shift ;;
         -h|--help) usage 0 ;;
         *) echo "unknown argument: $1" >&2; usage 2 ;;
@@ -169,7 +172,10 @@ run_uac() {
     HL_US=$(awk -v d=$((h1 - h0)) -v n="$done_calls" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
     LG_US=$(awk -v d=$((u1 - u0)) -v n="$done_calls" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
 }
-# The SIPp caller: benches/sipp/uac_load.xml dialling the scenario's number, RATE × SECS calls.
+# The SIPp caller: benches/sipp/uac_load.xml dialling the scenario's number at RATE for
+# WARM + SECS seconds; Hotline's CPU is measured over the last SECS only (WARM, from
+# --warmup, lets memory and the 32 s transaction-retention window reach steady state first;
+# with it, calls in the window = RATE × SECS when no call failed, as pacing is open-loop).
 # Sets RES like hotline-load's RESULT line (attempted/completed/failed/failed_pct/cps; the
 # latency fields stay "-": SIPp's response-time histogram is not parsed).
 run_sipp_uac() {
@@ -177,63 +183,39 @@ run_sipp_uac() {
     local number
     case "$SCENARIO" in basic) number=4008000001 ;; hunt486) number=4008000002 ;;
         *) echo "--driver sipp: scenarios basic and hunt486" >&2; exit 2 ;; esac
-    local calls=$((rate * secs)) h0 u0 h1 u1 t0 t1
-    h0=$(cpu_ticks "$HL_PID"); u0=$(cpu_ticks "$UAS_PID")
-    t0=$(date +%s.%N)
-    local perf_pid=""
+    local warm=${WARM:-0}
+    local calls=$((rate * (warm + secs))) h0 u0 h1 u1 t0 t1 sipp_pid perf_pid=""
+    rm -f "$OUT/sipp-uac.csv"
+    sipp -sf "$ROOT/benches/sipp/uac_load.xml" -s "$number" "$HL_ADDR" -i 127.0.0.1 -mi 127.0.0.1 \
+        -mp $((SP + 200)) -p $((SP + 5)) -r "$rate" -m "$calls" -d $((HOLD * 1000)) -nostdin \
+        -timeout $((warm + secs + HOLD + 40)) -trace_stat -stf "$OUT/sipp-uac.csv" -fd 1 \
+        >"$OUT/sipp-uac.out" 2>&1 &
+    sipp_pid=$!
+    [ "$warm" -gt 0 ] && sleep "$warm"
+    h0=$(cpu_ticks "$HL_PID"); u0=$(cpu_ticks "$UAS_PID"); t0=$(date +%s.%N)
     if [ -n "${PERF:-}" ]; then   # e.g. PERF="record -g -o /tmp/p.data" or PERF="stat -e ..."
         perf $PERF -p "$HL_PID" >"$OUT/perf.out" 2>&1 & perf_pid=$!
     fi
-    sipp -sf "$ROOT/benches/sipp/uac_load.xml" -s "$number" "$HL_ADDR" -i 127.0.0.1 -mi 127.0.0.1 \
-        -mp $((SP + 200)) -p $((SP + 5)) -r "$rate" -m "$calls" -d $((HOLD * 1000)) -nostdin \
-        -timeout $((secs + HOLD + 40)) -trace_stat -stf "$OUT/sipp-uac.csv" -fd 3600 \
-        >"$OUT/sipp-uac.out" 2>&1 || true
-    t1=$(date +%s.%N)
-    h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID")
-    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
-    local ok bad
-    ok=$(tail -1 "$OUT/sipp-uac.csv" | awk -F';' '{ print $16 }')
-    bad=$(tail -1 "$OUT/sipp-uac.csv" | awk -F';' '{ print $18 }')
-    ok=${ok:-0}; bad=${bad:-0}
-    RES=$(awk -v a="$calls" -v c="$ok" -v f="$bad" -v t="$(echo "$t1 - $t0" | bc)" -v h="$HOLD" \
-        'BEGIN { printf "RESULT attempted=%d completed=%d failed=%d failed_pct=%.3f cps=%.0f answer_p50_us=- answer_p99_us=- answer_p999_us=-", a, c, a - c, (a - c) * 100 / a, c / (t - h) }')
-    echo "rate=$rate secs=$secs sipp $RES" >>"$OUT/results.txt"
-    HL_US=$(awk -v d=$((h1 - h0)) -v n="$ok" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
-    LG_US=$(awk -v d=$((u1 - u0)) -v n="$ok" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
-}
-[ "$DRIVER" = sipp ] && run_uac() { run_sipp_uac "$@"; }
-
-# The SIPp caller: benches/sipp/uac_load.xml dialling the scenario's number, RATE × SECS calls.
-# Sets RES like hotline-load's RESULT line (attempted/completed/failed/failed_pct/cps; the
-# latency fields stay "-": SIPp's response-time histogram is not parsed).
-run_sipp_uac() {
-    local rate=$1 secs=$2
-    local number
-    case "$SCENARIO" in basic) number=4008000001 ;; hunt486) number=4008000002 ;;
-        *) echo "--driver sipp: scenarios basic and hunt486" >&2; exit 2 ;; esac
-    local calls=$((rate * secs)) h0 u0 h1 u1 t0 t1
-    h0=$(cpu_ticks "$HL_PID"); u0=$(cpu_ticks "$UAS_PID")
-    t0=$(date +%s.%N)
-    local perf_pid=""
-    if [ -n "${PERF:-}" ]; then   # e.g. PERF="record -g -o /tmp/p.data" or PERF="stat -e ..."
-        perf $PERF -p "$HL_PID" >"$OUT/perf.out" 2>&1 & perf_pid=$!
+    if [ "$warm" -gt 0 ]; then
+        sleep "$secs"
+        h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID"); t1=$(date +%s.%N)
+        [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
+        wait "$sipp_pid" || true
+    else
+        wait "$sipp_pid" || true
+        h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID"); t1=$(date +%s.%N)
+        [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     fi
-    sipp -sf "$ROOT/benches/sipp/uac_load.xml" -s "$number" "$HL_ADDR" -i 127.0.0.1 -mi 127.0.0.1 \
-        -mp $((SP + 200)) -p $((SP + 5)) -r "$rate" -m "$calls" -d $((HOLD * 1000)) -nostdin \
-        -timeout $((secs + HOLD + 40)) -trace_stat -stf "$OUT/sipp-uac.csv" -fd 3600 \
-        >"$OUT/sipp-uac.out" 2>&1 || true
-    t1=$(date +%s.%N)
-    h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID")
-    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
-    local ok bad
+    local ok n
     ok=$(tail -1 "$OUT/sipp-uac.csv" | awk -F';' '{ print $16 }')
-    bad=$(tail -1 "$OUT/sipp-uac.csv" | awk -F';' '{ print $18 }')
-    ok=${ok:-0}; bad=${bad:-0}
-    RES=$(awk -v a="$calls" -v c="$ok" -v f="$bad" -v t="$(echo "$t1 - $t0" | bc)" -v h="$HOLD" \
-        'BEGIN { printf "RESULT attempted=%d completed=%d failed=%d failed_pct=%.3f cps=%.0f answer_p50_us=- answer_p99_us=- answer_p999_us=-", a, c, a - c, (a - c) * 100 / a, c / (t - h) }')
-    echo "rate=$rate secs=$secs sipp $RES" >>"$OUT/results.txt"
-    HL_US=$(awk -v d=$((h1 - h0)) -v n="$ok" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
-    LG_US=$(awk -v d=$((u1 - u0)) -v n="$ok" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+    ok=${ok:-0}
+    n=$ok
+    [ "$warm" -gt 0 ] && n=$(( ok == calls ? rate * secs : 0 ))
+    RES=$(awk -v a="$calls" -v c="$ok" -v t="$(echo "$t1 - $t0" | bc)" -v h="$HOLD" -v w="$warm" -v r="$rate" \
+        'BEGIN { printf "RESULT attempted=%d completed=%d failed=%d failed_pct=%.3f cps=%.0f answer_p50_us=- answer_p99_us=- answer_p999_us=-", a, c, a - c, (a - c) * 100 / a, (w > 0) ? r : c / (t - h) }')
+    echo "rate=$rate secs=$secs warm=$warm sipp $RES" >>"$OUT/results.txt"
+    HL_US=$(awk -v d=$((h1 - h0)) -v n="$n" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+    LG_US=$(awk -v d=$((u1 - u0)) -v n="$n" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
 }
 [ "$DRIVER" = sipp ] && run_uac() { run_sipp_uac "$@"; }
 
@@ -248,7 +230,7 @@ elapsed() { echo $(( $(date +%s) - T0 )); }
 
 # --- modes --------------------------------------------------------------------------------
 mode_cpu() {
-    run_uac 200 2 >/dev/null   # warm-up
+    WARM=0 run_uac 200 2 >/dev/null   # warm-up
     sleep "$HOLD"
     run_uac "$CPU_RATE" "$CPU_SECS"
     line cpu "$CPU_RATE"
