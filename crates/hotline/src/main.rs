@@ -12,6 +12,12 @@
 //! refused, unreadable CDRs); 2 bad usage or input, an unreadable path for `check`, or an
 //! instance that cannot be reached.
 
+/// The process allocator: mimalloc (per-thread free lists, no global heap lock, no
+/// first-fit bin search). With glibc's malloc, a switch holding ~200,000 retained
+/// transactions at 2,000 CPS spent ~15 % of its CPU in malloc/free (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cdr;
 mod client;
 mod explain;
