@@ -61,6 +61,7 @@ pub fn open(peer: SocketAddr, tcp: bool) -> io::Result<(Tx, Rx, SocketAddr)> {
         ))
     } else {
         let sock = UdpSocket::bind(local)?;
+        big_buffers(&sock);
         sock.set_read_timeout(timeout)?;
         let local = sock.local_addr()?;
         let rx = sock.try_clone()?;
@@ -148,4 +149,14 @@ fn next_framed(framer: &mut StreamFramer) -> io::Result<Option<Bytes>> {
     framer
         .next_message()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("bad framing: {e:?}")))
+}
+
+/// 4 MiB socket buffers (capped by `net.core.rmem_max`/`wmem_max`): a load-generator thread
+/// that is descheduled for a few milliseconds on a busy box must not lose datagrams in its
+/// own socket (SIPp's `-buff_size` does the same). Best effort: the kernel's default stays if
+/// refused.
+pub fn big_buffers(sock: &UdpSocket) {
+    let s = socket2::SockRef::from(sock);
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
 }

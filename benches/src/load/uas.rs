@@ -356,6 +356,7 @@ pub fn start(opts: &UasOpts) -> io::Result<Uas> {
     super::check_loopback(opts.listen)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let udp = UdpSocket::bind(opts.listen)?;
+    super::net::big_buffers(&udp);
     let local = udp.local_addr()?;
     let listener = TcpListener::bind(local)?;
     listener.set_nonblocking(true)?;
