@@ -437,9 +437,10 @@ fn proxy_benches(filter: &[String]) {
         if only && !filter.iter().any(|f| f == word) {
             continue;
         }
+        let mut h = hist();
+        let live0 = alloc_count::live_bytes();
         let mut d = Driver::new();
         let mut ok = true;
-        let mut h = hist();
         // Warm-up (also fills the 32 s timer L/M/J window to steady state: 32,000 calls).
         for i in 0..warmup {
             ok &= one_call(&mut d, i, hunt);
@@ -474,6 +475,14 @@ fn proxy_benches(filter: &[String]) {
             wall.as_secs_f64() * 1e6 / calls as f64,
             d.p.transactions(),
             d.p.active_calls(),
+        );
+        // Memory held by the proxy in steady state (retained transactions waiting for timers
+        // L/M/J/K, calls lingering, the maps and the timer set), per live transaction.
+        let held = alloc_count::live_bytes().saturating_sub(live0);
+        println!(
+            "  held by the proxy: {:.1} MiB heap, {:.0} B per live transaction",
+            held as f64 / (1024.0 * 1024.0),
+            held as f64 / d.p.transactions().max(1) as f64,
         );
         // Leak check: once every timer (Timer J/K/L, dialog linger) has run, nothing is left.
         for _ in 0..200 {
