@@ -281,6 +281,11 @@ impl ClientInvite {
         self.ack = Some(ack);
     }
 
+    /// The ACK stored with `set_ack`, if any.
+    pub fn ack(&self) -> Option<&Bytes> {
+        self.ack.as_ref()
+    }
+
     /// The transport reported an error sending the request: the transaction terminates.
     pub fn on_transport_error(&mut self) {
         self.terminate();

@@ -1379,3 +1379,172 @@ fn timer_b_ending_the_hunt_cancels_the_other_branches() {
         "the ringing branch is cancelled"
     );
 }
+
+// ----- retained (finished) transactions --------------------------------------------------
+
+fn raw_out(h: &mut H) -> Vec<(Peer, Bytes)> {
+    let mut v = Vec::new();
+    while let Some(t) = h.p.poll_transmit() {
+        v.push((t.dest, t.bytes));
+    }
+    v
+}
+
+fn bye_from_caller(branch: &str, call_id: &str) -> String {
+    format!(
+        "BYE sip:callee@{T1} SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch={branch};rport\n\
+Route: <sip:10.0.0.1:5060;lr>\n\
+Max-Forwards: 70\n\
+From: <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>;tag=t1\n\
+Call-ID: {call_id}\n\
+CSeq: 2 BYE\n\
+Content-Length: 0\n\n"
+    )
+}
+
+fn states(h: &H, kind: &str) -> Vec<hotline_sip::txn::State> {
+    h.p.transaction_states()
+        .into_iter()
+        .filter(|(k, _, _)| *k == kind)
+        .map(|(_, s, _)| s)
+        .collect()
+}
+
+#[test]
+fn retransmitted_bye_after_the_200_gets_the_same_bytes_until_timer_j() {
+    use hotline_sip::txn::State;
+    let mut h = H::new();
+    answer(&mut h, serial(vec![target(T1, 1, 20)]), "ret-1");
+    h.send(UAC, &bye_from_caller("z9hG4bKbyeR", "ret-1"));
+    let bye = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&bye, 200, "OK", "t1"));
+    let first = raw_out(&mut h);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].0, udp(UAC));
+    assert_eq!(states(&h, "server non-INVITE"), vec![State::Completed]);
+    assert_eq!(states(&h, "client non-INVITE"), vec![State::Completed]);
+    // A retransmitted 200 from the callee is absorbed by the BYE's client transaction.
+    h.send_bytes(T1, reply(&bye, 200, "OK", "t1"));
+    assert!(raw_out(&mut h).is_empty());
+    // The retransmitted BYE gets exactly the bytes of the first 200, and goes nowhere else.
+    h.advance(Duration::from_secs(10));
+    h.send(UAC, &bye_from_caller("z9hG4bKbyeR", "ret-1"));
+    let again = raw_out(&mut h);
+    assert_eq!(again, first);
+    // Timer K (5 s) ended the client side; timer J (32 s) ends the server side.
+    assert!(states(&h, "client non-INVITE").is_empty());
+    h.advance(Duration::from_secs(23));
+    assert!(states(&h, "server non-INVITE").is_empty());
+    // Now the same BYE is a new request (the call is long gone: forwarded by its Route).
+    h.send(UAC, &bye_from_caller("z9hG4bKbyeR", "ret-1"));
+    let out = h.out();
+    assert_eq!(only(&out, T1).len(), 1);
+}
+
+#[test]
+fn accepted_invite_absorbs_invite_retransmissions_and_relays_2xx_retransmissions() {
+    use hotline_sip::txn::State;
+    let mut h = H::new();
+    let inv1 = answer(&mut h, serial(vec![target(T1, 1, 20)]), "ret-2");
+    assert_eq!(states(&h, "server INVITE"), vec![State::Accepted]);
+    assert_eq!(states(&h, "client INVITE"), vec![State::Accepted]);
+    // The caller's INVITE retransmission is absorbed: nothing goes anywhere.
+    h.send(UAC, &invite("z9hG4bKret-2", "ret-2", 70));
+    assert!(h.out().is_empty());
+    // The callee's 2xx retransmission still reaches the caller (RFC 6026 §7.2).
+    h.send_bytes(T1, reply(&inv1, 200, "OK", "t1"));
+    let out = h.out();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, udp(UAC));
+    assert_eq!(out[0].1.status(), Some(200));
+    assert_eq!(out[0].1.vias().count(), 1, "our Via removed");
+    // A 1xx or a non-2xx final in Accepted is absorbed.
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+    assert!(h.out().is_empty());
+    // A response with another Call-ID on our branch is dropped.
+    let before = h.p.stats().dropped_responses;
+    let other = String::from_utf8(reply(&inv1, 200, "OK", "t1").to_vec())
+        .expect("utf8")
+        .replace("Call-ID: ret-2", "Call-ID: someone-else");
+    h.send(T1, &other);
+    assert!(h.out().is_empty());
+    assert_eq!(h.p.stats().dropped_responses, before + 1);
+    // Timers L and M (64*T1) end both; the call itself is still answered.
+    h.advance(Duration::from_secs(33));
+    assert!(states(&h, "server INVITE").is_empty());
+    assert!(states(&h, "client INVITE").is_empty());
+    assert_eq!(h.p.transactions(), 0);
+    assert_eq!(h.p.answered_calls().len(), 1);
+    // Afterwards a 2xx retransmission is relayed statelessly by its Via.
+    h.send_bytes(T1, reply(&inv1, 200, "OK", "t1"));
+    let out = h.out();
+    assert_eq!(only(&out, UAC).len(), 1);
+}
+
+#[test]
+fn retransmitted_486_gets_the_same_ack_until_timer_d() {
+    use hotline_sip::txn::State;
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKret3", "ret-3", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 20), target(T2, 2, 20)]),
+        &mut |_, _| true,
+    );
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+    h.pump();
+    let out = raw_out(&mut h);
+    let ack: Vec<_> = out.iter().filter(|(p, _)| *p == udp(T1)).collect();
+    assert_eq!(ack.len(), 1);
+    let st = states(&h, "client INVITE");
+    assert_eq!(st.len(), 2);
+    assert!(st.contains(&State::Completed) && st.contains(&State::Calling));
+    h.advance(Duration::from_millis(100));
+    h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+    let again = raw_out(&mut h);
+    assert_eq!(again, vec![ack[0].clone()]);
+    h.advance(Duration::from_secs(32));
+    assert!(!states(&h, "client INVITE").contains(&State::Completed));
+    h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+    assert!(
+        only(&h.out(), T1).is_empty(),
+        "no ACK once timer D has fired"
+    );
+}
+
+#[test]
+fn confirmed_invite_absorbs_acks_and_invites_until_timer_i() {
+    use hotline_sip::txn::State;
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKret4", "ret-4", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.reject(h.now, call, 404, "Not Found");
+    let out = h.out();
+    assert_eq!(out[0].1.status(), Some(404));
+    let ack = "ACK sip:4008001234@10.0.0.1:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKret4;rport\n\
+Max-Forwards: 70\n\
+From: \"13807912345\" <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>;tag=x\n\
+Call-ID: ret-4\n\
+CSeq: 1 ACK\n\
+Content-Length: 0\n\n";
+    h.send(UAC, ack);
+    assert!(h.out().is_empty());
+    assert_eq!(states(&h, "server INVITE"), vec![State::Confirmed]);
+    let absorbed = h.p.stats().retransmissions_absorbed;
+    h.send(UAC, ack);
+    h.send(UAC, &invite("z9hG4bKret4", "ret-4", 70));
+    assert!(h.out().is_empty());
+    assert_eq!(h.p.stats().retransmissions_absorbed, absorbed + 2);
+    h.advance(Duration::from_secs(6));
+    assert!(states(&h, "server INVITE").is_empty());
+}
