@@ -1557,8 +1557,8 @@ impl Proxy {
         };
         let bytes = Bytes::from(bytes);
         let ok = match &mut s.kind {
-            ServerKind::Invite(t) => t.send_response(code, bytes.clone(), now),
-            ServerKind::NonInvite(t) => t.send_response(code, bytes.clone(), now),
+            ServerKind::Invite(t) => t.record_response(code, &bytes, now),
+            ServerKind::NonInvite(t) => t.record_response(code, &bytes, now),
         };
         if ok {
             if code >= 200 {

@@ -482,7 +482,9 @@ impl ServerInvite {
         self.state == State::Terminated
     }
 
-    /// The last response recorded with `send_response`, if any.
+    /// The response an INVITE retransmission would get (the last 1xx in Proceeding, the
+    /// final in Completed/Confirmed); `None` in Accepted: a 2xx is never stored, since a
+    /// proxy does not retransmit it (RFC 6026 §7.1: the TU does, end to end).
     pub fn last_response(&self) -> Option<&Bytes> {
         self.last.as_ref()
     }
@@ -490,6 +492,12 @@ impl ServerInvite {
     /// Record a response the TU is sending (the caller transmits `bytes`). Returns false (and
     /// changes nothing) if the state does not allow sending it (e.g. a 1xx after a final).
     pub fn send_response(&mut self, code: u16, bytes: Bytes, now: Instant) -> bool {
+        self.record_response(code, &bytes, now)
+    }
+
+    /// [`ServerInvite::send_response`] for bytes the caller also transmits: cloned only if
+    /// kept (1xx and 300-699; a 2xx is not).
+    pub fn record_response(&mut self, code: u16, bytes: &Bytes, now: Instant) -> bool {
         let Some(class) = classify(code) else {
             return false;
         };
@@ -500,6 +508,9 @@ impl ServerInvite {
                     self.state = State::Accepted;
                     self.timer_l = after(now, self.timers.t1x64());
                 }
+                // Nothing is resent in Accepted: the last 1xx goes too.
+                self.last = None;
+                return true;
             }
             (State::Proceeding, Class::Failure) => {
                 self.state = State::Completed;
@@ -511,7 +522,7 @@ impl ServerInvite {
             }
             _ => return false,
         }
-        self.last = Some(bytes);
+        self.last = Some(bytes.clone());
         true
     }
 
@@ -636,6 +647,12 @@ impl ServerNonInvite {
     /// Record a response the TU is sending (the caller transmits `bytes`). Returns false (and
     /// changes nothing) after a final response or for a code outside 100..=699.
     pub fn send_response(&mut self, code: u16, bytes: Bytes, now: Instant) -> bool {
+        self.record_response(code, &bytes, now)
+    }
+
+    /// [`ServerNonInvite::send_response`] for bytes the caller also transmits (cloned when
+    /// kept).
+    pub fn record_response(&mut self, code: u16, bytes: &Bytes, now: Instant) -> bool {
         let Some(class) = classify(code) else {
             return false;
         };
@@ -649,7 +666,7 @@ impl ServerNonInvite {
             }
             _ => return false,
         }
-        self.last = Some(bytes);
+        self.last = Some(bytes.clone());
         true
     }
 

@@ -174,9 +174,11 @@ fn success_enters_accepted_with_timer_l() {
     assert_eq!(t.deadline(), Some(c.at(33_000)), "timer L = 64*T1");
     // INVITE retransmissions are absorbed: the TU retransmits the 2xx itself.
     assert_eq!(t.on_retransmission(), None);
-    // Further 2xx from the TU are allowed and recorded; L is not restarted.
+    // A 2xx is not stored (nothing is resent in Accepted), nor is the 1xx before it.
+    assert_eq!(t.last_response(), None);
+    // Further 2xx from the TU are allowed (not stored either); L is not restarted.
     assert!(t.send_response(200, b(R200_B), c.at(1_500)));
-    assert_eq!(t.last_response(), Some(&b(R200_B)));
+    assert_eq!(t.last_response(), None);
     assert_eq!(t.deadline(), Some(c.at(33_000)));
     assert!(!t.send_response(180, b(R180), c.at(1_600)));
     assert!(!t.send_response(486, b(R486), c.at(1_600)));
