@@ -1543,7 +1543,8 @@ impl Proxy {
     }
 
     /// Send a response on a server transaction. `bytes` is the complete response.
-    fn respond(&mut self, now: Instant, sid: u64, code: u16, bytes: Vec<u8>) {
+    fn respond(&mut self, now: Instant, sid: u64, code: u16, bytes: impl Into<Bytes>) {
+        let bytes: Bytes = bytes.into();
         let Some(s) = self.servers.get_mut(&sid) else {
             // A finished transaction refuses every response but a 2xx, which is relayed (see
             // below).
@@ -1555,7 +1556,6 @@ impl Proxy {
             }
             return;
         };
-        let bytes = Bytes::from(bytes);
         let ok = match &mut s.kind {
             ServerKind::Invite(t) => t.record_response(code, &bytes, now),
             ServerKind::NonInvite(t) => t.record_response(code, &bytes, now),
@@ -2209,10 +2209,7 @@ impl Proxy {
         };
         let info = c.info(CallHandle(call), now, code, Hangup::System);
         match bytes {
-            Some(b) => {
-                let b = b.to_vec();
-                self.respond(now, sid, code, b);
-            }
+            Some(b) => self.respond(now, sid, code, b),
             None => {
                 let reason = reason.unwrap_or_else(|| default_reason(code)).to_owned();
                 let tag = self.calls.get(&call).map(|c| c.local_tag);

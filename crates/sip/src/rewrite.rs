@@ -321,13 +321,19 @@ pub fn forward_response(msg: &Message) -> Vec<u8> {
     let b: &[u8] = msg.bytes();
     let vias = msg.via_spans();
     let line = msg.top_via_line();
-    let mut out = Vec::with_capacity(b.len());
     let Some(top) = vias.first() else {
-        out.extend_from_slice(b);
-        return out;
+        return b.to_vec();
     };
+    let next = vias.get(1).filter(|n| n.s < line.e);
+    // Exactly the output's size: a Vec without spare capacity becomes `Bytes` without the
+    // separate shared header `Bytes::from` allocates otherwise.
+    let removed = match next {
+        Some(next) => next.s.saturating_sub(top.s),
+        None => line.e.saturating_sub(line.s),
+    };
+    let mut out = Vec::with_capacity(b.len().saturating_sub(removed as usize));
     out.extend_from_slice(&b[..line.s as usize]);
-    if let Some(next) = vias.get(1).filter(|n| n.s < line.e) {
+    if let Some(next) = next {
         out.extend_from_slice(&b[line.s as usize..top.s as usize]);
         out.extend_from_slice(&b[next.s as usize..line.e as usize]);
     }

@@ -195,6 +195,10 @@ Content-Length: 0\r\n\
         )
     );
 
+    // Sized exactly: no spare capacity.
+    let out = forward_response(&m);
+    assert_eq!(out.len(), out.capacity());
+
     // One value per line: the whole first line goes.
     let m = msg(b"SIP/2.0 486 Busy Here\r\n\
 Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKp1\r\n\
