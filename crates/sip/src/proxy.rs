@@ -411,7 +411,9 @@ struct Sent {
     bytes: Bytes,
     call_id: Bytes,
     method: Method,
-    parsed: Option<Message>,
+    /// Boxed: 520 bytes inline would make every live client transaction's map slot that
+    /// much larger, and it is needed only for a CANCEL or a non-2xx ACK.
+    parsed: Option<Box<Message>>,
 }
 
 impl Sent {
@@ -426,9 +428,9 @@ impl Sent {
 
     fn message(&mut self) -> Option<&Message> {
         if self.parsed.is_none() {
-            self.parsed = Message::parse(self.bytes.clone()).ok();
+            self.parsed = Message::parse(self.bytes.clone()).ok().map(Box::new);
         }
-        self.parsed.as_ref()
+        self.parsed.as_deref()
     }
 }
 
@@ -2258,11 +2260,11 @@ impl Proxy {
         } else {
             cid
         };
-        if self.client_tombs.contains_key(&cid) {
-            self.tomb_response(now, cid, code, msg);
-            return;
-        }
         let Some(ct) = self.clients.get_mut(&cid) else {
+            if self.client_tombs.contains_key(&cid) {
+                self.tomb_response(now, cid, code, msg);
+                return;
+            }
             // No transaction: a late 2xx retransmission is still relayed upstream (§16.7).
             if (200..300).contains(&code) && msg.cseq().1 == Method::Invite {
                 self.forward_stray_2xx(&msg);
@@ -2600,14 +2602,14 @@ impl Proxy {
     // ----- timers -----------------------------------------------------------------------------
 
     fn server_timeout(&mut self, now: Instant, sid: u64, at: Instant) {
-        let Some(s) = self.servers.get_mut(&sid) else {
-            if self
-                .server_tombs
-                .get(&sid)
-                .is_some_and(|t| t.deadline == at)
-            {
+        // Most entries due at steady state are tombstones' last timers: looked up first.
+        if let Some(t) = self.server_tombs.get(&sid) {
+            if t.deadline == at {
                 self.drop_server(sid);
             }
+            return;
+        }
+        let Some(s) = self.servers.get_mut(&sid) else {
             return;
         };
         if s.scheduled != Some(at) {
@@ -2634,9 +2636,9 @@ impl Proxy {
     }
 
     fn remove_client(&mut self, cid: u64) {
-        let cancel_of = match self.clients.remove(&cid) {
-            Some(ct) => ct.cancel_of,
-            None => self.client_tombs.remove(&cid).and_then(|t| t.cancel_of),
+        let cancel_of = match self.client_tombs.remove(&cid) {
+            Some(t) => t.cancel_of,
+            None => self.clients.remove(&cid).and_then(|ct| ct.cancel_of),
         };
         if let Some(inv) = cancel_of {
             if self.cancels.get(&inv) == Some(&cid) {
@@ -2646,9 +2648,9 @@ impl Proxy {
     }
 
     fn drop_server(&mut self, sid: u64) {
-        let key = match self.servers.remove(&sid) {
-            Some(s) => Some(s.key),
-            None => self.server_tombs.remove(&sid).map(|t| t.key),
+        let key = match self.server_tombs.remove(&sid) {
+            Some(t) => Some(t.key),
+            None => self.servers.remove(&sid).map(|s| s.key),
         };
         if let Some(key) = key {
             if self.server_keys.get(&key) == Some(&sid) {
@@ -2658,14 +2660,13 @@ impl Proxy {
     }
 
     fn client_timeout(&mut self, now: Instant, cid: u64, at: Instant) {
-        let Some(ct) = self.clients.get_mut(&cid) else {
-            if self
-                .client_tombs
-                .get(&cid)
-                .is_some_and(|t| t.deadline == at)
-            {
+        if let Some(t) = self.client_tombs.get(&cid) {
+            if t.deadline == at {
                 self.remove_client(cid);
             }
+            return;
+        }
+        let Some(ct) = self.clients.get_mut(&cid) else {
             return;
         };
         if ct.scheduled != Some(at) {
