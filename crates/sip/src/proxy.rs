@@ -386,17 +386,39 @@ struct ServerTomb {
 ///   absorbed;
 /// - non-INVITE Completed: everything is absorbed.
 struct ClientTomb {
-    /// The request's Call-ID (shared with the call for a branch: no copy).
-    call_id: Bytes,
-    method: Method,
-    /// Accepted or Completed.
-    state: State,
-    owner: Owner,
-    ack: Option<Bytes>,
-    dest: Peer,
-    /// For a CANCEL: the INVITE transaction it cancelled (its `cancels` entry goes with it).
-    cancel_of: Option<u64>,
+    /// Keyed hash ([`fnv`]) of the request's Call-ID: compared like the server transaction
+    /// keys are (a random key per process, so no peer can aim for a collision).
+    call_id: u64,
     deadline: Instant,
+    method: Method,
+    last: ClientLast,
+}
+
+/// What a finished client transaction still needs, by its last state.
+enum ClientLast {
+    /// INVITE, Accepted: 2xx go up to the owner (the call of the branch).
+    Accepted { owner: Owner },
+    /// INVITE, Completed: the ACK resent on a retransmitted 300-699, and where.
+    Completed { ack: Option<Bytes>, dest: Peer },
+    /// Non-INVITE, Completed. For a CANCEL: the INVITE transaction it cancelled (its
+    /// `cancels` entry goes with it).
+    NonInvite { cancel_of: Option<u64> },
+}
+
+impl ClientTomb {
+    fn state(&self) -> State {
+        match self.last {
+            ClientLast::Accepted { .. } => State::Accepted,
+            ClientLast::Completed { .. } | ClientLast::NonInvite { .. } => State::Completed,
+        }
+    }
+}
+
+/// Finished transactions of both sides in one map (ids are unique across both): one table
+/// sized for all of them wastes less than two half-filled ones.
+enum Tomb {
+    Server(ServerTomb),
+    Client(ClientTomb),
 }
 
 enum ClientKind {
@@ -641,8 +663,7 @@ pub struct Proxy {
     servers: IdMap<ServerTxn>,
     clients: IdMap<ClientTxn>,
     /// Finished transactions waiting out their last timer, by the same ids.
-    server_tombs: IdMap<ServerTomb>,
-    client_tombs: IdMap<ClientTomb>,
+    tombs: IdMap<Tomb>,
     calls: IdMap<Call>,
     /// Call-ID hash -> call, for dialogs answered through Hotline.
     dialogs: IdMap<u64>,
@@ -749,8 +770,7 @@ impl Proxy {
             server_keys: IdMap::default(),
             servers: IdMap::default(),
             clients: IdMap::default(),
-            server_tombs: IdMap::default(),
-            client_tombs: IdMap::default(),
+            tombs: IdMap::default(),
             calls: IdMap::default(),
             dialogs: IdMap::default(),
             timers: BTreeSet::new(),
@@ -781,7 +801,7 @@ impl Proxy {
 
     /// Live server + client transactions.
     pub fn transactions(&self) -> usize {
-        self.servers.len() + self.clients.len() + self.server_tombs.len() + self.client_tombs.len()
+        self.servers.len() + self.clients.len() + self.tombs.len()
     }
 
     /// Every live transaction as `(kind, state, next deadline)`: for leak hunting in tests
@@ -802,21 +822,16 @@ impl Proxy {
             };
             v.push((k, st, self.client_deadline(*id)));
         }
-        for t in self.server_tombs.values() {
-            let k = if t.invite {
-                "server INVITE"
-            } else {
-                "server non-INVITE"
+        for t in self.tombs.values() {
+            let (k, st, at) = match t {
+                Tomb::Server(t) if t.invite => ("server INVITE", t.state, t.deadline),
+                Tomb::Server(t) => ("server non-INVITE", t.state, t.deadline),
+                Tomb::Client(t) if t.method == Method::Invite => {
+                    ("client INVITE", t.state(), t.deadline)
+                }
+                Tomb::Client(t) => ("client non-INVITE", t.state(), t.deadline),
             };
-            v.push((k, t.state, Some(t.deadline)));
-        }
-        for t in self.client_tombs.values() {
-            let k = if t.method == Method::Invite {
-                "client INVITE"
-            } else {
-                "client non-INVITE"
-            };
-            v.push((k, t.state, Some(t.deadline)));
+            v.push((k, st, Some(at)));
         }
         v
     }
@@ -1390,7 +1405,7 @@ impl Proxy {
 
     fn on_server_match(&mut self, now: Instant, sid: u64, method: Method) {
         let Some(s) = self.servers.get_mut(&sid) else {
-            if let Some(t) = self.server_tombs.get(&sid) {
+            if let Some(t) = self.server_tomb(sid) {
                 // INVITE (Accepted, Confirmed): INVITE and ACK absorbed. Non-INVITE
                 // (Completed): the final response again.
                 let (reply_to, resend) = (t.reply_to, t.resend.clone());
@@ -1444,18 +1459,32 @@ impl Proxy {
             ServerKind::NonInvite(t) => t.last_response().cloned(),
             ServerKind::Invite(_) => None,
         };
-        self.server_tombs.insert(
+        self.tombs.insert(
             sid,
-            ServerTomb {
+            Tomb::Server(ServerTomb {
                 key: s.key,
                 reply_to: s.reply_to,
                 resend,
                 deadline,
                 state,
                 invite,
-            },
+            }),
         );
         self.timers.insert((deadline, TimerRef::Server(sid)));
+    }
+
+    fn server_tomb(&self, id: u64) -> Option<&ServerTomb> {
+        match self.tombs.get(&id) {
+            Some(Tomb::Server(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn client_tomb(&self, id: u64) -> Option<&ClientTomb> {
+        match self.tombs.get(&id) {
+            Some(Tomb::Client(t)) => Some(t),
+            _ => None,
+        }
     }
 
     /// As [`Proxy::schedule_server`], for a client transaction ([`ClientTomb`]).
@@ -1479,22 +1508,24 @@ impl Proxy {
         let Some(c) = self.clients.remove(&cid) else {
             return;
         };
-        let ack = match c.kind {
-            ClientKind::Invite(t) => t.ack().cloned(),
-            ClientKind::NonInvite(_) => None,
-        };
-        self.client_tombs.insert(
-            cid,
-            ClientTomb {
-                call_id: c.sent.call_id,
-                method: c.sent.method,
-                state,
-                owner: c.owner,
-                ack,
+        let last = match (c.kind, state) {
+            (ClientKind::Invite(_), State::Accepted) => ClientLast::Accepted { owner: c.owner },
+            (ClientKind::Invite(t), _) => ClientLast::Completed {
+                ack: t.ack().cloned(),
                 dest: c.dest,
-                cancel_of: c.cancel_of,
-                deadline,
             },
+            (ClientKind::NonInvite(_), _) => ClientLast::NonInvite {
+                cancel_of: c.cancel_of,
+            },
+        };
+        self.tombs.insert(
+            cid,
+            Tomb::Client(ClientTomb {
+                call_id: fnv(&[&c.sent.call_id]),
+                deadline,
+                method: c.sent.method,
+                last,
+            }),
         );
         self.timers.insert((deadline, TimerRef::Client(cid)));
     }
@@ -1550,7 +1581,7 @@ impl Proxy {
         let Some(s) = self.servers.get_mut(&sid) else {
             // A finished transaction refuses every response but a 2xx, which is relayed (see
             // below).
-            if let Some(t) = self.server_tombs.get(&sid) {
+            if let Some(t) = self.server_tomb(sid) {
                 if (200..300).contains(&code) {
                     let to = t.reply_to;
                     self.send(to, bytes);
@@ -2261,7 +2292,7 @@ impl Proxy {
             cid
         };
         let Some(ct) = self.clients.get_mut(&cid) else {
-            if self.client_tombs.contains_key(&cid) {
+            if self.client_tomb(cid).is_some() {
                 self.tomb_response(now, cid, code, msg);
                 return;
             }
@@ -2321,19 +2352,20 @@ impl Proxy {
     /// A response for a finished client transaction ([`ClientTomb`]): what the machine did in
     /// its last state.
     fn tomb_response(&mut self, now: Instant, cid: u64, code: u16, msg: Message) {
-        let Some(t) = self.client_tombs.get(&cid) else {
+        let Some(t) = self.client_tomb(cid) else {
             return;
         };
-        if t.call_id.as_ref() != msg.call_id() || t.method != msg.cseq().1 {
+        if t.call_id != fnv(&[msg.call_id()]) || t.method != msg.cseq().1 {
             self.stats.dropped_responses += 1;
             return;
         }
-        let (owner, dest) = (t.owner, t.dest);
-        match (t.method == Method::Invite, t.state, code) {
+        match (&t.last, code) {
             // RFC 6026 §7.2: 2xx retransmissions (or 2xx of other forks) go to the call.
-            (true, State::Accepted, 200..=299) => self.pass_up(now, cid, owner, code, msg),
-            (true, State::Completed, 300..=699) => {
-                let ack = t.ack.clone();
+            (&ClientLast::Accepted { owner }, 200..=299) => {
+                self.pass_up(now, cid, owner, code, msg)
+            }
+            (ClientLast::Completed { ack, dest }, 300..=699) => {
+                let (ack, dest) = (ack.clone(), *dest);
                 self.stats.retransmissions_absorbed += 1;
                 if let Some(ack) = ack {
                     self.send(dest, ack);
@@ -2603,7 +2635,7 @@ impl Proxy {
 
     fn server_timeout(&mut self, now: Instant, sid: u64, at: Instant) {
         // Most entries due at steady state are tombstones' last timers: looked up first.
-        if let Some(t) = self.server_tombs.get(&sid) {
+        if let Some(t) = self.server_tomb(sid) {
             if t.deadline == at {
                 self.drop_server(sid);
             }
@@ -2636,9 +2668,16 @@ impl Proxy {
     }
 
     fn remove_client(&mut self, cid: u64) {
-        let cancel_of = match self.client_tombs.remove(&cid) {
-            Some(t) => t.cancel_of,
-            None => self.clients.remove(&cid).and_then(|ct| ct.cancel_of),
+        let cancel_of = if self.client_tomb(cid).is_some() {
+            match self.tombs.remove(&cid) {
+                Some(Tomb::Client(ClientTomb {
+                    last: ClientLast::NonInvite { cancel_of },
+                    ..
+                })) => cancel_of,
+                _ => None,
+            }
+        } else {
+            self.clients.remove(&cid).and_then(|ct| ct.cancel_of)
         };
         if let Some(inv) = cancel_of {
             if self.cancels.get(&inv) == Some(&cid) {
@@ -2648,9 +2687,13 @@ impl Proxy {
     }
 
     fn drop_server(&mut self, sid: u64) {
-        let key = match self.server_tombs.remove(&sid) {
-            Some(t) => Some(t.key),
-            None => self.servers.remove(&sid).map(|s| s.key),
+        let key = if self.server_tomb(sid).is_some() {
+            match self.tombs.remove(&sid) {
+                Some(Tomb::Server(t)) => Some(t.key),
+                _ => None,
+            }
+        } else {
+            self.servers.remove(&sid).map(|s| s.key)
         };
         if let Some(key) = key {
             if self.server_keys.get(&key) == Some(&sid) {
@@ -2660,7 +2703,7 @@ impl Proxy {
     }
 
     fn client_timeout(&mut self, now: Instant, cid: u64, at: Instant) {
-        if let Some(t) = self.client_tombs.get(&cid) {
+        if let Some(t) = self.client_tomb(cid) {
             if t.deadline == at {
                 self.remove_client(cid);
             }
