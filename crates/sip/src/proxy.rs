@@ -674,6 +674,11 @@ pub struct Proxy {
     /// at random on every pop. Duplicates collapse, which changes nothing: a popped entry
     /// acts only while its owner is scheduled at exactly that instant.
     timers: BTreeSet<(Instant, TimerRef)>,
+    /// Tombstones' last timers. They are `now` + one of a few constants (64*T1 for L/M/J/D,
+    /// T4 for K/I), so each stream arrives in order: a queue takes a deadline not earlier
+    /// than its last one (O(1), no tree insert and pop), anything else goes to `timers`.
+    /// [`Proxy::handle_timeout`] merges them in `(Instant, TimerRef)` order.
+    expiries: [VecDeque<(Instant, TimerRef)>; 2],
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     /// Calls whose hunt moves on at the next [`Proxy::pending_hunts`].
@@ -774,6 +779,7 @@ impl Proxy {
             calls: IdMap::default(),
             dialogs: IdMap::default(),
             timers: BTreeSet::new(),
+            expiries: [VecDeque::new(), VecDeque::new()],
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             pending: Vec::new(),
@@ -846,7 +852,7 @@ impl Proxy {
 
     /// The earliest instant at which [`Proxy::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
+        self.next_timer().map(|(t, _)| t)
     }
 
     fn id(&mut self) -> u64 {
@@ -875,6 +881,53 @@ impl Proxy {
         }
         *slot = Some(at);
         self.timers.insert((at, r));
+    }
+
+    /// A tombstone's deadline: onto the queue whose last deadline is the latest one not after
+    /// `at` (so a 5 s and a 32 s stream each keep their own queue), else into the B-tree.
+    fn schedule_expiry(&mut self, at: Instant, r: TimerRef) {
+        let mut best: Option<(usize, Option<Instant>)> = None;
+        for (i, q) in self.expiries.iter().enumerate() {
+            let back = q.back().map(|&(b, _)| b);
+            if back.is_some_and(|b| b > at) {
+                continue;
+            }
+            // A non-empty queue that fits beats an empty one; the later back fits best.
+            let better = match best {
+                None => true,
+                Some((_, bb)) => back > bb,
+            };
+            if better {
+                best = Some((i, back));
+            }
+        }
+        match best.and_then(|(i, _)| self.expiries.get_mut(i)) {
+            Some(q) => q.push_back((at, r)),
+            None => {
+                self.timers.insert((at, r));
+            }
+        }
+    }
+
+    /// The earliest pending timer entry of `timers` and `expiries`.
+    fn next_timer(&self) -> Option<(Instant, TimerRef)> {
+        let tree = self.timers.first().copied();
+        self.expiries
+            .iter()
+            .filter_map(|q| q.front().copied())
+            .chain(tree)
+            .min()
+    }
+
+    /// Remove `entry` (as returned by [`Proxy::next_timer`]) from where it is.
+    fn pop_timer(&mut self, entry: (Instant, TimerRef)) {
+        for q in self.expiries.iter_mut() {
+            if q.front() == Some(&entry) {
+                q.pop_front();
+                return;
+            }
+        }
+        self.timers.pop_first();
     }
 
     // ----- addressing ---------------------------------------------------------------------
@@ -1037,11 +1090,11 @@ impl Proxy {
 
     /// Fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(&(at, r)) = self.timers.first() {
+        while let Some((at, r)) = self.next_timer() {
             if at > now {
                 break;
             }
-            self.timers.pop_first();
+            self.pop_timer((at, r));
             match r {
                 TimerRef::Server(id) => self.server_timeout(now, id, at),
                 TimerRef::Client(id) => self.client_timeout(now, id, at),
@@ -1470,7 +1523,7 @@ impl Proxy {
                 invite,
             }),
         );
-        self.timers.insert((deadline, TimerRef::Server(sid)));
+        self.schedule_expiry(deadline, TimerRef::Server(sid));
     }
 
     fn server_tomb(&self, id: u64) -> Option<&ServerTomb> {
@@ -1527,7 +1580,7 @@ impl Proxy {
                 last,
             }),
         );
-        self.timers.insert((deadline, TimerRef::Client(cid)));
+        self.schedule_expiry(deadline, TimerRef::Client(cid));
     }
 
     fn server_deadline(&self, sid: u64) -> Option<Instant> {

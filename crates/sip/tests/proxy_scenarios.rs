@@ -1548,3 +1548,48 @@ Content-Length: 0\n\n";
     h.advance(Duration::from_secs(6));
     assert!(states(&h, "server INVITE").is_empty());
 }
+
+#[test]
+fn tombstones_expire_in_deadline_order_even_when_time_is_fed_out_of_order() {
+    let mut h = H::new();
+    let t0 = h.now;
+    h.advance(Duration::from_secs(2));
+    answer(&mut h, serial(vec![target(T1, 1, 20)]), "ord-a");
+    // A driver that feeds an earlier `now` (two clocks, a handover): the later call's
+    // tombstones are due before the first one's.
+    h.now = t0;
+    answer(&mut h, serial(vec![target(T1, 1, 20)]), "ord-b");
+    // And earlier still: due before both.
+    let Some(t_1) = t0.checked_sub(Duration::from_secs(1)) else {
+        return;
+    };
+    h.now = t_1;
+    answer(&mut h, serial(vec![target(T1, 1, 20)]), "ord-c");
+    assert_eq!(states(&h, "server INVITE").len(), 3);
+    assert_eq!(states(&h, "client INVITE").len(), 3);
+    h.advance(Duration::from_millis(32_500));
+    assert_eq!(
+        states(&h, "server INVITE").len(),
+        2,
+        "ord-c's L fired at 31 s"
+    );
+    assert_eq!(
+        states(&h, "client INVITE").len(),
+        2,
+        "ord-c's M fired at 31 s"
+    );
+    h.advance(Duration::from_secs(1));
+    assert_eq!(
+        states(&h, "server INVITE").len(),
+        1,
+        "ord-b's L fired at 32 s"
+    );
+    assert_eq!(
+        states(&h, "client INVITE").len(),
+        1,
+        "ord-b's M fired at 32 s"
+    );
+    h.advance(Duration::from_secs(2));
+    assert!(states(&h, "server INVITE").is_empty());
+    assert!(states(&h, "client INVITE").is_empty());
+}
