@@ -581,7 +581,8 @@ fn log_level_from_the_config_applies_at_start_and_on_reload() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "after reload: {level}"
+            "after reload: {level:?}\n{}",
+            hotline.stderr_tail(30)
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }

@@ -264,3 +264,32 @@ fn sighup_reloads_at_once() {
         .collect();
     assert_eq!(gens, vec![1, 2], "each CDR carries its generation");
 }
+
+/// A SIGHUP that comes the moment the switch says it listens (logrotate, an eager operator)
+/// is a reload, never the default action (which kills the process). The handlers are
+/// installed before anything listens. Before that fix, `ops::log_level_from_the_config_…`
+/// (which sends SIGHUP right after start) died this way in 1 of 4 runs on a loaded box.
+#[test]
+fn sighup_right_after_start_reloads_and_does_not_kill() {
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("t", "sip:1001@127.0.0.1:9")
+            .number(NUMBER, &["t"])
+            .to_toml(),
+    );
+    for _ in 0..3 {
+        if let Err(e) = hotline.reload() {
+            panic!("SIGHUP: {e}");
+        }
+    }
+    assert!(
+        hotline.wait_for_stderr("reload:", Duration::from_secs(10)),
+        "no reload after an early SIGHUP\n{}",
+        hotline.stderr_tail(20)
+    );
+    assert!(
+        hotline.is_running(),
+        "an early SIGHUP stopped the switch\n{}",
+        hotline.stderr_tail(20)
+    );
+}

@@ -347,6 +347,16 @@ fn run(config: Option<PathBuf>, log_level: hotline_server::admin::LogLevelHook) 
     };
     tracing::info!(version = LONG_VERSION, "starting");
     rt.block_on(async move {
+        // Before anything listens: a SIGHUP (logrotate, an operator's reload) or SIGTERM that
+        // arrives while the switch starts must be queued for the handler, not take the
+        // default action, which kills the process.
+        let signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
         let options = hotline_server::Options {
             build: build_info(),
             log_level: Some(log_level),
@@ -358,46 +368,60 @@ fn run(config: Option<PathBuf>, log_level: hotline_server::admin::LogLevelHook) 
                 return ExitCode::from(1);
             }
         };
-        signals(&running);
+        signals.spawn(&running);
         running.wait().await;
         tracing::info!("stopped");
         ExitCode::SUCCESS
     })
 }
 
-/// SIGHUP reloads; SIGTERM and SIGINT stop taking calls, finish and flush.
-fn signals(running: &hotline_server::Running) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let control = running.control();
-    tokio::spawn(async move {
-        let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::hangup()),
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot install signal handlers");
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = hup.recv() => {
-                    let (tx, rx) = tokio::sync::oneshot::channel();
-                    if control.send(hotline_server::Control::Reload(tx)).await.is_err() {
-                        return;
+/// SIGHUP reloads; SIGTERM and SIGINT stop taking calls, finish and flush. Installed before
+/// the switch starts ([`Signals::install`]), served once it runs ([`Signals::spawn`]).
+struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    fn spawn(self, running: &hotline_server::Running) {
+        let control = running.control();
+        let Signals {
+            mut hup,
+            mut term,
+            mut int,
+        } = self;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = hup.recv() => {
+                        let (tx, rx) = tokio::sync::oneshot::channel();
+                        if control.send(hotline_server::Control::Reload(tx)).await.is_err() {
+                            return;
+                        }
+                        let _ = rx.await;
                     }
-                    let _ = rx.await;
-                }
-                _ = term.recv() => {
-                    tracing::info!("SIGTERM: finishing calls and stopping");
-                    let _ = control.send(hotline_server::Control::Shutdown).await;
-                }
-                _ = int.recv() => {
-                    tracing::info!("SIGINT: finishing calls and stopping");
-                    let _ = control.send(hotline_server::Control::Shutdown).await;
+                    _ = term.recv() => {
+                        tracing::info!("SIGTERM: finishing calls and stopping");
+                        let _ = control.send(hotline_server::Control::Shutdown).await;
+                    }
+                    _ = int.recv() => {
+                        tracing::info!("SIGINT: finishing calls and stopping");
+                        let _ = control.send(hotline_server::Control::Shutdown).await;
+                    }
                 }
             }
-        }
-    });
+        });
+    }
 }
 
 #[cfg(test)]
