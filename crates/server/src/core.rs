@@ -315,7 +315,7 @@ impl Core {
                 return;
             }
         };
-        let mut out = Outbound::new(udp.clone(), self.tcp.clone());
+        let out = Outbound::new(udp.clone(), self.tcp.clone());
         let mut rx = transport::RecvBatch::default();
         // One timer, moved when the earliest deadline moves (not a new one per wake-up).
         let idle = || tokio::time::Instant::now() + IDLE_WAKE;
@@ -361,7 +361,7 @@ impl Core {
                         // Up to 8 batches per wake-up, then timers and sends get their turn.
                         for _ in 0..8 {
                             match rx.recv(&udp) {
-                                Ok((_, empty)) => {
+                                Ok(empty) => {
                                     for (data, from) in rx.datagrams() {
                                         if let Some(from) = from {
                                             self.on_datagram(now, &snap, data, from);
@@ -400,8 +400,8 @@ impl Core {
                     .live
                     .prune(self.clock.ts(now), snap.longest_rate_window);
             }
-            self.after_input(now, &mut out);
-            if self.draining && self.drain_step(Instant::now(), &mut out) {
+            self.after_input(now, &out);
+            if self.draining && self.drain_step(Instant::now(), &out) {
                 break;
             }
         }
@@ -422,7 +422,7 @@ impl Core {
     /// One step of a graceful stop. Ringing calls finish their hunt (up to [`DRAIN_GRACE`],
     /// then they get 503); then answered calls are ended with BYE both ways so their CDRs
     /// carry the real talk time. Returns true when nothing is left.
-    fn drain_step(&mut self, now: Instant, out: &mut Outbound) -> bool {
+    fn drain_step(&mut self, now: Instant, out: &Outbound) -> bool {
         if self.proxy.hunting_calls() > 0 {
             if self.drain_deadline.is_some_and(|d| now >= d) {
                 self.proxy
@@ -585,7 +585,7 @@ impl Core {
     }
 
     /// Handle events until none are left, then send everything queued.
-    fn after_input(&mut self, now: Instant, out: &mut Outbound) {
+    fn after_input(&mut self, now: Instant, out: &Outbound) {
         loop {
             let mut any = false;
             while let Some(ev) = self.proxy.poll_event() {
@@ -604,7 +604,6 @@ impl Core {
             self.shared.metrics.outbound(&t.bytes);
             out.send(t.dest, t.bytes);
         }
-        out.flush();
         self.shared.metrics.sync_proxy(
             &mut self.sample,
             self.proxy.stats(),

@@ -159,7 +159,7 @@ impl Tcp {
     }
 }
 
-/// Datagrams read or written per system call (`recvmmsg` / `sendmmsg`).
+/// Datagrams read per system call (`recvmmsg`).
 pub const BATCH: usize = 32;
 /// One receive slot: the largest UDP payload fits (65,507 over IPv4), so nothing is cut.
 const SLOT: usize = 65_536;
@@ -202,23 +202,21 @@ impl Default for RecvBatch {
 }
 
 impl RecvBatch {
-    /// Read what the socket holds, up to [`BATCH`] datagrams, without waiting. Returns how
-    /// many were read and whether the socket was found empty (fewer than [`BATCH`]); then
-    /// the runtime is told so (as by a `WouldBlock`), and the next read waits for a new
-    /// datagram instead of paying a system call to learn that there is none.
-    pub fn recv(&mut self, udp: &AsyncFd<std::net::UdpSocket>) -> io::Result<(usize, bool)> {
-        let mut got = 0;
+    /// Read what the socket holds, up to [`BATCH`] datagrams, without waiting (they are then
+    /// in [`RecvBatch::datagrams`]). Returns whether the socket was found empty (fewer than
+    /// [`BATCH`]); then the runtime is told so (as by a `WouldBlock`), and the next read
+    /// waits for a new datagram instead of paying a system call to learn that there is none.
+    pub fn recv(&mut self, udp: &AsyncFd<std::net::UdpSocket>) -> io::Result<bool> {
         let r = udp.try_io(Interest::READABLE, |udp| {
-            got = self.read(udp)?;
-            if got < BATCH {
+            if self.read(udp)? < BATCH {
                 Err(io::ErrorKind::WouldBlock.into())
             } else {
                 Ok(())
             }
         });
         match r {
-            Ok(()) => Ok((got, false)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((got, true)),
+            Ok(()) => Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
             Err(e) => Err(e),
         }
     }
@@ -261,52 +259,33 @@ fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
-/// Sending side of one shard: its own UDP socket (datagrams queued during one loop turn go
-/// out together by `sendmmsg` in [`Outbound::flush`]) plus the shared TCP side.
+/// Sending side of one shard: its own UDP socket plus the shared TCP side.
+#[derive(Clone)]
 pub struct Outbound {
     udp: UdpFd,
     tcp: Tcp,
-    queue: Vec<(SocketAddr, Bytes)>,
 }
 
 impl Outbound {
     pub fn new(udp: UdpFd, tcp: Tcp) -> Outbound {
-        Outbound {
-            udp,
-            tcp,
-            queue: Vec::with_capacity(BATCH),
-        }
+        Outbound { udp, tcp }
     }
 
-    /// Send without waiting: UDP is queued until [`Outbound::flush`], TCP goes to the
-    /// connection's writer. A failure is counted; the transaction layer's timers deal with
+    /// Send without waiting. A failure is counted; the transaction layer's timers deal with
     /// the loss as they would with a lost datagram.
-    pub fn send(&mut self, dest: Peer, bytes: Bytes) {
-        match dest.transport {
-            Transport::Udp => {
-                self.queue.push((dest.addr, bytes));
-                if self.queue.len() >= BATCH {
-                    self.flush();
-                }
-            }
-            Transport::Tcp => self.tcp.send(dest.addr, bytes),
-        }
-    }
-
-    /// Send every queued datagram. A datagram the kernel refuses (full send buffer,
-    /// unreachable address) is counted and dropped.
-    pub fn flush(&mut self) {
+    pub fn send(&self, dest: Peer, bytes: Bytes) {
         let stats = &self.tcp.dispatch.stats;
-        for (dest, bytes) in self.queue.drain(..) {
-            match self.udp.get_ref().send_to(&bytes, dest) {
+        match dest.transport {
+            Transport::Udp => match self.udp.get_ref().send_to(&bytes, dest.addr) {
                 Ok(_) => {
                     stats.udp_out.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => {
                     stats.udp_send_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%dest, error = %e, "udp send failed");
+                    tracing::debug!(dest = %dest.addr, error = %e, "udp send failed");
                 }
-            }
+            },
+            Transport::Tcp => self.tcp.send(dest.addr, bytes),
         }
     }
 }
