@@ -1088,11 +1088,7 @@ fn cdr_config(s: &hotline_config::Settings) -> hotline_cdr::WriterConfig {
 }
 
 /// A shard that has not found its socket empty for this long is behind: it sheds new INVITEs.
-/// T1 (500 ms): from then on callers retransmit their INVITEs and the load multiplies, so
-/// the shard must shed; a shorter backlog is a stall being caught up (at 10,000 CPS on the
-/// 2-core test box, 200 ms rejected 0.46 % of calls in 60 s for two such stalls while every
-/// call would have completed; docs/PERFORMANCE.md).
-const SHED_AFTER: Duration = Duration::from_millis(500);
+const SHED_AFTER: Duration = Duration::from_millis(200);
 /// Backlog of handed-over messages (of the 8192 an inbox holds) above which new INVITEs are
 /// shed, and below which shedding may stop.
 const SHED_HIGH: usize = 2048;
