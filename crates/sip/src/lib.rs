@@ -14,11 +14,13 @@
 //! - [`msg`]: [`msg::Message`], a parsed message as `Bytes` plus a fixed-size header index.
 //! - [`uri`]: borrowing SIP/tel URI parsing (user, host, port, params).
 //! - [`rewrite`]: building forwarded requests/responses and local responses by splicing bytes.
+//! - [`idmap`]: the proxy's id-keyed maps, split so that growing never stalls a shard.
 //! - [`txn`]: client/server INVITE and non-INVITE transactions with timers A–M.
 //! - [`proxy`]: the transaction-stateful forking proxy core.
 #![forbid(unsafe_code)]
 
 pub mod frame;
+pub mod idmap;
 pub mod msg;
 pub mod proxy;
 pub mod rewrite;
