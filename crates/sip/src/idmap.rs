@@ -144,10 +144,7 @@ mod tests {
                 count[part(k)] += 1;
             }
             // 1,000 expected per part; a bad split puts everything in a few.
-            assert!(
-                count.iter().all(|&c| (700..1300).contains(&c)),
-                "{count:?}"
-            );
+            assert!(count.iter().all(|&c| (700..1300).contains(&c)), "{count:?}");
         }
     }
 }

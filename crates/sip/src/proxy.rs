@@ -733,7 +733,6 @@ fn fnv(parts: &[&[u8]]) -> u64 {
     h.finish()
 }
 
-
 fn eq_ci(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)
 }
