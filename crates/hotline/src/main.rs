@@ -3,6 +3,7 @@
 //! # Layout
 //! - `main.rs`: the CLI ([`Cli`], [`Cmd`]), `run` (signals: SIGHUP reloads, SIGTERM/SIGINT
 //!   drain), `check`.
+//! - [`alloc`]: the process allocator (mimalloc) and its tuning.
 //! - [`logging`]: stderr subscriber (text or JSON) with a runtime-reloadable filter.
 //! - [`client`]: `status`, `reload`, `log-level` against a running instance's admin endpoint.
 //! - [`explain`]: `hotline explain`.
@@ -12,15 +13,7 @@
 //! refused, unreadable CDRs); 2 bad usage or input, an unreadable path for `check`, or an
 //! instance that cannot be reached.
 
-/// The process allocator: mimalloc (per-thread free lists, no global heap lock, no
-/// first-fit bin search). With glibc's malloc, a switch holding ~200,000 retained
-/// transactions at 2,000 CPS spent ~15 % of its CPU in malloc/free (docs/PERFORMANCE.md).
-/// Built with `no_thp`: mimalloc otherwise asks for transparent huge pages, and each first
-/// touch of a 2 MiB page while the heap grew stalled a shard for ~5 ms (p99 setup latency
-/// 56–82 ms at 5,500 CPS; 1.25 ms without THP).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
+mod alloc;
 mod cdr;
 mod client;
 mod explain;
@@ -192,6 +185,7 @@ struct CdrStore {
 }
 
 fn main() -> ExitCode {
+    alloc::tune();
     let cli = Cli::parse();
     let cmd = cli.cmd.unwrap_or(Cmd::Run { config: None });
     match cmd {
