@@ -382,7 +382,8 @@ struct ServerTomb {
 /// A finished client transaction that only waits for its last timer (INVITE: M in Accepted,
 /// D in Completed, or the give-up of a cancelled branch; non-INVITE: K in Completed).
 /// Responses are matched as before (Call-ID, CSeq method) and handled as the machine did:
-/// - INVITE Accepted: a 2xx goes up to the call (`owner`), anything else is absorbed;
+/// - INVITE Accepted: a 2xx goes up to the call (`owner`), or is forwarded by its Via once
+///   the call is gone; anything else is absorbed;
 /// - INVITE Completed: a retransmitted 300-699 gets `ack` again (to `dest`), the rest is
 ///   absorbed;
 /// - non-INVITE Completed: everything is absorbed.
@@ -2454,6 +2455,12 @@ impl Proxy {
                 // provisional means the target is ringing for nobody. Cancel it.
                 if (100..200).contains(&code) && !self.cancels.contains_key(&cid) {
                     self.send_cancel(now, cid);
+                } else if (200..300).contains(&code) {
+                    // The call's linger is over but the branch is still in Accepted: a 2xx
+                    // retransmission (the target missed the ACK) or a late 2xx after a
+                    // CANCEL is still forwarded, by its Via (RFC 6026 §7.2, §16.7 step 5),
+                    // as the live call did and as it is once Timer M has ended the branch.
+                    self.forward_stray_2xx(&msg);
                 }
             }
             Owner::Branch { call } => self.branch_response(now, call, cid, code, msg),

@@ -1485,6 +1485,34 @@ fn accepted_invite_absorbs_invite_retransmissions_and_relays_2xx_retransmissions
 }
 
 #[test]
+fn a_2xx_retransmission_after_the_call_ended_is_relayed_until_timer_m() {
+    use hotline_sip::txn::State;
+    let mut h = H::new();
+    let inv1 = answer(&mut h, serial(vec![target(T1, 1, 20)]), "ret-6");
+    // The caller hangs up; the callee's 200 for the BYE goes back.
+    h.send(UAC, &bye_from_caller("z9hG4bKbye6", "ret-6"));
+    let bye = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&bye, 200, "OK", "t1"));
+    assert_eq!(only(&h.out(), UAC).len(), 1);
+    // Past the call's 4 s linger, before Timer M (64*T1): the call is gone, the INVITE's
+    // client transaction is still in Accepted.
+    h.advance(Duration::from_secs(10));
+    assert!(h.p.answered_calls().is_empty());
+    assert_eq!(states(&h, "client INVITE"), vec![State::Accepted]);
+    // A 2xx retransmission (the callee never saw the ACK) still reaches the caller, by the
+    // Via below ours (RFC 6026 §7.2, RFC 3261 §16.7 step 5), and nothing else is sent.
+    h.send_bytes(T1, reply(&inv1, 200, "OK", "t1"));
+    let out = h.out();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, udp(UAC));
+    assert_eq!(out[0].1.status(), Some(200));
+    assert_eq!(out[0].1.vias().count(), 1, "our Via removed");
+    // A late 180 for the ended call is still absorbed, not relayed.
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    assert!(h.out().is_empty());
+}
+
+#[test]
 fn retransmitted_486_gets_the_same_ack_until_timer_d() {
     use hotline_sip::txn::State;
     let mut h = H::new();
