@@ -363,7 +363,9 @@ struct ServerTxn {
 /// Accepted, I in Confirmed; non-INVITE: J in Completed). Everything else (the machine, the
 /// request, the call link) is dropped: about 200,000 of these are held at 2,000 calls/s.
 /// What it does is what the full machine did in that state:
-/// - a retransmitted request (or ACK) is absorbed; a non-INVITE one gets `resend` again;
+/// - a retransmitted request (or ACK, in Confirmed) is absorbed; a non-INVITE one gets
+///   `resend` again; an ACK in Accepted (the ACK of the 2xx reusing the INVITE's branch) is
+///   forwarded like any ACK of a 2xx (RFC 6026 §7.1);
 /// - a 2xx the proxy relays on it still goes to `reply_to` (§16.7 step 5, RFC 6026); any
 ///   other response is refused;
 /// - at `deadline` it is forgotten.
@@ -1420,7 +1422,11 @@ impl Proxy {
         let key = Self::server_key(&msg);
         // Retransmission or ACK of an existing server transaction.
         if let Some(&sid) = self.server_keys.get(&key) {
-            self.on_server_match(now, sid, method);
+            if self.on_server_match(now, sid, method) {
+                // An ACK that reused the INVITE's branch, in Accepted: the ACK of the 2xx,
+                // which belongs to the TU (RFC 6026 §7.1) and goes on end to end.
+                self.on_ack(msg);
+            }
             return;
         }
         match method {
@@ -1437,11 +1443,17 @@ impl Proxy {
         }
     }
 
-    fn on_server_match(&mut self, now: Instant, sid: u64, method: Method) {
+    /// A request matched server transaction `sid`: a retransmission, or an ACK. Returns true
+    /// for an ACK the transaction does not absorb because it is in Accepted (the ACK of the
+    /// 2xx reusing the INVITE's branch): the caller forwards it like any ACK of a 2xx.
+    fn on_server_match(&mut self, now: Instant, sid: u64, method: Method) -> bool {
         let Some(s) = self.servers.get_mut(&sid) else {
             if let Some(t) = self.server_tomb(sid) {
-                // INVITE (Accepted, Confirmed): INVITE and ACK absorbed. Non-INVITE
-                // (Completed): the final response again.
+                if method == Method::Ack && t.invite && t.state == State::Accepted {
+                    return true;
+                }
+                // INVITE (Accepted, Confirmed): INVITE retransmissions and ACK retransmissions
+                // (Confirmed) absorbed. Non-INVITE (Completed): the final response again.
                 let (reply_to, resend) = (t.reply_to, t.resend.clone());
                 self.stats.retransmissions_absorbed += 1;
                 if let Some(b) = resend {
@@ -1449,12 +1461,15 @@ impl Proxy {
                     self.send(reply_to, b);
                 }
             }
-            return;
+            return false;
         };
         let reply_to = s.reply_to;
         let resend = match (&mut s.kind, method) {
             (ServerKind::Invite(t), Method::Ack) => {
-                t.on_ack(now);
+                let accepted = t.state() == State::Accepted;
+                if !t.on_ack(now) && accepted {
+                    return true;
+                }
                 None
             }
             (ServerKind::Invite(t), _) => t.on_retransmission(),
@@ -1466,6 +1481,7 @@ impl Proxy {
             self.send(reply_to, b);
         }
         self.schedule_server(sid);
+        false
     }
 
     /// Re-read a server transaction's deadline after an event; a transaction that has only

@@ -1513,6 +1513,45 @@ fn a_2xx_retransmission_after_the_call_ended_is_relayed_until_timer_m() {
 }
 
 #[test]
+fn an_ack_of_the_2xx_reusing_the_invite_branch_is_forwarded_not_absorbed() {
+    use hotline_sip::txn::State;
+    // RFC 6026 §7.1: in Accepted an ACK matching the INVITE server transaction belongs to the
+    // TU; a proxy forwards it end to end like any ACK of a 2xx. Some UAs (RFC 2543 habits)
+    // reuse the INVITE's branch for it.
+    let ack = |branch: &str| {
+        format!(
+            "ACK sip:callee@{T1} SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch={branch};rport\n\
+Route: <sip:10.0.0.1:5060;lr>\n\
+Max-Forwards: 70\n\
+From: <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>;tag=t1\n\
+Call-ID: ret-7\n\
+CSeq: 1 ACK\n\
+Content-Length: 0\n\n"
+        )
+    };
+    let mut h = H::new();
+    answer(&mut h, serial(vec![target(T1, 1, 20)]), "ret-7");
+    assert_eq!(states(&h, "server INVITE"), vec![State::Accepted]);
+    // Matches the server transaction (same branch and sent-by), and still goes to the callee.
+    h.send(UAC, &ack("z9hG4bKret-7"));
+    let out = h.out();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, udp(T1));
+    assert_eq!(out[0].1.method(), Some(Method::Ack));
+    assert_eq!(out[0].1.routes().count(), 0, "our Route entry was popped");
+    // The INVITE retransmission with that branch is still absorbed.
+    h.send(UAC, &invite("z9hG4bKret-7", "ret-7", 70));
+    assert!(h.out().is_empty());
+    // Its retransmission later (the transaction is a tombstone by now) is forwarded too.
+    h.advance(Duration::from_secs(1));
+    h.send(UAC, &ack("z9hG4bKret-7"));
+    assert_eq!(only(&h.out(), T1).len(), 1);
+    assert_eq!(states(&h, "server INVITE"), vec![State::Accepted]);
+}
+
+#[test]
 fn retransmitted_486_gets_the_same_ack_until_timer_d() {
     use hotline_sip::txn::State;
     let mut h = H::new();
