@@ -12,6 +12,7 @@
 #   benches/load.sh --workers 1 ...          # Hotline shards (default: one per core)
 #   benches/load.sh --hotline-bin OTHER/hotline ...   # measure another build (A/B comparisons)
 #   benches/load.sh --driver sipp --mode cpu --warmup 35 ...   # measure after 35 s at the rate
+#   benches/load.sh --mode latency --rate 7000 --warmup 35       # latency after 35 s at the rate
 #   benches/load.sh --driver sipp --mode cpu --scenario hunt486   # SIPp as caller and targets
 #                                            # (issue 8's Kamailio method; modes cpu and sustain;
 #                                            # PERF="stat -e ..." runs perf on Hotline meanwhile)
@@ -19,7 +20,7 @@
 # Output: one line per run and a summary table; raw RESULT lines are kept in $OUT/results.txt.
 set -euo pipefail
 
-WARM=0             # --warmup: seconds at the rate before CPU is measured (--driver sipp)
+WARM=0             # --warmup: seconds at the rate before CPU (--driver sipp) or latency is measured
 DRIVER=load        # load = hotline-load; sipp = SIPp UAC + SIPp UASes (benches/sipp/*.xml)
 WORKERS=""          # server.workers for Hotline (empty: its default, one shard per core)
 MODE=all            # all = cpu + ramp + latency; or one of cpu, ramp, latency, sustain, concurrent
@@ -41,7 +42,7 @@ UAS_THREADS=1
 BUILD=1
 OUT=""
 
-usage() { sed -n '2,19p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,20p' "$0"; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --mode) MODE=$2; shift ;;
@@ -266,6 +267,11 @@ mode_latency() {
     b50=$(field "$RES" answer_p50_us); b99=$(field "$RES" answer_p99_us); b999=$(field "$RES" answer_p999_us)
     line direct "$rate"
     sleep "$HOLD"
+    if [ "$WARM" -gt 0 ]; then
+        # Through Hotline first, so the 32 s retention window and the heap are at steady state.
+        run_uac "$rate" "$WARM"
+        line warmup "$rate"
+    fi
     run_uac "$rate" 10
     line latency "$rate"
     SUMMARY+=("Setup latency INVITE→200 at $rate CPS: direct p50/p99/p99.9 $b50/$b99/$b999 µs, through hotline $(field "$RES" answer_p50_us)/$(field "$RES" answer_p99_us)/$(field "$RES" answer_p999_us) µs; added p99 ≈ $(( $(field "$RES" answer_p99_us) - b99 )) µs")
