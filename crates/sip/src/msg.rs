@@ -540,18 +540,27 @@ pub(crate) fn kind_of(name: &[u8]) -> Kind {
 /// loop; `iter().position` goes byte by byte).
 #[inline]
 pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    find_any(hay, [needle])
+}
+
+/// Position of the first byte of `hay` that is one of `set`, eight bytes at a time.
+#[inline]
+fn find_any<const N: usize>(hay: &[u8], set: [u8; N]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
-    let pattern = LO.wrapping_mul(u64::from(needle));
+    // Bytes equal to the needle are zero in `x`; the lowest flagged byte is the first zero (a
+    // borrow can only flag bytes above a real zero), so with several needles the lowest flag
+    // of the union is still a real match.
+    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
     let mut chunks = hay.chunks_exact(8);
     let mut off = 0;
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
-        let x = u64::from_le_bytes(w) ^ pattern;
-        // Bytes equal to `needle` are zero in `x`; the lowest flagged byte is the first zero
-        // (a borrow can only flag bytes above a real zero).
-        let z = x.wrapping_sub(LO) & !x & HI;
+        let w = u64::from_le_bytes(w);
+        let z = set
+            .iter()
+            .fold(0, |z, &n| z | has_zero(w ^ LO.wrapping_mul(u64::from(n))));
         if z != 0 {
             return Some(off + (z.trailing_zeros() / 8) as usize);
         }
@@ -560,7 +569,7 @@ pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
     chunks
         .remainder()
         .iter()
-        .position(|&c| c == needle)
+        .position(|c| set.contains(c))
         .map(|i| off + i)
 }
 
@@ -652,30 +661,9 @@ impl<'a> HeaderScan<'a> {
     }
 }
 
-/// Position of the first `"`, `<` or `,` in `hay`, eight bytes at a time (see [`find_byte`]).
+/// Position of the first `"`, `<` or `,` in `hay`.
 fn find_list_special(hay: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
-    let mut chunks = hay.chunks_exact(8);
-    let mut off = 0;
-    for c in &mut chunks {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let w = u64::from_le_bytes(w);
-        let z = has_zero(w ^ LO.wrapping_mul(u64::from(b'"')))
-            | has_zero(w ^ LO.wrapping_mul(u64::from(b'<')))
-            | has_zero(w ^ LO.wrapping_mul(u64::from(b',')));
-        if z != 0 {
-            return Some(off + (z.trailing_zeros() / 8) as usize);
-        }
-        off += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == b'"' || c == b'<' || c == b',')
-        .map(|i| off + i)
+    find_any(hay, [b'"', b'<', b','])
 }
 
 /// Split a comma-separated header value at commas outside quoted strings and `<...>`, calling

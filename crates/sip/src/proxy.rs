@@ -513,6 +513,30 @@ struct Branch {
     reported: bool,
 }
 
+impl Branch {
+    /// This attempt, ended at `now` with `code` / `outcome`.
+    fn info(
+        &self,
+        call: u64,
+        now: Instant,
+        answered: Option<Instant>,
+        code: u16,
+        outcome: Outcome,
+    ) -> AttemptInfo {
+        AttemptInfo {
+            call: CallHandle(call),
+            attempt: self.attempt,
+            target: self.target.tag,
+            started: self.started,
+            first_ring: self.first_ring,
+            answered,
+            ended: now,
+            code,
+            outcome,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallState {
     /// Waiting for the user's route/reject.
@@ -695,28 +719,6 @@ pub struct Proxy {
 }
 
 const BRANCH_PREFIX: &str = "z9hG4bK-hl";
-
-/// `n` in lower-case hex, zero-padded to at least `width` digits (`format!("{n:0width$x}")`).
-fn push_hex(out: &mut Vec<u8>, n: u64, width: usize) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 16];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = DIGITS[(n & 15) as usize];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    let width = width.min(buf.len());
-    while buf.len() - i < width {
-        i -= 1;
-        buf[i] = b'0';
-    }
-    out.extend_from_slice(&buf[i..]);
-}
 
 /// Timer C (§16.6 step 11): no branch rings longer than this, whatever its ring timeout.
 pub const TIMER_C: Duration = Duration::from_secs(180);
@@ -985,9 +987,9 @@ impl Proxy {
         v.extend_from_slice(self.sent_by.as_bytes());
         v.extend_from_slice(b";branch=");
         v.extend_from_slice(BRANCH_PREFIX.as_bytes());
-        push_hex(v, loop_hash, 16);
+        rewrite::push_hex(v, loop_hash, 16);
         v.push(b'-');
-        push_hex(v, id, 1);
+        rewrite::push_hex(v, id, 1);
         v.extend_from_slice(b";rport");
         id
     }
@@ -2241,17 +2243,8 @@ impl Proxy {
                 b.reported = true;
                 b.state = BranchState::Done;
                 let code = if why == Outcome::NoAnswer { 408 } else { 487 };
-                self.events.push_back(Event::AttemptEnded(AttemptInfo {
-                    call: CallHandle(call),
-                    attempt: b.attempt,
-                    target: b.target.tag,
-                    started: b.started,
-                    first_ring: b.first_ring,
-                    answered: None,
-                    ended: now,
-                    code,
-                    outcome: why,
-                }));
+                self.events
+                    .push_back(Event::AttemptEnded(b.info(call, now, None, code, why)));
             }
         }
     }
@@ -2566,17 +2559,7 @@ impl Proxy {
                 return;
             }
             b.reported = true;
-            let info = AttemptInfo {
-                call: CallHandle(call),
-                attempt: b.attempt,
-                target: b.target.tag,
-                started: b.started,
-                first_ring: b.first_ring,
-                answered: Some(now),
-                ended: now,
-                code,
-                outcome: Outcome::Answered,
-            };
+            let info = b.info(call, now, Some(now), code, Outcome::Answered);
             let target = b.target.tag;
             let callee_peer = b.target.dest;
             let callee_target = msg
@@ -2847,17 +2830,8 @@ impl Proxy {
         b.state = BranchState::Done;
         if !b.reported {
             b.reported = true;
-            self.events.push_back(Event::AttemptEnded(AttemptInfo {
-                call: CallHandle(call),
-                attempt: b.attempt,
-                target: b.target.tag,
-                started: b.started,
-                first_ring: b.first_ring,
-                answered: None,
-                ended: now,
-                code,
-                outcome,
-            }));
+            let info = b.info(call, now, None, code, outcome);
+            self.events.push_back(Event::AttemptEnded(info));
         }
         if c.state != CallState::Hunting {
             return;

@@ -92,13 +92,25 @@ fn write_with_fix(out: &mut Vec<u8>, b: &[u8], from: usize, to: usize, fix: &Via
 /// `n` in decimal, zero-padded to at least `width` digits (`write!(out, "{n:0width$}")`
 /// without the formatting machinery: this runs for nearly every message).
 pub(crate) fn push_dec(out: &mut Vec<u8>, n: u64, width: usize) {
+    push_radix(out, n, width, 10);
+}
+
+/// `n` in lower-case hex, zero-padded to at least `width` digits.
+pub(crate) fn push_hex(out: &mut Vec<u8>, n: u64, width: usize) {
+    push_radix(out, n, width, 16);
+}
+
+#[inline]
+fn push_radix(out: &mut Vec<u8>, n: u64, width: usize, radix: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     let mut n = n;
     loop {
         i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
+        // Lossless: the remainder is below 16.
+        buf[i] = DIGITS[(n % radix) as usize];
+        n /= radix;
         if n == 0 {
             break;
         }
