@@ -16,12 +16,17 @@
 #   benches/load.sh --driver sipp --mode cpu --scenario hunt486   # SIPp as caller and targets
 #                                            # (issue 8's Kamailio method; modes cpu and sustain;
 #                                            # PERF="stat -e ..." runs perf on Hotline meanwhile)
+#   benches/load.sh --driver sipp --proxy kamailio --kam-children 2 --mode cpu ...
+#                                            # the same SIPp run through Kamailio 5.6 (Debian package
+#                                            # kamailio) with benches/kamailio/kamailio.cfg instead
 #
 # Output: one line per run and a summary table; raw RESULT lines are kept in $OUT/results.txt.
 set -euo pipefail
 
 WARM=0             # --warmup: seconds at the rate before CPU (--driver sipp) or latency is measured
 DRIVER=load        # load = hotline-load; sipp = SIPp UAC + SIPp UASes (benches/sipp/*.xml)
+PROXY=hotline      # hotline, or kamailio (--driver sipp only): the proxy under test
+KAM_CHILDREN=2     # --kam-children: Kamailio's UDP worker processes (children=)
 WORKERS=""          # server.workers for Hotline (empty: its default, one shard per core)
 MODE=all            # all = cpu + ramp + latency; or one of cpu, ramp, latency, sustain, concurrent
 SCENARIO=basic
@@ -42,7 +47,7 @@ UAS_THREADS=1
 BUILD=1
 OUT=""
 
-usage() { sed -n '2,20p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,23p' "$0"; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --mode) MODE=$2; shift ;;
@@ -64,6 +69,8 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --workers) WORKERS=$2; shift ;;
         --driver) DRIVER=$2; shift ;;
+        --proxy) PROXY=$2; shift ;;
+        --kam-children) KAM_CHILDREN=$2; shift ;;
         --hotline-bin) HOTLINE_BIN=$2; shift ;;
         --warmup) WARM=$2; shift ;;
         --out) OUT=$2; shift ;;
@@ -99,10 +106,24 @@ cp "${HOTLINE_BIN:-$BIN/hotline}" "$OUT/hotline"
 cp "$BIN/hotline-load" "$OUT/"
 BIN=$OUT
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { # utime + stime of a process (fields 14, 15 of /proc/PID/stat; comm may hold spaces)
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"
+cpu_ticks() { # utime + stime of a process and, for Kamailio, of its child processes
+    # (fields 14, 15 of /proc/PID/stat; comm may hold spaces)
+    local pids=$1
+    [ "$1" = "${HL_PID:-}" ] && [ "$PROXY" = kamailio ] && pids="$1 $(pgrep -P "$1" | tr '\n' ' ')"
+    # shellcheck disable=SC2086
+    (cd /proc && awk -v f="${2:-both}" '{ sub(/^.*\) /, ""); s += (f == "user") ? $12 : $12 + $13 } END { print s }' \
+        $(printf '%s/stat ' $pids))
 }
-status_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+status_kb() { # a /proc/PID/status field; for Kamailio's VmRSS/VmHWM the sum of Pss over its
+    # processes instead (each one maps the same shared memory, so their RSS would count it N times)
+    if [ "$1" = "${HL_PID:-}" ] && [ "$PROXY" = kamailio ] && [ "$2" != Pid ]; then
+        local p
+        for p in "$1" $(pgrep -P "$1"); do awk '/^Pss:/ { print $2 }' "/proc/$p/smaps_rollup"; done |
+            awk '{ s += $1 } END { print s }'
+        return
+    fi
+    awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"
+}
 field() { # field NAME from a RESULT line
     echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'
 }
@@ -143,15 +164,35 @@ if [ -n "$WORKERS" ]; then
     # server.workers: shards (0 = one per core).
     sed -i "s/^\[server\]\$/[server]\nworkers = $WORKERS/" "$OUT/hotline.toml"
 fi
-"$BIN/hotline" run --config "$OUT/hotline.toml" >"$OUT/hotline.out" 2>"$OUT/hotline.err" &
-HL_PID=$!; PIDS+=("$HL_PID")
-HL_ADDR=$(wait_line "$OUT/hotline.err" 'sip=127\.0\.0\.1:[0-9]+' | cut -d= -f2)
+if [ "$PROXY" = kamailio ]; then
+    # The proxy under test is Kamailio instead (HL_* then name it): same SIPp peers and numbers.
+    [ "$DRIVER" = sipp ] || { echo "--proxy kamailio: with --driver sipp only" >&2; exit 2; }
+    command -v kamailio >/dev/null || { echo "kamailio not found (Debian package kamailio)" >&2; exit 2; }
+    sed -e "s/@PORT@/$((SP + 7))/; s/@UAS@/$SP/g; s/@BUSY@/$((SP + 1))/g; s/@CHILDREN@/$KAM_CHILDREN/" \
+        "$ROOT/benches/kamailio/kamailio.cfg" >"$OUT/kamailio.cfg"
+    # -DD: stay in the foreground (its workers are its children), -E: log to stderr;
+    # 1 GiB shared memory: at 2,000 CPS ~20,000 transactions of ~12 KB each wait out tm's
+    # 5 s wait_timer, and 256 MiB ran out. KAM_ARGS adds options (e.g. "-x tlsf -X tlsf").
+    # shellcheck disable=SC2086
+    kamailio -f "$OUT/kamailio.cfg" -DD -E -m 1024 -M 16 -Y "$OUT" ${KAM_ARGS:-} \
+        >"$OUT/hotline.out" 2>"$OUT/hotline.err" &
+    HL_PID=$!; PIDS+=("$HL_PID")
+    HL_ADDR=127.0.0.1:$((SP + 7))
+    sleep 1
+    kill -0 "$HL_PID" 2>/dev/null || { echo "kamailio did not start:" >&2; cat "$OUT/hotline.err" >&2; exit 1; }
+else
+    [ "$PROXY" = hotline ] || { echo "--proxy: hotline or kamailio" >&2; exit 2; }
+    "$BIN/hotline" run --config "$OUT/hotline.toml" >"$OUT/hotline.out" 2>"$OUT/hotline.err" &
+    HL_PID=$!; PIDS+=("$HL_PID")
+    HL_ADDR=$(wait_line "$OUT/hotline.err" 'sip=127\.0\.0\.1:[0-9]+' | cut -d= -f2)
+fi
 
 CPU_MODEL=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)
 MEM_GB=$(awk '/MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 echo "hotline-load: $(date -u +%Y-%m-%dT%H:%MZ), nproc $(nproc), $CPU_MODEL, ${MEM_GB} GiB, load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$(grep -o 'version=.*' "$OUT/hotline.err" | head -1) $(grep -o 'listening.*' "$OUT/hotline.err" | head -1)"
-echo "hotline pid $HL_PID at $HL_ADDR, UAS pid $UAS_PID at $UAS_ADDR, scenario $SCENARIO ${TCP:+(TCP)}, results in $OUT"
+[ "$PROXY" = kamailio ] && echo "$(kamailio -v | head -1), children=$KAM_CHILDREN"
+echo "$PROXY pid $HL_PID at $HL_ADDR, UAS pid $UAS_PID at $UAS_ADDR, scenario $SCENARIO ${TCP:+(TCP)}, results in $OUT"
 SUMMARY=()
 
 # run_uac RATE SECS [extra args...]: one bounded UAC run against TARGET (default Hotline);
@@ -176,7 +217,7 @@ run_uac() {
 # The SIPp caller: benches/sipp/uac_load.xml dialling the scenario's number at RATE for
 # WARM + SECS seconds; Hotline's CPU is measured over the last SECS only (WARM, from
 # --warmup, lets memory and the 32 s transaction-retention window reach steady state first;
-# with it, calls in the window = RATE × SECS when no call failed, as pacing is open-loop).
+# with it, calls in the window = RATE × SECS less the failed share, as pacing is open-loop).
 # Sets RES like hotline-load's RESULT line (attempted/completed/failed/failed_pct/cps; the
 # latency fields stay "-": SIPp's response-time histogram is not parsed).
 run_sipp_uac() {
@@ -185,7 +226,7 @@ run_sipp_uac() {
     case "$SCENARIO" in basic) number=4008000001 ;; hunt486) number=4008000002 ;;
         *) echo "--driver sipp: scenarios basic and hunt486" >&2; exit 2 ;; esac
     local warm=${WARM:-0}
-    local calls=$((rate * (warm + secs))) h0 u0 h1 u1 t0 t1 sipp_pid perf_pid=""
+    local calls=$((rate * (warm + secs))) h0 u0 h1 u1 hu0 hu1 t0 t1 sipp_pid perf_pid=""
     rm -f "$OUT/sipp-uac.csv"
     sipp -sf "$ROOT/benches/sipp/uac_load.xml" -s "$number" "$HL_ADDR" -i 127.0.0.1 -mi 127.0.0.1 \
         -mp $((SP + 200)) -p $((SP + 5)) -r "$rate" -m "$calls" -d $((HOLD * 1000)) -nostdin \
@@ -194,37 +235,42 @@ run_sipp_uac() {
     sipp_pid=$!
     [ "$warm" -gt 0 ] && sleep "$warm"
     h0=$(cpu_ticks "$HL_PID"); u0=$(cpu_ticks "$UAS_PID"); t0=$(date +%s.%N)
+    hu0=$(cpu_ticks "$HL_PID" user)
     if [ -n "${PERF:-}" ]; then   # e.g. PERF="record -g -o /tmp/p.data" or PERF="stat -e ..."
         perf $PERF -p "$HL_PID" >"$OUT/perf.out" 2>&1 & perf_pid=$!
     fi
     if [ "$warm" -gt 0 ]; then
         sleep "$secs"
         h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID"); t1=$(date +%s.%N)
+        hu1=$(cpu_ticks "$HL_PID" user)
         [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
         wait "$sipp_pid" || true
     else
         wait "$sipp_pid" || true
         h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID"); t1=$(date +%s.%N)
+        hu1=$(cpu_ticks "$HL_PID" user)
         [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     fi
     local ok n
     ok=$(tail -1 "$OUT/sipp-uac.csv" | awk -F';' '{ print $16 }')
     ok=${ok:-0}
     n=$ok
-    [ "$warm" -gt 0 ] && n=$(( ok == calls ? rate * secs : 0 ))
+    # With a warm-up the window saw rate × secs calls, less the failed share (calls are paced).
+    [ "$warm" -gt 0 ] && n=$(( rate * secs * ok / calls ))
     RES=$(awk -v a="$calls" -v c="$ok" -v t="$(echo "$t1 - $t0" | bc)" -v h="$HOLD" -v w="$warm" -v r="$rate" \
         'BEGIN { printf "RESULT attempted=%d completed=%d failed=%d failed_pct=%.3f cps=%.0f answer_p50_us=- answer_p99_us=- answer_p999_us=-", a, c, a - c, (a - c) * 100 / a, (w > 0) ? r : c / (t - h) }')
     echo "rate=$rate secs=$secs warm=$warm sipp $RES" >>"$OUT/results.txt"
-    HL_US=$(awk -v d=$((h1 - h0)) -v n="$n" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+    HL_US=$(awk -v d=$((h1 - h0)) -v u=$((hu1 - hu0)) -v n="$n" -v t="$CLK_TCK" \
+        'BEGIN { if (n > 0) printf "%.1f (user %.1f, system %.1f)", d * 1e6 / t / n, u * 1e6 / t / n, (d - u) * 1e6 / t / n; else print "-" }')
     LG_US=$(awk -v d=$((u1 - u0)) -v n="$n" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
 }
 [ "$DRIVER" = sipp ] && run_uac() { run_sipp_uac "$@"; }
 
 line() {
-    printf '%-10s rate %6s  attempted %7s  completed %7s  failed %5s (%7s %%)  cps %8s  200 p50/p99/p99.9 %s/%s/%s µs  hotline %s µs/call  uas %s µs/call  RSS %s MiB\n' \
+    printf '%-10s rate %6s  attempted %7s  completed %7s  failed %5s (%7s %%)  cps %8s  200 p50/p99/p99.9 %s/%s/%s µs  %s %s µs/call  uas %s µs/call  RSS %s MiB\n' \
         "$1" "$2" "$(field "$RES" attempted)" "$(field "$RES" completed)" "$(field "$RES" failed)" \
         "$(field "$RES" failed_pct)" "$(field "$RES" cps)" "$(field "$RES" answer_p50_us)" \
-        "$(field "$RES" answer_p99_us)" "$(field "$RES" answer_p999_us)" "$HL_US" "$LG_US" \
+        "$(field "$RES" answer_p99_us)" "$(field "$RES" answer_p999_us)" "$PROXY" "$HL_US" "$LG_US" \
         "$(( $(status_kb "$HL_PID" VmRSS) / 1024 ))"
 }
 elapsed() { echo $(( $(date +%s) - T0 )); }
@@ -235,7 +281,7 @@ mode_cpu() {
     sleep "$HOLD"
     run_uac "$CPU_RATE" "$CPU_SECS"
     line cpu "$CPU_RATE"
-    SUMMARY+=("CPU per call at $CPU_RATE CPS ($SCENARIO): hotline $HL_US µs (utime+stime / completed), failed $(field "$RES" failed_pct) %")
+    SUMMARY+=("CPU per call at $CPU_RATE CPS ($SCENARIO): $PROXY $HL_US µs (utime+stime / completed), failed $(field "$RES" failed_pct) %")
 }
 
 MAX_OK=0
@@ -281,7 +327,7 @@ mode_sustain() {
     local rate=${RATE:-10000}
     run_uac "$rate" "$SECS"
     line sustain "$rate"
-    SUMMARY+=("Sustained $rate CPS for $SECS s ($SCENARIO): completed $(field "$RES" completed) / $(field "$RES" attempted), failed $(field "$RES" failed_pct) %, achieved $(field "$RES" cps) CPS, hotline $HL_US µs/call")
+    SUMMARY+=("Sustained $rate CPS for $SECS s ($SCENARIO): completed $(field "$RES" completed) / $(field "$RES" attempted), failed $(field "$RES" failed_pct) %, achieved $(field "$RES" cps) CPS, $PROXY $HL_US µs/call")
 }
 
 mode_concurrent() {
@@ -321,4 +367,4 @@ esac
 echo
 echo "== summary ($(elapsed) s, $(date -u +%Y-%m-%d), nproc $(nproc), $CPU_MODEL) =="
 for s in "${SUMMARY[@]}"; do echo "  $s"; done
-echo "  hotline RSS now $(( $(status_kb "$HL_PID" VmRSS) / 1024 )) MiB, peak $(( $(status_kb "$HL_PID" VmHWM) / 1024 )) MiB"
+echo "  $PROXY RSS now $(( $(status_kb "$HL_PID" VmRSS) / 1024 )) MiB, peak $(( $(status_kb "$HL_PID" VmHWM) / 1024 )) MiB"
