@@ -24,17 +24,53 @@ pub fn init(json: bool) -> LogLevelHook {
     let registry = tracing_subscriber::registry().with(filter);
     let installed = if json {
         registry
-            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .with(fmt::layer().json().with_writer(Lines))
             .try_init()
     } else {
         registry
-            .with(fmt::layer().with_ansi(ansi).with_writer(std::io::stderr))
+            .with(fmt::layer().with_ansi(ansi).with_writer(Lines))
             .try_init()
     };
     if let Err(e) = installed {
         eprintln!("logging: {e}");
     }
     hook(handle)
+}
+
+/// stderr, through `hotline_server::logbuf`: a shard thread's info/debug/trace lines are
+/// written in batches by its loop; warn and error lines, and every other thread's, at once.
+struct Lines;
+
+/// One formatted event (the fmt layer writes each one with a single `write_all`).
+struct LineWriter {
+    urgent: bool,
+}
+
+impl std::io::Write for LineWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        hotline_server::logbuf::write(buf, self.urgent, &mut std::io::stderr().lock())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> fmt::MakeWriter<'a> for Lines {
+    type Writer = LineWriter;
+    fn make_writer(&'a self) -> LineWriter {
+        LineWriter { urgent: true }
+    }
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> LineWriter {
+        LineWriter {
+            urgent: urgent(meta.level()),
+        }
+    }
+}
+
+/// Lines that are never held back: warn and error.
+fn urgent(level: &tracing::Level) -> bool {
+    *level <= tracing::Level::WARN
 }
 
 fn hook(handle: reload::Handle<EnvFilter, Registry>) -> LogLevelHook {
@@ -62,6 +98,16 @@ pub fn parse_filter(spec: &str) -> Result<EnvFilter, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_warn_and_error_lines_are_urgent() {
+        use tracing::Level;
+        assert!(urgent(&Level::ERROR));
+        assert!(urgent(&Level::WARN));
+        assert!(!urgent(&Level::INFO));
+        assert!(!urgent(&Level::DEBUG));
+        assert!(!urgent(&Level::TRACE));
+    }
 
     #[test]
     fn filters_parse_or_fail_loudly() {

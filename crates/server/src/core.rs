@@ -35,6 +35,7 @@ use hotline_sip::uri::Uri;
 use hotline_sip::Message;
 use tokio::sync::{mpsc, watch};
 
+use crate::logbuf;
 use crate::metrics::{Metrics, ShardSample};
 use crate::prepaid::{Grant, Prepaid};
 use crate::snapshot::{Current, Snapshot};
@@ -317,6 +318,8 @@ impl Core {
         };
         let out = Outbound::new(udp.clone(), self.tcp.clone());
         let mut rx = transport::RecvBatch::default();
+        // This shard's info lines (one per call) go out in batches (see `logbuf`).
+        logbuf::enable();
         // One timer, moved when the earliest deadline moves (not a new one per wake-up).
         let idle = || tokio::time::Instant::now() + IDLE_WAKE;
         let sleep = tokio::time::sleep_until(idle());
@@ -324,9 +327,15 @@ impl Core {
         let mut armed: Option<Instant> = None;
         let base = Instant::now();
         loop {
+            if logbuf::due().is_some() {
+                logbuf::flush_if_due(Instant::now());
+            }
             let deadline = earliest(
-                self.proxy.poll_timeout(),
-                self.renewals.peek().map(|r| r.0 .0),
+                earliest(
+                    self.proxy.poll_timeout(),
+                    self.renewals.peek().map(|r| r.0 .0),
+                ),
+                logbuf::due(),
             )
             .map(|d| coarse(base, d));
             if deadline != armed {
@@ -405,6 +414,7 @@ impl Core {
                 break;
             }
         }
+        let _ = logbuf::flush(&mut std::io::stderr().lock());
     }
 
     fn start_draining(&mut self) {

@@ -11,6 +11,7 @@
 //! # Layout
 //! - [`transport`]: sockets, TCP connections, framing, idle timeouts.
 //! - [`core`]: the core task: proxy driver and transaction user (routing, limits, CDRs).
+//! - [`logbuf`]: the shard threads' log lines, written in batches.
 //! - [`prepaid`]: prepaid balances: admission, per-minute reservation, settlement.
 //! - [`snapshot`]: the routing snapshot and its reload.
 //! - [`watch`]: reload when the config files change.
@@ -20,6 +21,7 @@
 
 pub mod admin;
 pub mod core;
+pub mod logbuf;
 pub mod metrics;
 pub mod prepaid;
 pub mod snapshot;
