@@ -111,8 +111,7 @@ cpu_ticks() { # utime + stime of a process and, for Kamailio, of its child proce
     local pids=$1
     [ "$1" = "${HL_PID:-}" ] && [ "$PROXY" = kamailio ] && pids="$1 $(pgrep -P "$1" | tr '\n' ' ')"
     # shellcheck disable=SC2086
-    (cd /proc && awk -v f="${2:-both}" '{ sub(/^.*\) /, ""); s += (f == "user") ? $12 : $12 + $13 } END { print s }' \
-        $(printf '%s/stat ' $pids))
+    (cd /proc && awk '{ sub(/^.*\) /, ""); s += $12 + $13 } END { print s }' $(printf '%s/stat ' $pids))
 }
 status_kb() { # a /proc/PID/status field; for Kamailio's VmRSS/VmHWM the sum of Pss over its
     # processes instead (each one maps the same shared memory, so their RSS would count it N times)
@@ -226,7 +225,7 @@ run_sipp_uac() {
     case "$SCENARIO" in basic) number=4008000001 ;; hunt486) number=4008000002 ;;
         *) echo "--driver sipp: scenarios basic and hunt486" >&2; exit 2 ;; esac
     local warm=${WARM:-0}
-    local calls=$((rate * (warm + secs))) h0 u0 h1 u1 hu0 hu1 t0 t1 sipp_pid perf_pid=""
+    local calls=$((rate * (warm + secs))) h0 u0 h1 u1 t0 t1 sipp_pid perf_pid=""
     rm -f "$OUT/sipp-uac.csv"
     sipp -sf "$ROOT/benches/sipp/uac_load.xml" -s "$number" "$HL_ADDR" -i 127.0.0.1 -mi 127.0.0.1 \
         -mp $((SP + 200)) -p $((SP + 5)) -r "$rate" -m "$calls" -d $((HOLD * 1000)) -nostdin \
@@ -235,20 +234,19 @@ run_sipp_uac() {
     sipp_pid=$!
     [ "$warm" -gt 0 ] && sleep "$warm"
     h0=$(cpu_ticks "$HL_PID"); u0=$(cpu_ticks "$UAS_PID"); t0=$(date +%s.%N)
-    hu0=$(cpu_ticks "$HL_PID" user)
     if [ -n "${PERF:-}" ]; then   # e.g. PERF="record -g -o /tmp/p.data" or PERF="stat -e ..."
-        perf $PERF -p "$HL_PID" >"$OUT/perf.out" 2>&1 & perf_pid=$!
+        local pids=$HL_PID   # Kamailio: its main process and every child
+        [ "$PROXY" = kamailio ] && pids="$HL_PID,$(pgrep -P "$HL_PID" | paste -sd,)"
+        perf $PERF -p "$pids" >"$OUT/perf.out" 2>&1 & perf_pid=$!
     fi
     if [ "$warm" -gt 0 ]; then
         sleep "$secs"
         h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID"); t1=$(date +%s.%N)
-        hu1=$(cpu_ticks "$HL_PID" user)
         [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
         wait "$sipp_pid" || true
     else
         wait "$sipp_pid" || true
         h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID"); t1=$(date +%s.%N)
-        hu1=$(cpu_ticks "$HL_PID" user)
         [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     fi
     local ok n
@@ -260,8 +258,7 @@ run_sipp_uac() {
     RES=$(awk -v a="$calls" -v c="$ok" -v t="$(echo "$t1 - $t0" | bc)" -v h="$HOLD" -v w="$warm" -v r="$rate" \
         'BEGIN { printf "RESULT attempted=%d completed=%d failed=%d failed_pct=%.3f cps=%.0f answer_p50_us=- answer_p99_us=- answer_p999_us=-", a, c, a - c, (a - c) * 100 / a, (w > 0) ? r : c / (t - h) }')
     echo "rate=$rate secs=$secs warm=$warm sipp $RES" >>"$OUT/results.txt"
-    HL_US=$(awk -v d=$((h1 - h0)) -v u=$((hu1 - hu0)) -v n="$n" -v t="$CLK_TCK" \
-        'BEGIN { if (n > 0) printf "%.1f (user %.1f, system %.1f)", d * 1e6 / t / n, u * 1e6 / t / n, (d - u) * 1e6 / t / n; else print "-" }')
+    HL_US=$(awk -v d=$((h1 - h0)) -v n="$n" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
     LG_US=$(awk -v d=$((u1 - u0)) -v n="$n" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
 }
 [ "$DRIVER" = sipp ] && run_uac() { run_sipp_uac "$@"; }
