@@ -25,7 +25,7 @@ use hotline_route::{
     EarlyMedia, Fallback, Live, Mode, Number400, OnTargetBusyLocal, RejectCause, RingFrom,
     RouteTable, Routed, TargetId,
 };
-use hotline_sip::frame::{frame_datagram, Framed, Limits};
+use hotline_sip::frame::{parse_datagram, Datagram, Limits};
 use hotline_sip::proxy::{
     Advance, AttemptInfo, BranchTarget, CallHandle, CallInfo, Event, ForkGroup, ForkPlan, Hangup,
     Outcome, Peer, Proxy, ProxyConfig, Transport,
@@ -466,22 +466,9 @@ impl Core {
             self.refuse_source(snap, source, data);
             return;
         }
-        let bytes = match frame_datagram(Bytes::copy_from_slice(data), &self.limits) {
-            Ok(Framed::Message(b)) => b,
-            Ok(Framed::KeepAlive) => {
-                m.transport.keepalives.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            Err(e) => {
-                // The proxy answers a request with the error's status (513 for an oversize
-                // one) or drops a response.
-                m.transport.framing_errors.fetch_add(1, Ordering::Relaxed);
-                self.proxy.handle_unparsable(source, data, &e);
-                return;
-            }
-        };
-        match Message::parse(bytes.clone()) {
-            Ok(msg) => {
+        // Framing and parsing in one pass over the headers.
+        match parse_datagram(Bytes::copy_from_slice(data), &self.limits) {
+            Datagram::Message(msg) => {
                 let to = owner(msg.call_id(), self.shards);
                 if to == self.shard {
                     self.proxy.handle_parsed(now, source, msg);
@@ -490,7 +477,16 @@ impl Core {
                         .hand_over(to, ShardMsg::Parsed(source, Box::new(msg)));
                 }
             }
-            Err(_) => self.proxy.handle_message(now, source, bytes),
+            Datagram::KeepAlive => {
+                m.transport.keepalives.fetch_add(1, Ordering::Relaxed);
+            }
+            Datagram::Unframed(e) => {
+                // The proxy answers a request with the error's status (513 for an oversize
+                // one) or drops a response.
+                m.transport.framing_errors.fetch_add(1, Ordering::Relaxed);
+                self.proxy.handle_unparsable(source, data, &e);
+            }
+            Datagram::Unparsed(bytes, _) => self.proxy.handle_message(now, source, bytes),
         }
     }
 

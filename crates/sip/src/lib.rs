@@ -27,5 +27,5 @@ pub mod rewrite;
 pub mod txn;
 pub mod uri;
 
-pub use frame::{Framed, Limits, StreamFramer};
+pub use frame::{Datagram, Framed, Limits, StreamFramer};
 pub use msg::{Message, Method, ParseError, Via};

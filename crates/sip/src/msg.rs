@@ -849,6 +849,16 @@ struct Found {
     content_length: Option<u32>,
     content_length_bad: bool,
     via_bad: bool,
+    /// UDP: the first indexing error, reported once framing has succeeded.
+    index_err: Option<ParseError>,
+}
+
+/// Why [`Message::parse_udp`] failed.
+pub(crate) enum UdpError {
+    /// Framing failed (the error `frame_datagram` reports).
+    Framing(ParseError),
+    /// Framed (these are the framed bytes) but not a valid message.
+    Parse(Bytes, ParseError),
 }
 
 impl Message {
@@ -866,7 +876,76 @@ impl Message {
         if buf.len() > u32::MAX as usize {
             return Err((buf, ParseError::TooLarge));
         }
-        let mut m = Message {
+        let mut m = Message::empty();
+        let b: &[u8] = &buf;
+        let indexed = m
+            .parse_start_line(b)
+            .and_then(|()| m.scan_headers::<false>(b, true))
+            .and_then(|found| m.validate(b, found));
+        match indexed {
+            Ok(()) => {
+                m.buf = buf;
+                Ok(m)
+            }
+            Err(e) => Err((buf, e)),
+        }
+    }
+
+    /// Frame and parse one UDP datagram in one pass over its headers: what
+    /// [`crate::frame::frame_datagram`] then [`Message::parse`] give, without scanning the
+    /// header block twice. `buf` starts at the first byte after any leading CR/LF, is not
+    /// empty and is at most `u32::MAX` bytes (the caller checks [`crate::frame::Limits`]).
+    ///
+    /// Framing errors (no blank line, a malformed header line, a bad or short
+    /// Content-Length) win over parse errors, as they do when framing runs first. Octets
+    /// beyond Content-Length are cut off the buffer (RFC 3261 §18.3).
+    pub(crate) fn parse_udp(mut buf: Bytes) -> Result<Message, UdpError> {
+        let mut m = Message::empty();
+        let b: &[u8] = &buf;
+        // The start line is checked first, but its error only counts once framing succeeds;
+        // the header index is not built after an error (it could not be used).
+        let start = m.parse_start_line(b);
+        if start == Err(ParseError::BadStartLine) && m.headers_start == 0 {
+            // No LF at all: no blank line either.
+            return Err(UdpError::Framing(ParseError::BadHeader));
+        }
+        let mut found = m
+            .scan_headers::<true>(b, start.is_ok())
+            .map_err(UdpError::Framing)?;
+        let body_start = m.body_start as usize;
+        let end = match found.content_length {
+            Some(cl) => {
+                let end = body_start
+                    .checked_add(cl as usize)
+                    .ok_or(UdpError::Framing(ParseError::BadContentLength))?;
+                if end > b.len() {
+                    return Err(UdpError::Framing(ParseError::ContentLengthMismatch));
+                }
+                end
+            }
+            None => b.len(),
+        };
+        if end < buf.len() {
+            buf.truncate(end);
+        }
+        if let Err(e) = start {
+            return Err(UdpError::Parse(buf, e));
+        }
+        if let Some(e) = found.index_err.take() {
+            return Err(UdpError::Parse(buf, e));
+        }
+        match m.validate(&buf, found) {
+            Ok(()) => {
+                m.buf = buf;
+                Ok(m)
+            }
+            Err(e) => Err(UdpError::Parse(buf, e)),
+        }
+    }
+
+    /// A message with nothing indexed yet.
+    fn empty() -> Message {
+        Message {
             buf: Bytes::new(),
             request: false,
             method: Method::Other,
@@ -899,26 +978,11 @@ impl Message {
             route_lines: LineBlock::default(),
             record_routes: SpanList::new(),
             contacts: SpanList::new(),
-        };
-        let b: &[u8] = &buf;
-        let indexed = m
-            .parse_start_line(b)
-            .and_then(|()| m.scan_headers(b))
-            .and_then(|found| m.validate(b, found));
-        match indexed {
-            Ok(()) => {
-                m.buf = buf;
-                Ok(m)
-            }
-            Err(e) => Err((buf, e)),
         }
     }
 
     fn parse_start_line(&mut self, b: &[u8]) -> Result<(), ParseError> {
-        let nl = b
-            .iter()
-            .position(|&c| c == b'\n')
-            .ok_or(ParseError::BadStartLine)?;
+        let nl = find_byte(b, b'\n').ok_or(ParseError::BadStartLine)?;
         self.headers_start = nl as u32 + 1;
         let line_end = if nl > 0 && b[nl - 1] == b'\r' {
             nl - 1
@@ -989,7 +1053,15 @@ impl Message {
         Ok(())
     }
 
-    fn scan_headers(&mut self, b: &[u8]) -> Result<Found, ParseError> {
+    /// Scan the header block once, indexing it when `index` is set. `UDP`: this scan also
+    /// frames the datagram, so a bad Content-Length is an error at once (as framing reports
+    /// it) and an indexing error is kept in [`Found::index_err`] (framing errors win) while
+    /// the scan goes on without indexing.
+    fn scan_headers<const UDP: bool>(
+        &mut self,
+        b: &[u8],
+        mut index: bool,
+    ) -> Result<Found, ParseError> {
         let mut f = Found {
             call_id: None,
             call_id_dup: false,
@@ -1004,21 +1076,43 @@ impl Message {
             content_length: None,
             content_length_bad: false,
             via_bad: false,
+            index_err: None,
         };
         let mut scan = HeaderScan::new(b, self.headers_start as usize);
         while let Some(h) = scan.next_header()? {
+            let kind = kind_of(&b[h.name.range()]);
+            if kind == Kind::ContentLength {
+                match parse_decimal(&b[h.value.range()], u32::MAX as u64) {
+                    Some(n) => {
+                        let n = n as u32;
+                        if f.content_length.is_some_and(|old| old != n) {
+                            if UDP {
+                                return Err(udp_content_length_error(b));
+                            }
+                            f.content_length_bad = true;
+                        }
+                        f.content_length.get_or_insert(n);
+                    }
+                    None if UDP => return Err(udp_content_length_error(b)),
+                    None => f.content_length_bad = true,
+                }
+                continue;
+            }
+            if !index {
+                continue;
+            }
             let set = |slot: &mut Option<Span>, dup: &mut bool| {
                 if slot.is_some_and(|old| b[old.range()] != b[h.value.range()]) {
                     *dup = true;
                 }
                 slot.get_or_insert(h.value);
             };
-            match kind_of(&b[h.name.range()]) {
-                Kind::Via => {
+            let indexed = match kind {
+                Kind::Via => 'via: {
                     let first = self.vias.len == 0;
                     let mut bad = false;
                     let mut top = None;
-                    split_list(
+                    if let Err(e) = split_list(
                         b,
                         h.value,
                         |s| {
@@ -1030,7 +1124,9 @@ impl Message {
                             self.vias.push(s)
                         },
                         ParseError::BadVia,
-                    )?;
+                    ) {
+                        break 'via Err(e);
+                    }
                     f.via_bad |= bad;
                     if let Some(top) = top {
                         self.top_via = top;
@@ -1039,42 +1135,54 @@ impl Message {
                         self.top_via_line = h.line;
                     }
                     self.via_lines.add(h.line);
+                    Ok(())
                 }
                 Kind::Route => {
                     if self.routes.len == 0 {
                         self.first_route_line = h.line;
                     }
-                    split_list(b, h.value, |s| self.routes.push(s), ParseError::BadHeader)?;
+                    let r = split_list(b, h.value, |s| self.routes.push(s), ParseError::BadHeader);
                     self.route_lines.add(h.line);
+                    r
                 }
                 Kind::RecordRoute => split_list(
                     b,
                     h.value,
                     |s| self.record_routes.push(s),
                     ParseError::BadHeader,
-                )?,
+                ),
                 Kind::Contact => {
-                    split_list(b, h.value, |s| self.contacts.push(s), ParseError::BadHeader)?
+                    split_list(b, h.value, |s| self.contacts.push(s), ParseError::BadHeader)
                 }
-                Kind::CallId => set(&mut f.call_id, &mut f.call_id_dup),
-                Kind::CSeq => set(&mut f.cseq, &mut f.cseq_dup),
-                Kind::From => set(&mut f.from, &mut f.from_dup),
-                Kind::To => set(&mut f.to, &mut f.to_dup),
+                Kind::CallId => {
+                    set(&mut f.call_id, &mut f.call_id_dup);
+                    Ok(())
+                }
+                Kind::CSeq => {
+                    set(&mut f.cseq, &mut f.cseq_dup);
+                    Ok(())
+                }
+                Kind::From => {
+                    set(&mut f.from, &mut f.from_dup);
+                    Ok(())
+                }
+                Kind::To => {
+                    set(&mut f.to, &mut f.to_dup);
+                    Ok(())
+                }
                 Kind::MaxForwards => {
                     self.max_forwards_lines = self.max_forwards_lines.saturating_add(1);
-                    set(&mut f.max_forwards, &mut f.max_forwards_dup)
+                    set(&mut f.max_forwards, &mut f.max_forwards_dup);
+                    Ok(())
                 }
-                Kind::ContentLength => match parse_decimal(&b[h.value.range()], u32::MAX as u64) {
-                    Some(n) => {
-                        let n = n as u32;
-                        if f.content_length.is_some_and(|old| old != n) {
-                            f.content_length_bad = true;
-                        }
-                        f.content_length.get_or_insert(n);
-                    }
-                    None => f.content_length_bad = true,
-                },
-                Kind::Other => {}
+                Kind::ContentLength | Kind::Other => Ok(()),
+            };
+            if let Err(e) = indexed {
+                if !UDP {
+                    return Err(e);
+                }
+                f.index_err = Some(e);
+                index = false;
             }
         }
         let (headers_end, body_start) = scan.end.ok_or(ParseError::BadHeader)?;
@@ -1329,6 +1437,16 @@ impl Message {
     }
     pub(crate) fn max_forwards_span(&self) -> Option<Span> {
         self.max_forwards.map(|_| self.max_forwards_span)
+    }
+}
+
+/// The framing error for a bad Content-Length in a datagram: framing looks for the blank
+/// line first, so without one the error is [`ParseError::BadHeader`].
+#[cold]
+fn udp_content_length_error(b: &[u8]) -> ParseError {
+    match crate::frame::find_headers_end(b, 0) {
+        Some(_) => ParseError::BadContentLength,
+        None => ParseError::BadHeader,
     }
 }
 

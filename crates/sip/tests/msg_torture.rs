@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 
 use bytes::Bytes;
-use hotline_sip::frame::{frame_datagram, Framed, Limits};
+use hotline_sip::frame::{frame_datagram, parse_datagram, Datagram, Framed, Limits};
 use hotline_sip::msg::{Message, Method, ParseError};
 use hotline_sip::uri::{NameAddr, Uri};
 
@@ -364,4 +364,221 @@ fn semantic_cases_parse() {
         m.body(),
         b"<audio>\r\n <pcmu port=\"443\"/>\r\n</audio>\r\n"
     );
+}
+
+// ---- parse_datagram == frame_datagram + Message::parse --------------------------------
+
+/// Everything the accessors of a message show.
+fn summary(m: &Message) -> String {
+    format!(
+        "{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        m.bytes(),
+        m.is_request(),
+        m.method(),
+        m.method_bytes(),
+        m.status(),
+        m.reason_phrase(),
+        m.request_uri(),
+        m.call_id(),
+        m.cseq(),
+        m.cseq_method_bytes(),
+        m.cseq_value(),
+        m.from_value(),
+        m.to_value(),
+        m.from_tag(),
+        m.to_tag(),
+        m.max_forwards(),
+        m.content_length(),
+        m.top_via(),
+        m.vias().collect::<Vec<_>>(),
+        m.via_count(),
+        m.routes().collect::<Vec<_>>(),
+        m.record_routes().collect::<Vec<_>>(),
+        m.contacts().collect::<Vec<_>>(),
+        m.all_headers().collect::<Vec<_>>(),
+        m.body(),
+    )
+}
+
+/// Framing then parsing, as the server did before `parse_datagram`, in the same shape.
+fn two_steps(d: &[u8], lim: &Limits) -> String {
+    match frame_datagram(Bytes::copy_from_slice(d), lim) {
+        Ok(Framed::KeepAlive) => "keep-alive".into(),
+        Err(e) => format!("unframed {e:?}"),
+        Ok(Framed::Message(b)) => match Message::parse(b.clone()) {
+            Ok(m) => format!("message {}", summary(&m)),
+            Err(e) => format!("unparsed {b:?} {e:?}"),
+        },
+    }
+}
+
+fn one_pass(d: &[u8], lim: &Limits) -> String {
+    match parse_datagram(Bytes::copy_from_slice(d), lim) {
+        Datagram::KeepAlive => "keep-alive".into(),
+        Datagram::Unframed(e) => format!("unframed {e:?}"),
+        Datagram::Unparsed(b, e) => format!("unparsed {b:?} {e:?}"),
+        Datagram::Message(m) => format!("message {}", summary(&m)),
+    }
+}
+
+fn assert_same(d: &[u8], lim: &Limits) {
+    assert_eq!(
+        two_steps(d, lim),
+        one_pass(d, lim),
+        "{:?}",
+        String::from_utf8_lossy(d)
+    );
+}
+
+fn torture_fixtures() -> Vec<(String, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/torture");
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sip"))
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn parse_datagram_matches_two_steps_on_torture_messages() {
+    let lim = Limits::default();
+    let fixtures = torture_fixtures();
+    assert!(fixtures.len() >= 40, "{}", fixtures.len());
+    for (name, raw) in &fixtures {
+        assert_same(raw, &lim);
+        // Keep-alive CRLFs before it, garbage after it, cut short, and a small size cap.
+        let mut v = b"\r\n\r\n".to_vec();
+        v.extend_from_slice(raw);
+        assert_same(&v, &lim);
+        v.extend_from_slice(b"garbage\r\n\r\n");
+        assert_same(&v, &lim);
+        for cut in [1, 2, 3, 10, raw.len() / 2] {
+            assert_same(&raw[..raw.len().saturating_sub(cut)], &lim);
+        }
+        assert_same(raw, &Limits { max_message: 200 });
+        assert_same(
+            raw,
+            &Limits {
+                max_message: raw.len(),
+            },
+        );
+        let _ = name;
+    }
+}
+
+#[test]
+fn parse_datagram_matches_two_steps_on_mutated_torture_messages() {
+    // Deterministic mutations: a byte replaced by one that matters to the grammar, removed,
+    // or doubled, at pseudo-random places.
+    let lim = Limits::default();
+    let specials = b"\r\n \t:;,<>\"=@\\0-aZ9\x00\x7f\xff";
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for (_, raw) in torture_fixtures() {
+        for _ in 0..300 {
+            let mut v = raw.clone();
+            for _ in 0..1 + next() % 3 {
+                if v.is_empty() {
+                    break;
+                }
+                let i = (next() % v.len() as u64) as usize;
+                match next() % 3 {
+                    0 => v[i] = specials[(next() % specials.len() as u64) as usize],
+                    1 => {
+                        v.remove(i);
+                    }
+                    _ => v.insert(i, v[i]),
+                }
+            }
+            assert_same(&v, &lim);
+        }
+    }
+}
+
+#[test]
+fn parse_datagram_matches_two_steps_on_hand_made_cases() {
+    let lim = Limits::default();
+    let base = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n";
+    let cases: Vec<String> = vec![
+        format!("{base}Content-Length: 3\r\n\r\nabc"),
+        // Trailing garbage after Content-Length: cut off.
+        format!("{base}Content-Length: 3\r\n\r\nabcGARBAGE"),
+        format!("{base}l: 0\r\n\r\nINVITE sip:x SIP/2.0\r\n\r\n"),
+        // Short body.
+        format!("{base}Content-Length: 9\r\n\r\nabc"),
+        // No Content-Length: the rest of the datagram.
+        format!("{base}\r\nabc\r\n"),
+        format!("{base}\r\n"),
+        // Keep-alives before the message, and alone.
+        format!("\r\n\r\n{base}l: 0\r\n\r\n"),
+        "\r\n".into(),
+        "\r\n\r\n".into(),
+        String::new(),
+        "\n".into(),
+        // Bad, repeated, differing Content-Length.
+        format!("{base}Content-Length: x\r\n\r\n"),
+        format!("{base}Content-Length: -1\r\n\r\n"),
+        format!("{base}Content-Length: 4294967296\r\n\r\n"),
+        format!("{base}Content-Length: 1\r\nl: 1\r\n\r\nx"),
+        format!("{base}Content-Length: 1\r\nl: 2\r\n\r\nxy"),
+        format!("{base}Content-Length: 99999999999\r\n\r\n"),
+        // Framing errors win over parse errors.
+        format!("FOO\r\n{base}Content-Length: x\r\n\r\n"),
+        format!("OPTIONS sip:a@b SIP/3.0\r\nl: 5\r\n\r\nabc"),
+        format!("OPTIONS sip:a@b SIP/3.0\r\nl: 1\r\n\r\nabc"),
+        format!("{base}Via: ,\r\nContent-Length: 9\r\n\r\nabc"),
+        format!("{base}Via: ,\r\nContent-Length: 1\r\n\r\nabc"),
+        format!("{base}Via: ,\r\n bad line\r\nContent-Length: 1\r\n\r\nabc"),
+        format!("{base}Via: ,\r\nbad line\r\nContent-Length: 1\r\n\r\nabc"),
+        // No blank line, no LF at all, a bad header line.
+        format!("{base}l: 0\r\n"),
+        "OPTIONS sip:a@b SIP/2.0".into(),
+        format!("{base} folded-first\r\n\r\n"),
+        format!("{base}No colon here\r\n\r\n"),
+        // Bare LF line ends, a blank line with only LF.
+        format!("{base}\n\nbody").replace("\r\n", "\n"),
+        // Missing headers (parse errors on framed bytes).
+        "OPTIONS sip:a@b SIP/2.0\r\nl: 3\r\n\r\nabcdef".into(),
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\nl: 0\r\n\r\nxx".into(),
+    ];
+    for c in &cases {
+        assert_same(c.as_bytes(), &lim);
+    }
+    // Over the size cap, and exactly at it (leading CRLFs count).
+    let msg = format!("\r\n{base}l: 0\r\n\r\n");
+    for max in [0, 10, msg.len() - 1, msg.len(), msg.len() + 1] {
+        assert_same(msg.as_bytes(), &Limits { max_message: max });
+    }
+    // Too many Vias: an index error, after framing.
+    let vias = "Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n".repeat(80);
+    assert_same(format!("{base}{vias}l: 0\r\n\r\n").as_bytes(), &lim);
+    assert_same(format!("{base}{vias}l: 1\r\n\r\n").as_bytes(), &lim);
+    // Extra bytes are cut off the message the parser keeps.
+    let d = format!("{base}Content-Length: 3\r\n\r\nabcGARBAGE");
+    match parse_datagram(Bytes::from(d), &lim) {
+        Datagram::Message(m) => {
+            assert!(m.bytes().ends_with(b"\r\n\r\nabc"));
+            assert_eq!(m.body(), b"abc");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+    #[test]
+    fn parse_datagram_matches_two_steps_on_any_bytes(
+        d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+    ) {
+        assert_same(&d, &Limits::default());
+    }
 }
