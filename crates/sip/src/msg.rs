@@ -509,29 +509,38 @@ pub fn header_name_matches(name: &[u8], wanted: &str) -> bool {
 }
 
 pub(crate) fn kind_of(name: &[u8]) -> Kind {
-    // By length first: one case-insensitive comparison at most (compact forms of RFC 3261
-    // §7.3.3 for the one-letter names; the other compact letters are not indexed).
-    let is = |long: &str| name.eq_ignore_ascii_case(long.as_bytes());
-    match name.len() {
-        1 => match name[0].to_ascii_lowercase() {
-            b'v' => Kind::Via,
-            b'f' => Kind::From,
-            b't' => Kind::To,
-            b'i' => Kind::CallId,
-            b'm' => Kind::Contact,
-            b'l' => Kind::ContentLength,
-            _ => Kind::Other,
+    // By length and first letter (`| 0x20` lower-cases a letter and maps nothing else onto
+    // one), then one case-insensitive comparison at most. Compact forms of RFC 3261 §7.3.3
+    // for the one-letter names; the other compact letters are not indexed.
+    let Some(&first) = name.first() else {
+        return Kind::Other;
+    };
+    let is = |long: &[u8], kind: Kind| {
+        if name.eq_ignore_ascii_case(long) {
+            kind
+        } else {
+            Kind::Other
+        }
+    };
+    match (name.len(), first | 0x20) {
+        (1, b'v') => Kind::Via,
+        (1, b'f') => Kind::From,
+        (1, b't') => Kind::To,
+        (1, b'i') => Kind::CallId,
+        (1, b'm') => Kind::Contact,
+        (1, b'l') => Kind::ContentLength,
+        (2, b't') => is(b"To", Kind::To),
+        (3, b'v') => is(b"Via", Kind::Via),
+        (4, b'f') => is(b"From", Kind::From),
+        (4, b'c') => is(b"CSeq", Kind::CSeq),
+        (5, b'r') => is(b"Route", Kind::Route),
+        (7, b'c') => match name[1] | 0x20 {
+            b'a' => is(b"Call-ID", Kind::CallId),
+            _ => is(b"Contact", Kind::Contact),
         },
-        2 if is("To") => Kind::To,
-        3 if is("Via") => Kind::Via,
-        4 if is("From") => Kind::From,
-        4 if is("CSeq") => Kind::CSeq,
-        5 if is("Route") => Kind::Route,
-        7 if is("Call-ID") => Kind::CallId,
-        7 if is("Contact") => Kind::Contact,
-        12 if is("Max-Forwards") => Kind::MaxForwards,
-        12 if is("Record-Route") => Kind::RecordRoute,
-        14 if is("Content-Length") => Kind::ContentLength,
+        (12, b'm') => is(b"Max-Forwards", Kind::MaxForwards),
+        (12, b'r') => is(b"Record-Route", Kind::RecordRoute),
+        (14, b'c') => is(b"Content-Length", Kind::ContentLength),
         _ => Kind::Other,
     }
 }
@@ -545,7 +554,7 @@ pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
 
 /// Position of the first byte of `hay` that is one of `set`, eight bytes at a time.
 #[inline]
-fn find_any<const N: usize>(hay: &[u8], set: [u8; N]) -> Option<usize> {
+pub(crate) fn find_any<const N: usize>(hay: &[u8], set: [u8; N]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     // Bytes equal to the needle are zero in `x`; the lowest flagged byte is the first zero (a
@@ -1201,10 +1210,10 @@ impl Message {
             (f.from, f.from_dup, ParseError::MissingFrom, true),
             (f.to, f.to_dup, ParseError::MissingTo, false),
         ] {
-            let parsed = slot.and_then(|s| NameAddr::parse(&b[s.range()]).map(|n| (s, n)));
+            let parsed = slot.and_then(|s| NameAddr::parse_tag(&b[s.range()]).map(|(_, t)| (s, t)));
             match parsed {
-                Some((s, n)) if !dup => {
-                    let tag = n.param("tag").map(|t| {
+                Some((s, tag)) if !dup => {
+                    let tag = tag.map(|t| {
                         let off = t.as_ptr() as usize - b.as_ptr() as usize;
                         Span::new(off, off + t.len())
                     });
@@ -1651,6 +1660,97 @@ v=0
         assert_eq!(kind_of(b"l"), Kind::ContentLength);
         assert_eq!(kind_of(b"record-route"), Kind::RecordRoute);
         assert_eq!(kind_of(b"X"), Kind::Other);
+    }
+
+    /// `kind_of` as it was before the dispatch on the first letter.
+    fn kind_of_reference(name: &[u8]) -> Kind {
+        let is = |long: &str| name.eq_ignore_ascii_case(long.as_bytes());
+        match name.len() {
+            1 => match name[0].to_ascii_lowercase() {
+                b'v' => Kind::Via,
+                b'f' => Kind::From,
+                b't' => Kind::To,
+                b'i' => Kind::CallId,
+                b'm' => Kind::Contact,
+                b'l' => Kind::ContentLength,
+                _ => Kind::Other,
+            },
+            2 if is("To") => Kind::To,
+            3 if is("Via") => Kind::Via,
+            4 if is("From") => Kind::From,
+            4 if is("CSeq") => Kind::CSeq,
+            5 if is("Route") => Kind::Route,
+            7 if is("Call-ID") => Kind::CallId,
+            7 if is("Contact") => Kind::Contact,
+            12 if is("Max-Forwards") => Kind::MaxForwards,
+            12 if is("Record-Route") => Kind::RecordRoute,
+            14 if is("Content-Length") => Kind::ContentLength,
+            _ => Kind::Other,
+        }
+    }
+
+    #[test]
+    fn kind_of_matches_reference() {
+        let names = [
+            "Via",
+            "From",
+            "To",
+            "Call-ID",
+            "CSeq",
+            "Max-Forwards",
+            "Route",
+            "Record-Route",
+            "Contact",
+            "Content-Length",
+            "Subject",
+            "Content-Type",
+            "Allow",
+            "Supported",
+            "Cseq",
+            "Call-Id",
+            "Contact2",
+            "Max-Forward",
+            "Record-Routes",
+            "Content-Lengt",
+            "Tx",
+            "Vib",
+            "Frm",
+            "Roure",
+            "Callid",
+            "Max_Forwards",
+            "Record_Route",
+            "Content_Length",
+        ];
+        for n in names {
+            for v in [
+                n.to_string(),
+                n.to_ascii_lowercase(),
+                n.to_ascii_uppercase(),
+            ] {
+                assert_eq!(
+                    kind_of(v.as_bytes()),
+                    kind_of_reference(v.as_bytes()),
+                    "{v}"
+                );
+            }
+        }
+        // Every one-byte name, every two-byte name, and each known name with one byte changed.
+        for a in 0..=255u8 {
+            assert_eq!(kind_of(&[a]), kind_of_reference(&[a]));
+            for b in 0..=255u8 {
+                assert_eq!(kind_of(&[a, b]), kind_of_reference(&[a, b]));
+            }
+        }
+        for n in names {
+            for i in 0..n.len() {
+                for c in 0..=255u8 {
+                    let mut v = n.as_bytes().to_vec();
+                    v[i] = c;
+                    assert_eq!(kind_of(&v), kind_of_reference(&v), "{v:?}");
+                }
+            }
+        }
+        assert_eq!(kind_of(b""), Kind::Other);
     }
 
     #[test]

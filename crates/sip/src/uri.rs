@@ -4,6 +4,8 @@
 //! Escapes (`%41`) are left as written: comparing escaped and unescaped forms is the caller's
 //! business (RFC 3261 §19.1.4).
 
+use crate::msg::{find_any, find_byte};
+
 /// A parsed URI borrowing from its input. Also accepts a name-addr (`"x" <sip:..>;tag=..`) via
 /// [`Uri::parse_name_addr`], which returns the URI inside the angle brackets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +27,7 @@ impl<'a> Uri<'a> {
     /// Parse a `sip:`, `sips:` or `tel:` URI. Any other scheme, whitespace, angle brackets or
     /// quotes, an empty or malformed host, or a port outside 0..=65535 give `None`.
     pub fn parse(s: &'a [u8]) -> Option<Uri<'a>> {
-        let colon = s.iter().position(|&c| c == b':')?;
+        let colon = find_byte(s, b':')?;
         let scheme = &s[..colon];
         let rest = &s[colon + 1..];
         if rest.is_empty() || rest.iter().any(|&c| is_forbidden_in_uri(c)) {
@@ -103,10 +105,7 @@ fn parse_sip<'a>(raw: &'a [u8], scheme: &'a [u8], rest: &'a [u8]) -> Option<Uri<
         None => (&rest[..0], rest),
     };
     let (hostport, params) = {
-        let end = hostpart
-            .iter()
-            .position(|&c| c == b';' || c == b'?')
-            .unwrap_or(hostpart.len());
+        let end = find_any(hostpart, [b';', b'?']).unwrap_or(hostpart.len());
         let params = if hostpart.get(end) == Some(&b';') {
             let p = &hostpart[end + 1..];
             let pend = p.iter().position(|&c| c == b'?').unwrap_or(p.len());
@@ -141,13 +140,9 @@ pub(crate) fn split_hostport(hp: &[u8]) -> Option<(&[u8], Option<u16>)> {
         }
         (&hp[..=close], &hp[close + 1..])
     } else {
-        let end = hp.iter().position(|&c| c == b':').unwrap_or(hp.len());
+        let end = find_byte(hp, b':').unwrap_or(hp.len());
         let host = &hp[..end];
-        if host.is_empty()
-            || !host
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
-        {
+        if host.is_empty() || !host.iter().all(|&c| is_host_char(c)) {
             return None;
         }
         (host, &hp[end..])
@@ -205,6 +200,40 @@ const TOKEN: [bool; 256] = {
     }
     t
 };
+
+/// Bytes of a host name or IPv4 address as the parsers accept them: letters, digits, `-`,
+/// `.`, `_`.
+const HOST: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_';
+        c += 1;
+    }
+    t
+};
+
+/// Host-name bytes (see [`HOST`]).
+#[inline]
+pub(crate) fn is_host_char(c: u8) -> bool {
+    HOST[c as usize]
+}
+
+/// Bytes of an unquoted parameter value: token characters, `:`, `[`, `]` (hosts, IPv6).
+const PARAM_VALUE: [bool; 256] = {
+    let mut t = TOKEN;
+    t[b':' as usize] = true;
+    t[b'[' as usize] = true;
+    t[b']' as usize] = true;
+    t
+};
+
+/// Unquoted parameter value bytes (see [`PARAM_VALUE`]).
+#[inline]
+pub(crate) fn is_param_value_char(c: u8) -> bool {
+    PARAM_VALUE[c as usize]
+}
 
 /// RFC 3261 `token` characters.
 #[inline]
@@ -298,19 +327,28 @@ impl<'a> NameAddr<'a> {
 
     /// [`NameAddr::parse`], plus the parsed URI when its scheme is sip, sips or tel.
     fn parse_with_uri(s: &'a [u8]) -> Option<(NameAddr<'a>, Option<Uri<'a>>)> {
+        NameAddr::parse_full(s).map(|(n, u, _)| (n, u))
+    }
+
+    /// [`NameAddr::parse`] and, when it succeeds, what [`NameAddr::param`] gives for `tag`
+    /// (found while the parameters are checked, without a second pass).
+    pub(crate) fn parse_tag(s: &'a [u8]) -> Option<(NameAddr<'a>, Option<&'a [u8]>)> {
+        NameAddr::parse_full(s).map(|(n, _, tag)| (n, tag))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn parse_full(s: &'a [u8]) -> Option<(NameAddr<'a>, Option<Uri<'a>>, Option<&'a [u8]>)> {
         let s = trim_lws(s);
         // Where is the '<' (outside quotes), if any?
         let mut i = 0;
         let mut open = None;
-        while i < s.len() {
-            match s[i] {
-                b'"' => i = skip_quoted(s, i)?,
-                b'<' => {
-                    open = Some(i);
-                    break;
-                }
-                _ => i += 1,
+        while let Some(n) = find_any(&s[i..], [b'"', b'<']) {
+            i += n;
+            if s[i] == b'<' {
+                open = Some(i);
+                break;
             }
+            i = skip_quoted(s, i)?;
         }
         let (display, uri, after) = match open {
             Some(lt) => {
@@ -318,12 +356,12 @@ impl<'a> NameAddr<'a> {
                 if !valid_display_name(display) {
                     return None;
                 }
-                let close = lt + s[lt..].iter().position(|&c| c == b'>')?;
+                let close = lt + find_byte(&s[lt..], b'>')?;
                 (display, &s[lt + 1..close], &s[close + 1..])
             }
             None => {
                 // addr-spec form: parameters after the first ';' are header parameters.
-                let end = s.iter().position(|&c| c == b';').unwrap_or(s.len());
+                let end = find_byte(s, b';').unwrap_or(s.len());
                 (&s[..0], trim_lws(&s[..end]), &s[end..])
             }
         };
@@ -334,9 +372,7 @@ impl<'a> NameAddr<'a> {
             [b';', rest @ ..] => rest,
             _ => return None,
         };
-        if !valid_params(params) {
-            return None;
-        }
+        let tag = check_params(params)?;
         Some((
             NameAddr {
                 display,
@@ -344,6 +380,7 @@ impl<'a> NameAddr<'a> {
                 params,
             },
             parsed,
+            tag,
         ))
     }
 
@@ -367,7 +404,7 @@ fn valid_display_name(d: &[u8]) -> bool {
 /// `Some(None)` for a well-formed URI of another scheme; `Some(Some(uri))` for a sip, sips or
 /// tel URI that parses ([`Uri::parse`], which checks everything the generic rule does).
 fn generic_uri(uri: &[u8]) -> Option<Option<Uri<'_>>> {
-    let colon = uri.iter().position(|&c| c == b':')?;
+    let colon = find_byte(uri, b':')?;
     let scheme = &uri[..colon];
     let known = [&b"sip"[..], b"sips", b"tel"]
         .iter()
@@ -386,46 +423,55 @@ fn generic_uri(uri: &[u8]) -> Option<Option<Uri<'_>>> {
 }
 
 /// `*( SEMI generic-param )` after the leading ';' was removed: every parameter has a
-/// non-empty token name; values are tokens, hosts or quoted strings.
-fn valid_params(params: &[u8]) -> bool {
+/// non-empty token name; values are tokens, hosts or quoted strings. `None` if not; else the
+/// value of the first `tag` parameter as [`find_param`] gives it.
+fn check_params(params: &[u8]) -> Option<Option<&[u8]>> {
     if params.is_empty() {
-        return true;
+        return Some(None);
     }
+    let mut tag = None;
     let mut i = 0;
     loop {
+        // One parameter runs to the next ';' outside quotes.
         let mut j = i;
-        while j < params.len() && params[j] != b';' {
-            if params[j] == b'"' {
-                match skip_quoted(params, j) {
-                    Some(k) => j = k,
-                    None => return false,
+        loop {
+            match find_any(&params[j..], [b';', b'"']) {
+                None => {
+                    j = params.len();
+                    break;
                 }
-            } else {
-                j += 1;
+                Some(n) => {
+                    j += n;
+                    if params[j] == b';' {
+                        break;
+                    }
+                    j = skip_quoted(params, j)?;
+                }
             }
         }
         let item = &params[i..j];
-        let (n, v) = match item.iter().position(|&c| c == b'=') {
+        let (n, v) = match find_byte(item, b'=') {
             Some(eq) => (trim_lws(&item[..eq]), Some(trim_lws(&item[eq + 1..]))),
             None => (trim_lws(item), None),
         };
         if n.is_empty() || !n.iter().all(|&c| is_token_char(c)) {
-            return false;
+            return None;
         }
         if let Some(v) = v {
             let ok = if v.first() == Some(&b'"') {
                 skip_quoted(v, 0) == Some(v.len())
             } else {
-                !v.is_empty()
-                    && v.iter()
-                        .all(|&c| is_token_char(c) || c == b':' || c == b'[' || c == b']')
+                !v.is_empty() && v.iter().all(|&c| is_param_value_char(c))
             };
             if !ok {
-                return false;
+                return None;
             }
         }
+        if tag.is_none() && n.eq_ignore_ascii_case(b"tag") {
+            tag = Some(v.unwrap_or(&item[..0]));
+        }
         if j >= params.len() {
-            return true;
+            return Some(tag);
         }
         i = j + 1;
     }
