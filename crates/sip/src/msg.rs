@@ -15,7 +15,9 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::uri::{is_lws, is_token_char, parse_port, skip_quoted, NameAddr};
+use crate::uri::{
+    is_host_char, is_lws, is_param_value_char, is_token_char, parse_port, skip_quoted, NameAddr,
+};
 
 /// Most Via values indexed (RFC 4475 §3.1.1.7 has 34; Max-Forwards 70 bounds a sane path).
 pub const MAX_VIAS: usize = 70;
@@ -179,30 +181,30 @@ impl<'a> Via<'a> {
     /// offset of `raw` in its message, copied into the result. `None` if malformed.
     pub fn parse(raw: &'a [u8], start: usize) -> Option<Via<'a>> {
         let mut c = Cursor { s: raw, i: 0 };
-        c.lws();
-        let _name = c.token()?;
-        c.lws();
-        c.byte(b'/')?;
-        c.lws();
-        let _version = c.token()?;
-        c.lws();
-        c.byte(b'/')?;
-        c.lws();
+        if raw.starts_with(b"SIP/2.0/") {
+            // What the general steps below find for this (usual) prefix, without them.
+            c.i = 8;
+        } else {
+            c.lws();
+            let _name = c.token()?;
+            c.lws();
+            c.byte(b'/')?;
+            c.lws();
+            let _version = c.token()?;
+            c.lws();
+            c.byte(b'/')?;
+            c.lws();
+        }
         let transport = c.token()?;
         if c.lws() == 0 {
             return None;
         }
         let host_start = c.i;
         if c.peek() == Some(b'[') {
-            let close = raw[c.i..].iter().position(|&b| b == b']')?;
+            let close = find_byte(&raw[c.i..], b']')?;
             c.i += close + 1;
         } else {
-            while c
-                .peek()
-                .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
-            {
-                c.i += 1;
-            }
+            c.skip_while(is_host_char);
         }
         let host = &raw[host_start..c.i];
         // A host of letters, digits, '-', '.', '_' (the loop above) only has to be non-empty;
@@ -218,9 +220,7 @@ impl<'a> Via<'a> {
             c.i += 1;
             c.lws();
             let ps = c.i;
-            while c.peek().is_some_and(|b| b.is_ascii_digit()) {
-                c.i += 1;
-            }
+            c.skip_while(|b| b.is_ascii_digit());
             port = Some(parse_port(&raw[ps..c.i])?);
         }
         let mut via = Via {
@@ -253,12 +253,7 @@ impl<'a> Via<'a> {
                     Some(v)
                 } else {
                     let vs = c.i;
-                    while c
-                        .peek()
-                        .is_some_and(|b| is_token_char(b) || b == b':' || b == b'[' || b == b']')
-                    {
-                        c.i += 1;
-                    }
+                    c.skip_while(is_param_value_char);
                     if c.i == vs {
                         return None;
                     }
@@ -267,19 +262,25 @@ impl<'a> Via<'a> {
             } else {
                 None
             };
-            if name.eq_ignore_ascii_case(b"branch") {
-                if via.branch.is_none() {
-                    via.branch = Some(value?);
+            // By length first: most parameters are none of the three.
+            match name.len() {
+                6 if name.eq_ignore_ascii_case(b"branch") => {
+                    if via.branch.is_none() {
+                        via.branch = Some(value?);
+                    }
                 }
-            } else if name.eq_ignore_ascii_case(b"rport") {
-                if via.rport.is_none() {
-                    via.rport = Some(match value {
-                        None => None,
-                        Some(v) => Some(parse_port(v)?),
-                    });
+                5 if name.eq_ignore_ascii_case(b"rport") => {
+                    if via.rport.is_none() {
+                        via.rport = Some(match value {
+                            None => None,
+                            Some(v) => Some(parse_port(v)?),
+                        });
+                    }
                 }
-            } else if name.eq_ignore_ascii_case(b"received") && via.received.is_none() {
-                via.received = Some(value?);
+                8 if name.eq_ignore_ascii_case(b"received") && via.received.is_none() => {
+                    via.received = Some(value?);
+                }
+                _ => {}
             }
         }
     }
@@ -345,12 +346,20 @@ impl<'a> Cursor<'a> {
     fn peek(&self) -> Option<u8> {
         self.s.get(self.i).copied()
     }
+    /// Skip bytes while `f` holds.
+    #[inline]
+    fn skip_while(&mut self, f: impl Fn(u8) -> bool) {
+        while let Some(&b) = self.s.get(self.i) {
+            if !f(b) {
+                break;
+            }
+            self.i += 1;
+        }
+    }
     /// Skip LWS; returns how many bytes were skipped.
     fn lws(&mut self) -> usize {
         let st = self.i;
-        while self.peek().is_some_and(is_lws) {
-            self.i += 1;
-        }
+        self.skip_while(is_lws);
         self.i - st
     }
     fn byte(&mut self, b: u8) -> Option<()> {
@@ -363,10 +372,8 @@ impl<'a> Cursor<'a> {
     }
     fn token(&mut self) -> Option<&'a [u8]> {
         let st = self.i;
-        while self.peek().is_some_and(is_token_char) {
-            self.i += 1;
-        }
-        (self.i > st).then(|| &self.s[st..self.i])
+        self.skip_while(is_token_char);
+        self.s.get(st..self.i).filter(|t| !t.is_empty())
     }
 }
 

@@ -157,12 +157,16 @@ pub(crate) fn split_hostport(hp: &[u8]) -> Option<(&[u8], Option<u16>)> {
 
 /// 1–5 ASCII digits with a value ≤ 65535.
 pub(crate) fn parse_port(d: &[u8]) -> Option<u16> {
-    if d.is_empty() || d.len() > 5 || !d.iter().all(u8::is_ascii_digit) {
+    if d.is_empty() || d.len() > 5 {
         return None;
     }
-    let v = d
-        .iter()
-        .fold(0u32, |acc, &c| acc * 10 + u32::from(c - b'0'));
+    let mut v = 0u32;
+    for &c in d {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u32::from(c - b'0');
+    }
     u16::try_from(v).ok()
 }
 
