@@ -1008,10 +1008,7 @@ impl Message {
         let line = &b[..line_end];
         if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"SIP/") {
             // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
-            let sp = line
-                .iter()
-                .position(|&c| c == b' ')
-                .ok_or(ParseError::BadStartLine)?;
+            let sp = find_byte(line, b' ').ok_or(ParseError::BadStartLine)?;
             check_version(&line[..sp])?;
             let rest = &line[sp + 1..];
             let code = rest.get(..3).ok_or(ParseError::BadStartLine)?;
@@ -1039,16 +1036,8 @@ impl Message {
             return Ok(());
         }
         // Request-Line = Method SP Request-URI SP SIP-Version: exactly two single spaces.
-        let sp1 = line
-            .iter()
-            .position(|&c| c == b' ')
-            .ok_or(ParseError::BadStartLine)?;
-        let sp2 = sp1
-            + 1
-            + line[sp1 + 1..]
-                .iter()
-                .position(|&c| c == b' ')
-                .ok_or(ParseError::BadStartLine)?;
+        let sp1 = find_byte(line, b' ').ok_or(ParseError::BadStartLine)?;
+        let sp2 = sp1 + 1 + find_byte(&line[sp1 + 1..], b' ').ok_or(ParseError::BadStartLine)?;
         let method = &line[..sp1];
         let uri = &line[sp1 + 1..sp2];
         let version = &line[sp2 + 1..];
@@ -1467,6 +1456,9 @@ fn udp_content_length_error(b: &[u8]) -> ParseError {
 }
 
 fn check_version(v: &[u8]) -> Result<(), ParseError> {
+    if v == b"SIP/2.0" {
+        return Ok(());
+    }
     if v.len() < 4 || !v[..4].eq_ignore_ascii_case(b"SIP/") {
         return Err(ParseError::BadStartLine);
     }
@@ -1487,7 +1479,7 @@ fn check_version(v: &[u8]) -> Result<(), ParseError> {
 /// `scheme ":" rest` without white space, quotes or angle brackets; `sip`/`sips` URIs must
 /// parse and carry no `?headers` (RFC 3261 §19.1.5, RFC 4475 §3.1.2.11).
 fn valid_request_uri(uri: &[u8]) -> bool {
-    let Some(colon) = uri.iter().position(|&c| c == b':') else {
+    let Some(colon) = find_byte(uri, b':') else {
         return false;
     };
     let scheme = &uri[..colon];
@@ -1495,24 +1487,23 @@ fn valid_request_uri(uri: &[u8]) -> bool {
         && scheme
             .iter()
             .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.');
-    if !scheme_ok
-        || colon + 1 == uri.len()
-        || uri
-            .iter()
-            .any(|&c| c <= b' ' || c == 0x7f || c == b'<' || c == b'>' || c == b'"')
-    {
+    if !scheme_ok || colon + 1 == uri.len() {
         return false;
     }
     if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
-        if let Some(u) = crate::uri::Uri::parse(uri) {
+        // The scheme holds no forbidden byte: Uri::parse checks the rest.
+        if let Some(u) = crate::uri::Uri::parse_at(uri, colon) {
             // A '?' after the host starts URI headers, not allowed in a Request-URI.
             let host_end = u.host.as_ptr() as usize - uri.as_ptr() as usize + u.host.len();
             return !uri[host_end..].contains(&b'?');
         }
         return false;
     }
+    if uri.iter().any(|&c| crate::uri::is_forbidden_in_uri(c)) {
+        return false;
+    }
     if scheme.eq_ignore_ascii_case(b"tel") {
-        return crate::uri::Uri::parse(uri).is_some();
+        return crate::uri::Uri::parse_at(uri, colon).is_some();
     }
     true
 }

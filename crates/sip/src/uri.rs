@@ -27,14 +27,29 @@ impl<'a> Uri<'a> {
     /// Parse a `sip:`, `sips:` or `tel:` URI. Any other scheme, whitespace, angle brackets or
     /// quotes, an empty or malformed host, or a port outside 0..=65535 give `None`.
     pub fn parse(s: &'a [u8]) -> Option<Uri<'a>> {
-        let colon = find_byte(s, b':')?;
+        Uri::parse_at(s, find_byte(s, b':')?)
+    }
+
+    /// [`Uri::parse`] when the first ':' of `s` is known to be at `colon`.
+    pub(crate) fn parse_at(s: &'a [u8], colon: usize) -> Option<Uri<'a>> {
         let scheme = &s[..colon];
         let rest = &s[colon + 1..];
-        if rest.is_empty() || rest.iter().any(|&c| is_forbidden_in_uri(c)) {
+        if rest.is_empty() {
             return None;
         }
         if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
-            parse_sip(s, scheme, rest)
+            // One pass: no forbidden byte, and where the last '@' is.
+            let mut at = None;
+            for (i, &c) in rest.iter().enumerate() {
+                match URI_CLASS[c as usize] {
+                    0 => {}
+                    FORBIDDEN => return None,
+                    _ => at = Some(i),
+                }
+            }
+            parse_sip(s, scheme, rest, at)
+        } else if rest.iter().any(|&c| is_forbidden_in_uri(c)) {
+            None
         } else if scheme.eq_ignore_ascii_case(b"tel") {
             let (number, params) = match rest.iter().position(|&c| c == b';') {
                 Some(i) => (&rest[..i], &rest[i + 1..]),
@@ -90,16 +105,19 @@ impl<'a> Uri<'a> {
     }
 }
 
-fn parse_sip<'a>(raw: &'a [u8], scheme: &'a [u8], rest: &'a [u8]) -> Option<Uri<'a>> {
+/// `at`: the position of the last '@' in `rest`.
+fn parse_sip<'a>(
+    raw: &'a [u8],
+    scheme: &'a [u8],
+    rest: &'a [u8],
+    at: Option<usize>,
+) -> Option<Uri<'a>> {
     // Headers (`?a=b`) never contain an unescaped '@', so the last '@' ends the userinfo even
     // when the user part holds ';', '?' or ',' (RFC 4475 §3.1.1.2, §3.1.1.9).
-    let (user, hostpart) = match rest.iter().rposition(|&c| c == b'@') {
+    let (user, hostpart) = match at {
         Some(at) => {
             let userinfo = &rest[..at];
-            let user_end = userinfo
-                .iter()
-                .position(|&c| c == b':')
-                .unwrap_or(userinfo.len());
+            let user_end = find_byte(userinfo, b':').unwrap_or(userinfo.len());
             (&userinfo[..user_end], &rest[at + 1..])
         }
         None => (&rest[..0], rest),
@@ -171,7 +189,7 @@ pub(crate) fn parse_port(d: &[u8]) -> Option<u16> {
 }
 
 #[inline]
-fn is_forbidden_in_uri(c: u8) -> bool {
+pub(crate) fn is_forbidden_in_uri(c: u8) -> bool {
     FORBIDDEN_IN_URI[c as usize]
 }
 
@@ -184,6 +202,23 @@ const FORBIDDEN_IN_URI: [bool; 256] = {
         t[c] = b <= b' ' || b == 0x7f || b == b'<' || b == b'>' || b == b'"';
         c += 1;
     }
+    t
+};
+
+/// [`URI_CLASS`] of a byte a URI never holds unescaped.
+const FORBIDDEN: u8 = 1;
+
+/// Bytes a sip URI parse looks for in one pass: 0 for most, [`FORBIDDEN`], 2 for '@'.
+const URI_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        if FORBIDDEN_IN_URI[c] {
+            t[c] = FORBIDDEN;
+        }
+        c += 1;
+    }
+    t[b'@' as usize] = 2;
     t
 };
 
@@ -414,7 +449,7 @@ fn generic_uri(uri: &[u8]) -> Option<Option<Uri<'_>>> {
         .iter()
         .any(|k| scheme.eq_ignore_ascii_case(k));
     if known {
-        return Uri::parse(uri).map(Some);
+        return Uri::parse_at(uri, colon).map(Some);
     }
     let ok_scheme = scheme.first().is_some_and(u8::is_ascii_alphabetic)
         && scheme
