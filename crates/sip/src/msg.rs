@@ -264,20 +264,22 @@ impl<'a> Via<'a> {
             };
             // By length first: most parameters are none of the three.
             match name.len() {
-                6 if name.eq_ignore_ascii_case(b"branch") => {
-                    if via.branch.is_none() {
-                        via.branch = Some(value?);
-                    }
+                6 if (name == b"branch" || name.eq_ignore_ascii_case(b"branch"))
+                    && via.branch.is_none() =>
+                {
+                    via.branch = Some(value?);
                 }
-                5 if name.eq_ignore_ascii_case(b"rport") => {
-                    if via.rport.is_none() {
-                        via.rport = Some(match value {
-                            None => None,
-                            Some(v) => Some(parse_port(v)?),
-                        });
-                    }
+                5 if (name == b"rport" || name.eq_ignore_ascii_case(b"rport"))
+                    && via.rport.is_none() =>
+                {
+                    via.rport = Some(match value {
+                        None => None,
+                        Some(v) => Some(parse_port(v)?),
+                    });
                 }
-                8 if name.eq_ignore_ascii_case(b"received") && via.received.is_none() => {
+                8 if (name == b"received" || name.eq_ignore_ascii_case(b"received"))
+                    && via.received.is_none() =>
+                {
                     via.received = Some(value?);
                 }
                 _ => {}
@@ -522,8 +524,9 @@ pub(crate) fn kind_of(name: &[u8]) -> Kind {
     let Some(&first) = name.first() else {
         return Kind::Other;
     };
+    // The usual spelling compares as a few words; any other case byte by byte.
     let is = |long: &[u8], kind: Kind| {
-        if name.eq_ignore_ascii_case(long) {
+        if name == long || name.eq_ignore_ascii_case(long) {
             kind
         } else {
             Kind::Other
@@ -661,7 +664,11 @@ impl<'a> HeaderScan<'a> {
             }
         };
         let mut vs = colon + 1;
-        let mut ve = line_end;
+        // Usually the line ends in CRLF after a non-blank byte: step over both at once.
+        let mut ve = match b.get(line_end.saturating_sub(3)..line_end) {
+            Some([c, b'\r', b'\n']) if !is_lws(*c) && line_end - 2 > vs => line_end - 2,
+            _ => line_end,
+        };
         while vs < ve && is_lws(b[vs]) {
             vs += 1;
         }
