@@ -571,25 +571,34 @@ pub(crate) fn find_any<const N: usize>(hay: &[u8], set: [u8; N]) -> Option<usize
     // borrow can only flag bytes above a real zero), so with several needles the lowest flag
     // of the union is still a real match.
     let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
-    let mut chunks = hay.chunks_exact(8);
-    let mut off = 0;
-    for c in &mut chunks {
+    let flags = |c: &[u8]| {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
         let w = u64::from_le_bytes(w);
-        let z = set
-            .iter()
-            .fold(0, |z, &n| z | has_zero(w ^ LO.wrapping_mul(u64::from(n))));
+        set.iter()
+            .fold(0, |z, &n| z | has_zero(w ^ LO.wrapping_mul(u64::from(n))))
+    };
+    let mut chunks = hay.chunks_exact(8);
+    let mut off = 0;
+    for c in &mut chunks {
+        let z = flags(c);
         if z != 0 {
             return Some(off + (z.trailing_zeros() / 8) as usize);
         }
         off += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|c| set.contains(c))
-        .map(|i| off + i)
+    let rest = chunks.remainder();
+    if rest.is_empty() {
+        return None;
+    }
+    if hay.len() >= 8 {
+        // The last eight bytes, overlapping the ones already searched: those hold no match,
+        // so the lowest flag (always a real match) is in the tail.
+        let start = hay.len() - 8;
+        let z = flags(&hay[start..]);
+        return (z != 0).then(|| start + (z.trailing_zeros() / 8) as usize);
+    }
+    rest.iter().position(|c| set.contains(c)).map(|i| off + i)
 }
 
 /// One header field, possibly folded over several lines.
@@ -1778,6 +1787,30 @@ v=0
         let size = std::mem::size_of::<Message>();
         eprintln!("size_of::<Message>() = {size}");
         assert!(size <= 640, "{size}");
+    }
+
+    #[test]
+    fn find_any_agrees_with_position() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for len in 0..40 {
+            for _ in 0..200 {
+                let hay: Vec<u8> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        [b'a', b';', b'"', b'\n', 0x80, 0xff, 0x00, b'<'][(x % 8) as usize]
+                    })
+                    .collect();
+                let set = [b';', b'"', b'<'];
+                assert_eq!(
+                    find_any(&hay, set),
+                    hay.iter().position(|c| set.contains(c)),
+                    "{hay:?}"
+                );
+                assert_eq!(find_byte(&hay, b'\n'), hay.iter().position(|&c| c == b'\n'));
+            }
+        }
     }
 
     #[test]
