@@ -931,6 +931,7 @@ impl Message {
     /// Framing errors (no blank line, a malformed header line, a bad or short
     /// Content-Length) win over parse errors, as they do when framing runs first. Octets
     /// beyond Content-Length are cut off the buffer (RFC 3261 §18.3).
+    #[inline]
     pub(crate) fn parse_udp(mut buf: Bytes) -> Result<Message, UdpError> {
         let mut m = Message::empty();
         let b: &[u8] = &buf;
