@@ -734,10 +734,7 @@ pub(crate) fn split_list(
         match c {
             b'"' => i = skip_quoted(v, i).ok_or_else(|| err.clone())?,
             b'<' => {
-                let close = v[i..]
-                    .iter()
-                    .position(|&c| c == b'>')
-                    .ok_or_else(|| err.clone())?;
+                let close = find_byte(&v[i..], b'>').ok_or_else(|| err.clone())?;
                 i += close + 1;
             }
             b',' => {

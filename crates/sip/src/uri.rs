@@ -461,12 +461,55 @@ fn generic_uri(uri: &[u8]) -> Option<Option<Uri<'_>>> {
     Some(None)
 }
 
+/// The usual parameter list, `name[=value]` items joined by ';' without white space or quotes,
+/// in one pass: `Some(tag)` when `params` (not empty) has that form, which
+/// [`check_params`] accepts with the same `tag`; `None` for anything else (not necessarily
+/// invalid: `check_params` decides).
+fn simple_params(params: &[u8]) -> Option<Option<&[u8]>> {
+    let mut tag = None;
+    let mut i = 0;
+    loop {
+        let ns = i;
+        while i < params.len() && is_token_char(params[i]) {
+            i += 1;
+        }
+        if i == ns {
+            return None;
+        }
+        let name = &params[ns..i];
+        let value = if params.get(i) == Some(&b'=') {
+            i += 1;
+            let vs = i;
+            while i < params.len() && is_param_value_char(params[i]) {
+                i += 1;
+            }
+            if i == vs {
+                return None;
+            }
+            &params[vs..i]
+        } else {
+            &params[ns..ns]
+        };
+        if tag.is_none() && name.len() == 3 && name.eq_ignore_ascii_case(b"tag") {
+            tag = Some(value);
+        }
+        match params.get(i) {
+            None => return Some(tag),
+            Some(b';') => i += 1,
+            Some(_) => return None,
+        }
+    }
+}
+
 /// `*( SEMI generic-param )` after the leading ';' was removed: every parameter has a
 /// non-empty token name; values are tokens, hosts or quoted strings. `None` if not; else the
 /// value of the first `tag` parameter as [`find_param`] gives it.
 fn check_params(params: &[u8]) -> Option<Option<&[u8]>> {
     if params.is_empty() {
         return Some(None);
+    }
+    if let Some(tag) = simple_params(params) {
+        return Some(tag);
     }
     let mut tag = None;
     let mut i = 0;
