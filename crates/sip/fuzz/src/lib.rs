@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hotline_sip::frame::{frame_datagram, Framed, Limits, StreamFramer};
+use hotline_sip::frame::{frame_datagram, parse_datagram, Datagram, Framed, Limits, StreamFramer};
 use hotline_sip::msg::{Message, Method, ParseError};
 use hotline_sip::proxy::{
     BranchTarget, CallHandle, Event, ForkGroup, ForkPlan, Peer, Proxy, ProxyConfig, Transport,
@@ -91,6 +91,7 @@ pub fn frame_parse(data: &[u8]) {
     let lim = Limits {
         max_message: 16 * 1024,
     };
+    same_as_parse_datagram(data, &lim);
     let framed = frame_datagram(Bytes::copy_from_slice(data), &lim);
     let msg = match framed {
         Ok(Framed::Message(m)) => m,
@@ -119,6 +120,42 @@ pub fn frame_parse(data: &[u8]) {
         }
     } else {
         let _ = Message::parse(msg).map_err(|e| (e.status(), e.reason()));
+    }
+}
+
+/// `parse_datagram` gives what `frame_datagram` then `Message::parse` give.
+fn same_as_parse_datagram(data: &[u8], lim: &Limits) {
+    let one = parse_datagram(Bytes::copy_from_slice(data), lim);
+    let two = match frame_datagram(Bytes::copy_from_slice(data), lim) {
+        Ok(Framed::KeepAlive) => Datagram::KeepAlive,
+        Err(e) => Datagram::Unframed(e),
+        Ok(Framed::Message(b)) => match Message::parse(b.clone()) {
+            Ok(m) => Datagram::Message(m),
+            Err(e) => Datagram::Unparsed(b, e),
+        },
+    };
+    let view = |m: &Message| {
+        format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            m.bytes(),
+            m.call_id(),
+            m.cseq_value(),
+            m.from_tag(),
+            m.to_tag(),
+            m.top_via(),
+            m.via_count(),
+            m.content_length(),
+            m.body()
+        )
+    };
+    match (&one, &two) {
+        (Datagram::KeepAlive, Datagram::KeepAlive) => {}
+        (Datagram::Unframed(a), Datagram::Unframed(b)) => assert_eq!(a, b),
+        (Datagram::Unparsed(x, a), Datagram::Unparsed(y, b)) => {
+            assert_eq!((x, a), (y, b));
+        }
+        (Datagram::Message(a), Datagram::Message(b)) => assert_eq!(view(a), view(b)),
+        _ => panic!("parse_datagram {one:?}, frame_datagram + parse {two:?}"),
     }
 }
 
