@@ -9,7 +9,8 @@
 //!   after which the stream cannot be re-synchronised: the caller closes the connection.
 //!
 //! Framing checks only what it needs to find the end; [`crate::msg::Message::parse`] validates
-//! the rest.
+//! the rest. [`parse_datagram`] does both for a datagram with one scan of the header block (the
+//! receive path); [`frame_datagram`] frames only.
 
 use bytes::{Buf, Bytes, BytesMut};
 
