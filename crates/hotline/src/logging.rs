@@ -48,7 +48,8 @@ struct LineWriter {
 
 impl std::io::Write for LineWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        hotline_server::logbuf::write(buf, self.urgent, &mut std::io::stderr().lock())?;
+        // `Stderr` locks only when it writes: a buffered line takes no lock.
+        hotline_server::logbuf::write(buf, self.urgent, &mut std::io::stderr())?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {

@@ -414,7 +414,7 @@ impl Core {
                 break;
             }
         }
-        let _ = logbuf::flush(&mut std::io::stderr().lock());
+        let _ = logbuf::flush(&mut std::io::stderr());
     }
 
     fn start_draining(&mut self) {

@@ -29,7 +29,7 @@ impl Drop for Pending {
     fn drop(&mut self) {
         // The thread is ending: its lines still go out.
         if !self.buf.is_empty() {
-            let _ = io::stderr().lock().write_all(&self.buf);
+            let _ = io::stderr().write_all(&self.buf);
         }
     }
 }
@@ -92,7 +92,7 @@ pub fn flush(out: &mut dyn Write) -> io::Result<()> {
 /// [`flush`] to stderr if [`due`] has passed at `now` (the shard loop, every turn).
 pub fn flush_if_due(now: Instant) {
     if due().is_some_and(|d| d <= now) {
-        let _ = flush(&mut io::stderr().lock());
+        let _ = flush(&mut io::stderr());
     }
 }
 

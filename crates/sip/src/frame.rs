@@ -126,6 +126,26 @@ fn skip_crlf(b: &[u8]) -> usize {
     b.iter().take_while(|&&c| c == b'\r' || c == b'\n').count()
 }
 
+/// Where a datagram's message ends (RFC 3261 §18.3): `Content-Length` bytes after the body's
+/// start (octets beyond are discarded), or at the datagram's end without one; a body shorter
+/// than announced is an error.
+pub(crate) fn datagram_end(
+    body_start: usize,
+    content_length: Option<usize>,
+    len: usize,
+) -> Result<usize, ParseError> {
+    let Some(cl) = content_length else {
+        return Ok(len);
+    };
+    let end = body_start
+        .checked_add(cl)
+        .ok_or(ParseError::BadContentLength)?;
+    if end > len {
+        return Err(ParseError::ContentLengthMismatch);
+    }
+    Ok(end)
+}
+
 /// Frame one UDP datagram. Content-Length optional on UDP (absent = rest of datagram).
 pub fn frame_datagram(datagram: Bytes, limits: &Limits) -> Result<Framed, ParseError> {
     let lead = skip_crlf(&datagram);
@@ -137,18 +157,7 @@ pub fn frame_datagram(datagram: Bytes, limits: &Limits) -> Result<Framed, ParseE
     }
     let b = &datagram[lead..];
     let (_, body_start) = find_headers_end(b, 0).ok_or(ParseError::BadHeader)?;
-    let end = match content_length(&b[..body_start])? {
-        Some(cl) => {
-            let end = body_start
-                .checked_add(cl)
-                .ok_or(ParseError::BadContentLength)?;
-            if end > b.len() {
-                return Err(ParseError::ContentLengthMismatch);
-            }
-            end
-        }
-        None => b.len(),
-    };
+    let end = datagram_end(body_start, content_length(&b[..body_start])?, b.len())?;
     Ok(Framed::Message(datagram.slice(lead..lead + end)))
 }
 

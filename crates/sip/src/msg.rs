@@ -264,22 +264,16 @@ impl<'a> Via<'a> {
             };
             // By length first: most parameters are none of the three.
             match name.len() {
-                6 if (name == b"branch" || name.eq_ignore_ascii_case(b"branch"))
-                    && via.branch.is_none() =>
-                {
+                6 if name_is(name, b"branch") && via.branch.is_none() => {
                     via.branch = Some(value?);
                 }
-                5 if (name == b"rport" || name.eq_ignore_ascii_case(b"rport"))
-                    && via.rport.is_none() =>
-                {
+                5 if name_is(name, b"rport") && via.rport.is_none() => {
                     via.rport = Some(match value {
                         None => None,
                         Some(v) => Some(parse_port(v)?),
                     });
                 }
-                8 if (name == b"received" || name.eq_ignore_ascii_case(b"received"))
-                    && via.received.is_none() =>
-                {
+                8 if name_is(name, b"received") && via.received.is_none() => {
                     via.received = Some(value?);
                 }
                 _ => {}
@@ -517,6 +511,13 @@ pub fn header_name_matches(name: &[u8], wanted: &str) -> bool {
     }
 }
 
+/// `name` equals `lit` ignoring ASCII case. The usual spelling compares as a few words; any
+/// other case byte by byte.
+#[inline]
+fn name_is(name: &[u8], lit: &[u8]) -> bool {
+    name == lit || name.eq_ignore_ascii_case(lit)
+}
+
 pub(crate) fn kind_of(name: &[u8]) -> Kind {
     // By length and first letter (`| 0x20` lower-cases a letter and maps nothing else onto
     // one), then one case-insensitive comparison at most. Compact forms of RFC 3261 §7.3.3
@@ -524,9 +525,8 @@ pub(crate) fn kind_of(name: &[u8]) -> Kind {
     let Some(&first) = name.first() else {
         return Kind::Other;
     };
-    // The usual spelling compares as a few words; any other case byte by byte.
     let is = |long: &[u8], kind: Kind| {
-        if name == long || name.eq_ignore_ascii_case(long) {
+        if name_is(name, long) {
             kind
         } else {
             Kind::Other
@@ -942,19 +942,12 @@ impl Message {
         let mut found = m
             .scan_headers::<true>(b, start.is_ok())
             .map_err(UdpError::Framing)?;
-        let body_start = m.body_start as usize;
-        let end = match found.content_length {
-            Some(cl) => {
-                let end = body_start
-                    .checked_add(cl as usize)
-                    .ok_or(UdpError::Framing(ParseError::BadContentLength))?;
-                if end > b.len() {
-                    return Err(UdpError::Framing(ParseError::ContentLengthMismatch));
-                }
-                end
-            }
-            None => b.len(),
-        };
+        let end = crate::frame::datagram_end(
+            m.body_start as usize,
+            found.content_length.map(|cl| cl as usize),
+            b.len(),
+        )
+        .map_err(UdpError::Framing)?;
         if end < buf.len() {
             buf.truncate(end);
         }
