@@ -14,6 +14,7 @@ mod execution;
 mod execution_plans;
 mod hardening;
 mod hunt;
+mod idle;
 mod limits;
 mod ops;
 mod reload;

@@ -35,6 +35,7 @@ use hotline_sip::uri::Uri;
 use hotline_sip::Message;
 use tokio::sync::{mpsc, watch};
 
+use crate::alarm::Alarm;
 use crate::logbuf;
 use crate::metrics::{Metrics, ShardSample};
 use crate::prepaid::{Grant, Prepaid};
@@ -321,29 +322,18 @@ impl Core {
         // This shard's info lines (one per call) go out in batches (see `logbuf`).
         logbuf::enable();
         // One timer, moved when the earliest deadline moves (not a new one per wake-up).
-        let idle = || tokio::time::Instant::now() + IDLE_WAKE;
-        let sleep = tokio::time::sleep_until(idle());
-        tokio::pin!(sleep);
-        let mut armed: Option<Instant> = None;
-        let base = Instant::now();
+        let mut alarm = Alarm::new(Instant::now());
         loop {
             if logbuf::due().is_some() {
                 logbuf::flush_if_due(Instant::now());
             }
-            let deadline = earliest(
+            alarm.set(earliest(
                 earliest(
                     self.proxy.poll_timeout(),
                     self.renewals.peek().map(|r| r.0 .0),
                 ),
                 logbuf::due(),
-            )
-            .map(|d| coarse(base, d));
-            if deadline != armed {
-                armed = deadline;
-                sleep
-                    .as_mut()
-                    .reset(deadline.map_or_else(idle, tokio::time::Instant::from_std));
-            }
+            ));
             tokio::select! {
                 biased;
                 r = self.drain.changed(), if !self.draining => {
@@ -392,9 +382,7 @@ impl Core {
                         }
                     }
                 }
-                _ = &mut sleep => {
-                    armed = None;
-                }
+                _ = alarm.fired() => {}
             }
             // Timers are due whatever woke us: under steady traffic a socket is always
             // ready, and the biased select would otherwise starve them.
@@ -1114,45 +1102,5 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
-    }
-}
-
-/// Timer slack: a shard's wake-up for timers is rounded up to a multiple of this, so timers
-/// due within one slot (retransmissions, Timer J/K/L/M clean-ups, ring timeouts) share one
-/// wake-up. Under traffic most timers run earlier anyway, on a wake-up for a datagram.
-const TIMER_SLACK: Duration = Duration::from_millis(10);
-
-/// `d` rounded up to the next [`TIMER_SLACK`] boundary counted from `base`.
-fn coarse(base: Instant, d: Instant) -> Instant {
-    let slack = TIMER_SLACK.as_nanos();
-    let since = d.saturating_duration_since(base).as_nanos();
-    let slots = since.div_ceil(slack);
-    base + Duration::from_nanos(u64::try_from(slots * slack).unwrap_or(u64::MAX))
-}
-
-/// How long a shard sleeps when it has no deadline at all (nothing in flight).
-const IDLE_WAKE: Duration = Duration::from_secs(3600);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timer_wake_ups_round_up_to_the_slack_grid() {
-        let base = Instant::now();
-        let ms = Duration::from_millis;
-        // Never early, at most one slot late, and timers within one slot share a wake-up.
-        assert_eq!(coarse(base, base), base);
-        assert_eq!(coarse(base, base + ms(1)), base + TIMER_SLACK);
-        assert_eq!(coarse(base, base + ms(9)), base + TIMER_SLACK);
-        assert_eq!(coarse(base, base + TIMER_SLACK), base + TIMER_SLACK);
-        assert_eq!(coarse(base, base + ms(501)), base + ms(510));
-        // A deadline already past (before `base`) is due at once.
-        assert_eq!(coarse(base + ms(20), base), base + ms(20));
-        for d in [1u64, 7, 499, 500, 32_000, 32_001] {
-            let at = base + ms(d);
-            let c = coarse(base, at);
-            assert!(c >= at && c - at < TIMER_SLACK, "{d} ms -> {:?}", c - base);
-        }
     }
 }

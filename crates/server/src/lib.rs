@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`transport`]: sockets, TCP connections, framing, idle timeouts.
+//! - [`alarm`]: a shard's one timer, aimed at its earliest deadline on a 10 ms grid.
 //! - [`core`]: the core task: proxy driver and transaction user (routing, limits, CDRs).
 //! - [`logbuf`]: the shard threads' log lines, written in batches.
 //! - [`prepaid`]: prepaid balances: admission, per-minute reservation, settlement.
@@ -20,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod alarm;
 pub mod core;
 pub mod logbuf;
 pub mod metrics;

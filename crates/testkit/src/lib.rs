@@ -18,6 +18,7 @@
 //!   SIGHUP reload, stop, stderr log).
 //! - [`sipp`]: [`Sipp`] builder, [`SippProcess`], [`SippResult`], message-log parsing.
 //! - [`sip`]: [`SipUdpClient`], [`RawRequest`], [`SipMessage`] for hand-written SIP.
+//! - [`proc`]: [`proc::Usage`], a process's CPU time, threads, fds and RSS from `/proc`.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod hotline;
 pub mod paths;
 pub mod ports;
+pub mod proc;
 pub mod sip;
 pub mod sipp;
 

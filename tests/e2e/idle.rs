@@ -1,0 +1,133 @@
+//! Resource use at rest (issue 14): a switch that has gone quiet must be idle. After a basic
+//! call, a hunt past a 486, a caller's CANCEL and a ring timeout, and once every transaction
+//! and dialog they left has expired, Hotline's CPU over 5 s stays under 2 % of a core and its
+//! threads, open fds and RSS do not grow between two samples 5 s apart.
+
+use hotline_e2e::*;
+use hotline_testkit::proc::{self, Usage};
+use std::time::Duration;
+
+/// T1 for these tests: most RFC 3261 state lives 64 × T1, so 50 ms lets it expire in 3.2 s.
+const T1: &str = "50ms";
+/// Longest per-call state: Timer D of the client INVITE transactions that got a 486 or 487
+/// (at least 32 s over UDP whatever T1 is, RFC 3261 §17.1.1.2), plus a margin. This is also
+/// when the idle spin of issue 14 began: the shard's sleep fired for the last deadline.
+const SETTLE: Duration = Duration::from_secs(35);
+/// The measured window.
+const WINDOW: Duration = Duration::from_secs(5);
+
+/// Idle means: < 2 % of one core, and nothing held grows.
+pub fn assert_at_rest(a: &Usage, b: &Usage, what: &str) {
+    let cpu = b.cpu_since(a);
+    eprintln!(
+        "{what}: at rest over {:?}: CPU {:.2} % of a core, threads {} -> {}, fds {} -> {}, RSS {} -> {} KiB",
+        b.at - a.at,
+        cpu * 100.0,
+        a.threads,
+        b.threads,
+        a.fds,
+        b.fds,
+        a.rss_kib,
+        b.rss_kib
+    );
+    assert!(
+        cpu < 0.02,
+        "{what}: {:.1} % of a core while idle ({} ticks in {:?})",
+        cpu * 100.0,
+        b.cpu_ticks - a.cpu_ticks,
+        b.at - a.at
+    );
+    assert!(
+        b.threads <= a.threads,
+        "{what}: threads grew {} -> {}",
+        a.threads,
+        b.threads
+    );
+    assert!(b.fds <= a.fds, "{what}: fds grew {} -> {}", a.fds, b.fds);
+    assert!(
+        b.rss_kib <= a.rss_kib + 256,
+        "{what}: RSS grew {} -> {} KiB",
+        a.rss_kib,
+        b.rss_kib
+    );
+}
+
+#[test]
+fn quiet_switch_is_idle_after_calls_of_every_kind() {
+    let t = Duration::from_secs(30);
+    let answer = start(Sipp::uas("uas_answer").calls(2).timeout(t));
+    let busy = start(Sipp::uas("uas_486").calls(1).timeout(t));
+    let ringing = start(Sipp::uas("uas_ring_noanswer").calls(2).timeout(t));
+    let hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .t1(T1)
+            .ring_timeout("2s")
+            .target("answer", &answer.uri("1001"))
+            .target("busy", &busy.uri("1002"))
+            .target("ringing", &ringing.uri("1003"))
+            // basic call
+            .number(NUMBER, &["answer"])
+            // hunt: 486, then answered
+            .number("4008001235", &["busy", "answer"])
+            // the caller CANCELs while it rings
+            .number("4008001236", &["ringing"])
+            // ring timeout, nobody else: 480
+            .number("4008001237", &["ringing"])
+            .to_toml(),
+    );
+    let pid = hotline.pid().expect("hotline running");
+    let fresh = proc::usage(pid).expect("read /proc");
+
+    let uac = |scenario: &str, number: &str, ms: u64| {
+        run(Sipp::uac(scenario, hotline.sip_addr())
+            .service(number)
+            .calls(1)
+            .duration_ms(ms)
+            .timeout(Duration::from_secs(20)))
+    };
+    let basic = uac("uac", NUMBER, 200);
+    assert_eq!(basic.final_codes(), vec![200], "{}", basic.summary());
+    let hunt = uac("uac", "4008001235", 200);
+    assert_eq!(hunt.final_codes(), vec![200], "{}", hunt.summary());
+    let cancel = uac("uac_cancel", "4008001236", 200);
+    assert_eq!(cancel.final_codes(), vec![487], "{}", cancel.summary());
+    let timeout = uac("uac_reject", "4008001237", 200);
+    assert!(
+        timeout.final_codes().iter().all(|c| (400..600).contains(c))
+            && !timeout.final_codes().is_empty(),
+        "ring timeout gives a final error: {}",
+        timeout.summary()
+    );
+    let calls = wait_cdr_calls(hotline.cdr_dir(), 4, Duration::from_secs(10));
+    assert_eq!(calls.len(), 4, "one CDR per call");
+
+    std::thread::sleep(SETTLE);
+    let (a, b) = proc::sample_pair(pid, WINDOW).expect("read /proc");
+    assert_at_rest(&a, &b, "after calls");
+    // What the calls left behind is bounded: no thread or fd per call.
+    assert!(
+        b.threads <= fresh.threads + 2 && b.fds <= fresh.fds + 2,
+        "held after the calls: threads {} -> {}, fds {} -> {}",
+        fresh.threads,
+        b.threads,
+        fresh.fds,
+        b.fds
+    );
+    for p in [answer, busy, ringing] {
+        let _ = stop(p);
+    }
+}
+
+#[test]
+fn switch_that_never_had_a_call_is_idle() {
+    let hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("t", "sip:1001@127.0.0.1:5999")
+            .number(NUMBER, &["t"])
+            .to_toml(),
+    );
+    let pid = hotline.pid().expect("hotline running");
+    std::thread::sleep(Duration::from_secs(1));
+    let (a, b) = proc::sample_pair(pid, WINDOW).expect("read /proc");
+    assert_at_rest(&a, &b, "never called");
+}
