@@ -512,6 +512,143 @@ fn tcp_options(s: &mut TcpStream, hotline: SocketAddr) -> Option<SipMessage> {
     SipMessage::parse(&got).ok()
 }
 
+/// Every whole SIP message read from `s` until `want` have come or `timeout` passes; a
+/// message's end is found by its Content-Length (`l:` or `Content-Length:`), as on a stream.
+fn tcp_read_messages(s: &mut TcpStream, want: usize, timeout: Duration) -> Vec<SipMessage> {
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while out.len() < want {
+        // Pop whole messages off the front.
+        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let cl = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .or_else(|| l.strip_prefix("l:"))
+                })
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            let total = end + 4 + cl;
+            if buf.len() < total {
+                break;
+            }
+            let msg: Vec<u8> = buf.drain(..total).collect();
+            match SipMessage::parse(&msg) {
+                Ok(m) => out.push(m),
+                Err(e) => panic!("unparsable message from Hotline: {e}"),
+            }
+        }
+        if out.len() >= want {
+            break;
+        }
+        let left = timeout.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let _ = s.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    out
+}
+
+/// RFC 4475 §3.1.1.8 (`dblreq`) over a stream: a REGISTER and an INVITE written back to back in
+/// one segment (with a stray CRLF between them) are two requests, and both are processed; so
+/// are sixteen OPTIONS in one write and a request split across writes mid-header.
+#[test]
+fn tcp_pipelined_requests_in_one_segment_are_all_processed() {
+    let busy = start(
+        Sipp::uas("uas_486")
+            .calls(1)
+            .timeout(Duration::from_secs(20)),
+    );
+    let hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("busy", &busy.uri("1001"))
+            .number(NUMBER, &["busy"])
+            .to_toml(),
+    );
+    let addr = hotline.sip_addr();
+    let mut s = tcp_connect(addr);
+    let lp = match s.local_addr() {
+        Ok(a) => a,
+        Err(e) => panic!("local addr: {e}"),
+    };
+    let sdp = "v=0\r\no=- 29739 7272939 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 49217 RTP/AVP 0\r\n";
+    let register = format!(
+        "REGISTER sip:{addr} SIP/2.0\r\nTo: sip:j.user@example.com\r\nFrom: sip:j.user@example.com;tag=43251j3j324\r\nMax-Forwards: 8\r\nI: dblreg.0ha0isndaksdj99sdfafnl3lk233412\r\nContact: sip:j.user@{lp}\r\nCSeq: 8 REGISTER\r\nVia: SIP/2.0/TCP {lp};branch=z9hG4bKkdjuw23492\r\nContent-Length: 0\r\n\r\n"
+    );
+    let invite = format!(
+        "INVITE sip:{NUMBER}@{addr} SIP/2.0\r\nt: sip:{NUMBER}@{addr}\r\nFrom: sip:{CALLER}@{lp};tag=141334\r\nMax-Forwards: 8\r\nCall-ID: dblreq.0ha0isnda977644900765@{lp}\r\nCSeq: 8 INVITE\r\nVia: SIP/2.0/TCP {lp};branch=z9hG4bKkdjuw380234\r\nContact: <sip:{CALLER}@{lp};transport=tcp>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    let both = format!("{register}\r\n{invite}");
+    if let Err(e) = s.write_all(both.as_bytes()) {
+        panic!("write: {e}");
+    }
+    // 405 for the REGISTER, then 100 and the target's 486 for the INVITE.
+    let got = tcp_read_messages(&mut s, 3, Duration::from_secs(10));
+    let seen: Vec<(Option<u16>, Option<String>)> =
+        got.iter().map(|m| (m.status(), m.cseq_method())).collect();
+    assert!(
+        seen.contains(&(Some(405), Some("REGISTER".into()))),
+        "REGISTER not answered: {seen:?}"
+    );
+    assert!(
+        seen.contains(&(Some(486), Some("INVITE".into()))),
+        "the INVITE behind it was not processed: {seen:?}"
+    );
+    if let Some(fin) = got.iter().find(|m| m.status() == Some(486)) {
+        let to = fin.header("To").unwrap_or_default();
+        let ack = format!(
+            "ACK sip:{NUMBER}@{addr} SIP/2.0\r\nVia: SIP/2.0/TCP {lp};branch=z9hG4bKkdjuw380234\r\nMax-Forwards: 8\r\nFrom: sip:{CALLER}@{lp};tag=141334\r\nTo: {to}\r\nCall-ID: dblreq.0ha0isnda977644900765@{lp}\r\nCSeq: 8 ACK\r\nContent-Length: 0\r\n\r\n"
+        );
+        let _ = s.write_all(ack.as_bytes());
+    }
+    let busy = finish(busy);
+    assert!(busy.saw_request("INVITE"), "{}", busy.summary());
+
+    // Sixteen OPTIONS in one write (their Call-IDs spread over every shard).
+    let mut s = tcp_connect(addr);
+    let lp = match s.local_addr() {
+        Ok(a) => a,
+        Err(e) => panic!("local addr: {e}"),
+    };
+    let options = |n: usize| {
+        format!(
+            "OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/TCP {lp};branch=z9hG4bKpipe{n}\r\nMax-Forwards: 70\r\nFrom: <sip:{CALLER}@{lp}>;tag=p{n}\r\nTo: <sip:{addr}>\r\nCall-ID: pipe-{n}@{lp}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let all: String = (1..=16).map(options).collect();
+    if let Err(e) = s.write_all(all.as_bytes()) {
+        panic!("write: {e}");
+    }
+    let got = tcp_read_messages(&mut s, 16, Duration::from_secs(10));
+    let mut cseqs: Vec<String> = got
+        .iter()
+        .filter(|m| m.status() == Some(200))
+        .filter_map(|m| m.header("CSeq"))
+        .collect();
+    cseqs.sort();
+    cseqs.dedup();
+    assert_eq!(cseqs.len(), 16, "answered: {cseqs:?}");
+
+    // One request split mid-header across two writes, the next one in the second write too.
+    let first = options(17);
+    let (a, b) = first.split_at(first.len() / 2);
+    let _ = s.write_all(a.as_bytes());
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = s.write_all(format!("{b}{}", options(18)).as_bytes());
+    let got = tcp_read_messages(&mut s, 2, Duration::from_secs(10));
+    let codes: Vec<Option<u16>> = got.iter().map(SipMessage::status).collect();
+    assert_eq!(codes, vec![Some(200), Some(200)], "{got:?}");
+}
+
 #[test]
 fn tcp_broken_framing_closes_the_connection() {
     let hotline = lone_hotline(HotlineConfig::new());

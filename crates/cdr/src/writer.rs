@@ -92,6 +92,8 @@ pub struct WriterStats {
     pub torn_recovered: u64,
     /// Failed write/fsync/rename calls (retried; see the log).
     pub write_errors: u64,
+    /// Times the writer blocked because nothing came (it sleeps until a record does).
+    pub idle_waits: u64,
 }
 
 #[derive(Default)]
@@ -109,9 +111,14 @@ struct Shared {
     files_sealed: AtomicU64,
     torn_recovered: AtomicU64,
     write_errors: AtomicU64,
+    idle_waits: AtomicU64,
     shutdown: AtomicBool,
     paused: Mutex<bool>,
     unpaused: Condvar,
+    /// The writer is (about to be) blocked in [`Shared::idle_wait`]: a submit must wake it.
+    idle: AtomicBool,
+    idle_lock: Mutex<()>,
+    idle_wake: Condvar,
 }
 
 impl Shared {
@@ -129,6 +136,16 @@ impl Shared {
             files_sealed: self.files_sealed.load(Ordering::Relaxed),
             torn_recovered: self.torn_recovered.load(Ordering::Relaxed),
             write_errors: self.write_errors.load(Ordering::Relaxed),
+            idle_waits: self.idle_waits.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Wake the writer if it idles (a cheap atomic load when it does not: under traffic the
+    /// writer never idles, so the call path pays no system call).
+    fn wake_if_idle(&self) {
+        if self.idle.load(Ordering::SeqCst) {
+            let _g = self.idle_lock.lock().unwrap_or_else(|p| p.into_inner());
+            self.idle_wake.notify_one();
         }
     }
 
@@ -178,6 +195,7 @@ impl CdrSink {
             match self.tx.try_send(rec) {
                 Ok(()) => {
                     sh.submitted.fetch_add(1, Ordering::Relaxed);
+                    sh.wake_if_idle();
                     return;
                 }
                 Err(TrySendError::Full(r)) => {
@@ -208,6 +226,7 @@ impl CdrSink {
         drop(q);
         sh.spilled.fetch_add(1, Ordering::Relaxed);
         sh.submitted.fetch_add(1, Ordering::Relaxed);
+        sh.wake_if_idle();
     }
 
     pub fn stats(&self) -> WriterStats {
@@ -269,6 +288,14 @@ impl WriterHandle {
 
     fn stop(&mut self) -> io::Result<WriterStats> {
         self.shared.shutdown.store(true, Ordering::SeqCst);
+        {
+            let _g = self
+                .shared
+                .idle_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            self.shared.idle_wake.notify_all();
+        }
         {
             let mut p = self.shared.paused.lock().unwrap_or_else(|p| p.into_inner());
             *p = false;
@@ -339,6 +366,9 @@ const BACKPRESSURE_AT: usize = 64 << 20;
 const POLL: Duration = Duration::from_millis(50);
 /// How long the writer sleeps between draining the channel (the batching delay of a record).
 const BATCH_WAIT: Duration = Duration::from_millis(20);
+/// Longest idle block of the writer with nothing to seal (a safety net: submits and shutdown
+/// wake it at once).
+const IDLE_MAX: Duration = Duration::from_secs(60);
 
 struct OpenFile {
     file: File,
@@ -395,9 +425,13 @@ impl Writer {
                 // so a `submit` on the call path never has a thread to wake (a futex wake per
                 // record cost more CPU than encoding it).
                 std::thread::sleep(wait.min(BATCH_WAIT));
+                let mut took = 0usize;
                 loop {
                     match self.rx.try_recv() {
-                        Ok(rec) => self.took(rec),
+                        Ok(rec) => {
+                            took += 1;
+                            self.took(rec);
+                        }
                         Err(TryRecvError::Empty) => break,
                         Err(TryRecvError::Disconnected) => {
                             disconnected = true;
@@ -405,7 +439,13 @@ impl Writer {
                         }
                     }
                 }
+                took += self.shared.spill_len.load(Ordering::Acquire);
                 self.drain_spill();
+                if took == 0 && !disconnected && self.quiescent() {
+                    // Nothing came and nothing waits for an fsync: sleep until a record comes,
+                    // a file's period ends, or shutdown (a quiet switch must be idle).
+                    self.idle_wait(&mut next_sync);
+                }
             } else {
                 self.drain_spill();
                 if self.shared.spill_len.load(Ordering::Acquire) == 0 {
@@ -446,6 +486,72 @@ impl Writer {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
+    }
+
+    /// Nothing buffered and nothing written but not yet fsynced.
+    fn quiescent(&self) -> bool {
+        self.unsynced_records == 0
+            && !self
+                .streams
+                .iter()
+                .any(|s| s.open.as_ref().is_some_and(|f| f.buf_records > 0))
+    }
+
+    /// Block until a submit or shutdown wakes us, or until the next time-based seal is due;
+    /// records that arrive while we decide are taken, never slept over.
+    fn idle_wait(&mut self, next_sync: &mut Instant) {
+        let sh = Arc::clone(&self.shared);
+        let guard = sh.idle_lock.lock().unwrap_or_else(|p| p.into_inner());
+        sh.idle.store(true, Ordering::SeqCst);
+        // Re-check after announcing the idle state (a submit in between saw `idle` false and
+        // did not notify; its record is in the channel or the spill).
+        let pending = match self.rx.try_recv() {
+            Ok(rec) => Some(rec),
+            Err(_) => None,
+        };
+        let wait = self.until_time_seal();
+        sh.idle_waits.fetch_add(1, Ordering::Relaxed);
+        if pending.is_none()
+            && sh.spill_len.load(Ordering::Acquire) == 0
+            && !sh.shutdown.load(Ordering::SeqCst)
+        {
+            let _unused = sh
+                .idle_wake
+                .wait_timeout(guard, wait)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        } else {
+            drop(guard);
+        }
+        sh.idle.store(false, Ordering::SeqCst);
+        if let Some(rec) = pending {
+            self.took(rec);
+        }
+        // The fsync tick restarts from the wake-up: a record taken now is synced within one
+        // interval, and the seal check below runs when a period has ended.
+        *next_sync = Instant::now().min(*next_sync);
+    }
+
+    /// How long until an open file's rotation period has ended and it may be sealed idle
+    /// (period end + one fsync interval); [`IDLE_MAX`] when nothing is open.
+    fn until_time_seal(&self) -> Duration {
+        let len_ms: i64 = match self.cfg.rotate_every {
+            Rotate::Hourly => 3_600_000,
+            Rotate::Daily => 86_400_000,
+            Rotate::Never => return IDLE_MAX,
+        };
+        let now = Timestamp::now().as_millisecond();
+        self.streams
+            .iter()
+            .filter_map(|s| s.open.as_ref())
+            .map(|f| {
+                let end = f.period.saturating_add(1).saturating_mul(len_ms);
+                let ms = u64::try_from(end.saturating_sub(now)).unwrap_or(0);
+                Duration::from_millis(ms) + self.cfg.fsync_interval
+            })
+            .min()
+            .unwrap_or(IDLE_MAX)
+            .min(IDLE_MAX)
     }
 
     fn backpressured(&self) -> bool {

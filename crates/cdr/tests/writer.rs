@@ -376,3 +376,74 @@ fn group_commit_syncs_within_interval_while_running() {
     assert_eq!(read.len(), 100);
     assert!(handle.shutdown().is_ok());
 }
+
+/// Waits until `f` holds or `timeout` passes.
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    f()
+}
+
+/// A writer with nothing to write blocks instead of polling (issue 14: a quiet switch must be
+/// idle), a submit wakes it at once, and shutdown does not wait out the idle block.
+#[test]
+fn idle_writer_blocks_until_a_record_comes_and_stops_at_once() {
+    let dir = tmp();
+    let (sink, handle) = match spawn(WriterConfig::new(dir.path())) {
+        Ok(x) => x,
+        Err(e) => panic!("spawn: {e}"),
+    };
+    assert!(
+        wait_until(Duration::from_secs(2), || handle.stats().idle_waits >= 1),
+        "the writer never went idle"
+    );
+    // Blocked, not polling: over 1 s the writer turns at most a couple of times (it polled
+    // every 20 ms before: ~50 turns).
+    let before = handle.stats().idle_waits;
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_turns = handle.stats().idle_waits - before;
+    assert!(idle_turns <= 1, "{idle_turns} idle turns in 1 s");
+    // A record submitted while it idles is written and fsynced within one interval or so.
+    let (c, attempts) = match synth::calls(1, 1, ts(FUTURE), 0, 100).into_iter().next() {
+        Some(x) => x,
+        None => panic!("synth made no call"),
+    };
+    let n = 1 + attempts.len() as u64;
+    for a in attempts {
+        sink.submit(Record::Attempt(a));
+    }
+    sink.submit(Record::Call(c));
+    let t0 = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(2), || handle.stats().synced == n),
+        "records not synced after an idle period: {:?}",
+        handle.stats()
+    );
+    assert!(
+        t0.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        t0.elapsed()
+    );
+    // Idle again; shutdown wakes it at once.
+    assert!(wait_until(Duration::from_secs(2), || {
+        handle.stats().idle_waits > before
+    }));
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    let stats = match handle.shutdown() {
+        Ok(s) => s,
+        Err(e) => panic!("shutdown: {e}"),
+    };
+    assert!(
+        t0.elapsed() < Duration::from_millis(500),
+        "shutdown took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(stats.written, n);
+    assert_eq!(stats.overflowed, 0);
+}
