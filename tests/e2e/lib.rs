@@ -12,6 +12,7 @@
 //! - [`cdr_calls`], [`wait_cdr_calls`]: CDR call records of a directory.
 //! - [`assert_all_ok`]: SIPp result assertion with a readable failure message.
 //! - [`elapsed_ms`]: time between two logged SIPp messages.
+//! - [`assert_at_rest`]: a quiet process is idle (CPU, threads, fds, RSS).
 #![forbid(unsafe_code)]
 
 use std::path::Path;
@@ -100,4 +101,44 @@ pub fn stop(p: SippProcess) -> SippResult {
         Ok(r) => r,
         Err(e) => panic!("stopping SIPp failed: {e}"),
     }
+}
+
+/// Idle means: < 2 % of one core, and nothing held grows.
+pub fn assert_at_rest(
+    a: &hotline_testkit::proc::Usage,
+    b: &hotline_testkit::proc::Usage,
+    what: &str,
+) {
+    let cpu = b.cpu_since(a);
+    eprintln!(
+        "{what}: at rest over {:?}: CPU {:.2} % of a core, threads {} -> {}, fds {} -> {}, RSS {} -> {} KiB",
+        b.at - a.at,
+        cpu * 100.0,
+        a.threads,
+        b.threads,
+        a.fds,
+        b.fds,
+        a.rss_kib,
+        b.rss_kib
+    );
+    assert!(
+        cpu < 0.02,
+        "{what}: {:.1} % of a core while idle ({} ticks in {:?})",
+        cpu * 100.0,
+        b.cpu_ticks - a.cpu_ticks,
+        b.at - a.at
+    );
+    assert!(
+        b.threads <= a.threads,
+        "{what}: threads grew {} -> {}",
+        a.threads,
+        b.threads
+    );
+    assert!(b.fds <= a.fds, "{what}: fds grew {} -> {}", a.fds, b.fds);
+    assert!(
+        b.rss_kib <= a.rss_kib + 256,
+        "{what}: RSS grew {} -> {} KiB",
+        a.rss_kib,
+        b.rss_kib
+    );
 }

@@ -399,19 +399,30 @@ impl Signals {
         } = self;
         tokio::spawn(async move {
             loop {
+                // `recv` is `None` only once the signal driver is gone: stop listening then
+                // (selecting on a closed stream again would be ready at once, forever).
                 tokio::select! {
-                    _ = hup.recv() => {
+                    s = hup.recv() => {
+                        if s.is_none() {
+                            return;
+                        }
                         let (tx, rx) = tokio::sync::oneshot::channel();
                         if control.send(hotline_server::Control::Reload(tx)).await.is_err() {
                             return;
                         }
                         let _ = rx.await;
                     }
-                    _ = term.recv() => {
+                    s = term.recv() => {
+                        if s.is_none() {
+                            return;
+                        }
                         tracing::info!("SIGTERM: finishing calls and stopping");
                         let _ = control.send(hotline_server::Control::Shutdown).await;
                     }
-                    _ = int.recv() => {
+                    s = int.recv() => {
+                        if s.is_none() {
+                            return;
+                        }
                         tracing::info!("SIGINT: finishing calls and stopping");
                         let _ = control.send(hotline_server::Control::Shutdown).await;
                     }

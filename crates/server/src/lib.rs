@@ -246,9 +246,12 @@ pub async fn start_with(
     let join = tokio::spawn(async move {
         let mut control_rx = control_rx;
         let mut finished = 0;
+        // Once every control sender is gone, `recv` is ready at once with `None`: stop
+        // selecting on it (else the task spins until the shards have drained).
+        let mut control_open = true;
         while finished < workers {
             tokio::select! {
-                c = control_rx.recv() => match c {
+                c = control_rx.recv(), if control_open => match c {
                     Some(Control::Reload(reply)) => {
                         let s = ctl_shared.clone();
                         let r = tokio::task::spawn_blocking(move || s.reload())
@@ -260,6 +263,7 @@ pub async fn start_with(
                         let _ = reply.send(r);
                     }
                     Some(Control::Shutdown) | None => {
+                        control_open &= c.is_some();
                         if !*drain_tx.borrow() {
                             ctl_shared.metrics.set_draining();
                             tracing::info!(

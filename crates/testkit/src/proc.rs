@@ -73,6 +73,21 @@ impl Usage {
     }
 }
 
+/// What each open fd of `pid` is (`/proc/PID/fd/N` link targets, e.g. `socket:[1234]`,
+/// `/tmp/x/cdr/calls-....csv.open`), sorted: for a failure message that says what leaked.
+pub fn fd_targets(pid: u32) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|p| p.display().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
 /// Two samples `window` apart.
 pub fn sample_pair(pid: u32, window: Duration) -> Option<(Usage, Usage)> {
     let a = usage(pid)?;
