@@ -79,7 +79,19 @@ fn quiet_switch_is_idle_after_calls_of_every_kind() {
     // The admin endpoint answered, and a TCP connection stays open through the window: its
     // task (idle timeout, outbound queue) must wait, not poll.
     let metrics = hotline.metrics().expect("GET /metrics");
-    assert!(metrics.contains("hotline_"), "{metrics}");
+    // The process series report what /proc says.
+    let threads = hotline_testkit::metric_value(&metrics, "process_threads");
+    let now = proc::usage(pid).expect("read /proc");
+    assert_eq!(
+        threads,
+        Some(now.threads as f64),
+        "process_threads on /metrics"
+    );
+    assert!(
+        hotline_testkit::metric_value(&metrics, "process_resident_memory_bytes")
+            .is_some_and(|b| b > 1e6),
+        "process_resident_memory_bytes missing"
+    );
     let mut tcp = TcpStream::connect(hotline.sip_addr()).expect("TCP connect");
     let local = tcp.local_addr().expect("local addr");
     let options = String::from_utf8_lossy(

@@ -505,10 +505,7 @@ impl Writer {
         sh.idle.store(true, Ordering::SeqCst);
         // Re-check after announcing the idle state (a submit in between saw `idle` false and
         // did not notify; its record is in the channel or the spill).
-        let pending = match self.rx.try_recv() {
-            Ok(rec) => Some(rec),
-            Err(_) => None,
-        };
+        let pending = self.rx.try_recv().ok();
         let wait = self.until_time_seal();
         sh.idle_waits.fetch_add(1, Ordering::Relaxed);
         if pending.is_none()

@@ -409,7 +409,7 @@ fn idle_writer_blocks_until_a_record_comes_and_stops_at_once() {
     let idle_turns = handle.stats().idle_waits - before;
     assert!(idle_turns <= 1, "{idle_turns} idle turns in 1 s");
     // A record submitted while it idles is written and fsynced within one interval or so.
-    let (c, attempts) = match synth::calls(1, 1, ts(FUTURE), 0, 100).into_iter().next() {
+    let (c, attempts) = match synth::calls(1, 1, ts(FUTURE), 0, 100).next() {
         Some(x) => x,
         None => panic!("synth made no call"),
     };

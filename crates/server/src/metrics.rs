@@ -651,6 +651,7 @@ impl Metrics {
             "Seconds since the process started.",
             self.uptime().as_secs_f64(),
         );
+        process_metrics(&mut o);
         gauge(
             &mut o,
             "hotline_ready",
@@ -1093,6 +1094,68 @@ fn classify(b: &[u8]) -> Kind {
     Kind::Request(i)
 }
 
+/// The Prometheus client conventions' `process_*` series, read from `/proc/self` (Linux; absent
+/// where it cannot be read): resource use over time is behaviour, and a quiet switch whose
+/// `process_cpu_seconds_total` keeps rising is polling (docs/OPERATIONS.md, "Resource use at rest").
+fn process_metrics(o: &mut String) {
+    let Some(p) = ProcSelf::read() else { return };
+    gauge_f(
+        o,
+        "process_cpu_seconds_total",
+        "User and system CPU time of every thread, in seconds.",
+        "counter",
+        p.cpu_ticks as f64 / USER_HZ,
+    );
+    gauge(
+        o,
+        "process_resident_memory_bytes",
+        "Resident memory in bytes.",
+        p.rss_bytes as f64,
+    );
+    gauge(
+        o,
+        "process_open_fds",
+        "Open file descriptors.",
+        p.fds as f64,
+    );
+    gauge(o, "process_threads", "OS threads.", p.threads as f64);
+}
+
+/// Clock ticks per second of `/proc/PID/stat` (`USER_HZ`, 100 on every Linux ABI Hotline runs on).
+const USER_HZ: f64 = 100.0;
+
+/// What [`process_metrics`] reports.
+#[derive(Debug, Default, PartialEq)]
+struct ProcSelf {
+    cpu_ticks: u64,
+    threads: u64,
+    rss_bytes: u64,
+    fds: u64,
+}
+
+impl ProcSelf {
+    fn read() -> Option<ProcSelf> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let mut p = ProcSelf::parse_stat(&stat)?;
+        p.fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
+        Some(p)
+    }
+
+    /// utime (14) + stime (15), threads (20) and rss in pages (24) of a `/proc/PID/stat` line,
+    /// fields counted after the command name's last `)` (the name may hold spaces or `)`).
+    fn parse_stat(stat: &str) -> Option<ProcSelf> {
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| -> Option<u64> { f.get(n - 3)?.parse().ok() };
+        Some(ProcSelf {
+            cpu_ticks: field(14)? + field(15)?,
+            threads: field(20)?,
+            rss_bytes: field(24)?.saturating_mul(4096),
+            fds: 0,
+        })
+    }
+}
+
 fn header(o: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(o, "# HELP {name} {help}");
     let _ = writeln!(o, "# TYPE {name} {kind}");
@@ -1145,6 +1208,30 @@ fn fmt_f64(v: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn process_stat_fields_are_counted_after_the_command_name() {
+        let line = "77 (hotline shard) x) S 1 77 77 0 -1 4194560 100 0 0 0 \
+                    120 35 0 0 20 0 6 0 12345 1000000 250 18446744073709551615";
+        assert_eq!(
+            ProcSelf::parse_stat(line),
+            Some(ProcSelf {
+                cpu_ticks: 155,
+                threads: 6,
+                rss_bytes: 250 * 4096,
+                fds: 0
+            })
+        );
+        assert_eq!(ProcSelf::parse_stat("77 (x"), None);
+        let mut o = String::new();
+        process_metrics(&mut o);
+        assert!(o.contains("\nprocess_threads "), "{o}");
+        assert!(
+            o.contains("# TYPE process_cpu_seconds_total counter"),
+            "{o}"
+        );
+    }
+
     use super::*;
 
     /// The value of the sample line `series` (name + labels exactly as rendered).
@@ -1374,7 +1461,11 @@ mod tests {
                 "bad value in {line:?}"
             );
             let name = series.split('{').next().unwrap_or_default();
-            assert!(name.starts_with("hotline_"), "{line}");
+            // Ours, and the Prometheus clients' standard process series.
+            assert!(
+                name.starts_with("hotline_") || name.starts_with("process_"),
+                "{line}"
+            );
             let base = ["_bucket", "_sum", "_count"]
                 .iter()
                 .find_map(|s| name.strip_suffix(s).filter(|b| typed.contains(*b)))
