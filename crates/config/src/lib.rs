@@ -10,6 +10,7 @@
 //! # Layout
 //! - [`schema`]: the raw serde structs.
 //! - `compile`: raw files -> `Settings` + `TableParts` (every error at once).
+//! - `recover`: every structural error of a file (unknown keys, wrong types), not just serde's first.
 //! - [`settings`]: `Settings` and its parts.
 //! - [`error`]: `ConfigError`, `ConfigErrors`, `Warning`.
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@
 
 mod compile;
 pub mod error;
+mod recover;
 #[allow(missing_docs)]
 pub mod schema;
 pub mod settings;
