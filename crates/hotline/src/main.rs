@@ -270,7 +270,7 @@ fn with_admin(t: &AdminTarget, f: impl FnOnce(SocketAddr) -> ExitCode) -> ExitCo
     }
 }
 
-fn with_store(s: &CdrStore, f: impl FnOnce(&Path) -> ExitCode) -> ExitCode {
+fn with_store(s: &CdrStore, f: impl FnOnce(&cdr::Chosen) -> ExitCode) -> ExitCode {
     match cdr::cdr_dir(s.dir.as_deref(), s.config.as_deref()) {
         Ok(d) => f(&d),
         Err(e) => {
@@ -383,6 +383,31 @@ fn run(config: Option<PathBuf>, log_level: hotline_server::admin::LogLevelHook) 
         }
     };
     tracing::info!(version = LONG_VERSION, "starting");
+    {
+        // Said once at start: a relative `[server.cdr] dir` (the embedded default's `./cdr`)
+        // depends on where the switch was started.
+        let d = &compiled.settings.cdr.dir;
+        let abs = match std::env::current_dir() {
+            Ok(cwd) if d.is_relative() => cwd
+                .components()
+                .chain(
+                    d.components()
+                        .filter(|c| *c != std::path::Component::CurDir),
+                )
+                .collect(),
+            _ => d.clone(),
+        };
+        tracing::info!(
+            "CDRs go to {} ([server.cdr] dir = {:?}{})",
+            abs.display(),
+            d.display().to_string(),
+            if d.is_relative() {
+                ", relative to the directory Hotline was started in"
+            } else {
+                ""
+            }
+        );
+    }
     rt.block_on(async move {
         // Before anything listens: a SIGHUP (logrotate, an operator's reload) or SIGTERM that
         // arrives while the switch starts must be queued for the handler, not take the
