@@ -475,6 +475,73 @@ fn check_exit_codes_on_shipped_and_broken_configs() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
+/// Every shipped file checks on its own terms: the /etc/hotline directory as a whole (its rate
+/// file is recognised and left out, not read as routing), company fragments with the file
+/// that includes them, rate files with the billing parser.
+#[test]
+fn check_takes_shipped_directories_fragments_and_rate_files() {
+    let dir = config_dir();
+    let out = cli(&["check", &dir.join("etc-hotline").to_string_lossy()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("billing.toml: a rate file") && stdout.contains("skipped"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(": ok (2 numbers"), "{stdout}");
+    for (fragment, main) in [
+        (
+            "etc-hotline/companies/acme.toml",
+            "etc-hotline/hotline.toml",
+        ),
+        (
+            "etc-hotline/companies/beta.toml",
+            "etc-hotline/hotline.toml",
+        ),
+        ("companies/acme.toml", "multi-company.toml"),
+        ("companies/beta.toml", "multi-company.toml"),
+    ] {
+        let out = cli(&["check", &dir.join(fragment).to_string_lossy()]);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{fragment}: {stdout}{}",
+            text(&out.stderr)
+        );
+        let main_path = dir.join(main);
+        assert!(
+            stdout.contains(&format!(
+                "a fragment included by {}",
+                main_path.to_string_lossy()
+            )),
+            "{fragment}: {stdout}"
+        );
+        assert!(stdout.contains(": ok ("), "{fragment}: {stdout}");
+    }
+    for rates in ["billing.toml", "etc-hotline/billing.toml"] {
+        let out = cli(&["check", &dir.join(rates).to_string_lossy()]);
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{rates}: {}", text(&out.stderr));
+        assert!(stdout.contains("ok: a rate file"), "{rates}: {stdout}");
+    }
+    // A broken rate file is an error (exit 1) naming the file and line once.
+    let tmp = match tempfile_dir() {
+        Some(t) => t,
+        None => panic!("cannot make a temporary directory"),
+    };
+    let bad = tmp.join("billing.toml");
+    let _ = std::fs::write(
+        &bad,
+        "[plans.std]\nrate_per_minute = \"x\"\nmonthly_minimum = \"1.00\"\nterm_years = 1\n",
+    );
+    let out = cli(&["check", &bad.to_string_lossy()]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.matches("billing.toml").count(), 1, "path once: {err}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
 /// A fresh directory under the system temp dir (the e2e crate has no tempfile dependency).
 fn tempfile_dir() -> Option<PathBuf> {
     let nanos = std::time::SystemTime::now()

@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::query::{table, QueryFilter};
 use crate::reader::{scan_calls, ReadStats};
 use crate::record::{CallRecord, Disposition};
-use crate::time::{civil_from_days, format_ts};
+use crate::time::civil_from_days;
 use crate::CdrError;
 
 /// FxHash-style (rustc's hasher) with a murmur3 finalizer: the report hashes short keys tens of millions of times and needs no
@@ -131,11 +131,19 @@ pub fn china_tz() -> TimeZone {
         .unwrap_or_else(|_| TimeZone::fixed(jiff::tz::Offset::constant(8)))
 }
 
+/// `ts` as local time in `tz`, with the offset: what the report's "times in <zone>" says.
+pub fn format_local(ts: Timestamp, tz: &TimeZone) -> String {
+    ts.to_zoned(tz.clone())
+        .strftime("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
 /// The report's figures.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
     pub tz: String,
-    /// First / last call start seen (UTC, empty without calls).
+    /// First / last call start seen, local time in `tz` with its offset
+    /// (`2026-11-03T09:30:12+08:00`; empty without calls).
     pub first_call: String,
     pub last_call: String,
     pub totals: Counts,
@@ -302,6 +310,8 @@ impl ReportBuilder {
     }
 
     pub fn finish(self, read: ReadStats) -> Report {
+        let tz = self.opts.tz.clone();
+        let local = |ts: Timestamp| format_local(ts, &tz);
         let sorted = |m: HashMap<String, Counts>| {
             let mut v: Vec<(String, Counts)> = m.into_iter().collect();
             v.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then_with(|| a.0.cmp(&b.0)));
@@ -312,7 +322,7 @@ impl ReportBuilder {
             province: a.province.clone(),
             city: a.city.clone(),
             counts: a.counts,
-            last_call: a.last.map(format_ts).unwrap_or_default(),
+            last_call: a.last.map(local).unwrap_or_default(),
         };
         let mut callers: Vec<(&CallerKey, &CallerAgg)> = self.callers.iter().collect();
         callers.sort_by(|a, b| {
@@ -328,8 +338,8 @@ impl ReportBuilder {
             .collect();
         Report {
             tz: self.opts.tz.iana_name().unwrap_or("fixed").to_string(),
-            first_call: self.first.map(format_ts).unwrap_or_default(),
-            last_call: self.last.map(format_ts).unwrap_or_default(),
+            first_call: self.first.map(local).unwrap_or_default(),
+            last_call: self.last.map(local).unwrap_or_default(),
             totals: self.totals,
             by_hour: self.by_hour.to_vec(),
             by_day: self
@@ -593,7 +603,7 @@ fn render_text(r: &Report) -> String {
             })
             .collect()
     };
-    let h = ["caller", "region", "calls", "answered", "last call (UTC)"];
+    let h = ["caller", "region", "calls", "answered", "last call"];
     out.push_str("\n## Top callers\n");
     out.push_str(&table(&h, &callers(&r.top_callers)));
     out.push_str("\n## Repeat callers never answered\n");

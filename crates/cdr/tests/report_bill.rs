@@ -516,3 +516,46 @@ fn shipped_example_billing_config_parses() {
         Some((10, 10_000))
     );
 }
+
+/// The report says its times are in Asia/Shanghai: the first / last call and each caller's
+/// last call are local times there (with the offset), in text, HTML and JSON alike.
+#[test]
+fn report_times_are_local_in_the_zone_named() {
+    let Some(dir) = tempfile::tempdir().ok() else {
+        return;
+    };
+    // 01:30 UTC is 09:30 in Shanghai; 16:10 UTC is 00:10 the next day there.
+    write(
+        dir.path(),
+        &[
+            call("4008001234", "2026-11-03T01:30:00Z", Some(60_000)),
+            call("4008001234", "2026-11-03T16:10:00Z", None),
+        ],
+    );
+    let r = match report(dir.path(), &ReportOptions::default()) {
+        Ok(r) => r,
+        Err(e) => panic!("report: {e}"),
+    };
+    assert_eq!(r.tz, "Asia/Shanghai");
+    assert_eq!(r.first_call, "2026-11-03T09:30:00+08:00");
+    assert_eq!(r.last_call, "2026-11-04T00:10:00+08:00");
+    assert_eq!(
+        r.top_callers.first().map(|c| c.last_call.as_str()),
+        Some("2026-11-04T00:10:00+08:00")
+    );
+    let text = render_report(&r, ReportFormat::Text);
+    assert!(
+        text.starts_with(
+            "# CDR report (2026-11-03T09:30:00+08:00 .. 2026-11-04T00:10:00+08:00, times in Asia/Shanghai)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("01:30"), "a UTC time in the text: {text}");
+    assert!(!text.contains("(UTC)"), "{text}");
+    let html = render_report(&r, ReportFormat::Html);
+    assert!(
+        html.contains("2026-11-03T09:30:00+08:00 — 2026-11-04T00:10:00+08:00 (Asia/Shanghai)"),
+        "{html}"
+    );
+    assert!(!html.contains("01:30"), "a UTC time in the HTML");
+}

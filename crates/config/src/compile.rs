@@ -17,7 +17,7 @@ use jiff::civil::Date;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::error::{key_path_at, line_of, ConfigError, Warning};
+use crate::error::{line_of, ConfigError, Warning};
 use crate::schema::*;
 use crate::settings::{
     BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk, UnknownSources,
@@ -377,7 +377,9 @@ fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
 }
 
 fn names_hint<'a>(kind: &str, names: impl Iterator<Item = &'a String>) -> Option<String> {
-    let v: Vec<&String> = names.collect();
+    let mut v: Vec<&String> = names.collect();
+    // Sorted: the maps are hash maps, and a hint must read the same every time.
+    v.sort_unstable();
     if v.is_empty() {
         return Some(format!("no {kind} are defined"));
     }
@@ -405,34 +407,30 @@ pub(crate) fn compile(
         errors: Vec::new(),
         warnings: Vec::new(),
     };
-    // 1. Parse every file.
+    // 1. Parse every file: every structural error of each (crate::recover), and what could
+    // be read of it is compiled too, so value errors are not hidden behind them.
     let mut files: Vec<(usize, RawFile)> = Vec::new();
+    let mut taint = crate::recover::Taint::default();
     for (i, s) in sources.iter().enumerate() {
-        match toml::from_str::<RawFile>(&s.text) {
-            Ok(f) => {
-                if let (Some(inc), false) = (&f.include, allow_include) {
-                    cx.err(
-                        i,
-                        inc.span(),
-                        "include",
-                        "include is only resolved when loading from a path",
-                        Some("use load_path / `hotline check PATH`".into()),
-                    );
-                }
-                files.push((i, f));
+        let parsed = crate::recover::parse_file(&s.text);
+        for p in parsed.problems {
+            cx.err(i, p.span, p.key, p.message, p.hint);
+        }
+        taint.merge(parsed.taint);
+        if let Some(f) = parsed.file {
+            if let (Some(inc), false) = (&f.include, allow_include) {
+                cx.err(
+                    i,
+                    inc.span(),
+                    "include",
+                    "include is only resolved when loading from a path",
+                    Some("use load_path / `hotline check PATH`".into()),
+                );
             }
-            Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                let key = key_path_at(&s.text, span.start);
-                let hint = if e.message().contains("unknown field") {
-                    Some("check the spelling against docs/config.md".to_string())
-                } else {
-                    None
-                };
-                cx.err(i, span, key, e.message().trim().to_string(), hint);
-            }
+            files.push((i, f));
         }
     }
+    let structural = cx.errors.len();
     let db = RegionDb::embedded();
 
     // 2. Settings.
@@ -824,6 +822,18 @@ pub(crate) fn compile(
 
     if !cx.errors.is_empty() {
         let mut errors = cx.errors;
+        if !taint.is_empty() {
+            // Not the consequences of what recover cut (see crate::recover).
+            let mut i = 0;
+            errors.retain_mut(|e| {
+                i += 1;
+                if i <= structural {
+                    return true;
+                }
+                e.key = taint.remap(&e.key);
+                !taint.explains(&e.key, &e.message)
+            });
+        }
         errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         return Err((errors, cx.warnings));
     }

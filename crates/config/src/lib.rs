@@ -10,6 +10,7 @@
 //! # Layout
 //! - [`schema`]: the raw serde structs.
 //! - `compile`: raw files -> `Settings` + `TableParts` (every error at once).
+//! - `recover`: every structural error of a file (unknown keys, wrong types), not just serde's first.
 //! - [`settings`]: `Settings` and its parts.
 //! - [`error`]: `ConfigError`, `ConfigErrors`, `Warning`.
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@
 
 mod compile;
 pub mod error;
+mod recover;
 #[allow(missing_docs)]
 pub mod schema;
 pub mod settings;
@@ -47,6 +49,9 @@ pub struct Compiled {
     pub table: RouteTable,
     /// Things that compile but look wrong (unused targets, stale calendar ...).
     pub warnings: Vec<Warning>,
+    /// What the loader did that the operator should know (a rate file in the config directory
+    /// was left out ...). Not problems.
+    pub notes: Vec<String>,
 }
 
 fn read_disk(path: &str) -> Result<String, String> {
@@ -74,6 +79,7 @@ fn finish(
                 settings: out.settings,
                 table: RouteTable::from_parts(out.parts),
                 warnings,
+                notes: Vec::new(),
             })
         }
         Err((errors, _)) => Err(ConfigErrors(errors)),
@@ -135,8 +141,21 @@ pub fn load_path(path: &Path, generation: u64) -> Result<Compiled, ConfigErrors>
         }])
     };
     let mut files: Vec<PathBuf> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
     if path.is_dir() {
         let mut v = toml_files_in(path).map_err(|e| io_err(path, e))?;
+        // A rate file (`hotline bill`, `[server.billing] file`) kept beside the routing files
+        // is not part of the routing config.
+        v.retain(|p| {
+            let rates = std::fs::read_to_string(p).is_ok_and(|t| is_rate_file(&t));
+            if rates {
+                notes.push(format!(
+                    "{}: a rate file (plans with rate_per_minute, [[accounts]]) for `hotline bill` and [server.billing], not routing: skipped",
+                    p.display()
+                ));
+            }
+            !rates
+        });
         if let Some(i) = v
             .iter()
             .position(|p| p.file_name().is_some_and(|n| n == "hotline.toml"))
@@ -213,7 +232,77 @@ pub fn load_path(path: &Path, generation: u64) -> Result<Compiled, ConfigErrors>
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    finish(&sources, generation, true)
+    let mut c = finish(&sources, generation, true)?;
+    c.notes = notes;
+    Ok(c)
+}
+
+/// Whether a TOML text is a billing rate file (the format of `config/billing.toml`: only
+/// `timezone`, `[plans.X]` with `rate_per_minute`, `[[accounts]]`), not routing config.
+pub fn is_rate_file(text: &str) -> bool {
+    let Ok(t) = toml::from_str::<toml::Table>(text) else {
+        return false;
+    };
+    let only_rate_keys = t
+        .keys()
+        .all(|k| matches!(k.as_str(), "timezone" | "plans" | "accounts"));
+    let rated_plan = t.get("plans").and_then(|p| p.as_table()).is_some_and(|p| {
+        p.values().any(|v| {
+            v.as_table()
+                .is_some_and(|v| v.contains_key("rate_per_minute"))
+        })
+    });
+    only_rate_keys && (t.contains_key("accounts") || rated_plan)
+}
+
+/// The config file that includes `path`: a `*.toml` in the file's directory or the one above
+/// whose `include` globs match it (`config/etc-hotline/hotline.toml` for
+/// `config/etc-hotline/companies/acme.toml`). `None` when the file stands alone.
+pub fn included_by(path: &Path) -> Option<PathBuf> {
+    let me = path.canonicalize().ok()?;
+    let dir = me.parent()?;
+    let dirs = [Some(dir), dir.parent()];
+    for d in dirs.into_iter().flatten() {
+        let Ok(candidates) = toml_files_in(d) else {
+            continue;
+        };
+        for c in candidates {
+            if c == me {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&c) else {
+                continue;
+            };
+            let pats: Vec<String> = match include_list(&text) {
+                Some(toml::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
+                Some(toml::Value::String(s)) => vec![s],
+                _ => continue,
+            };
+            for pat in pats {
+                let hit = expand_glob(d, &pat).is_ok_and(|found| {
+                    found
+                        .iter()
+                        .any(|f| f.canonicalize().is_ok_and(|f| f == me))
+                });
+                if hit {
+                    // Name it as the caller named the fragment: relative stays relative.
+                    let shown = match path.parent() {
+                        Some(p) if d == dir => p.join(c.file_name()?),
+                        Some(p) => match p.parent() {
+                            Some(pp) if !p.as_os_str().is_empty() => pp.join(c.file_name()?),
+                            _ => p.join("..").join(c.file_name()?),
+                        },
+                        None => c.clone(),
+                    };
+                    return Some(shown);
+                }
+            }
+        }
+    }
+    None
 }
 
 fn toml_files_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {

@@ -911,7 +911,121 @@ fn error_unknown_key() {
     assert_eq!(errs.len(), 1);
     let e = &errs[0];
     assert_eq!((e.line, e.key.as_str()), (4, "targets.t.url"));
-    assert!(e.message.contains("unknown field `url`"), "{e}");
+    assert_eq!(e.message, "unknown key `url`", "{e}");
+    let hint = e.hint.as_deref().unwrap_or("");
+    assert!(hint.contains("did you mean `uri`?"), "{e}");
+    assert!(
+        hint.contains("keys here: gateway, max_concurrent, number, uri"),
+        "sorted: {e}"
+    );
+}
+
+/// A misspelt key does not hide the value errors of the same file: one error each, with key
+/// paths carrying array indices, serde's wording turned into a hint, in line order.
+#[test]
+fn structural_error_does_not_hide_value_errors() {
+    let src = r#"[companies.a]
+
+[targets.desk]
+uri = "sip:1001@127.0.0.1:5070"
+max_concurrent = "1"
+
+[plans.office]
+advance_on = ["busy", "no-answer"]
+
+[[plans.office.groups]]
+members = ["desk"]
+ring_timout = "20s"
+
+[[plans.office.groups]]
+members = ["desk"]
+ring_timeout = "20x"
+
+[numbers."4008001234"]
+company = "a"
+plan = "office"
+approved = "yes"
+"#;
+    let errs = errors(src);
+    let got: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (5, "targets.desk.max_concurrent"),
+            (8, "plans.office.advance_on[1]"),
+            (12, "plans.office.groups[0].ring_timout"),
+            (16, "plans.office.groups[1].ring_timeout"),
+            (21, "numbers.\"4008001234\".approved"),
+        ],
+        "{}",
+        ConfigErrors(errs.clone())
+    );
+    let hint = |i: usize| errs[i].hint.clone().unwrap_or_default();
+    assert_eq!(
+        hint(0),
+        "max_concurrent must be a number without quotes, e.g. 1",
+        "{}",
+        errs[0]
+    );
+    assert!(
+        hint(1).contains("advance_on must be one of: busy, no_answer, unreachable, rejected"),
+        "{}",
+        errs[1]
+    );
+    assert!(
+        hint(2).contains("did you mean `ring_timeout`?"),
+        "{}",
+        errs[2]
+    );
+    assert!(errs[3].message.contains("20x"), "{}", errs[3]);
+    assert!(hint(4).contains("true or false"), "{}", errs[4]);
+}
+
+/// A required key whose value is cut for a type error is not also reported missing.
+#[test]
+fn mistyped_required_key_is_one_error() {
+    let src = "[companies.a]\n[targets.t]\nuri = \"sip:1@127.0.0.1:5070\"\n\
+               [plans.p]\n[[plans.p.groups]]\nmembers = \"t\"\n\
+               [numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n";
+    let errs = errors(src);
+    assert_eq!(errs.len(), 1, "{}", ConfigErrors(errs.clone()));
+    assert_eq!(errs[0].key, "plans.p.groups[0].members");
+    assert!(
+        errs[0].hint.as_deref().unwrap_or("").contains("list"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn missing_required_key_is_reported_once() {
+    let src = "[companies.a]\n[targets.t]\nuri = \"sip:1@127.0.0.1:5070\"\n\
+               [plans.p]\n[[plans.p.groups]]\nmembers = [\"t\"]\n\
+               [numbers.\"4008001234\"]\ncompany = \"a\"\n";
+    let errs = errors(src);
+    assert_eq!(errs.len(), 1, "{}", ConfigErrors(errs.clone()));
+    assert_eq!(errs[0].key, "numbers.\"4008001234\"");
+    assert_eq!(errs[0].message, "missing key `plan`");
+}
+
+#[test]
+fn defined_names_in_hints_are_sorted() {
+    let src = "[companies.a]\n\
+               [targets.zeta]\nuri = \"sip:1@127.0.0.1:5070\"\n\
+               [targets.alpha]\nuri = \"sip:2@127.0.0.1:5070\"\n\
+               [targets.mid]\nuri = \"sip:3@127.0.0.1:5070\"\n\
+               [plans.p]\n[[plans.p.groups]]\nmembers = [\"nobody\"]\n\
+               [numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n";
+    let errs = errors(src);
+    let e = errs
+        .iter()
+        .find(|e| e.message.contains("nobody"))
+        .unwrap_or_else(|| panic!("{}", ConfigErrors(errs.clone())));
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("defined targets: alpha, mid, zeta"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -1223,4 +1337,37 @@ fn big_table_compile_time() {
     }
     println!("100k resolves in {:?}", t.elapsed());
     assert_eq!(routed, total);
+}
+
+/// A member's bad key is found inside the list (serde only says "no variant matched" for the
+/// whole list), and an array element cut whole does not shift the indices of later errors.
+#[test]
+fn member_errors_and_indices_after_a_cut() {
+    let src = r#"[companies.a]
+[targets.desk]
+uri = "sip:1001@127.0.0.1:5070"
+[plans.p]
+[[plans.p.groups]]
+members = ["desk", { target = "desk", weight = "2" }]
+[[plans.p.groups]]
+members = 5
+[[plans.p.groups]]
+members = ["desk"]
+ring_timeout = "20x"
+[numbers."4008001234"]
+company = "a"
+plan = "p"
+"#;
+    let errs = errors(src);
+    let got: Vec<(usize, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (6, "plans.p.groups[0].members[1].weight"),
+            (8, "plans.p.groups[1].members"),
+            (11, "plans.p.groups[2].ring_timeout"),
+        ],
+        "{}",
+        ConfigErrors(errs.clone())
+    );
 }

@@ -109,13 +109,105 @@ pub enum BillFmt {
     Json,
 }
 
+/// A path Hotline chose, and why: every message about it names both, and the flag that
+/// sets it, so that a path relative to the current directory is never a mystery.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub path: PathBuf,
+    /// Where it came from: `--dir`, `[server.cdr] dir of X` ...
+    pub why: String,
+    /// What to pass to choose another.
+    pub set_with: &'static str,
+}
+
+impl Chosen {
+    /// `path` as given on the command line.
+    pub fn given(path: &Path, flag: &str) -> Chosen {
+        Chosen {
+            path: path.to_path_buf(),
+            why: format!("given with {flag}"),
+            set_with: "",
+        }
+    }
+
+    /// `./cdr ([server.cdr] dir of the embedded default config ...; relative to the current
+    /// directory: /srv/x/cdr)`.
+    fn describe(&self) -> String {
+        let shown = self.path.display();
+        if self.path.is_absolute() {
+            return format!("{shown} ({})", self.why);
+        }
+        match std::env::current_dir() {
+            Ok(cwd) => {
+                let abs: PathBuf = cwd
+                    .components()
+                    .chain(
+                        self.path
+                            .components()
+                            .filter(|c| *c != std::path::Component::CurDir),
+                    )
+                    .collect();
+                format!(
+                    "{shown} ({}; relative to the current directory: {})",
+                    self.why,
+                    abs.display()
+                )
+            }
+            Err(_) => format!("{shown} ({}; relative to the current directory)", self.why),
+        }
+    }
+
+    /// A read error about this path (or a file under it): said once, with what was looked
+    /// for, where, and how to point Hotline elsewhere.
+    fn error(&self, what: &str, e: &hotline_cdr::CdrError) -> String {
+        use hotline_cdr::CdrError;
+        let set = if self.set_with.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", self.set_with)
+        };
+        match e {
+            CdrError::Io { path, source }
+                if source.kind() == std::io::ErrorKind::NotFound && path == &self.path =>
+            {
+                format!("no {what} at {}{set}", self.describe())
+            }
+            // The error names its own file (one in the directory, or the rate file).
+            CdrError::Io { .. } => format!("{e} (reading the {what} {})", self.describe()),
+            CdrError::Invalid(m) if m.contains(&self.path.display().to_string()) => m.clone(),
+            CdrError::Invalid(m) => format!("{}: {m}", self.path.display()),
+        }
+    }
+}
+
+impl std::ops::Deref for Chosen {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+const SET_CDR_DIR: &str =
+    "pass --dir DIR, or --config PATH to read the CDRs where that config's [server.cdr] dir says";
+
 /// The CDR directory for `--dir` / `--config` (see the module docs).
-pub fn cdr_dir(dir: Option<&Path>, config: Option<&Path>) -> Result<PathBuf, String> {
+pub fn cdr_dir(dir: Option<&Path>, config: Option<&Path>) -> Result<Chosen, String> {
     if let Some(d) = dir {
-        return Ok(d.to_path_buf());
+        return Ok(Chosen::given(d, "--dir"));
     }
     let compiled = crate::load(config)?;
-    Ok(compiled.settings.cdr.dir)
+    let why = match config {
+        Some(c) => format!("[server.cdr] dir of --config {}", c.display()),
+        None => {
+            "[server.cdr] dir of the embedded default config, as no --dir or --config was given"
+                .to_string()
+        }
+    };
+    Ok(Chosen {
+        path: compiled.settings.cdr.dir,
+        why,
+        set_with: SET_CDR_DIR,
+    })
 }
 
 fn bad(e: impl std::fmt::Display, code: u8) -> ExitCode {
@@ -133,7 +225,7 @@ fn read_note(read: &hotline_cdr::reader::ReadStats) {
 }
 
 /// `hotline cdr query`.
-pub fn query(dir: &Path, filter: &Filter, limit: Option<usize>, format: QueryFmt) -> ExitCode {
+pub fn query(dir: &Chosen, filter: &Filter, limit: Option<usize>, format: QueryFmt) -> ExitCode {
     let f = match filter.to_query() {
         Ok(f) => f,
         Err(e) => return bad(e, 2),
@@ -141,7 +233,7 @@ pub fn query(dir: &Path, filter: &Filter, limit: Option<usize>, format: QueryFmt
     let opts = QueryOptions { filter: f, limit };
     let res = match query::query(dir, &opts) {
         Ok(r) => r,
-        Err(e) => return bad(format!("{}: {e}", dir.display()), 1),
+        Err(e) => return bad(dir.error("CDR directory", &e), 1),
     };
     let fmt = match format {
         QueryFmt::Table => OutputFormat::Table,
@@ -166,7 +258,7 @@ pub fn query(dir: &Path, filter: &Filter, limit: Option<usize>, format: QueryFmt
 
 /// `hotline cdr report`; `html` also writes the HTML page to that file.
 pub fn report(
-    dir: &Path,
+    dir: &Chosen,
     filter: &Filter,
     top: usize,
     format: ReportFmt,
@@ -183,7 +275,7 @@ pub fn report(
     };
     let r = match report::report(dir, &opts) {
         Ok(r) => r,
-        Err(e) => return bad(format!("{}: {e}", dir.display()), 1),
+        Err(e) => return bad(dir.error("CDR directory", &e), 1),
     };
     if let Some(path) = html {
         if let Err(e) = std::fs::write(path, report::render_report(&r, ReportFormat::Html)) {
@@ -201,7 +293,7 @@ pub fn report(
 }
 
 /// `hotline bill --month YYYY-MM`.
-pub fn bill(dir: &Path, month: &str, rates: &Path, format: BillFmt) -> ExitCode {
+pub fn bill(dir: &Chosen, month: &str, rates: &Chosen, format: BillFmt) -> ExitCode {
     let Some(m) = Month::parse(month) else {
         return bad(
             format!("--month {month:?}: expected YYYY-MM, e.g. 2026-11"),
@@ -210,11 +302,11 @@ pub fn bill(dir: &Path, month: &str, rates: &Path, format: BillFmt) -> ExitCode 
     };
     let cfg = match billing::load_billing(rates) {
         Ok(c) => c,
-        Err(e) => return bad(format!("{}: {e}", rates.display()), 1),
+        Err(e) => return bad(rates.error("rate file (rate plans and accounts)", &e), 1),
     };
     let b = match billing::bill(dir, &cfg, m) {
         Ok(b) => b,
-        Err(e) => return bad(format!("{}: {e}", dir.display()), 1),
+        Err(e) => return bad(dir.error("CDR directory", &e), 1),
     };
     let fmt = match format {
         BillFmt::Table => BillFormat::Table,
@@ -226,15 +318,31 @@ pub fn bill(dir: &Path, month: &str, rates: &Path, format: BillFmt) -> ExitCode 
     ExitCode::SUCCESS
 }
 
+const SET_RATES: &str = "pass --rates FILE (format: config/billing.toml of the source tree, docs/cdr.md \"Billing\"), or --config PATH to use the billing.toml beside that config";
+
 /// The rate file: `--rates`, else `billing.toml` beside `--config`, else `config/billing.toml`.
-pub fn rates_path(rates: Option<&Path>, config: Option<&Path>) -> PathBuf {
+pub fn rates_path(rates: Option<&Path>, config: Option<&Path>) -> Chosen {
     if let Some(r) = rates {
-        return r.to_path_buf();
+        return Chosen::given(r, "--rates");
     }
-    match config {
-        Some(c) if c.is_dir() => c.join("billing.toml"),
-        Some(c) => c.parent().unwrap_or(Path::new(".")).join("billing.toml"),
-        None => PathBuf::from("config/billing.toml"),
+    let (path, why) = match config {
+        Some(c) if c.is_dir() => (
+            c.join("billing.toml"),
+            format!("billing.toml in the --config directory {}", c.display()),
+        ),
+        Some(c) => (
+            c.parent().unwrap_or(Path::new(".")).join("billing.toml"),
+            format!("billing.toml beside --config {}", c.display()),
+        ),
+        None => (
+            PathBuf::from("config/billing.toml"),
+            "the default without --rates or --config".to_string(),
+        ),
+    };
+    Chosen {
+        path,
+        why,
+        set_with: SET_RATES,
     }
 }
 
@@ -275,48 +383,120 @@ mod tests {
             panic!("tempdir");
         };
         // An empty directory is a valid, empty CDR store.
+        let dir = Chosen::given(tmp.path(), "--dir");
         let f = Filter::default();
-        assert_eq!(
-            query(tmp.path(), &f, None, QueryFmt::Csv),
-            ExitCode::SUCCESS
-        );
+        assert_eq!(query(&dir, &f, None, QueryFmt::Csv), ExitCode::SUCCESS);
         let html = tmp.path().join("r.html");
         assert_eq!(
-            report(tmp.path(), &f, 5, ReportFmt::Json, Some(&html)),
+            report(&dir, &f, 5, ReportFmt::Json, Some(&html)),
             ExitCode::SUCCESS
         );
         assert!(
             std::fs::read_to_string(&html).is_ok_and(|s| s.contains("<svg") || s.contains("<html"))
         );
         assert_eq!(
-            bill(tmp.path(), "2026-13", Path::new("x.toml"), BillFmt::Table),
+            bill(
+                &dir,
+                "2026-13",
+                &Chosen::given(Path::new("x.toml"), "--rates"),
+                BillFmt::Table
+            ),
             ExitCode::from(2)
         );
         assert_eq!(
             bill(
-                tmp.path(),
+                &dir,
                 "2026-11",
-                &tmp.path().join("missing.toml"),
+                &Chosen::given(&tmp.path().join("missing.toml"), "--rates"),
                 BillFmt::Table
             ),
             ExitCode::from(1)
         );
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/billing.toml");
         assert_eq!(
-            bill(tmp.path(), "2026-11", &shipped, BillFmt::Json),
+            bill(
+                &dir,
+                "2026-11",
+                &Chosen::given(&shipped, "--rates"),
+                BillFmt::Json
+            ),
             ExitCode::SUCCESS
         );
+    }
+
+    /// #14 / #21 item 7: a missing path is named once, with why it was chosen, where that is
+    /// (relative paths resolved against the current directory) and the flag that sets it.
+    #[test]
+    fn missing_paths_are_named_once_with_why_and_the_flag() {
+        let Ok(tmp) = tempfile::tempdir() else {
+            panic!("tempdir");
+        };
+        let missing = |c: &Chosen| {
+            let e = not_found(&c.path);
+            c.error("rate file (rate plans and accounts)", &e)
+        };
+        let rates = rates_path(None, None);
+        let m = missing(&rates);
+        assert_eq!(m.matches("at config/billing.toml (").count(), 1, "{m}");
+        assert!(
+            !m.contains("config/billing.toml: config/billing.toml"),
+            "{m}"
+        );
+        assert!(m.starts_with("no rate file"), "{m}");
+        assert!(m.contains("the default without --rates or --config"), "{m}");
+        assert!(m.contains("relative to the current directory: /"), "{m}");
+        assert!(
+            m.contains("--rates FILE") && m.contains("--config PATH"),
+            "{m}"
+        );
+        assert!(!m.contains("os error"), "{m}");
+
+        let beside = tmp.path().join("hotline.toml");
+        let rates = rates_path(None, Some(&beside));
+        let m = missing(&rates);
+        assert!(m.contains("billing.toml beside --config"), "{m}");
+
+        // A CDR directory named by --dir: the flag is the why, nothing else to suggest.
+        let gone = tmp.path().join("cdr");
+        let d = Chosen::given(&gone, "--dir");
+        let m = d.error("CDR directory", &not_found(&gone));
+        assert_eq!(
+            m,
+            format!("no CDR directory at {} (given with --dir)", gone.display())
+        );
+        // Through the real reader: the path once, not "./x: ./x: No such file".
+        let rel = Chosen {
+            path: PathBuf::from("./no-such-cdr-dir"),
+            why: "[server.cdr] dir of the embedded default config".into(),
+            set_with: SET_CDR_DIR,
+        };
+        let Err(e) = hotline_cdr::report::report(&rel, &ReportOptions::default()) else {
+            panic!("no such directory");
+        };
+        let m = rel.error("CDR directory", &e);
+        assert_eq!(m.matches("./no-such-cdr-dir").count(), 1, "{m}");
+        assert!(m.contains("--dir DIR"), "{m}");
+    }
+
+    fn not_found(p: &Path) -> hotline_cdr::CdrError {
+        hotline_cdr::CdrError::Io {
+            path: p.to_path_buf(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        }
     }
 
     #[test]
     fn rates_beside_the_config() {
         assert_eq!(
-            rates_path(None, Some(Path::new("/etc/hotline/hotline.toml"))),
+            rates_path(None, Some(Path::new("/etc/hotline/hotline.toml"))).path,
             PathBuf::from("/etc/hotline/billing.toml")
         );
-        assert_eq!(rates_path(None, None), PathBuf::from("config/billing.toml"));
         assert_eq!(
-            rates_path(Some(Path::new("r.toml")), None),
+            rates_path(None, None).path,
+            PathBuf::from("config/billing.toml")
+        );
+        assert_eq!(
+            rates_path(Some(Path::new("r.toml")), None).path,
             PathBuf::from("r.toml")
         );
     }

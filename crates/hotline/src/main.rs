@@ -270,7 +270,7 @@ fn with_admin(t: &AdminTarget, f: impl FnOnce(SocketAddr) -> ExitCode) -> ExitCo
     }
 }
 
-fn with_store(s: &CdrStore, f: impl FnOnce(&Path) -> ExitCode) -> ExitCode {
+fn with_store(s: &CdrStore, f: impl FnOnce(&cdr::Chosen) -> ExitCode) -> ExitCode {
     match cdr::cdr_dir(s.dir.as_deref(), s.config.as_deref()) {
         Ok(d) => f(&d),
         Err(e) => {
@@ -296,8 +296,28 @@ fn check(path: &Path) -> ExitCode {
         eprintln!("{}: cannot read: no such file or directory", path.display());
         return ExitCode::from(2);
     }
+    if path.is_file() {
+        if let Some(main) = hotline_config::included_by(path) {
+            // A fragment (one company's targets, plans, numbers) only makes sense with the
+            // file that includes it: alone it would fail on every shared name.
+            println!(
+                "{}: a fragment included by {}: checking the whole config",
+                path.display(),
+                main.display()
+            );
+            return check(&main);
+        }
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if hotline_config::is_rate_file(&text) {
+                return check_rates(path);
+            }
+        }
+    }
     match hotline_config::load_path(path, 1) {
         Ok(c) => {
+            for n in &c.notes {
+                println!("note: {n} (check it with `hotline check FILE`)");
+            }
             for w in &c.warnings {
                 println!("{w}");
             }
@@ -306,6 +326,26 @@ fn check(path: &Path) -> ExitCode {
                 path.display(),
                 c.table.len(),
                 c.table.hash()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `hotline check` on a rate file (`hotline bill --rates`, `[server.billing] file`): its own
+/// format, checked by the billing parser.
+fn check_rates(path: &Path) -> ExitCode {
+    match hotline_cdr::billing::load_billing(path) {
+        Ok(b) => {
+            println!(
+                "{}: ok: a rate file for `hotline bill` and [server.billing], not routing ({} plans, {} accounts)",
+                path.display(),
+                b.plans.len(),
+                b.accounts.len()
             );
             ExitCode::SUCCESS
         }
@@ -343,6 +383,31 @@ fn run(config: Option<PathBuf>, log_level: hotline_server::admin::LogLevelHook) 
         }
     };
     tracing::info!(version = LONG_VERSION, "starting");
+    {
+        // Said once at start: a relative `[server.cdr] dir` (the embedded default's `./cdr`)
+        // depends on where the switch was started.
+        let d = &compiled.settings.cdr.dir;
+        let abs = match std::env::current_dir() {
+            Ok(cwd) if d.is_relative() => cwd
+                .components()
+                .chain(
+                    d.components()
+                        .filter(|c| *c != std::path::Component::CurDir),
+                )
+                .collect(),
+            _ => d.clone(),
+        };
+        tracing::info!(
+            "CDRs go to {} ([server.cdr] dir = {:?}{})",
+            abs.display(),
+            d.display().to_string(),
+            if d.is_relative() {
+                ", relative to the directory Hotline was started in"
+            } else {
+                ""
+            }
+        );
+    }
     rt.block_on(async move {
         // Before anything listens: a SIGHUP (logrotate, an operator's reload) or SIGTERM that
         // arrives while the switch starts must be queued for the handler, not take the

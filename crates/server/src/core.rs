@@ -382,6 +382,11 @@ impl Core {
                         }
                     }
                 }
+                r = udp.ready(tokio::io::Interest::ERROR) => {
+                    if r.is_ok() {
+                        self.on_udp_errors(Instant::now(), &udp);
+                    }
+                }
                 _ = alarm.fired() => {}
             }
             // Timers are due whatever woke us: under steady traffic a socket is always
@@ -403,6 +408,41 @@ impl Core {
             }
         }
         let _ = logbuf::flush(&mut std::io::stderr());
+    }
+
+    /// The socket's error queue has reports: ICMP said a destination is unreachable. Every
+    /// shard's transactions towards it fail now (the ICMP may have come to any shard's
+    /// socket of the `SO_REUSEPORT` group, and it does not carry a Call-ID).
+    fn on_udp_errors(&mut self, now: Instant, udp: &transport::UdpFd) {
+        let mut peers = Vec::new();
+        let r = udp.try_io(tokio::io::Interest::ERROR, |s| {
+            match transport::unreachable_peers(s, &mut peers)? {
+                // Drained: the readiness is cleared until the next report.
+                true => Err(std::io::ErrorKind::WouldBlock.into()),
+                false => Ok(()),
+            }
+        });
+        if let Err(e) = r {
+            if e.kind() != std::io::ErrorKind::WouldBlock {
+                tracing::debug!(shard = self.shard, error = %e, "udp error queue");
+            }
+        }
+        peers.sort_unstable();
+        peers.dedup();
+        for addr in peers {
+            self.shared
+                .metrics
+                .transport
+                .udp_unreachable
+                .fetch_add(1, Ordering::Relaxed);
+            let peer = Peer {
+                transport: Transport::Udp,
+                addr,
+            };
+            tracing::debug!(shard = self.shard, %addr, "udp destination unreachable");
+            self.dispatch.unreachable(peer, Some(self.shard));
+            self.proxy.transport_error(now, peer);
+        }
     }
 
     fn start_draining(&mut self) {
@@ -485,12 +525,14 @@ impl Core {
             ShardMsg::Parsed(p, _) | ShardMsg::Raw(p, _) => {
                 (p.transport == Transport::Tcp).then_some(*p)
             }
+            ShardMsg::Unreachable(_) => None,
         };
         if let Some(source) = tcp_source(&m) {
             let snap = self.shared.current.load();
             let bytes = match &m {
                 ShardMsg::Parsed(_, msg) => msg.bytes().clone(),
                 ShardMsg::Raw(_, b) => b.clone(),
+                ShardMsg::Unreachable(_) => Bytes::new(),
             };
             self.shared.metrics.inbound(&bytes);
             if !snap.source_allowed(source.addr.ip()) {
@@ -501,6 +543,9 @@ impl Core {
         match m {
             ShardMsg::Parsed(source, msg) => self.proxy.handle_parsed(now, source, *msg),
             ShardMsg::Raw(source, bytes) => self.proxy.handle_message(now, source, bytes),
+            ShardMsg::Unreachable(peer) => {
+                self.proxy.transport_error(now, peer);
+            }
         }
     }
 

@@ -981,6 +981,12 @@ impl Metrics {
         );
         counter(
             &mut o,
+            "hotline_udp_unreachable_total",
+            "ICMP destination-unreachable reports for datagrams sent (the branch fails at once, 503).",
+            ld(&t.udp_unreachable),
+        );
+        counter(
+            &mut o,
             "hotline_tcp_queue_full_total",
             "Messages not sent because a TCP connection's send queue was full.",
             ld(&t.tcp_queue_full),

@@ -25,6 +25,14 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn new(c: Compiled, source: Option<PathBuf>) -> Snapshot {
         for w in &c.warnings {
+            // The calendar warning holds until next year's dates are added: once a day is
+            // enough (see `calendar_warning_due`); everything else every time.
+            if w.key == "calendar"
+                && !calendar_warning_due(&c.settings.cdr.dir, jiff::Zoned::now().date())
+            {
+                tracing::debug!("config: {w} (already said today)");
+                continue;
+            }
             tracing::warn!("config: {w}");
         }
         let target_ips = c.table.targets().iter().map(|t| t.next_hop.ip()).collect();
@@ -61,6 +69,39 @@ impl Snapshot {
     }
 }
 
+/// The file in the CDR directory that holds the date the calendar warning was last logged.
+pub const CALENDAR_STAMP: &str = "calendar-warned";
+
+/// Whether to log the calendar warning today: once a day across starts and reloads. The day
+/// is remembered by the process and in `CALENDAR_STAMP` in the CDR directory (writable by
+/// the service, and kept across restarts; the CDR reader ignores files not named like CDRs).
+/// If the stamp cannot be read or written (the directory does not exist yet on a first
+/// start), the process alone remembers.
+fn calendar_warning_due(cdr_dir: &std::path::Path, today: jiff::civil::Date) -> bool {
+    static LAST: std::sync::Mutex<Option<jiff::civil::Date>> = std::sync::Mutex::new(None);
+    let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+    calendar_due(&cdr_dir.join(CALENDAR_STAMP), today, &mut last)
+}
+
+fn calendar_due(
+    stamp: &std::path::Path,
+    today: jiff::civil::Date,
+    last: &mut Option<jiff::civil::Date>,
+) -> bool {
+    if *last == Some(today) {
+        return false;
+    }
+    *last = Some(today);
+    let said = std::fs::read_to_string(stamp)
+        .ok()
+        .and_then(|t| t.trim().parse::<jiff::civil::Date>().ok());
+    if said == Some(today) {
+        return false;
+    }
+    let _ = std::fs::write(stamp, format!("{today}\n"));
+    true
+}
+
 /// The current snapshot, swapped atomically.
 pub struct Current(ArcSwap<Snapshot>);
 
@@ -93,5 +134,46 @@ impl Current {
         live.prepare(&next.table);
         self.0.store(next.clone());
         Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// #21 item 9: the calendar warning is logged once a day, not on every start or reload.
+    #[test]
+    fn calendar_warning_once_a_day_across_restarts() {
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("tempdir");
+        };
+        let stamp = dir.path().join(CALENDAR_STAMP);
+        let day = jiff::civil::date(2026, 12, 2);
+        let mut process = None;
+        assert!(calendar_due(&stamp, day, &mut process), "first start warns");
+        assert!(
+            !calendar_due(&stamp, day, &mut process),
+            "a reload does not"
+        );
+        let mut restarted = None;
+        assert!(
+            !calendar_due(&stamp, day, &mut restarted),
+            "a restart the same day does not (the stamp)"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&stamp).ok().as_deref(),
+            Some("2026-12-02\n")
+        );
+        let next = jiff::civil::date(2026, 12, 3);
+        assert!(
+            calendar_due(&stamp, next, &mut restarted),
+            "the next day warns"
+        );
+        assert!(!calendar_due(&stamp, next, &mut process), "once");
+        // No CDR directory yet: the process alone remembers.
+        let missing = dir.path().join("no-such-dir").join(CALENDAR_STAMP);
+        let mut p = None;
+        assert!(calendar_due(&missing, day, &mut p));
+        assert!(!calendar_due(&missing, day, &mut p));
     }
 }

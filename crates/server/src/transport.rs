@@ -33,6 +33,10 @@ pub enum ShardMsg {
     Parsed(Peer, Box<Message>),
     /// Did not parse: the shard answers 400 (requests) or drops it (responses).
     Raw(Peer, Bytes),
+    /// The transport could not reach this peer (ICMP unreachable, refused TCP connect): the
+    /// shard fails its transactions towards it at once ([`hotline_sip::proxy::Proxy::transport_error`]).
+    /// Sent to every shard: the error does not say which call it is about.
+    Unreachable(Peer),
 }
 
 /// Transport counters (read by metrics).
@@ -55,6 +59,8 @@ pub struct TransportStats {
     pub tcp_refused: AtomicU64,
     /// TCP connections closed because a message did not complete within the header timeout.
     pub tcp_slow: AtomicU64,
+    /// ICMP destination-unreachable reports read from the UDP sockets' error queues.
+    pub udp_unreachable: AtomicU64,
 }
 
 /// The shard that owns a Call-ID.
@@ -87,6 +93,15 @@ impl Dispatch {
         self.stats.handed_over.fetch_add(1, Ordering::Relaxed);
         if tx.try_send(msg).is_err() {
             self.stats.handover_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Tell every shard but `except` that `peer` cannot be reached.
+    pub fn unreachable(&self, peer: Peer, except: Option<usize>) {
+        for (i, tx) in self.inboxes.iter().enumerate() {
+            if Some(i) != except && tx.try_send(ShardMsg::Unreachable(peer)).is_err() {
+                self.stats.handover_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -146,13 +161,24 @@ impl Tcp {
                     let _ = stream.set_nodelay(true);
                     run_connection(stream, addr, rx, this).await;
                 }
-                _ => {
+                r => {
                     this.dispatch
                         .stats
                         .tcp_connect_errors
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(%addr, "tcp connect failed");
+                    let error = match r {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".to_string(),
+                    };
+                    tracing::debug!(%addr, %error, "tcp connect failed");
                     this.conns.remove(&addr);
+                    // A transport error (RFC 3261 §8.1.3.1): the branches towards it fail
+                    // now, not when their timers run out.
+                    let peer = Peer {
+                        transport: Transport::Tcp,
+                        addr,
+                    };
+                    this.dispatch.unreachable(peer, None);
                 }
             }
         });
@@ -178,7 +204,8 @@ pub fn register_udp(udp: std::net::UdpSocket) -> io::Result<UdpFd> {
     // cannot, and the replacement (`AsyncFd::register_with_interest`) is `unsafe`, which the
     // workspace forbids.
     #[allow(deprecated)]
-    let fd = AsyncFd::with_interest(udp, Interest::READABLE)?;
+    // ERROR too: ICMP unreachable reports queued by IP_RECVERR ([`unreachable_peers`]).
+    let fd = AsyncFd::with_interest(udp, Interest::READABLE.add(Interest::ERROR))?;
     Ok(Arc::new(fd))
 }
 
@@ -259,6 +286,58 @@ fn std_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
     a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
 }
 
+/// Error-queue entries read per wake-up at most (the rest wait for the next turn).
+const ERRQUEUE_BATCH: usize = 64;
+
+/// Read the socket's error queue (`IP_RECVERR`, see [`udp_socket`]) without waiting: the
+/// destinations of datagrams an ICMP (or ICMPv6) destination unreachable came back for (port,
+/// host, network unreachable; administratively prohibited) go to `out`. Other reports
+/// (fragmentation needed, time exceeded) are read and ignored. Returns whether the queue was
+/// found empty.
+///
+/// On Linux an unconnected UDP socket hears of ICMP errors only this way: the report's
+/// `msg_name` is the original datagram's destination (ip(7)), the `sock_extended_err` says
+/// what came back. The same error also sets the socket's pending error, which a plain read
+/// returns once (`ECONNREFUSED`); reading the queue clears it.
+pub fn unreachable_peers(udp: &std::net::UdpSocket, out: &mut Vec<SocketAddr>) -> io::Result<bool> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned};
+    // What the kernel gives back of the original datagram is not needed: a small buffer
+    // (the report is truncated, MSG_TRUNC, which is fine).
+    let mut buf = [0u8; 64];
+    let mut cmsg = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
+    for _ in 0..ERRQUEUE_BATCH {
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let r = recvmsg::<SockaddrStorage>(
+            udp.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+        );
+        let msg = match r {
+            Ok(m) => m,
+            Err(nix::errno::Errno::EAGAIN) => return Ok(true),
+            Err(e) => return Err(e.into()),
+        };
+        let dest = msg.address.as_ref().and_then(std_addr);
+        let Ok(cmsgs) = msg.cmsgs() else { continue };
+        for c in cmsgs {
+            let unreachable = match c {
+                ControlMessageOwned::Ipv4RecvErr(ee, _) => {
+                    ee.ee_origin == nix::libc::SO_EE_ORIGIN_ICMP && ee.ee_type == 3
+                }
+                ControlMessageOwned::Ipv6RecvErr(ee, _) => {
+                    ee.ee_origin == nix::libc::SO_EE_ORIGIN_ICMP6 && ee.ee_type == 1
+                }
+                _ => false,
+            };
+            if let (true, Some(d)) = (unreachable, dest) {
+                out.push(d);
+            }
+        }
+    }
+    Ok(false)
+}
+
 /// Sending side of one shard: its own UDP socket plus the shared TCP side.
 #[derive(Clone)]
 pub struct Outbound {
@@ -304,6 +383,19 @@ fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
     s.set_reuse_port(true)?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
+    }
+    // Queue ICMP errors for this unconnected socket, so that a target with nothing listening
+    // is known at once ([`unreachable_peers`]); without it Linux tells only connected sockets.
+    {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let r = if addr.is_ipv6() {
+            setsockopt(&s, sockopt::Ipv6RecvErr, &true)
+        } else {
+            setsockopt(&s, sockopt::Ipv4RecvErr, &true)
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "IP_RECVERR unavailable: unreachable UDP targets wait out their timers");
+        }
     }
     // Room for bursts: a shard that falls behind for a moment loses nothing.
     let _ = s.set_recv_buffer_size(4 << 20);
@@ -473,4 +565,43 @@ async fn run_connection(
     }
     stats.tcp_closed.fetch_add(1, Ordering::Relaxed);
     tcp.conns.remove(&peer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A datagram to a loopback port nobody listens on comes back as an ICMP port
+    /// unreachable, which the (unconnected) socket reads from its error queue.
+    #[test]
+    fn icmp_port_unreachable_names_the_destination() {
+        let Ok(s) = udp_socket("127.0.0.1:0".parse().expect("addr")) else {
+            panic!("bind");
+        };
+        let Ok(dead) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+            panic!("bind");
+        };
+        let dead_addr = dead.local_addr().expect("local addr");
+        drop(dead);
+        assert!(s.send_to(b"OPTIONS", dead_addr).is_ok());
+        let mut got = Vec::new();
+        // Bounded wait: loopback ICMP is immediate, allow 2 s.
+        for _ in 0..200 {
+            if unreachable_peers(&s, &mut got).is_ok() && !got.is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(got, vec![dead_addr]);
+        // The queue is empty again and a plain read finds nothing, not a stale error.
+        let mut more = Vec::new();
+        assert!(matches!(unreachable_peers(&s, &mut more), Ok(true)));
+        assert!(more.is_empty());
+        let mut buf = [0u8; 16];
+        let r = s.recv_from(&mut buf);
+        assert!(
+            matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock),
+            "{r:?}"
+        );
+    }
 }

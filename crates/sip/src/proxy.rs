@@ -330,6 +330,8 @@ pub struct Stats {
     pub scanners: u64,
     /// New INVITEs answered 503 because Hotline is overloaded.
     pub overload_shed: u64,
+    /// Client transactions ended by a transport error ([`Proxy::transport_error`]).
+    pub transport_errors: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1071,6 +1073,60 @@ impl Proxy {
         } else {
             self.stats.dropped_responses += 1;
         }
+    }
+
+    /// The transport could not deliver to `dest`: an ICMP destination unreachable for a UDP
+    /// datagram sent there, a refused or failed TCP connect. Every client transaction towards
+    /// `dest` that has had no response yet ends at once, as if the next hop had answered 503
+    /// (RFC 3261 §8.1.3.1, §16.9, §17.1.4): an INVITE branch is reported as
+    /// [`Outcome::Unreachable`] with code 503 and the hunt moves on without waiting out the
+    /// ring timeout; a relayed request gets 503 back. Transactions that already had a
+    /// response (the peer is alive) are left alone. Returns how many transactions ended.
+    ///
+    /// The scan is over the live client transactions; transport errors are rare (one per
+    /// request to a dead peer), so no per-destination index is kept.
+    pub fn transport_error(&mut self, now: Instant, dest: Peer) -> usize {
+        let failed: Vec<(u64, Owner)> = self
+            .clients
+            .iter()
+            .filter(|(_, ct)| {
+                ct.dest == dest
+                    && ct.cancel_of.is_none()
+                    && match &ct.kind {
+                        ClientKind::Invite(t) => t.state() == State::Calling,
+                        ClientKind::NonInvite(t) => t.state() == State::Trying,
+                    }
+            })
+            .map(|(id, ct)| (*id, ct.owner))
+            .collect();
+        for &(cid, owner) in &failed {
+            if let Some(ct) = self.clients.get_mut(&cid) {
+                match &mut ct.kind {
+                    ClientKind::Invite(t) => t.on_transport_error(),
+                    ClientKind::NonInvite(t) => t.on_transport_error(),
+                }
+            }
+            self.remove_client(cid);
+            self.stats.transport_errors += 1;
+            match owner {
+                Owner::Local => {}
+                Owner::Relay { server } => {
+                    self.respond_local(now, server, 503, "Service Unavailable", &[]);
+                }
+                Owner::Branch { call } => {
+                    let bi = self
+                        .calls
+                        .get(&call)
+                        .and_then(|c| c.branches.iter().position(|b| b.client == cid));
+                    if let Some(bi) = bi {
+                        // §16.7 step 6: a 503 alone is not relayed upstream as such; if it
+                        // stays the best response the caller gets 500.
+                        self.branch_failed(now, call, bi, 503, Outcome::Unreachable, (500, None));
+                    }
+                }
+            }
+        }
+        failed.len()
     }
 
     /// Fire every timer due at `now`.

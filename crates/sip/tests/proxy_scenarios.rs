@@ -1660,3 +1660,88 @@ fn tombstones_expire_in_deadline_order_even_when_time_is_fed_out_of_order() {
     assert!(states(&h, "server INVITE").is_empty());
     assert!(states(&h, "client INVITE").is_empty());
 }
+
+#[test]
+fn transport_error_is_a_503_at_once_and_the_hunt_moves_on() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKte1", "call-te1", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 20), target(T2, 2, 20)]),
+        &mut |_, _| true,
+    );
+    assert_eq!(only(&h.out(), T1).len(), 1);
+    h.events();
+    // An error about another peer, or about T1 over the other transport, changes nothing.
+    let tcp_t1 = Peer {
+        transport: Transport::Tcp,
+        addr: T1.parse().expect("addr"),
+    };
+    assert_eq!(h.p.transport_error(h.now, udp(T2)), 0);
+    assert_eq!(h.p.transport_error(h.now, tcp_t1), 0);
+    // 5 ms later ICMP says nothing listens on T1: no waiting for the 20 s ring timeout.
+    h.now += Duration::from_millis(5);
+    assert_eq!(h.p.transport_error(h.now, udp(T1)), 1);
+    h.pump();
+    let out = h.out();
+    assert_eq!(only(&out, T2).len(), 1, "the hunt moved on to target 2");
+    assert!(only(&out, T1).is_empty(), "no CANCEL to a dead peer");
+    let ended = h
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::AttemptEnded(a) if a.target == 1 => Some(a),
+            _ => None,
+        })
+        .expect("attempt 1 ended");
+    assert_eq!(ended.outcome, Outcome::Unreachable);
+    assert_eq!(ended.code, 503);
+    // A second report for the same peer finds nothing left to fail.
+    assert_eq!(h.p.transport_error(h.now, udp(T1)), 0);
+    assert_eq!(h.p.stats().transport_errors, 1);
+}
+
+#[test]
+fn transport_error_after_a_provisional_is_ignored() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKte2", "call-te2", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 20), target(T2, 2, 20)]),
+        &mut |_, _| true,
+    );
+    let inv = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv, 180, "Ringing", "t1"));
+    h.out();
+    assert_eq!(h.p.transport_error(h.now, udp(T1)), 0, "T1 answered: alive");
+    h.pump();
+    assert!(only(&h.out(), T2).is_empty());
+}
+
+#[test]
+fn transport_error_on_the_last_target_ends_the_call_with_500_not_503() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKte3", "call-te3", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(T1, 1, 20)]), &mut |_, _| {
+        true
+    });
+    h.out();
+    assert_eq!(h.p.transport_error(h.now, udp(T1)), 1);
+    h.pump();
+    let out = h.out();
+    let to_uac = only(&out, UAC);
+    assert_eq!(to_uac.len(), 1);
+    assert_eq!(
+        to_uac[0].status(),
+        Some(500),
+        "§16.7 step 6: a lone 503 becomes 500"
+    );
+}
