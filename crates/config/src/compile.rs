@@ -1036,12 +1036,25 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
             }
         }
         if d.t1.is_zero() || d.t2 < d.t1 {
+            // Point at the key that breaks the rule: t2 if it is set, else t1.
+            let (span, key) = match (&sip.t2, &sip.t1) {
+                (Some(v), _) if !d.t1.is_zero() => (v.span(), "server.sip.t2"),
+                (_, Some(v)) => (v.span(), "server.sip.t1"),
+                (Some(v), None) => (v.span(), "server.sip.t2"),
+                (None, None) => (0..0, "server.sip"),
+            };
             cx.err(
                 fi,
-                0..0,
-                "server.sip",
-                "t1 must be positive and t2 at least t1",
-                None,
+                span,
+                key,
+                format!(
+                    "t1 must be positive and t2 at least t1 (t1 = {:?}, t2 = {:?})",
+                    d.t1, d.t2
+                ),
+                Some(
+                    "RFC 3261 timers: t1 = \"500ms\", t2 = \"4s\" (t2 caps the doubling of t1)"
+                        .into(),
+                ),
             );
         }
         s.sip = d;

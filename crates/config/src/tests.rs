@@ -1002,6 +1002,22 @@ sources = ["192.0.2.0/24", "2001:db8::/32"]
     assert_eq!(one(&errs, "server.trunks[0].sources[0]").line, 7);
 }
 
+/// The combination the transaction property test once ran with (t1 = 1588 ms, t2 = 1 ms) is
+/// refused at the line of the key that breaks the rule, with the rule and a fix.
+#[test]
+fn error_sip_timers_t2_below_t1() {
+    let errs = errors("[server.sip]\nt1 = \"1588ms\"\nt2 = \"1ms\"\n");
+    let e = one(&errs, "server.sip.t2");
+    assert_eq!((e.file.as_str(), e.line), ("test.toml", 3), "{e}");
+    assert!(e.message.contains("t2 at least t1"), "{e}");
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("t2 = \"4s\""),
+        "{e}"
+    );
+    let e = one(&errors("[server.sip]\n\nt1 = \"0ms\"\n"), "server.sip.t1");
+    assert_eq!(e.line, 3, "{e}");
+}
+
 #[test]
 fn calendar_override_and_warning() {
     let c = compile(&with(
