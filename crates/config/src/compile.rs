@@ -910,13 +910,57 @@ fn dur(cx: &mut Ctx<'_>, fi: usize, key: String, v: &Spanned<DurationRaw>) -> Op
     }
 }
 
+/// Most addresses `server.listen` may name (each is a UDP socket and a TCP listener).
+const MAX_LISTEN: usize = 16;
+
+/// Why `a` cannot be bound beside the addresses already listed, and the fix: the same
+/// address twice, or a wildcard (`0.0.0.0`, `[::]`) and an address of its family on the same
+/// port (the first UDP socket shares its port with `SO_REUSEPORT`, so the kernel would let
+/// both bind and split the datagrams between them). Port 0 picks a fresh port each time.
+fn listen_clash(before: &[SocketAddr], a: SocketAddr) -> Option<(String, String)> {
+    let b = before.iter().find(|b| {
+        a.port() != 0
+            && b.port() == a.port()
+            && b.is_ipv4() == a.is_ipv4()
+            && (b.ip() == a.ip() || b.ip().is_unspecified() || a.ip().is_unspecified())
+    })?;
+    if *b == a {
+        Some((
+            format!("{a} is listed twice"),
+            "list each address once".into(),
+        ))
+    } else {
+        Some((
+            format!("{a} overlaps {b}: a wildcard address already covers every address of its family on that port"),
+            "keep the wildcard alone, or list the addresses one by one".into(),
+        ))
+    }
+}
+
 fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
     let mut s = Settings::default();
     if let Some(listen) = &srv.listen {
-        let mut out = Vec::new();
+        let mut out: Vec<SocketAddr> = Vec::new();
         for (i, l) in listen.iter().enumerate() {
             match l.get_ref().parse::<SocketAddr>() {
-                Ok(a) => out.push(a),
+                Ok(a) => {
+                    if let Some((msg, hint)) = listen_clash(&out, a) {
+                        cx.err(fi, l.span(), format!("server.listen[{i}]"), msg, Some(hint));
+                    } else if out.len() == MAX_LISTEN {
+                        cx.err(
+                            fi,
+                            l.span(),
+                            format!("server.listen[{i}]"),
+                            format!("more than {MAX_LISTEN} listen addresses"),
+                            Some(
+                                "listen on a wildcard (\"0.0.0.0:5060\", \"[::]:5060\") instead"
+                                    .into(),
+                            ),
+                        );
+                    } else {
+                        out.push(a);
+                    }
+                }
                 Err(_) => cx.err(
                     fi,
                     l.span(),

@@ -1002,6 +1002,29 @@ sources = ["192.0.2.0/24", "2001:db8::/32"]
     assert_eq!(one(&errs, "server.trunks[0].sources[0]").line, 7);
 }
 
+/// Listen addresses that cannot all be bound are refused at their line: twice the same, a
+/// wildcard beside an address it covers, too many. Distinct families on one port are fine.
+#[test]
+fn error_listen_duplicates_and_overlaps() {
+    let c = compile("[server]\nlisten = [\"127.0.0.1:5060\", \"[::1]:5060\", \"127.0.0.2:5060\", \"127.0.0.1:0\", \"127.0.0.1:0\"]\n");
+    assert_eq!(c.settings.listen.len(), 5);
+    let errs = errors("[server]\nlisten = [\n  \"127.0.0.1:5060\",\n  \"127.0.0.1:5060\",\n  \"0.0.0.0:5060\",\n  \"[::]:5061\",\n  \"[::1]:5061\",\n]\n");
+    let e = one(&errs, "server.listen[1]");
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("listed twice"), "{e}");
+    assert!(e.hint.is_some());
+    let e = one(&errs, "server.listen[2]");
+    assert_eq!(e.line, 5, "{e}");
+    assert!(e.message.contains("overlaps 127.0.0.1:5060"), "{e}");
+    let e = one(&errs, "server.listen[4]");
+    assert!(e.message.contains("overlaps [::]:5061"), "{e}");
+    let many: Vec<String> = (1..=17).map(|i| format!("\"127.0.0.{i}:5060\"")).collect();
+    let errs = errors(&format!("[server]\nlisten = [{}]\n", many.join(", ")));
+    assert!(one(&errs, "server.listen[16]")
+        .message
+        .contains("more than 16"));
+}
+
 /// The combination the transaction property test once ran with (t1 = 1588 ms, t2 = 1 ms) is
 /// refused at the line of the key that breaks the rule, with the rule and a fix.
 #[test]

@@ -229,6 +229,8 @@ pub struct Core {
     dropped_sources: u64,
     sample: ShardSample,
     limits: Limits,
+    /// The further listen addresses' UDP sockets (this shard sends from them too).
+    more_udp: transport::MoreUdp,
 }
 
 /// Maps the monotonic `Instant`s the proxy uses to wall-clock timestamps for CDRs.
@@ -266,7 +268,8 @@ impl Core {
         shard: usize,
         shards: usize,
         shared: Arc<Shared>,
-        local: SocketAddr,
+        listen: &[SocketAddr],
+        more_udp: transport::MoreUdp,
         dispatch: Dispatch,
         tcp: Tcp,
         inbox: mpsc::Receiver<ShardMsg>,
@@ -274,7 +277,12 @@ impl Core {
     ) -> Core {
         let snap = shared.current.load();
         let s = &snap.settings;
-        let mut pcfg = ProxyConfig::new(local);
+        let first = listen
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)));
+        let mut pcfg = ProxyConfig::new(first);
+        pcfg.listen_more = listen.iter().skip(1).copied().collect();
         pcfg.timers = timers(s);
         pcfg.id_first = shard as u64 + 1;
         pcfg.id_step = shards.max(1) as u64;
@@ -303,6 +311,7 @@ impl Core {
             dropped_sources: 0,
             sample: ShardSample::default(),
             limits,
+            more_udp,
         }
     }
 
@@ -316,7 +325,7 @@ impl Core {
                 return;
             }
         };
-        let out = Outbound::new(udp.clone(), self.tcp.clone());
+        let out = Outbound::new(udp.clone(), self.tcp.clone(), self.more_udp.clone());
         let mut rx = transport::RecvBatch::default();
         // This shard's info lines (one per call) go out in batches (see `logbuf`).
         logbuf::enable();
@@ -455,14 +464,20 @@ impl Core {
     /// A datagram read from this shard's socket: frame, filter, parse, and handle it here or
     /// hand it to the shard owning its Call-ID.
     fn on_datagram(&mut self, now: Instant, snap: &Snapshot, data: &[u8], from: SocketAddr) {
-        let m = &self.shared.metrics;
-        m.transport.udp_in.fetch_add(1, Ordering::Relaxed);
-        m.inbound(data);
         let source = Peer {
             transport: Transport::Udp,
             addr: from,
+            local: 0,
         };
-        if !snap.source_allowed(from.ip()) {
+        self.on_datagram_from(now, snap, data, source);
+    }
+
+    /// [`Core::on_datagram`] for a datagram read on listen address `source.local`.
+    fn on_datagram_from(&mut self, now: Instant, snap: &Snapshot, data: &[u8], source: Peer) {
+        let m = &self.shared.metrics;
+        m.transport.udp_in.fetch_add(1, Ordering::Relaxed);
+        m.inbound(data);
+        if !snap.source_allowed(source.addr.ip()) {
             self.refuse_source(snap, source, data);
             return;
         }
@@ -491,18 +506,27 @@ impl Core {
     }
 
     fn on_inbox(&mut self, now: Instant, m: ShardMsg) {
+        let m = match m {
+            ShardMsg::Datagram(source, data) => {
+                let snap = self.shared.current.load();
+                self.on_datagram_from(now, &snap, &data, source);
+                return;
+            }
+            m => m,
+        };
         // Messages from TCP are checked here (UDP ones were checked by the shard that read
         // them, before the hand-over).
         let tcp_source = |m: &ShardMsg| match m {
             ShardMsg::Parsed(p, _) | ShardMsg::Raw(p, _) => {
                 (p.transport == Transport::Tcp).then_some(*p)
             }
+            ShardMsg::Datagram(..) => None,
         };
         if let Some(source) = tcp_source(&m) {
             let snap = self.shared.current.load();
             let bytes = match &m {
                 ShardMsg::Parsed(_, msg) => msg.bytes().clone(),
-                ShardMsg::Raw(_, b) => b.clone(),
+                ShardMsg::Raw(_, b) | ShardMsg::Datagram(_, b) => b.clone(),
             };
             self.shared.metrics.inbound(&bytes);
             if !snap.source_allowed(source.addr.ip()) {
@@ -513,6 +537,7 @@ impl Core {
         match m {
             ShardMsg::Parsed(source, msg) => self.proxy.handle_parsed(now, source, *msg),
             ShardMsg::Raw(source, bytes) => self.proxy.handle_message(now, source, bytes),
+            ShardMsg::Datagram(..) => {}
         }
     }
 
@@ -1013,13 +1038,13 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         let t = table.try_target(m.target)?;
         Some(BranchTarget {
             uri: Bytes::from(t.uri.clone()),
-            dest: Peer {
-                transport: match t.transport {
+            dest: Peer::new(
+                match t.transport {
                     hotline_route::Transport::Udp => Transport::Udp,
                     hotline_route::Transport::Tcp => Transport::Tcp,
                 },
-                addr: t.next_hop,
-            },
+                t.next_hop,
+            ),
             ring_timeout: m.ring_timeout,
             tag: m.target.0,
         })

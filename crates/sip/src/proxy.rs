@@ -56,6 +56,21 @@ impl Transport {
 pub struct Peer {
     pub transport: Transport,
     pub addr: SocketAddr,
+    /// Which of our listen addresses the message came in on, or is to leave from: an index
+    /// into [`ProxyConfig::listen_addrs`] (0 is [`ProxyConfig::local`]). The shell sends a
+    /// transmit from the socket of that address; the proxy writes that address in its Via.
+    pub local: u8,
+}
+
+impl Peer {
+    /// A peer reached through our first listen address.
+    pub fn new(transport: Transport, addr: SocketAddr) -> Peer {
+        Peer {
+            transport,
+            addr,
+            local: 0,
+        }
+    }
 }
 
 /// A message to send.
@@ -73,8 +88,14 @@ pub struct CallHandle(pub u64);
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub timers: Timers,
-    /// Our own address as written in Via and Record-Route (`host:port`).
+    /// Our own address as written in Via and Record-Route (`host:port`): the first listen
+    /// address.
     pub local: SocketAddr,
+    /// Our further listen addresses (`Peer::local` 1, 2, ...). A request is Record-Routed
+    /// with the address it came in on; a request we send leaves from (and names in its Via)
+    /// the address it came in on when that is of the destination's IP family, else the first
+    /// listen address of that family.
+    pub listen_more: Vec<SocketAddr>,
     /// Extra addresses that count as "us" in Request-URIs and Route headers.
     pub aliases: Vec<SocketAddr>,
     /// Value of the Allow header in 405 and OPTIONS responses.
@@ -107,10 +128,16 @@ pub const SCANNERS: &[&str] = &[
 ];
 
 impl ProxyConfig {
+    /// Every listen address, in `Peer::local` order.
+    pub fn listen_addrs(&self) -> impl Iterator<Item = &SocketAddr> + '_ {
+        std::iter::once(&self.local).chain(self.listen_more.iter())
+    }
+
     pub fn new(local: SocketAddr) -> Self {
         ProxyConfig {
             timers: Timers::default(),
             local,
+            listen_more: Vec::new(),
             aliases: Vec::new(),
             allow: "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO",
             // Retransmitted BYEs are absorbed by their server transaction; the dialog itself
@@ -675,13 +702,8 @@ impl DialogSides {
 /// The proxy core. See the module docs.
 pub struct Proxy {
     cfg: ProxyConfig,
-    /// Our `host:port` as written in Via, and our Record-Route values (formatted once).
-    sent_by: String,
-    /// Our IP as `Display` writes it (without brackets): a host written exactly like this is
-    /// us without parsing it.
-    local_ip: String,
-    rr_udp: String,
-    rr_tcp: String,
+    /// Per listen address (by `Peer::local`): how we write it in Via and Record-Route.
+    ifaces: Vec<Iface>,
     /// Our Via for the message being built (see [`Proxy::new_via`]).
     via: Vec<u8>,
     /// History-Info value for the branch being built.
@@ -718,6 +740,34 @@ pub struct Proxy {
     overload: Option<u32>,
 }
 
+/// One listen address as we write it (formatted once).
+struct Iface {
+    addr: SocketAddr,
+    /// `host:port` as written in Via.
+    sent_by: String,
+    /// The IP as `Display` writes it (without brackets): a host written exactly like this is
+    /// us without parsing it.
+    ip: String,
+    rr_udp: String,
+    rr_tcp: String,
+}
+
+impl Iface {
+    fn new(addr: SocketAddr) -> Iface {
+        let sent_by = match addr {
+            SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        };
+        Iface {
+            addr,
+            rr_udp: format!("<sip:{sent_by};lr>"),
+            rr_tcp: format!("<sip:{sent_by};transport=tcp;lr>"),
+            ip: addr.ip().to_string(),
+            sent_by,
+        }
+    }
+}
+
 const BRANCH_PREFIX: &str = "z9hG4bK-hl";
 
 /// Timer C (§16.6 step 11): no branch rings longer than this, whatever its ring timeout.
@@ -744,15 +794,13 @@ fn eq_ci(a: &[u8], b: &[u8]) -> bool {
 
 impl Proxy {
     pub fn new(cfg: ProxyConfig) -> Self {
-        let sent_by = match cfg.local {
-            SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
-            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-        };
         Proxy {
-            rr_udp: format!("<sip:{sent_by};lr>"),
-            rr_tcp: format!("<sip:{sent_by};transport=tcp;lr>"),
-            local_ip: cfg.local.ip().to_string(),
-            sent_by,
+            // At most 256 listen addresses (`Peer::local` is a u8).
+            ifaces: cfg
+                .listen_addrs()
+                .take(256)
+                .map(|a| Iface::new(*a))
+                .collect(),
             via: Vec::with_capacity(128),
             history: Vec::new(),
             next_id: cfg.id_first.max(1),
@@ -923,7 +971,11 @@ impl Proxy {
             .strip_prefix(b"[")
             .and_then(|h| h.strip_suffix(b"]"))
             .unwrap_or(host);
-        if port == self.cfg.local.port() && host == self.local_ip.as_bytes() {
+        if self
+            .ifaces
+            .iter()
+            .any(|i| port == i.addr.port() && host == i.ip.as_bytes())
+        {
             // What the parse below would find for our own address as we write it.
             return true;
         }
@@ -933,7 +985,8 @@ impl Proxy {
         let Ok(ip) = h.parse::<IpAddr>() else {
             return false;
         };
-        std::iter::once(&self.cfg.local)
+        self.cfg
+            .listen_addrs()
             .chain(self.cfg.aliases.iter())
             .any(|a| a.port() == port && (a.ip() == ip || a.ip().is_unspecified()))
     }
@@ -958,10 +1011,10 @@ impl Proxy {
             Some(t) if eq_ci(t, b"tcp") => Transport::Tcp,
             _ => Transport::Udp,
         };
-        Some(Peer {
+        Some(Peer::new(
             transport,
-            addr: SocketAddr::new(ip, u.port.unwrap_or(5060)),
-        })
+            SocketAddr::new(ip, u.port.unwrap_or(5060)),
+        ))
     }
 
     fn reply_peer(via: &Via<'_>, source: Peer) -> Peer {
@@ -971,20 +1024,53 @@ impl Proxy {
         Peer {
             transport: source.transport,
             addr: SocketAddr::new(source.addr.ip(), via.port.unwrap_or(5060)),
+            local: source.local,
         }
+    }
+
+    /// The listen address a request to `dest` leaves from: `prefer` (the one the call came
+    /// in on) when it is of `dest`'s IP family, else the first of that family, else `prefer`
+    /// (the send then fails as it would have anyway).
+    fn iface_for(&self, dest: SocketAddr, prefer: u8) -> u8 {
+        let fits = |i: &Iface| i.addr.is_ipv4() == dest.is_ipv4();
+        if self.ifaces.get(usize::from(prefer)).is_some_and(fits) {
+            return prefer;
+        }
+        self.ifaces
+            .iter()
+            .position(fits)
+            .and_then(|i| u8::try_from(i).ok())
+            .unwrap_or(prefer)
+    }
+
+    /// `dest` with the listen address it is to be sent from (see [`Proxy::iface_for`]).
+    fn leaving_from(&self, dest: Peer, prefer: u8) -> Peer {
+        Peer {
+            local: self.iface_for(dest.addr, prefer),
+            ..dest
+        }
+    }
+
+    fn iface(&self, local: u8) -> &Iface {
+        // `ifaces` is never empty (it holds `cfg.local`).
+        self.ifaces
+            .get(usize::from(local))
+            .unwrap_or(&self.ifaces[0])
     }
 
     /// A new branch id and our Via value carrying it
     /// (`SIP/2.0/UDP host:port;branch=z9hG4bK-hl<loop hash, 16 hex>-<id, hex>;rport`), written
-    /// into `self.via` (reused: no allocation per message).
-    fn new_via(&mut self, loop_hash: u64, transport: Transport) -> u64 {
+    /// into `self.via` (reused: no allocation per message). `dest.local` says which of our
+    /// addresses it names.
+    fn new_via(&mut self, loop_hash: u64, dest: Peer) -> u64 {
         let id = self.id();
+        let i = usize::from(dest.local).min(self.ifaces.len() - 1);
         let v = &mut self.via;
         v.clear();
         v.extend_from_slice(b"SIP/2.0/");
-        v.extend_from_slice(transport.via_name().as_bytes());
+        v.extend_from_slice(dest.transport.via_name().as_bytes());
         v.push(b' ');
-        v.extend_from_slice(self.sent_by.as_bytes());
+        v.extend_from_slice(self.ifaces[i].sent_by.as_bytes());
         v.extend_from_slice(b";branch=");
         v.extend_from_slice(BRANCH_PREFIX.as_bytes());
         rewrite::push_hex(v, loop_hash, 16);
@@ -996,12 +1082,14 @@ impl Proxy {
 
     /// One Record-Route entry serves both sides: we listen on UDP and TCP at the same address.
     /// Across transports the entry names none, so each side reaches us over UDP by default
-    /// (RFC 5658 double record-routing is not needed for that).
-    fn record_route(&self, inbound: Transport, outbound: Transport) -> &str {
-        if inbound == Transport::Tcp && outbound == Transport::Tcp {
-            &self.rr_tcp
+    /// (RFC 5658 double record-routing is not needed for that). It names the listen address
+    /// the request came in on (`inbound.local`).
+    fn record_route(&self, inbound: Peer, outbound: Transport) -> &str {
+        let i = self.iface(inbound.local);
+        if inbound.transport == Transport::Tcp && outbound == Transport::Tcp {
+            &i.rr_tcp
         } else {
-            &self.rr_udp
+            &i.rr_udp
         }
     }
 
@@ -1335,7 +1423,8 @@ impl Proxy {
         call_id: &[u8],
         cseq: u32,
     ) {
-        let id = self.new_via(0, dest.transport);
+        let dest = self.leaving_from(dest, dest.local);
+        let id = self.new_via(0, dest);
         let via = &self.via;
         let mut out = Vec::with_capacity(256 + ruri.len() + from.len() + to.len() + call_id.len());
         for part in [method, b" ", ruri, b" SIP/2.0\r\nVia: ", via] {
@@ -1427,12 +1516,12 @@ impl Proxy {
             if self.on_server_match(now, sid, method) {
                 // An ACK that reused the INVITE's branch, in Accepted: the ACK of the 2xx,
                 // which belongs to the TU (RFC 6026 §7.1) and goes on end to end.
-                self.on_ack(msg);
+                self.on_ack(source, msg);
             }
             return;
         }
         match method {
-            Method::Ack => self.on_ack(msg),
+            Method::Ack => self.on_ack(source, msg),
             Method::Cancel => self.on_cancel(now, source, msg, key),
             _ => {
                 let in_dialog = msg.to_tag().is_some();
@@ -1857,7 +1946,7 @@ impl Proxy {
         });
     }
 
-    fn on_ack(&mut self, msg: Message) {
+    fn on_ack(&mut self, source: Peer, msg: Message) {
         // ACK for a 2xx: its own transaction, forwarded statelessly along the route set.
         if msg.to_tag().is_none() {
             self.stats.stray_acks += 1;
@@ -1873,7 +1962,8 @@ impl Proxy {
                 }
             },
         };
-        self.new_via(Self::loop_hash(&msg), dest.transport);
+        let dest = self.leaving_from(dest, source.local);
+        self.new_via(Self::loop_hash(&msg), dest);
         let out = rewrite::forward_request(
             &msg,
             &ForwardRequest {
@@ -1936,7 +2026,8 @@ impl Proxy {
                 }
             },
         };
-        let cid = self.new_via(Self::loop_hash(&msg), dest.transport);
+        let dest = self.leaving_from(dest, source.local);
+        let cid = self.new_via(Self::loop_hash(&msg), dest);
         let out = rewrite::forward_request(
             &msg,
             &ForwardRequest {
@@ -2112,15 +2203,16 @@ impl Proxy {
         self.finish_unanswered(now, call, None);
     }
 
-    fn start_branch(&mut self, now: Instant, call: u64, target: BranchTarget) {
-        let Some(lh) = self
+    fn start_branch(&mut self, now: Instant, call: u64, mut target: BranchTarget) {
+        let Some((lh, inbound)) = self
             .calls
             .get(&call)
-            .and_then(|c| Some(Self::loop_hash(c.invite.as_deref()?)))
+            .and_then(|c| Some((Self::loop_hash(c.invite.as_deref()?), c.caller_peer.local)))
         else {
             return;
         };
-        let cid = self.new_via(lh, target.dest.transport);
+        target.dest = self.leaving_from(target.dest, inbound);
+        let cid = self.new_via(lh, target.dest);
         let Some(c) = self.calls.get(&call) else {
             return;
         };
@@ -2137,7 +2229,7 @@ impl Proxy {
             v.extend_from_slice(b">;index=1.1;mp=1");
         }
         let history = c.plan.history_info.then_some(self.history.as_slice());
-        let rr = self.record_route(c.caller_peer.transport, target.dest.transport);
+        let rr = self.record_route(c.caller_peer, target.dest.transport);
         let pop = invite.routes().next().is_some_and(|r| self.uri_is_local(r));
         // The plan's headers plus History-Info: on the stack unless the plan has many.
         let n = c.plan.add_headers.len() + usize::from(history.is_some());
@@ -2440,13 +2532,9 @@ impl Proxy {
         };
         self.stats.extra_2xx += 1;
         let out = rewrite::forward_response(msg);
-        self.send(
-            Peer {
-                transport,
-                addr: SocketAddr::new(ip, port),
-            },
-            out,
-        );
+        let dest = Peer::new(transport, SocketAddr::new(ip, port));
+        let dest = self.leaving_from(dest, 0);
+        self.send(dest, out);
     }
 
     fn pass_up(&mut self, now: Instant, cid: u64, owner: Owner, code: u16, msg: Message) {

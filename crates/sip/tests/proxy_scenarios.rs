@@ -16,6 +16,7 @@ fn udp(s: &str) -> Peer {
     Peer {
         transport: Transport::Udp,
         addr: s.parse().expect("test address"),
+        local: 0,
     }
 }
 
