@@ -617,6 +617,81 @@ fn wait_cap_ends_the_hunt_with_480() {
     );
 }
 
+/// Issue 18 item 2: `wait_cap = "1500ms"` and `on_fail = "sales"`: the cap ends the hunt
+/// (the ringing desk is CANCELled at 1.5 s), then sales is tried and answers. Before the fix
+/// the caller got 480 at the cap and sales never saw the INVITE.
+#[test]
+fn wait_cap_then_the_on_fail_target_answers() {
+    let desk = start(uas("uas_ring_noanswer"));
+    let sales = start(uas("uas_answer"));
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("desk", &desk.uri("1001"))
+            .target("sales", &sales.uri("1002"))
+            .plan(
+                Plan::new("capped")
+                    .key("wait_cap = \"1500ms\"")
+                    .key("on_fail = \"sales\"")
+                    .group("sequential", "10s", &["desk"]),
+            )
+            .number_with_plan(NUMBER, "capped")
+            .to_toml(),
+    );
+    let caller = run(caller("uac", &hotline).duration_ms(200));
+    assert_all_ok(&caller, 1, "caller");
+    assert_eq!(caller.final_codes(), vec![200], "{}", caller.summary());
+    let invite = invite_sent_at(&caller);
+    let desk = finish(desk);
+    assert_ms(
+        ms_between(
+            invite,
+            received_at(&desk, |m| m.method() == Some("CANCEL")),
+            "INVITE -> CANCEL of the desk",
+        ),
+        1400..2500,
+        "the wait cap ends the hunt",
+    );
+    let sales = finish(sales);
+    assert_all_ok(&sales, 1, "on_fail target");
+    let cdrs = stop_and_read(&mut hotline);
+    let (call, attempts) = cdrs.single();
+    assert_eq!(call.final_code, 200, "{cdrs:#?}");
+    assert_eq!(attempts.len(), 2, "{cdrs:#?}");
+    assert_eq!(attempts[0].reason, AttemptReason::Timeout, "{cdrs:#?}");
+}
+
+/// `wait_cap_skips_on_fail = true`: the cap ends the call with 480, sales is never tried.
+#[test]
+fn wait_cap_skips_on_fail_when_configured() {
+    let desk = start(uas("uas_ring_noanswer"));
+    let sales = start(uas("uas_answer"));
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("desk", &desk.uri("1001"))
+            .target("sales", &sales.uri("1002"))
+            .plan(
+                Plan::new("capped")
+                    .key("wait_cap = \"1500ms\"")
+                    .key("on_fail = \"sales\"")
+                    .key("wait_cap_skips_on_fail = true")
+                    .group("sequential", "10s", &["desk"]),
+            )
+            .number_with_plan(NUMBER, "capped")
+            .to_toml(),
+    );
+    let caller = run(caller("uac_reject", &hotline));
+    assert_all_ok(&caller, 1, "caller");
+    assert_eq!(caller.final_codes(), vec![480]);
+    finish(desk);
+    let sales = match sales.stop() {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(!sales.saw_request("INVITE"), "the cap skipped on_fail");
+    let cdrs = stop_and_read(&mut hotline);
+    assert_eq!(cdrs.single().0.final_code, 480);
+}
+
 // ----- caller CANCEL ----------------------------------------------------------------------------
 
 #[test]

@@ -1752,6 +1752,23 @@ fn build_plan(
         .max_duration
         .as_ref()
         .and_then(|v| dur(cx, fi, format!("{key}.max_duration"), v));
+    let wait_cap_skips_on_fail = match &raw.wait_cap_skips_on_fail {
+        Some(v)
+            if *v.get_ref()
+                && (raw.wait_cap.is_none() || !matches!(on_fail, Fallback::Target(_))) =>
+        {
+            cx.err(
+                fi,
+                v.span(),
+                format!("{key}.wait_cap_skips_on_fail"),
+                "has no effect: it needs both a wait_cap and an on_fail target",
+                Some("set wait_cap and on_fail = \"<target>\", or remove the key".into()),
+            );
+            false
+        }
+        Some(v) => *v.get_ref(),
+        None => false,
+    };
     Plan {
         name: name.to_string(),
         groups,
@@ -1762,6 +1779,7 @@ fn build_plan(
         advance_on,
         wait_cap,
         on_fail,
+        wait_cap_skips_on_fail,
         early_media: match raw.early_media {
             Some(EarlyMediaRaw::Suppress) => EarlyMedia::Suppress,
             _ => EarlyMedia::Relay,

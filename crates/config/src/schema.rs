@@ -292,6 +292,7 @@ pub struct RawPlan {
     pub advance_on: Option<Vec<CauseRaw>>,
     pub wait_cap: Option<Spanned<DurationRaw>>,
     pub on_fail: Option<Spanned<OnFailRaw>>,
+    pub wait_cap_skips_on_fail: Option<Spanned<bool>>,
     pub early_media: Option<EarlyMediaRaw>,
     pub max_duration: Option<Spanned<DurationRaw>>,
     pub on_target_busy_local: Option<BusyLocalRaw>,

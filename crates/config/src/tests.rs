@@ -1025,6 +1025,46 @@ fn error_listen_duplicates_and_overlaps() {
         .contains("more than 16"));
 }
 
+/// `wait_cap` with an `on_fail` target: explain says the target also runs after the cap;
+/// `wait_cap_skips_on_fail` says it does not, and is refused where it cannot matter.
+#[test]
+fn wait_cap_and_on_fail_target() {
+    let plan = |extra: &str| {
+        format!("[companies.a]\n[targets.desk]\nuri = \"sip:1@127.0.0.1\"\n[targets.sales]\nuri = \"sip:2@127.0.0.1\"\n[plans.p]\n{extra}groups = [{{ members = [\"desk\"] }}]\n[numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n")
+    };
+    let text = |c: &Compiled| {
+        let call = CallContext::new(num("4008001234"), "13807912345");
+        explain(&c.table, &Live::new(), &call, ts("2026-10-12T02:00:00Z")).to_string()
+    };
+    let c = compile(&plan("wait_cap = \"4s\"\non_fail = \"sales\"\n"));
+    assert!(!c.table.plans()[0].wait_cap_skips_on_fail);
+    let t = text(&c);
+    assert!(
+        t.contains("on fail target sales (also after the wait cap)"),
+        "{t}"
+    );
+    let c = compile(&plan(
+        "wait_cap = \"4s\"\non_fail = \"sales\"\nwait_cap_skips_on_fail = true\n",
+    ));
+    let t = text(&c);
+    assert!(
+        t.contains("on fail target sales (not after the wait cap: 480)"),
+        "{t}"
+    );
+    for (extra, line) in [
+        ("on_fail = \"sales\"\nwait_cap_skips_on_fail = true\n", 8),
+        (
+            "wait_cap = \"4s\"\non_fail = 486\nwait_cap_skips_on_fail = true\n",
+            9,
+        ),
+    ] {
+        let e = one(&errors(&plan(extra)), "plans.p.wait_cap_skips_on_fail");
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains("no effect"), "{e}");
+        assert!(e.hint.is_some());
+    }
+}
+
 /// The combination the transaction property test once ran with (t1 = 1588 ms, t2 = 1 ms) is
 /// refused at the line of the key that breaks the rule, with the rule and a fix.
 #[test]

@@ -121,6 +121,8 @@ pub struct PlanView {
     pub wait_cap_ms: Option<u64>,
     /// What the caller gets when all fail.
     pub on_fail: String,
+    /// Whether the wait cap, when it ends the hunt, also skips an `on_fail` target.
+    pub wait_cap_skips_on_fail: bool,
     /// `relay` / `suppress`.
     pub early_media: &'static str,
     /// Longest call in ms.
@@ -324,6 +326,7 @@ fn plan_view(table: &RouteTable, live: &Live, plan: &Plan, seed: u64) -> PlanVie
                 table.try_target(t).map(|t| t.name.as_str()).unwrap_or("?")
             ),
         },
+        wait_cap_skips_on_fail: plan.wait_cap_skips_on_fail,
         early_media: match plan.early_media {
             crate::table::EarlyMedia::Relay => "relay",
             crate::table::EarlyMedia::Suppress => "suppress",
@@ -594,7 +597,11 @@ impl fmt::Display for Explanation {
                     plan.ring_from,
                     plan.advance_on.join("/"),
                     plan.wait_cap_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "none".into()),
-                    plan.on_fail,
+                    match (plan.wait_cap_ms.is_some(), plan.on_fail.starts_with("target "), plan.wait_cap_skips_on_fail) {
+                        (true, true, false) => format!("{} (also after the wait cap)", plan.on_fail),
+                        (true, true, true) => format!("{} (not after the wait cap: 480)", plan.on_fail),
+                        _ => plan.on_fail.clone(),
+                    },
                     plan.early_media,
                     plan.max_duration_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "none".into()),
                     plan.on_target_busy_local

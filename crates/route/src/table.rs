@@ -231,6 +231,9 @@ pub struct Plan {
     pub wait_cap: Option<Duration>,
     /// What the caller gets when everything failed.
     pub on_fail: Fallback,
+    /// When the wait cap ends the hunt, the `on_fail` target is not tried either (the
+    /// caller gets 480 at the cap). Default false: the cap ends the hunt, then `on_fail` runs.
+    pub wait_cap_skips_on_fail: bool,
     /// Early media handling.
     pub early_media: EarlyMedia,
     /// Longest allowed call after answer (the server sends BYE both ways).

@@ -1049,31 +1049,26 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
             tag: m.target.0,
         })
     };
-    let mut groups: Vec<ForkGroup> = routed
+    let groups: Vec<ForkGroup> = routed
         .groups()
         .map(|g| ForkGroup {
             parallel: g.group.mode == Mode::Simultaneous,
             targets: g.members().filter_map(branch).collect(),
         })
         .collect();
-    let fail_code = match plan.on_fail {
-        Fallback::BestResponse => None,
-        Fallback::Code(c) => Some(c),
+    let (fail_code, fallback) = match plan.on_fail {
+        Fallback::BestResponse => (None, None),
+        Fallback::Code(c) => (Some(c), None),
         Fallback::Target(t) => {
-            // The final target (voicemail, announcement) is one more group, tried last.
+            // The final target (voicemail, announcement), tried once the hunt has failed,
+            // also when the wait cap ended it (unless `wait_cap_skips_on_fail`).
             let ring = plan.wait_cap.unwrap_or(Duration::from_secs(60));
             let m = hotline_route::Member {
                 target: t,
                 ring_timeout: ring,
                 weight: 1,
             };
-            if let Some(b) = branch(&m) {
-                groups.push(ForkGroup {
-                    parallel: false,
-                    targets: vec![b],
-                });
-            }
-            None
+            (None, branch(&m))
         }
     };
     // RFC 5806 Diversion: the callee sees the call came via the 400 line.
@@ -1091,6 +1086,8 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         },
         suppress_early_media: plan.early_media == EarlyMedia::Suppress,
         fail_code,
+        fallback,
+        cap_skips_fallback: plan.wait_cap_skips_on_fail,
         add_headers: vec![("Diversion", diversion.into_bytes())],
         remove_headers: Vec::new(),
         max_duration: plan.max_duration,

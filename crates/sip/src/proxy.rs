@@ -207,6 +207,11 @@ pub struct ForkPlan {
     pub suppress_early_media: bool,
     /// Code sent to the caller when everything failed (instead of the best response).
     pub fail_code: Option<u16>,
+    /// Tried once when the hunt ends unanswered (all groups failed, a failure that does not
+    /// move on, or the wait cap), unless the caller gave up: voicemail, an announcement.
+    pub fallback: Option<BranchTarget>,
+    /// The wait cap ends the call, skipping `fallback`.
+    pub cap_skips_fallback: bool,
     /// Headers added to every forwarded INVITE (Diversion, History-Info ...).
     pub add_headers: Vec<(&'static str, Vec<u8>)>,
     /// Headers removed from forwarded INVITEs (e.g. P-Asserted-Identity from untrusted trunks).
@@ -2123,6 +2128,7 @@ impl Proxy {
         call: u64,
         gate: &mut dyn FnMut(CallHandle, u32) -> bool,
     ) {
+        let mut capped = false;
         loop {
             let Some(c) = self.calls.get_mut(&call) else {
                 return;
@@ -2135,6 +2141,7 @@ impl Proxy {
             }
             if c.cap_deadline.is_some_and(|d| now >= d) {
                 c.last_outcome = Some(Outcome::NoAnswer);
+                capped = true;
                 break;
             }
             let Some(group) = c.plan.groups.get(c.group) else {
@@ -2200,7 +2207,35 @@ impl Proxy {
                 break;
             }
         }
+        if self.arm_fallback(call, capped) {
+            // Once: `arm_fallback` took it.
+            return self.advance_hunt(now, call, gate);
+        }
         self.finish_unanswered(now, call, None);
+    }
+
+    /// The hunt of `call` ended unanswered (`capped`: by the wait cap). If the plan has a
+    /// fallback target not tried yet, and the caller is still there, make it the only group
+    /// left (the cap no longer applies: it has its own ring timeout) and say so; the caller
+    /// then resumes the hunt.
+    fn arm_fallback(&mut self, call: u64, capped: bool) -> bool {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        if c.state != CallState::Hunting || c.cancelled || (capped && c.plan.cap_skips_fallback) {
+            return false;
+        }
+        let Some(t) = c.plan.fallback.take() else {
+            return false;
+        };
+        c.cap_deadline = None;
+        c.plan.groups.push(ForkGroup {
+            parallel: false,
+            targets: vec![t],
+        });
+        c.group = c.plan.groups.len() - 1;
+        c.member = 0;
+        true
     }
 
     fn start_branch(&mut self, now: Instant, call: u64, mut target: BranchTarget) {
@@ -2929,9 +2964,13 @@ impl Proxy {
             c.best = Some(best);
         }
         if !outcome.advances(&c.plan.advance) {
-            // Stop the hunt here (e.g. a 6xx): cancel the rest.
+            // Stop the hunt here (e.g. a 6xx): cancel the rest, then the fallback if any.
             self.cancel_branches(now, call, Outcome::CancelledByHunt);
-            self.finish_unanswered(now, call, None);
+            if self.arm_fallback(call, false) {
+                self.continue_hunt(call);
+            } else {
+                self.finish_unanswered(now, call, None);
+            }
             return;
         }
         self.continue_hunt(call);
@@ -2966,6 +3005,11 @@ impl Proxy {
                         c.best = Some((480, None));
                     }
                     self.cancel_branches(now, call, Outcome::NoAnswer);
+                    if self.arm_fallback(call, true) {
+                        // The cap ended the hunt; the fallback target still rings.
+                        self.continue_hunt(call);
+                        return;
+                    }
                     self.finish_unanswered(now, call, Some("Temporarily Unavailable"));
                     return;
                 }
@@ -2991,7 +3035,7 @@ impl Proxy {
                         .get(&call)
                         .is_some_and(|c| c.branches.iter().all(|b| b.state == BranchState::Done));
                     if all_done {
-                        if advance {
+                        if advance || self.arm_fallback(call, false) {
                             self.continue_hunt(call);
                         } else {
                             self.finish_unanswered(now, call, None);

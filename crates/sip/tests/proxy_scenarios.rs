@@ -760,6 +760,90 @@ fn wait_cap_ends_the_hunt() {
     assert!(only(&out, T2).is_empty());
 }
 
+const VOICEMAIL: &str = "10.0.0.9:5079";
+
+/// Issue 18 item 2: the wait cap ends the hunt, then the fallback (`on_fail` target) still
+/// rings, and answers; before the fix the caller got 480 at the cap.
+#[test]
+fn wait_cap_then_the_fallback_target_rings() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc14f", "call-14f", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20), target(T2, 2, 20)]);
+    plan.wait_cap = Some(Duration::from_secs(4));
+    plan.fallback = Some(target(VOICEMAIL, 9, 30));
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    h.out();
+    h.advance(Duration::from_secs(4));
+    let out = h.out();
+    assert_eq!(only(&out, T1)[0].method(), Some(Method::Cancel));
+    assert!(only(&out, UAC).is_empty(), "no final at the cap: {out:?}");
+    assert!(only(&out, T2).is_empty(), "the cap ends the hunt");
+    let vm = only(&out, VOICEMAIL);
+    assert_eq!(vm.len(), 1, "{out:?}");
+    assert_eq!(vm[0].method(), Some(Method::Invite));
+    // The fallback is not cut by the cap that has passed: it rings past 8 s and answers.
+    h.advance(Duration::from_secs(5));
+    assert!(only(&h.out(), UAC).is_empty());
+    let vm_invite = vm[0].clone();
+    h.send_bytes(VOICEMAIL, reply(&vm_invite, 200, "OK", "vm"));
+    let out = h.out();
+    assert_eq!(only(&out, UAC)[0].status(), Some(200));
+}
+
+/// `wait_cap_skips_on_fail`: the cap ends the call with 480, the fallback is not tried.
+#[test]
+fn wait_cap_can_skip_the_fallback() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc14g", "call-14g", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20)]);
+    plan.wait_cap = Some(Duration::from_secs(4));
+    plan.fallback = Some(target(VOICEMAIL, 9, 30));
+    plan.cap_skips_fallback = true;
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    h.out();
+    h.advance(Duration::from_secs(4));
+    let out = h.out();
+    assert_eq!(only(&out, UAC)[0].status(), Some(480));
+    assert!(only(&out, VOICEMAIL).is_empty());
+}
+
+/// A failure the plan does not move on for (here busy) ends the hunt with the fallback, as
+/// docs/config.md says of `advance_on`; the fallback after every group failed still works.
+#[test]
+fn non_advancing_failure_and_exhaustion_go_to_the_fallback() {
+    for busy_moves_on in [false, true] {
+        let mut h = H::new();
+        h.send(UAC, &invite("z9hG4bKc14h", "call-14h", 70));
+        h.out();
+        let call = h.incoming();
+        let mut plan = serial(vec![target(T1, 1, 20), target(T2, 2, 20)]);
+        plan.advance.busy = busy_moves_on;
+        plan.fallback = Some(target(VOICEMAIL, 9, 30));
+        h.p.route(h.now, call, plan, &mut |_, _| true);
+        let inv1 = h.out().remove(0).1;
+        h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+        h.pump();
+        let out = h.out();
+        if busy_moves_on {
+            let inv2 = only(&out, T2)[0].clone();
+            h.send_bytes(T2, reply(&inv2, 486, "Busy Here", "t2"));
+            h.pump();
+            let out = h.out();
+            assert_eq!(only(&out, VOICEMAIL).len(), 1, "{out:?}");
+        } else {
+            assert!(only(&out, T2).is_empty());
+            assert_eq!(only(&out, VOICEMAIL).len(), 1, "{out:?}");
+        }
+        assert!(only(&out, UAC).iter().all(|m| m.status() != Some(486)));
+    }
+}
+
 #[test]
 fn reject_sends_the_code() {
     let mut h = H::new();
