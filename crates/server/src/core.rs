@@ -690,6 +690,9 @@ impl Core {
             .map(|u| String::from_utf8_lossy(u.user).into_owned())
             .unwrap_or_default();
         record.caller_raw = caller_raw.clone();
+        // The caller and its region first, before anything may refuse the call: every record
+        // (blocked, rate-limited, unknown trunk ...) says where the caller is (ad reports).
+        caller_fields(&mut record, &snap.table, &caller_raw);
         let trunk = snap
             .settings
             .trunks
@@ -740,8 +743,6 @@ impl Core {
         };
         meta.record.number = called.as_str().to_owned();
         meta.record.carrier = called.carrier().name_zh().to_owned();
-        let caller = normalize_caller(&caller_raw);
-        meta.record.caller = caller.normalized().to_owned();
         let ivr_key = Uri::parse(req.request_uri())
             .and_then(|u| u.param("ivr"))
             .and_then(|k| std::str::from_utf8(k).ok())
@@ -766,10 +767,6 @@ impl Core {
             Decision::Route(routed) => {
                 meta.record.company = routed.number.company.clone();
                 meta.record.matched_rule = routed.rule.to_string();
-                if let Some(region) = &routed.caller_region {
-                    meta.record.caller_province = region.province.to_owned();
-                    meta.record.caller_city = region.city.to_owned();
-                }
                 let trusted = snap
                     .settings
                     .trunks
@@ -1093,6 +1090,17 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         max_duration: plan.max_duration,
         history_info: true,
         limit_is_busy: plan.on_target_busy_local == OnTargetBusyLocal::TreatAsBusy,
+    }
+}
+
+/// The normalised caller and its region (province, city) on a call record: the same
+/// normalisation and region lookup the routing core screens and routes with.
+fn caller_fields(record: &mut CallRecord, table: &hotline_route::RouteTable, caller_raw: &str) {
+    let caller = normalize_caller(caller_raw);
+    record.caller = caller.normalized().to_owned();
+    if let Some(region) = table.regions().lookup(&caller) {
+        record.caller_province = region.province.to_owned();
+        record.caller_city = region.city.to_owned();
     }
 }
 
