@@ -151,7 +151,7 @@ fn refused_calls_carry_the_caller_region() {
         .by_province
         .iter()
         .find(|(p, _)| p == "浙江")
-        .map(|(_, c)| c.clone());
+        .map(|(_, c)| *c);
     let zj = zj.unwrap_or_else(|| panic!("no 浙江 row: {:?}", report.by_province));
     assert_eq!((zj.calls, zj.blocked), (2, 1), "{zj:?}");
 }
