@@ -971,6 +971,7 @@ impl Core {
                     &r.number,
                     meta.reserved_minutes,
                     r.billable_minutes(),
+                    r.start,
                     r.end,
                 )
             });
