@@ -802,6 +802,83 @@ fn every_listen_address_is_bound_udp_and_tcp() {
     );
 }
 
+/// Issue 18 item 6: an IVR key is taken only from a media-server trunk. A carrier caller that
+/// puts `;ivr=1` on its Request-URI reaches the menu, not sales (and is counted); the media
+/// server (127.0.0.2, `role = "media_server"`) sending the call back with `;ivr=1` reaches
+/// sales, where before the fix it got 403 Unknown Trunk unless listed as a carrier, and any
+/// caller could jump to a department.
+#[test]
+fn ivr_key_is_taken_only_from_a_media_server() {
+    let menu = start(
+        Sipp::uas("uas_486")
+            .calls(1)
+            .timeout(Duration::from_secs(20)),
+    );
+    let sales = start(
+        Sipp::uas("uas_486")
+            .calls(1)
+            .timeout(Duration::from_secs(20)),
+    );
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .with_admin()
+            .trunk("ct", &["127.0.0.1/32"], true)
+            .target("menu", &menu.uri("1001"))
+            .target("sales", &sales.uri("1002"))
+            .plan(hotline_testkit::Plan::new("menu").group("sequential", "5s", &["menu"]))
+            .plan(hotline_testkit::Plan::new("sales").group("sequential", "5s", &["sales"]))
+            .number_with_plan(NUMBER, "menu")
+            .raw(&format!(
+                "[[numbers.\"{NUMBER}\".rules]]\nname = \"press-1\"\nkey = 1\nplan = \"sales\"\n\
+                 [[server.trunks]]\nname = \"ivr\"\nsources = [\"127.0.0.2\"]\nrole = \"media_server\""
+            ))
+            .to_toml(),
+    );
+    let uri = format!("sip:{NUMBER}@{};ivr=1", hotline.sip_addr());
+    for ip in [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2)] {
+        let client = match SipUdpClient::bind_ip(ip) {
+            Ok(c) => c,
+            Err(e) => panic!("bind {ip}: {e}"),
+        };
+        let local = match client.local_addr() {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        };
+        let req = RawRequest::invite(&uri, local);
+        if let Err(e) = client.send_to(&req.to_bytes(), hotline.sip_addr()) {
+            panic!("{e}");
+        }
+        let got = client
+            .recv_until_final(Duration::from_secs(10))
+            .unwrap_or_default();
+        let last = got.last().and_then(|m| m.status());
+        assert_eq!(last, Some(486), "from {ip}: {got:?}");
+        if let Some(final_response) = got.last() {
+            let _ = client.send_to(&req.ack_for(final_response).to_bytes(), hotline.sip_addr());
+        }
+    }
+    let metrics = hotline.metrics().unwrap_or_default();
+    assert_eq!(
+        hotline_testkit::metric_value(&metrics, "hotline_ivr_keys_ignored_total"),
+        Some(1.0),
+        "the carrier's key"
+    );
+    assert_eq!(finish(menu).received_requests("INVITE").len(), 1);
+    assert_eq!(finish(sales).received_requests("INVITE").len(), 1);
+    let status = hotline.stop();
+    assert!(matches!(status, Ok(s) if s.success()), "{status:?}");
+    let mut calls = cdr_calls(hotline.cdr_dir());
+    calls.sort_by_key(|c| c.start);
+    let seen: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|c| (c.trunk.as_str(), c.matched_rule.as_str()))
+        .collect();
+    assert_eq!(seen.len(), 2, "{calls:#?}");
+    assert_eq!(seen[0].0, "ct");
+    assert_ne!(seen[0].1, "press-1", "the carrier's key did not route");
+    assert_eq!(seen[1], ("ivr", "press-1"));
+}
+
 // ----- overload, graceful shutdown, soak --------------------------------------------------------
 
 #[test]

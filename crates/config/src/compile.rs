@@ -20,7 +20,8 @@ use toml::Spanned;
 use crate::error::{key_path_at, line_of, ConfigError, Warning};
 use crate::schema::*;
 use crate::settings::{
-    BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk, UnknownSources,
+    BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk, TrunkRole,
+    UnknownSources,
 };
 
 /// The embedded holiday calendar (data/cn_holidays.toml).
@@ -45,6 +46,8 @@ struct Ctx<'a> {
     sources: &'a [Source],
     errors: Vec<ConfigError>,
     warnings: Vec<Warning>,
+    /// Rules with an IVR `key` (file, span, key path): they need a media-server trunk.
+    ivr_rules: Vec<(usize, Range<usize>, String)>,
 }
 
 impl Ctx<'_> {
@@ -404,6 +407,7 @@ pub(crate) fn compile(
         sources,
         errors: Vec::new(),
         warnings: Vec::new(),
+        ivr_rules: Vec::new(),
     };
     // 1. Parse every file.
     let mut files: Vec<(usize, RawFile)> = Vec::new();
@@ -791,6 +795,23 @@ pub(crate) fn compile(
             screening,
             rate,
         });
+    }
+
+    // 10b. An IVR key is taken only from a media server: without one, key rules never match.
+    if !settings
+        .trunks
+        .iter()
+        .any(|t| t.role == TrunkRole::MediaServer)
+    {
+        for (fi, span, key) in std::mem::take(&mut cx.ivr_rules) {
+            cx.err(
+                fi,
+                span,
+                key,
+                "an IVR key is taken only from a media server, and no [[server.trunks]] has role = \"media_server\": this rule can never match",
+                Some("add [[server.trunks]] name = \"ivr\", sources = [\"<media server address>\"], role = \"media_server\" (before a carrier trunk whose networks contain it)".into()),
+            );
+        }
     }
 
     // 11. Warnings for unused things.
@@ -1196,6 +1217,10 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
             name: raw.name.clone(),
             sources,
             trusted: raw.trusted,
+            role: match raw.role {
+                Some(TrunkRoleRaw::MediaServer) => TrunkRole::MediaServer,
+                _ => TrunkRole::Carrier,
+            },
             max_cps,
             max_calls,
         });
@@ -2116,6 +2141,7 @@ fn build_rules(
         }
         c.vip = rr.vip;
         if let Some(k) = &rr.key {
+            cx.ivr_rules.push((fi, k.span(), format!("{key}.key")));
             for (j, v) in k.get_ref().to_vec().iter().enumerate() {
                 match u8::try_from(*v) {
                     Ok(v) if v <= 9 => c.keys.push(v),

@@ -126,6 +126,14 @@ pub struct RawCdr {
     pub rotate_every: Option<RotateRaw>,
 }
 
+/// `role = "carrier"` (default) or `"media_server"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrunkRoleRaw {
+    Carrier,
+    MediaServer,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTrunk {
@@ -133,6 +141,7 @@ pub struct RawTrunk {
     pub sources: Vec<Spanned<String>>,
     #[serde(default)]
     pub trusted: bool,
+    pub role: Option<TrunkRoleRaw>,
     pub max_cps: Option<Spanned<i64>>,
     pub max_calls: Option<Spanned<i64>>,
 }

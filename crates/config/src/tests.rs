@@ -343,6 +343,10 @@ rules = [
 fn ivr_key_rules() {
     let c = compile(&with(
         r#"
+[[server.trunks]]
+name = "ivr"
+sources = ["10.0.0.9"]
+role = "media_server"
 [numbers."4008001234"]
 company = "acme"
 plan = "day"
@@ -1063,6 +1067,48 @@ fn wait_cap_and_on_fail_target() {
         assert!(e.message.contains("no effect"), "{e}");
         assert!(e.hint.is_some());
     }
+}
+
+/// Issue 18 item 6: key rules need a media-server trunk (the only source whose `ivr=` key is
+/// taken); without one each key rule is refused at its `key` line with a hint.
+#[test]
+fn error_ivr_key_without_a_media_server() {
+    let rules = "[numbers.\"4008001234\"]\ncompany = \"acme\"\nplan = \"day\"\n[[numbers.\"4008001234\".rules]]\nname = \"press-1\"\nkey = 1\nplan = \"sales\"\n";
+    let carrier = "[[server.trunks]]\nname = \"ct\"\nsources = [\"10.0.0.0/8\"]\n";
+    let src = format!("{carrier}{rules}{BASE}");
+    let e = one(&errors(&src), "numbers.\"4008001234\".rules[0].key");
+    assert_eq!(e.line, 9, "{e}");
+    assert!(e.message.contains("media server"), "{e}");
+    assert!(
+        e.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("role = \"media_server\""),
+        "{e}"
+    );
+    let c = compile(&format!(
+        "[[server.trunks]]\nname = \"ivr\"\nsources = [\"10.0.0.9\"]\nrole = \"media_server\"\n{carrier}{rules}{BASE}"
+    ));
+    let t = c.settings.trunk_for(
+        "10.0.0.9"
+            .parse()
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+    );
+    assert_eq!(t.map(|t| t.role), Some(TrunkRole::MediaServer));
+    let t = c.settings.trunk_for(
+        "10.0.0.8"
+            .parse()
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+    );
+    assert_eq!(t.map(|t| t.role), Some(TrunkRole::Carrier));
+    let errs = errors(&format!(
+        "[[server.trunks]]\nname = \"x\"\nsources = [\"10.0.0.9\"]\nrole = \"ivr\"\n{BASE}"
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.line == 4 && e.message.contains("media_server")),
+        "{errs:#?}"
+    );
 }
 
 /// The combination the transaction property test once ran with (t1 = 1588 ms, t2 = 1 ms) is

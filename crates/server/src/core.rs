@@ -19,7 +19,7 @@ use hotline_cdr::{
     AttemptReason, AttemptRecord, CallRecord, CdrSink, Disposition, HangupSide, Record,
     WriterHandle,
 };
-use hotline_config::UnknownSources;
+use hotline_config::{TrunkRole, UnknownSources};
 use hotline_route::{
     normalize_called, normalize_caller, resolve, uri_user_allowed, CallContext, Decision,
     EarlyMedia, Fallback, Live, Mode, Number400, OnTargetBusyLocal, RejectCause, RingFrom,
@@ -743,10 +743,7 @@ impl Core {
         };
         meta.record.number = called.as_str().to_owned();
         meta.record.carrier = called.carrier().name_zh().to_owned();
-        let ivr_key = Uri::parse(req.request_uri())
-            .and_then(|u| u.param("ivr"))
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .and_then(|k| k.parse::<u8>().ok());
+        let ivr_key = self.ivr_key(&snap, req, source);
         let ctx = CallContext {
             called,
             caller: &caller_raw,
@@ -824,6 +821,26 @@ impl Core {
                 });
             }
         }
+    }
+
+    /// The IVR key of a call (`;ivr=N` in the Request-URI), taken only from a media-server
+    /// trunk: from anyone else it is ignored (and counted), or a caller could dial a
+    /// department directly.
+    fn ivr_key(&self, snap: &Snapshot, req: &Message, source: Peer) -> Option<u8> {
+        let key = Uri::parse(req.request_uri())
+            .and_then(|u| u.param("ivr"))
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| k.parse::<u8>().ok())?;
+        let media = snap
+            .settings
+            .trunk_for(source.addr.ip())
+            .is_some_and(|t| t.role == TrunkRole::MediaServer);
+        if !media {
+            self.shared.metrics.ivr_key_ignored();
+            tracing::debug!(source = %source.addr, key, "ivr key ignored: not from a media server");
+            return None;
+        }
+        Some(key)
     }
 
     /// Vet a target's 3xx Contacts. Toll-fraud rule: a redirect may only lead to a host that
