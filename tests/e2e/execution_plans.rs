@@ -1087,6 +1087,46 @@ fn suppressed_early_media_rings_without_sdp_and_the_hunt_moves_on() {
 
 // ----- headers toward targets -------------------------------------------------------------------
 
+/// Issue 18 item 8: the second target of a hunt is told why the call reached it: the first
+/// answered 486, so Diversion says `user-busy` for it (then the 400 number, `unconditional`)
+/// and History-Info lists the first with its response and the second with `cause=486`.
+/// Before the fix every branch got `reason=unconditional` and no cause.
+#[test]
+fn second_target_sees_why_the_hunt_moved_on() {
+    let busy = start(uas("uas_486"));
+    let answer = start(uas("uas_answer"));
+    let busy_uri = busy.uri("1001");
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("busy", &busy_uri)
+            .target("answer", &answer.uri("1002"))
+            .number(NUMBER, &["busy", "answer"])
+            .to_toml(),
+    );
+    let caller = run(caller("uac", &hotline).duration_ms(100));
+    assert_all_ok(&caller, 1, "caller");
+    finish(busy);
+    let answer = finish(answer);
+    let invites = answer.received_requests("INVITE");
+    let Some(inv) = invites.first() else {
+        panic!("no INVITE at the second target")
+    };
+    let diversion = inv.header("Diversion").unwrap_or_default();
+    assert_eq!(
+        diversion,
+        format!("<{busy_uri}>;reason=user-busy;counter=1, <tel:+86{NUMBER}>;reason=unconditional;counter=1"),
+        "{}",
+        inv.raw()
+    );
+    let history = inv.headers("History-Info").join(", ");
+    assert!(
+        history.contains(&format!("<{busy_uri}?Reason=SIP%3Bcause%3D486>;index=1.1;mp=1")),
+        "{history}"
+    );
+    assert!(history.contains(";cause=486>;index=1.2;mp=1"), "{history}");
+    let _ = stop_and_read(&mut hotline);
+}
+
 #[test]
 fn invite_to_the_target_has_its_request_uri_diversion_and_history_info() {
     let target = start(uas("uas_answer"));

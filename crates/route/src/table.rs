@@ -350,6 +350,14 @@ impl Conditions {
     pub fn is_empty(&self) -> bool {
         *self == Conditions::default()
     }
+
+    /// The rule depends on the time: weekdays, time of day, dates or the holiday calendar.
+    pub fn is_time_based(&self) -> bool {
+        self.weekdays.is_some()
+            || !self.times.is_empty()
+            || !self.dates.is_empty()
+            || self.day.is_some()
+    }
 }
 
 /// A rule: first match wins.

@@ -27,8 +27,8 @@ use hotline_route::{
 };
 use hotline_sip::frame::{parse_datagram, Datagram, Limits};
 use hotline_sip::proxy::{
-    Advance, AttemptInfo, BranchTarget, CallHandle, CallInfo, Event, ForkGroup, ForkPlan, Hangup,
-    Outcome, Peer, Proxy, ProxyConfig, Transport,
+    Advance, AttemptInfo, BranchTarget, CallHandle, CallInfo, Diversion, Event, ForkGroup,
+    ForkPlan, Hangup, Outcome, Peer, Proxy, ProxyConfig, Transport,
 };
 use hotline_sip::txn::Timers;
 use hotline_sip::uri::Uri;
@@ -1086,8 +1086,22 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
             (None, branch(&m))
         }
     };
-    // RFC 5806 Diversion: the callee sees the call came via the 400 line.
-    let diversion = format!("<tel:+86{}>;reason=unconditional", called.as_str());
+    // RFC 5806 Diversion: the callee sees the call came via the 400 line, and why (a time
+    // rule's plan: time-of-day); the proxy adds the hunt's earlier steps.
+    let time_rule = routed
+        .number
+        .rules
+        .iter()
+        .find(|r| r.name == routed.rule)
+        .is_some_and(|r| r.when.is_time_based());
+    let diversion = Diversion {
+        from: format!("<tel:+86{}>", called.as_str()).into_bytes(),
+        reason: if time_rule {
+            "time-of-day"
+        } else {
+            "unconditional"
+        },
+    };
     ForkPlan {
         groups,
         ring_from_18x: plan.ring_from == RingFrom::First18x,
@@ -1103,7 +1117,8 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         fail_code,
         fallback,
         cap_skips_fallback: plan.wait_cap_skips_on_fail,
-        add_headers: vec![("Diversion", diversion.into_bytes())],
+        add_headers: Vec::new(),
+        diversion: Some(diversion),
         remove_headers: Vec::new(),
         max_duration: plan.max_duration,
         history_info: true,
@@ -1202,5 +1217,54 @@ mod tests {
             let c = coarse(base, at);
             assert!(c >= at && c - at < TIMER_SLACK, "{d} ms -> {:?}", c - base);
         }
+    }
+
+    /// The Diversion reason of the first target: `time-of-day` when a time rule chose the
+    /// plan (下班转手机), `unconditional` otherwise.
+    #[test]
+    fn diversion_reason_follows_the_rule_that_chose_the_plan() {
+        let src = r#"
+[companies.a]
+[targets.desk]
+uri = "sip:1@127.0.0.1:5070"
+[targets.mobile]
+uri = "sip:2@127.0.0.1:5071"
+[plans.day]
+groups = [{ members = ["desk"] }]
+[plans.night]
+groups = [{ members = ["mobile"] }]
+[numbers."4008001234"]
+company = "a"
+plan = "day"
+rules = [{ name = "night", time = "18:00-09:00", plan = "night" }]
+"#;
+        let c = match hotline_config::from_toml_str(src, "t.toml", 1) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let live = hotline_route::Live::new();
+        let called = match normalize_called("4008001234") {
+            Ok(n) => n,
+            Err(e) => panic!("{e}"),
+        };
+        let reason = |at: &str| {
+            let ts: jiff::Timestamp = at.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            let ctx = CallContext::new(called, "13800138000");
+            match resolve(&c.table, &live, &ctx, ts) {
+                Decision::Route(r) => fork_plan(&c.table, &r, &called)
+                    .diversion
+                    .map(|d| (r.rule.to_string(), d.reason, d.from)),
+                Decision::Reject(r) => panic!("{r:?}"),
+            }
+        };
+        // 22:00 and 10:00 in Shanghai.
+        assert_eq!(
+            reason("2026-10-12T14:00:00Z"),
+            Some(("night".into(), "time-of-day", b"<tel:+864008001234>".to_vec()))
+        );
+        assert_eq!(
+            reason("2026-10-12T02:00:00Z"),
+            Some(("default".into(), "unconditional", b"<tel:+864008001234>".to_vec()))
+        );
     }
 }

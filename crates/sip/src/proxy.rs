@@ -218,13 +218,32 @@ pub struct ForkPlan {
     pub remove_headers: Vec<&'static str>,
     /// Longest talk time: when reached Hotline sends BYE to both sides.
     pub max_duration: Option<Duration>,
-    /// Add History-Info (RFC 7044) to each branch: the original Request-URI as index 1, the
-    /// target as index 1.1 (`mp=1`: mapped by Hotline).
+    /// Add History-Info (RFC 7044) to each branch: the original Request-URI as index 1, every
+    /// earlier target of the hunt as 1.1, 1.2 ... with the response that ended it
+    /// (`?Reason=SIP;cause=486`), then this target with the RFC 4458 `cause` that moved the call
+    /// to it (RFC 8119's 380, service number translation, for the first), all `mp=1`.
     pub history_info: bool,
+    /// Add Diversion (RFC 5806) to each branch: every earlier target with the reason it was
+    /// left (most recent first), then the 400 number with `diversion.reason`.
+    pub diversion: Option<Diversion>,
     /// A target the gate refuses (at its concurrency limit) counts as busy (486, moving on
     /// only if the plan moves on for busy) instead of being skipped.
     pub limit_is_busy: bool,
 }
+
+/// The diverting 400 number of a call's Diversion header (RFC 5806).
+#[derive(Debug, Clone)]
+pub struct Diversion {
+    /// The number as a name-addr, e.g. `<tel:+864008001234>`.
+    pub from: Vec<u8>,
+    /// Why it diverted to its first target: `unconditional`, or `time-of-day` when a time
+    /// rule chose the plan.
+    pub reason: &'static str,
+}
+
+/// RFC 8119 `cause` value: the request was retargeted by a service number translation (a 400
+/// number to a company's phone).
+pub const CAUSE_SERVICE_NUMBER: u16 = 380;
 
 /// Why a branch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +277,20 @@ impl Outcome {
             _ => Outcome::Rejected,
         }
     }
+    /// Why a hunt that moved on after this outcome diverted the call: the RFC 5806
+    /// `diversion-reason` and the RFC 4458 `cause` value (the mapping of RFC 7544 §5).
+    pub fn diversion_reason(self) -> (&'static str, u16) {
+        match self {
+            Outcome::Busy | Outcome::LimitReached => ("user-busy", 486),
+            Outcome::NoAnswer => ("no-answer", 408),
+            Outcome::Unreachable => ("unavailable", 503),
+            Outcome::Rejected | Outcome::GlobalFailure | Outcome::Redirected => ("deflection", 480),
+            Outcome::Answered | Outcome::CancelledByHunt | Outcome::CancelledByCaller => {
+                ("unknown", 404)
+            }
+        }
+    }
+
     fn advances(self, adv: &Advance) -> bool {
         match self {
             Outcome::Busy => adv.busy,
@@ -543,6 +576,8 @@ struct Branch {
     trying: bool,
     /// Already reported in an `AttemptEnded` event.
     reported: bool,
+    /// How it ended, once it has: outcome and the response code (408 for a ring timeout).
+    ended: Option<(Outcome, u16)>,
 }
 
 impl Branch {
@@ -713,6 +748,8 @@ pub struct Proxy {
     via: Vec<u8>,
     /// History-Info value for the branch being built.
     history: Vec<u8>,
+    /// Diversion value for the branch being built.
+    diversion: Vec<u8>,
     next_id: u64,
     server_keys: IdMap<u64>,
     servers: IdMap<ServerTxn>,
@@ -808,6 +845,7 @@ impl Proxy {
                 .collect(),
             via: Vec::with_capacity(128),
             history: Vec::new(),
+            diversion: Vec::new(),
             next_id: cfg.id_first.max(1),
             cfg,
             server_keys: IdMap::default(),
@@ -2255,19 +2293,24 @@ impl Proxy {
             return;
         };
         if c.plan.history_info {
-            let v = &mut self.history;
-            v.clear();
-            v.push(b'<');
-            v.extend_from_slice(invite.request_uri());
-            v.extend_from_slice(b">;index=1, <");
-            v.extend_from_slice(&target.uri);
-            v.extend_from_slice(b">;index=1.1;mp=1");
+            history_info(&mut self.history, invite.request_uri(), c, &target.uri);
+        }
+        if let Some(d) = &c.plan.diversion {
+            diversion(&mut self.diversion, d, c);
         }
         let history = c.plan.history_info.then_some(self.history.as_slice());
+        let diversion = c
+            .plan
+            .diversion
+            .is_some()
+            .then_some(self.diversion.as_slice());
         let rr = self.record_route(c.caller_peer, target.dest.transport);
         let pop = invite.routes().next().is_some_and(|r| self.uri_is_local(r));
-        // The plan's headers plus History-Info: on the stack unless the plan has many.
-        let n = c.plan.add_headers.len() + usize::from(history.is_some());
+        // The plan's headers plus Diversion and History-Info: on the stack unless the plan has
+        // many.
+        let n = c.plan.add_headers.len()
+            + usize::from(history.is_some())
+            + usize::from(diversion.is_some());
         let mut inline: [(&str, &[u8]); 8] = [("", &[]); 8];
         let mut spilled: Vec<(&str, &[u8])> = Vec::new();
         let extra = c
@@ -2275,6 +2318,7 @@ impl Proxy {
             .add_headers
             .iter()
             .map(|(n, v)| (*n, v.as_slice()))
+            .chain(diversion.map(|d| ("Diversion", d)))
             .chain(history.map(|h| ("History-Info", h)));
         let add: &[(&str, &[u8])] = if n <= inline.len() {
             for (slot, h) in inline.iter_mut().zip(extra) {
@@ -2333,6 +2377,7 @@ impl Proxy {
             cancel_sent: false,
             trying: false,
             reported: false,
+            ended: None,
         });
         let dl = call_deadline(c);
         self.schedule(TimerRef::Call(call), dl);
@@ -2370,6 +2415,7 @@ impl Proxy {
                 b.reported = true;
                 b.state = BranchState::Done;
                 let code = if why == Outcome::NoAnswer { 408 } else { 487 };
+                b.ended = Some((why, code));
                 self.events
                     .push_back(Event::AttemptEnded(b.info(call, now, None, code, why)));
             }
@@ -2951,6 +2997,7 @@ impl Proxy {
             return;
         }
         b.state = BranchState::Done;
+        b.ended = Some((outcome, code));
         if !b.reported {
             b.reported = true;
             let info = b.info(call, now, None, code, outcome);
@@ -3054,6 +3101,83 @@ impl Proxy {
         let dl = self.calls.get(&call).and_then(call_deadline);
         self.schedule(TimerRef::Call(call), dl);
     }
+}
+
+/// The earlier attempts of a call that the hunt moved on from (in order): target URI, how it
+/// ended, the code.
+fn moved_from(c: &Call) -> impl Iterator<Item = (&[u8], Outcome, u16)> + '_ {
+    c.branches.iter().filter_map(|b| match b.ended {
+        Some((o, code))
+            if !matches!(
+                o,
+                Outcome::Answered | Outcome::CancelledByCaller | Outcome::CancelledByHunt
+            ) =>
+        {
+            Some((b.target.uri.as_ref(), o, code))
+        }
+        _ => None,
+    })
+}
+
+/// `uri` with `;name=value` added to its parameters (before any `?headers`).
+fn push_uri_with(out: &mut Vec<u8>, uri: &[u8], param: &[u8]) {
+    match uri.iter().position(|&b| b == b'?') {
+        Some(q) => {
+            out.extend_from_slice(&uri[..q]);
+            out.extend_from_slice(param);
+            out.extend_from_slice(&uri[q..]);
+        }
+        None => {
+            out.extend_from_slice(uri);
+            out.extend_from_slice(param);
+        }
+    }
+}
+
+/// History-Info (RFC 7044) of a branch to `target` of call `c`: the 400 number as index 1,
+/// every earlier target as 1.1, 1.2 ... with the response that ended it as an escaped Reason
+/// header field (`?Reason=SIP%3Bcause%3D486`; 408 for a ring timeout), then `target` with the
+/// RFC 4458 `cause` URI parameter of the move: the last earlier attempt's (486 busy, 408 no
+/// answer, 503 unreachable, 480 deflection), or RFC 8119's 380 (service number translation)
+/// for the first target. Each is `mp=1`: mapped from the 400 number.
+fn history_info(v: &mut Vec<u8>, ruri: &[u8], c: &Call, target: &[u8]) {
+    v.clear();
+    v.push(b'<');
+    v.extend_from_slice(ruri);
+    v.extend_from_slice(b">;index=1");
+    let mut n = 0;
+    let mut cause = CAUSE_SERVICE_NUMBER;
+    for (uri, outcome, code) in moved_from(c) {
+        n += 1;
+        v.extend_from_slice(b", <");
+        let sep: &[u8] = if uri.contains(&b'?') { b"&" } else { b"?" };
+        v.extend_from_slice(uri);
+        v.extend_from_slice(sep);
+        v.extend_from_slice(format!("Reason=SIP%3Bcause%3D{code}>;index=1.{n};mp=1").as_bytes());
+        cause = outcome.diversion_reason().1;
+    }
+    v.extend_from_slice(b", <");
+    push_uri_with(v, target, format!(";cause={cause}").as_bytes());
+    v.extend_from_slice(format!(">;index=1.{};mp=1", n + 1).as_bytes());
+}
+
+/// Diversion (RFC 5806) of a branch of call `c`: one entry per diversion, most recent first:
+/// every earlier target with the reason the hunt left it (`user-busy`, `no-answer`,
+/// `unavailable`, `deflection`), then the 400 number with `d.reason`.
+fn diversion(v: &mut Vec<u8>, d: &Diversion, c: &Call) {
+    v.clear();
+    let earlier: Vec<(&[u8], Outcome, u16)> = moved_from(c).collect();
+    for (uri, outcome, _) in earlier.iter().rev() {
+        v.push(b'<');
+        v.extend_from_slice(uri);
+        v.extend_from_slice(b">;reason=");
+        v.extend_from_slice(outcome.diversion_reason().0.as_bytes());
+        v.extend_from_slice(b";counter=1, ");
+    }
+    v.extend_from_slice(&d.from);
+    v.extend_from_slice(b";reason=");
+    v.extend_from_slice(d.reason.as_bytes());
+    v.extend_from_slice(b";counter=1");
 }
 
 fn call_deadline(c: &Call) -> Option<Instant> {

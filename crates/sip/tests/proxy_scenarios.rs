@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hotline_sip::proxy::{
-    BranchTarget, CallHandle, Event, ForkGroup, ForkPlan, Hangup, Outcome, Peer, Proxy,
+    BranchTarget, CallHandle, Diversion, Event, ForkGroup, ForkPlan, Hangup, Outcome, Peer, Proxy,
     ProxyConfig, Transport,
 };
 use hotline_sip::rewrite;
@@ -1144,13 +1144,66 @@ fn history_info_and_added_headers_reach_the_target() {
     assert_eq!(
         inv.header("History-Info"),
         Some(
-            format!("<sip:4008001234@10.0.0.1:5060>;index=1, <sip:1001@{T1}>;index=1.1;mp=1")
-                .as_bytes()
+            format!(
+                "<sip:4008001234@10.0.0.1:5060>;index=1, <sip:1001@{T1};cause=380>;index=1.1;mp=1"
+            )
+            .as_bytes()
         )
     );
     assert_eq!(
         inv.header("Diversion"),
         Some(&b"<tel:+864008001234>;reason=unconditional"[..])
+    );
+}
+
+/// Issue 18 item 8: each branch says why the call reached it. T1 answers 486, T2 rings out
+/// (ring timeout), the third target gets Diversion entries for T2 (no-answer), T1 (user-busy)
+/// and the 400 number (time-of-day here), most recent first, and History-Info with each
+/// earlier step and its response (RFC 7044 Reason), then itself with the RFC 4458 cause of
+/// the last move (408). Before the fix: `reason=unconditional` and `index=1.1` only.
+#[test]
+fn diversion_and_history_info_give_the_reason_of_each_move() {
+    const T3: &str = "10.0.0.5:5072";
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKh2", "call-h2", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20), target(T2, 2, 5), target(T3, 3, 20)]);
+    plan.history_info = true;
+    plan.diversion = Some(Diversion {
+        from: b"<tel:+864008001234>".to_vec(),
+        reason: "time-of-day",
+    });
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let inv1 = h.out().remove(0).1;
+    assert_eq!(
+        inv1.header("Diversion"),
+        Some(&b"<tel:+864008001234>;reason=time-of-day;counter=1"[..])
+    );
+    h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+    h.pump();
+    let out = h.out();
+    let inv2 = only(&out, T2)[0].clone();
+    assert_eq!(
+        inv2.header("Diversion"),
+        Some(format!("<sip:1001@{T1}>;reason=user-busy;counter=1, <tel:+864008001234>;reason=time-of-day;counter=1").as_bytes())
+    );
+    h.send_bytes(T2, reply(&inv2, 180, "Ringing", "t2"));
+    h.out();
+    h.advance(Duration::from_secs(5));
+    let out = h.out();
+    let inv3 = only(&out, T3)
+        .into_iter()
+        .find(|m| m.method() == Some(Method::Invite))
+        .cloned()
+        .unwrap_or_else(|| panic!("no INVITE to T3: {out:?}"));
+    assert_eq!(
+        inv3.header("Diversion"),
+        Some(format!("<sip:1002@{T2}>;reason=no-answer;counter=1, <sip:1001@{T1}>;reason=user-busy;counter=1, <tel:+864008001234>;reason=time-of-day;counter=1").as_bytes())
+    );
+    assert_eq!(
+        inv3.header("History-Info"),
+        Some(format!("<sip:4008001234@10.0.0.1:5060>;index=1, <sip:1001@{T1}?Reason=SIP%3Bcause%3D486>;index=1.1;mp=1, <sip:1002@{T2}?Reason=SIP%3Bcause%3D408>;index=1.2;mp=1, <sip:1003@{T3};cause=408>;index=1.3;mp=1").as_bytes())
     );
 }
 
