@@ -1087,6 +1087,54 @@ fn suppressed_early_media_rings_without_sdp_and_the_hunt_moves_on() {
 
 // ----- headers toward targets -------------------------------------------------------------------
 
+/// Issue 18 item 9: forward by cause (遇忙转移 as platforms sell it): the desk of one number
+/// is busy and forwards to A; the desk of another rings out (1 s) and forwards to B; each
+/// destination answers, and is told why (Diversion user-busy / no-answer).
+#[test]
+fn busy_and_no_answer_forward_to_their_own_destinations() {
+    const OTHER: &str = "4008005678";
+    let busy_desk = start(uas("uas_486"));
+    let ring_desk = start(uas("uas_ring_noanswer"));
+    let a = start(uas("uas_answer"));
+    let b = start(uas("uas_answer"));
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .plan(Plan::new("p1").group("sequential", "5s", &["busy-desk"]))
+            .plan(Plan::new("p2").group("sequential", "1s", &["ring-desk"]))
+            .number_with_plan(NUMBER, "p1")
+            .number_with_plan(OTHER, "p2")
+            .raw(&format!(
+                "[targets.busy-desk]\nuri = \"{}\"\nforward_on = {{ busy = \"a\", no_answer = \"b\" }}\n\
+                 [targets.ring-desk]\nuri = \"{}\"\nforward_on = {{ busy = \"a\", no_answer = \"b\" }}\n\
+                 [targets.a]\nuri = \"{}\"\n[targets.b]\nuri = \"{}\"",
+                busy_desk.uri("1001"),
+                ring_desk.uri("1002"),
+                a.uri("2001"),
+                b.uri("2002"),
+            ))
+            .to_toml(),
+    );
+    for number in [NUMBER, OTHER] {
+        let c = run(Sipp::uac("uac", hotline.sip_addr())
+            .service(number)
+            .calls(1)
+            .duration_ms(100)
+            .timeout(Duration::from_secs(20)));
+        assert_all_ok(&c, 1, number);
+    }
+    finish(busy_desk);
+    finish(ring_desk);
+    for (dest, reason) in [(finish(a), "user-busy"), (finish(b), "no-answer")] {
+        assert_all_ok(&dest, 1, reason);
+        let inv = dest.received_requests("INVITE");
+        let div = inv.first().and_then(|m| m.header("Diversion")).unwrap_or_default();
+        assert!(div.contains(&format!(";reason={reason};")), "{div}");
+    }
+    let cdrs = stop_and_read(&mut hotline);
+    assert_eq!(cdrs.calls.len(), 2, "{cdrs:#?}");
+    assert!(cdrs.calls.iter().all(|c| c.final_code == 200), "{cdrs:#?}");
+}
+
 /// Issue 18 item 8: the second target of a hunt is told why the call reached it: the first
 /// answered 486, so Diversion says `user-busy` for it (then the 400 number, `unconditional`)
 /// and History-Info lists the first with its response and the second with `cause=486`.
@@ -1120,7 +1168,9 @@ fn second_target_sees_why_the_hunt_moved_on() {
     );
     let history = inv.headers("History-Info").join(", ");
     assert!(
-        history.contains(&format!("<{busy_uri}?Reason=SIP%3Bcause%3D486>;index=1.1;mp=1")),
+        history.contains(&format!(
+            "<{busy_uri}?Reason=SIP%3Bcause%3D486>;index=1.1;mp=1"
+        )),
         "{history}"
     );
     assert!(history.contains(";cause=486>;index=1.2;mp=1"), "{history}");

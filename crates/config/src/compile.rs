@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use hotline_route::{
     normalize_called, normalize_caller, uri_user_allowed, AdvanceOn, Calendar, CallerKind,
-    Conditions, DayKind, EarlyMedia, Fallback, Group, ListId, ListSet, Member, Mode, NamedList,
-    NumberEntry, OnTargetBusyLocal, Plan, PlanId, RateLimit, RateWindow, RegionDb, RegionPattern,
-    RingFrom, Rule, Screening, Status, Strategy, TableParts, Target, TargetId, TimeRange,
-    Transport, Weekdays, MAX_GROUPS, MAX_MEMBERS,
+    Conditions, DayKind, EarlyMedia, Fallback, ForwardOn, Group, ListId, ListSet, Member, Mode,
+    NamedList, NumberEntry, OnTargetBusyLocal, Plan, PlanId, RateLimit, RateWindow, RegionDb,
+    RegionPattern, RingFrom, Rule, Screening, Status, Strategy, TableParts, Target, TargetId,
+    TimeRange, Transport, Weekdays, MAX_GROUPS, MAX_MEMBERS,
 };
 use jiff::civil::Date;
 use sha2::{Digest, Sha256};
@@ -518,6 +518,29 @@ pub(crate) fn compile(
             defined_targets.insert(name.get_ref().clone());
         }
     }
+    // Forwards by cause between targets (names resolved once every target is known).
+    let mut forward_used: HashSet<TargetId> = HashSet::new();
+    for (fi, f) in &files {
+        for (name, t) in &f.targets {
+            let (Some(raw), Some(&id)) = (&t.forward_on, target_ids.get(name.get_ref())) else {
+                continue;
+            };
+            let key = format!("targets.{}.forward_on", q(name.get_ref()));
+            let fwd = build_forward_on(
+                &mut cx,
+                *fi,
+                &key,
+                raw,
+                &target_ids,
+                &defined_targets,
+                Some(name.get_ref()),
+                &mut forward_used,
+            );
+            if let Some(t) = targets.get_mut(id.0 as usize) {
+                t.forward_on = fwd;
+            }
+        }
+    }
 
     // 6. Named lists.
     let mut lists: Vec<NamedList> = Vec::new();
@@ -552,7 +575,7 @@ pub(crate) fn compile(
     // 7. Plans.
     let mut plans: Vec<Plan> = Vec::new();
     let mut plan_ids: HashMap<String, PlanId> = HashMap::new();
-    let mut used_targets: HashSet<TargetId> = HashSet::new();
+    let mut used_targets: HashSet<TargetId> = forward_used;
     for (fi, f) in &files {
         for (name, p) in &f.plans {
             let key = format!("plans.{}", q(name.get_ref()));
@@ -1401,6 +1424,57 @@ pub fn calendar_warning(calendar: &Calendar, today: Date) -> Option<String> {
     ))
 }
 
+/// `forward_on = { busy = "a", ... }` of target `own` (or of a plan: `None`): each name must be
+/// a target, not `own` itself.
+#[allow(clippy::too_many_arguments)]
+fn build_forward_on(
+    cx: &mut Ctx<'_>,
+    fi: usize,
+    key: &str,
+    raw: &RawForwardOn,
+    target_ids: &HashMap<String, TargetId>,
+    defined: &HashSet<String>,
+    own: Option<&str>,
+    used: &mut HashSet<TargetId>,
+) -> ForwardOn {
+    let mut one = |cause: &str, v: &Option<Spanned<String>>| -> Option<TargetId> {
+        let v = v.as_ref()?;
+        let name = v.get_ref();
+        if own == Some(name.as_str()) {
+            cx.err(
+                fi,
+                v.span(),
+                format!("{key}.{cause}"),
+                format!("target {name:?} forwards to itself"),
+                Some("name another target (e.g. a colleague, a mobile, voicemail)".into()),
+            );
+            return None;
+        }
+        match target_ids.get(name) {
+            Some(&id) => {
+                used.insert(id);
+                Some(id)
+            }
+            None if defined.contains(name) => None,
+            None => {
+                cx.err(
+                    fi,
+                    v.span(),
+                    format!("{key}.{cause}"),
+                    format!("unknown target {name:?}"),
+                    names_hint("targets", target_ids.keys()),
+                );
+                None
+            }
+        }
+    };
+    ForwardOn {
+        busy: one("busy", &raw.busy),
+        no_answer: one("no_answer", &raw.no_answer),
+        unreachable: one("unreachable", &raw.unreachable),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_target(
     cx: &mut Ctx<'_>,
@@ -1453,6 +1527,7 @@ fn build_target(
                 next_hop,
                 transport,
                 max_concurrent,
+                forward_on: ForwardOn::default(),
             }),
             Err((m, hint)) => {
                 cx.err(fi, uri.span(), format!("{key}.uri"), m, hint);
@@ -1532,6 +1607,7 @@ fn build_target(
                 next_hop: addr,
                 transport,
                 max_concurrent,
+                forward_on: ForwardOn::default(),
             })
         }
         (None, Some(num), None) => {
@@ -1777,6 +1853,19 @@ fn build_plan(
         .max_duration
         .as_ref()
         .and_then(|v| dur(cx, fi, format!("{key}.max_duration"), v));
+    let forward_on = match &raw.forward_on {
+        Some(f) => build_forward_on(
+            cx,
+            fi,
+            &format!("{key}.forward_on"),
+            f,
+            target_ids,
+            defined,
+            None,
+            used,
+        ),
+        None => ForwardOn::default(),
+    };
     let wait_cap_skips_on_fail = match &raw.wait_cap_skips_on_fail {
         Some(v)
             if *v.get_ref()
@@ -1805,6 +1894,7 @@ fn build_plan(
         wait_cap,
         on_fail,
         wait_cap_skips_on_fail,
+        forward_on,
         early_media: match raw.early_media {
             Some(EarlyMediaRaw::Suppress) => EarlyMedia::Suppress,
             _ => EarlyMedia::Relay,

@@ -1111,6 +1111,70 @@ fn error_ivr_key_without_a_media_server() {
     );
 }
 
+/// Issue 18 item 9: forwards by cause (遇忙转移), per target and per plan, compiled, shown by
+/// explain, and refused with file, line and hint when they name an unknown target, the target
+/// itself, or an unknown cause.
+#[test]
+fn forward_on_by_cause() {
+    let cfg = |target_fwd: &str, plan_fwd: &str| {
+        format!("[companies.a]\n[targets.desk]\nuri = \"sip:1@127.0.0.1\"\n{target_fwd}[targets.a]\nuri = \"sip:2@127.0.0.1\"\n[targets.b]\nuri = \"sip:3@127.0.0.1\"\n[targets.c]\nuri = \"sip:4@127.0.0.1\"\n[plans.p]\n{plan_fwd}groups = [{{ members = [\"desk\"] }}]\n[numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n")
+    };
+    let c = compile(&cfg(
+        "forward_on = { busy = \"a\", no_answer = \"b\", unreachable = \"c\" }\n",
+        "forward_on = { busy = \"c\" }\n",
+    ));
+    assert!(
+        !c.warnings.iter().any(|w| w.message.contains("not used")),
+        "forward targets count as used: {:?}",
+        c.warnings
+    );
+    let desk = c.table.targets().iter().find(|t| t.name == "desk");
+    let desk = desk.unwrap_or_else(|| panic!("no desk"));
+    let names: Vec<(&str, &str)> = desk
+        .forward_on
+        .entries()
+        .map(|(cause, t)| (cause, c.table.target(t).name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("busy", "a"), ("no_answer", "b"), ("unreachable", "c")]
+    );
+    let call = CallContext::new(num("4008001234"), "13807912345");
+    let t = explain(&c.table, &Live::new(), &call, ts("2026-10-12T02:00:00Z")).to_string();
+    assert!(
+        t.contains("forward busy -> a, no_answer -> b, unreachable -> c"),
+        "{t}"
+    );
+    assert!(
+        t.contains("when the hunt fails: forward busy -> c (then on fail)"),
+        "{t}"
+    );
+    let e = one(
+        &errors(&cfg("forward_on = { busy = \"nobody\" }\n", "")),
+        "targets.desk.forward_on.busy",
+    );
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("unknown target \"nobody\""), "{e}");
+    assert!(e.hint.as_deref().unwrap_or("").contains("desk"), "{e}");
+    let e = one(
+        &errors(&cfg("forward_on = { no_answer = \"desk\" }\n", "")),
+        "targets.desk.forward_on.no_answer",
+    );
+    assert!(e.message.contains("forwards to itself"), "{e}");
+    assert!(e.hint.is_some());
+    let e = one(
+        &errors(&cfg("", "forward_on = { unreachable = \"x\" }\n")),
+        "plans.p.forward_on.unreachable",
+    );
+    assert_eq!(e.line, 11, "{e}");
+    let errs = errors(&cfg("forward_on = { offline = \"a\" }\n", ""));
+    assert!(
+        errs.iter()
+            .any(|e| e.line == 4 && e.message.contains("offline")),
+        "{errs:#?}"
+    );
+}
+
 /// The combination the transaction property test once ran with (t1 = 1588 ms, t2 = 1 ms) is
 /// refused at the line of the key that breaks the rule, with the rule and a fix.
 #[test]

@@ -27,7 +27,7 @@ use hotline_route::{
 };
 use hotline_sip::frame::{parse_datagram, Datagram, Limits};
 use hotline_sip::proxy::{
-    Advance, AttemptInfo, BranchTarget, CallHandle, CallInfo, Diversion, Event, ForkGroup,
+    Advance, AttemptInfo, BranchTarget, ByCause, CallHandle, CallInfo, Diversion, Event, ForkGroup,
     ForkPlan, Hangup, Outcome, Peer, Proxy, ProxyConfig, Transport,
 };
 use hotline_sip::txn::Timers;
@@ -1071,6 +1071,47 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
             targets: g.members().filter_map(branch).collect(),
         })
         .collect();
+    // 遇忙 / 无应答 / 不可达转移: per target (its destination rings as long as the member did)
+    // and per plan (when the hunt has failed, like the on_fail target).
+    let by_cause = |f: &hotline_route::ForwardOn, ring: Duration| -> ByCause {
+        let to = |t: Option<TargetId>| {
+            branch(&hotline_route::Member {
+                target: t?,
+                ring_timeout: ring,
+                weight: 1,
+            })
+        };
+        ByCause {
+            busy: to(f.busy),
+            no_answer: to(f.no_answer),
+            unreachable: to(f.unreachable),
+        }
+    };
+    // The plan's members, then (each once) the destinations their forwards lead to.
+    let mut forwards: Vec<(u32, ByCause)> = Vec::new();
+    let mut todo: Vec<(TargetId, Duration)> = routed
+        .groups()
+        .flat_map(|g| g.members().map(|m| (m.target, m.ring_timeout)))
+        .collect();
+    todo.reverse();
+    let mut seen: Vec<u32> = Vec::new();
+    while let Some((id, ring)) = todo.pop() {
+        if seen.contains(&id.0) {
+            continue;
+        }
+        seen.push(id.0);
+        let Some(t) = table.try_target(id) else {
+            continue;
+        };
+        if !t.forward_on.is_empty() {
+            forwards.push((id.0, by_cause(&t.forward_on, ring)));
+            todo.extend(t.forward_on.entries().map(|(_, to)| (to, ring)));
+        }
+    }
+    let fallback_by_cause = by_cause(
+        &plan.forward_on,
+        plan.wait_cap.unwrap_or(Duration::from_secs(60)),
+    );
     let (fail_code, fallback) = match plan.on_fail {
         Fallback::BestResponse => (None, None),
         Fallback::Code(c) => (Some(c), None),
@@ -1117,6 +1158,8 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         fail_code,
         fallback,
         cap_skips_fallback: plan.wait_cap_skips_on_fail,
+        forwards,
+        fallback_by_cause,
         add_headers: Vec::new(),
         diversion: Some(diversion),
         remove_headers: Vec::new(),
@@ -1260,11 +1303,19 @@ rules = [{ name = "night", time = "18:00-09:00", plan = "night" }]
         // 22:00 and 10:00 in Shanghai.
         assert_eq!(
             reason("2026-10-12T14:00:00Z"),
-            Some(("night".into(), "time-of-day", b"<tel:+864008001234>".to_vec()))
+            Some((
+                "night".into(),
+                "time-of-day",
+                b"<tel:+864008001234>".to_vec()
+            ))
         );
         assert_eq!(
             reason("2026-10-12T02:00:00Z"),
-            Some(("default".into(), "unconditional", b"<tel:+864008001234>".to_vec()))
+            Some((
+                "default".into(),
+                "unconditional",
+                b"<tel:+864008001234>".to_vec()
+            ))
         );
     }
 }

@@ -212,6 +212,13 @@ pub struct ForkPlan {
     pub fallback: Option<BranchTarget>,
     /// The wait cap ends the call, skipping `fallback`.
     pub cap_skips_fallback: bool,
+    /// Forwards by cause of single targets (by `BranchTarget::tag`): when a branch to that
+    /// target fails busy / unanswered / unreachable, its destination is tried next, before
+    /// the rest of the hunt and whatever `advance` says. Each is used once per call.
+    pub forwards: Vec<(u32, ByCause)>,
+    /// When the hunt ends unanswered, the destination for the cause of the last failure (the
+    /// wait cap counts as no answer), tried before `fallback`.
+    pub fallback_by_cause: ByCause,
     /// Headers added to every forwarded INVITE (Diversion, History-Info ...).
     pub add_headers: Vec<(&'static str, Vec<u8>)>,
     /// Headers removed from forwarded INVITEs (e.g. P-Asserted-Identity from untrusted trunks).
@@ -229,6 +236,29 @@ pub struct ForkPlan {
     /// A target the gate refuses (at its concurrency limit) counts as busy (486, moving on
     /// only if the plan moves on for busy) instead of being skipped.
     pub limit_is_busy: bool,
+}
+
+/// Destinations by failure cause (遇忙 / 无应答 / 不可达转移).
+#[derive(Debug, Clone, Default)]
+pub struct ByCause {
+    /// Busy (486, 600; a target at its limit when the plan counts that as busy).
+    pub busy: Option<BranchTarget>,
+    /// Ring timeout (or the wait cap).
+    pub no_answer: Option<BranchTarget>,
+    /// 408, 480, 5xx, timer B, transport error.
+    pub unreachable: Option<BranchTarget>,
+}
+
+impl ByCause {
+    /// The destination for the cause of `outcome`, taken (so it is used once).
+    fn take_for(&mut self, outcome: Outcome) -> Option<BranchTarget> {
+        match outcome {
+            Outcome::Busy => self.busy.take(),
+            Outcome::NoAnswer => self.no_answer.take(),
+            Outcome::Unreachable => self.unreachable.take(),
+            _ => None,
+        }
+    }
 }
 
 /// The diverting 400 number of a call's Diversion header (RFC 5806).
@@ -647,6 +677,8 @@ struct Call {
     /// in-dialog requests that carry no Route (peers that ignore Record-Route) still find
     /// their way.
     dialog: Option<DialogSides>,
+    /// Forward destinations (by cause of a failed branch) to try before the rest of the hunt.
+    forward_next: VecDeque<BranchTarget>,
     /// When an answered call is cut (max duration, prepaid balance).
     hangup_at: Option<Instant>,
     redirects: u32,
@@ -1975,6 +2007,7 @@ impl Proxy {
                 sent_ringing: false,
                 local_tag,
                 dialog: None,
+                forward_next: VecDeque::new(),
                 hangup_at: None,
                 redirects: 0,
             },
@@ -2182,28 +2215,33 @@ impl Proxy {
                 capped = true;
                 break;
             }
-            let Some(group) = c.plan.groups.get(c.group) else {
-                break;
-            };
-            // One target (a sequential group) or all of a parallel group: no Vec for one.
-            let (one, all): (Option<BranchTarget>, Vec<BranchTarget>) = if group.parallel {
-                let t = group.targets.clone();
-                c.group += 1;
-                c.member = 0;
-                (None, t)
-            } else if let Some(t) = group.targets.get(c.member) {
-                let t = t.clone();
-                c.member += 1;
-                if c.member >= group.targets.len() {
-                    c.group += 1;
-                    c.member = 0;
-                }
-                (Some(t), Vec::new())
-            } else {
-                c.group += 1;
-                c.member = 0;
-                continue;
-            };
+            // A forward by cause first, then the next target (a sequential group) or all of a
+            // parallel group: no Vec for one.
+            let (one, all): (Option<BranchTarget>, Vec<BranchTarget>) =
+                if let Some(t) = c.forward_next.pop_front() {
+                    (Some(t), Vec::new())
+                } else if let Some(group) = c.plan.groups.get(c.group) {
+                    if group.parallel {
+                        let t = group.targets.clone();
+                        c.group += 1;
+                        c.member = 0;
+                        (None, t)
+                    } else if let Some(t) = group.targets.get(c.member) {
+                        let t = t.clone();
+                        c.member += 1;
+                        if c.member >= group.targets.len() {
+                            c.group += 1;
+                            c.member = 0;
+                        }
+                        (Some(t), Vec::new())
+                    } else {
+                        c.group += 1;
+                        c.member = 0;
+                        continue;
+                    }
+                } else {
+                    break;
+                };
             let mut started = 0;
             let mut stop = false;
             for t in one.into_iter().chain(all) {
@@ -2223,8 +2261,12 @@ impl Proxy {
                         c.best = Some((486, None));
                     }
                     // Nothing else of this group rings and the plan does not move on for
-                    // this cause: the hunt ends here.
-                    stop = !outcome.advances(&c.plan.advance);
+                    // this cause: the hunt ends here, unless the target forwards on it.
+                    if let Some(f) = take_forward(c, t.tag, outcome) {
+                        c.forward_next.push_back(f);
+                    } else {
+                        stop = !outcome.advances(&c.plan.advance);
+                    }
                     self.events.push_back(Event::AttemptEnded(AttemptInfo {
                         call: CallHandle(call),
                         attempt,
@@ -2263,7 +2305,18 @@ impl Proxy {
         if c.state != CallState::Hunting || c.cancelled || (capped && c.plan.cap_skips_fallback) {
             return false;
         }
-        let Some(t) = c.plan.fallback.take() else {
+        // The destination for the cause the hunt ended with, else the on_fail target.
+        let cause = if capped {
+            Outcome::NoAnswer
+        } else {
+            c.last_outcome.unwrap_or(Outcome::NoAnswer)
+        };
+        let Some(t) = c
+            .plan
+            .fallback_by_cause
+            .take_for(cause)
+            .or_else(|| c.plan.fallback.take())
+        else {
             return false;
         };
         c.cap_deadline = None;
@@ -2998,6 +3051,7 @@ impl Proxy {
         }
         b.state = BranchState::Done;
         b.ended = Some((outcome, code));
+        let tag = b.target.tag;
         if !b.reported {
             b.reported = true;
             let info = b.info(call, now, None, code, outcome);
@@ -3009,6 +3063,12 @@ impl Proxy {
         c.last_outcome = Some(outcome);
         if better(best.0, c.best.as_ref().map(|b| b.0)) {
             c.best = Some(best);
+        }
+        if let Some(f) = take_forward(c, tag, outcome) {
+            // The target forwards on this cause: its destination is next.
+            c.forward_next.push_back(f);
+            self.continue_hunt(call);
+            return;
         }
         if !outcome.advances(&c.plan.advance) {
             // Stop the hunt here (e.g. a 6xx): cancel the rest, then the fallback if any.
@@ -3061,6 +3121,7 @@ impl Proxy {
                     return;
                 }
                 let mut expired = false;
+                let mut expired_tags: Vec<u32> = Vec::new();
                 for b in c.branches.iter_mut() {
                     if b.state != BranchState::Done
                         && b.cancel_pending.is_none()
@@ -3068,6 +3129,14 @@ impl Proxy {
                     {
                         b.cancel_pending = Some(Outcome::NoAnswer);
                         expired = true;
+                        expired_tags.push(b.target.tag);
+                    }
+                }
+                let mut forwarded = false;
+                for tag in expired_tags {
+                    if let Some(f) = take_forward(c, tag, Outcome::NoAnswer) {
+                        c.forward_next.push_back(f);
+                        forwarded = true;
                     }
                 }
                 if expired {
@@ -3082,7 +3151,7 @@ impl Proxy {
                         .get(&call)
                         .is_some_and(|c| c.branches.iter().all(|b| b.state == BranchState::Done));
                     if all_done {
-                        if advance || self.arm_fallback(call, false) {
+                        if advance || forwarded || self.arm_fallback(call, false) {
                             self.continue_hunt(call);
                         } else {
                             self.finish_unanswered(now, call, None);
@@ -3101,6 +3170,15 @@ impl Proxy {
         let dl = self.calls.get(&call).and_then(call_deadline);
         self.schedule(TimerRef::Call(call), dl);
     }
+}
+
+/// The forward of target `tag` for the cause of `outcome`, taken (used once per call).
+fn take_forward(c: &mut Call, tag: u32, outcome: Outcome) -> Option<BranchTarget> {
+    c.plan
+        .forwards
+        .iter_mut()
+        .find(|(t, _)| *t == tag)
+        .and_then(|(_, f)| f.take_for(outcome))
 }
 
 /// The earlier attempts of a call that the hunt moved on from (in order): target URI, how it

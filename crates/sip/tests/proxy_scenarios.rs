@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hotline_sip::proxy::{
-    BranchTarget, CallHandle, Diversion, Event, ForkGroup, ForkPlan, Hangup, Outcome, Peer, Proxy,
-    ProxyConfig, Transport,
+    BranchTarget, ByCause, CallHandle, Diversion, Event, ForkGroup, ForkPlan, Hangup, Outcome,
+    Peer, Proxy, ProxyConfig, Transport,
 };
 use hotline_sip::rewrite;
 use hotline_sip::{Message, Method};
@@ -841,6 +841,99 @@ fn non_advancing_failure_and_exhaustion_go_to_the_fallback() {
             assert_eq!(only(&out, VOICEMAIL).len(), 1, "{out:?}");
         }
         assert!(only(&out, UAC).iter().all(|m| m.status() != Some(486)));
+    }
+}
+
+/// Issue 18 item 9: forwards by cause of a target (遇忙转移): T1 busy -> FA, before the
+/// rest of the hunt; T1 unanswered -> FB. After the forward the hunt goes on (T2).
+#[test]
+fn a_target_forwards_by_cause() {
+    const FA: &str = "10.0.0.7:5077";
+    const FB: &str = "10.0.0.8:5078";
+    for busy in [true, false] {
+        let mut h = H::new();
+        h.send(UAC, &invite("z9hG4bKfw1", "call-fw1", 70));
+        h.out();
+        let call = h.incoming();
+        let mut plan = serial(vec![target(T1, 1, 5), target(T2, 2, 20)]);
+        plan.forwards = vec![(
+            1,
+            ByCause {
+                busy: Some(target(FA, 7, 5)),
+                no_answer: Some(target(FB, 8, 5)),
+                unreachable: None,
+            },
+        )];
+        // A busy outcome would stop this hunt: the forward is taken all the same.
+        plan.advance.busy = false;
+        plan.diversion = Some(Diversion {
+            from: b"<tel:+864008001234>".to_vec(),
+            reason: "unconditional",
+        });
+        h.p.route(h.now, call, plan, &mut |_, _| true);
+        let inv1 = h.out().remove(0).1;
+        let (to, reason) = if busy {
+            h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+            h.pump();
+            (FA, "user-busy")
+        } else {
+            h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+            h.out();
+            h.advance(Duration::from_secs(5));
+            (FB, "no-answer")
+        };
+        let out = h.out();
+        assert!(
+            only(&out, T2).is_empty(),
+            "the forward comes first: {out:?}"
+        );
+        let fwd: Vec<&Message> = only(&out, to)
+            .into_iter()
+            .filter(|m| m.method() == Some(Method::Invite))
+            .collect();
+        assert_eq!(fwd.len(), 1, "{out:?}");
+        let fwd = fwd[0].clone();
+        let div = String::from_utf8_lossy(fwd.header("Diversion").unwrap_or_default()).into_owned();
+        assert!(
+            div.starts_with(&format!("<sip:1001@{T1}>;reason={reason};counter=1")),
+            "{div}"
+        );
+        // The forward destination is unreachable (a cause the plan moves on for): the hunt
+        // goes on to T2.
+        h.send_bytes(to, reply(&fwd, 503, "Service Unavailable", "f"));
+        h.pump();
+        let out = h.out();
+        assert_eq!(only(&out, T2).len(), 1, "{out:?}");
+    }
+}
+
+/// A plan's forwards by the cause the hunt ended with come before its fallback: busy -> A;
+/// no answer (no entry for it) -> the fallback.
+#[test]
+fn a_plan_forwards_by_the_cause_the_hunt_ended_with() {
+    const A: &str = "10.0.0.7:5077";
+    for busy in [true, false] {
+        let mut h = H::new();
+        h.send(UAC, &invite("z9hG4bKfw2", "call-fw2", 70));
+        h.out();
+        let call = h.incoming();
+        let mut plan = serial(vec![target(T1, 1, 5)]);
+        plan.fallback_by_cause.busy = Some(target(A, 7, 5));
+        plan.fallback = Some(target(VOICEMAIL, 9, 30));
+        h.p.route(h.now, call, plan, &mut |_, _| true);
+        let inv1 = h.out().remove(0).1;
+        if busy {
+            h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+            h.pump();
+        } else {
+            h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+            h.out();
+            h.advance(Duration::from_secs(5));
+        }
+        let out = h.out();
+        let (yes, no) = if busy { (A, VOICEMAIL) } else { (VOICEMAIL, A) };
+        assert_eq!(only(&out, yes).len(), 1, "{out:?}");
+        assert!(only(&out, no).is_empty(), "{out:?}");
     }
 }
 
