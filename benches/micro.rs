@@ -237,6 +237,7 @@ fn udp(a: &str) -> Peer {
         addr: a
             .parse()
             .unwrap_or_else(|_| unreachable!("constant address")),
+        local: 0,
     }
 }
 

@@ -102,3 +102,56 @@ fn rejected_call_gets_a_cdr_line_with_its_code() {
     assert_eq!(calls[0].final_code, 404);
     assert!(calls[0].answer.is_none());
 }
+
+/// Issue 18 item 5: a refused call's record says where the caller is, like an answered one's:
+/// a blacklisted Zhejiang (温州) mobile gets 603, another one calls a number Hotline does not
+/// serve (404); both records carry 浙江/温州, and the report's by-province figures count them
+/// (one as blocked). Before the fix
+/// caller_province was empty on every refused call.
+#[test]
+fn refused_calls_carry_the_caller_region() {
+    const BLOCKED: &str = "13000670001";
+    const OTHER: &str = "13000670002";
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("nowhere", "sip:1001@127.0.0.1:9")
+            .number(NUMBER, &["nowhere"])
+            .raw(&format!("[screening.blacklist]\nnumbers = [\"{BLOCKED}\"]"))
+            .to_toml(),
+    );
+    for (number, caller, code) in [(NUMBER, BLOCKED, 603), (UNKNOWN_NUMBER, OTHER, 404)] {
+        let r = run(Sipp::uac("uac_reject", hotline.sip_addr())
+            .service(number)
+            .caller(caller)
+            .calls(1)
+            .timeout(Duration::from_secs(20)));
+        assert_all_ok(&r, 1, "caller");
+        assert_eq!(r.final_codes(), vec![code]);
+    }
+    let status = hotline.stop();
+    assert!(matches!(status, Ok(s) if s.success()), "{status:?}");
+    let calls = cdr_calls(hotline.cdr_dir());
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    for c in &calls {
+        assert_eq!(
+            (c.caller_province.as_str(), c.caller_city.as_str()),
+            ("浙江", "温州"),
+            "{c:#?}"
+        );
+        assert!(c.caller == BLOCKED || c.caller == OTHER, "{c:#?}");
+    }
+    let report = match hotline_cdr::report::report(
+        hotline.cdr_dir(),
+        &hotline_cdr::report::ReportOptions::default(),
+    ) {
+        Ok(r) => r,
+        Err(e) => panic!("report: {e}"),
+    };
+    let zj = report
+        .by_province
+        .iter()
+        .find(|(p, _)| p == "浙江")
+        .map(|(_, c)| *c);
+    let zj = zj.unwrap_or_else(|| panic!("no 浙江 row: {:?}", report.by_province));
+    assert_eq!((zj.calls, zj.blocked), (2, 1), "{zj:?}");
+}

@@ -617,6 +617,81 @@ fn wait_cap_ends_the_hunt_with_480() {
     );
 }
 
+/// Issue 18 item 2: `wait_cap = "1500ms"` and `on_fail = "sales"`: the cap ends the hunt
+/// (the ringing desk is CANCELled at 1.5 s), then sales is tried and answers. Before the fix
+/// the caller got 480 at the cap and sales never saw the INVITE.
+#[test]
+fn wait_cap_then_the_on_fail_target_answers() {
+    let desk = start(uas("uas_ring_noanswer"));
+    let sales = start(uas("uas_answer"));
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("desk", &desk.uri("1001"))
+            .target("sales", &sales.uri("1002"))
+            .plan(
+                Plan::new("capped")
+                    .key("wait_cap = \"1500ms\"")
+                    .key("on_fail = \"sales\"")
+                    .group("sequential", "10s", &["desk"]),
+            )
+            .number_with_plan(NUMBER, "capped")
+            .to_toml(),
+    );
+    let caller = run(caller("uac", &hotline).duration_ms(200));
+    assert_all_ok(&caller, 1, "caller");
+    assert_eq!(caller.final_codes(), vec![200], "{}", caller.summary());
+    let invite = invite_sent_at(&caller);
+    let desk = finish(desk);
+    assert_ms(
+        ms_between(
+            invite,
+            received_at(&desk, |m| m.method() == Some("CANCEL")),
+            "INVITE -> CANCEL of the desk",
+        ),
+        1400..2500,
+        "the wait cap ends the hunt",
+    );
+    let sales = finish(sales);
+    assert_all_ok(&sales, 1, "on_fail target");
+    let cdrs = stop_and_read(&mut hotline);
+    let (call, attempts) = cdrs.single();
+    assert_eq!(call.final_code, 200, "{cdrs:#?}");
+    assert_eq!(attempts.len(), 2, "{cdrs:#?}");
+    assert_eq!(attempts[0].reason, AttemptReason::Timeout, "{cdrs:#?}");
+}
+
+/// `wait_cap_skips_on_fail = true`: the cap ends the call with 480, sales is never tried.
+#[test]
+fn wait_cap_skips_on_fail_when_configured() {
+    let desk = start(uas("uas_ring_noanswer"));
+    let sales = start(uas("uas_answer"));
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("desk", &desk.uri("1001"))
+            .target("sales", &sales.uri("1002"))
+            .plan(
+                Plan::new("capped")
+                    .key("wait_cap = \"1500ms\"")
+                    .key("on_fail = \"sales\"")
+                    .key("wait_cap_skips_on_fail = true")
+                    .group("sequential", "10s", &["desk"]),
+            )
+            .number_with_plan(NUMBER, "capped")
+            .to_toml(),
+    );
+    let caller = run(caller("uac_reject", &hotline));
+    assert_all_ok(&caller, 1, "caller");
+    assert_eq!(caller.final_codes(), vec![480]);
+    finish(desk);
+    let sales = match sales.stop() {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(!sales.saw_request("INVITE"), "the cap skipped on_fail");
+    let cdrs = stop_and_read(&mut hotline);
+    assert_eq!(cdrs.single().0.final_code, 480);
+}
+
 // ----- caller CANCEL ----------------------------------------------------------------------------
 
 #[test]
@@ -1011,6 +1086,99 @@ fn suppressed_early_media_rings_without_sdp_and_the_hunt_moves_on() {
 }
 
 // ----- headers toward targets -------------------------------------------------------------------
+
+/// Issue 18 item 9: forward by cause (遇忙转移 as platforms sell it): the desk of one number
+/// is busy and forwards to A; the desk of another rings out (1 s) and forwards to B; each
+/// destination answers, and is told why (Diversion user-busy / no-answer).
+#[test]
+fn busy_and_no_answer_forward_to_their_own_destinations() {
+    const OTHER: &str = "4008005678";
+    let busy_desk = start(uas("uas_486"));
+    let ring_desk = start(uas("uas_ring_noanswer"));
+    let a = start(uas("uas_answer"));
+    let b = start(uas("uas_answer"));
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .plan(Plan::new("p1").group("sequential", "5s", &["busy-desk"]))
+            .plan(Plan::new("p2").group("sequential", "1s", &["ring-desk"]))
+            .number_with_plan(NUMBER, "p1")
+            .number_with_plan(OTHER, "p2")
+            .raw(&format!(
+                "[targets.busy-desk]\nuri = \"{}\"\nforward_on = {{ busy = \"a\", no_answer = \"b\" }}\n\
+                 [targets.ring-desk]\nuri = \"{}\"\nforward_on = {{ busy = \"a\", no_answer = \"b\" }}\n\
+                 [targets.a]\nuri = \"{}\"\n[targets.b]\nuri = \"{}\"",
+                busy_desk.uri("1001"),
+                ring_desk.uri("1002"),
+                a.uri("2001"),
+                b.uri("2002"),
+            ))
+            .to_toml(),
+    );
+    for number in [NUMBER, OTHER] {
+        let c = run(Sipp::uac("uac", hotline.sip_addr())
+            .service(number)
+            .calls(1)
+            .duration_ms(100)
+            .timeout(Duration::from_secs(20)));
+        assert_all_ok(&c, 1, number);
+    }
+    finish(busy_desk);
+    finish(ring_desk);
+    for (dest, reason) in [(finish(a), "user-busy"), (finish(b), "no-answer")] {
+        assert_all_ok(&dest, 1, reason);
+        let inv = dest.received_requests("INVITE");
+        let div = inv
+            .first()
+            .and_then(|m| m.header("Diversion"))
+            .unwrap_or_default();
+        assert!(div.contains(&format!(";reason={reason};")), "{div}");
+    }
+    let cdrs = stop_and_read(&mut hotline);
+    assert_eq!(cdrs.calls.len(), 2, "{cdrs:#?}");
+    assert!(cdrs.calls.iter().all(|c| c.final_code == 200), "{cdrs:#?}");
+}
+
+/// Issue 18 item 8: the second target of a hunt is told why the call reached it: the first
+/// answered 486, so Diversion says `user-busy` for it (then the 400 number, `unconditional`)
+/// and History-Info lists the first with its response and the second with `cause=486`.
+/// Before the fix every branch got `reason=unconditional` and no cause.
+#[test]
+fn second_target_sees_why_the_hunt_moved_on() {
+    let busy = start(uas("uas_486"));
+    let answer = start(uas("uas_answer"));
+    let busy_uri = busy.uri("1001");
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("busy", &busy_uri)
+            .target("answer", &answer.uri("1002"))
+            .number(NUMBER, &["busy", "answer"])
+            .to_toml(),
+    );
+    let caller = run(caller("uac", &hotline).duration_ms(100));
+    assert_all_ok(&caller, 1, "caller");
+    finish(busy);
+    let answer = finish(answer);
+    let invites = answer.received_requests("INVITE");
+    let Some(inv) = invites.first() else {
+        panic!("no INVITE at the second target")
+    };
+    let diversion = inv.header("Diversion").unwrap_or_default();
+    assert_eq!(
+        diversion,
+        format!("<{busy_uri}>;reason=user-busy;counter=1, <tel:+86{NUMBER}>;reason=unconditional;counter=1"),
+        "{}",
+        inv.raw()
+    );
+    let history = inv.headers("History-Info").join(", ");
+    assert!(
+        history.contains(&format!(
+            "<{busy_uri}?Reason=SIP%3Bcause%3D486>;index=1.1;mp=1"
+        )),
+        "{history}"
+    );
+    assert!(history.contains(";cause=486>;index=1.2;mp=1"), "{history}");
+    let _ = stop_and_read(&mut hotline);
+}
 
 #[test]
 fn invite_to_the_target_has_its_request_uri_diversion_and_history_info() {

@@ -823,6 +823,199 @@ fn ipv6_listener_completes_a_call() {
     assert!(top_via.contains("[::1]"), "top Via {top_via:?}");
 }
 
+/// Issue 18 item 1: every `server.listen` address is served, UDP and TCP, not only the
+/// first. Hotline on 127.0.0.1:P and [::1]:P: an IPv6 caller over UDP and one over TCP reach
+/// IPv6 targets through [::1]:P, Record-Routed with [::1]:P (the address they came in on),
+/// and an IPv4 caller reaches an IPv6 target (the INVITE leaves from [::1]:P and names it in
+/// its Via). An address that cannot be bound stops the start with a clear error.
+#[test]
+fn every_listen_address_is_bound_udp_and_tcp() {
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let port = match hotline_testkit::ports::free_port() {
+        Ok(p) => p,
+        Err(e) => panic!("free port: {e}"),
+    };
+    let udp6 = start(
+        Sipp::uas("uas_answer")
+            .local_ip(v6)
+            .calls(2)
+            .timeout(Duration::from_secs(30)),
+    );
+    let tcp6 = start(
+        Sipp::uas("uas_answer")
+            .local_ip(v6)
+            .transport(Transport::Tcp)
+            .calls(1)
+            .timeout(Duration::from_secs(30)),
+    );
+    const TCP_NUMBER: &str = "4008005678";
+    let hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .listen_on(&[&format!("127.0.0.1:{port}"), &format!("[::1]:{port}")])
+            .trunk("v4", &["127.0.0.1/32"], true)
+            .trunk("v6", &["::1/128"], true)
+            .target("udp6", &udp6.uri("1001"))
+            .target("tcp6", &tcp6.uri("1002"))
+            .number(NUMBER, &["udp6"])
+            .number(TCP_NUMBER, &["tcp6"])
+            .to_toml(),
+    );
+    assert_eq!(hotline.sip_addr().port(), port);
+    let on_v6 = SocketAddr::new(v6, port);
+    let caller = run(Sipp::uac("uac", on_v6)
+        .local_ip(v6)
+        .service(NUMBER)
+        .calls(1)
+        .duration_ms(200)
+        .timeout(Duration::from_secs(20)));
+    assert_all_ok(&caller, 1, "IPv6 caller over UDP to the second address");
+    let caller = run(Sipp::uac("uac", on_v6)
+        .local_ip(v6)
+        .transport(Transport::Tcp)
+        .service(TCP_NUMBER)
+        .calls(1)
+        .duration_ms(200)
+        .timeout(Duration::from_secs(20)));
+    assert_all_ok(&caller, 1, "IPv6 caller over TCP to the second address");
+    let caller = run(Sipp::uac("uac", hotline.sip_addr())
+        .service(NUMBER)
+        .calls(1)
+        .duration_ms(200)
+        .timeout(Duration::from_secs(20)));
+    assert_all_ok(&caller, 1, "IPv4 caller to an IPv6 target");
+    let udp6 = finish(udp6);
+    assert_all_ok(&udp6, 2, "IPv6 UDP target");
+    let tcp6 = finish(tcp6);
+    assert_eq!(
+        tcp6.received_request_calls("BYE").len(),
+        1,
+        "{}",
+        tcp6.summary()
+    );
+    let rr = |m: &SipMessage| m.header("Record-Route").unwrap_or_default();
+    let via = |m: &SipMessage| m.header("Via").unwrap_or_default();
+    let invites = udp6.received_requests("INVITE");
+    assert_eq!(invites.len(), 2);
+    // First call: in on [::1], out to [::1].
+    assert_eq!(
+        rr(invites[0]),
+        format!("<sip:[::1]:{port};lr>"),
+        "{}",
+        invites[0].raw()
+    );
+    assert!(
+        via(invites[0]).contains(&format!("[::1]:{port}")),
+        "{}",
+        invites[0].raw()
+    );
+    // Third call: in on 127.0.0.1, out from [::1].
+    assert_eq!(
+        rr(invites[1]),
+        format!("<sip:127.0.0.1:{port};lr>"),
+        "{}",
+        invites[1].raw()
+    );
+    assert!(
+        via(invites[1]).contains(&format!("[::1]:{port}")),
+        "{}",
+        invites[1].raw()
+    );
+    let invite = tcp6.received_requests("INVITE");
+    let invite = invite.first().map(|m| rr(m)).unwrap_or_default();
+    assert_eq!(invite, format!("<sip:[::1]:{port};transport=tcp;lr>"));
+
+    // 192.0.2.1 (TEST-NET-1) is on no interface here: the start fails, naming it.
+    let err = match Hotline::try_spawn(
+        &HotlineConfig::new()
+            .listen_on(&["127.0.0.1:0", "192.0.2.1:5060"])
+            .to_toml(),
+    ) {
+        Ok(_) => panic!("Hotline started with an address it cannot bind"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("cannot listen on 192.0.2.1:5060 (server.listen)"),
+        "{err}"
+    );
+}
+
+/// Issue 18 item 6: an IVR key is taken only from a media-server trunk. A carrier caller that
+/// puts `;ivr=1` on its Request-URI reaches the menu, not sales (and is counted); the media
+/// server (127.0.0.2, `role = "media_server"`) sending the call back with `;ivr=1` reaches
+/// sales, where before the fix it got 403 Unknown Trunk unless listed as a carrier, and any
+/// caller could jump to a department.
+#[test]
+fn ivr_key_is_taken_only_from_a_media_server() {
+    let menu = start(
+        Sipp::uas("uas_486")
+            .calls(1)
+            .timeout(Duration::from_secs(20)),
+    );
+    let sales = start(
+        Sipp::uas("uas_486")
+            .calls(1)
+            .timeout(Duration::from_secs(20)),
+    );
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .with_admin()
+            .trunk("ct", &["127.0.0.1/32"], true)
+            .target("menu", &menu.uri("1001"))
+            .target("sales", &sales.uri("1002"))
+            .plan(hotline_testkit::Plan::new("menu").group("sequential", "5s", &["menu"]))
+            .plan(hotline_testkit::Plan::new("sales").group("sequential", "5s", &["sales"]))
+            .number_with_plan(NUMBER, "menu")
+            .raw(&format!(
+                "[[numbers.\"{NUMBER}\".rules]]\nname = \"press-1\"\nkey = 1\nplan = \"sales\"\n\
+                 [[server.trunks]]\nname = \"ivr\"\nsources = [\"127.0.0.2\"]\nrole = \"media_server\""
+            ))
+            .to_toml(),
+    );
+    let uri = format!("sip:{NUMBER}@{};ivr=1", hotline.sip_addr());
+    for ip in [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2)] {
+        let client = match SipUdpClient::bind_ip(ip) {
+            Ok(c) => c,
+            Err(e) => panic!("bind {ip}: {e}"),
+        };
+        let local = match client.local_addr() {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        };
+        let req = RawRequest::invite(&uri, local);
+        if let Err(e) = client.send_to(&req.to_bytes(), hotline.sip_addr()) {
+            panic!("{e}");
+        }
+        let got = client
+            .recv_until_final(Duration::from_secs(10))
+            .unwrap_or_default();
+        let last = got.last().and_then(|m| m.status());
+        assert_eq!(last, Some(486), "from {ip}: {got:?}");
+        if let Some(final_response) = got.last() {
+            let _ = client.send_to(&req.ack_for(final_response).to_bytes(), hotline.sip_addr());
+        }
+    }
+    let metrics = hotline.metrics().unwrap_or_default();
+    assert_eq!(
+        hotline_testkit::metric_value(&metrics, "hotline_ivr_keys_ignored_total"),
+        Some(1.0),
+        "the carrier's key"
+    );
+    assert_eq!(finish(menu).received_requests("INVITE").len(), 1);
+    assert_eq!(finish(sales).received_requests("INVITE").len(), 1);
+    let status = hotline.stop();
+    assert!(matches!(status, Ok(s) if s.success()), "{status:?}");
+    let mut calls = cdr_calls(hotline.cdr_dir());
+    calls.sort_by_key(|c| c.start);
+    let seen: Vec<(&str, &str)> = calls
+        .iter()
+        .map(|c| (c.trunk.as_str(), c.matched_rule.as_str()))
+        .collect();
+    assert_eq!(seen.len(), 2, "{calls:#?}");
+    assert_eq!(seen[0].0, "ct");
+    assert_ne!(seen[0].1, "press-1", "the carrier's key did not route");
+    assert_eq!(seen[1], ("ivr", "press-1"));
+}
+
 // ----- overload, graceful shutdown, soak --------------------------------------------------------
 
 #[test]

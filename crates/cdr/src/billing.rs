@@ -487,6 +487,87 @@ fn month_status(m: Month, start: Date, expiry: Date) -> MonthStatus {
     }
 }
 
+/// One closed month of an account, by the rules above.
+struct MonthCharge {
+    status: MonthStatus,
+    topups: i64,
+    usage_fen: i64,
+    total: i64,
+    min_applied: i64,
+    remaining: i64,
+    forfeited: i64,
+}
+
+/// Close month `m` of `acct` that started with `balance` and used `minutes`.
+fn close_month(acct: &Account, plan: &Plan, m: Month, balance: i64, minutes: u64) -> MonthCharge {
+    let status = month_status(m, acct.start, acct.expiry(plan));
+    let topups: i64 = acct
+        .topups
+        .iter()
+        .filter(|t| Month::of(t.date) == m)
+        .map(|t| t.amount_fen)
+        .sum();
+    let usage_fen = i64::try_from(minutes).unwrap_or(i64::MAX / 4) * plan.rate_fen;
+    let (total, min_applied) = match status {
+        MonthStatus::NotStarted | MonthStatus::Expired => (0, 0),
+        MonthStatus::FirstMonth => (usage_fen, 0),
+        MonthStatus::Active | MonthStatus::ExpiryMonth => {
+            let t = usage_fen.max(plan.monthly_minimum_fen);
+            (t, t - usage_fen)
+        }
+    };
+    let mut forfeited = 0;
+    let mut remaining = match status {
+        MonthStatus::NotStarted => balance,
+        MonthStatus::Expired => balance.min(0),
+        _ => balance + topups - total,
+    };
+    if status == MonthStatus::ExpiryMonth && remaining > 0 {
+        forfeited = remaining;
+        remaining = 0;
+    }
+    MonthCharge {
+        status,
+        topups,
+        usage_fen,
+        total,
+        min_applied,
+        remaining,
+        forfeited,
+    }
+}
+
+/// The prepaid balance of `acct` on `today`, the money the switch admits and cuts calls
+/// against: every month before today's is closed exactly as its bill closes it (so a closed
+/// month's minimum 月最低消费 is charged, from the plan's second month on, and a balance left
+/// at expiry is cleared); in today's month the top-ups dated up to today are credited and the
+/// usage so far is charged (its minimum falls due when the month closes). `minutes(m)`: the
+/// started minutes of talk billed to month `m` (by call start). On the first day of a month
+/// this is the previous month's bill's `remaining` plus that day's top-ups.
+pub fn balance_on(acct: &Account, plan: &Plan, minutes: impl Fn(Month) -> u64, today: Date) -> i64 {
+    let open = Month::of(today);
+    let mut balance = acct.prepaid_fen;
+    let mut m = Month::of(acct.start);
+    while m < open {
+        balance = close_month(acct, plan, m, balance, minutes(m)).remaining;
+        m = m.next();
+    }
+    match month_status(open, acct.start, acct.expiry(plan)) {
+        MonthStatus::NotStarted => balance,
+        MonthStatus::Expired => balance.min(0),
+        _ => {
+            let topups: i64 = acct
+                .topups
+                .iter()
+                .filter(|t| Month::of(t.date) == open && t.date <= today)
+                .map(|t| t.amount_fen)
+                .sum();
+            let usage = i64::try_from(minutes(open)).unwrap_or(i64::MAX / 4) * plan.rate_fen;
+            balance + topups - usage
+        }
+    }
+}
+
 /// Compute the bill for `month` from collected usage (pure; `bill` scans the CDRs first).
 pub fn bill_from_usage(cfg: &BillingConfig, book: &UsageBook, month: Month) -> Bill {
     let mut lines = Vec::new();
@@ -498,38 +579,22 @@ pub fn bill_from_usage(cfg: &BillingConfig, book: &UsageBook, month: Month) -> B
         let mut balance = acct.prepaid_fen;
         let mut m = Month::of(acct.start).min(month);
         let line = loop {
-            let status = month_status(m, acct.start, expiry);
             let before = balance;
-            let topups: i64 = acct
-                .topups
-                .iter()
-                .filter(|t| Month::of(t.date) == m)
-                .map(|t| t.amount_fen)
-                .sum();
             let u = book
                 .usage
                 .get(&(acct.number.clone(), m))
                 .copied()
                 .unwrap_or_default();
-            let usage_fen = i64::try_from(u.minutes).unwrap_or(i64::MAX / 4) * plan.rate_fen;
-            let (total, min_applied) = match status {
-                MonthStatus::NotStarted | MonthStatus::Expired => (0, 0),
-                MonthStatus::FirstMonth => (usage_fen, 0),
-                MonthStatus::Active | MonthStatus::ExpiryMonth => {
-                    let t = usage_fen.max(plan.monthly_minimum_fen);
-                    (t, t - usage_fen)
-                }
-            };
-            let mut forfeited = 0;
-            balance = match status {
-                MonthStatus::NotStarted => balance,
-                MonthStatus::Expired => balance.min(0),
-                _ => balance + topups - total,
-            };
-            if status == MonthStatus::ExpiryMonth && balance > 0 {
-                forfeited = balance;
-                balance = 0;
-            }
+            let MonthCharge {
+                status,
+                topups,
+                usage_fen,
+                total,
+                min_applied,
+                remaining,
+                forfeited,
+            } = close_month(acct, plan, m, balance, u.minutes);
+            balance = remaining;
             if m == month {
                 break BillLine {
                     number: acct.number.clone(),

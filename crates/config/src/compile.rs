@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use hotline_route::{
     normalize_called, normalize_caller, uri_user_allowed, AdvanceOn, Calendar, CallerKind,
-    Conditions, DayKind, EarlyMedia, Fallback, Group, ListId, ListSet, Member, Mode, NamedList,
-    NumberEntry, OnTargetBusyLocal, Plan, PlanId, RateLimit, RateWindow, RegionDb, RegionPattern,
-    RingFrom, Rule, Screening, Status, Strategy, TableParts, Target, TargetId, TimeRange,
-    Transport, Weekdays, MAX_GROUPS, MAX_MEMBERS,
+    Conditions, DayKind, EarlyMedia, Fallback, ForwardOn, Group, ListId, ListSet, Member, Mode,
+    NamedList, NumberEntry, OnTargetBusyLocal, Plan, PlanId, RateLimit, RateWindow, RegionDb,
+    RegionPattern, RingFrom, Rule, Screening, Status, Strategy, TableParts, Target, TargetId,
+    TimeRange, Transport, Weekdays, MAX_GROUPS, MAX_MEMBERS,
 };
 use jiff::civil::Date;
 use sha2::{Digest, Sha256};
@@ -20,7 +20,8 @@ use toml::Spanned;
 use crate::error::{line_of, ConfigError, Warning};
 use crate::schema::*;
 use crate::settings::{
-    BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk, UnknownSources,
+    BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk, TrunkRole,
+    UnknownSources,
 };
 
 /// The embedded holiday calendar (data/cn_holidays.toml).
@@ -45,6 +46,8 @@ struct Ctx<'a> {
     sources: &'a [Source],
     errors: Vec<ConfigError>,
     warnings: Vec<Warning>,
+    /// Rules with an IVR `key` (file, span, key path): they need a media-server trunk.
+    ivr_rules: Vec<(usize, Range<usize>, String)>,
 }
 
 impl Ctx<'_> {
@@ -406,6 +409,7 @@ pub(crate) fn compile(
         sources,
         errors: Vec::new(),
         warnings: Vec::new(),
+        ivr_rules: Vec::new(),
     };
     // 1. Parse every file: every structural error of each (crate::recover), and what could
     // be read of it is compiled too, so value errors are not hidden behind them.
@@ -512,6 +516,29 @@ pub(crate) fn compile(
             defined_targets.insert(name.get_ref().clone());
         }
     }
+    // Forwards by cause between targets (names resolved once every target is known).
+    let mut forward_used: HashSet<TargetId> = HashSet::new();
+    for (fi, f) in &files {
+        for (name, t) in &f.targets {
+            let (Some(raw), Some(&id)) = (&t.forward_on, target_ids.get(name.get_ref())) else {
+                continue;
+            };
+            let key = format!("targets.{}.forward_on", q(name.get_ref()));
+            let fwd = build_forward_on(
+                &mut cx,
+                *fi,
+                &key,
+                raw,
+                &target_ids,
+                &defined_targets,
+                Some(name.get_ref()),
+                &mut forward_used,
+            );
+            if let Some(t) = targets.get_mut(id.0 as usize) {
+                t.forward_on = fwd;
+            }
+        }
+    }
 
     // 6. Named lists.
     let mut lists: Vec<NamedList> = Vec::new();
@@ -546,7 +573,7 @@ pub(crate) fn compile(
     // 7. Plans.
     let mut plans: Vec<Plan> = Vec::new();
     let mut plan_ids: HashMap<String, PlanId> = HashMap::new();
-    let mut used_targets: HashSet<TargetId> = HashSet::new();
+    let mut used_targets: HashSet<TargetId> = forward_used;
     for (fi, f) in &files {
         for (name, p) in &f.plans {
             let key = format!("plans.{}", q(name.get_ref()));
@@ -791,6 +818,23 @@ pub(crate) fn compile(
         });
     }
 
+    // 10b. An IVR key is taken only from a media server: without one, key rules never match.
+    if !settings
+        .trunks
+        .iter()
+        .any(|t| t.role == TrunkRole::MediaServer)
+    {
+        for (fi, span, key) in std::mem::take(&mut cx.ivr_rules) {
+            cx.err(
+                fi,
+                span,
+                key,
+                "an IVR key is taken only from a media server, and no [[server.trunks]] has role = \"media_server\": this rule can never match",
+                Some("add [[server.trunks]] name = \"ivr\", sources = [\"<media server address>\"], role = \"media_server\" (before a carrier trunk whose networks contain it)".into()),
+            );
+        }
+    }
+
     // 11. Warnings for unused things.
     for (t, (fi, span)) in targets.iter().zip(target_loc.iter()) {
         if !used_targets.contains(&t.id) {
@@ -920,13 +964,57 @@ fn dur(cx: &mut Ctx<'_>, fi: usize, key: String, v: &Spanned<DurationRaw>) -> Op
     }
 }
 
+/// Most addresses `server.listen` may name (each is a UDP socket and a TCP listener).
+const MAX_LISTEN: usize = 16;
+
+/// Why `a` cannot be bound beside the addresses already listed, and the fix: the same
+/// address twice, or a wildcard (`0.0.0.0`, `[::]`) and an address of its family on the same
+/// port (the first UDP socket shares its port with `SO_REUSEPORT`, so the kernel would let
+/// both bind and split the datagrams between them). Port 0 picks a fresh port each time.
+fn listen_clash(before: &[SocketAddr], a: SocketAddr) -> Option<(String, String)> {
+    let b = before.iter().find(|b| {
+        a.port() != 0
+            && b.port() == a.port()
+            && b.is_ipv4() == a.is_ipv4()
+            && (b.ip() == a.ip() || b.ip().is_unspecified() || a.ip().is_unspecified())
+    })?;
+    if *b == a {
+        Some((
+            format!("{a} is listed twice"),
+            "list each address once".into(),
+        ))
+    } else {
+        Some((
+            format!("{a} overlaps {b}: a wildcard address already covers every address of its family on that port"),
+            "keep the wildcard alone, or list the addresses one by one".into(),
+        ))
+    }
+}
+
 fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
     let mut s = Settings::default();
     if let Some(listen) = &srv.listen {
-        let mut out = Vec::new();
+        let mut out: Vec<SocketAddr> = Vec::new();
         for (i, l) in listen.iter().enumerate() {
             match l.get_ref().parse::<SocketAddr>() {
-                Ok(a) => out.push(a),
+                Ok(a) => {
+                    if let Some((msg, hint)) = listen_clash(&out, a) {
+                        cx.err(fi, l.span(), format!("server.listen[{i}]"), msg, Some(hint));
+                    } else if out.len() == MAX_LISTEN {
+                        cx.err(
+                            fi,
+                            l.span(),
+                            format!("server.listen[{i}]"),
+                            format!("more than {MAX_LISTEN} listen addresses"),
+                            Some(
+                                "listen on a wildcard (\"0.0.0.0:5060\", \"[::]:5060\") instead"
+                                    .into(),
+                            ),
+                        );
+                    } else {
+                        out.push(a);
+                    }
+                }
                 Err(_) => cx.err(
                     fi,
                     l.span(),
@@ -1046,12 +1134,25 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
             }
         }
         if d.t1.is_zero() || d.t2 < d.t1 {
+            // Point at the key that breaks the rule: t2 if it is set, else t1.
+            let (span, key) = match (&sip.t2, &sip.t1) {
+                (Some(v), _) if !d.t1.is_zero() => (v.span(), "server.sip.t2"),
+                (_, Some(v)) => (v.span(), "server.sip.t1"),
+                (Some(v), None) => (v.span(), "server.sip.t2"),
+                (None, None) => (0..0, "server.sip"),
+            };
             cx.err(
                 fi,
-                0..0,
-                "server.sip",
-                "t1 must be positive and t2 at least t1",
-                None,
+                span,
+                key,
+                format!(
+                    "t1 must be positive and t2 at least t1 (t1 = {:?}, t2 = {:?})",
+                    d.t1, d.t2
+                ),
+                Some(
+                    "RFC 3261 timers: t1 = \"500ms\", t2 = \"4s\" (t2 caps the doubling of t1)"
+                        .into(),
+                ),
             );
         }
         s.sip = d;
@@ -1149,6 +1250,10 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
             name: raw.name.clone(),
             sources,
             trusted: raw.trusted,
+            role: match raw.role {
+                Some(TrunkRoleRaw::MediaServer) => TrunkRole::MediaServer,
+                _ => TrunkRole::Carrier,
+            },
             max_cps,
             max_calls,
         });
@@ -1329,6 +1434,57 @@ pub fn calendar_warning(calendar: &Calendar, today: Date) -> Option<String> {
     ))
 }
 
+/// `forward_on = { busy = "a", ... }` of target `own` (or of a plan: `None`): each name must be
+/// a target, not `own` itself.
+#[allow(clippy::too_many_arguments)]
+fn build_forward_on(
+    cx: &mut Ctx<'_>,
+    fi: usize,
+    key: &str,
+    raw: &RawForwardOn,
+    target_ids: &HashMap<String, TargetId>,
+    defined: &HashSet<String>,
+    own: Option<&str>,
+    used: &mut HashSet<TargetId>,
+) -> ForwardOn {
+    let mut one = |cause: &str, v: &Option<Spanned<String>>| -> Option<TargetId> {
+        let v = v.as_ref()?;
+        let name = v.get_ref();
+        if own == Some(name.as_str()) {
+            cx.err(
+                fi,
+                v.span(),
+                format!("{key}.{cause}"),
+                format!("target {name:?} forwards to itself"),
+                Some("name another target (e.g. a colleague, a mobile, voicemail)".into()),
+            );
+            return None;
+        }
+        match target_ids.get(name) {
+            Some(&id) => {
+                used.insert(id);
+                Some(id)
+            }
+            None if defined.contains(name) => None,
+            None => {
+                cx.err(
+                    fi,
+                    v.span(),
+                    format!("{key}.{cause}"),
+                    format!("unknown target {name:?}"),
+                    names_hint("targets", target_ids.keys()),
+                );
+                None
+            }
+        }
+    };
+    ForwardOn {
+        busy: one("busy", &raw.busy),
+        no_answer: one("no_answer", &raw.no_answer),
+        unreachable: one("unreachable", &raw.unreachable),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_target(
     cx: &mut Ctx<'_>,
@@ -1381,6 +1537,7 @@ fn build_target(
                 next_hop,
                 transport,
                 max_concurrent,
+                forward_on: ForwardOn::default(),
             }),
             Err((m, hint)) => {
                 cx.err(fi, uri.span(), format!("{key}.uri"), m, hint);
@@ -1460,6 +1617,7 @@ fn build_target(
                 next_hop: addr,
                 transport,
                 max_concurrent,
+                forward_on: ForwardOn::default(),
             })
         }
         (None, Some(num), None) => {
@@ -1705,6 +1863,36 @@ fn build_plan(
         .max_duration
         .as_ref()
         .and_then(|v| dur(cx, fi, format!("{key}.max_duration"), v));
+    let forward_on = match &raw.forward_on {
+        Some(f) => build_forward_on(
+            cx,
+            fi,
+            &format!("{key}.forward_on"),
+            f,
+            target_ids,
+            defined,
+            None,
+            used,
+        ),
+        None => ForwardOn::default(),
+    };
+    let wait_cap_skips_on_fail = match &raw.wait_cap_skips_on_fail {
+        Some(v)
+            if *v.get_ref()
+                && (raw.wait_cap.is_none() || !matches!(on_fail, Fallback::Target(_))) =>
+        {
+            cx.err(
+                fi,
+                v.span(),
+                format!("{key}.wait_cap_skips_on_fail"),
+                "has no effect: it needs both a wait_cap and an on_fail target",
+                Some("set wait_cap and on_fail = \"<target>\", or remove the key".into()),
+            );
+            false
+        }
+        Some(v) => *v.get_ref(),
+        None => false,
+    };
     Plan {
         name: name.to_string(),
         groups,
@@ -1715,6 +1903,8 @@ fn build_plan(
         advance_on,
         wait_cap,
         on_fail,
+        wait_cap_skips_on_fail,
+        forward_on,
         early_media: match raw.early_media {
             Some(EarlyMediaRaw::Suppress) => EarlyMedia::Suppress,
             _ => EarlyMedia::Relay,
@@ -2051,6 +2241,7 @@ fn build_rules(
         }
         c.vip = rr.vip;
         if let Some(k) = &rr.key {
+            cx.ivr_rules.push((fi, k.span(), format!("{key}.key")));
             for (j, v) in k.get_ref().to_vec().iter().enumerate() {
                 match u8::try_from(*v) {
                     Ok(v) if v <= 9 => c.keys.push(v),

@@ -34,7 +34,7 @@ pub use compile::{
 pub use error::{ConfigError, ConfigErrors, Warning};
 pub use settings::{
     cidr_contains, BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk,
-    UnknownSources,
+    TrunkRole, UnknownSources,
 };
 
 /// The default configuration, also shipped as `config/hotline.toml`.

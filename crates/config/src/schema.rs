@@ -126,6 +126,14 @@ pub struct RawCdr {
     pub rotate_every: Option<RotateRaw>,
 }
 
+/// `role = "carrier"` (default) or `"media_server"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrunkRoleRaw {
+    Carrier,
+    MediaServer,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTrunk {
@@ -133,6 +141,7 @@ pub struct RawTrunk {
     pub sources: Vec<Spanned<String>>,
     #[serde(default)]
     pub trusted: bool,
+    pub role: Option<TrunkRoleRaw>,
     pub max_cps: Option<Spanned<i64>>,
     pub max_calls: Option<Spanned<i64>>,
 }
@@ -226,6 +235,16 @@ pub struct RawTarget {
     pub number: Option<Spanned<String>>,
     pub gateway: Option<Spanned<String>>,
     pub max_concurrent: Option<Spanned<i64>>,
+    pub forward_on: Option<RawForwardOn>,
+}
+
+/// `forward_on = { busy = "a", no_answer = "b", unreachable = "c" }`: target names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForwardOn {
+    pub busy: Option<Spanned<String>>,
+    pub no_answer: Option<Spanned<String>>,
+    pub unreachable: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -292,6 +311,8 @@ pub struct RawPlan {
     pub advance_on: Option<Vec<CauseRaw>>,
     pub wait_cap: Option<Spanned<DurationRaw>>,
     pub on_fail: Option<Spanned<OnFailRaw>>,
+    pub wait_cap_skips_on_fail: Option<Spanned<bool>>,
+    pub forward_on: Option<RawForwardOn>,
     pub early_media: Option<EarlyMediaRaw>,
     pub max_duration: Option<Spanned<DurationRaw>>,
     pub on_target_busy_local: Option<BusyLocalRaw>,

@@ -102,6 +102,8 @@ pub struct Trunk {
     pub sources: Vec<(IpAddr, u8)>,
     /// Whether identity headers (P-Asserted-Identity) from this trunk are believed.
     pub trusted: bool,
+    /// What sends calls from it: a carrier, or a media server (IVR) sending calls back.
+    pub role: TrunkRole,
     /// New calls per second taken from this trunk (token bucket, burst = one second's worth);
     /// beyond it new INVITEs get 503 + Retry-After. `None`: no limit.
     pub max_cps: Option<u32>,
@@ -119,6 +121,18 @@ pub struct BillingSettings {
     pub refuse_code: u16,
     /// Warn (log + metric) when a balance falls below this, in fen (default 5000 = 50 元).
     pub low_balance_fen: i64,
+}
+
+/// What a trunk is (`[[server.trunks]] role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TrunkRole {
+    /// A carrier interconnect (default): an IVR key (`;ivr=N` in the Request-URI) from it is
+    /// ignored, so a caller cannot choose a department by dialling it.
+    #[default]
+    Carrier,
+    /// A media server that plays a 400 number's voice menu and sends the call back with the
+    /// key pressed: the only source whose `;ivr=N` routes.
+    MediaServer,
 }
 
 impl Trunk {

@@ -343,6 +343,10 @@ rules = [
 fn ivr_key_rules() {
     let c = compile(&with(
         r#"
+[[server.trunks]]
+name = "ivr"
+sources = ["10.0.0.9"]
+role = "media_server"
 [numbers."4008001234"]
 company = "acme"
 plan = "day"
@@ -1114,6 +1118,191 @@ sources = ["192.0.2.0/24", "2001:db8::/32"]
     assert_eq!(one(&errs, "server.listen[0]").line, 2);
     assert_eq!(one(&errs, "server.sip.t1").line, 4);
     assert_eq!(one(&errs, "server.trunks[0].sources[0]").line, 7);
+}
+
+/// Listen addresses that cannot all be bound are refused at their line: twice the same, a
+/// wildcard beside an address it covers, too many. Distinct families on one port are fine.
+#[test]
+fn error_listen_duplicates_and_overlaps() {
+    let c = compile("[server]\nlisten = [\"127.0.0.1:5060\", \"[::1]:5060\", \"127.0.0.2:5060\", \"127.0.0.1:0\", \"127.0.0.1:0\"]\n");
+    assert_eq!(c.settings.listen.len(), 5);
+    let errs = errors("[server]\nlisten = [\n  \"127.0.0.1:5060\",\n  \"127.0.0.1:5060\",\n  \"0.0.0.0:5060\",\n  \"[::]:5061\",\n  \"[::1]:5061\",\n]\n");
+    let e = one(&errs, "server.listen[1]");
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("listed twice"), "{e}");
+    assert!(e.hint.is_some());
+    let e = one(&errs, "server.listen[2]");
+    assert_eq!(e.line, 5, "{e}");
+    assert!(e.message.contains("overlaps 127.0.0.1:5060"), "{e}");
+    let e = one(&errs, "server.listen[4]");
+    assert!(e.message.contains("overlaps [::]:5061"), "{e}");
+    let many: Vec<String> = (1..=17).map(|i| format!("\"127.0.0.{i}:5060\"")).collect();
+    let errs = errors(&format!("[server]\nlisten = [{}]\n", many.join(", ")));
+    assert!(one(&errs, "server.listen[16]")
+        .message
+        .contains("more than 16"));
+}
+
+/// `wait_cap` with an `on_fail` target: explain says the target also runs after the cap;
+/// `wait_cap_skips_on_fail` says it does not, and is refused where it cannot matter.
+#[test]
+fn wait_cap_and_on_fail_target() {
+    let plan = |extra: &str| {
+        format!("[companies.a]\n[targets.desk]\nuri = \"sip:1@127.0.0.1\"\n[targets.sales]\nuri = \"sip:2@127.0.0.1\"\n[plans.p]\n{extra}groups = [{{ members = [\"desk\"] }}]\n[numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n")
+    };
+    let text = |c: &Compiled| {
+        let call = CallContext::new(num("4008001234"), "13807912345");
+        explain(&c.table, &Live::new(), &call, ts("2026-10-12T02:00:00Z")).to_string()
+    };
+    let c = compile(&plan("wait_cap = \"4s\"\non_fail = \"sales\"\n"));
+    assert!(!c.table.plans()[0].wait_cap_skips_on_fail);
+    let t = text(&c);
+    assert!(
+        t.contains("on fail target sales (also after the wait cap)"),
+        "{t}"
+    );
+    let c = compile(&plan(
+        "wait_cap = \"4s\"\non_fail = \"sales\"\nwait_cap_skips_on_fail = true\n",
+    ));
+    let t = text(&c);
+    assert!(
+        t.contains("on fail target sales (not after the wait cap: 480)"),
+        "{t}"
+    );
+    for (extra, line) in [
+        ("on_fail = \"sales\"\nwait_cap_skips_on_fail = true\n", 8),
+        (
+            "wait_cap = \"4s\"\non_fail = 486\nwait_cap_skips_on_fail = true\n",
+            9,
+        ),
+    ] {
+        let e = one(&errors(&plan(extra)), "plans.p.wait_cap_skips_on_fail");
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains("no effect"), "{e}");
+        assert!(e.hint.is_some());
+    }
+}
+
+/// Issue 18 item 6: key rules need a media-server trunk (the only source whose `ivr=` key is
+/// taken); without one each key rule is refused at its `key` line with a hint.
+#[test]
+fn error_ivr_key_without_a_media_server() {
+    let rules = "[numbers.\"4008001234\"]\ncompany = \"acme\"\nplan = \"day\"\n[[numbers.\"4008001234\".rules]]\nname = \"press-1\"\nkey = 1\nplan = \"sales\"\n";
+    let carrier = "[[server.trunks]]\nname = \"ct\"\nsources = [\"10.0.0.0/8\"]\n";
+    let src = format!("{carrier}{rules}{BASE}");
+    let e = one(&errors(&src), "numbers.\"4008001234\".rules[0].key");
+    assert_eq!(e.line, 9, "{e}");
+    assert!(e.message.contains("media server"), "{e}");
+    assert!(
+        e.hint
+            .as_deref()
+            .unwrap_or("")
+            .contains("role = \"media_server\""),
+        "{e}"
+    );
+    let c = compile(&format!(
+        "[[server.trunks]]\nname = \"ivr\"\nsources = [\"10.0.0.9\"]\nrole = \"media_server\"\n{carrier}{rules}{BASE}"
+    ));
+    let t = c.settings.trunk_for(
+        "10.0.0.9"
+            .parse()
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+    );
+    assert_eq!(t.map(|t| t.role), Some(TrunkRole::MediaServer));
+    let t = c.settings.trunk_for(
+        "10.0.0.8"
+            .parse()
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+    );
+    assert_eq!(t.map(|t| t.role), Some(TrunkRole::Carrier));
+    let errs = errors(&format!(
+        "[[server.trunks]]\nname = \"x\"\nsources = [\"10.0.0.9\"]\nrole = \"ivr\"\n{BASE}"
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.line == 4 && e.message.contains("media_server")),
+        "{errs:#?}"
+    );
+}
+
+/// Issue 18 item 9: forwards by cause (遇忙转移), per target and per plan, compiled, shown by
+/// explain, and refused with file, line and hint when they name an unknown target, the target
+/// itself, or an unknown cause.
+#[test]
+fn forward_on_by_cause() {
+    let cfg = |target_fwd: &str, plan_fwd: &str| {
+        format!("[companies.a]\n[targets.desk]\nuri = \"sip:1@127.0.0.1\"\n{target_fwd}[targets.a]\nuri = \"sip:2@127.0.0.1\"\n[targets.b]\nuri = \"sip:3@127.0.0.1\"\n[targets.c]\nuri = \"sip:4@127.0.0.1\"\n[plans.p]\n{plan_fwd}groups = [{{ members = [\"desk\"] }}]\n[numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n")
+    };
+    let c = compile(&cfg(
+        "forward_on = { busy = \"a\", no_answer = \"b\", unreachable = \"c\" }\n",
+        "forward_on = { busy = \"c\" }\n",
+    ));
+    assert!(
+        !c.warnings.iter().any(|w| w.message.contains("not used")),
+        "forward targets count as used: {:?}",
+        c.warnings
+    );
+    let desk = c.table.targets().iter().find(|t| t.name == "desk");
+    let desk = desk.unwrap_or_else(|| panic!("no desk"));
+    let names: Vec<(&str, &str)> = desk
+        .forward_on
+        .entries()
+        .map(|(cause, t)| (cause, c.table.target(t).name.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![("busy", "a"), ("no_answer", "b"), ("unreachable", "c")]
+    );
+    let call = CallContext::new(num("4008001234"), "13807912345");
+    let t = explain(&c.table, &Live::new(), &call, ts("2026-10-12T02:00:00Z")).to_string();
+    assert!(
+        t.contains("forward busy -> a, no_answer -> b, unreachable -> c"),
+        "{t}"
+    );
+    assert!(
+        t.contains("when the hunt fails: forward busy -> c (then on fail)"),
+        "{t}"
+    );
+    let e = one(
+        &errors(&cfg("forward_on = { busy = \"nobody\" }\n", "")),
+        "targets.desk.forward_on.busy",
+    );
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("unknown target \"nobody\""), "{e}");
+    assert!(e.hint.as_deref().unwrap_or("").contains("desk"), "{e}");
+    let e = one(
+        &errors(&cfg("forward_on = { no_answer = \"desk\" }\n", "")),
+        "targets.desk.forward_on.no_answer",
+    );
+    assert!(e.message.contains("forwards to itself"), "{e}");
+    assert!(e.hint.is_some());
+    let e = one(
+        &errors(&cfg("", "forward_on = { unreachable = \"x\" }\n")),
+        "plans.p.forward_on.unreachable",
+    );
+    assert_eq!(e.line, 11, "{e}");
+    let errs = errors(&cfg("forward_on = { offline = \"a\" }\n", ""));
+    assert!(
+        errs.iter()
+            .any(|e| e.line == 4 && e.message.contains("offline")),
+        "{errs:#?}"
+    );
+}
+
+/// The combination the transaction property test once ran with (t1 = 1588 ms, t2 = 1 ms) is
+/// refused at the line of the key that breaks the rule, with the rule and a fix.
+#[test]
+fn error_sip_timers_t2_below_t1() {
+    let errs = errors("[server.sip]\nt1 = \"1588ms\"\nt2 = \"1ms\"\n");
+    let e = one(&errs, "server.sip.t2");
+    assert_eq!((e.file.as_str(), e.line), ("test.toml", 3), "{e}");
+    assert!(e.message.contains("t2 at least t1"), "{e}");
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("t2 = \"4s\""),
+        "{e}"
+    );
+    let e = one(&errors("[server.sip]\n\nt1 = \"0ms\"\n"), "server.sip.t1");
+    assert_eq!(e.line, 3, "{e}");
 }
 
 #[test]

@@ -103,8 +103,8 @@ pub enum Outcome {
     Route {
         /// Matching rule or `default`.
         rule: String,
-        /// The plan with every timer.
-        plan: PlanView,
+        /// The plan with every timer (boxed: it is much larger than a reject).
+        plan: Box<PlanView>,
     },
 }
 
@@ -121,6 +121,10 @@ pub struct PlanView {
     pub wait_cap_ms: Option<u64>,
     /// What the caller gets when all fail.
     pub on_fail: String,
+    /// Whether the wait cap, when it ends the hunt, also skips an `on_fail` target.
+    pub wait_cap_skips_on_fail: bool,
+    /// The plan's forwards by the cause the hunt ended with: `(cause, target)`.
+    pub forward_on: Vec<(&'static str, String)>,
     /// `relay` / `suppress`.
     pub early_media: &'static str,
     /// Longest call in ms.
@@ -161,6 +165,8 @@ pub struct MemberView {
     pub weight: u32,
     /// Concurrency limit.
     pub max_concurrent: Option<u32>,
+    /// The target's forwards by cause: `(busy | no_answer | unreachable, target)`.
+    pub forward_on: Vec<(&'static str, String)>,
     /// Calls active on the target now.
     pub active: u32,
 }
@@ -289,6 +295,7 @@ fn plan_view(table: &RouteTable, live: &Live, plan: &Plan, seed: u64) -> PlanVie
                         weight: m.weight,
                         max_concurrent: t.max_concurrent,
                         active: live.stats(&t.name).active,
+                        forward_on: forward_view(table, &t.forward_on),
                     })
                 })
                 .collect(),
@@ -324,6 +331,8 @@ fn plan_view(table: &RouteTable, live: &Live, plan: &Plan, seed: u64) -> PlanVie
                 table.try_target(t).map(|t| t.name.as_str()).unwrap_or("?")
             ),
         },
+        wait_cap_skips_on_fail: plan.wait_cap_skips_on_fail,
+        forward_on: forward_view(table, &plan.forward_on),
         early_media: match plan.early_media {
             crate::table::EarlyMedia::Relay => "relay",
             crate::table::EarlyMedia::Suppress => "suppress",
@@ -335,6 +344,29 @@ fn plan_view(table: &RouteTable, live: &Live, plan: &Plan, seed: u64) -> PlanVie
         },
         groups,
     }
+}
+
+fn forward_view(table: &RouteTable, f: &crate::table::ForwardOn) -> Vec<(&'static str, String)> {
+    f.entries()
+        .map(|(c, t)| {
+            (
+                c,
+                table
+                    .try_target(t)
+                    .map(|t| t.name.clone())
+                    .unwrap_or_else(|| "?".into()),
+            )
+        })
+        .collect()
+}
+
+/// ` forward busy -> a, no_answer -> b` (empty without forwards).
+fn forward_text(f: &[(&'static str, String)]) -> String {
+    if f.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = f.iter().map(|(c, t)| format!("{c} -> {t}")).collect();
+    format!(" forward {}", parts.join(", "))
 }
 
 fn strategy_name(s: crate::table::Strategy) -> &'static str {
@@ -514,7 +546,7 @@ pub fn explain(
             };
             Outcome::Route {
                 rule,
-                plan: plan_view(table, live, plan, call.seed),
+                plan: Box::new(plan_view(table, live, plan, call.seed)),
             }
         }
     };
@@ -594,11 +626,22 @@ impl fmt::Display for Explanation {
                     plan.ring_from,
                     plan.advance_on.join("/"),
                     plan.wait_cap_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "none".into()),
-                    plan.on_fail,
+                    match (plan.wait_cap_ms.is_some(), plan.on_fail.starts_with("target "), plan.wait_cap_skips_on_fail) {
+                        (true, true, false) => format!("{} (also after the wait cap)", plan.on_fail),
+                        (true, true, true) => format!("{} (not after the wait cap: 480)", plan.on_fail),
+                        _ => plan.on_fail.clone(),
+                    },
                     plan.early_media,
                     plan.max_duration_ms.map(|m| format!("{m} ms")).unwrap_or_else(|| "none".into()),
                     plan.on_target_busy_local
                 )?;
+                if !plan.forward_on.is_empty() {
+                    writeln!(
+                        f,
+                        "  when the hunt fails:{} (then on fail)",
+                        forward_text(&plan.forward_on)
+                    )?;
+                }
                 for (i, g) in plan.groups.iter().enumerate() {
                     writeln!(
                         f,
@@ -611,7 +654,7 @@ impl fmt::Display for Explanation {
                     for (j, m) in g.members.iter().enumerate() {
                         writeln!(
                             f,
-                            "    {}. {} {} via {}/{} ring {} ms{}{}",
+                            "    {}. {} {} via {}/{} ring {} ms{}{}{}",
                             j + 1,
                             m.target,
                             m.uri,
@@ -625,7 +668,8 @@ impl fmt::Display for Explanation {
                             },
                             m.max_concurrent
                                 .map(|c| format!(" ({} of max {c} active)", m.active))
-                                .unwrap_or_default()
+                                .unwrap_or_default(),
+                            forward_text(&m.forward_on)
                         )?;
                     }
                 }

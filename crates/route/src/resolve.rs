@@ -558,6 +558,12 @@ static EMPTY_PLAN: Plan = Plan {
     early_media: crate::table::EarlyMedia::Relay,
     max_duration: None,
     on_target_busy_local: crate::table::OnTargetBusyLocal::Skip,
+    wait_cap_skips_on_fail: false,
+    forward_on: crate::table::ForwardOn {
+        busy: None,
+        no_answer: None,
+        unreachable: None,
+    },
 };
 
 /// Route a call: screening (status, abroad, white/black lists, whitelist-only, rate limits),

@@ -68,6 +68,37 @@ pub struct Target {
     pub transport: Transport,
     /// Concurrent calls allowed to this target across all numbers (`None` = unlimited).
     pub max_concurrent: Option<u32>,
+    /// Where a branch to this target goes next when it fails by cause (遇忙转移 ...).
+    pub forward_on: ForwardOn,
+}
+
+/// Destinations by failure cause (遇忙 / 无应答 / 不可达转移): busy, no answer, unreachable.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ForwardOn {
+    /// Busy (486, 600, a target at its limit counted as busy).
+    pub busy: Option<TargetId>,
+    /// Ring timeout (or the wait cap, for a plan).
+    pub no_answer: Option<TargetId>,
+    /// 408, 480, 5xx, no response, transport error.
+    pub unreachable: Option<TargetId>,
+}
+
+impl ForwardOn {
+    /// No destination for any cause.
+    pub fn is_empty(&self) -> bool {
+        *self == ForwardOn::default()
+    }
+
+    /// `(cause name, destination)` for each cause that has one, in a fixed order.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, TargetId)> {
+        [
+            ("busy", self.busy),
+            ("no_answer", self.no_answer),
+            ("unreachable", self.unreachable),
+        ]
+        .into_iter()
+        .filter_map(|(c, t)| Some((c, t?)))
+    }
 }
 
 /// How a group rings its members.
@@ -231,6 +262,12 @@ pub struct Plan {
     pub wait_cap: Option<Duration>,
     /// What the caller gets when everything failed.
     pub on_fail: Fallback,
+    /// When the hunt ends unanswered, the destination for the cause of the last failure
+    /// (the wait cap counts as no answer), before `on_fail`.
+    pub forward_on: ForwardOn,
+    /// When the wait cap ends the hunt, the `on_fail` target is not tried either (the
+    /// caller gets 480 at the cap). Default false: the cap ends the hunt, then `on_fail` runs.
+    pub wait_cap_skips_on_fail: bool,
     /// Early media handling.
     pub early_media: EarlyMedia,
     /// Longest allowed call after answer (the server sends BYE both ways).
@@ -346,6 +383,14 @@ impl Conditions {
     /// No condition at all: the rule always matches.
     pub fn is_empty(&self) -> bool {
         *self == Conditions::default()
+    }
+
+    /// The rule depends on the time: weekdays, time of day, dates or the holiday calendar.
+    pub fn is_time_based(&self) -> bool {
+        self.weekdays.is_some()
+            || !self.times.is_empty()
+            || !self.dates.is_empty()
+            || self.day.is_some()
     }
 }
 

@@ -19,7 +19,7 @@ use hotline_cdr::{
     AttemptReason, AttemptRecord, CallRecord, CdrSink, Disposition, HangupSide, Record,
     WriterHandle,
 };
-use hotline_config::UnknownSources;
+use hotline_config::{TrunkRole, UnknownSources};
 use hotline_route::{
     normalize_called, normalize_caller, resolve, uri_user_allowed, CallContext, Decision,
     EarlyMedia, Fallback, Live, Mode, Number400, OnTargetBusyLocal, RejectCause, RingFrom,
@@ -27,8 +27,8 @@ use hotline_route::{
 };
 use hotline_sip::frame::{parse_datagram, Datagram, Limits};
 use hotline_sip::proxy::{
-    Advance, AttemptInfo, BranchTarget, CallHandle, CallInfo, Event, ForkGroup, ForkPlan, Hangup,
-    Outcome, Peer, Proxy, ProxyConfig, Transport,
+    Advance, AttemptInfo, BranchTarget, ByCause, CallHandle, CallInfo, Diversion, Event, ForkGroup,
+    ForkPlan, Hangup, Outcome, Peer, Proxy, ProxyConfig, Transport,
 };
 use hotline_sip::txn::Timers;
 use hotline_sip::uri::Uri;
@@ -230,6 +230,8 @@ pub struct Core {
     dropped_sources: u64,
     sample: ShardSample,
     limits: Limits,
+    /// The further listen addresses' UDP sockets (this shard sends from them too).
+    more_udp: transport::MoreUdp,
 }
 
 /// Maps the monotonic `Instant`s the proxy uses to wall-clock timestamps for CDRs.
@@ -267,7 +269,8 @@ impl Core {
         shard: usize,
         shards: usize,
         shared: Arc<Shared>,
-        local: SocketAddr,
+        listen: &[SocketAddr],
+        more_udp: transport::MoreUdp,
         dispatch: Dispatch,
         tcp: Tcp,
         inbox: mpsc::Receiver<ShardMsg>,
@@ -275,7 +278,12 @@ impl Core {
     ) -> Core {
         let snap = shared.current.load();
         let s = &snap.settings;
-        let mut pcfg = ProxyConfig::new(local);
+        let first = listen
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5060)));
+        let mut pcfg = ProxyConfig::new(first);
+        pcfg.listen_more = listen.iter().skip(1).copied().collect();
         pcfg.timers = timers(s);
         pcfg.id_first = shard as u64 + 1;
         pcfg.id_step = shards.max(1) as u64;
@@ -304,6 +312,7 @@ impl Core {
             dropped_sources: 0,
             sample: ShardSample::default(),
             limits,
+            more_udp,
         }
     }
 
@@ -317,7 +326,7 @@ impl Core {
                 return;
             }
         };
-        let out = Outbound::new(udp.clone(), self.tcp.clone());
+        let out = Outbound::new(udp.clone(), self.tcp.clone(), self.more_udp.clone());
         let mut rx = transport::RecvBatch::default();
         // This shard's info lines (one per call) go out in batches (see `logbuf`).
         logbuf::enable();
@@ -435,10 +444,8 @@ impl Core {
                 .transport
                 .udp_unreachable
                 .fetch_add(1, Ordering::Relaxed);
-            let peer = Peer {
-                transport: Transport::Udp,
-                addr,
-            };
+            // The shard sockets are the first listen address's.
+            let peer = Peer::new(Transport::Udp, addr);
             tracing::debug!(shard = self.shard, %addr, "udp destination unreachable");
             self.dispatch.unreachable(peer, Some(self.shard));
             self.proxy.transport_error(now, peer);
@@ -483,14 +490,20 @@ impl Core {
     /// A datagram read from this shard's socket: frame, filter, parse, and handle it here or
     /// hand it to the shard owning its Call-ID.
     fn on_datagram(&mut self, now: Instant, snap: &Snapshot, data: &[u8], from: SocketAddr) {
-        let m = &self.shared.metrics;
-        m.transport.udp_in.fetch_add(1, Ordering::Relaxed);
-        m.inbound(data);
         let source = Peer {
             transport: Transport::Udp,
             addr: from,
+            local: 0,
         };
-        if !snap.source_allowed(from.ip()) {
+        self.on_datagram_from(now, snap, data, source);
+    }
+
+    /// [`Core::on_datagram`] for a datagram read on listen address `source.local`.
+    fn on_datagram_from(&mut self, now: Instant, snap: &Snapshot, data: &[u8], source: Peer) {
+        let m = &self.shared.metrics;
+        m.transport.udp_in.fetch_add(1, Ordering::Relaxed);
+        m.inbound(data);
+        if !snap.source_allowed(source.addr.ip()) {
             self.refuse_source(snap, source, data);
             return;
         }
@@ -519,19 +532,27 @@ impl Core {
     }
 
     fn on_inbox(&mut self, now: Instant, m: ShardMsg) {
+        let m = match m {
+            ShardMsg::Datagram(source, data) => {
+                let snap = self.shared.current.load();
+                self.on_datagram_from(now, &snap, &data, source);
+                return;
+            }
+            m => m,
+        };
         // Messages from TCP are checked here (UDP ones were checked by the shard that read
         // them, before the hand-over).
         let tcp_source = |m: &ShardMsg| match m {
             ShardMsg::Parsed(p, _) | ShardMsg::Raw(p, _) => {
                 (p.transport == Transport::Tcp).then_some(*p)
             }
-            ShardMsg::Unreachable(_) => None,
+            ShardMsg::Unreachable(_) | ShardMsg::Datagram(..) => None,
         };
         if let Some(source) = tcp_source(&m) {
             let snap = self.shared.current.load();
             let bytes = match &m {
                 ShardMsg::Parsed(_, msg) => msg.bytes().clone(),
-                ShardMsg::Raw(_, b) => b.clone(),
+                ShardMsg::Raw(_, b) | ShardMsg::Datagram(_, b) => b.clone(),
                 ShardMsg::Unreachable(_) => Bytes::new(),
             };
             self.shared.metrics.inbound(&bytes);
@@ -546,6 +567,7 @@ impl Core {
             ShardMsg::Unreachable(peer) => {
                 self.proxy.transport_error(now, peer);
             }
+            ShardMsg::Datagram(..) => {}
         }
     }
 
@@ -698,6 +720,9 @@ impl Core {
             .map(|u| String::from_utf8_lossy(u.user).into_owned())
             .unwrap_or_default();
         record.caller_raw = caller_raw.clone();
+        // The caller and its region first, before anything may refuse the call: every record
+        // (blocked, rate-limited, unknown trunk ...) says where the caller is (ad reports).
+        caller_fields(&mut record, &snap.table, &caller_raw);
         let trunk = snap
             .settings
             .trunks
@@ -748,12 +773,7 @@ impl Core {
         };
         meta.record.number = called.as_str().to_owned();
         meta.record.carrier = called.carrier().name_zh().to_owned();
-        let caller = normalize_caller(&caller_raw);
-        meta.record.caller = caller.normalized().to_owned();
-        let ivr_key = Uri::parse(req.request_uri())
-            .and_then(|u| u.param("ivr"))
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .and_then(|k| k.parse::<u8>().ok());
+        let ivr_key = self.ivr_key(&snap, req, source);
         let ctx = CallContext {
             called,
             caller: &caller_raw,
@@ -774,10 +794,6 @@ impl Core {
             Decision::Route(routed) => {
                 meta.record.company = routed.number.company.clone();
                 meta.record.matched_rule = routed.rule.to_string();
-                if let Some(region) = &routed.caller_region {
-                    meta.record.caller_province = region.province.to_owned();
-                    meta.record.caller_city = region.city.to_owned();
-                }
                 let trusted = snap
                     .settings
                     .trunks
@@ -835,6 +851,26 @@ impl Core {
                 });
             }
         }
+    }
+
+    /// The IVR key of a call (`;ivr=N` in the Request-URI), taken only from a media-server
+    /// trunk: from anyone else it is ignored (and counted), or a caller could dial a
+    /// department directly.
+    fn ivr_key(&self, snap: &Snapshot, req: &Message, source: Peer) -> Option<u8> {
+        let key = Uri::parse(req.request_uri())
+            .and_then(|u| u.param("ivr"))
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| k.parse::<u8>().ok())?;
+        let media = snap
+            .settings
+            .trunk_for(source.addr.ip())
+            .is_some_and(|t| t.role == TrunkRole::MediaServer);
+        if !media {
+            self.shared.metrics.ivr_key_ignored();
+            tracing::debug!(source = %source.addr, key, "ivr key ignored: not from a media server");
+            return None;
+        }
+        Some(key)
     }
 
     /// Vet a target's 3xx Contacts. Toll-fraud rule: a redirect may only lead to a host that
@@ -982,6 +1018,7 @@ impl Core {
                     &r.number,
                     meta.reserved_minutes,
                     r.billable_minutes(),
+                    r.start,
                     r.end,
                 )
             });
@@ -1046,46 +1083,96 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         let t = table.try_target(m.target)?;
         Some(BranchTarget {
             uri: Bytes::from(t.uri.clone()),
-            dest: Peer {
-                transport: match t.transport {
+            dest: Peer::new(
+                match t.transport {
                     hotline_route::Transport::Udp => Transport::Udp,
                     hotline_route::Transport::Tcp => Transport::Tcp,
                 },
-                addr: t.next_hop,
-            },
+                t.next_hop,
+            ),
             ring_timeout: m.ring_timeout,
             tag: m.target.0,
         })
     };
-    let mut groups: Vec<ForkGroup> = routed
+    let groups: Vec<ForkGroup> = routed
         .groups()
         .map(|g| ForkGroup {
             parallel: g.group.mode == Mode::Simultaneous,
             targets: g.members().filter_map(branch).collect(),
         })
         .collect();
-    let fail_code = match plan.on_fail {
-        Fallback::BestResponse => None,
-        Fallback::Code(c) => Some(c),
+    // 遇忙 / 无应答 / 不可达转移: per target (its destination rings as long as the member did)
+    // and per plan (when the hunt has failed, like the on_fail target).
+    let by_cause = |f: &hotline_route::ForwardOn, ring: Duration| -> ByCause {
+        let to = |t: Option<TargetId>| {
+            branch(&hotline_route::Member {
+                target: t?,
+                ring_timeout: ring,
+                weight: 1,
+            })
+        };
+        ByCause {
+            busy: to(f.busy),
+            no_answer: to(f.no_answer),
+            unreachable: to(f.unreachable),
+        }
+    };
+    // The plan's members, then (each once) the destinations their forwards lead to.
+    let mut forwards: Vec<(u32, ByCause)> = Vec::new();
+    let mut todo: Vec<(TargetId, Duration)> = routed
+        .groups()
+        .flat_map(|g| g.members().map(|m| (m.target, m.ring_timeout)))
+        .collect();
+    todo.reverse();
+    let mut seen: Vec<u32> = Vec::new();
+    while let Some((id, ring)) = todo.pop() {
+        if seen.contains(&id.0) {
+            continue;
+        }
+        seen.push(id.0);
+        let Some(t) = table.try_target(id) else {
+            continue;
+        };
+        if !t.forward_on.is_empty() {
+            forwards.push((id.0, by_cause(&t.forward_on, ring)));
+            todo.extend(t.forward_on.entries().map(|(_, to)| (to, ring)));
+        }
+    }
+    let fallback_by_cause = by_cause(
+        &plan.forward_on,
+        plan.wait_cap.unwrap_or(Duration::from_secs(60)),
+    );
+    let (fail_code, fallback) = match plan.on_fail {
+        Fallback::BestResponse => (None, None),
+        Fallback::Code(c) => (Some(c), None),
         Fallback::Target(t) => {
-            // The final target (voicemail, announcement) is one more group, tried last.
+            // The final target (voicemail, announcement), tried once the hunt has failed,
+            // also when the wait cap ended it (unless `wait_cap_skips_on_fail`).
             let ring = plan.wait_cap.unwrap_or(Duration::from_secs(60));
             let m = hotline_route::Member {
                 target: t,
                 ring_timeout: ring,
                 weight: 1,
             };
-            if let Some(b) = branch(&m) {
-                groups.push(ForkGroup {
-                    parallel: false,
-                    targets: vec![b],
-                });
-            }
-            None
+            (None, branch(&m))
         }
     };
-    // RFC 5806 Diversion: the callee sees the call came via the 400 line.
-    let diversion = format!("<tel:+86{}>;reason=unconditional", called.as_str());
+    // RFC 5806 Diversion: the callee sees the call came via the 400 line, and why (a time
+    // rule's plan: time-of-day); the proxy adds the hunt's earlier steps.
+    let time_rule = routed
+        .number
+        .rules
+        .iter()
+        .find(|r| r.name == routed.rule)
+        .is_some_and(|r| r.when.is_time_based());
+    let diversion = Diversion {
+        from: format!("<tel:+86{}>", called.as_str()).into_bytes(),
+        reason: if time_rule {
+            "time-of-day"
+        } else {
+            "unconditional"
+        },
+    };
     ForkPlan {
         groups,
         ring_from_18x: plan.ring_from == RingFrom::First18x,
@@ -1099,11 +1186,27 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         },
         suppress_early_media: plan.early_media == EarlyMedia::Suppress,
         fail_code,
-        add_headers: vec![("Diversion", diversion.into_bytes())],
+        fallback,
+        cap_skips_fallback: plan.wait_cap_skips_on_fail,
+        forwards,
+        fallback_by_cause,
+        add_headers: Vec::new(),
+        diversion: Some(diversion),
         remove_headers: Vec::new(),
         max_duration: plan.max_duration,
         history_info: true,
         limit_is_busy: plan.on_target_busy_local == OnTargetBusyLocal::TreatAsBusy,
+    }
+}
+
+/// The normalised caller and its region (province, city) on a call record: the same
+/// normalisation and region lookup the routing core screens and routes with.
+fn caller_fields(record: &mut CallRecord, table: &hotline_route::RouteTable, caller_raw: &str) {
+    let caller = normalize_caller(caller_raw);
+    record.caller = caller.normalized().to_owned();
+    if let Some(region) = table.regions().lookup(&caller) {
+        record.caller_province = region.province.to_owned();
+        record.caller_city = region.city.to_owned();
     }
 }
 
@@ -1147,5 +1250,67 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Diversion reason of the first target: `time-of-day` when a time rule chose the
+    /// plan (下班转手机), `unconditional` otherwise.
+    #[test]
+    fn diversion_reason_follows_the_rule_that_chose_the_plan() {
+        let src = r#"
+[companies.a]
+[targets.desk]
+uri = "sip:1@127.0.0.1:5070"
+[targets.mobile]
+uri = "sip:2@127.0.0.1:5071"
+[plans.day]
+groups = [{ members = ["desk"] }]
+[plans.night]
+groups = [{ members = ["mobile"] }]
+[numbers."4008001234"]
+company = "a"
+plan = "day"
+rules = [{ name = "night", time = "18:00-09:00", plan = "night" }]
+"#;
+        let c = match hotline_config::from_toml_str(src, "t.toml", 1) {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let live = hotline_route::Live::new();
+        let called = match normalize_called("4008001234") {
+            Ok(n) => n,
+            Err(e) => panic!("{e}"),
+        };
+        let reason = |at: &str| {
+            let ts: jiff::Timestamp = at.parse().unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            let ctx = CallContext::new(called, "13800138000");
+            match resolve(&c.table, &live, &ctx, ts) {
+                Decision::Route(r) => fork_plan(&c.table, &r, &called)
+                    .diversion
+                    .map(|d| (r.rule.to_string(), d.reason, d.from)),
+                Decision::Reject(r) => panic!("{r:?}"),
+            }
+        };
+        // 22:00 and 10:00 in Shanghai.
+        assert_eq!(
+            reason("2026-10-12T14:00:00Z"),
+            Some((
+                "night".into(),
+                "time-of-day",
+                b"<tel:+864008001234>".to_vec()
+            ))
+        );
+        assert_eq!(
+            reason("2026-10-12T02:00:00Z"),
+            Some((
+                "default".into(),
+                "unconditional",
+                b"<tel:+864008001234>".to_vec()
+            ))
+        );
     }
 }

@@ -42,7 +42,7 @@ pub use snapshot::Snapshot;
 /// Errors starting or running the server.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} (server.listen): {source}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -72,8 +72,11 @@ pub const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Handle of a running server.
 pub struct Running {
-    /// The SIP address actually bound (port 0 in the config resolves to a real port).
+    /// The SIP address actually bound (port 0 in the config resolves to a real port): the
+    /// first of `listen`.
     pub local: SocketAddr,
+    /// Every SIP address bound (UDP and TCP on each), in the order of `server.listen`.
+    pub listen: Vec<SocketAddr>,
     /// The admin HTTP address actually bound (`None` when `admin = "off"`).
     pub admin: Option<SocketAddr>,
     /// Live counters (what `/metrics` shows).
@@ -176,6 +179,27 @@ pub async fn start_with(
         .await
         .map_err(|source| Error::Bind { addr, source })?;
     let local = listeners.local;
+    // Every further address is bound before anything starts: one that cannot be is an error.
+    let mut more = Vec::new();
+    for &addr in compiled.settings.listen.iter().skip(1) {
+        more.push(
+            transport::bind_more(addr)
+                .await
+                .map_err(|source| Error::Bind { addr, source })?,
+        );
+    }
+    let listen: Vec<SocketAddr> = std::iter::once(local)
+        .chain(more.iter().map(|m| m.local))
+        .collect();
+    let mut more_udp = Vec::with_capacity(more.len());
+    for m in &more {
+        let clone = m.udp.try_clone().map_err(|source| Error::Bind {
+            addr: m.local,
+            source,
+        })?;
+        more_udp.push(clone);
+    }
+    let more_udp = Arc::new(more_udp);
     let _ = admin_state.sip.set(local);
     if let Some(path) = &source {
         watch::spawn(path.clone(), WATCH_EVERY, control_tx.clone());
@@ -205,6 +229,12 @@ pub async fn start_with(
         max_connections: s.sip.tcp_max_connections,
     };
     let tcp = transport::start_tcp(listeners.tcp, limits, tcp_limits, dispatch.clone());
+    for (i, m) in more.into_iter().enumerate() {
+        // `Peer::local` is a u8; the config allows at most 16 listen addresses.
+        let local = u8::try_from(i + 1).unwrap_or(u8::MAX);
+        tcp.accept_more(m.tcp, local);
+        transport::start_udp_reader(local, m.udp, dispatch.clone());
+    }
     let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(workers);
     for (i, (udp, inbox)) in listeners.udp.into_iter().zip(receivers).enumerate() {
@@ -212,7 +242,8 @@ pub async fn start_with(
             i,
             workers,
             shared.clone(),
-            local,
+            &listen,
+            more_udp.clone(),
             dispatch.clone(),
             tcp.clone(),
             inbox,
@@ -287,9 +318,14 @@ pub async fn start_with(
         }
     });
     metrics.set_listening(true);
-    tracing::info!("listening sip={local} (udp+tcp, {workers} shards)");
+    let all: Vec<String> = listen.iter().map(|a| format!("sip={a}")).collect();
+    tracing::info!(
+        "listening {} (udp+tcp on each, {workers} shards)",
+        all.join(" ")
+    );
     Ok(Running {
         local,
+        listen,
         admin,
         metrics,
         control: control_tx,

@@ -230,6 +230,8 @@ pub struct Metrics {
     config: ArcSwap<ConfigInfo>,
 
     calls_started: AtomicU64,
+    /// `;ivr=N` keys ignored because the call did not come from a media-server trunk.
+    ivr_keys_ignored: AtomicU64,
     calls_active: AtomicU64,
     calls_talking: AtomicI64,
     calls_by_disposition: Box<[AtomicU64]>,
@@ -297,6 +299,7 @@ impl Metrics {
             draining: AtomicBool::new(false),
             config: ArcSwap::from_pointee(ConfigInfo::default()),
             calls_started: AtomicU64::new(0),
+            ivr_keys_ignored: AtomicU64::new(0),
             calls_active: AtomicU64::new(0),
             calls_talking: AtomicI64::new(0),
             calls_by_disposition: counters(Disposition::ALL.len()),
@@ -422,6 +425,16 @@ impl Metrics {
     /// A new INVITE became a call.
     pub fn call_started(&self) {
         self.calls_started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A call carried an IVR key but not from a media server: the key was ignored.
+    pub fn ivr_key_ignored(&self) {
+        self.ivr_keys_ignored.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Keys ignored so far (see [`Metrics::ivr_key_ignored`]).
+    pub fn ivr_keys_ignored(&self) -> u64 {
+        self.ivr_keys_ignored.load(Ordering::Relaxed)
     }
 
     /// A call was answered (it is now talking).
@@ -702,6 +715,12 @@ impl Metrics {
             "hotline_calls_started_total",
             "INVITEs that became calls. CPS = rate(hotline_calls_started_total[1m]).",
             self.calls_started(),
+        );
+        counter(
+            &mut o,
+            "hotline_ivr_keys_ignored_total",
+            "Calls whose Request-URI carried an ivr= key from a source that is not a media-server trunk (the key was ignored).",
+            self.ivr_keys_ignored(),
         );
         let by_disp: Vec<(&str, u64)> = Disposition::ALL
             .iter()

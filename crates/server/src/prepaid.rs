@@ -1,9 +1,12 @@
 //! Prepaid enforcement on the call path (issue 5).
 //!
-//! The CDR files are the ledger: at startup each account's balance is rebuilt from its prepaid
-//! amount and top-ups minus the charge of every answered call already in the CDRs (per
-//! started minute of talk, the same rule `hotline bill` uses). While running, credit is
-//! reserved a minute at a time, the way an online charging system hands out quota:
+//! The CDR files are the ledger: at startup each account's usage is rebuilt per month from every
+//! answered call already in the CDRs (per started minute of talk, the same rule `hotline bill`
+//! uses). The balance is the bill's: [`hotline_cdr::billing::balance_on`] closes every month
+//! before today's exactly as `hotline bill` does (the monthly minimum 月最低消费 of a closed
+//! month is charged, from the plan's second month on) and charges today's month its usage so
+//! far. While running, credit is reserved a minute at a time, the way an online charging
+//! system hands out quota:
 //!
 //! - a new call is refused (configured code) when the balance not reserved by other calls
 //!   cannot pay for one minute;
@@ -15,13 +18,15 @@
 //! - falling below the low-balance threshold is logged at warn level and counted, once per
 //!   crossing.
 //!
-//! The monthly minimum (月最低消费) is settled by the monthly bill, not on the call path.
+//! The minimum of the month in progress falls due when it closes: on the 1st the balance is
+//! what the previous month's bill says is `remaining` (test
+//! `live_balance_is_the_bills_remaining`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use hotline_cdr::billing::{BillingConfig, UsageBook};
+use hotline_cdr::billing::{BillingConfig, Month, UsageBook};
 use jiff::Timestamp;
 
 /// How long before a minute boundary the next minute is reserved.
@@ -32,12 +37,14 @@ pub const CUT_MARGIN: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]
 struct Account {
+    /// The subscription (prepaid amount, top-ups, start) and its plan, as `hotline bill`
+    /// reads them.
+    acct: hotline_cdr::billing::Account,
+    plan: hotline_cdr::billing::Plan,
     rate_fen: i64,
-    prepaid_fen: i64,
-    /// Top-ups by date (a top-up counts from its day on).
-    topups: Vec<(jiff::civil::Date, i64)>,
-    /// Charged for finished calls (from the CDRs at start, then settled live).
-    used_fen: i64,
+    /// Started minutes billed per month of call start (from the CDRs at start, then settled
+    /// live): what the bill charges, at the plan's current rate.
+    used_minutes: BTreeMap<Month, u64>,
     /// Reserved by answered calls in progress (whole minutes × rate).
     reserved_fen: i64,
     /// Start and end (exclusive) of the plan, in the billing time zone's days.
@@ -47,16 +54,14 @@ struct Account {
 }
 
 impl Account {
+    /// The bill's balance on `today` (see the module docs).
     fn balance(&self, today: jiff::civil::Date) -> i64 {
-        let topups: i64 = self
-            .topups
-            .iter()
-            .filter(|(d, _)| *d <= today)
-            .map(|(_, f)| f)
-            .sum();
-        self.prepaid_fen
-            .saturating_add(topups)
-            .saturating_sub(self.used_fen)
+        hotline_cdr::billing::balance_on(
+            &self.acct,
+            &self.plan,
+            |m| self.used_minutes.get(&m).copied().unwrap_or(0),
+            today,
+        )
     }
 }
 
@@ -99,6 +104,16 @@ impl Prepaid {
                 tracing::error!(error = %e, "prepaid: cannot read CDRs; balances start from the configured amounts");
             }
         }
+        Prepaid::from_usage(cfg, &book, low_balance_fen, now)
+    }
+
+    /// [`Prepaid::load`] from usage already collected.
+    pub fn from_usage(
+        cfg: BillingConfig,
+        book: &UsageBook,
+        low_balance_fen: i64,
+        now: Timestamp,
+    ) -> Prepaid {
         let mut p = Prepaid {
             cfg: cfg.clone(),
             accounts: HashMap::new(),
@@ -109,15 +124,11 @@ impl Prepaid {
         };
         p.reconfigure(cfg, low_balance_fen);
         for a in p.accounts.values_mut() {
-            a.used_fen = 0;
+            a.used_minutes.clear();
         }
-        for ((number, _), u) in &book.usage {
+        for ((number, month), u) in &book.usage {
             if let Some(a) = p.accounts.get_mut(number) {
-                a.used_fen = a.used_fen.saturating_add(
-                    i64::try_from(u.minutes)
-                        .unwrap_or(i64::MAX)
-                        .saturating_mul(a.rate_fen),
-                );
+                *a.used_minutes.entry(*month).or_default() += u.minutes;
             }
         }
         let today = p.today(now);
@@ -139,10 +150,10 @@ impl Prepaid {
             accounts.insert(
                 a.number.clone(),
                 Account {
+                    acct: a.clone(),
+                    plan: plan.clone(),
                     rate_fen: plan.rate_fen,
-                    prepaid_fen: a.prepaid_fen,
-                    topups: a.topups.iter().map(|t| (t.date, t.amount_fen)).collect(),
-                    used_fen: old.map_or(0, |o| o.used_fen),
+                    used_minutes: old.map(|o| o.used_minutes.clone()).unwrap_or_default(),
                     reserved_fen: old.map_or(0, |o| o.reserved_fen),
                     start: a.start,
                     expiry: a.expiry(plan),
@@ -205,25 +216,25 @@ impl Prepaid {
         }
     }
 
-    /// An answered call ended: charge its started minutes, release what it reserved.
+    /// An answered call that started at `started` ended: charge its started minutes to the
+    /// month it started in (as the bill does), release what it reserved.
     pub fn settle(
         &mut self,
         number: &str,
         reserved_minutes: u32,
         billed_minutes: u64,
+        started: Timestamp,
         now: Timestamp,
     ) {
         let threshold = self.low_balance_fen;
         let today = self.today(now);
+        let month = Month::of(self.today(started));
         let Some(a) = self.accounts.get_mut(number) else {
             return;
         };
         a.reserved_fen -= a.rate_fen * i64::from(reserved_minutes);
         a.reserved_fen = a.reserved_fen.max(0);
-        let charge = i64::try_from(billed_minutes)
-            .unwrap_or(i64::MAX)
-            .saturating_mul(a.rate_fen);
-        a.used_fen = a.used_fen.saturating_add(charge);
+        *a.used_minutes.entry(month).or_default() += billed_minutes;
         let balance = a.balance(today);
         let low = balance < threshold;
         if low && !a.low {
@@ -305,7 +316,7 @@ prepaid = "{prepaid}"
             }
         );
         // The call talked 1 min 59.5 s: two started minutes.
-        p.settle("4008001234", 2, 2, now());
+        p.settle("4008001234", 2, 2, now(), now());
         assert_eq!(p.available("4008001234", now()), Some(20));
         assert_eq!(p.low_balance_warnings, 1, "fell below 1.00");
         assert_eq!(p.reserve("4008009999", 0, now()), Grant::Unlimited);
@@ -322,7 +333,7 @@ prepaid = "{prepaid}"
                 renew_after: Duration::from_secs(55)
             }
         );
-        p.settle("4008001234", 1, 1, now());
+        p.settle("4008001234", 1, 1, now(), now());
         assert_eq!(p.available("4008001234", now()), Some(50));
         let with_topup = cfg("1.00")?.accounts[0].clone();
         let mut c = cfg("1.00")?;
@@ -350,6 +361,218 @@ prepaid = "{prepaid}"
         let mut p = Prepaid::load(cfg("100")?, dir.path(), 0, now());
         let later: Timestamp = "2027-01-02T00:00:00Z".parse().map_err(|e| format!("{e}"))?;
         assert!(!p.admit("4008001234", later), "the 1-year term has expired");
+        Ok(())
+    }
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// Issue 18 item 3, the issue's case: ¥100 prepaid, ¥100 monthly minimum, plan from
+    /// 2026-10-01, one 1-minute call at ¥0.60 in November. During November the switch has
+    /// ¥99.40; once November closes it has what `hotline bill --month 2026-11` leaves (¥0.00)
+    /// and refuses calls; once December closes, -¥100.00 as the December bill says. Before the
+    /// fix the switch kept ¥99.40 and answered.
+    #[test]
+    fn monthly_minimum_is_charged_when_a_month_closes() -> Result<(), String> {
+        let cfg = hotline_cdr::billing::parse_billing(
+            r#"
+timezone = "Asia/Shanghai"
+[plans.p]
+rate_per_minute = "0.60"
+monthly_minimum = "100"
+term_years = 1
+[[accounts]]
+number = "4008001234"
+plan = "p"
+start = "2026-10-01"
+prepaid = "100"
+"#,
+        )
+        .map_err(|e| format!("{e:?}"))?;
+        let n = "4008001234";
+        let mut p = Prepaid::from_usage(
+            cfg.clone(),
+            &UsageBook::default(),
+            0,
+            ts("2026-11-01T00:00:00Z"),
+        );
+        assert_eq!(
+            p.reserve(n, 0, ts("2026-11-10T02:00:00Z")),
+            Grant::Minute {
+                renew_after: Duration::from_secs(55)
+            }
+        );
+        p.settle(
+            n,
+            1,
+            1,
+            ts("2026-11-10T02:00:00Z"),
+            ts("2026-11-10T02:00:40Z"),
+        );
+        assert_eq!(p.available(n, ts("2026-11-24T02:00:00Z")), Some(9940));
+        assert!(p.admit(n, ts("2026-11-24T02:00:00Z")));
+        let mut book = UsageBook::default();
+        book.usage.insert(
+            (
+                n.to_string(),
+                Month {
+                    year: 2026,
+                    month: 11,
+                },
+            ),
+            hotline_cdr::billing::Usage {
+                calls: 1,
+                minutes: 1,
+                talk_ms: 40_000,
+            },
+        );
+        let nov = hotline_cdr::billing::bill_from_usage(
+            &cfg,
+            &book,
+            Month {
+                year: 2026,
+                month: 11,
+            },
+        );
+        let dec = hotline_cdr::billing::bill_from_usage(
+            &cfg,
+            &book,
+            Month {
+                year: 2026,
+                month: 12,
+            },
+        );
+        assert_eq!(
+            (nov.lines[0].remaining_fen, dec.lines[0].remaining_fen),
+            (0, -10_000)
+        );
+        // 2026-12-01 08:00 in Shanghai: November has closed.
+        assert_eq!(
+            p.available(n, ts("2026-12-01T00:00:00Z")),
+            Some(nov.lines[0].remaining_fen)
+        );
+        assert!(
+            !p.admit(n, ts("2026-12-01T00:00:00Z")),
+            "nothing left after November's minimum"
+        );
+        assert_eq!(
+            p.available(n, ts("2027-01-01T00:00:00Z")),
+            Some(dec.lines[0].remaining_fen)
+        );
+        // Usage rebuilt from the CDRs at start gives the same money.
+        let q = Prepaid::from_usage(cfg, &book, 0, ts("2026-12-01T00:00:00Z"));
+        assert_eq!(q.available(n, ts("2026-12-01T00:00:00Z")), Some(0));
+        Ok(())
+    }
+
+    /// The switch's balance and the bill held to each other: for plans with and without a
+    /// minimum, with top-ups and usage in several months, up to and past expiry, the balance
+    /// on the first day of every month is that month's top-ups of the day plus the previous
+    /// month's bill's `remaining`, and mid-month it is that minus the month's usage so far.
+    #[test]
+    fn live_balance_is_the_bills_remaining() -> Result<(), String> {
+        for (minimum, term) in [("0", 1), ("30", 1), ("100", 1), ("100", 2)] {
+            let cfg = hotline_cdr::billing::parse_billing(&format!(
+                r#"
+timezone = "Asia/Shanghai"
+[plans.p]
+rate_per_minute = "0.10"
+monthly_minimum = "{minimum}"
+term_years = {term}
+[[accounts]]
+number = "4008001234"
+plan = "p"
+start = "2026-10-15"
+prepaid = "250"
+topups = [{{ date = "2026-12-01", amount = "40" }}, {{ date = "2027-03-10", amount = "500" }}]
+"#
+            ))
+            .map_err(|e| format!("{e:?}"))?;
+            let n = "4008001234";
+            let acct = cfg.accounts[0].clone();
+            let mut book = UsageBook::default();
+            let mut p = Prepaid::from_usage(cfg.clone(), &book, 0, ts("2026-10-15T00:00:00Z"));
+            let mut m = Month {
+                year: 2026,
+                month: 9,
+            };
+            for i in 0..30u64 {
+                let next = m.next();
+                // One call a month on the 16th (within the plan), settled live and put in
+                // the book the bill is computed from.
+                let day = jiff::civil::date(m.year, m.month, 16);
+                let at = day
+                    .at(10, 0, 0, 0)
+                    .to_zoned(cfg.tz.clone())
+                    .map_err(|e| e.to_string())?
+                    .timestamp();
+                let minutes = (i * 37) % 700;
+                let in_plan = day >= acct.start && day < acct.expiry(&cfg.plans["p"]);
+                if in_plan && minutes > 0 {
+                    p.settle(n, 0, minutes, at, at);
+                    let u = book.usage.entry((n.to_string(), m)).or_default();
+                    u.calls += 1;
+                    u.minutes += minutes;
+                }
+                let bill = hotline_cdr::billing::bill_from_usage(&cfg, &book, m);
+                // Mid-month: the month's opening balance, its top-ups so far, minus its usage.
+                let day20 = jiff::civil::date(m.year, m.month, 20);
+                let at20 = day20
+                    .at(12, 0, 0, 0)
+                    .to_zoned(cfg.tz.clone())
+                    .map_err(|e| e.to_string())?
+                    .timestamp();
+                let l = &bill.lines[0];
+                use hotline_cdr::billing::MonthStatus::*;
+                let mid = match l.status {
+                    NotStarted => l.balance_before_fen,
+                    Expired => l.balance_before_fen.min(0),
+                    FirstMonth | Active | ExpiryMonth => {
+                        let topups: i64 = acct
+                            .topups
+                            .iter()
+                            .filter(|t| Month::of(t.date) == m && t.date <= day20)
+                            .map(|t| t.amount_fen)
+                            .sum();
+                        l.balance_before_fen + topups - l.usage_fen
+                    }
+                };
+                assert_eq!(
+                    p.available(n, at20),
+                    Some(mid),
+                    "minimum {minimum}, term {term}: {day20}: {l:?}"
+                );
+                let topups_of = |d: jiff::civil::Date| -> i64 {
+                    acct.topups
+                        .iter()
+                        .filter(|t| t.date == d)
+                        .map(|t| t.amount_fen)
+                        .sum()
+                };
+                let next_first = jiff::civil::date(next.year, next.month, 1);
+                let at_next = next_first
+                    .at(0, 30, 0, 0)
+                    .to_zoned(cfg.tz.clone())
+                    .map_err(|e| e.to_string())?
+                    .timestamp();
+                let want = match hotline_cdr::billing::bill_from_usage(&cfg, &book, next).lines[0]
+                    .status
+                {
+                    hotline_cdr::billing::MonthStatus::Expired => {
+                        bill.lines[0].remaining_fen.min(0)
+                    }
+                    _ => bill.lines[0].remaining_fen + topups_of(next_first),
+                };
+                assert_eq!(
+                    p.available(n, at_next),
+                    Some(want),
+                    "minimum {minimum}, term {term}: 1st of {next} vs the bill of {m}: {:?}",
+                    bill.lines[0]
+                );
+                m = next;
+            }
+        }
         Ok(())
     }
 }

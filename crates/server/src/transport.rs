@@ -1,6 +1,9 @@
-//! Sockets: one UDP socket per shard, all bound to the same address with `SO_REUSEPORT` (the
-//! kernel spreads datagrams over them), one TCP listener on that address, outbound TCP
-//! connections made on demand, stream framing per connection, idle timeouts.
+//! Sockets: one UDP socket per shard, all bound to the first listen address with
+//! `SO_REUSEPORT` (the kernel spreads datagrams over them), one TCP listener on that address,
+//! outbound TCP connections made on demand, stream framing per connection, idle timeouts.
+//! Each further listen address ([`bind_more`]) gets one UDP socket, read by a task on the
+//! main runtime that hands every datagram to shard 0 ([`ShardMsg::Datagram`]), and one TCP
+//! listener; every shard sends from any of them (`Peer::local` says which).
 //!
 //! Every message belongs to the shard that owns its Call-ID ([`owner`]): a shard that reads
 //! a datagram for another hands it over through that shard's inbox, parsed; TCP connections
@@ -37,6 +40,9 @@ pub enum ShardMsg {
     /// shard fails its transactions towards it at once ([`hotline_sip::proxy::Proxy::transport_error`]).
     /// Sent to every shard: the error does not say which call it is about.
     Unreachable(Peer),
+    /// A datagram read on a further listen address, as received: shard 0 checks its source,
+    /// frames and parses it as one read from its own socket.
+    Datagram(Peer, Bytes),
 }
 
 /// Transport counters (read by metrics).
@@ -119,6 +125,9 @@ impl Dispatch {
 
 type ConnMap = Arc<DashMap<SocketAddr, mpsc::Sender<Bytes>>>;
 
+/// The UDP sockets of the further listen addresses (`Peer::local` 1, 2, ...), for sending.
+pub type MoreUdp = Arc<Vec<std::net::UdpSocket>>;
+
 /// The TCP side, shared by every shard: sends queue to the connection's writer task.
 #[derive(Clone)]
 pub struct Tcp {
@@ -133,7 +142,8 @@ pub struct Tcp {
 }
 
 impl Tcp {
-    /// Send without waiting: queue to the connection (made on demand).
+    /// Send without waiting: queue to the connection (made on demand; messages read on a
+    /// connection we made count as arrived on listen address 0).
     pub fn send(&self, dest: SocketAddr, bytes: Bytes) {
         let existing = self.conns.get(&dest).map(|e| e.value().clone());
         match existing {
@@ -159,7 +169,7 @@ impl Tcp {
             match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await {
                 Ok(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
-                    run_connection(stream, addr, rx, this).await;
+                    run_connection(stream, addr, 0, rx, this).await;
                 }
                 r => {
                     this.dispatch
@@ -174,10 +184,7 @@ impl Tcp {
                     this.conns.remove(&addr);
                     // A transport error (RFC 3261 §8.1.3.1): the branches towards it fail
                     // now, not when their timers run out.
-                    let peer = Peer {
-                        transport: Transport::Tcp,
-                        addr,
-                    };
+                    let peer = Peer::new(Transport::Tcp, addr);
                     this.dispatch.unreachable(peer, None);
                 }
             }
@@ -299,7 +306,7 @@ const ERRQUEUE_BATCH: usize = 64;
 /// `msg_name` is the original datagram's destination (ip(7)), the `sock_extended_err` says
 /// what came back. The same error also sets the socket's pending error, which a plain read
 /// returns once (`ECONNREFUSED`); reading the queue clears it.
-pub fn unreachable_peers(udp: &std::net::UdpSocket, out: &mut Vec<SocketAddr>) -> io::Result<bool> {
+pub fn unreachable_peers(udp: &impl AsRawFd, out: &mut Vec<SocketAddr>) -> io::Result<bool> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned};
     // What the kernel gives back of the original datagram is not needed: a small buffer
     // (the report is truncated, MSG_TRUNC, which is fine).
@@ -338,16 +345,18 @@ pub fn unreachable_peers(udp: &std::net::UdpSocket, out: &mut Vec<SocketAddr>) -
     Ok(false)
 }
 
-/// Sending side of one shard: its own UDP socket plus the shared TCP side.
+/// Sending side of one shard: its own UDP socket, the further listen addresses' sockets,
+/// and the shared TCP side.
 #[derive(Clone)]
 pub struct Outbound {
     udp: UdpFd,
+    more: MoreUdp,
     tcp: Tcp,
 }
 
 impl Outbound {
-    pub fn new(udp: UdpFd, tcp: Tcp) -> Outbound {
-        Outbound { udp, tcp }
+    pub fn new(udp: UdpFd, tcp: Tcp, more: MoreUdp) -> Outbound {
+        Outbound { udp, more, tcp }
     }
 
     /// Send without waiting. A failure is counted; the transaction layer's timers deal with
@@ -355,7 +364,7 @@ impl Outbound {
     pub fn send(&self, dest: Peer, bytes: Bytes) {
         let stats = &self.tcp.dispatch.stats;
         match dest.transport {
-            Transport::Udp => match self.udp.get_ref().send_to(&bytes, dest.addr) {
+            Transport::Udp => match self.udp_for(dest.local).send_to(&bytes, dest.addr) {
                 Ok(_) => {
                     stats.udp_out.fetch_add(1, Ordering::Relaxed);
                 }
@@ -365,6 +374,14 @@ impl Outbound {
                 }
             },
             Transport::Tcp => self.tcp.send(dest.addr, bytes),
+        }
+    }
+
+    /// The socket of listen address `local` (0: this shard's own).
+    fn udp_for(&self, local: u8) -> &std::net::UdpSocket {
+        match usize::from(local).checked_sub(1) {
+            Some(i) => self.more.get(i).unwrap_or(self.udp.get_ref()),
+            None => self.udp.get_ref(),
         }
     }
 }
@@ -378,9 +395,15 @@ pub struct Listeners {
 }
 
 fn udp_socket(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    udp_socket_with(addr, true)
+}
+
+fn udp_socket_with(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    s.set_reuse_port(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
@@ -437,6 +460,84 @@ pub async fn bind(addr: SocketAddr, shards: usize) -> io::Result<Listeners> {
     Err(last_err.unwrap_or_else(|| io::Error::other("could not bind UDP and TCP on one port")))
 }
 
+/// A further listen address, bound: one UDP socket (no `SO_REUSEPORT`: nothing else may
+/// share it) and one TCP listener on the same port.
+pub struct MoreListener {
+    pub udp: std::net::UdpSocket,
+    pub tcp: TcpListener,
+    pub local: SocketAddr,
+}
+
+/// Bind a further listen address: TCP first (port 0 picks it), then UDP on that port.
+pub async fn bind_more(addr: SocketAddr) -> io::Result<MoreListener> {
+    let mut last_err = None;
+    for _ in 0..20 {
+        let tcp = TcpListener::bind(addr).await?;
+        let local = tcp.local_addr()?;
+        match udp_socket_with(local, false) {
+            Ok(udp) => return Ok(MoreListener { udp, tcp, local }),
+            Err(e) if addr.port() == 0 => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| io::Error::other("could not bind UDP and TCP on one port")))
+}
+
+/// Read listen address `local`'s UDP socket on the current runtime and hand every datagram
+/// to shard 0 (which filters, frames and parses it). Ends when the socket fails to register.
+pub fn start_udp_reader(local: u8, udp: std::net::UdpSocket, dispatch: Dispatch) {
+    tokio::spawn(async move {
+        let sock = match tokio::net::UdpSocket::from_std(udp) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(local, error = %e, "cannot register a listen socket");
+                return;
+            }
+        };
+        let mut buf = vec![0u8; SLOT];
+        loop {
+            match sock.recv_from(&mut buf).await {
+                Ok((n, from)) => {
+                    let peer = Peer {
+                        transport: Transport::Udp,
+                        addr: from,
+                        local,
+                    };
+                    let data = Bytes::copy_from_slice(&buf[..n.min(SLOT)]);
+                    dispatch.hand_over(0, ShardMsg::Datagram(peer, data));
+                }
+                // ICMP errors (port unreachable) surface here on Linux: read the error queue
+                // (IP_RECVERR is on for this socket too; left unread, its reports would take
+                // the receive buffer) and fail the branches towards those peers at once.
+                Err(_) => {
+                    let mut peers = Vec::new();
+                    for _ in 0..16 {
+                        match unreachable_peers(&sock, &mut peers) {
+                            Ok(false) => continue,
+                            Ok(true) | Err(_) => break,
+                        }
+                    }
+                    peers.sort_unstable();
+                    peers.dedup();
+                    for addr in peers {
+                        dispatch
+                            .stats
+                            .udp_unreachable
+                            .fetch_add(1, Ordering::Relaxed);
+                        let peer = Peer {
+                            transport: Transport::Udp,
+                            addr,
+                            local,
+                        };
+                        dispatch.unreachable(peer, None);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+    });
+}
+
 /// TCP limits from `[server.sip]`.
 #[derive(Debug, Clone, Copy)]
 pub struct TcpLimits {
@@ -456,7 +557,19 @@ pub fn start_tcp(listener: TcpListener, limits: Limits, tl: TcpLimits, dispatch:
         max_conns: tl.max_connections,
         rt: tokio::runtime::Handle::current(),
     };
-    let acc = tcp.clone();
+    accept(tcp.clone(), listener, 0);
+    tcp
+}
+
+impl Tcp {
+    /// Accept connections on a further listen address (`local`), into the same TCP side.
+    pub fn accept_more(&self, listener: TcpListener, local: u8) {
+        accept(self.clone(), listener, local);
+    }
+}
+
+/// The accept loop of one TCP listener (listen address `local`), on the current runtime.
+fn accept(acc: Tcp, listener: TcpListener, local: u8) {
     tokio::spawn(async move {
         loop {
             let (stream, from) = match listener.accept().await {
@@ -484,16 +597,16 @@ pub fn start_tcp(listener: TcpListener, limits: Limits, tl: TcpLimits, dispatch:
             let (tx, rx) = mpsc::channel(256);
             acc.conns.insert(from, tx);
             let this = acc.clone();
-            tokio::spawn(run_connection(stream, from, rx, this));
+            tokio::spawn(run_connection(stream, from, local, rx, this));
         }
     });
-    tcp
 }
 
 /// Read and write one TCP connection until it breaks, its framing breaks, or it idles out.
 async fn run_connection(
     stream: TcpStream,
     peer: SocketAddr,
+    local: u8,
     mut outq: mpsc::Receiver<Bytes>,
     tcp: Tcp,
 ) {
@@ -503,6 +616,7 @@ async fn run_connection(
     let source = Peer {
         transport: Transport::Tcp,
         addr: peer,
+        local,
     };
     let stats = tcp.dispatch.stats.clone();
     // When the bytes of an unfinished message started to arrive.

@@ -56,6 +56,21 @@ impl Transport {
 pub struct Peer {
     pub transport: Transport,
     pub addr: SocketAddr,
+    /// Which of our listen addresses the message came in on, or is to leave from: an index
+    /// into [`ProxyConfig::listen_addrs`] (0 is [`ProxyConfig::local`]). The shell sends a
+    /// transmit from the socket of that address; the proxy writes that address in its Via.
+    pub local: u8,
+}
+
+impl Peer {
+    /// A peer reached through our first listen address.
+    pub fn new(transport: Transport, addr: SocketAddr) -> Peer {
+        Peer {
+            transport,
+            addr,
+            local: 0,
+        }
+    }
 }
 
 /// A message to send.
@@ -73,8 +88,14 @@ pub struct CallHandle(pub u64);
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
     pub timers: Timers,
-    /// Our own address as written in Via and Record-Route (`host:port`).
+    /// Our own address as written in Via and Record-Route (`host:port`): the first listen
+    /// address.
     pub local: SocketAddr,
+    /// Our further listen addresses (`Peer::local` 1, 2, ...). A request is Record-Routed
+    /// with the address it came in on; a request we send leaves from (and names in its Via)
+    /// the address it came in on when that is of the destination's IP family, else the first
+    /// listen address of that family.
+    pub listen_more: Vec<SocketAddr>,
     /// Extra addresses that count as "us" in Request-URIs and Route headers.
     pub aliases: Vec<SocketAddr>,
     /// Value of the Allow header in 405 and OPTIONS responses.
@@ -107,10 +128,16 @@ pub const SCANNERS: &[&str] = &[
 ];
 
 impl ProxyConfig {
+    /// Every listen address, in `Peer::local` order.
+    pub fn listen_addrs(&self) -> impl Iterator<Item = &SocketAddr> + '_ {
+        std::iter::once(&self.local).chain(self.listen_more.iter())
+    }
+
     pub fn new(local: SocketAddr) -> Self {
         ProxyConfig {
             timers: Timers::default(),
             local,
+            listen_more: Vec::new(),
             aliases: Vec::new(),
             allow: "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK, UPDATE, INFO",
             // Retransmitted BYEs are absorbed by their server transaction; the dialog itself
@@ -180,19 +207,73 @@ pub struct ForkPlan {
     pub suppress_early_media: bool,
     /// Code sent to the caller when everything failed (instead of the best response).
     pub fail_code: Option<u16>,
+    /// Tried once when the hunt ends unanswered (all groups failed, a failure that does not
+    /// move on, or the wait cap), unless the caller gave up: voicemail, an announcement.
+    pub fallback: Option<BranchTarget>,
+    /// The wait cap ends the call, skipping `fallback`.
+    pub cap_skips_fallback: bool,
+    /// Forwards by cause of single targets (by `BranchTarget::tag`): when a branch to that
+    /// target fails busy / unanswered / unreachable, its destination is tried next, before
+    /// the rest of the hunt and whatever `advance` says. Each is used once per call.
+    pub forwards: Vec<(u32, ByCause)>,
+    /// When the hunt ends unanswered, the destination for the cause of the last failure (the
+    /// wait cap counts as no answer), tried before `fallback`.
+    pub fallback_by_cause: ByCause,
     /// Headers added to every forwarded INVITE (Diversion, History-Info ...).
     pub add_headers: Vec<(&'static str, Vec<u8>)>,
     /// Headers removed from forwarded INVITEs (e.g. P-Asserted-Identity from untrusted trunks).
     pub remove_headers: Vec<&'static str>,
     /// Longest talk time: when reached Hotline sends BYE to both sides.
     pub max_duration: Option<Duration>,
-    /// Add History-Info (RFC 7044) to each branch: the original Request-URI as index 1, the
-    /// target as index 1.1 (`mp=1`: mapped by Hotline).
+    /// Add History-Info (RFC 7044) to each branch: the original Request-URI as index 1, every
+    /// earlier target of the hunt as 1.1, 1.2 ... with the response that ended it
+    /// (`?Reason=SIP;cause=486`), then this target with the RFC 4458 `cause` that moved the call
+    /// to it (RFC 8119's 380, service number translation, for the first), all `mp=1`.
     pub history_info: bool,
+    /// Add Diversion (RFC 5806) to each branch: every earlier target with the reason it was
+    /// left (most recent first), then the 400 number with `diversion.reason`.
+    pub diversion: Option<Diversion>,
     /// A target the gate refuses (at its concurrency limit) counts as busy (486, moving on
     /// only if the plan moves on for busy) instead of being skipped.
     pub limit_is_busy: bool,
 }
+
+/// Destinations by failure cause (遇忙 / 无应答 / 不可达转移).
+#[derive(Debug, Clone, Default)]
+pub struct ByCause {
+    /// Busy (486, 600; a target at its limit when the plan counts that as busy).
+    pub busy: Option<BranchTarget>,
+    /// Ring timeout (or the wait cap).
+    pub no_answer: Option<BranchTarget>,
+    /// 408, 480, 5xx, timer B, transport error.
+    pub unreachable: Option<BranchTarget>,
+}
+
+impl ByCause {
+    /// The destination for the cause of `outcome`, taken (so it is used once).
+    fn take_for(&mut self, outcome: Outcome) -> Option<BranchTarget> {
+        match outcome {
+            Outcome::Busy => self.busy.take(),
+            Outcome::NoAnswer => self.no_answer.take(),
+            Outcome::Unreachable => self.unreachable.take(),
+            _ => None,
+        }
+    }
+}
+
+/// The diverting 400 number of a call's Diversion header (RFC 5806).
+#[derive(Debug, Clone)]
+pub struct Diversion {
+    /// The number as a name-addr, e.g. `<tel:+864008001234>`.
+    pub from: Vec<u8>,
+    /// Why it diverted to its first target: `unconditional`, or `time-of-day` when a time
+    /// rule chose the plan.
+    pub reason: &'static str,
+}
+
+/// RFC 8119 `cause` value: the request was retargeted by a service number translation (a 400
+/// number to a company's phone).
+pub const CAUSE_SERVICE_NUMBER: u16 = 380;
 
 /// Why a branch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,6 +307,20 @@ impl Outcome {
             _ => Outcome::Rejected,
         }
     }
+    /// Why a hunt that moved on after this outcome diverted the call: the RFC 5806
+    /// `diversion-reason` and the RFC 4458 `cause` value (the mapping of RFC 7544 §5).
+    pub fn diversion_reason(self) -> (&'static str, u16) {
+        match self {
+            Outcome::Busy | Outcome::LimitReached => ("user-busy", 486),
+            Outcome::NoAnswer => ("no-answer", 408),
+            Outcome::Unreachable => ("unavailable", 503),
+            Outcome::Rejected | Outcome::GlobalFailure | Outcome::Redirected => ("deflection", 480),
+            Outcome::Answered | Outcome::CancelledByHunt | Outcome::CancelledByCaller => {
+                ("unknown", 404)
+            }
+        }
+    }
+
     fn advances(self, adv: &Advance) -> bool {
         match self {
             Outcome::Busy => adv.busy,
@@ -513,6 +608,8 @@ struct Branch {
     trying: bool,
     /// Already reported in an `AttemptEnded` event.
     reported: bool,
+    /// How it ended, once it has: outcome and the response code (408 for a ring timeout).
+    ended: Option<(Outcome, u16)>,
 }
 
 impl Branch {
@@ -582,6 +679,8 @@ struct Call {
     /// in-dialog requests that carry no Route (peers that ignore Record-Route) still find
     /// their way.
     dialog: Option<DialogSides>,
+    /// Forward destinations (by cause of a failed branch) to try before the rest of the hunt.
+    forward_next: VecDeque<BranchTarget>,
     /// When an answered call is cut (max duration, prepaid balance).
     hangup_at: Option<Instant>,
     redirects: u32,
@@ -677,17 +776,14 @@ impl DialogSides {
 /// The proxy core. See the module docs.
 pub struct Proxy {
     cfg: ProxyConfig,
-    /// Our `host:port` as written in Via, and our Record-Route values (formatted once).
-    sent_by: String,
-    /// Our IP as `Display` writes it (without brackets): a host written exactly like this is
-    /// us without parsing it.
-    local_ip: String,
-    rr_udp: String,
-    rr_tcp: String,
+    /// Per listen address (by `Peer::local`): how we write it in Via and Record-Route.
+    ifaces: Vec<Iface>,
     /// Our Via for the message being built (see [`Proxy::new_via`]).
     via: Vec<u8>,
     /// History-Info value for the branch being built.
     history: Vec<u8>,
+    /// Diversion value for the branch being built.
+    diversion: Vec<u8>,
     next_id: u64,
     server_keys: IdMap<u64>,
     servers: IdMap<ServerTxn>,
@@ -720,6 +816,34 @@ pub struct Proxy {
     overload: Option<u32>,
 }
 
+/// One listen address as we write it (formatted once).
+struct Iface {
+    addr: SocketAddr,
+    /// `host:port` as written in Via.
+    sent_by: String,
+    /// The IP as `Display` writes it (without brackets): a host written exactly like this is
+    /// us without parsing it.
+    ip: String,
+    rr_udp: String,
+    rr_tcp: String,
+}
+
+impl Iface {
+    fn new(addr: SocketAddr) -> Iface {
+        let sent_by = match addr {
+            SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
+            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        };
+        Iface {
+            addr,
+            rr_udp: format!("<sip:{sent_by};lr>"),
+            rr_tcp: format!("<sip:{sent_by};transport=tcp;lr>"),
+            ip: addr.ip().to_string(),
+            sent_by,
+        }
+    }
+}
+
 const BRANCH_PREFIX: &str = "z9hG4bK-hl";
 
 /// Timer C (§16.6 step 11): no branch rings longer than this, whatever its ring timeout.
@@ -746,17 +870,16 @@ fn eq_ci(a: &[u8], b: &[u8]) -> bool {
 
 impl Proxy {
     pub fn new(cfg: ProxyConfig) -> Self {
-        let sent_by = match cfg.local {
-            SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
-            SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
-        };
         Proxy {
-            rr_udp: format!("<sip:{sent_by};lr>"),
-            rr_tcp: format!("<sip:{sent_by};transport=tcp;lr>"),
-            local_ip: cfg.local.ip().to_string(),
-            sent_by,
+            // At most 256 listen addresses (`Peer::local` is a u8).
+            ifaces: cfg
+                .listen_addrs()
+                .take(256)
+                .map(|a| Iface::new(*a))
+                .collect(),
             via: Vec::with_capacity(128),
             history: Vec::new(),
+            diversion: Vec::new(),
             next_id: cfg.id_first.max(1),
             cfg,
             server_keys: IdMap::default(),
@@ -925,7 +1048,11 @@ impl Proxy {
             .strip_prefix(b"[")
             .and_then(|h| h.strip_suffix(b"]"))
             .unwrap_or(host);
-        if port == self.cfg.local.port() && host == self.local_ip.as_bytes() {
+        if self
+            .ifaces
+            .iter()
+            .any(|i| port == i.addr.port() && host == i.ip.as_bytes())
+        {
             // What the parse below would find for our own address as we write it.
             return true;
         }
@@ -935,7 +1062,8 @@ impl Proxy {
         let Ok(ip) = h.parse::<IpAddr>() else {
             return false;
         };
-        std::iter::once(&self.cfg.local)
+        self.cfg
+            .listen_addrs()
             .chain(self.cfg.aliases.iter())
             .any(|a| a.port() == port && (a.ip() == ip || a.ip().is_unspecified()))
     }
@@ -960,10 +1088,10 @@ impl Proxy {
             Some(t) if eq_ci(t, b"tcp") => Transport::Tcp,
             _ => Transport::Udp,
         };
-        Some(Peer {
+        Some(Peer::new(
             transport,
-            addr: SocketAddr::new(ip, u.port.unwrap_or(5060)),
-        })
+            SocketAddr::new(ip, u.port.unwrap_or(5060)),
+        ))
     }
 
     fn reply_peer(via: &Via<'_>, source: Peer) -> Peer {
@@ -973,20 +1101,53 @@ impl Proxy {
         Peer {
             transport: source.transport,
             addr: SocketAddr::new(source.addr.ip(), via.port.unwrap_or(5060)),
+            local: source.local,
         }
+    }
+
+    /// The listen address a request to `dest` leaves from: `prefer` (the one the call came
+    /// in on) when it is of `dest`'s IP family, else the first of that family, else `prefer`
+    /// (the send then fails as it would have anyway).
+    fn iface_for(&self, dest: SocketAddr, prefer: u8) -> u8 {
+        let fits = |i: &Iface| i.addr.is_ipv4() == dest.is_ipv4();
+        if self.ifaces.get(usize::from(prefer)).is_some_and(fits) {
+            return prefer;
+        }
+        self.ifaces
+            .iter()
+            .position(fits)
+            .and_then(|i| u8::try_from(i).ok())
+            .unwrap_or(prefer)
+    }
+
+    /// `dest` with the listen address it is to be sent from (see [`Proxy::iface_for`]).
+    fn leaving_from(&self, dest: Peer, prefer: u8) -> Peer {
+        Peer {
+            local: self.iface_for(dest.addr, prefer),
+            ..dest
+        }
+    }
+
+    fn iface(&self, local: u8) -> &Iface {
+        // `ifaces` is never empty (it holds `cfg.local`).
+        self.ifaces
+            .get(usize::from(local))
+            .unwrap_or(&self.ifaces[0])
     }
 
     /// A new branch id and our Via value carrying it
     /// (`SIP/2.0/UDP host:port;branch=z9hG4bK-hl<loop hash, 16 hex>-<id, hex>;rport`), written
-    /// into `self.via` (reused: no allocation per message).
-    fn new_via(&mut self, loop_hash: u64, transport: Transport) -> u64 {
+    /// into `self.via` (reused: no allocation per message). `dest.local` says which of our
+    /// addresses it names.
+    fn new_via(&mut self, loop_hash: u64, dest: Peer) -> u64 {
         let id = self.id();
+        let i = usize::from(dest.local).min(self.ifaces.len() - 1);
         let v = &mut self.via;
         v.clear();
         v.extend_from_slice(b"SIP/2.0/");
-        v.extend_from_slice(transport.via_name().as_bytes());
+        v.extend_from_slice(dest.transport.via_name().as_bytes());
         v.push(b' ');
-        v.extend_from_slice(self.sent_by.as_bytes());
+        v.extend_from_slice(self.ifaces[i].sent_by.as_bytes());
         v.extend_from_slice(b";branch=");
         v.extend_from_slice(BRANCH_PREFIX.as_bytes());
         rewrite::push_hex(v, loop_hash, 16);
@@ -998,12 +1159,14 @@ impl Proxy {
 
     /// One Record-Route entry serves both sides: we listen on UDP and TCP at the same address.
     /// Across transports the entry names none, so each side reaches us over UDP by default
-    /// (RFC 5658 double record-routing is not needed for that).
-    fn record_route(&self, inbound: Transport, outbound: Transport) -> &str {
-        if inbound == Transport::Tcp && outbound == Transport::Tcp {
-            &self.rr_tcp
+    /// (RFC 5658 double record-routing is not needed for that). It names the listen address
+    /// the request came in on (`inbound.local`).
+    fn record_route(&self, inbound: Peer, outbound: Transport) -> &str {
+        let i = self.iface(inbound.local);
+        if inbound.transport == Transport::Tcp && outbound == Transport::Tcp {
+            &i.rr_tcp
         } else {
-            &self.rr_udp
+            &i.rr_udp
         }
     }
 
@@ -1090,7 +1253,9 @@ impl Proxy {
             .clients
             .iter()
             .filter(|(_, ct)| {
-                ct.dest == dest
+                // Whichever of our listen addresses the branch left from.
+                ct.dest.transport == dest.transport
+                    && ct.dest.addr == dest.addr
                     && ct.cancel_of.is_none()
                     && match &ct.kind {
                         ClientKind::Invite(t) => t.state() == State::Calling,
@@ -1391,7 +1556,8 @@ impl Proxy {
         call_id: &[u8],
         cseq: u32,
     ) {
-        let id = self.new_via(0, dest.transport);
+        let dest = self.leaving_from(dest, dest.local);
+        let id = self.new_via(0, dest);
         let via = &self.via;
         let mut out = Vec::with_capacity(256 + ruri.len() + from.len() + to.len() + call_id.len());
         for part in [method, b" ", ruri, b" SIP/2.0\r\nVia: ", via] {
@@ -1483,12 +1649,12 @@ impl Proxy {
             if self.on_server_match(now, sid, method) {
                 // An ACK that reused the INVITE's branch, in Accepted: the ACK of the 2xx,
                 // which belongs to the TU (RFC 6026 §7.1) and goes on end to end.
-                self.on_ack(msg);
+                self.on_ack(source, msg);
             }
             return;
         }
         match method {
-            Method::Ack => self.on_ack(msg),
+            Method::Ack => self.on_ack(source, msg),
             Method::Cancel => self.on_cancel(now, source, msg, key),
             _ => {
                 let in_dialog = msg.to_tag().is_some();
@@ -1899,6 +2065,7 @@ impl Proxy {
                 sent_ringing: false,
                 local_tag,
                 dialog: None,
+                forward_next: VecDeque::new(),
                 hangup_at: None,
                 redirects: 0,
             },
@@ -1913,7 +2080,7 @@ impl Proxy {
         });
     }
 
-    fn on_ack(&mut self, msg: Message) {
+    fn on_ack(&mut self, source: Peer, msg: Message) {
         // ACK for a 2xx: its own transaction, forwarded statelessly along the route set.
         if msg.to_tag().is_none() {
             self.stats.stray_acks += 1;
@@ -1929,7 +2096,8 @@ impl Proxy {
                 }
             },
         };
-        self.new_via(Self::loop_hash(&msg), dest.transport);
+        let dest = self.leaving_from(dest, source.local);
+        self.new_via(Self::loop_hash(&msg), dest);
         let out = rewrite::forward_request(
             &msg,
             &ForwardRequest {
@@ -1992,7 +2160,8 @@ impl Proxy {
                 }
             },
         };
-        let cid = self.new_via(Self::loop_hash(&msg), dest.transport);
+        let dest = self.leaving_from(dest, source.local);
+        let cid = self.new_via(Self::loop_hash(&msg), dest);
         let out = rewrite::forward_request(
             &msg,
             &ForwardRequest {
@@ -2088,6 +2257,7 @@ impl Proxy {
         call: u64,
         gate: &mut dyn FnMut(CallHandle, u32) -> bool,
     ) {
+        let mut capped = false;
         loop {
             let Some(c) = self.calls.get_mut(&call) else {
                 return;
@@ -2100,30 +2270,36 @@ impl Proxy {
             }
             if c.cap_deadline.is_some_and(|d| now >= d) {
                 c.last_outcome = Some(Outcome::NoAnswer);
+                capped = true;
                 break;
             }
-            let Some(group) = c.plan.groups.get(c.group) else {
-                break;
-            };
-            // One target (a sequential group) or all of a parallel group: no Vec for one.
-            let (one, all): (Option<BranchTarget>, Vec<BranchTarget>) = if group.parallel {
-                let t = group.targets.clone();
-                c.group += 1;
-                c.member = 0;
-                (None, t)
-            } else if let Some(t) = group.targets.get(c.member) {
-                let t = t.clone();
-                c.member += 1;
-                if c.member >= group.targets.len() {
-                    c.group += 1;
-                    c.member = 0;
-                }
-                (Some(t), Vec::new())
-            } else {
-                c.group += 1;
-                c.member = 0;
-                continue;
-            };
+            // A forward by cause first, then the next target (a sequential group) or all of a
+            // parallel group: no Vec for one.
+            let (one, all): (Option<BranchTarget>, Vec<BranchTarget>) =
+                if let Some(t) = c.forward_next.pop_front() {
+                    (Some(t), Vec::new())
+                } else if let Some(group) = c.plan.groups.get(c.group) {
+                    if group.parallel {
+                        let t = group.targets.clone();
+                        c.group += 1;
+                        c.member = 0;
+                        (None, t)
+                    } else if let Some(t) = group.targets.get(c.member) {
+                        let t = t.clone();
+                        c.member += 1;
+                        if c.member >= group.targets.len() {
+                            c.group += 1;
+                            c.member = 0;
+                        }
+                        (Some(t), Vec::new())
+                    } else {
+                        c.group += 1;
+                        c.member = 0;
+                        continue;
+                    }
+                } else {
+                    break;
+                };
             let mut started = 0;
             let mut stop = false;
             for t in one.into_iter().chain(all) {
@@ -2143,8 +2319,12 @@ impl Proxy {
                         c.best = Some((486, None));
                     }
                     // Nothing else of this group rings and the plan does not move on for
-                    // this cause: the hunt ends here.
-                    stop = !outcome.advances(&c.plan.advance);
+                    // this cause: the hunt ends here, unless the target forwards on it.
+                    if let Some(f) = take_forward(c, t.tag, outcome) {
+                        c.forward_next.push_back(f);
+                    } else {
+                        stop = !outcome.advances(&c.plan.advance);
+                    }
                     self.events.push_back(Event::AttemptEnded(AttemptInfo {
                         call: CallHandle(call),
                         attempt,
@@ -2165,18 +2345,58 @@ impl Proxy {
                 break;
             }
         }
+        if self.arm_fallback(call, capped) {
+            // Once: `arm_fallback` took it.
+            return self.advance_hunt(now, call, gate);
+        }
         self.finish_unanswered(now, call, None);
     }
 
-    fn start_branch(&mut self, now: Instant, call: u64, target: BranchTarget) {
-        let Some(lh) = self
+    /// The hunt of `call` ended unanswered (`capped`: by the wait cap). If the plan has a
+    /// fallback target not tried yet, and the caller is still there, make it the only group
+    /// left (the cap no longer applies: it has its own ring timeout) and say so; the caller
+    /// then resumes the hunt.
+    fn arm_fallback(&mut self, call: u64, capped: bool) -> bool {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        if c.state != CallState::Hunting || c.cancelled || (capped && c.plan.cap_skips_fallback) {
+            return false;
+        }
+        // The destination for the cause the hunt ended with, else the on_fail target.
+        let cause = if capped {
+            Outcome::NoAnswer
+        } else {
+            c.last_outcome.unwrap_or(Outcome::NoAnswer)
+        };
+        let Some(t) = c
+            .plan
+            .fallback_by_cause
+            .take_for(cause)
+            .or_else(|| c.plan.fallback.take())
+        else {
+            return false;
+        };
+        c.cap_deadline = None;
+        c.plan.groups.push(ForkGroup {
+            parallel: false,
+            targets: vec![t],
+        });
+        c.group = c.plan.groups.len() - 1;
+        c.member = 0;
+        true
+    }
+
+    fn start_branch(&mut self, now: Instant, call: u64, mut target: BranchTarget) {
+        let Some((lh, inbound)) = self
             .calls
             .get(&call)
-            .and_then(|c| Some(Self::loop_hash(c.invite.as_deref()?)))
+            .and_then(|c| Some((Self::loop_hash(c.invite.as_deref()?), c.caller_peer.local)))
         else {
             return;
         };
-        let cid = self.new_via(lh, target.dest.transport);
+        target.dest = self.leaving_from(target.dest, inbound);
+        let cid = self.new_via(lh, target.dest);
         let Some(c) = self.calls.get(&call) else {
             return;
         };
@@ -2184,19 +2404,24 @@ impl Proxy {
             return;
         };
         if c.plan.history_info {
-            let v = &mut self.history;
-            v.clear();
-            v.push(b'<');
-            v.extend_from_slice(invite.request_uri());
-            v.extend_from_slice(b">;index=1, <");
-            v.extend_from_slice(&target.uri);
-            v.extend_from_slice(b">;index=1.1;mp=1");
+            history_info(&mut self.history, invite.request_uri(), c, &target.uri);
+        }
+        if let Some(d) = &c.plan.diversion {
+            diversion(&mut self.diversion, d, c);
         }
         let history = c.plan.history_info.then_some(self.history.as_slice());
-        let rr = self.record_route(c.caller_peer.transport, target.dest.transport);
+        let diversion = c
+            .plan
+            .diversion
+            .is_some()
+            .then_some(self.diversion.as_slice());
+        let rr = self.record_route(c.caller_peer, target.dest.transport);
         let pop = invite.routes().next().is_some_and(|r| self.uri_is_local(r));
-        // The plan's headers plus History-Info: on the stack unless the plan has many.
-        let n = c.plan.add_headers.len() + usize::from(history.is_some());
+        // The plan's headers plus Diversion and History-Info: on the stack unless the plan has
+        // many.
+        let n = c.plan.add_headers.len()
+            + usize::from(history.is_some())
+            + usize::from(diversion.is_some());
         let mut inline: [(&str, &[u8]); 8] = [("", &[]); 8];
         let mut spilled: Vec<(&str, &[u8])> = Vec::new();
         let extra = c
@@ -2204,6 +2429,7 @@ impl Proxy {
             .add_headers
             .iter()
             .map(|(n, v)| (*n, v.as_slice()))
+            .chain(diversion.map(|d| ("Diversion", d)))
             .chain(history.map(|h| ("History-Info", h)));
         let add: &[(&str, &[u8])] = if n <= inline.len() {
             for (slot, h) in inline.iter_mut().zip(extra) {
@@ -2262,6 +2488,7 @@ impl Proxy {
             cancel_sent: false,
             trying: false,
             reported: false,
+            ended: None,
         });
         let dl = call_deadline(c);
         self.schedule(TimerRef::Call(call), dl);
@@ -2299,6 +2526,7 @@ impl Proxy {
                 b.reported = true;
                 b.state = BranchState::Done;
                 let code = if why == Outcome::NoAnswer { 408 } else { 487 };
+                b.ended = Some((why, code));
                 self.events
                     .push_back(Event::AttemptEnded(b.info(call, now, None, code, why)));
             }
@@ -2496,13 +2724,9 @@ impl Proxy {
         };
         self.stats.extra_2xx += 1;
         let out = rewrite::forward_response(msg);
-        self.send(
-            Peer {
-                transport,
-                addr: SocketAddr::new(ip, port),
-            },
-            out,
-        );
+        let dest = Peer::new(transport, SocketAddr::new(ip, port));
+        let dest = self.leaving_from(dest, 0);
+        self.send(dest, out);
     }
 
     fn pass_up(&mut self, now: Instant, cid: u64, owner: Owner, code: u16, msg: Message) {
@@ -2884,6 +3108,8 @@ impl Proxy {
             return;
         }
         b.state = BranchState::Done;
+        b.ended = Some((outcome, code));
+        let tag = b.target.tag;
         if !b.reported {
             b.reported = true;
             let info = b.info(call, now, None, code, outcome);
@@ -2896,10 +3122,20 @@ impl Proxy {
         if better(best.0, c.best.as_ref().map(|b| b.0)) {
             c.best = Some(best);
         }
+        if let Some(f) = take_forward(c, tag, outcome) {
+            // The target forwards on this cause: its destination is next.
+            c.forward_next.push_back(f);
+            self.continue_hunt(call);
+            return;
+        }
         if !outcome.advances(&c.plan.advance) {
-            // Stop the hunt here (e.g. a 6xx): cancel the rest.
+            // Stop the hunt here (e.g. a 6xx): cancel the rest, then the fallback if any.
             self.cancel_branches(now, call, Outcome::CancelledByHunt);
-            self.finish_unanswered(now, call, None);
+            if self.arm_fallback(call, false) {
+                self.continue_hunt(call);
+            } else {
+                self.finish_unanswered(now, call, None);
+            }
             return;
         }
         self.continue_hunt(call);
@@ -2934,10 +3170,16 @@ impl Proxy {
                         c.best = Some((480, None));
                     }
                     self.cancel_branches(now, call, Outcome::NoAnswer);
+                    if self.arm_fallback(call, true) {
+                        // The cap ended the hunt; the fallback target still rings.
+                        self.continue_hunt(call);
+                        return;
+                    }
                     self.finish_unanswered(now, call, Some("Temporarily Unavailable"));
                     return;
                 }
                 let mut expired = false;
+                let mut expired_tags: Vec<u32> = Vec::new();
                 for b in c.branches.iter_mut() {
                     if b.state != BranchState::Done
                         && b.cancel_pending.is_none()
@@ -2945,6 +3187,14 @@ impl Proxy {
                     {
                         b.cancel_pending = Some(Outcome::NoAnswer);
                         expired = true;
+                        expired_tags.push(b.target.tag);
+                    }
+                }
+                let mut forwarded = false;
+                for tag in expired_tags {
+                    if let Some(f) = take_forward(c, tag, Outcome::NoAnswer) {
+                        c.forward_next.push_back(f);
+                        forwarded = true;
                     }
                 }
                 if expired {
@@ -2959,7 +3209,7 @@ impl Proxy {
                         .get(&call)
                         .is_some_and(|c| c.branches.iter().all(|b| b.state == BranchState::Done));
                     if all_done {
-                        if advance {
+                        if advance || forwarded || self.arm_fallback(call, false) {
                             self.continue_hunt(call);
                         } else {
                             self.finish_unanswered(now, call, None);
@@ -2978,6 +3228,92 @@ impl Proxy {
         let dl = self.calls.get(&call).and_then(call_deadline);
         self.schedule(TimerRef::Call(call), dl);
     }
+}
+
+/// The forward of target `tag` for the cause of `outcome`, taken (used once per call).
+fn take_forward(c: &mut Call, tag: u32, outcome: Outcome) -> Option<BranchTarget> {
+    c.plan
+        .forwards
+        .iter_mut()
+        .find(|(t, _)| *t == tag)
+        .and_then(|(_, f)| f.take_for(outcome))
+}
+
+/// The earlier attempts of a call that the hunt moved on from (in order): target URI, how it
+/// ended, the code.
+fn moved_from(c: &Call) -> impl Iterator<Item = (&[u8], Outcome, u16)> + '_ {
+    c.branches.iter().filter_map(|b| match b.ended {
+        Some((o, code))
+            if !matches!(
+                o,
+                Outcome::Answered | Outcome::CancelledByCaller | Outcome::CancelledByHunt
+            ) =>
+        {
+            Some((b.target.uri.as_ref(), o, code))
+        }
+        _ => None,
+    })
+}
+
+/// `uri` with `;name=value` added to its parameters (before any `?headers`).
+fn push_uri_with(out: &mut Vec<u8>, uri: &[u8], param: &[u8]) {
+    match uri.iter().position(|&b| b == b'?') {
+        Some(q) => {
+            out.extend_from_slice(&uri[..q]);
+            out.extend_from_slice(param);
+            out.extend_from_slice(&uri[q..]);
+        }
+        None => {
+            out.extend_from_slice(uri);
+            out.extend_from_slice(param);
+        }
+    }
+}
+
+/// History-Info (RFC 7044) of a branch to `target` of call `c`: the 400 number as index 1,
+/// every earlier target as 1.1, 1.2 ... with the response that ended it as an escaped Reason
+/// header field (`?Reason=SIP%3Bcause%3D486`; 408 for a ring timeout), then `target` with the
+/// RFC 4458 `cause` URI parameter of the move: the last earlier attempt's (486 busy, 408 no
+/// answer, 503 unreachable, 480 deflection), or RFC 8119's 380 (service number translation)
+/// for the first target. Each is `mp=1`: mapped from the 400 number.
+fn history_info(v: &mut Vec<u8>, ruri: &[u8], c: &Call, target: &[u8]) {
+    v.clear();
+    v.push(b'<');
+    v.extend_from_slice(ruri);
+    v.extend_from_slice(b">;index=1");
+    let mut n = 0;
+    let mut cause = CAUSE_SERVICE_NUMBER;
+    for (uri, outcome, code) in moved_from(c) {
+        n += 1;
+        v.extend_from_slice(b", <");
+        let sep: &[u8] = if uri.contains(&b'?') { b"&" } else { b"?" };
+        v.extend_from_slice(uri);
+        v.extend_from_slice(sep);
+        v.extend_from_slice(format!("Reason=SIP%3Bcause%3D{code}>;index=1.{n};mp=1").as_bytes());
+        cause = outcome.diversion_reason().1;
+    }
+    v.extend_from_slice(b", <");
+    push_uri_with(v, target, format!(";cause={cause}").as_bytes());
+    v.extend_from_slice(format!(">;index=1.{};mp=1", n + 1).as_bytes());
+}
+
+/// Diversion (RFC 5806) of a branch of call `c`: one entry per diversion, most recent first:
+/// every earlier target with the reason the hunt left it (`user-busy`, `no-answer`,
+/// `unavailable`, `deflection`), then the 400 number with `d.reason`.
+fn diversion(v: &mut Vec<u8>, d: &Diversion, c: &Call) {
+    v.clear();
+    let earlier: Vec<(&[u8], Outcome, u16)> = moved_from(c).collect();
+    for (uri, outcome, _) in earlier.iter().rev() {
+        v.push(b'<');
+        v.extend_from_slice(uri);
+        v.extend_from_slice(b">;reason=");
+        v.extend_from_slice(outcome.diversion_reason().0.as_bytes());
+        v.extend_from_slice(b";counter=1, ");
+    }
+    v.extend_from_slice(&d.from);
+    v.extend_from_slice(b";reason=");
+    v.extend_from_slice(d.reason.as_bytes());
+    v.extend_from_slice(b";counter=1");
 }
 
 fn call_deadline(c: &Call) -> Option<Instant> {

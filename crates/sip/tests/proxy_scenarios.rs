@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hotline_sip::proxy::{
-    BranchTarget, CallHandle, Event, ForkGroup, ForkPlan, Hangup, Outcome, Peer, Proxy,
-    ProxyConfig, Transport,
+    BranchTarget, ByCause, CallHandle, Diversion, Event, ForkGroup, ForkPlan, Hangup, Outcome,
+    Peer, Proxy, ProxyConfig, Transport,
 };
 use hotline_sip::rewrite;
 use hotline_sip::{Message, Method};
@@ -16,6 +16,7 @@ fn udp(s: &str) -> Peer {
     Peer {
         transport: Transport::Udp,
         addr: s.parse().expect("test address"),
+        local: 0,
     }
 }
 
@@ -759,6 +760,183 @@ fn wait_cap_ends_the_hunt() {
     assert!(only(&out, T2).is_empty());
 }
 
+const VOICEMAIL: &str = "10.0.0.9:5079";
+
+/// Issue 18 item 2: the wait cap ends the hunt, then the fallback (`on_fail` target) still
+/// rings, and answers; before the fix the caller got 480 at the cap.
+#[test]
+fn wait_cap_then_the_fallback_target_rings() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc14f", "call-14f", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20), target(T2, 2, 20)]);
+    plan.wait_cap = Some(Duration::from_secs(4));
+    plan.fallback = Some(target(VOICEMAIL, 9, 30));
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let inv1 = h.out().remove(0).1;
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    h.out();
+    h.advance(Duration::from_secs(4));
+    let out = h.out();
+    assert_eq!(only(&out, T1)[0].method(), Some(Method::Cancel));
+    assert!(only(&out, UAC).is_empty(), "no final at the cap: {out:?}");
+    assert!(only(&out, T2).is_empty(), "the cap ends the hunt");
+    let vm = only(&out, VOICEMAIL);
+    assert_eq!(vm.len(), 1, "{out:?}");
+    assert_eq!(vm[0].method(), Some(Method::Invite));
+    // The fallback is not cut by the cap that has passed: it rings past 8 s and answers.
+    h.advance(Duration::from_secs(5));
+    assert!(only(&h.out(), UAC).is_empty());
+    let vm_invite = vm[0].clone();
+    h.send_bytes(VOICEMAIL, reply(&vm_invite, 200, "OK", "vm"));
+    let out = h.out();
+    assert_eq!(only(&out, UAC)[0].status(), Some(200));
+}
+
+/// `wait_cap_skips_on_fail`: the cap ends the call with 480, the fallback is not tried.
+#[test]
+fn wait_cap_can_skip_the_fallback() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKc14g", "call-14g", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20)]);
+    plan.wait_cap = Some(Duration::from_secs(4));
+    plan.fallback = Some(target(VOICEMAIL, 9, 30));
+    plan.cap_skips_fallback = true;
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    h.out();
+    h.advance(Duration::from_secs(4));
+    let out = h.out();
+    assert_eq!(only(&out, UAC)[0].status(), Some(480));
+    assert!(only(&out, VOICEMAIL).is_empty());
+}
+
+/// A failure the plan does not move on for (here busy) ends the hunt with the fallback, as
+/// docs/config.md says of `advance_on`; the fallback after every group failed still works.
+#[test]
+fn non_advancing_failure_and_exhaustion_go_to_the_fallback() {
+    for busy_moves_on in [false, true] {
+        let mut h = H::new();
+        h.send(UAC, &invite("z9hG4bKc14h", "call-14h", 70));
+        h.out();
+        let call = h.incoming();
+        let mut plan = serial(vec![target(T1, 1, 20), target(T2, 2, 20)]);
+        plan.advance.busy = busy_moves_on;
+        plan.fallback = Some(target(VOICEMAIL, 9, 30));
+        h.p.route(h.now, call, plan, &mut |_, _| true);
+        let inv1 = h.out().remove(0).1;
+        h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+        h.pump();
+        let out = h.out();
+        if busy_moves_on {
+            let inv2 = only(&out, T2)[0].clone();
+            h.send_bytes(T2, reply(&inv2, 486, "Busy Here", "t2"));
+            h.pump();
+            let out = h.out();
+            assert_eq!(only(&out, VOICEMAIL).len(), 1, "{out:?}");
+        } else {
+            assert!(only(&out, T2).is_empty());
+            assert_eq!(only(&out, VOICEMAIL).len(), 1, "{out:?}");
+        }
+        assert!(only(&out, UAC).iter().all(|m| m.status() != Some(486)));
+    }
+}
+
+/// Issue 18 item 9: forwards by cause of a target (遇忙转移): T1 busy -> FA, before the
+/// rest of the hunt; T1 unanswered -> FB. After the forward the hunt goes on (T2).
+#[test]
+fn a_target_forwards_by_cause() {
+    const FA: &str = "10.0.0.7:5077";
+    const FB: &str = "10.0.0.8:5078";
+    for busy in [true, false] {
+        let mut h = H::new();
+        h.send(UAC, &invite("z9hG4bKfw1", "call-fw1", 70));
+        h.out();
+        let call = h.incoming();
+        let mut plan = serial(vec![target(T1, 1, 5), target(T2, 2, 20)]);
+        plan.forwards = vec![(
+            1,
+            ByCause {
+                busy: Some(target(FA, 7, 5)),
+                no_answer: Some(target(FB, 8, 5)),
+                unreachable: None,
+            },
+        )];
+        // A busy outcome would stop this hunt: the forward is taken all the same.
+        plan.advance.busy = false;
+        plan.diversion = Some(Diversion {
+            from: b"<tel:+864008001234>".to_vec(),
+            reason: "unconditional",
+        });
+        h.p.route(h.now, call, plan, &mut |_, _| true);
+        let inv1 = h.out().remove(0).1;
+        let (to, reason) = if busy {
+            h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+            h.pump();
+            (FA, "user-busy")
+        } else {
+            h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+            h.out();
+            h.advance(Duration::from_secs(5));
+            (FB, "no-answer")
+        };
+        let out = h.out();
+        assert!(
+            only(&out, T2).is_empty(),
+            "the forward comes first: {out:?}"
+        );
+        let fwd: Vec<&Message> = only(&out, to)
+            .into_iter()
+            .filter(|m| m.method() == Some(Method::Invite))
+            .collect();
+        assert_eq!(fwd.len(), 1, "{out:?}");
+        let fwd = fwd[0].clone();
+        let div = String::from_utf8_lossy(fwd.header("Diversion").unwrap_or_default()).into_owned();
+        assert!(
+            div.starts_with(&format!("<sip:1001@{T1}>;reason={reason};counter=1")),
+            "{div}"
+        );
+        // The forward destination is unreachable (a cause the plan moves on for): the hunt
+        // goes on to T2.
+        h.send_bytes(to, reply(&fwd, 503, "Service Unavailable", "f"));
+        h.pump();
+        let out = h.out();
+        assert_eq!(only(&out, T2).len(), 1, "{out:?}");
+    }
+}
+
+/// A plan's forwards by the cause the hunt ended with come before its fallback: busy -> A;
+/// no answer (no entry for it) -> the fallback.
+#[test]
+fn a_plan_forwards_by_the_cause_the_hunt_ended_with() {
+    const A: &str = "10.0.0.7:5077";
+    for busy in [true, false] {
+        let mut h = H::new();
+        h.send(UAC, &invite("z9hG4bKfw2", "call-fw2", 70));
+        h.out();
+        let call = h.incoming();
+        let mut plan = serial(vec![target(T1, 1, 5)]);
+        plan.fallback_by_cause.busy = Some(target(A, 7, 5));
+        plan.fallback = Some(target(VOICEMAIL, 9, 30));
+        h.p.route(h.now, call, plan, &mut |_, _| true);
+        let inv1 = h.out().remove(0).1;
+        if busy {
+            h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+            h.pump();
+        } else {
+            h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+            h.out();
+            h.advance(Duration::from_secs(5));
+        }
+        let out = h.out();
+        let (yes, no) = if busy { (A, VOICEMAIL) } else { (VOICEMAIL, A) };
+        assert_eq!(only(&out, yes).len(), 1, "{out:?}");
+        assert!(only(&out, no).is_empty(), "{out:?}");
+    }
+}
+
 #[test]
 fn reject_sends_the_code() {
     let mut h = H::new();
@@ -1059,13 +1237,66 @@ fn history_info_and_added_headers_reach_the_target() {
     assert_eq!(
         inv.header("History-Info"),
         Some(
-            format!("<sip:4008001234@10.0.0.1:5060>;index=1, <sip:1001@{T1}>;index=1.1;mp=1")
-                .as_bytes()
+            format!(
+                "<sip:4008001234@10.0.0.1:5060>;index=1, <sip:1001@{T1};cause=380>;index=1.1;mp=1"
+            )
+            .as_bytes()
         )
     );
     assert_eq!(
         inv.header("Diversion"),
         Some(&b"<tel:+864008001234>;reason=unconditional"[..])
+    );
+}
+
+/// Issue 18 item 8: each branch says why the call reached it. T1 answers 486, T2 rings out
+/// (ring timeout), the third target gets Diversion entries for T2 (no-answer), T1 (user-busy)
+/// and the 400 number (time-of-day here), most recent first, and History-Info with each
+/// earlier step and its response (RFC 7044 Reason), then itself with the RFC 4458 cause of
+/// the last move (408). Before the fix: `reason=unconditional` and `index=1.1` only.
+#[test]
+fn diversion_and_history_info_give_the_reason_of_each_move() {
+    const T3: &str = "10.0.0.5:5072";
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKh2", "call-h2", 70));
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20), target(T2, 2, 5), target(T3, 3, 20)]);
+    plan.history_info = true;
+    plan.diversion = Some(Diversion {
+        from: b"<tel:+864008001234>".to_vec(),
+        reason: "time-of-day",
+    });
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let inv1 = h.out().remove(0).1;
+    assert_eq!(
+        inv1.header("Diversion"),
+        Some(&b"<tel:+864008001234>;reason=time-of-day;counter=1"[..])
+    );
+    h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+    h.pump();
+    let out = h.out();
+    let inv2 = only(&out, T2)[0].clone();
+    assert_eq!(
+        inv2.header("Diversion"),
+        Some(format!("<sip:1001@{T1}>;reason=user-busy;counter=1, <tel:+864008001234>;reason=time-of-day;counter=1").as_bytes())
+    );
+    h.send_bytes(T2, reply(&inv2, 180, "Ringing", "t2"));
+    h.out();
+    h.advance(Duration::from_secs(5));
+    let out = h.out();
+    let inv3 = only(&out, T3)
+        .into_iter()
+        .find(|m| m.method() == Some(Method::Invite))
+        .cloned()
+        .unwrap_or_else(|| panic!("no INVITE to T3: {out:?}"));
+    assert_eq!(
+        inv3.header("Diversion"),
+        Some(format!("<sip:1002@{T2}>;reason=no-answer;counter=1, <sip:1001@{T1}>;reason=user-busy;counter=1, <tel:+864008001234>;reason=time-of-day;counter=1").as_bytes())
+    );
+    assert_eq!(
+        inv3.header("History-Info"),
+        Some(format!("<sip:4008001234@10.0.0.1:5060>;index=1, <sip:1001@{T1}?Reason=SIP%3Bcause%3D486>;index=1.1;mp=1, <sip:1002@{T2}?Reason=SIP%3Bcause%3D408>;index=1.2;mp=1, <sip:1003@{T3};cause=408>;index=1.3;mp=1").as_bytes())
     );
 }
 
@@ -1676,10 +1907,7 @@ fn transport_error_is_a_503_at_once_and_the_hunt_moves_on() {
     assert_eq!(only(&h.out(), T1).len(), 1);
     h.events();
     // An error about another peer, or about T1 over the other transport, changes nothing.
-    let tcp_t1 = Peer {
-        transport: Transport::Tcp,
-        addr: T1.parse().expect("addr"),
-    };
+    let tcp_t1 = Peer::new(Transport::Tcp, T1.parse().expect("addr"));
     assert_eq!(h.p.transport_error(h.now, udp(T2)), 0);
     assert_eq!(h.p.transport_error(h.now, tcp_t1), 0);
     // 5 ms later ICMP says nothing listens on T1: no waiting for the 20 s ring timeout.

@@ -91,6 +91,8 @@ pub struct Number {
 #[derive(Debug, Clone)]
 pub struct HotlineConfig {
     pub listen: String,
+    /// Further listen addresses, after `listen`.
+    pub listen_more: Vec<String>,
     pub targets: Vec<Target>,
     pub plans: Vec<Plan>,
     pub numbers: Vec<Number>,
@@ -112,6 +114,7 @@ impl Default for HotlineConfig {
     fn default() -> Self {
         HotlineConfig {
             listen: "127.0.0.1:0".into(),
+            listen_more: Vec::new(),
             targets: Vec::new(),
             plans: Vec::new(),
             numbers: Vec::new(),
@@ -244,6 +247,15 @@ impl HotlineConfig {
         self
     }
 
+    /// Listens on every address of `addrs` (the first is what `Hotline::sip_addr` reports).
+    pub fn listen_on(mut self, addrs: &[&str]) -> Self {
+        if let Some((first, rest)) = addrs.split_first() {
+            self.listen = (*first).into();
+            self.listen_more = rest.iter().map(|a| (*a).into()).collect();
+        }
+        self
+    }
+
     /// Adds a `key = value` line to `[server.sip]`, e.g. `sip_setting("max_message_bytes", "4096")`
     /// (the value is written as given: quote strings yourself).
     pub fn sip_setting(mut self, key: &str, value: &str) -> Self {
@@ -262,7 +274,11 @@ impl HotlineConfig {
     pub fn to_toml(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "[server]");
-        let _ = writeln!(s, "listen = [{}]", quote(&self.listen));
+        let listen: Vec<String> = std::iter::once(&self.listen)
+            .chain(&self.listen_more)
+            .map(|a| quote(a))
+            .collect();
+        let _ = writeln!(s, "listen = [{}]", listen.join(", "));
         // Parallel instances must not fight over the admin port: off, or an ephemeral port.
         match &self.admin {
             Some(a) => {

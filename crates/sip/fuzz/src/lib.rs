@@ -352,6 +352,7 @@ fn peer(i: usize) -> Peer {
     Peer {
         transport: t,
         addr: a.parse().unwrap_or(SocketAddr::from(([10, 0, 0, 2], 5060))),
+        local: 0,
     }
 }
 
