@@ -123,6 +123,13 @@ impl Pending {
             s.map.remove(&key);
         }
     }
+    /// Whether no 2xx waits for its ACK.
+    fn is_empty(&self) -> bool {
+        self.shards
+            .iter()
+            .all(|s| s.lock().map_or(true, |s| s.heap.is_empty()))
+    }
+
     /// Retransmit what is due; drop what gave up.
     fn run_due(&self, now: Instant, sock: &UdpSocket, stats: &UasStats) {
         for shard in &self.shards {
@@ -377,7 +384,10 @@ pub fn start(opts: &UasOpts) -> io::Result<Uas> {
         let (stats, stop, pending) = (stats.clone(), stop.clone(), pending.clone());
         threads.push(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10));
+                // 10 ms steps while a 2xx waits for its ACK; with none, only the stop flag
+                // is polled (an idle UAS should hardly wake).
+                let step = if pending.is_empty() { 50 } else { 10 };
+                std::thread::sleep(Duration::from_millis(step));
                 pending.run_due(Instant::now(), &sock, &stats);
             }
         }));
@@ -448,7 +458,9 @@ fn tcp_accept(
                     tcp_conn(stream, local, stats, stop)
                 }));
             }
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            // No connection waiting: poll again in 50 ms (connections come at the start of
+            // a run; a 5 ms poll cost 200 wake-ups a second for nothing).
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
         }
     }
     for c in conns {

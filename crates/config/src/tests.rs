@@ -919,7 +919,7 @@ fn error_unknown_key() {
     let hint = e.hint.as_deref().unwrap_or("");
     assert!(hint.contains("did you mean `uri`?"), "{e}");
     assert!(
-        hint.contains("keys here: gateway, max_concurrent, number, uri"),
+        hint.contains("keys here: forward_on, gateway, max_concurrent, number, uri"),
         "sorted: {e}"
     );
 }
@@ -1219,8 +1219,10 @@ fn error_ivr_key_without_a_media_server() {
         "[[server.trunks]]\nname = \"x\"\nsources = [\"10.0.0.9\"]\nrole = \"ivr\"\n{BASE}"
     ));
     assert!(
-        errs.iter()
-            .any(|e| e.line == 4 && e.message.contains("media_server")),
+        errs.iter().any(|e| e.line == 4
+            && e.key == "server.trunks[0].role"
+            && e.message.contains("not a valid role")
+            && e.hint.as_deref().unwrap_or("").contains("media_server")),
         "{errs:#?}"
     );
 }
