@@ -427,18 +427,20 @@ impl Core {
     /// socket of the `SO_REUSEPORT` group, and it does not carry a Call-ID).
     fn on_udp_errors(&mut self, now: Instant, udp: &transport::UdpFd) {
         let mut peers = Vec::new();
-        let r = udp.try_io(tokio::io::Interest::ERROR, |s| {
-            match transport::unreachable_peers(s, &mut peers)? {
-                // Drained: the readiness is cleared until the next report.
-                true => Err(std::io::ErrorKind::WouldBlock.into()),
-                false => Ok(()),
+        let shard = self.shard;
+        let _ = udp.try_io(tokio::io::Interest::ERROR, |s| {
+            match transport::unreachable_peers(s, &mut peers) {
+                // More than a batch: stay ready, the rest is read next turn.
+                Ok(false) => Ok(()),
+                // Drained (or unreadable: never spin on it): the readiness is cleared until
+                // the next report.
+                Ok(true) => Err(std::io::ErrorKind::WouldBlock.into()),
+                Err(e) => {
+                    tracing::debug!(shard, error = %e, "udp error queue");
+                    Err(std::io::ErrorKind::WouldBlock.into())
+                }
             }
         });
-        if let Err(e) = r {
-            if e.kind() != std::io::ErrorKind::WouldBlock {
-                tracing::debug!(shard = self.shard, error = %e, "udp error queue");
-            }
-        }
         peers.sort_unstable();
         peers.dedup();
         for addr in peers {
