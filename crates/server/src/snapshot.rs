@@ -24,6 +24,9 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn new(c: Compiled, source: Option<PathBuf>) -> Snapshot {
+        for n in &c.notes {
+            tracing::info!("config: {n}");
+        }
         for w in &c.warnings {
             // The calendar warning holds until next year's dates are added: once a day is
             // enough (see `calendar_warning_due`); everything else every time.
