@@ -128,11 +128,21 @@ pub fn assert_ms(ms: i64, range: std::ops::Range<i64>, what: &str) {
     assert!(range.contains(&ms), "{what}: {ms} ms, expected {range:?}");
 }
 
-/// A loopback port nothing listens on (UDP closed).
+/// A silent target: a loopback UDP socket that is bound but never read, so what is sent to it
+/// vanishes without an answer and without an ICMP port unreachable (a port nothing listens on
+/// is a transport error, which Hotline takes as a 503 at once: `hunt.rs`). Keep the socket
+/// for the test's length.
 #[track_caller]
-pub fn closed_port() -> u16 {
-    match hotline_testkit::ports::free_port() {
-        Ok(p) => p,
+pub fn silent_port() -> (std::net::UdpSocket, u16) {
+    let s = match std::net::UdpSocket::bind("127.0.0.1:0") {
+        Ok(s) => s,
+        Err(e) => panic!("bind a silent target: {e}"),
+    };
+    match s.local_addr() {
+        Ok(a) => {
+            let port = a.port();
+            (s, port)
+        }
         Err(e) => panic!("{e}"),
     }
 }

@@ -1365,15 +1365,18 @@ fn max_duration_hangs_up_both_sides() {
     assert_ms(talk, 900..1500, "CDR talk time = max_duration");
 }
 
-// ----- targets that do not listen ---------------------------------------------------------------
+// ----- targets that do not answer ---------------------------------------------------------------
+// (A port nothing listens on is not one of them: its ICMP port unreachable moves the hunt on
+// at once, see hunt.rs.)
 
 #[test]
-fn a_target_that_does_not_listen_is_left_at_its_ring_timeout() {
+fn a_target_that_does_not_answer_is_left_at_its_ring_timeout() {
     let answer = start(uas("uas_answer"));
     let answer_uri = answer.uri("1002");
+    let (_silent, port) = silent_port();
     let mut hotline = Hotline::spawn(
         &HotlineConfig::new()
-            .target("nobody", &format!("sip:1001@127.0.0.1:{}", closed_port()))
+            .target("nobody", &format!("sip:1001@127.0.0.1:{port}"))
             .target("answer", &answer_uri)
             .plan(Plan::new("p").group("sequential", "1s", &["nobody", "answer"]))
             .number_with_plan(NUMBER, "p")
@@ -1408,13 +1411,14 @@ fn a_target_that_does_not_listen_is_left_at_its_ring_timeout() {
 }
 
 #[test]
-fn a_target_that_does_not_listen_is_left_at_timer_b() {
+fn a_target_that_does_not_answer_is_left_at_timer_b() {
     let answer = start(uas("uas_answer"));
+    let (_silent, port) = silent_port();
     let mut hotline = Hotline::spawn(
         &HotlineConfig::new()
             // Timer B = 64 * T1 = 3.2 s, shorter than the 10 s ring timeout.
             .t1("50ms")
-            .target("nobody", &format!("sip:1001@127.0.0.1:{}", closed_port()))
+            .target("nobody", &format!("sip:1001@127.0.0.1:{port}"))
             .target("answer", &answer.uri("1002"))
             .plan(Plan::new("p").group("sequential", "10s", &["nobody", "answer"]))
             .number_with_plan(NUMBER, "p")

@@ -61,6 +61,28 @@ struct CallMeta {
     answered_at: Option<Instant>,
 }
 
+/// What is wrong with the `[server.billing] file`, without naming it again (the error's
+/// message does), and where a relative path was looked for.
+fn billing_error(file: &std::path::Path, e: &hotline_cdr::CdrError) -> String {
+    match e {
+        hotline_cdr::CdrError::Io { source, .. } if file.is_relative() => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            format!(
+                "{source} ([server.billing] file is relative to the directory Hotline was started in: {})",
+                cwd.join(file).display()
+            )
+        }
+        hotline_cdr::CdrError::Io { source, .. } => source.to_string(),
+        hotline_cdr::CdrError::Invalid(m) => {
+            let prefix = format!("{}: ", file.display());
+            m.lines()
+                .map(|l| l.strip_prefix(&prefix).unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    }
+}
+
 /// Per-trunk admission state: a token bucket for `max_cps`, a count for `max_calls`.
 #[derive(Debug)]
 struct TrunkState {
@@ -99,7 +121,7 @@ impl Shared {
                 let cfg =
                     hotline_cdr::billing::load_billing(&b.file).map_err(|e| Error::Billing {
                         file: b.file.clone(),
-                        message: e.to_string(),
+                        message: billing_error(&b.file, &e),
                     })?;
                 let p = Prepaid::load(cfg, &s.cdr.dir, b.low_balance_fen, jiff::Timestamp::now());
                 tracing::info!(file = %b.file.display(), "prepaid enforcement on");
@@ -424,18 +446,20 @@ impl Core {
     /// socket of the `SO_REUSEPORT` group, and it does not carry a Call-ID).
     fn on_udp_errors(&mut self, now: Instant, udp: &transport::UdpFd) {
         let mut peers = Vec::new();
-        let r = udp.try_io(tokio::io::Interest::ERROR, |s| {
-            match transport::unreachable_peers(s, &mut peers)? {
-                // Drained: the readiness is cleared until the next report.
-                true => Err(std::io::ErrorKind::WouldBlock.into()),
-                false => Ok(()),
+        let shard = self.shard;
+        let _ = udp.try_io(tokio::io::Interest::ERROR, |s| {
+            match transport::unreachable_peers(s, &mut peers) {
+                // More than a batch: stay ready, the rest is read next turn.
+                Ok(false) => Ok(()),
+                // Drained (or unreadable: never spin on it): the readiness is cleared until
+                // the next report.
+                Ok(true) => Err(std::io::ErrorKind::WouldBlock.into()),
+                Err(e) => {
+                    tracing::debug!(shard, error = %e, "udp error queue");
+                    Err(std::io::ErrorKind::WouldBlock.into())
+                }
             }
         });
-        if let Err(e) = r {
-            if e.kind() != std::io::ErrorKind::WouldBlock {
-                tracing::debug!(shard = self.shard, error = %e, "udp error queue");
-            }
-        }
         peers.sort_unstable();
         peers.dedup();
         for addr in peers {
@@ -1311,6 +1335,49 @@ rules = [{ name = "night", time = "18:00-09:00", plan = "night" }]
                 "unconditional",
                 b"<tel:+864008001234>".to_vec()
             ))
+        );
+    }
+}
+
+#[cfg(test)]
+mod billing_error_tests {
+    use super::*;
+
+    /// #21 item 7: the `[server.billing] file` is named once (by `Error::Billing`), and a
+    /// relative one says where it was looked for.
+    #[test]
+    fn billing_file_errors_name_it_once() {
+        let missing = std::path::Path::new("rates/none.toml");
+        let Err(e) = hotline_cdr::billing::load_billing(missing) else {
+            panic!("no such file");
+        };
+        let text = Error::Billing {
+            file: missing.to_path_buf(),
+            message: billing_error(missing, &e),
+        }
+        .to_string();
+        assert_eq!(text.matches("rates/none.toml").count(), 2, "{text}");
+        assert!(
+            text.contains("relative to the directory Hotline was started in: /"),
+            "{text}"
+        );
+        let Ok(dir) = tempfile::tempdir() else {
+            panic!("tempdir");
+        };
+        let bad = dir.path().join("billing.toml");
+        let _ = std::fs::write(&bad, "[plans.std]\nrate_per_minute = \"x\"\n");
+        let Err(e) = hotline_cdr::billing::load_billing(&bad) else {
+            panic!("invalid");
+        };
+        let text = Error::Billing {
+            file: bad.clone(),
+            message: billing_error(&bad, &e),
+        }
+        .to_string();
+        assert_eq!(
+            text.matches(&bad.display().to_string()).count(),
+            1,
+            "{text}"
         );
     }
 }

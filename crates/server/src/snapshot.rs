@@ -24,6 +24,9 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn new(c: Compiled, source: Option<PathBuf>) -> Snapshot {
+        for n in &c.notes {
+            tracing::info!("config: {n}");
+        }
         for w in &c.warnings {
             // The calendar warning holds until next year's dates are added: once a day is
             // enough (see `calendar_warning_due`); everything else every time.
@@ -75,8 +78,8 @@ pub const CALENDAR_STAMP: &str = "calendar-warned";
 /// Whether to log the calendar warning today: once a day across starts and reloads. The day
 /// is remembered by the process and in `CALENDAR_STAMP` in the CDR directory (writable by
 /// the service, and kept across restarts; the CDR reader ignores files not named like CDRs).
-/// If the stamp cannot be read or written (the directory does not exist yet on a first
-/// start), the process alone remembers.
+/// The directory is made if it does not exist yet (a first start); if the stamp still cannot
+/// be written, the process alone remembers.
 fn calendar_warning_due(cdr_dir: &std::path::Path, today: jiff::civil::Date) -> bool {
     static LAST: std::sync::Mutex<Option<jiff::civil::Date>> = std::sync::Mutex::new(None);
     let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
@@ -97,6 +100,11 @@ fn calendar_due(
         .and_then(|t| t.trim().parse::<jiff::civil::Date>().ok());
     if said == Some(today) {
         return false;
+    }
+    // On a first start the CDR directory may not exist yet: it is made here (the CDR writer
+    // would make it a moment later), so that a restart the same day stays quiet too.
+    if let Some(dir) = stamp.parent() {
+        let _ = std::fs::create_dir_all(dir);
     }
     let _ = std::fs::write(stamp, format!("{today}\n"));
     true
@@ -170,10 +178,18 @@ mod tests {
             "the next day warns"
         );
         assert!(!calendar_due(&stamp, next, &mut process), "once");
-        // No CDR directory yet: the process alone remembers.
-        let missing = dir.path().join("no-such-dir").join(CALENDAR_STAMP);
+        // No CDR directory yet (a first start): it is made for the stamp.
+        let fresh = dir.path().join("cdr").join(CALENDAR_STAMP);
         let mut p = None;
-        assert!(calendar_due(&missing, day, &mut p));
-        assert!(!calendar_due(&missing, day, &mut p));
+        assert!(calendar_due(&fresh, day, &mut p));
+        assert!(
+            !calendar_due(&fresh, day, &mut None),
+            "a restart the same day"
+        );
+        // A stamp that cannot be written: the process alone remembers.
+        let blocked = stamp.join("x").join(CALENDAR_STAMP);
+        let mut p = None;
+        assert!(calendar_due(&blocked, day, &mut p));
+        assert!(!calendar_due(&blocked, day, &mut p));
     }
 }
