@@ -1273,23 +1273,9 @@ impl Proxy {
             }
             self.remove_client(cid);
             self.stats.transport_errors += 1;
-            match owner {
-                Owner::Local => {}
-                Owner::Relay { server } => {
-                    self.respond_local(now, server, 503, "Service Unavailable", &[]);
-                }
-                Owner::Branch { call } => {
-                    let bi = self
-                        .calls
-                        .get(&call)
-                        .and_then(|c| c.branches.iter().position(|b| b.client == cid));
-                    if let Some(bi) = bi {
-                        // §16.7 step 6: a 503 alone is not relayed upstream as such; if it
-                        // stays the best response the caller gets 500.
-                        self.branch_failed(now, call, bi, 503, Outcome::Unreachable, (500, None));
-                    }
-                }
-            }
+            // §16.7 step 6: a 503 alone is not relayed upstream as such; if it stays the
+            // best response the caller gets 500.
+            self.client_failed(now, cid, owner, (503, "Service Unavailable"), 500);
         }
         failed.len()
     }
@@ -3069,10 +3055,24 @@ impl Proxy {
     /// Timer B / F: no final response. Acts like a 408 from the next hop (§16.7 step 2? no:
     /// §16.8 — the proxy behaves as if a 408 was received).
     fn client_timed_out(&mut self, now: Instant, cid: u64, owner: Owner) {
+        self.client_failed(now, cid, owner, (408, "Request Timeout"), 408);
+    }
+
+    /// Client transaction `cid` ended without a response from its peer (timeout or transport
+    /// error): a relayed request is answered `local` upstream; a hunt branch fails as
+    /// unreachable with `local`'s code and `best` as its candidate final for the caller.
+    fn client_failed(
+        &mut self,
+        now: Instant,
+        cid: u64,
+        owner: Owner,
+        local: (u16, &'static str),
+        best: u16,
+    ) {
         match owner {
             Owner::Local => {}
             Owner::Relay { server } => {
-                self.respond_local(now, server, 408, "Request Timeout", &[]);
+                self.respond_local(now, server, local.0, local.1, &[]);
             }
             Owner::Branch { call } => {
                 let bi = self
@@ -3080,7 +3080,7 @@ impl Proxy {
                     .get(&call)
                     .and_then(|c| c.branches.iter().position(|b| b.client == cid));
                 if let Some(bi) = bi {
-                    self.branch_failed(now, call, bi, 408, Outcome::Unreachable, (408, None));
+                    self.branch_failed(now, call, bi, local.0, Outcome::Unreachable, (best, None));
                 }
             }
         }
