@@ -18,11 +18,14 @@
 //!   SIGHUP reload, stop, stderr log).
 //! - [`sipp`]: [`Sipp`] builder, [`SippProcess`], [`SippResult`], message-log parsing.
 //! - [`sip`]: [`SipUdpClient`], [`RawRequest`], [`SipMessage`] for hand-written SIP.
+//! - [`nats`]: [`NatsServer`], a real `nats-server` with JetStream on a free port and a scratch
+//!   store, stoppable and restartable for outage tests.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod error;
 pub mod hotline;
+pub mod nats;
 pub mod paths;
 pub mod ports;
 pub mod sip;
@@ -31,5 +34,6 @@ pub mod sipp;
 pub use config::{Group, HotlineConfig, Plan, Target, Trunk};
 pub use error::TestkitError;
 pub use hotline::{http_get, metric_value, Hotline};
+pub use nats::NatsServer;
 pub use sip::{RawRequest, SipMessage, SipUdpClient};
 pub use sipp::{Direction, LoggedMessage, Sipp, SippProcess, SippResult, Transport};
