@@ -987,7 +987,10 @@ fn build_ship(cx: &mut Ctx<'_>, fi: usize, raw: &RawShip) -> Option<ShipSettings
                 n.span(),
                 key("node"),
                 format!("{:?} is not a node name", n.get_ref()),
-                Some("1 to 64 of A-Z a-z 0-9 _ - . (unique per node: it is part of every record id)".into()),
+                Some(
+                    "1 to 64 of A-Z a-z 0-9 _ - . (unique per node: it is part of every record id)"
+                        .into(),
+                ),
             );
         }
     }
@@ -1075,7 +1078,13 @@ fn build_ship(cx: &mut Ctx<'_>, fi: usize, raw: &RawShip) -> Option<ShipSettings
         }
     };
     let day = Duration::from_secs(86_400);
-    duration(&raw.max_age, "max_age", Duration::ZERO, 36_500 * day, &mut d.max_age);
+    duration(
+        &raw.max_age,
+        "max_age",
+        Duration::ZERO,
+        36_500 * day,
+        &mut d.max_age,
+    );
     duration(
         &raw.duplicate_window,
         "duplicate_window",

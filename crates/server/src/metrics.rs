@@ -1428,11 +1428,20 @@ mod tests {
         let m = Metrics::default();
         m.trunk("we\"ird\\name\n");
         m.overload_shed();
-        assert!(!m.render().contains("hotline_cdr_ship_lag_records"), "off: no ship series");
+        assert!(
+            !m.render().contains("hotline_cdr_ship_lag_records"),
+            "off: no ship series"
+        );
         m.set_ship(Arc::default());
         let t = m.render();
-        assert_eq!(sample(&t, "hotline_cdr_ship_lag_records").as_deref(), Some("0"));
-        assert_eq!(sample(&t, "hotline_cdr_ship_lag_seconds").as_deref(), Some("0"));
+        assert_eq!(
+            sample(&t, "hotline_cdr_ship_lag_records").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            sample(&t, "hotline_cdr_ship_lag_seconds").as_deref(),
+            Some("0")
+        );
         let mut typed = std::collections::HashSet::new();
         for line in t.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {

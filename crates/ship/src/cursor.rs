@@ -495,7 +495,10 @@ mod tests {
         let _ = std::fs::write(&open, &bytes[..cut]);
         let mut c = Cursor::new(dir.path(), Kind::Call, Position::default(), true);
         assert!(matches!(c.advance(), Ok(Next::Record(Some(_)))));
-        assert!(matches!(c.advance(), Ok(Next::Pending)), "half a record waits");
+        assert!(
+            matches!(c.advance(), Ok(Next::Pending)),
+            "half a record waits"
+        );
         assert_eq!(c.position().offset, ends[0] as u64);
         assert!(c.in_open_file());
         let _ = std::fs::write(&open, &bytes);
