@@ -19,3 +19,4 @@ mod ops;
 mod reload;
 mod requests;
 mod scenarios;
+mod ship;
