@@ -557,3 +557,77 @@ fn nats_stopped_30s_under_traffic_no_call_fails_and_the_lag_returns_to_zero() {
         "setup p99 {during:.1} ms during the outage vs {before:.1} ms before"
     );
 }
+
+#[test]
+fn cdr_tail_follow_prints_records_as_calls_end() {
+    use std::io::{BufRead, BufReader};
+    let nats = nats_and_binary();
+    let target = start(
+        Sipp::uas("uas_answer")
+            .calls(5)
+            .timeout(Duration::from_secs(30)),
+    );
+    let mut h = Hotline::spawn(&node_config(
+        "n1",
+        "127.0.0.2",
+        &target.uri("1001"),
+        &nats.url(),
+    ));
+    // The stream exists once the shipper is connected.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&h, "hotline_cdr_ship_connected") != Some(1.0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let bin = hotline_testkit::paths::hotline_bin().unwrap_or_else(|e| panic!("{e}"));
+    let mut tail = Command::new(bin)
+        .args([
+            "cdr",
+            "tail",
+            "--source",
+            &nats.url(),
+            "--last",
+            "0",
+            "--follow",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cdr tail: {e}"));
+    let stdout = tail.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let r = run(Sipp::uac("uac", h.sip_addr())
+        .service(NUMBER)
+        .calls(5)
+        .rate(5)
+        .duration_ms(100)
+        .timeout(Duration::from_secs(20)));
+    assert_all_ok(&r, 5, "calls");
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lines.len() < 10 && Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            lines.push(l);
+        }
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let _ = finish(target);
+    let _ = h.stop();
+    let calls = lines.iter().filter(|l| l.contains(" call ")).count();
+    let attempts = lines.iter().filter(|l| l.contains(" attempt ")).count();
+    assert_eq!((calls, attempts), (5, 5), "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| l.contains("n1") && l.contains(NUMBER)),
+        "{lines:#?}"
+    );
+    assert!(lines.iter().any(|l| l.contains("answered")), "{lines:#?}");
+}
