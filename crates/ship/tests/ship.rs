@@ -245,3 +245,33 @@ fn nats_stopped_then_back_lag_rises_and_returns_to_zero() {
     assert_eq!(stats.records, total, "{stats:?}");
     assert!(ids.values().all(|n| *n == 1));
 }
+
+#[test]
+fn reading_an_empty_stream_or_a_number_without_records_ends_at_once() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // No stream yet: a clear error, not a hang.
+    let opts = SourceOptions::new(&nats.url(), "CDR", "cdr.>");
+    let err = source::scan(&opts, |_, _| {}).err().map(|e| e.to_string());
+    assert!(
+        err.as_deref().is_some_and(|e| e.contains("stream")),
+        "{err:?}"
+    );
+    // The shipper creates it (empty: no CDR files yet).
+    let h = hotline_ship::spawn(config(dir.path(), &nats, "n1")).unwrap_or_else(|e| panic!("{e}"));
+    wait(&h, "stream created", Duration::from_secs(10), |s| {
+        s.stream_ready
+    });
+    let t0 = Instant::now();
+    let s = source::scan(&opts, |_, _| panic!("no record expected"));
+    assert_eq!(s.ok().map(|s| s.records), Some(0));
+    write(dir.path(), &records(20, 9, 1_795_900_000), Format::Csv);
+    wait(&h, "shipped", Duration::from_secs(20), |s| {
+        s.published > 0 && s.lag_records == 0
+    });
+    let none = SourceOptions::new(&nats.url(), "CDR", "cdr.4009999999");
+    let s = source::scan(&none, |_, _| panic!("no record of that number"));
+    assert_eq!(s.ok().map(|s| s.records), Some(0));
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    let _ = h.shutdown(Duration::ZERO);
+}
