@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# THE test command: installs SIPp when missing, builds everything, runs every test.
+# THE test command: installs SIPp and nats-server when missing, builds everything, runs every test.
 #   bash tests/run.sh
 # Environment:
 #   CARGO_TEST_ARGS   extra arguments for `cargo test` (e.g. "-- --test-threads=1")
@@ -9,8 +9,15 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-install_sipp() {
-    if command -v sipp >/dev/null 2>&1; then
+# install_pkg COMMAND PACKAGE: apt-get install PACKAGE unless COMMAND is found (also in
+# /usr/sbin, where Debian puts nats-server and which a non-root PATH may lack).
+have() {
+    command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]
+}
+
+install_pkg() {
+    local cmd="$1" pkg="$2"
+    if have "$cmd"; then
         return 0
     fi
     local sudo=""
@@ -18,7 +25,7 @@ install_sipp() {
         if command -v sudo >/dev/null 2>&1; then
             sudo="sudo"
         else
-            log "sipp is missing and neither root nor sudo is available: install sip-tester"
+            log "$cmd is missing and neither root nor sudo is available: install $pkg"
             return 1
         fi
     fi
@@ -32,20 +39,26 @@ install_sipp() {
         log "waiting for another package install to finish"
         sleep 5
         waited=$((waited + 5))
-        if command -v sipp >/dev/null 2>&1; then
+        if have "$cmd"; then
             return 0
         fi
     done
-    log "installing sip-tester (SIPp)"
-    if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester; then
+    log "installing $pkg"
+    if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg"; then
         $sudo apt-get update
-        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg"
     fi
-    command -v sipp >/dev/null 2>&1
+    have "$cmd"
 }
+
+install_sipp() { install_pkg sipp sip-tester; }
+# The CDR shipping tests start their own nats-server (JetStream, scratch store, free port).
+install_nats_server() { install_pkg nats-server nats-server; }
 
 install_sipp
 log "sipp: $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -n1 || true)"
+install_nats_server
+log "nats-server: $( (command -v nats-server >/dev/null 2>&1 && nats-server --version) || /usr/sbin/nats-server --version 2>/dev/null || true)"
 
 log "cargo build --workspace --all-targets"
 cargo build --workspace --all-targets

@@ -20,3 +20,4 @@ mod ops;
 mod reload;
 mod requests;
 mod scenarios;
+mod ship;

@@ -636,14 +636,19 @@ pub fn bill_from_usage(cfg: &BillingConfig, book: &UsageBook, month: Month) -> B
     }
 }
 
+/// The end of `month` in the billing zone: calls starting before it feed the bill (earlier
+/// months feed the balance), later ones do not.
+pub fn billed_until(cfg: &BillingConfig, month: Month) -> Timestamp {
+    jiff::civil::date(month.next().year, month.next().month, 1)
+        .to_zoned(cfg.tz.clone())
+        .map(|z| z.timestamp())
+        .unwrap_or(Timestamp::MAX)
+}
+
 /// Scan the CDRs in `dir` and compute the bill for `month`.
 pub fn bill(dir: &Path, cfg: &BillingConfig, month: Month) -> Result<Bill, CdrError> {
     let mut book = UsageBook::default();
-    // Only calls up to the end of the billed month matter (earlier months feed the balance).
-    let end = jiff::civil::date(month.next().year, month.next().month, 1)
-        .to_zoned(cfg.tz.clone())
-        .map(|z| z.timestamp())
-        .unwrap_or(Timestamp::MAX);
+    let end = billed_until(cfg, month);
     let read = scan_calls(dir, |c| {
         if c.start < end {
             book.add(cfg, c);

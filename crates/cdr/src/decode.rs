@@ -262,6 +262,7 @@ pub fn attempt_from_csv(
     rec.end = ts(g(8), "end")?;
     rec.code = num(g(11), "code")?;
     rec.reason = parse_enum(g(12), AttemptReason::parse, "reason")?;
+    set(&mut rec.number, g(13))?;
     Ok(())
 }
 
@@ -409,6 +410,7 @@ pub fn from_json_line(
             a.end = ts(j.end.as_bytes(), "end")?;
             a.code = j.code;
             a.reason = parse_enum(j.reason.as_bytes(), AttemptReason::parse, "reason")?;
+            set(&mut a.number, j.number.as_bytes())?;
             Ok(JsonLine::Attempt)
         }
     }

@@ -84,6 +84,7 @@ pub const ATTEMPT_COLUMNS: &[&str] = &[
     "talk_seconds",
     "code",
     "reason",
+    "number",
 ];
 
 /// Columns of a record kind.
@@ -115,6 +116,22 @@ pub fn encode(out: &mut Vec<u8>, format: Format, rec: &Record) {
         (Format::Csv, Record::Attempt(a)) => encode_attempt_csv(out, a),
         (Format::Jsonl, Record::Call(c)) => encode_call_json(out, c),
         (Format::Jsonl, Record::Attempt(a)) => encode_attempt_json(out, a),
+    }
+}
+
+/// [`encode`] for a borrowed call record (readers that decode into reused records).
+pub fn encode_call(out: &mut Vec<u8>, format: Format, c: &CallRecord) {
+    match format {
+        Format::Csv => encode_call_csv(out, c),
+        Format::Jsonl => encode_call_json(out, c),
+    }
+}
+
+/// [`encode`] for a borrowed attempt record.
+pub fn encode_attempt(out: &mut Vec<u8>, format: Format, a: &AttemptRecord) {
+    match format {
+        Format::Csv => encode_attempt_csv(out, a),
+        Format::Jsonl => encode_attempt_json(out, a),
     }
 }
 
@@ -246,6 +263,8 @@ fn encode_attempt_csv(out: &mut Vec<u8>, a: &AttemptRecord) {
     write_u64(out, u64::from(a.code));
     out.push(b',');
     out.extend_from_slice(a.reason.as_str().as_bytes());
+    out.push(b',');
+    csv_field(out, &a.number);
     out.push(b'\n');
 }
 
@@ -373,5 +392,6 @@ fn encode_attempt_json(out: &mut Vec<u8>, a: &AttemptRecord) {
     json_kv_secs(out, "talk_seconds", a.talk_ms());
     json_kv_u64(out, "code", u64::from(a.code));
     json_kv_str(out, "reason", a.reason.as_str());
+    json_kv_str(out, "number", &a.number);
     out.extend_from_slice(b"}\n");
 }

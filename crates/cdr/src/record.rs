@@ -83,6 +83,10 @@ pub struct AttemptRecord {
     pub code: u16,
     /// Why the attempt ended.
     pub reason: AttemptReason,
+    /// The called 400 number (the call's `number`), so an attempt can be routed and filtered
+    /// by number on its own (the CDR shipper's subject). Empty in files written before the
+    /// column existed.
+    pub number: String,
 }
 
 /// What the writer accepts.
@@ -227,6 +231,7 @@ impl AttemptRecord {
             end: at,
             code: 0,
             reason: AttemptReason::Error,
+            number: String::new(),
         }
     }
 }

@@ -143,6 +143,7 @@ fn one(
             end: ts(a_end),
             code,
             reason,
+            number: number.to_string(),
         });
         t = a_end + 5;
     }

@@ -51,6 +51,7 @@ fn attempt() -> AttemptRecord {
         end: ts("2026-11-24T10:00:00.900Z"),
         code: 486,
         reason: AttemptReason::Busy,
+        number: "4008001234".into(),
     }
 }
 
@@ -71,7 +72,7 @@ fn csv_attempt_exact_bytes() {
     encode(&mut out, Format::Csv, &Record::Attempt(attempt()));
     assert_eq!(
         String::from_utf8_lossy(&out),
-        "n1-1795860000123-42-a1,n1-1795860000123-42,a84b4c76e66710@pc33,1,sip:1002@10.0.0.2,2026-11-24T10:00:00.200+00:00,,,2026-11-24T10:00:00.900+00:00,0.000,0.000,486,busy\n"
+        "n1-1795860000123-42-a1,n1-1795860000123-42,a84b4c76e66710@pc33,1,sip:1002@10.0.0.2,2026-11-24T10:00:00.200+00:00,,,2026-11-24T10:00:00.900+00:00,0.000,0.000,486,busy,4008001234\n"
     );
 }
 
@@ -93,7 +94,7 @@ fn jsonl_exact_bytes_and_valid_json() {
     encode(&mut out, Format::Jsonl, &Record::Attempt(attempt()));
     assert_eq!(
         String::from_utf8_lossy(&out),
-        "{\"v\":1,\"kind\":\"attempt\",\"record_id\":\"n1-1795860000123-42-a1\",\"call_record_id\":\"n1-1795860000123-42\",\"call_id\":\"a84b4c76e66710@pc33\",\"attempt\":1,\"target\":\"sip:1002@10.0.0.2\",\"start\":\"2026-11-24T10:00:00.200+00:00\",\"first_ring\":null,\"answer\":null,\"end\":\"2026-11-24T10:00:00.900+00:00\",\"ring_seconds\":0.000,\"talk_seconds\":0.000,\"code\":486,\"reason\":\"busy\"}\n"
+        "{\"v\":1,\"kind\":\"attempt\",\"record_id\":\"n1-1795860000123-42-a1\",\"call_record_id\":\"n1-1795860000123-42\",\"call_id\":\"a84b4c76e66710@pc33\",\"attempt\":1,\"target\":\"sip:1002@10.0.0.2\",\"start\":\"2026-11-24T10:00:00.200+00:00\",\"first_ring\":null,\"answer\":null,\"end\":\"2026-11-24T10:00:00.900+00:00\",\"ring_seconds\":0.000,\"talk_seconds\":0.000,\"code\":486,\"reason\":\"busy\",\"number\":\"4008001234\"}\n"
     );
 }
 

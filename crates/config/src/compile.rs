@@ -20,8 +20,8 @@ use toml::Spanned;
 use crate::error::{line_of, ConfigError, Warning};
 use crate::schema::*;
 use crate::settings::{
-    BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk, TrunkRole,
-    UnknownSources,
+    BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, ShipSettings, SipSettings, Trunk,
+    TrunkRole, UnknownSources,
 };
 
 /// The embedded holiday calendar (data/cn_holidays.toml).
@@ -991,6 +991,236 @@ fn listen_clash(before: &[SocketAddr], a: SocketAddr) -> Option<(String, String)
     }
 }
 
+/// A name made of `[A-Za-z0-9_-]` (stream names, subject tokens, node names also allow `.`).
+fn token_ok(s: &str, dot: bool) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (dot && c == '.'))
+}
+
+/// `nats://host:port` (host a name or IP, `[v6]` in brackets); `Err` says what is wrong.
+fn check_nats_url(u: &str) -> Result<(), String> {
+    let Some(rest) = u.strip_prefix("nats://") else {
+        return Err(format!("{u:?} is not a nats:// url"));
+    };
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() => (h, p),
+        _ => return Err(format!("{u:?} lacks host:port")),
+    };
+    if port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("{u:?}: {port:?} is not a port"));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.parse::<IpAddr>().is_err()
+        && !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        return Err(format!("{u:?}: {host:?} is not a host"));
+    }
+    Ok(())
+}
+
+/// `[server.cdr.ship]`; `None` when `enabled = false` (still validated).
+fn build_ship(cx: &mut Ctx<'_>, fi: usize, raw: &RawShip) -> Option<ShipSettings> {
+    let mut d = ShipSettings::default();
+    let key = |k: &str| format!("server.cdr.ship.{k}");
+    match &raw.url {
+        None => cx.err(
+            fi,
+            raw.stream
+                .as_ref()
+                .map(|s| s.span())
+                .or_else(|| raw.enabled.as_ref().map(|e| e.span()))
+                .unwrap_or(0..0),
+            key("url"),
+            "missing: the NATS server(s) to ship to",
+            Some("add url = \"nats://127.0.0.1:4222\" (or a list), or remove the section".into()),
+        ),
+        Some(u) => {
+            let urls = u.get_ref().to_vec();
+            if urls.is_empty() {
+                cx.err(fi, u.span(), key("url"), "empty list", None);
+            }
+            for x in &urls {
+                if let Err(m) = check_nats_url(x) {
+                    cx.err(
+                        fi,
+                        u.span(),
+                        key("url"),
+                        m,
+                        Some("write e.g. \"nats://127.0.0.1:4222\"".into()),
+                    );
+                }
+            }
+            d.urls = urls;
+        }
+    }
+    if let Some(n) = &raw.node {
+        if token_ok(n.get_ref(), true) {
+            d.node = Some(n.get_ref().clone());
+        } else {
+            cx.err(
+                fi,
+                n.span(),
+                key("node"),
+                format!("{:?} is not a node name", n.get_ref()),
+                Some(
+                    "1 to 64 of A-Z a-z 0-9 _ - . (unique per node: it is part of every record id)"
+                        .into(),
+                ),
+            );
+        }
+    }
+    if let Some(s) = &raw.stream {
+        if token_ok(s.get_ref(), false) {
+            d.stream = s.get_ref().clone();
+        } else {
+            cx.err(
+                fi,
+                s.span(),
+                key("stream"),
+                format!("{:?} is not a JetStream stream name", s.get_ref()),
+                Some("1 to 64 of A-Z a-z 0-9 _ -".into()),
+            );
+        }
+    }
+    if let Some(p) = &raw.subject_prefix {
+        let v = p.get_ref();
+        if v.split('.').all(|t| token_ok(t, false)) {
+            d.subject_prefix = v.clone();
+        } else {
+            cx.err(
+                fi,
+                p.span(),
+                key("subject_prefix"),
+                format!("{v:?} is not a subject prefix"),
+                Some("dot-separated tokens of A-Z a-z 0-9 _ -, no wildcards, e.g. \"cdr\" or \"hotline.cdr\"".into()),
+            );
+        }
+    }
+    if let Some(r) = &raw.replicas {
+        match usize::try_from(*r.get_ref()) {
+            Ok(n) if (1..=5).contains(&n) => d.replicas = n,
+            _ => cx.err(
+                fi,
+                r.span(),
+                key("replicas"),
+                format!("{} replicas", r.get_ref()),
+                Some("1 to 5 (JetStream's limit); 3 on a three-server cluster".into()),
+            ),
+        }
+    }
+    if let Some(b) = &raw.max_bytes {
+        match u64::try_from(*b.get_ref()) {
+            Ok(n) => d.max_bytes = n,
+            Err(_) => cx.err(
+                fi,
+                b.span(),
+                key("max_bytes"),
+                "must not be negative",
+                Some("0 for no size limit".into()),
+            ),
+        }
+    }
+    if let Some(b) = &raw.batch {
+        match usize::try_from(*b.get_ref()) {
+            Ok(n) if (1..=4096).contains(&n) => d.batch = n,
+            _ => cx.err(
+                fi,
+                b.span(),
+                key("batch"),
+                format!("{} records per batch", b.get_ref()),
+                Some("1 to 4096".into()),
+            ),
+        }
+    }
+    let mut duration = |v: &Option<Spanned<DurationRaw>>,
+                        name: &str,
+                        min: Duration,
+                        max: Duration,
+                        out: &mut Duration| {
+        let Some(v) = v else { return };
+        if let Some(x) = dur(cx, fi, key(name), v) {
+            if x < min || x > max {
+                cx.err(
+                    fi,
+                    v.span(),
+                    key(name),
+                    format!("{x:?} is out of range"),
+                    Some(format!("between {min:?} and {max:?}")),
+                );
+            } else {
+                *out = x;
+            }
+        }
+    };
+    let day = Duration::from_secs(86_400);
+    duration(
+        &raw.max_age,
+        "max_age",
+        Duration::ZERO,
+        36_500 * day,
+        &mut d.max_age,
+    );
+    duration(
+        &raw.duplicate_window,
+        "duplicate_window",
+        Duration::from_secs(1),
+        day,
+        &mut d.duplicate_window,
+    );
+    duration(
+        &raw.poll_interval,
+        "poll_interval",
+        Duration::from_millis(10),
+        Duration::from_secs(10),
+        &mut d.poll_interval,
+    );
+    duration(
+        &raw.ack_timeout,
+        "ack_timeout",
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+        &mut d.ack_timeout,
+    );
+    duration(
+        &raw.retry_max,
+        "retry_max",
+        Duration::from_millis(100),
+        Duration::from_secs(300),
+        &mut d.retry_max,
+    );
+    if !d.max_age.is_zero() && d.duplicate_window > d.max_age {
+        let span = raw
+            .duplicate_window
+            .as_ref()
+            .map(|v| v.span())
+            .or_else(|| raw.max_age.as_ref().map(|v| v.span()))
+            .unwrap_or(0..0);
+        cx.err(
+            fi,
+            span,
+            key("duplicate_window"),
+            "longer than max_age (JetStream refuses such a stream)",
+            Some("make duplicate_window at most max_age".into()),
+        );
+    }
+    if let Some(c) = &raw.checkpoint {
+        if c.get_ref().trim().is_empty() {
+            cx.err(fi, c.span(), key("checkpoint"), "empty path", None);
+        } else {
+            d.checkpoint = Some(PathBuf::from(c.get_ref()));
+        }
+    }
+    if raw.enabled.as_ref().is_some_and(|e| !*e.get_ref()) {
+        return None;
+    }
+    Some(d)
+}
+
 fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
     let mut s = Settings::default();
     if let Some(listen) = &srv.listen {
@@ -1190,6 +1420,9 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
                 RotateRaw::Daily => Rotate::Daily,
                 RotateRaw::Never => Rotate::Never,
             };
+        }
+        if let Some(raw) = &c.ship {
+            d.ship = build_ship(cx, fi, raw);
         }
         s.cdr = d;
     }

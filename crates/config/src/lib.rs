@@ -33,8 +33,8 @@ pub use compile::{
 };
 pub use error::{ConfigError, ConfigErrors, Warning};
 pub use settings::{
-    cidr_contains, BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, SipSettings, Trunk,
-    TrunkRole, UnknownSources,
+    cidr_contains, BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, ShipSettings,
+    SipSettings, Trunk, TrunkRole, UnknownSources,
 };
 
 /// The default configuration, also shipped as `config/hotline.toml`.

@@ -124,6 +124,27 @@ pub struct RawCdr {
     pub fsync_interval: Option<Spanned<DurationRaw>>,
     pub rotate_bytes: Option<Spanned<i64>>,
     pub rotate_every: Option<RotateRaw>,
+    pub ship: Option<RawShip>,
+}
+
+/// `[server.cdr.ship]`: streaming the CDRs to NATS JetStream.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShip {
+    pub enabled: Option<Spanned<bool>>,
+    pub url: Option<Spanned<OneOrMany<String>>>,
+    pub node: Option<Spanned<String>>,
+    pub stream: Option<Spanned<String>>,
+    pub subject_prefix: Option<Spanned<String>>,
+    pub replicas: Option<Spanned<i64>>,
+    pub max_age: Option<Spanned<DurationRaw>>,
+    pub max_bytes: Option<Spanned<i64>>,
+    pub duplicate_window: Option<Spanned<DurationRaw>>,
+    pub batch: Option<Spanned<i64>>,
+    pub poll_interval: Option<Spanned<DurationRaw>>,
+    pub ack_timeout: Option<Spanned<DurationRaw>>,
+    pub retry_max: Option<Spanned<DurationRaw>>,
+    pub checkpoint: Option<Spanned<String>>,
 }
 
 /// `role = "carrier"` (default) or `"media_server"`.

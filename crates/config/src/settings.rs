@@ -91,6 +91,60 @@ pub struct CdrSettings {
     pub rotate_bytes: u64,
     /// Rotate by time (default daily).
     pub rotate_every: Rotate,
+    /// Shipping to NATS JetStream (`[server.cdr.ship]`); `None`: off (the default).
+    pub ship: Option<ShipSettings>,
+}
+
+/// `[server.cdr.ship]`: stream every CDR to NATS JetStream (docs/cdr.md, docs/config.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShipSettings {
+    /// NATS servers, `nats://host:port` (required).
+    pub urls: Vec<String>,
+    /// Node name in record ids; `None`: the cluster's node name, else the host name (the
+    /// server resolves it in one place).
+    pub node: Option<String>,
+    /// JetStream stream (default `CDR`), created when missing.
+    pub stream: String,
+    /// Subjects are `<subject_prefix>.<400 number>` (default `cdr`).
+    pub subject_prefix: String,
+    /// Replicas of a created stream (default 1).
+    pub replicas: usize,
+    /// Retention by age of a created stream; zero = no age limit (default 0).
+    pub max_age: Duration,
+    /// Retention by size of a created stream, bytes; 0 = no limit (default 0).
+    pub max_bytes: u64,
+    /// JetStream duplicate window of a created stream (default 2 min).
+    pub duplicate_window: Duration,
+    /// Records per publish batch (default 1000).
+    pub batch: usize,
+    /// How often the CDR files are checked for new records (default 200 ms).
+    pub poll_interval: Duration,
+    /// Longest wait for an ack (default 5 s).
+    pub ack_timeout: Duration,
+    /// Longest pause between two tries of a failing record (default 5 s).
+    pub retry_max: Duration,
+    /// The checkpoint file; `None`: `SHIP_CHECKPOINT` in the CDR directory.
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl Default for ShipSettings {
+    fn default() -> Self {
+        ShipSettings {
+            urls: Vec::new(),
+            node: None,
+            stream: "CDR".into(),
+            subject_prefix: "cdr".into(),
+            replicas: 1,
+            max_age: Duration::ZERO,
+            max_bytes: 0,
+            duplicate_window: Duration::from_secs(120),
+            batch: 1000,
+            poll_interval: Duration::from_millis(200),
+            ack_timeout: Duration::from_secs(5),
+            retry_max: Duration::from_secs(5),
+            checkpoint: None,
+        }
+    }
 }
 
 /// `[[server.trunks]]`: where calls may come from.
@@ -194,6 +248,7 @@ impl Default for CdrSettings {
             fsync_interval: Duration::from_millis(200),
             rotate_bytes: 100 * 1024 * 1024,
             rotate_every: Rotate::Daily,
+            ship: None,
         }
     }
 }

@@ -1308,6 +1308,83 @@ fn error_sip_timers_t2_below_t1() {
 }
 
 #[test]
+fn cdr_ship_section() {
+    // Off by default: a single box needs no NATS.
+    assert_eq!(compile(BASE).settings.cdr.ship, None);
+    let c = compile(&with(
+        r#"
+[server.cdr.ship]
+url = ["nats://127.0.0.1:4222", "nats://nats-2.example:4222"]
+node = "sh-01"
+stream = "CDR_SH"
+subject_prefix = "hotline.cdr"
+replicas = 3
+max_age = "90d"
+duplicate_window = "10m"
+batch = 500
+poll_interval = "100ms"
+checkpoint = "/var/lib/hotline/ship.checkpoint"
+"#,
+    ));
+    let s = c.settings.cdr.ship.unwrap_or_default();
+    assert_eq!(s.urls.len(), 2);
+    assert_eq!(s.node.as_deref(), Some("sh-01"));
+    assert_eq!(s.stream, "CDR_SH");
+    assert_eq!(s.subject_prefix, "hotline.cdr");
+    assert_eq!(s.replicas, 3);
+    assert_eq!(s.max_age, std::time::Duration::from_secs(90 * 86_400));
+    assert_eq!(s.duplicate_window, std::time::Duration::from_secs(600));
+    assert_eq!(s.batch, 500);
+    assert_eq!(s.ack_timeout, std::time::Duration::from_secs(5));
+    let off = compile(&with(
+        r#"
+[server.cdr.ship]
+url = "nats://127.0.0.1:4222"
+enabled = false
+"#,
+    ));
+    assert_eq!(off.settings.cdr.ship, None);
+    let errs = errors(&with(
+        r#"
+[server.cdr.ship]
+url = "http://127.0.0.1:4222"
+node = "sh 01"
+stream = "CDR.X"
+subject_prefix = "cdr.>"
+replicas = 7
+batch = 0
+max_age = "1m"
+duplicate_window = "2m"
+"#,
+    ));
+    for k in [
+        "url",
+        "node",
+        "stream",
+        "subject_prefix",
+        "replicas",
+        "batch",
+        "duplicate_window",
+    ] {
+        let e = one(&errs, &format!("server.cdr.ship.{k}"));
+        assert!(e.line > 0, "{k}: {e}");
+    }
+    let unknown = errors(&with(
+        r#"
+[server.cdr.ship]
+url = "nats://127.0.0.1:4222"
+subjects = "x"
+"#,
+    ));
+    assert!(!unknown.is_empty());
+    let missing = errors(&with("[server.cdr.ship]\nstream = \"CDR\"\n"));
+    assert!(one(&missing, "server.cdr.ship.url")
+        .hint
+        .as_deref()
+        .is_some_and(|h| h.contains("nats://")));
+}
+
+#[test]
 fn calendar_override_and_warning() {
     let c = compile(&with(
         r#"

@@ -8,6 +8,7 @@
 //! - [`client`]: `status`, `reload`, `log-level` against a running instance's admin endpoint.
 //! - [`explain`]: `hotline explain`.
 //! - [`cdr`]: `hotline cdr query|report`, `hotline bill`.
+//! - [`ship`]: `--source nats://...` for `cdr report` and `bill`, `hotline cdr tail`.
 //!
 //! Exit status (docs/OPERATIONS.md): 0 success; 1 the work failed (config errors, reload
 //! refused, unreadable CDRs); 2 bad usage or input, an unreadable path for `check`, or an
@@ -18,6 +19,7 @@ mod cdr;
 mod client;
 mod explain;
 mod logging;
+mod ship;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -160,6 +162,30 @@ enum CdrCmd {
         #[command(flatten)]
         store: CdrStore,
     },
+    /// The platform's records as they arrive in the NATS JetStream stream the nodes ship to:
+    /// the last N, then (with --follow) every new one until interrupted.
+    Tail {
+        /// NATS server, `nats://host:port`; default: `[server.cdr.ship] url` of --config.
+        #[arg(long)]
+        source: Option<String>,
+        /// Stream name; default: `[server.cdr.ship] stream` of --config, else CDR.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Only this 400 number's records.
+        #[arg(long)]
+        number: Option<String>,
+        /// Print the last N records first.
+        #[arg(long, default_value_t = 10)]
+        last: u64,
+        /// Keep printing new records as they arrive.
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        format: ship::TailFmt,
+        /// Config file or directory.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Where the running instance's admin endpoint is.
@@ -182,6 +208,13 @@ struct CdrStore {
     /// Config file or directory.
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// Read the whole platform's records from the NATS JetStream stream the nodes ship to
+    /// (`nats://host:port`) instead of a directory (`report` and `bill`).
+    #[arg(long, conflicts_with = "dir")]
+    source: Option<String>,
+    /// Stream name with --source; default: `[server.cdr.ship] stream` of --config, else CDR.
+    #[arg(long, requires = "source")]
+    stream: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -228,16 +261,64 @@ fn main() -> ExitCode {
                 limit,
                 format,
                 store,
-            } => with_store(&store, |d| cdr::query(d, &filter, limit, format)),
+            } => {
+                if store.source.is_some() {
+                    eprintln!("--source: `cdr query` reads a directory; use `cdr report --source` or `cdr tail --source`");
+                    return ExitCode::from(2);
+                }
+                with_store(&store, |d| cdr::query(d, &filter, limit, format))
+            }
             CdrCmd::Report {
                 filter,
                 top,
                 format,
                 html,
                 store,
-            } => with_store(&store, |d| {
-                cdr::report(d, &filter, top, format, html.as_deref())
-            }),
+            } => match &store.source {
+                Some(url) => with_stream(url, &store, |s| {
+                    ship::report(s, &filter, top, format, html.as_deref())
+                }),
+                None => with_store(&store, |d| {
+                    cdr::report(d, &filter, top, format, html.as_deref())
+                }),
+            },
+            CdrCmd::Tail {
+                source,
+                stream,
+                number,
+                last,
+                follow,
+                format,
+                config,
+            } => {
+                let store = CdrStore {
+                    dir: None,
+                    config,
+                    source,
+                    stream,
+                };
+                let url = match &store.source {
+                    Some(u) => Ok(u.clone()),
+                    None => load(store.config.as_deref()).and_then(|c| {
+                        c.settings
+                            .cdr
+                            .ship
+                            .and_then(|s| s.urls.first().cloned())
+                            .ok_or_else(|| {
+                                "no --source and no [server.cdr.ship] url in the config".to_string()
+                            })
+                    }),
+                };
+                match url {
+                    Ok(url) => with_stream(&url, &store, |s| {
+                        ship::tail(s, number.as_deref(), last, follow, format)
+                    }),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        ExitCode::from(2)
+                    }
+                }
+            }
         },
         Cmd::Bill {
             month,
@@ -246,7 +327,10 @@ fn main() -> ExitCode {
             store,
         } => {
             let rates = cdr::rates_path(rates.as_deref(), store.config.as_deref());
-            with_store(&store, |d| cdr::bill(d, &month, &rates, format))
+            match &store.source {
+                Some(url) => with_stream(url, &store, |s| ship::bill(s, &month, &rates, format)),
+                None => with_store(&store, |d| cdr::bill(d, &month, &rates, format)),
+            }
         }
         Cmd::Completions { shell } => {
             clap_complete::generate(
@@ -273,6 +357,16 @@ fn with_admin(t: &AdminTarget, f: impl FnOnce(SocketAddr) -> ExitCode) -> ExitCo
 fn with_store(s: &CdrStore, f: impl FnOnce(&cdr::Chosen) -> ExitCode) -> ExitCode {
     match cdr::cdr_dir(s.dir.as_deref(), s.config.as_deref()) {
         Ok(d) => f(&d),
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn with_stream(url: &str, s: &CdrStore, f: impl FnOnce(&ship::Stream) -> ExitCode) -> ExitCode {
+    match ship::stream_of(url, s.stream.as_deref(), s.config.as_deref()) {
+        Ok(st) => f(&st),
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(1)

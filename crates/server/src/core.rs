@@ -962,6 +962,7 @@ impl Core {
             end: clock.ts(a.ended),
             code: a.code,
             reason: attempt_reason(a.outcome),
+            number: meta.record.number.clone(),
         };
         self.shared.metrics.attempt_ended(rec.reason);
         self.shared.cdr.submit(Record::Attempt(rec));

@@ -14,6 +14,7 @@
 //! - [`core`]: the core task: proxy driver and transaction user (routing, limits, CDRs).
 //! - [`logbuf`]: the shard threads' log lines, written in batches.
 //! - [`prepaid`]: prepaid balances: admission, per-minute reservation, settlement.
+//! - [`shipping`]: `[server.cdr.ship]` -> the CDR shipper to NATS JetStream (`hotline-ship`).
 //! - [`snapshot`]: the routing snapshot and its reload.
 //! - [`watch`]: reload when the config files change.
 //! - [`metrics`]: live counters and gauges, rendered in Prometheus text format.
@@ -26,6 +27,7 @@ pub mod core;
 pub mod logbuf;
 pub mod metrics;
 pub mod prepaid;
+pub mod shipping;
 pub mod snapshot;
 pub mod transport;
 pub mod watch;
@@ -212,6 +214,10 @@ pub async fn start_with(
     let idle = s.sip.tcp_idle_timeout;
     let (shared, cdr_handle) = core::Shared::new(snap.clone(), metrics.clone())?;
     let shared = Arc::new(shared);
+    let ship = shipping::start(&snap.settings);
+    if let Some(h) = &ship {
+        metrics.set_ship(h.stats());
+    }
     let mut inboxes = Vec::with_capacity(workers);
     let mut receivers = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -315,6 +321,12 @@ pub async fn start_with(
             Ok(Ok(stats)) => tracing::info!(?stats, "CDR writer flushed"),
             Ok(Err(e)) => tracing::error!(error = %e, "CDR writer shutdown failed"),
             Err(e) => tracing::error!(error = %e, "CDR writer shutdown task failed"),
+        }
+        if let Some(h) = ship {
+            let grace = shipping::SHUTDOWN_GRACE;
+            if let Ok(s) = tokio::task::spawn_blocking(move || h.shutdown(grace)).await {
+                tracing::info!(lag_records = s.lag_records, "CDR shipper stopped");
+            }
         }
     });
     metrics.set_listening(true);

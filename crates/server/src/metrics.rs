@@ -222,6 +222,7 @@ pub struct Metrics {
     /// Socket counters; the transport tasks write them directly.
     pub transport: Arc<TransportStats>,
     cdr: OnceLock<CdrSink>,
+    ship: OnceLock<Arc<hotline_ship::ShipStats>>,
     pub build: BuildInfo,
     started: Instant,
     started_at: jiff::Timestamp,
@@ -292,6 +293,7 @@ impl Metrics {
         Metrics {
             transport: Arc::new(TransportStats::default()),
             cdr: OnceLock::new(),
+            ship: OnceLock::new(),
             build,
             started: Instant::now(),
             started_at: jiff::Timestamp::now(),
@@ -341,6 +343,17 @@ impl Metrics {
     /// The CDR sink whose queue / spill / loss the metrics report (set once at start).
     pub fn set_cdr(&self, sink: CdrSink) {
         let _ = self.cdr.set(sink);
+    }
+
+    /// The CDR shipper whose lag `/metrics` reports (set once at start, when shipping is on).
+    /// Shipping never makes the instance unready: records wait in the files.
+    pub fn set_ship(&self, stats: Arc<hotline_ship::ShipStats>) {
+        let _ = self.ship.set(stats);
+    }
+
+    /// The shipper's counters, when shipping is on.
+    pub fn ship_stats(&self) -> Option<hotline_ship::ShipSnapshot> {
+        self.ship.get().map(|s| s.snapshot())
     }
 
     pub fn set_listening(&self, on: bool) {
@@ -1077,8 +1090,69 @@ impl Metrics {
                 s.torn_recovered,
             );
         }
+        if let Some(s) = self.ship_stats() {
+            render_ship(&mut o, &s);
+        }
         o
     }
+}
+
+/// The CDR shipper's series (`[server.cdr.ship]` on).
+fn render_ship(o: &mut String, s: &hotline_ship::ShipSnapshot) {
+    gauge(
+        o,
+        "hotline_cdr_ship_lag_records",
+        "CDR records in the local files not yet acknowledged by NATS JetStream.",
+        s.lag_records as f64,
+    );
+    gauge(
+        o,
+        "hotline_cdr_ship_lag_seconds",
+        "Age of the oldest CDR record not yet acknowledged by JetStream (0 when none waits).",
+        s.lag.as_secs_f64(),
+    );
+    labelled(
+        o,
+        "hotline_cdr_ship_records_total",
+        "CDR records acknowledged by JetStream: stored (new) or duplicate (a re-publish JetStream dropped by Nats-Msg-Id); undecodable lines skipped.",
+        "counter",
+        "result",
+        &[
+            ("stored", s.published),
+            ("duplicate", s.duplicates),
+            ("undecodable", s.undecodable),
+        ],
+    );
+    counter(
+        o,
+        "hotline_cdr_ship_publish_errors_total",
+        "Failed CDR publishes (NATS away, subject refused, no ack in time); each record is retried.",
+        s.publish_errors,
+    );
+    counter(
+        o,
+        "hotline_cdr_ship_batches_total",
+        "Publish batches sent to JetStream.",
+        s.batches,
+    );
+    counter(
+        o,
+        "hotline_cdr_ship_checkpoint_errors_total",
+        "Failed saves of the shipper's checkpoint file.",
+        s.checkpoint_errors,
+    );
+    gauge(
+        o,
+        "hotline_cdr_ship_connected",
+        "1 while the shipper is connected to NATS.",
+        f64::from(u8::from(s.connected)),
+    );
+    gauge(
+        o,
+        "hotline_cdr_ship_failing",
+        "1 while a CDR record is being refused or not acknowledged (it is retried).",
+        f64::from(u8::from(s.failing)),
+    );
 }
 
 /// Index into [`CARRIERS`] from a normalised 400 number's fourth digit.
@@ -1466,7 +1540,20 @@ mod tests {
         let m = Metrics::default();
         m.trunk("we\"ird\\name\n");
         m.overload_shed();
+        assert!(
+            !m.render().contains("hotline_cdr_ship_lag_records"),
+            "off: no ship series"
+        );
+        m.set_ship(Arc::default());
         let t = m.render();
+        assert_eq!(
+            sample(&t, "hotline_cdr_ship_lag_records").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            sample(&t, "hotline_cdr_ship_lag_seconds").as_deref(),
+            Some("0")
+        );
         let mut typed = std::collections::HashSet::new();
         for line in t.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {

@@ -19,11 +19,14 @@
 //! - [`sipp`]: [`Sipp`] builder, [`SippProcess`], [`SippResult`], message-log parsing.
 //! - [`sip`]: [`SipUdpClient`], [`RawRequest`], [`SipMessage`] for hand-written SIP.
 //! - [`proc`]: [`proc::Usage`], a process's CPU time, threads, fds and RSS from `/proc`.
+//! - [`nats`]: [`NatsServer`], a real `nats-server` with JetStream on a free port and a scratch
+//!   store, stoppable and restartable for outage tests.
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod error;
 pub mod hotline;
+pub mod nats;
 pub mod paths;
 pub mod ports;
 pub mod proc;
@@ -33,5 +36,6 @@ pub mod sipp;
 pub use config::{Group, HotlineConfig, Plan, Target, Trunk};
 pub use error::TestkitError;
 pub use hotline::{http_get, metric_value, Hotline};
+pub use nats::NatsServer;
 pub use sip::{RawRequest, SipMessage, SipUdpClient};
 pub use sipp::{Direction, LoggedMessage, Sipp, SippProcess, SippResult, Transport};
