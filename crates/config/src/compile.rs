@@ -867,7 +867,8 @@ pub(crate) fn compile(
     if !cx.errors.is_empty() {
         let mut errors = cx.errors;
         if !taint.is_empty() {
-            // Not the consequences of what recover cut (see crate::recover).
+            // Not the consequences of what recover cut (see crate::recover). The structural
+            // errors themselves (the first `structural`) always stay, so some error does.
             let mut i = 0;
             errors.retain_mut(|e| {
                 i += 1;
