@@ -1127,7 +1127,10 @@ fn busy_and_no_answer_forward_to_their_own_destinations() {
     for (dest, reason) in [(finish(a), "user-busy"), (finish(b), "no-answer")] {
         assert_all_ok(&dest, 1, reason);
         let inv = dest.received_requests("INVITE");
-        let div = inv.first().and_then(|m| m.header("Diversion")).unwrap_or_default();
+        let div = inv
+            .first()
+            .and_then(|m| m.header("Diversion"))
+            .unwrap_or_default();
         assert!(div.contains(&format!(";reason={reason};")), "{div}");
     }
     let cdrs = stop_and_read(&mut hotline);

@@ -879,6 +879,60 @@ fn ivr_key_is_taken_only_from_a_media_server() {
     assert_eq!(seen[1], ("ivr", "press-1"));
 }
 
+/// Issue 18 item 11: a number that refuses anonymous callers answers an RFC 3323 anonymous
+/// From (`sip:anonymous@anonymous.invalid`) with 433 Anonymity Disallowed; the same From with
+/// a P-Asserted-Identity from a trusted trunk is screened and routed by the asserted number
+/// (here to a busy desk: 486), and its record says so.
+#[test]
+fn anonymous_callers_get_the_numbers_policy() {
+    let desk = start(Sipp::uas("uas_486").calls(1).timeout(Duration::from_secs(20)));
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("desk", &desk.uri("1001"))
+            .number(NUMBER, &["desk"])
+            .raw(&format!(
+                "[numbers.\"{NUMBER}\".screening]\nanonymous = {{ action = \"reject\" }}"
+            ))
+            .to_toml(),
+    );
+    let uri = format!("sip:{NUMBER}@{}", hotline.sip_addr());
+    let client = match SipUdpClient::bind() {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let local = match client.local_addr() {
+        Ok(a) => a,
+        Err(e) => panic!("{e}"),
+    };
+    for (pai, code) in [(None, 433), (Some("<sip:13800138000@127.0.0.1>"), 486)] {
+        let mut req = RawRequest::invite(&uri, local);
+        req.from_user = "anonymous".into();
+        req = req.header("Privacy: id");
+        if let Some(p) = pai {
+            req = req.header(&format!("P-Asserted-Identity: {p}"));
+        }
+        if let Err(e) = client.send_to(&req.to_bytes(), hotline.sip_addr()) {
+            panic!("{e}");
+        }
+        let got = client.recv_until_final(Duration::from_secs(10)).unwrap_or_default();
+        assert_eq!(got.last().and_then(|m| m.status()), Some(code), "{got:?}");
+        if let Some(last) = got.last() {
+            let _ = client.send_to(&req.ack_for(last).to_bytes(), hotline.sip_addr());
+        }
+    }
+    finish(desk);
+    let status = hotline.stop();
+    assert!(matches!(status, Ok(s) if s.success()), "{status:?}");
+    let mut calls = cdr_calls(hotline.cdr_dir());
+    calls.sort_by_key(|c| c.start);
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!((calls[0].final_code, calls[0].caller_raw.as_str()), (433, "anonymous"));
+    assert_eq!(
+        (calls[1].final_code, calls[1].caller.as_str(), calls[1].caller_raw.as_str()),
+        (486, "13800138000", "anonymous")
+    );
+}
+
 // ----- overload, graceful shutdown, soak --------------------------------------------------------
 
 #[test]

@@ -178,6 +178,24 @@ pub struct RawScreening {
     pub blocked_code: Option<Spanned<i64>>,
     pub abroad_code: Option<Spanned<i64>>,
     pub harassment: Option<RawHarassment>,
+    pub anonymous: Option<Spanned<RawAnonymous>>,
+}
+
+/// `anonymous = { action = "allow" | "reject" | "plan", code = 433, plan = "NAME" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnonymous {
+    pub action: Spanned<AnonymousActionRaw>,
+    pub code: Option<Spanned<i64>>,
+    pub plan: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnonymousActionRaw {
+    Allow,
+    Reject,
+    Plan,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1175,6 +1175,108 @@ fn forward_on_by_cause() {
     );
 }
 
+/// Issue 18 item 11: anonymous callers (anonymous@, restricted, empty, not a number). Allowed
+/// by default but rate-limited as one caller, so changing the hidden number does not get
+/// around the limit (before the fix they skipped the limits entirely); a number may refuse
+/// them (433 by default) or route them to a plan; explain says which.
+#[test]
+fn anonymous_callers_policy_and_one_rate_limit() {
+    let c = compile(&with(
+        r#"
+[screening.harassment]
+per_caller_number = { calls = 2, window = "60s" }
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+[numbers."4008001235"]
+company = "acme"
+plan = "day"
+screening = { anonymous = { action = "reject" } }
+[numbers."4008001236"]
+company = "acme"
+plan = "day"
+rules = [{ name = "jx", region = "江西", plan = "jx" }]
+screening = { anonymous = { action = "plan", plan = "support" } }
+[numbers."4008001237"]
+company = "acme"
+plan = "day"
+screening = { anonymous = { action = "reject", code = 403 } }
+"#,
+    ));
+    let live = Live::new();
+    let at = |s: u32| format!("2026-01-05T02:00:{s:02}Z");
+    assert!(route(&c, &live, "4008001234", "anonymous", None, &at(0)).is_ok());
+    assert!(route(&c, &live, "4008001234", "", None, &at(1)).is_ok());
+    assert_eq!(
+        route(&c, &live, "4008001234", "restricted", None, &at(2)),
+        Err((RejectCause::BlockedRate, 603)),
+        "three anonymous calls are three calls from one caller"
+    );
+    assert!(route(&c, &live, "4008001234", "13800138000", None, &at(3)).is_ok());
+    assert_eq!(
+        route(&c, &live, "4008001235", "anonymous", None, &at(4)),
+        Err((RejectCause::Anonymous, 433))
+    );
+    assert_eq!(
+        route(&c, &live, "4008001237", "anonymous", None, &at(4)),
+        Err((RejectCause::Anonymous, 403))
+    );
+    assert!(route(&c, &live, "4008001235", "13800138000", None, &at(4)).is_ok());
+    assert_eq!(
+        route(&c, &live, "4008001236", "anonymous", None, &at(5)),
+        Ok(("anonymous".into(), "support".into()))
+    );
+    assert_eq!(
+        route(&c, &live, "4008001236", "13807912345", None, &at(5)),
+        Ok(("jx".into(), "jx".into()))
+    );
+    let call = CallContext::new(num("4008001236"), "anonymous");
+    let t = explain(&c.table, &Live::new(), &call, ts(&at(6))).to_string();
+    assert!(t.contains("routed to the anonymous policy's plan"), "{t}");
+    assert!(t.contains("route by anonymous -> plan support"), "{t}");
+}
+
+#[test]
+fn error_anonymous_policy() {
+    let num = |scr: &str| {
+        with(&format!(
+            "[numbers.\"4008001234\"]\ncompany = \"acme\"\nplan = \"day\"\n[numbers.\"4008001234\".screening]\n{scr}\n"
+        ))
+    };
+    let key = "numbers.\"4008001234\".screening.anonymous";
+    for (scr, sub, what) in [
+        ("anonymous = { action = \"plan\" }", "plan", "needs plan"),
+        (
+            "anonymous = { action = \"plan\", plan = \"nope\" }",
+            "plan",
+            "unknown plan",
+        ),
+        (
+            "anonymous = { action = \"allow\", code = 433 }",
+            "code",
+            "no effect",
+        ),
+        (
+            "anonymous = { action = \"reject\", plan = \"day\" }",
+            "plan",
+            "no effect",
+        ),
+        (
+            "anonymous = { action = \"reject\", code = 200 }",
+            "code",
+            "",
+        ),
+    ] {
+        let errs = errors(&num(scr));
+        let e = one(&errs, &format!("{key}.{sub}"));
+        assert!(e.message.contains(what), "{scr}: {e}");
+        assert!(e.line > 0, "{e}");
+        assert!(e.hint.is_some() || sub == "code", "{e}");
+    }
+    let errs = errors(&num("anonymous = { action = \"hang-up\" }"));
+    assert!(!errs.is_empty());
+}
+
 /// The combination the transaction property test once ran with (t1 = 1588 ms, t2 = 1 ms) is
 /// refused at the line of the key that breaks the rule, with the rule and a fix.
 #[test]

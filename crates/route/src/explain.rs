@@ -495,7 +495,23 @@ pub fn explain(
         key: call.ivr_key,
         table,
     };
-    let mut chosen: Option<(String, &Plan)> = None;
+    ex.screening.push(Step {
+        check: "anonymous",
+        result: match (s.anonymous, reject.as_ref().map(|r| r.cause)) {
+            (false, _) => "the caller has a number".into(),
+            (true, Some(RejectCause::Anonymous)) => {
+                "no usable number: refused by the anonymous policy".into()
+            }
+            (true, _) if s.anonymous_plan.is_some() => {
+                "no usable number: routed to the anonymous policy's plan".into()
+            }
+            (true, _) => "no usable number: allowed, rate-limited as one caller".into(),
+        },
+    });
+    let mut chosen: Option<(String, &Plan)> = s
+        .anonymous_plan
+        .and_then(|p| table.plan(p))
+        .map(|p| ("anonymous".to_string(), p));
     for rule in &entry.rules {
         let plan_name = table
             .plan(rule.plan)
@@ -506,6 +522,11 @@ pub fn explain(
             (
                 "not_checked",
                 "the call is refused before rules".to_string(),
+            )
+        } else if s.anonymous_plan.is_some() {
+            (
+                "not_checked",
+                "the anonymous policy chose the plan".to_string(),
             )
         } else if chosen.is_some() {
             ("not_checked", "an earlier rule matched".to_string())

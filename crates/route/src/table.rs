@@ -536,7 +536,34 @@ pub struct Screening {
     pub whitelist_only: bool,
     /// Code for blocked callers (default 603).
     pub blocked_code: u16,
+    /// Callers without a usable number; `None`: the global policy (allow when none).
+    pub anonymous: Option<AnonymousPolicy>,
 }
+
+/// What happens to a call whose caller has no usable number (`anonymous@anonymous.invalid`,
+/// `restricted`, an empty or malformed From user): 匿名来电. Whatever the policy, such calls
+/// count as one caller (`ANONYMOUS_CALLER_KEY`) in the anti-harassment limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum AnonymousPolicy {
+    /// Screened and routed like any call (the default).
+    #[default]
+    Allow,
+    /// Refused with this code (default 433 Anonymity Disallowed, RFC 5079).
+    Reject {
+        /// SIP code.
+        code: u16,
+    },
+    /// Routed to this plan, whatever the rules say.
+    Plan {
+        /// The plan.
+        plan: PlanId,
+    },
+}
+
+/// The one rate-limit key every anonymous caller shares: they cannot get around the
+/// anti-harassment limits by hiding their number.
+pub const ANONYMOUS_CALLER_KEY: u64 = 0x616e_6f6e_796d_6f75;
 
 /// One call-rate window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

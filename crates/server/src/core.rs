@@ -690,6 +690,13 @@ impl Core {
             .map(|u| String::from_utf8_lossy(u.user).into_owned())
             .unwrap_or_default();
         record.caller_raw = caller_raw.clone();
+        // Who is screened and routed: the From number, or (anonymous From, e.g. RFC 3323
+        // privacy) the P-Asserted-Identity a trusted trunk vouches for; else anonymous.
+        let trusted_source = snap
+            .settings
+            .trunk_for(source.addr.ip())
+            .is_some_and(|t| t.trusted);
+        let caller_raw = screening_identity(req, caller_raw, trusted_source);
         // The caller and its region first, before anything may refuse the call: every record
         // (blocked, rate-limited, unknown trunk ...) says where the caller is (ad reports).
         caller_fields(&mut record, &snap.table, &caller_raw);
@@ -1167,6 +1174,22 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         history_info: true,
         limit_is_busy: plan.on_target_busy_local == OnTargetBusyLocal::TreatAsBusy,
     }
+}
+
+/// The number a call is screened and routed by: the From user if it is a usable number; if
+/// not (anonymous), the P-Asserted-Identity's from a trusted trunk (RFC 3325: the network
+/// asserts it, the caller only asked not to show it) when that is one; else the From user as
+/// it is (the routing core then treats the caller as anonymous).
+fn screening_identity(req: &Message, from_user: String, trusted: bool) -> String {
+    if !trusted || normalize_caller(&from_user).kind != hotline_route::CallerKind::Unknown {
+        return from_user;
+    }
+    let asserted = req
+        .headers("P-Asserted-Identity")
+        .filter_map(Uri::parse_name_addr)
+        .map(|u| String::from_utf8_lossy(u.user).into_owned())
+        .find(|u| normalize_caller(u).kind != hotline_route::CallerKind::Unknown);
+    asserted.unwrap_or(from_user)
 }
 
 /// The normalised caller and its region (province, city) on a call record: the same

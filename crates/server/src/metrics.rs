@@ -45,7 +45,7 @@ pub const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other
 /// Carriers from the 400 prefix (4000/4006 unicom, 4001/4007 mobile, 4008/4009 telecom).
 pub const CARRIERS: [&str; 4] = ["unicom", "mobile", "telecom", "unknown"];
 /// Routing refusals by cause (`hotline_route::RejectCause::as_str`), plus the server's own.
-pub const REJECT_CAUSES: [&str; 10] = [
+pub const REJECT_CAUSES: [&str; 11] = [
     "unknown_number",
     "not_a_400",
     "suspended",
@@ -53,6 +53,7 @@ pub const REJECT_CAUSES: [&str; 10] = [
     "blocked_rate",
     "abroad",
     "whitelist_only",
+    "anonymous",
     "unknown_trunk",
     "shutting_down",
     "other",
