@@ -76,7 +76,7 @@ pub struct Shared {
     pub cdr: CdrSink,
     /// Live counters read by the admin endpoint.
     pub metrics: Arc<Metrics>,
-    prepaid: Mutex<Option<Prepaid>>,
+    prepaid: crate::prepaid::SharedPrepaid,
     trunks: Mutex<HashMap<String, TrunkState>>,
 }
 
@@ -111,6 +111,8 @@ impl Shared {
             source,
         })?;
         metrics.set_cdr(cdr.clone());
+        let prepaid: crate::prepaid::SharedPrepaid = Arc::new(Mutex::new(prepaid));
+        metrics.set_prepaid(prepaid.clone());
         metrics.set_config(&snap);
         let live = Live::new();
         live.prepare(&snap.table);
@@ -120,7 +122,7 @@ impl Shared {
                 live,
                 cdr,
                 metrics,
-                prepaid: Mutex::new(prepaid),
+                prepaid,
                 trunks: Mutex::new(HashMap::new()),
             },
             cdr_handle,

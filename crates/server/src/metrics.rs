@@ -223,6 +223,8 @@ pub struct Metrics {
     /// Socket counters; the transport tasks write them directly.
     pub transport: Arc<TransportStats>,
     cdr: OnceLock<CdrSink>,
+    /// The prepaid balances (when `[server.billing]` is on), read at each scrape.
+    prepaid: OnceLock<crate::prepaid::SharedPrepaid>,
     pub build: BuildInfo,
     started: Instant,
     started_at: jiff::Timestamp,
@@ -293,6 +295,7 @@ impl Metrics {
         Metrics {
             transport: Arc::new(TransportStats::default()),
             cdr: OnceLock::new(),
+            prepaid: OnceLock::new(),
             build,
             started: Instant::now(),
             started_at: jiff::Timestamp::now(),
@@ -342,6 +345,11 @@ impl Metrics {
     /// The CDR sink whose queue / spill / loss the metrics report (set once at start).
     pub fn set_cdr(&self, sink: CdrSink) {
         let _ = self.cdr.set(sink);
+    }
+
+    /// Show these prepaid balances on `/metrics` (read under their lock at each scrape).
+    pub fn set_prepaid(&self, p: crate::prepaid::SharedPrepaid) {
+        let _ = self.prepaid.set(p);
     }
 
     pub fn set_listening(&self, on: bool) {
@@ -1071,8 +1079,107 @@ impl Metrics {
                 s.torn_recovered,
             );
         }
+        match self.prepaid.get() {
+            Some(p) => {
+                let guard = p.lock().unwrap_or_else(|e| e.into_inner());
+                render_prepaid(&mut o, guard.as_ref(), jiff::Timestamp::now());
+            }
+            None => render_prepaid(&mut o, None, jiff::Timestamp::now()),
+        }
         o
     }
+}
+
+/// Per-number prepaid figures (续费提醒): the balance `hotline bill` computes, what calls in
+/// progress hold, whether it is below the low-balance threshold; plus the prepaid counters.
+/// Without prepaid enforcement (`None`) the families are declared with no samples.
+pub fn render_prepaid(o: &mut String, p: Option<&crate::prepaid::Prepaid>, now: jiff::Timestamp) {
+    let rows = p.map(|p| p.gauges(now)).unwrap_or_default();
+    let yuan = |fen: i64| fen as f64 / 100.0;
+    for (name, help, value) in [
+        (
+            "hotline_prepaid_balance_yuan",
+            "Prepaid balance per 400 number, yuan, as hotline bill computes it (closed months' minimum charged), before reservations.",
+            0usize,
+        ),
+        (
+            "hotline_prepaid_reserved_yuan",
+            "Prepaid money held by answered calls in progress (whole minutes), yuan.",
+            1,
+        ),
+        (
+            "hotline_prepaid_available_yuan",
+            "Balance minus reservations: what new calls are admitted against, yuan.",
+            2,
+        ),
+        (
+            "hotline_prepaid_low_balance",
+            "1 when the balance is below [server.billing] low_balance (time to top up: 续费提醒), else 0.",
+            3,
+        ),
+    ] {
+        header(o, name, help, "gauge");
+        for g in &rows {
+            let v = match value {
+                0 => fmt_f64(yuan(g.balance_fen)),
+                1 => fmt_f64(yuan(g.reserved_fen)),
+                2 => fmt_f64(yuan(g.balance_fen - g.reserved_fen)),
+                _ => u8::from(g.low).to_string(),
+            };
+            let _ = writeln!(o, "{name}{{number=\"{}\"}} {v}", esc(&g.number));
+        }
+    }
+    let Some(p) = p else {
+        for (name, help, kind) in [
+            (
+                "hotline_prepaid_low_balance_threshold_yuan",
+                "[server.billing] low_balance, yuan.",
+                "gauge",
+            ),
+            (
+                "hotline_prepaid_low_balance_warnings_total",
+                "Times a balance fell below the low-balance threshold.",
+                "counter",
+            ),
+            (
+                "hotline_prepaid_refused_total",
+                "New calls refused for lack of balance (or outside the plan's dates).",
+                "counter",
+            ),
+            (
+                "hotline_prepaid_cut_total",
+                "Answered calls cut because their next minute could not be paid.",
+                "counter",
+            ),
+        ] {
+            header(o, name, help, kind);
+        }
+        return;
+    };
+    gauge(
+        o,
+        "hotline_prepaid_low_balance_threshold_yuan",
+        "[server.billing] low_balance, yuan.",
+        yuan(p.low_balance_fen()),
+    );
+    counter(
+        o,
+        "hotline_prepaid_low_balance_warnings_total",
+        "Times a balance fell below the low-balance threshold.",
+        p.low_balance_warnings,
+    );
+    counter(
+        o,
+        "hotline_prepaid_refused_total",
+        "New calls refused for lack of balance (or outside the plan's dates).",
+        p.refused,
+    );
+    counter(
+        o,
+        "hotline_prepaid_cut_total",
+        "Answered calls cut because their next minute could not be paid.",
+        p.cut,
+    );
 }
 
 /// Index into [`CARRIERS`] from a normalised 400 number's fourth digit.
@@ -1449,6 +1556,65 @@ mod tests {
         assert_eq!(
             h.cumulative(),
             vec![("1".into(), 3), ("2".into(), 3), ("+Inf".into(), 4)]
+        );
+    }
+
+    /// Issue 18 item 4: /metrics shows each prepaid number's balance, reservation and
+    /// low-balance state (续费提醒 was a log line only), and the prepaid counters.
+    #[test]
+    fn prepaid_balances_on_metrics() {
+        let cfg = hotline_cdr::billing::parse_billing(
+            r#"
+timezone = "Asia/Shanghai"
+[plans.p]
+rate_per_minute = "0.50"
+monthly_minimum = "0"
+term_years = 1
+[[accounts]]
+number = "4008001234"
+plan = "p"
+start = "2026-01-01"
+prepaid = "100"
+[[accounts]]
+number = "4008005678"
+plan = "p"
+start = "2026-01-01"
+prepaid = "20"
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let now: jiff::Timestamp = "2026-11-24T10:00:00Z"
+            .parse()
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let mut p = crate::prepaid::Prepaid::from_usage(
+            cfg,
+            &hotline_cdr::billing::UsageBook::default(),
+            5000,
+            now,
+        );
+        let _ = p.reserve("4008001234", 0, now);
+        let m = Metrics::new(BuildInfo::default());
+        m.set_prepaid(std::sync::Arc::new(std::sync::Mutex::new(Some(p))));
+        let text = m.render();
+        for line in [
+            "hotline_prepaid_balance_yuan{number=\"4008001234\"} 100",
+            "hotline_prepaid_reserved_yuan{number=\"4008001234\"} 0.5",
+            "hotline_prepaid_available_yuan{number=\"4008001234\"} 99.5",
+            "hotline_prepaid_low_balance{number=\"4008001234\"} 0",
+            "hotline_prepaid_balance_yuan{number=\"4008005678\"} 20",
+            "hotline_prepaid_low_balance{number=\"4008005678\"} 1",
+            "hotline_prepaid_low_balance_threshold_yuan 50",
+            "hotline_prepaid_refused_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(text.contains("# TYPE hotline_prepaid_balance_yuan gauge"));
+        // Without billing the families are declared, with no samples.
+        let plain = Metrics::new(BuildInfo::default()).render();
+        assert!(plain.contains("# TYPE hotline_prepaid_balance_yuan gauge"));
+        assert!(
+            !plain.lines().any(|l| l.starts_with("hotline_prepaid_")),
+            "{plain}"
         );
     }
 }
