@@ -838,6 +838,7 @@ pub(crate) fn compile(
             default_plan,
             screening,
             rate,
+            caller_id: raw.caller_id.map(CallerIdRaw::compile).unwrap_or_default(),
         });
     }
 
@@ -1549,6 +1550,7 @@ fn build_target(
                 transport,
                 max_concurrent,
                 forward_on: ForwardOn::default(),
+                caller_id: raw.caller_id.map(CallerIdRaw::compile),
             }),
             Err((m, hint)) => {
                 cx.err(fi, uri.span(), format!("{key}.uri"), m, hint);
@@ -1629,6 +1631,7 @@ fn build_target(
                 transport,
                 max_concurrent,
                 forward_on: ForwardOn::default(),
+                caller_id: raw.caller_id.map(CallerIdRaw::compile),
             })
         }
         (None, Some(num), None) => {

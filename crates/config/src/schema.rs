@@ -254,6 +254,26 @@ pub struct RawTarget {
     pub gateway: Option<Spanned<String>>,
     pub max_concurrent: Option<Spanned<i64>>,
     pub forward_on: Option<RawForwardOn>,
+    pub caller_id: Option<CallerIdRaw>,
+}
+
+/// `caller_id = "caller" | "number" | "number_and_caller"` (来电显示).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerIdRaw {
+    Caller,
+    Number,
+    NumberAndCaller,
+}
+
+impl CallerIdRaw {
+    pub fn compile(self) -> hotline_route::CallerId {
+        match self {
+            CallerIdRaw::Caller => hotline_route::CallerId::Caller,
+            CallerIdRaw::Number => hotline_route::CallerId::Number,
+            CallerIdRaw::NumberAndCaller => hotline_route::CallerId::NumberAndCaller,
+        }
+    }
 }
 
 /// `forward_on = { busy = "a", no_answer = "b", unreachable = "c" }`: target names.
@@ -388,6 +408,7 @@ pub struct RawNumber {
     #[serde(default)]
     pub rules: Vec<Spanned<RawRule>>,
     pub screening: Option<RawScreening>,
+    pub caller_id: Option<CallerIdRaw>,
 }
 
 #[derive(Debug, Deserialize)]

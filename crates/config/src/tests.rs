@@ -1277,6 +1277,43 @@ fn error_anonymous_policy() {
     assert!(!errs.is_empty());
 }
 
+/// Issue 18 item 10: caller-ID presentation (来电显示) per number and per target, shown by
+/// explain; an unknown value is refused at its line.
+#[test]
+fn caller_id_per_number_and_target() {
+    let cfg = |number: &str, target: &str| {
+        format!("[companies.a]\n[targets.desk]\nuri = \"sip:1@127.0.0.1\"\n{target}[plans.p]\ngroups = [{{ members = [\"desk\"] }}]\n[numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n{number}")
+    };
+    let text = |c: &Compiled| {
+        let call = CallContext::new(num("4008001234"), "13807912345");
+        explain(&c.table, &Live::new(), &call, ts("2026-10-12T02:00:00Z")).to_string()
+    };
+    let c = compile(&cfg("", ""));
+    assert_eq!(
+        c.table.numbers()[0].caller_id,
+        hotline_route::CallerId::Caller
+    );
+    let t = text(&c);
+    assert!(t.contains("caller id caller"), "{t}");
+    assert!(t.contains("shows caller"), "{t}");
+    let c = compile(&cfg(
+        "caller_id = \"number\"\n",
+        "caller_id = \"number_and_caller\"\n",
+    ));
+    let t = text(&c);
+    assert!(t.contains("caller id number"), "{t}");
+    assert!(
+        t.contains("shows number_and_caller"),
+        "the target's own: {t}"
+    );
+    let errs = errors(&cfg("caller_id = \"400\"\n", ""));
+    assert!(
+        errs.iter()
+            .any(|e| e.line == 9 && e.message.contains("number_and_caller")),
+        "{errs:#?}"
+    );
+}
+
 /// The combination the transaction property test once ran with (t1 = 1588 ms, t2 = 1 ms) is
 /// refused at the line of the key that breaks the rule, with the rule and a fix.
 #[test]

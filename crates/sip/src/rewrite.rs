@@ -353,6 +353,40 @@ pub fn forward_response(msg: &Message) -> Vec<u8> {
     out
 }
 
+/// [`forward_response`] with the From header field's value set to `from`: a proxy that showed
+/// the callee another From (来电显示: the 400 number) gives the caller back its own, so the
+/// response's From equals its request's (RFC 3261 §8.2.6). Only such calls pay the second
+/// parse.
+pub fn forward_response_with_from(msg: &Message, from: &[u8]) -> Vec<u8> {
+    let out = forward_response(msg);
+    match Message::parse(bytes::Bytes::from(out.clone())) {
+        Ok(m) => replace_header(&m, "From", from),
+        Err(_) => out,
+    }
+}
+
+/// `msg` with its first `name` header line (long or compact form) replaced by
+/// `name: value`; unchanged without one.
+pub fn replace_header(msg: &Message, name: &str, value: &[u8]) -> Vec<u8> {
+    let b: &[u8] = msg.bytes();
+    let mut out = Vec::with_capacity(b.len() + value.len() + name.len() + 4);
+    let mut pos = 0;
+    if let Some(h) = msg
+        .header_lines()
+        .find(|h| header_name_matches(&b[h.name.range()], name))
+    {
+        let line = h.line.range();
+        out.extend_from_slice(&b[..line.start]);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(CRLF);
+        pos = line.end;
+    }
+    out.extend_from_slice(&b[pos..]);
+    out
+}
+
 /// A locally generated response to `req` (§8.2.6): Via(s) copied (top one with received/rport
 /// for `source`), From, To (adding `to_tag` when the request's To has none and code > 100),
 /// Call-ID, CSeq, then `extra` headers, `Content-Length: 0`.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hotline_sip::proxy::{
     BranchTarget, ByCause, CallHandle, Diversion, Event, ForkGroup, ForkPlan, Hangup, Outcome,
-    Peer, Proxy, ProxyConfig, Transport,
+    Peer, Presentation, Proxy, ProxyConfig, Transport,
 };
 use hotline_sip::rewrite;
 use hotline_sip::{Message, Method};
@@ -935,6 +935,78 @@ fn a_plan_forwards_by_the_cause_the_hunt_ended_with() {
         assert_eq!(only(&out, yes).len(), 1, "{out:?}");
         assert!(only(&out, no).is_empty(), "{out:?}");
     }
+}
+
+/// Issue 18 item 10 (来电显示): T1 is shown the 400 number as the caller (From rewritten,
+/// the caller's tag kept, any P-Asserted-Identity removed); T2 the 400 number with the caller
+/// as display name and an asserted identity. The caller gets its own From back in every
+/// response.
+#[test]
+fn callee_is_shown_the_configured_caller_id() {
+    let mut h = H::new();
+    let inv = invite("z9hG4bKcid", "call-cid", 70).replace(
+        "Contact:",
+        "P-Asserted-Identity: <sip:13807912345@10.0.0.2>\nContact:",
+    );
+    h.send(UAC, &inv);
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20), target(T2, 2, 20)]);
+    plan.caller_id = Presentation {
+        from: Some((b"4008001234".to_vec(), b"4008001234".to_vec())),
+        asserted: None,
+        hide_asserted: true,
+    };
+    plan.caller_id_by_target = vec![(
+        2,
+        Presentation {
+            from: Some((b"13807912345".to_vec(), b"4008001234".to_vec())),
+            asserted: Some(b"<tel:+8613807912345>".to_vec()),
+            hide_asserted: false,
+        },
+    )];
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let inv1 = h.out().remove(0).1;
+    assert_eq!(
+        inv1.header("From"),
+        Some(&b"\"4008001234\" <sip:4008001234@10.0.0.1:5060>;tag=caller1"[..])
+    );
+    assert_eq!(inv1.header("P-Asserted-Identity"), None);
+    assert_eq!(inv1.from_tag(), Some(&b"caller1"[..]));
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    let out = h.out();
+    let ringing = only(&out, UAC)[0];
+    assert_eq!(
+        ringing.header("From"),
+        Some(&b"\"13807912345\" <sip:13807912345@10.0.0.2>;tag=caller1"[..]),
+        "the caller's own From comes back"
+    );
+    h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+    h.pump();
+    let out = h.out();
+    let inv2 = only(&out, T2)
+        .into_iter()
+        .find(|m| m.method() == Some(Method::Invite))
+        .cloned()
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert_eq!(
+        inv2.header("From"),
+        Some(&b"\"13807912345\" <sip:4008001234@10.0.0.1:5060>;tag=caller1"[..])
+    );
+    assert_eq!(
+        inv2.headers("P-Asserted-Identity").collect::<Vec<_>>(),
+        vec![&b"<tel:+8613807912345>"[..]]
+    );
+    h.send_bytes(T2, reply(&inv2, 200, "OK", "t2"));
+    let out = h.out();
+    let ok = only(&out, UAC)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert_eq!(
+        ok.header("From"),
+        Some(&b"\"13807912345\" <sip:13807912345@10.0.0.2>;tag=caller1"[..])
+    );
 }
 
 #[test]
