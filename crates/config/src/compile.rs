@@ -679,9 +679,9 @@ pub(crate) fn compile(
                     fi,
                     k.span(),
                     key,
-                    format!("{:?} is not a 400 number", k.get_ref()),
+                    format!("{:?} is not a 400 or 1010 number", k.get_ref()),
                     Some(
-                        "a 400 number is 10 digits: 400, a carrier digit (0,1,6,7,8,9), 6 more"
+                        "a 400 number is 10 digits: 400, a carrier digit (0,1,6,7,8,9), 6 more; a 1010 number is 8 digits: 1010 and 4 more"
                             .into(),
                     ),
                 );
@@ -824,10 +824,11 @@ pub(crate) fn compile(
                 global_rate,
             ),
         };
+        let carrier = number_carrier(&mut cx, fi, &key, k.span(), number, &raw.carrier);
         numbers.push(NumberEntry {
             number,
             company,
-            carrier: number.carrier(),
+            carrier,
             tz,
             tz_name,
             status: match raw.status {
@@ -2059,6 +2060,61 @@ fn build_screening(
         );
     }
     s
+}
+
+/// The carrier of a configured number: a 400 number's is its prefix (a `carrier` key must
+/// agree); a 1010 number's is the `carrier` key, which it must have.
+fn number_carrier(
+    cx: &mut Ctx<'_>,
+    fi: usize,
+    key: &str,
+    span: Range<usize>,
+    number: hotline_route::Number400,
+    raw: &Option<Spanned<String>>,
+) -> hotline_route::Carrier {
+    use hotline_route::Carrier;
+    let hint =
+        || Some("carrier = \"unicom\" (联通), \"mobile\" (移动) or \"telecom\" (电信)".into());
+    let prefix = number.carrier();
+    let Some(v) = raw else {
+        return prefix.unwrap_or_else(|| {
+            cx.err(
+                fi,
+                span,
+                format!("{key}.carrier"),
+                format!("1010 number {number} needs its carrier: a 1010 number does not tell it"),
+                hint(),
+            );
+            Carrier::Unicom
+        });
+    };
+    match (Carrier::parse(v.get_ref()), prefix) {
+        (None, _) => {
+            cx.err(
+                fi,
+                v.span(),
+                format!("{key}.carrier"),
+                format!("unknown carrier {:?}", v.get_ref()),
+                hint(),
+            );
+            prefix.unwrap_or(Carrier::Unicom)
+        }
+        (Some(c), Some(p)) if c != p => {
+            cx.err(
+                fi,
+                v.span(),
+                format!("{key}.carrier"),
+                format!(
+                    "{number} is a {} ({}) number by its prefix, not {c}",
+                    p.name_zh(),
+                    p
+                ),
+                Some("leave carrier out for a 400 number: its prefix says it".into()),
+            );
+            p
+        }
+        (Some(c), _) => c,
+    }
 }
 
 /// `anonymous = { action, code, plan }`: what happens to callers without a usable number.

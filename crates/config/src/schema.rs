@@ -409,6 +409,8 @@ pub struct RawNumber {
     pub rules: Vec<Spanned<RawRule>>,
     pub screening: Option<RawScreening>,
     pub caller_id: Option<CallerIdRaw>,
+    /// Required for a 1010 number; a 400 number's is its prefix.
+    pub carrier: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

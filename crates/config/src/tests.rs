@@ -1314,6 +1314,79 @@ fn caller_id_per_number_and_target() {
     );
 }
 
+/// Issue 18 item 12: a 1010 number (8 digits) is served where configured, with the carrier the
+/// config names (it has no prefix that says it); a 400 number's carrier is its prefix. Missing,
+/// unknown or contradicting carriers and malformed 1010 numbers are refused at their line.
+#[test]
+fn numbers_1010_with_their_carrier() {
+    let cfg = |key: &str, extra: &str| {
+        with(&format!(
+            "[numbers.\"{key}\"]\ncompany = \"acme\"\nplan = \"day\"\n{extra}"
+        ))
+    };
+    let c = compile(&cfg("1010-1234", "carrier = \"telecom\"\n"));
+    let n = num("10101234");
+    let e = c
+        .table
+        .number(n)
+        .unwrap_or_else(|| panic!("10101234 not served"));
+    assert_eq!(e.carrier, hotline_route::Carrier::Telecom);
+    let live = Live::new();
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "+8610101234",
+            "13800138000",
+            None,
+            "2026-01-05T02:00:00Z"
+        ),
+        Ok(("default".into(), "day".into()))
+    );
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "10109999",
+            "13800138000",
+            None,
+            "2026-01-05T02:00:00Z"
+        ),
+        Err((RejectCause::UnknownNumber, 404)),
+        "an unconfigured 1010 number is unknown"
+    );
+    let call = CallContext::new(n, "13800138000");
+    let t = explain(&c.table, &live, &call, ts("2026-01-05T02:00:00Z")).to_string();
+    assert!(t.starts_with("number    10101234 (电信)"), "{t}");
+    // A 400 number's carrier is its prefix; a key may confirm it.
+    let c = compile(&cfg("4008001234", "carrier = \"telecom\"\n"));
+    assert_eq!(
+        c.table.numbers()[0].carrier,
+        hotline_route::Carrier::Telecom
+    );
+    let k = "numbers.\"10101234\".carrier";
+    let e = one(&errors(&cfg("10101234", "")), k);
+    assert!(e.message.contains("needs its carrier"), "{e}");
+    assert!(e.hint.as_deref().unwrap_or("").contains("unicom"), "{e}");
+    let e = one(&errors(&cfg("10101234", "carrier = \"cmcc\"\n")), k);
+    assert!(e.message.contains("unknown carrier"), "{e}");
+    let e = one(
+        &errors(&cfg("4008001234", "carrier = \"unicom\"\n")),
+        "numbers.\"4008001234\".carrier",
+    );
+    assert!(e.message.contains("电信"), "{e}");
+    assert!(e.hint.is_some());
+    let e = one(
+        &errors(&cfg("1010123", "carrier = \"unicom\"\n")),
+        "numbers.\"1010123\"",
+    );
+    assert!(e.message.contains("not a 400 or 1010 number"), "{e}");
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("1010 and 4 more"),
+        "{e}"
+    );
+}
+
 /// The combination the transaction property test once ran with (t1 = 1588 ms, t2 = 1 ms) is
 /// refused at the line of the key that breaks the rule, with the rule and a fix.
 #[test]

@@ -406,7 +406,8 @@ pub fn explain(
         known: false,
         company: None,
         caller_id: None,
-        carrier: call.called.carrier().name_zh(),
+        // A 1010 number's carrier is the configuration's (below); unknown until then.
+        carrier: call.called.carrier().map_or("?", |c| c.name_zh()),
         status: None,
         timezone: None,
         local_time: None,
@@ -434,6 +435,7 @@ pub fn explain(
     };
     ex.known = true;
     ex.company = Some(entry.company.clone());
+    ex.carrier = entry.carrier.name_zh();
     ex.caller_id = Some(entry.caller_id.as_str());
     ex.status = Some(match entry.status {
         crate::table::Status::Active => "active",

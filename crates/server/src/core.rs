@@ -751,7 +751,13 @@ impl Core {
             }
         };
         meta.record.number = called.as_str().to_owned();
-        meta.record.carrier = called.carrier().name_zh().to_owned();
+        // A 400 number's carrier is its prefix; a 1010 number's the config's (set once routed
+        // or refused by its screening, below).
+        meta.record.carrier = called
+            .carrier()
+            .or_else(|| snap.table.number(called).map(|e| e.carrier))
+            .map(|c| c.name_zh().to_owned())
+            .unwrap_or_default();
         let ivr_key = self.ivr_key(&snap, req, source);
         let ctx = CallContext {
             called,

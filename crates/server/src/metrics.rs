@@ -485,7 +485,7 @@ impl Metrics {
         let talk = answer.map(|a| end.saturating_sub(a)).unwrap_or_default();
         let talk_us = u64::try_from(talk.as_micros()).unwrap_or(u64::MAX);
         self.talk_micros.fetch_add(talk_us, Ordering::Relaxed);
-        let c = &self.carriers[carrier_index(&record.number)];
+        let c = &self.carriers[carrier_index(&record.number, &record.carrier)];
         c.calls.fetch_add(1, Ordering::Relaxed);
         if answered {
             c.answered.fetch_add(1, Ordering::Relaxed);
@@ -1182,8 +1182,15 @@ pub fn render_prepaid(o: &mut String, p: Option<&crate::prepaid::Prepaid>, now: 
     );
 }
 
-/// Index into [`CARRIERS`] from a normalised 400 number's fourth digit.
-fn carrier_index(number: &str) -> usize {
+/// Index into [`CARRIERS`] from a normalised 400 number's fourth digit, or (a 1010 number)
+/// from the record's carrier, which the config names.
+fn carrier_index(number: &str, carrier: &str) -> usize {
+    match carrier {
+        "联通" => return 0,
+        "移动" => return 1,
+        "电信" => return 2,
+        _ => {}
+    }
     match number.as_bytes() {
         [b'4', b'0', b'0', d, ..] => match d {
             b'0' | b'6' => 0,
