@@ -1134,7 +1134,10 @@ fn a_1010_number_is_served_where_configured() {
         (calls[1].number.as_str(), calls[1].final_code),
         ("10109999", 404)
     );
-    assert_eq!(calls[1].reason, "Not Found", "unknown, not Not A 400 Number");
+    assert_eq!(
+        calls[1].reason, "Not Found",
+        "unknown, not Not A 400 Number"
+    );
 }
 
 /// Issue 18 item 10 (来电显示): one number shows its phones the 400 number as the caller,

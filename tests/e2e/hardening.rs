@@ -689,8 +689,9 @@ fn ipv6_listener_completes_a_call() {
 /// Issue 18 item 1: every `server.listen` address is served, UDP and TCP, not only the
 /// first. Hotline on 127.0.0.1:P and [::1]:P: an IPv6 caller over UDP and one over TCP reach
 /// IPv6 targets through [::1]:P, Record-Routed with [::1]:P (the address they came in on),
-/// and an IPv4 caller reaches an IPv6 target (the INVITE leaves from [::1]:P and names it in
-/// its Via). An address that cannot be bound stops the start with a clear error.
+/// and an IPv4 caller reaches an IPv6 target (the INVITE leaves from [::1]:P, names it in its
+/// Via, and is double Record-Routed). An address that cannot be bound stops the start with a
+/// clear error.
 #[test]
 fn every_listen_address_is_bound_udp_and_tcp() {
     let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
@@ -771,10 +772,11 @@ fn every_listen_address_is_bound_udp_and_tcp() {
         "{}",
         invites[0].raw()
     );
-    // Third call: in on 127.0.0.1, out from [::1].
+    // Third call: in on 127.0.0.1, out from [::1]: double Record-Route (RFC 5658), the
+    // callee's side first.
     assert_eq!(
         rr(invites[1]),
-        format!("<sip:127.0.0.1:{port};lr>"),
+        format!("<sip:[::1]:{port};lr>, <sip:127.0.0.1:{port};lr>"),
         "{}",
         invites[1].raw()
     );

@@ -2061,7 +2061,7 @@ impl Proxy {
         let (dest, pop, ruri) = match self.next_hop(&msg) {
             Some((dest, pop)) => (dest, pop, None),
             None => match self.dialog_route(&msg) {
-                Some((dest, ruri)) => (dest, false, Some(ruri)),
+                Some((dest, ruri)) => (dest, 0, Some(ruri)),
                 None => {
                     self.stats.stray_acks += 1;
                     return;
@@ -2075,23 +2075,33 @@ impl Proxy {
             &ForwardRequest {
                 request_uri: ruri.as_deref(),
                 via: &self.via,
-                pop_route: pop,
+                pop_route: pop > 0,
+                pop_second_route: pop > 1,
                 ..Default::default()
             },
         );
         self.send(dest, out);
     }
 
-    /// Loose routing (§16.4, §16.12): pop the Route entries that name us, then the next hop
-    /// is the next Route entry or the Request-URI.
-    fn next_hop(&self, msg: &Message) -> Option<(Peer, bool)> {
+    /// Loose routing (§16.4, §16.12): pop the Route entries that name us (one, or the two of
+    /// a double Record-Route), then the next hop is the next Route entry or the Request-URI.
+    /// Returns the hop and how many entries to pop.
+    fn next_hop(&self, msg: &Message) -> Option<(Peer, u8)> {
         let mut routes = msg.routes();
         let first = routes.next();
         match first {
-            Some(r) if self.uri_is_local(r) => match routes.next() {
-                Some(next) => Some((Self::resolve_uri(next)?, true)),
-                None => Some((Self::resolve_uri(msg.request_uri())?, true)),
-            },
+            Some(r) if self.uri_is_local(r) => {
+                let mut pops = 1;
+                let mut next = routes.next();
+                if next.is_some_and(|n| self.uri_is_local(n)) {
+                    pops = 2;
+                    next = routes.next();
+                }
+                match next {
+                    Some(next) => Some((Self::resolve_uri(next)?, pops)),
+                    None => Some((Self::resolve_uri(msg.request_uri())?, pops)),
+                }
+            }
             _ => None,
         }
     }
@@ -2125,7 +2135,7 @@ impl Proxy {
         let (dest, pop, ruri) = match self.next_hop(&msg) {
             Some((dest, pop)) => (dest, pop, None),
             None => match self.dialog_route(&msg) {
-                Some((dest, ruri)) => (dest, false, Some(ruri)),
+                Some((dest, ruri)) => (dest, 0, Some(ruri)),
                 None => {
                     self.respond_local(now, sid, 481, "Call/Transaction Does Not Exist", &[]);
                     return;
@@ -2139,7 +2149,8 @@ impl Proxy {
             &ForwardRequest {
                 request_uri: ruri.as_deref(),
                 via: &self.via,
-                pop_route: pop,
+                pop_route: pop > 0,
+                pop_second_route: pop > 1,
                 source: Some(source.addr),
                 ..Default::default()
             },
@@ -2387,7 +2398,21 @@ impl Proxy {
             .diversion
             .is_some()
             .then_some(self.diversion.as_slice());
-        let rr = self.record_route(c.caller_peer, target.dest.transport);
+        let rr_in = self.record_route(c.caller_peer, target.dest.transport);
+        // Out through another listen address than the call came in on (another IP family,
+        // another network): double Record-Route (RFC 5658), the callee's side on top, so each
+        // side reaches us at the address it can.
+        let rr_double;
+        let rr: &str = if target.dest.local == c.caller_peer.local {
+            rr_in
+        } else {
+            let out = self.iface(target.dest.local);
+            let both_tcp = c.caller_peer.transport == Transport::Tcp
+                && target.dest.transport == Transport::Tcp;
+            let top = if both_tcp { &out.rr_tcp } else { &out.rr_udp };
+            rr_double = format!("{top}, {rr_in}");
+            &rr_double
+        };
         let pop = invite.routes().next().is_some_and(|r| self.uri_is_local(r));
         // 来电显示: what this callee is shown as the caller.
         let shown = c
@@ -2460,6 +2485,7 @@ impl Proxy {
                 via: &self.via,
                 record_route: Some(rr.as_bytes()),
                 pop_route: pop,
+                pop_second_route: false,
                 source: Some(c.caller_peer.addr),
                 add_headers: add,
                 remove_headers,

@@ -1009,6 +1009,81 @@ fn callee_is_shown_the_configured_caller_id() {
     );
 }
 
+/// Issue 18 item 1: a call that leaves by another listen address than it came in on (IPv4
+/// caller, IPv6 callee) is double Record-Routed (RFC 5658): the callee's side first. The
+/// INVITE leaves from the IPv6 address and names it in its Via; the callee's BYE, routed by
+/// both entries, has both popped and reaches the caller from the IPv4 address.
+#[test]
+fn a_call_across_listen_addresses_is_double_record_routed() {
+    const V6: &str = "[fd00::3]:5070";
+    let mut cfg = ProxyConfig::new(PROXY.parse().expect("addr"));
+    cfg.listen_more = vec!["[fd00::1]:5060".parse().expect("addr")];
+    let mut h = H {
+        p: Proxy::new(cfg),
+        now: Instant::now(),
+    };
+    h.send(UAC, &invite("z9hG4bKrr2", "call-rr2", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(V6, 1, 20)]), &mut |_, _| {
+        true
+    });
+    let (peer, inv) = h.out().remove(0);
+    assert_eq!(peer.local, 1, "leaves from the IPv6 address");
+    let via = String::from_utf8_lossy(inv.header("Via").unwrap_or_default()).into_owned();
+    assert!(via.starts_with("SIP/2.0/UDP [fd00::1]:5060;"), "{via}");
+    assert_eq!(
+        inv.header("Record-Route"),
+        Some(&b"<sip:[fd00::1]:5060;lr>, <sip:10.0.0.1:5060;lr>"[..])
+    );
+    h.send_bytes(V6, reply(&inv, 200, "OK", "callee6"));
+    h.out();
+    let bye = "BYE sip:13807912345@10.0.0.2:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP [fd00::3]:5070;branch=z9hG4bKbye6;rport\n\
+Max-Forwards: 70\n\
+Route: <sip:[fd00::1]:5060;lr>, <sip:10.0.0.1:5060;lr>\n\
+From: <sip:1001@[fd00::3]>;tag=callee6\n\
+To: \"13807912345\" <sip:13807912345@10.0.0.2>;tag=caller1\n\
+Call-ID: call-rr2\n\
+CSeq: 1 BYE\n\
+Content-Length: 0\n\n"
+        .replace('\n', "\r\n");
+    let from = Peer {
+        transport: Transport::Udp,
+        addr: V6.parse().expect("addr"),
+        local: 1,
+    };
+    h.p.handle_message(h.now, from, Bytes::from(bye));
+    let out = h.out();
+    let (peer, fwd) = out
+        .iter()
+        .find(|(p, m)| p.addr == UAC.parse().expect("addr") && m.method() == Some(Method::Bye))
+        .unwrap_or_else(|| panic!("no BYE to the caller: {out:?}"));
+    assert_eq!(peer.local, 0, "reaches the caller from the IPv4 address");
+    assert_eq!(fwd.header("Route"), None, "both of our entries popped");
+    let via = String::from_utf8_lossy(fwd.header("Via").unwrap_or_default()).into_owned();
+    assert!(via.starts_with("SIP/2.0/UDP 10.0.0.1:5060;"), "{via}");
+    // One entry per line is popped the same way.
+    let m = Message::parse(Bytes::from(
+        "BYE sip:a@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP [fd00::3]:5070;branch=z9hG4bKx\r\nRoute: <sip:[fd00::1]:5060;lr>\r\nRoute: <sip:10.0.0.1:5060;lr>, <sip:10.0.0.9;lr>\r\nCall-ID: x\r\nCSeq: 2 BYE\r\nFrom: <sip:b@h>;tag=1\r\nTo: <sip:a@h>;tag=2\r\nContent-Length: 0\r\n\r\n",
+    ))
+    .expect("parses");
+    let out = rewrite::forward_request(
+        &m,
+        &rewrite::ForwardRequest {
+            via: b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKy",
+            pop_route: true,
+            pop_second_route: true,
+            ..Default::default()
+        },
+    );
+    let out = Message::parse(Bytes::from(out)).expect("parses");
+    assert_eq!(
+        out.routes().collect::<Vec<_>>(),
+        vec![&b"<sip:10.0.0.9;lr>"[..]]
+    );
+}
+
 #[test]
 fn reject_sends_the_code() {
     let mut h = H::new();
