@@ -628,6 +628,7 @@ fn resolve_benches() {
                 trunk: Some("ct"),
                 ivr_key: None,
                 seed: i as u64,
+                callback: false,
             };
             i += 1;
             if matches!(

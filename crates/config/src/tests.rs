@@ -1236,6 +1236,61 @@ screening = { anonymous = { action = "reject", code = 403 } }
     assert!(t.contains("route by anonymous -> plan support"), "{t}");
 }
 
+/// A media server's callback (IVR) is the same call coming back: not counted again in the
+/// caller's rate limit, and an anonymous caller is routed by the key it pressed, not sent
+/// back to the anonymous policy's plan (the menu) in a loop.
+#[test]
+fn media_server_callbacks_are_not_screened_twice() {
+    let c = compile(&with(
+        r#"
+[[server.trunks]]
+name = "ivr"
+sources = ["10.0.0.9"]
+role = "media_server"
+[screening.harassment]
+per_caller_number = { calls = 1, window = "60s" }
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+rules = [{ name = "press-1", key = 1, plan = "sales" }]
+screening = { anonymous = { action = "plan", plan = "support" } }
+"#,
+    ));
+    let live = Live::new();
+    let go = |caller: &str, key: Option<u8>, callback: bool, at: &str| {
+        let mut call = CallContext::new(num("4008001234"), caller);
+        call.ivr_key = key;
+        call.callback = callback;
+        match resolve(&c.table, &live, &call, ts(at)) {
+            Decision::Route(r) => Ok(r.rule.to_string()),
+            Decision::Reject(r) => Err(r.cause),
+        }
+    };
+    // First pass (the menu), then the callback with the key: both routed, one call counted.
+    assert_eq!(
+        go("13800138000", None, false, "2026-01-05T02:00:00Z"),
+        Ok("default".into())
+    );
+    assert_eq!(
+        go("13800138000", Some(1), true, "2026-01-05T02:00:10Z"),
+        Ok("press-1".into())
+    );
+    assert_eq!(
+        go("13800138000", None, false, "2026-01-05T02:00:20Z"),
+        Err(RejectCause::BlockedRate),
+        "a second real call is over the limit"
+    );
+    // An anonymous caller: the policy's plan first, then its key on the callback.
+    assert_eq!(
+        go("anonymous", None, false, "2026-01-05T03:00:00Z"),
+        Ok("anonymous".into())
+    );
+    assert_eq!(
+        go("anonymous", Some(1), true, "2026-01-05T03:00:10Z"),
+        Ok("press-1".into())
+    );
+}
+
 #[test]
 fn error_anonymous_policy() {
     let num = |scr: &str| {

@@ -451,7 +451,8 @@ pub fn explain(
     ex.day_kind = Some(table.calendar().day_kind(local.date()));
     ex.festival = table.calendar().festival(local.date()).map(String::from);
 
-    let (s, reject): (_, Option<Reject>) = screen(table, live, entry, call.caller, now, false);
+    let (s, reject): (_, Option<Reject>) =
+        screen(table, live, entry, call.caller, now, false, call.callback);
     ex.screening.push(Step {
         check: "status",
         result: ex.status.unwrap_or("?").to_string(),

@@ -31,6 +31,10 @@ pub struct CallContext<'a> {
     pub ivr_key: Option<u8>,
     /// Per-call seed for the `random` and `weighted` strategies (e.g. a hash of the Call-ID).
     pub seed: u64,
+    /// The call is a media server's callback (IVR): the caller was screened when the call
+    /// first came in, so it is not counted in the rate limits again, nor sent back to the
+    /// anonymous policy's plan (that would loop an anonymous caller back to the menu).
+    pub callback: bool,
 }
 
 impl<'a> CallContext<'a> {
@@ -42,6 +46,7 @@ impl<'a> CallContext<'a> {
             trunk: None,
             ivr_key: None,
             seed: 0,
+            callback: false,
         }
     }
 }
@@ -373,6 +378,7 @@ pub(crate) fn screen<'t>(
     raw_caller: &str,
     now: Timestamp,
     commit: bool,
+    callback: bool,
 ) -> (Screened<'t>, Option<Reject>) {
     let caller = normalize_caller(raw_caller);
     let region = table.regions().lookup(&caller);
@@ -399,7 +405,7 @@ pub(crate) fn screen<'t>(
     let g = &table.parts.global;
     let n = &entry.screening;
     s.anonymous = s.caller.kind == CallerKind::Unknown;
-    if s.anonymous {
+    if s.anonymous && !callback {
         match n.anonymous.or(g.anonymous).unwrap_or_default() {
             crate::table::AnonymousPolicy::Allow => {}
             crate::table::AnonymousPolicy::Reject { code } => {
@@ -432,7 +438,7 @@ pub(crate) fn screen<'t>(
                 Some(Reject::new(n.blocked_code, RejectCause::WhitelistOnly)),
             );
         }
-        if let (Some(limit), false) = (entry.rate.as_ref(), s.vip) {
+        if let (Some(limit), false, false) = (entry.rate.as_ref(), s.vip, callback) {
             // Every anonymous caller is one caller here.
             let key = if s.anonymous {
                 crate::table::ANONYMOUS_CALLER_KEY
@@ -601,7 +607,7 @@ pub fn resolve<'t>(
     let Some(entry) = table.number(call.called) else {
         return Decision::Reject(Reject::new(404, RejectCause::UnknownNumber));
     };
-    let (s, reject) = screen(table, live, entry, call.caller, now, true);
+    let (s, reject) = screen(table, live, entry, call.caller, now, true, call.callback);
     if let Some(r) = reject {
         return Decision::Reject(r);
     }

@@ -759,12 +759,17 @@ impl Core {
             .map(|c| c.name_zh().to_owned())
             .unwrap_or_default();
         let ivr_key = self.ivr_key(&snap, req, source);
+        let callback = snap
+            .settings
+            .trunk_for(source.addr.ip())
+            .is_some_and(|t| t.role == TrunkRole::MediaServer);
         let ctx = CallContext {
             called,
             caller: &caller_raw,
             trunk: trunk.as_deref(),
             ivr_key,
             seed: call_seed(req.call_id()),
+            callback,
         };
         let ts = self.clock.ts(now);
         let decision = resolve(&snap.table, &self.shared.live, &ctx, ts);
