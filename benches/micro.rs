@@ -210,6 +210,7 @@ fn rewrite_benches() {
         via: b"SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-hl9f3e2d1c0b0a0908-1;rport",
         record_route: Some(b"<sip:127.0.0.1:5060;lr>"),
         pop_route: false,
+        pop_second_route: false,
         source: Some(src),
         add_headers: &add,
         remove_headers: &["P-Preferred-Identity"],
@@ -627,6 +628,7 @@ fn resolve_benches() {
                 trunk: Some("ct"),
                 ivr_key: None,
                 seed: i as u64,
+                callback: false,
             };
             i += 1;
             if matches!(

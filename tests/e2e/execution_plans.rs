@@ -1087,6 +1087,109 @@ fn suppressed_early_media_rings_without_sdp_and_the_hunt_moves_on() {
 
 // ----- headers toward targets -------------------------------------------------------------------
 
+/// Issue 18 item 12: a configured 1010 number is served like a 400 number (dialled as
+/// +86 1010-1234 here), with the carrier its config names in the CDR; an unconfigured 1010
+/// number is an unknown number (404), not "Not A 400 Number".
+#[test]
+fn a_1010_number_is_served_where_configured() {
+    let desk = start(uas("uas_answer"));
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("desk", &desk.uri("1001"))
+            .plan(Plan::new("p").group("sequential", "5s", &["desk"]))
+            .raw("[numbers.\"10101234\"]\ncompany = \"test\"\nplan = \"p\"\ncarrier = \"mobile\"")
+            .to_toml(),
+    );
+    let c = run(Sipp::uac("uac", hotline.sip_addr())
+        .service("+8610101234")
+        .calls(1)
+        .duration_ms(100)
+        .timeout(Duration::from_secs(20)));
+    assert_all_ok(&c, 1, "1010 caller");
+    let r = run(Sipp::uac("uac_reject", hotline.sip_addr())
+        .service("10109999")
+        .calls(1)
+        .timeout(Duration::from_secs(20)));
+    assert_eq!(r.final_codes(), vec![404]);
+    let desk = finish(desk);
+    let inv = desk.received_requests("INVITE");
+    let div = inv
+        .first()
+        .and_then(|m| m.header("Diversion"))
+        .unwrap_or_default();
+    assert!(div.starts_with("<tel:+8610101234>;reason="), "{div}");
+    let cdrs = stop_and_read(&mut hotline);
+    let mut calls = cdrs.calls.clone();
+    calls.sort_by_key(|c| c.start);
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(
+        (
+            calls[0].number.as_str(),
+            calls[0].carrier.as_str(),
+            calls[0].final_code
+        ),
+        ("10101234", "移动", 200)
+    );
+    assert_eq!(
+        (calls[1].number.as_str(), calls[1].final_code),
+        ("10109999", 404)
+    );
+    assert_eq!(
+        calls[1].reason, "Not Found",
+        "unknown, not Not A 400 Number"
+    );
+}
+
+/// Issue 18 item 10 (来电显示): one number shows its phones the 400 number as the caller,
+/// another the 400 number with the caller's number as display name and asserted identity
+/// (the default test trunk is trusted). The calls complete: the caller gets its own From back.
+#[test]
+fn phones_are_shown_the_configured_caller_id() {
+    const OTHER: &str = "4008005678";
+    let desk = start(uas("uas_answer").calls(2));
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("desk", &desk.uri("1001"))
+            .plan(Plan::new("p").group("sequential", "5s", &["desk"]))
+            .raw(&format!(
+                "[numbers.\"{NUMBER}\"]\ncompany = \"test\"\nplan = \"p\"\ncaller_id = \"number\"\n\
+                 [numbers.\"{OTHER}\"]\ncompany = \"test\"\nplan = \"p\"\ncaller_id = \"number_and_caller\""
+            ))
+            .to_toml(),
+    );
+    for number in [NUMBER, OTHER] {
+        let c = run(Sipp::uac("uac", hotline.sip_addr())
+            .service(number)
+            .calls(1)
+            .duration_ms(100)
+            .timeout(Duration::from_secs(20)));
+        assert_all_ok(&c, 1, number);
+    }
+    let desk = finish(desk);
+    assert_all_ok(&desk, 2, "desk");
+    let invites = desk.received_requests("INVITE");
+    let from = |i: usize| {
+        invites
+            .get(i)
+            .and_then(|m| m.header("From"))
+            .unwrap_or_default()
+    };
+    let addr = hotline.sip_addr();
+    assert!(
+        from(0).starts_with(&format!("\"{NUMBER}\" <sip:{NUMBER}@{addr}>;tag=")),
+        "{}",
+        from(0)
+    );
+    assert!(
+        from(1).starts_with(&format!("\"{CALLER}\" <sip:{OTHER}@{addr}>;tag=")),
+        "{}",
+        from(1)
+    );
+    let pai = invites.get(1).and_then(|m| m.header("P-Asserted-Identity"));
+    assert_eq!(pai.as_deref(), Some(format!("<tel:+86{CALLER}>").as_str()));
+    let _ = stop_and_read(&mut hotline);
+}
+
 /// Issue 18 item 9: forward by cause (遇忙转移 as platforms sell it): the desk of one number
 /// is busy and forwards to A; the desk of another rings out (1 s) and forwards to B; each
 /// destination answers, and is told why (Diversion user-busy / no-answer).

@@ -826,8 +826,9 @@ fn ipv6_listener_completes_a_call() {
 /// Issue 18 item 1: every `server.listen` address is served, UDP and TCP, not only the
 /// first. Hotline on 127.0.0.1:P and [::1]:P: an IPv6 caller over UDP and one over TCP reach
 /// IPv6 targets through [::1]:P, Record-Routed with [::1]:P (the address they came in on),
-/// and an IPv4 caller reaches an IPv6 target (the INVITE leaves from [::1]:P and names it in
-/// its Via). An address that cannot be bound stops the start with a clear error.
+/// and an IPv4 caller reaches an IPv6 target (the INVITE leaves from [::1]:P, names it in its
+/// Via, and is double Record-Routed). An address that cannot be bound stops the start with a
+/// clear error.
 #[test]
 fn every_listen_address_is_bound_udp_and_tcp() {
     let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
@@ -908,10 +909,11 @@ fn every_listen_address_is_bound_udp_and_tcp() {
         "{}",
         invites[0].raw()
     );
-    // Third call: in on 127.0.0.1, out from [::1].
+    // Third call: in on 127.0.0.1, out from [::1]: double Record-Route (RFC 5658), the
+    // callee's side first.
     assert_eq!(
         rr(invites[1]),
-        format!("<sip:127.0.0.1:{port};lr>"),
+        format!("<sip:[::1]:{port};lr>, <sip:127.0.0.1:{port};lr>"),
         "{}",
         invites[1].raw()
     );
@@ -1014,6 +1016,73 @@ fn ivr_key_is_taken_only_from_a_media_server() {
     assert_eq!(seen[0].0, "ct");
     assert_ne!(seen[0].1, "press-1", "the carrier's key did not route");
     assert_eq!(seen[1], ("ivr", "press-1"));
+}
+
+/// Issue 18 item 11: a number that refuses anonymous callers answers an RFC 3323 anonymous
+/// From (`sip:anonymous@anonymous.invalid`) with 433 Anonymity Disallowed; the same From with
+/// a P-Asserted-Identity from a trusted trunk is screened and routed by the asserted number
+/// (here to a busy desk: 486), and its record says so.
+#[test]
+fn anonymous_callers_get_the_numbers_policy() {
+    let desk = start(
+        Sipp::uas("uas_486")
+            .calls(1)
+            .timeout(Duration::from_secs(20)),
+    );
+    let mut hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .target("desk", &desk.uri("1001"))
+            .number(NUMBER, &["desk"])
+            .raw(&format!(
+                "[numbers.\"{NUMBER}\".screening]\nanonymous = {{ action = \"reject\" }}"
+            ))
+            .to_toml(),
+    );
+    let uri = format!("sip:{NUMBER}@{}", hotline.sip_addr());
+    let client = match SipUdpClient::bind() {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let local = match client.local_addr() {
+        Ok(a) => a,
+        Err(e) => panic!("{e}"),
+    };
+    for (pai, code) in [(None, 433), (Some("<sip:13800138000@127.0.0.1>"), 486)] {
+        let mut req = RawRequest::invite(&uri, local);
+        req.from_user = "anonymous".into();
+        req = req.header("Privacy: id");
+        if let Some(p) = pai {
+            req = req.header(&format!("P-Asserted-Identity: {p}"));
+        }
+        if let Err(e) = client.send_to(&req.to_bytes(), hotline.sip_addr()) {
+            panic!("{e}");
+        }
+        let got = client
+            .recv_until_final(Duration::from_secs(10))
+            .unwrap_or_default();
+        assert_eq!(got.last().and_then(|m| m.status()), Some(code), "{got:?}");
+        if let Some(last) = got.last() {
+            let _ = client.send_to(&req.ack_for(last).to_bytes(), hotline.sip_addr());
+        }
+    }
+    finish(desk);
+    let status = hotline.stop();
+    assert!(matches!(status, Ok(s) if s.success()), "{status:?}");
+    let mut calls = cdr_calls(hotline.cdr_dir());
+    calls.sort_by_key(|c| c.start);
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    assert_eq!(
+        (calls[0].final_code, calls[0].caller_raw.as_str()),
+        (433, "anonymous")
+    );
+    assert_eq!(
+        (
+            calls[1].final_code,
+            calls[1].caller.as_str(),
+            calls[1].caller_raw.as_str()
+        ),
+        (486, "13800138000", "anonymous")
+    );
 }
 
 // ----- overload, graceful shutdown, soak --------------------------------------------------------

@@ -109,6 +109,54 @@ fn prepaid_without_balance_refuses_new_calls() {
     assert_eq!(caller.final_codes(), vec![402], "{}", caller.summary());
 }
 
+/// Issue 18 item 4: the low balance is on /metrics, not only in the log: a number with ¥0.49
+/// (below the ¥1.00 threshold, not enough for a minute) shows its balance, nothing reserved,
+/// low-balance state 1, and the refused call.
+#[test]
+fn prepaid_balance_and_low_state_are_on_metrics() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let billing = billing_file(dir.path(), "0.49");
+    let hotline = Hotline::spawn(
+        &HotlineConfig::new()
+            .with_admin()
+            .target("desk", "sip:1001@127.0.0.1:9")
+            .number(NUMBER, &["desk"])
+            .raw(&format!(
+                "[server.billing]\nfile = {:?}\nrefuse_code = 402\nlow_balance = \"1.00\"\n",
+                billing.display().to_string()
+            ))
+            .to_toml(),
+    );
+    let caller = run(Sipp::uac("uac_reject", hotline.sip_addr())
+        .service(NUMBER)
+        .calls(1)
+        .timeout(Duration::from_secs(10)));
+    assert_eq!(caller.final_codes(), vec![402], "{}", caller.summary());
+    let m = hotline.metrics().unwrap_or_else(|e| panic!("metrics: {e}"));
+    let v = |s: &str| hotline_testkit::metric_value(&m, s);
+    assert_eq!(
+        v(&format!(
+            "hotline_prepaid_balance_yuan{{number=\"{NUMBER}\"}}"
+        )),
+        Some(0.49),
+        "{m}"
+    );
+    assert_eq!(
+        v(&format!(
+            "hotline_prepaid_reserved_yuan{{number=\"{NUMBER}\"}}"
+        )),
+        Some(0.0)
+    );
+    assert_eq!(
+        v(&format!(
+            "hotline_prepaid_low_balance{{number=\"{NUMBER}\"}}"
+        )),
+        Some(1.0)
+    );
+    assert_eq!(v("hotline_prepaid_low_balance_threshold_yuan"), Some(1.0));
+    assert_eq!(v("hotline_prepaid_refused_total"), Some(1.0));
+}
+
 /// A trunk's `max_calls` and `max_cps` shed new INVITEs with 503 + Retry-After.
 #[test]
 fn trunk_max_calls_sheds_with_503() {

@@ -306,14 +306,14 @@ pub fn parse_billing(src: &str) -> Result<BillingConfig, Vec<ConfigError>> {
     for (i, a) in raw.accounts.iter().enumerate() {
         let p = format!("accounts[{i}]");
         let number = a.number.get_ref().clone();
-        if number.len() != 10
-            || !number.starts_with("400")
-            || !number.bytes().all(|b| b.is_ascii_digit())
-        {
+        // A 400 number (10 digits) or a 1010 number (8): both are billed by their plan.
+        let national = (number.len() == 10 && number.starts_with("400"))
+            || (number.len() == 8 && number.starts_with("1010"));
+        if !national || !number.bytes().all(|b| b.is_ascii_digit()) {
             bad(
                 format!("{p}.number"),
                 a.number.span(),
-                format!("{number:?} is not a 400 number"),
+                format!("{number:?} is not a 400 or 1010 number (write its digits only)"),
             );
         }
         if let Some(prev) = seen.insert(number.clone(), i) {

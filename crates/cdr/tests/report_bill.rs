@@ -559,3 +559,53 @@ fn report_times_are_local_in_the_zone_named() {
     );
     assert!(!html.contains("01:30"), "a UTC time in the HTML");
 }
+
+/// Issue 18 item 12: a 1010 number is billed by its own plan (rate, minimum, term), like a 400
+/// number; anything else is still refused.
+#[test]
+fn a_1010_number_is_billed_by_its_own_plan() {
+    let src = r#"
+timezone = "Asia/Shanghai"
+[plans.n1010]
+rate_per_minute = "0.20"
+monthly_minimum = "50"
+term_years = 1
+[[accounts]]
+number = "10101234"
+plan = "n1010"
+start = "2026-10-01"
+prepaid = "200"
+"#;
+    let cfg = parse_billing(src).unwrap_or_else(|e| panic!("{e:?}"));
+    let Some(dir) = tempfile::tempdir().ok() else {
+        return;
+    };
+    write(
+        dir.path(),
+        &[call("10101234", "2026-11-03T02:00:00Z", Some(90_000))],
+    );
+    let nov = bill(
+        dir.path(),
+        &cfg,
+        Month {
+            year: 2026,
+            month: 11,
+        },
+    )
+    .unwrap_or_else(|e| panic!("bill: {e}"));
+    let line = &nov.lines[0];
+    assert_eq!(line.number, "10101234");
+    assert_eq!((line.minutes, line.usage_fen), (2, 40));
+    assert_eq!(
+        (line.total_fen, line.remaining_fen),
+        (5000, 15000),
+        "{line:?}"
+    );
+    let bad = src.replace("10101234", "1010123");
+    let errs = parse_billing(&bad).err().unwrap_or_default();
+    assert!(
+        errs.iter()
+            .any(|e| e.message.contains("not a 400 or 1010 number")),
+        "{errs:?}"
+    );
+}

@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use hotline_route::{
-    normalize_called, normalize_caller, uri_user_allowed, AdvanceOn, Calendar, CallerKind,
-    Conditions, DayKind, EarlyMedia, Fallback, ForwardOn, Group, ListId, ListSet, Member, Mode,
-    NamedList, NumberEntry, OnTargetBusyLocal, Plan, PlanId, RateLimit, RateWindow, RegionDb,
-    RegionPattern, RingFrom, Rule, Screening, Status, Strategy, TableParts, Target, TargetId,
-    TimeRange, Transport, Weekdays, MAX_GROUPS, MAX_MEMBERS,
+    normalize_called, normalize_caller, uri_user_allowed, AdvanceOn, AnonymousPolicy, Calendar,
+    CallerKind, Conditions, DayKind, EarlyMedia, Fallback, ForwardOn, Group, ListId, ListSet,
+    Member, Mode, NamedList, NumberEntry, OnTargetBusyLocal, Plan, PlanId, RateLimit, RateWindow,
+    RegionDb, RegionPattern, RingFrom, Rule, Screening, Status, Strategy, TableParts, Target,
+    TargetId, TimeRange, Transport, Weekdays, MAX_GROUPS, MAX_MEMBERS,
 };
 use jiff::civil::Date;
 use sha2::{Digest, Sha256};
@@ -597,6 +597,7 @@ pub(crate) fn compile(
     }
 
     // 8. Global screening.
+    let mut anon_plans: HashSet<PlanId> = HashSet::new();
     let mut global = Screening {
         blocked_code: 603,
         ..Screening::default()
@@ -620,6 +621,16 @@ pub(crate) fn compile(
             screening_seen = Some(*fi);
             let raw = s;
             global = build_screening(&mut cx, *fi, "screening", raw, 603, &list_ids, db);
+            global.anonymous = raw.anonymous.as_ref().and_then(|a| {
+                build_anonymous(
+                    &mut cx,
+                    *fi,
+                    "screening.anonymous",
+                    a,
+                    &plan_ids,
+                    &mut anon_plans,
+                )
+            });
             if let Some(c) = &raw.abroad_code {
                 match code(*c.get_ref(), 400, 699) {
                     Ok(c) => abroad_code = c,
@@ -655,7 +666,7 @@ pub(crate) fn compile(
     raw_numbers.sort_by_key(|(fi, k, _)| (*fi, k.span().start));
     let mut numbers: Vec<NumberEntry> = Vec::new();
     let mut number_seen: HashMap<u64, (usize, usize)> = HashMap::new();
-    let mut used_plans: HashSet<PlanId> = HashSet::new();
+    let mut used_plans: HashSet<PlanId> = std::mem::take(&mut anon_plans);
     let mut company_count: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (fi, k, v) in raw_numbers {
         let key = format!("numbers.{:?}", k.get_ref());
@@ -666,9 +677,9 @@ pub(crate) fn compile(
                     fi,
                     k.span(),
                     key,
-                    format!("{:?} is not a 400 number", k.get_ref()),
+                    format!("{:?} is not a 400 or 1010 number", k.get_ref()),
                     Some(
-                        "a 400 number is 10 digits: 400, a carrier digit (0,1,6,7,8,9), 6 more"
+                        "a 400 number is 10 digits: 400, a carrier digit (0,1,6,7,8,9), 6 more; a 1010 number is 8 digits: 1010 and 4 more"
                             .into(),
                     ),
                 );
@@ -778,8 +789,18 @@ pub(crate) fn compile(
                         Some("set it in the top-level [screening] table".into()),
                     );
                 }
-                let scr =
+                let mut scr =
                     build_screening(&mut cx, fi, &skey, sr, global.blocked_code, &list_ids, db);
+                scr.anonymous = sr.anonymous.as_ref().and_then(|a| {
+                    build_anonymous(
+                        &mut cx,
+                        fi,
+                        &format!("{skey}.anonymous"),
+                        a,
+                        &plan_ids,
+                        &mut used_plans,
+                    )
+                });
                 let rate = match &sr.harassment {
                     Some(h) => build_rate(
                         &mut cx,
@@ -801,10 +822,11 @@ pub(crate) fn compile(
                 global_rate,
             ),
         };
+        let carrier = number_carrier(&mut cx, fi, &key, k.span(), number, &raw.carrier);
         numbers.push(NumberEntry {
             number,
             company,
-            carrier: number.carrier(),
+            carrier,
             tz,
             tz_name,
             status: match raw.status {
@@ -815,6 +837,7 @@ pub(crate) fn compile(
             default_plan,
             screening,
             rate,
+            caller_id: raw.caller_id.map(CallerIdRaw::compile).unwrap_or_default(),
         });
     }
 
@@ -1772,6 +1795,7 @@ fn build_target(
                 transport,
                 max_concurrent,
                 forward_on: ForwardOn::default(),
+                caller_id: raw.caller_id.map(CallerIdRaw::compile),
             }),
             Err((m, hint)) => {
                 cx.err(fi, uri.span(), format!("{key}.uri"), m, hint);
@@ -1852,6 +1876,7 @@ fn build_target(
                 transport,
                 max_concurrent,
                 forward_on: ForwardOn::default(),
+                caller_id: raw.caller_id.map(CallerIdRaw::compile),
             })
         }
         (None, Some(num), None) => {
@@ -2279,6 +2304,141 @@ fn build_screening(
         );
     }
     s
+}
+
+/// The carrier of a configured number: a 400 number's is its prefix (a `carrier` key must
+/// agree); a 1010 number's is the `carrier` key, which it must have.
+fn number_carrier(
+    cx: &mut Ctx<'_>,
+    fi: usize,
+    key: &str,
+    span: Range<usize>,
+    number: hotline_route::Number400,
+    raw: &Option<Spanned<String>>,
+) -> hotline_route::Carrier {
+    use hotline_route::Carrier;
+    let hint =
+        || Some("carrier = \"unicom\" (联通), \"mobile\" (移动) or \"telecom\" (电信)".into());
+    let prefix = number.carrier();
+    let Some(v) = raw else {
+        return prefix.unwrap_or_else(|| {
+            cx.err(
+                fi,
+                span,
+                format!("{key}.carrier"),
+                format!("1010 number {number} needs its carrier: a 1010 number does not tell it"),
+                hint(),
+            );
+            Carrier::Unicom
+        });
+    };
+    match (Carrier::parse(v.get_ref()), prefix) {
+        (None, _) => {
+            cx.err(
+                fi,
+                v.span(),
+                format!("{key}.carrier"),
+                format!("unknown carrier {:?}", v.get_ref()),
+                hint(),
+            );
+            prefix.unwrap_or(Carrier::Unicom)
+        }
+        (Some(c), Some(p)) if c != p => {
+            cx.err(
+                fi,
+                v.span(),
+                format!("{key}.carrier"),
+                format!(
+                    "{number} is a {} ({}) number by its prefix, not {c}",
+                    p.name_zh(),
+                    p
+                ),
+                Some("leave carrier out for a 400 number: its prefix says it".into()),
+            );
+            p
+        }
+        (Some(c), _) => c,
+    }
+}
+
+/// `anonymous = { action, code, plan }`: what happens to callers without a usable number.
+fn build_anonymous(
+    cx: &mut Ctx<'_>,
+    fi: usize,
+    key: &str,
+    raw: &Spanned<RawAnonymous>,
+    plan_ids: &HashMap<String, PlanId>,
+    used: &mut HashSet<PlanId>,
+) -> Option<AnonymousPolicy> {
+    let a = raw.get_ref();
+    let action = *a.action.get_ref();
+    if let (Some(c), false) = (&a.code, action == AnonymousActionRaw::Reject) {
+        cx.err(
+            fi,
+            c.span(),
+            format!("{key}.code"),
+            "code has no effect unless action = \"reject\"",
+            Some("remove code, or set action = \"reject\"".into()),
+        );
+    }
+    if let (Some(p), false) = (&a.plan, action == AnonymousActionRaw::Plan) {
+        cx.err(
+            fi,
+            p.span(),
+            format!("{key}.plan"),
+            "plan has no effect unless action = \"plan\"",
+            Some("remove plan, or set action = \"plan\"".into()),
+        );
+    }
+    match action {
+        AnonymousActionRaw::Allow => Some(AnonymousPolicy::Allow),
+        AnonymousActionRaw::Reject => {
+            let Some(c) = &a.code else {
+                return Some(AnonymousPolicy::Reject { code: 433 });
+            };
+            match code(*c.get_ref(), 400, 699) {
+                Ok(code) => Some(AnonymousPolicy::Reject { code }),
+                Err(m) => {
+                    cx.err(
+                        fi,
+                        c.span(),
+                        format!("{key}.code"),
+                        m,
+                        Some("433 Anonymity Disallowed (RFC 5079) is the usual one".into()),
+                    );
+                    None
+                }
+            }
+        }
+        AnonymousActionRaw::Plan => {
+            let Some(p) = &a.plan else {
+                cx.err(
+                    fi,
+                    a.action.span(),
+                    format!("{key}.plan"),
+                    "action = \"plan\" needs plan = \"NAME\"",
+                    names_hint("plans", plan_ids.keys()),
+                );
+                return None;
+            };
+            match plan_ids.get(p.get_ref()) {
+                Some(&id) => {
+                    used.insert(id);
+                    Some(AnonymousPolicy::Plan { plan: id })
+                }
+                None => {
+                    cx.err(
+                        fi,
+                        p.span(),
+                        format!("{key}.plan"),
+                        format!("unknown plan {:?}", p.get_ref()),
+                        names_hint("plans", plan_ids.keys()),
+                    );
+                    None
+                }
+            }
+        }
+    }
 }
 
 fn build_rate(

@@ -199,6 +199,24 @@ pub struct RawScreening {
     pub blocked_code: Option<Spanned<i64>>,
     pub abroad_code: Option<Spanned<i64>>,
     pub harassment: Option<RawHarassment>,
+    pub anonymous: Option<Spanned<RawAnonymous>>,
+}
+
+/// `anonymous = { action = "allow" | "reject" | "plan", code = 433, plan = "NAME" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAnonymous {
+    pub action: Spanned<AnonymousActionRaw>,
+    pub code: Option<Spanned<i64>>,
+    pub plan: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnonymousActionRaw {
+    Allow,
+    Reject,
+    Plan,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,6 +275,26 @@ pub struct RawTarget {
     pub gateway: Option<Spanned<String>>,
     pub max_concurrent: Option<Spanned<i64>>,
     pub forward_on: Option<RawForwardOn>,
+    pub caller_id: Option<CallerIdRaw>,
+}
+
+/// `caller_id = "caller" | "number" | "number_and_caller"` (来电显示).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerIdRaw {
+    Caller,
+    Number,
+    NumberAndCaller,
+}
+
+impl CallerIdRaw {
+    pub fn compile(self) -> hotline_route::CallerId {
+        match self {
+            CallerIdRaw::Caller => hotline_route::CallerId::Caller,
+            CallerIdRaw::Number => hotline_route::CallerId::Number,
+            CallerIdRaw::NumberAndCaller => hotline_route::CallerId::NumberAndCaller,
+        }
+    }
 }
 
 /// `forward_on = { busy = "a", no_answer = "b", unreachable = "c" }`: target names.
@@ -391,6 +429,9 @@ pub struct RawNumber {
     #[serde(default)]
     pub rules: Vec<Spanned<RawRule>>,
     pub screening: Option<RawScreening>,
+    pub caller_id: Option<CallerIdRaw>,
+    /// Required for a 1010 number; a 400 number's is its prefix.
+    pub carrier: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

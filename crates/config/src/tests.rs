@@ -919,7 +919,7 @@ fn error_unknown_key() {
     let hint = e.hint.as_deref().unwrap_or("");
     assert!(hint.contains("did you mean `uri`?"), "{e}");
     assert!(
-        hint.contains("keys here: forward_on, gateway, max_concurrent, number, uri"),
+        hint.contains("keys here: caller_id, forward_on, gateway, max_concurrent, number, uri"),
         "sorted: {e}"
     );
 }
@@ -1288,6 +1288,275 @@ fn forward_on_by_cause() {
         errs.iter()
             .any(|e| e.line == 4 && e.message.contains("offline")),
         "{errs:#?}"
+    );
+}
+
+/// Issue 18 item 11: anonymous callers (anonymous@, restricted, empty, not a number). Allowed
+/// by default but rate-limited as one caller, so changing the hidden number does not get
+/// around the limit (before the fix they skipped the limits entirely); a number may refuse
+/// them (433 by default) or route them to a plan; explain says which.
+#[test]
+fn anonymous_callers_policy_and_one_rate_limit() {
+    let c = compile(&with(
+        r#"
+[screening.harassment]
+per_caller_number = { calls = 2, window = "60s" }
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+[numbers."4008001235"]
+company = "acme"
+plan = "day"
+screening = { anonymous = { action = "reject" } }
+[numbers."4008001236"]
+company = "acme"
+plan = "day"
+rules = [{ name = "jx", region = "江西", plan = "jx" }]
+screening = { anonymous = { action = "plan", plan = "support" } }
+[numbers."4008001237"]
+company = "acme"
+plan = "day"
+screening = { anonymous = { action = "reject", code = 403 } }
+"#,
+    ));
+    let live = Live::new();
+    let at = |s: u32| format!("2026-01-05T02:00:{s:02}Z");
+    assert!(route(&c, &live, "4008001234", "anonymous", None, &at(0)).is_ok());
+    assert!(route(&c, &live, "4008001234", "", None, &at(1)).is_ok());
+    assert_eq!(
+        route(&c, &live, "4008001234", "restricted", None, &at(2)),
+        Err((RejectCause::BlockedRate, 603)),
+        "three anonymous calls are three calls from one caller"
+    );
+    assert!(route(&c, &live, "4008001234", "13800138000", None, &at(3)).is_ok());
+    assert_eq!(
+        route(&c, &live, "4008001235", "anonymous", None, &at(4)),
+        Err((RejectCause::Anonymous, 433))
+    );
+    assert_eq!(
+        route(&c, &live, "4008001237", "anonymous", None, &at(4)),
+        Err((RejectCause::Anonymous, 403))
+    );
+    assert!(route(&c, &live, "4008001235", "13800138000", None, &at(4)).is_ok());
+    assert_eq!(
+        route(&c, &live, "4008001236", "anonymous", None, &at(5)),
+        Ok(("anonymous".into(), "support".into()))
+    );
+    assert_eq!(
+        route(&c, &live, "4008001236", "13807912345", None, &at(5)),
+        Ok(("jx".into(), "jx".into()))
+    );
+    let call = CallContext::new(num("4008001236"), "anonymous");
+    let t = explain(&c.table, &Live::new(), &call, ts(&at(6))).to_string();
+    assert!(t.contains("routed to the anonymous policy's plan"), "{t}");
+    assert!(t.contains("route by anonymous -> plan support"), "{t}");
+}
+
+/// A media server's callback (IVR) is the same call coming back: not counted again in the
+/// caller's rate limit, and an anonymous caller is routed by the key it pressed, not sent
+/// back to the anonymous policy's plan (the menu) in a loop.
+#[test]
+fn media_server_callbacks_are_not_screened_twice() {
+    let c = compile(&with(
+        r#"
+[[server.trunks]]
+name = "ivr"
+sources = ["10.0.0.9"]
+role = "media_server"
+[screening.harassment]
+per_caller_number = { calls = 1, window = "60s" }
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+rules = [{ name = "press-1", key = 1, plan = "sales" }]
+screening = { anonymous = { action = "plan", plan = "support" } }
+"#,
+    ));
+    let live = Live::new();
+    let go = |caller: &str, key: Option<u8>, callback: bool, at: &str| {
+        let mut call = CallContext::new(num("4008001234"), caller);
+        call.ivr_key = key;
+        call.callback = callback;
+        match resolve(&c.table, &live, &call, ts(at)) {
+            Decision::Route(r) => Ok(r.rule.to_string()),
+            Decision::Reject(r) => Err(r.cause),
+        }
+    };
+    // First pass (the menu), then the callback with the key: both routed, one call counted.
+    assert_eq!(
+        go("13800138000", None, false, "2026-01-05T02:00:00Z"),
+        Ok("default".into())
+    );
+    assert_eq!(
+        go("13800138000", Some(1), true, "2026-01-05T02:00:10Z"),
+        Ok("press-1".into())
+    );
+    assert_eq!(
+        go("13800138000", None, false, "2026-01-05T02:00:20Z"),
+        Err(RejectCause::BlockedRate),
+        "a second real call is over the limit"
+    );
+    // An anonymous caller: the policy's plan first, then its key on the callback.
+    assert_eq!(
+        go("anonymous", None, false, "2026-01-05T03:00:00Z"),
+        Ok("anonymous".into())
+    );
+    assert_eq!(
+        go("anonymous", Some(1), true, "2026-01-05T03:00:10Z"),
+        Ok("press-1".into())
+    );
+}
+
+#[test]
+fn error_anonymous_policy() {
+    let num = |scr: &str| {
+        with(&format!(
+            "[numbers.\"4008001234\"]\ncompany = \"acme\"\nplan = \"day\"\n[numbers.\"4008001234\".screening]\n{scr}\n"
+        ))
+    };
+    let key = "numbers.\"4008001234\".screening.anonymous";
+    for (scr, sub, what) in [
+        ("anonymous = { action = \"plan\" }", "plan", "needs plan"),
+        (
+            "anonymous = { action = \"plan\", plan = \"nope\" }",
+            "plan",
+            "unknown plan",
+        ),
+        (
+            "anonymous = { action = \"allow\", code = 433 }",
+            "code",
+            "no effect",
+        ),
+        (
+            "anonymous = { action = \"reject\", plan = \"day\" }",
+            "plan",
+            "no effect",
+        ),
+        (
+            "anonymous = { action = \"reject\", code = 200 }",
+            "code",
+            "",
+        ),
+    ] {
+        let errs = errors(&num(scr));
+        let e = one(&errs, &format!("{key}.{sub}"));
+        assert!(e.message.contains(what), "{scr}: {e}");
+        assert!(e.line > 0, "{e}");
+        assert!(e.hint.is_some() || sub == "code", "{e}");
+    }
+    let errs = errors(&num("anonymous = { action = \"hang-up\" }"));
+    assert!(!errs.is_empty());
+}
+
+/// Issue 18 item 10: caller-ID presentation (来电显示) per number and per target, shown by
+/// explain; an unknown value is refused at its line.
+#[test]
+fn caller_id_per_number_and_target() {
+    let cfg = |number: &str, target: &str| {
+        format!("[companies.a]\n[targets.desk]\nuri = \"sip:1@127.0.0.1\"\n{target}[plans.p]\ngroups = [{{ members = [\"desk\"] }}]\n[numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n{number}")
+    };
+    let text = |c: &Compiled| {
+        let call = CallContext::new(num("4008001234"), "13807912345");
+        explain(&c.table, &Live::new(), &call, ts("2026-10-12T02:00:00Z")).to_string()
+    };
+    let c = compile(&cfg("", ""));
+    assert_eq!(
+        c.table.numbers()[0].caller_id,
+        hotline_route::CallerId::Caller
+    );
+    let t = text(&c);
+    assert!(t.contains("caller id caller"), "{t}");
+    assert!(t.contains("shows caller"), "{t}");
+    let c = compile(&cfg(
+        "caller_id = \"number\"\n",
+        "caller_id = \"number_and_caller\"\n",
+    ));
+    let t = text(&c);
+    assert!(t.contains("caller id number"), "{t}");
+    assert!(
+        t.contains("shows number_and_caller"),
+        "the target's own: {t}"
+    );
+    let errs = errors(&cfg("caller_id = \"400\"\n", ""));
+    // The wording comes from the serde translator (issue 21): the value, then the choices.
+    assert!(
+        errs.iter().any(|e| e.line == 9
+            && e.message.contains("not a valid caller_id")
+            && e.hint.as_deref().unwrap_or("").contains("number_and_caller")),
+        "{errs:#?}"
+    );
+}
+
+/// Issue 18 item 12: a 1010 number (8 digits) is served where configured, with the carrier the
+/// config names (it has no prefix that says it); a 400 number's carrier is its prefix. Missing,
+/// unknown or contradicting carriers and malformed 1010 numbers are refused at their line.
+#[test]
+fn numbers_1010_with_their_carrier() {
+    let cfg = |key: &str, extra: &str| {
+        with(&format!(
+            "[numbers.\"{key}\"]\ncompany = \"acme\"\nplan = \"day\"\n{extra}"
+        ))
+    };
+    let c = compile(&cfg("1010-1234", "carrier = \"telecom\"\n"));
+    let n = num("10101234");
+    let e = c
+        .table
+        .number(n)
+        .unwrap_or_else(|| panic!("10101234 not served"));
+    assert_eq!(e.carrier, hotline_route::Carrier::Telecom);
+    let live = Live::new();
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "+8610101234",
+            "13800138000",
+            None,
+            "2026-01-05T02:00:00Z"
+        ),
+        Ok(("default".into(), "day".into()))
+    );
+    assert_eq!(
+        route(
+            &c,
+            &live,
+            "10109999",
+            "13800138000",
+            None,
+            "2026-01-05T02:00:00Z"
+        ),
+        Err((RejectCause::UnknownNumber, 404)),
+        "an unconfigured 1010 number is unknown"
+    );
+    let call = CallContext::new(n, "13800138000");
+    let t = explain(&c.table, &live, &call, ts("2026-01-05T02:00:00Z")).to_string();
+    assert!(t.starts_with("number    10101234 (电信)"), "{t}");
+    // A 400 number's carrier is its prefix; a key may confirm it.
+    let c = compile(&cfg("4008001234", "carrier = \"telecom\"\n"));
+    assert_eq!(
+        c.table.numbers()[0].carrier,
+        hotline_route::Carrier::Telecom
+    );
+    let k = "numbers.\"10101234\".carrier";
+    let e = one(&errors(&cfg("10101234", "")), k);
+    assert!(e.message.contains("needs its carrier"), "{e}");
+    assert!(e.hint.as_deref().unwrap_or("").contains("unicom"), "{e}");
+    let e = one(&errors(&cfg("10101234", "carrier = \"cmcc\"\n")), k);
+    assert!(e.message.contains("unknown carrier"), "{e}");
+    let e = one(
+        &errors(&cfg("4008001234", "carrier = \"unicom\"\n")),
+        "numbers.\"4008001234\".carrier",
+    );
+    assert!(e.message.contains("电信"), "{e}");
+    assert!(e.hint.is_some());
+    let e = one(
+        &errors(&cfg("1010123", "carrier = \"unicom\"\n")),
+        "numbers.\"1010123\"",
+    );
+    assert!(e.message.contains("not a 400 or 1010 number"), "{e}");
+    assert!(
+        e.hint.as_deref().unwrap_or("").contains("1010 and 4 more"),
+        "{e}"
     );
 }
 

@@ -67,7 +67,7 @@ pub fn run(
     let called = match normalize_called(number) {
         Ok(n) => n,
         Err(e) => {
-            eprintln!("{number:?} is not a 400 number: {e}");
+            eprintln!("{number:?} is not a 400 or 1010 number: {e}");
             return ExitCode::from(2);
         }
     };

@@ -21,6 +21,8 @@ pub struct Explanation {
     pub known: bool,
     /// Owning company.
     pub company: Option<String>,
+    /// What the company's phones show as the caller (来电显示), unless a target overrides it.
+    pub caller_id: Option<&'static str>,
     /// Carrier from the prefix (联通 / 移动 / 电信).
     pub carrier: &'static str,
     /// `active` / `suspended`.
@@ -167,6 +169,8 @@ pub struct MemberView {
     pub max_concurrent: Option<u32>,
     /// The target's forwards by cause: `(busy | no_answer | unreachable, target)`.
     pub forward_on: Vec<(&'static str, String)>,
+    /// What this phone shows as the caller: the target's `caller_id`, else the number's.
+    pub caller_id: &'static str,
     /// Calls active on the target now.
     pub active: u32,
 }
@@ -267,7 +271,13 @@ fn miss_reason(m: Miss, c: &Conditions, env: &Env<'_>) -> String {
     }
 }
 
-fn plan_view(table: &RouteTable, live: &Live, plan: &Plan, seed: u64) -> PlanView {
+fn plan_view(
+    table: &RouteTable,
+    live: &Live,
+    plan: &Plan,
+    seed: u64,
+    caller_id: crate::table::CallerId,
+) -> PlanView {
     let orders = peek_orders(table, live, plan, seed);
     let groups = plan
         .groups
@@ -296,6 +306,7 @@ fn plan_view(table: &RouteTable, live: &Live, plan: &Plan, seed: u64) -> PlanVie
                         max_concurrent: t.max_concurrent,
                         active: live.stats(&t.name).active,
                         forward_on: forward_view(table, &t.forward_on),
+                        caller_id: t.caller_id.unwrap_or(caller_id).as_str(),
                     })
                 })
                 .collect(),
@@ -394,7 +405,9 @@ pub fn explain(
         number: call.called.to_string(),
         known: false,
         company: None,
-        carrier: call.called.carrier().name_zh(),
+        caller_id: None,
+        // A 1010 number's carrier is the configuration's (below); unknown until then.
+        carrier: call.called.carrier().map_or("?", |c| c.name_zh()),
         status: None,
         timezone: None,
         local_time: None,
@@ -422,6 +435,8 @@ pub fn explain(
     };
     ex.known = true;
     ex.company = Some(entry.company.clone());
+    ex.carrier = entry.carrier.name_zh();
+    ex.caller_id = Some(entry.caller_id.as_str());
     ex.status = Some(match entry.status {
         crate::table::Status::Active => "active",
         crate::table::Status::Suspended => "suspended",
@@ -436,7 +451,8 @@ pub fn explain(
     ex.day_kind = Some(table.calendar().day_kind(local.date()));
     ex.festival = table.calendar().festival(local.date()).map(String::from);
 
-    let (s, reject): (_, Option<Reject>) = screen(table, live, entry, call.caller, now, false);
+    let (s, reject): (_, Option<Reject>) =
+        screen(table, live, entry, call.caller, now, false, call.callback);
     ex.screening.push(Step {
         check: "status",
         result: ex.status.unwrap_or("?").to_string(),
@@ -495,7 +511,23 @@ pub fn explain(
         key: call.ivr_key,
         table,
     };
-    let mut chosen: Option<(String, &Plan)> = None;
+    ex.screening.push(Step {
+        check: "anonymous",
+        result: match (s.anonymous, reject.as_ref().map(|r| r.cause)) {
+            (false, _) => "the caller has a number".into(),
+            (true, Some(RejectCause::Anonymous)) => {
+                "no usable number: refused by the anonymous policy".into()
+            }
+            (true, _) if s.anonymous_plan.is_some() => {
+                "no usable number: routed to the anonymous policy's plan".into()
+            }
+            (true, _) => "no usable number: allowed, rate-limited as one caller".into(),
+        },
+    });
+    let mut chosen: Option<(String, &Plan)> = s
+        .anonymous_plan
+        .and_then(|p| table.plan(p))
+        .map(|p| ("anonymous".to_string(), p));
     for rule in &entry.rules {
         let plan_name = table
             .plan(rule.plan)
@@ -506,6 +538,11 @@ pub fn explain(
             (
                 "not_checked",
                 "the call is refused before rules".to_string(),
+            )
+        } else if s.anonymous_plan.is_some() {
+            (
+                "not_checked",
+                "the anonymous policy chose the plan".to_string(),
             )
         } else if chosen.is_some() {
             ("not_checked", "an earlier rule matched".to_string())
@@ -546,7 +583,7 @@ pub fn explain(
             };
             Outcome::Route {
                 rule,
-                plan: Box::new(plan_view(table, live, plan, call.seed)),
+                plan: Box::new(plan_view(table, live, plan, call.seed, entry.caller_id)),
             }
         }
     };
@@ -561,9 +598,10 @@ impl fmt::Display for Explanation {
         } else {
             writeln!(
                 f,
-                ", company {}, {}",
+                ", company {}, {}, caller id {}",
                 self.company.as_deref().unwrap_or("?"),
-                self.status.unwrap_or("?")
+                self.status.unwrap_or("?"),
+                self.caller_id.unwrap_or("?")
             )?;
             writeln!(
                 f,
@@ -654,7 +692,7 @@ impl fmt::Display for Explanation {
                     for (j, m) in g.members.iter().enumerate() {
                         writeln!(
                             f,
-                            "    {}. {} {} via {}/{} ring {} ms{}{}{}",
+                            "    {}. {} {} via {}/{} ring {} ms{}{}{}, shows {}",
                             j + 1,
                             m.target,
                             m.uri,
@@ -669,7 +707,8 @@ impl fmt::Display for Explanation {
                             m.max_concurrent
                                 .map(|c| format!(" ({} of max {c} active)", m.active))
                                 .unwrap_or_default(),
-                            forward_text(&m.forward_on)
+                            forward_text(&m.forward_on),
+                            m.caller_id
                         )?;
                     }
                 }

@@ -36,8 +36,9 @@ pub use resolve::{
     reason_phrase, resolve, CallContext, Decision, HuntGroup, Miss, Reject, RejectCause, Routed,
 };
 pub use table::{
-    AdvanceOn, Cause, Conditions, EarlyMedia, Fallback, ForwardOn, Group, ListId, ListSet, Member,
-    Mode, NamedList, NumberEntry, OnTargetBusyLocal, Plan, PlanId, RateLimit, RateWindow,
-    RegionPattern, RingFrom, RouteTable, Rule, Screening, Status, Strategy, TableParts, Target,
-    TargetId, TimeRange, Transport, Weekdays, MAX_GROUPS, MAX_MEMBERS,
+    AdvanceOn, AnonymousPolicy, CallerId, Cause, Conditions, EarlyMedia, Fallback, ForwardOn,
+    Group, ListId, ListSet, Member, Mode, NamedList, NumberEntry, OnTargetBusyLocal, Plan, PlanId,
+    RateLimit, RateWindow, RegionPattern, RingFrom, RouteTable, Rule, Screening, Status, Strategy,
+    TableParts, Target, TargetId, TimeRange, Transport, Weekdays, ANONYMOUS_CALLER_KEY, MAX_GROUPS,
+    MAX_MEMBERS,
 };

@@ -7,10 +7,11 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// Why a Request-URI user part is not a 400 number.
+/// Why a Request-URI user part is not a 400 (or 1010) number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CalledError {
-    /// Not exactly 10 digits starting `400` once `+86` / `86` and visual separators are removed.
+    /// Not exactly 10 digits starting `400`, nor 8 digits starting `1010`, once `+86` / `86`
+    /// and visual separators are removed.
     #[error("not a 400 number")]
     NotA400,
 }
@@ -28,6 +29,16 @@ pub enum Carrier {
 }
 
 impl Carrier {
+    /// `unicom` / `mobile` / `telecom`.
+    pub fn parse(s: &str) -> Option<Carrier> {
+        match s {
+            "unicom" => Some(Carrier::Unicom),
+            "mobile" => Some(Carrier::Mobile),
+            "telecom" => Some(Carrier::Telecom),
+            _ => None,
+        }
+    }
+
     /// A short lowercase ASCII name (`unicom`, `mobile`, `telecom`) for CDRs and logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -53,34 +64,49 @@ impl fmt::Display for Carrier {
     }
 }
 
-/// A China 400 number: exactly 10 digits, `400` then a carrier digit.
+/// A called national service number: a China 400 number (exactly 10 digits, `400` then a
+/// carrier digit) or a 1010 number (8 digits `1010xxxx`, the other national hotline numbers
+/// 全国统一号码, whose carrier is configured, not in the number).
 ///
-/// Stored as ten ASCII digits so [`Number400::as_str`] can borrow without allocating.
+/// Stored as ASCII digits so [`Number400::as_str`] can borrow without allocating.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Number400([u8; 10]);
+pub struct Number400 {
+    digits: [u8; 10],
+    /// 10 (400) or 8 (1010).
+    len: u8,
+}
 
 impl Number400 {
-    /// The ten digits, e.g. `"4008001234"`.
+    /// The digits, e.g. `"4008001234"` or `"10101234"`.
     pub fn as_str(&self) -> &str {
         // Invariant: only constructed from ASCII digits in `normalize_called`.
-        std::str::from_utf8(&self.0).unwrap_or("0000000000")
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).unwrap_or("0000000000")
     }
 
-    /// The number as an integer (handy as a compact map key).
+    /// The number as an integer (handy as a compact map key; 400 and 1010 numbers never meet).
     pub fn as_u64(&self) -> u64 {
-        self.0
-            .iter()
+        self.as_str()
+            .bytes()
             .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'))
     }
 
-    /// The carrier, from the fourth digit. Fourth digits no carrier has been allocated
-    /// (4002-4005) are refused by [`normalize_called`], so this is total.
-    pub fn carrier(&self) -> Carrier {
-        match self.0[3] {
+    /// A 1010 number (8 digits) rather than a 400 number.
+    pub fn is_1010(&self) -> bool {
+        self.len == 8
+    }
+
+    /// The carrier, from a 400 number's fourth digit (fourth digits no carrier has been
+    /// allocated, 4002-4005, are refused by [`normalize_called`]); `None` for a 1010 number,
+    /// whose carrier the configuration names.
+    pub fn carrier(&self) -> Option<Carrier> {
+        if self.is_1010() {
+            return None;
+        }
+        Some(match self.digits[3] {
             b'0' | b'6' => Carrier::Unicom,
             b'1' | b'7' => Carrier::Mobile,
             _ => Carrier::Telecom,
-        }
+        })
     }
 }
 
@@ -137,21 +163,32 @@ fn digits_into<'b>(raw: &str, buf: &'b mut [u8]) -> Option<(bool, &'b [u8])> {
     Some((plus, &buf[..n]))
 }
 
-/// Parse the user part of a Request-URI (or a `tel:` number) as a 400 number.
+/// Parse the user part of a Request-URI (or a `tel:` number) as a 400 or 1010 number.
 ///
 /// Accepts `4008001234`, `+864008001234`, `864008001234`, `+86-400-800-1234`,
-/// `400-800-1234`, `tel:+86-400-800-1234` (a leading `tel:` is ignored). Visual separators
-/// `- . ( )` and spaces are removed. Anything that is not then exactly 10 digits starting `400`
-/// with an allocated carrier digit (0, 1, 6, 7, 8, 9) is [`CalledError::NotA400`].
+/// `400-800-1234`, `tel:+86-400-800-1234` (a leading `tel:` is ignored), and likewise
+/// `10101234`, `+8610101234`, `8610101234`, `1010-1234`. Visual separators `- . ( )` and spaces
+/// are removed. Anything that is not then exactly 10 digits starting `400` with an allocated
+/// carrier digit (0, 1, 6, 7, 8, 9), or 8 digits starting `1010`, is [`CalledError::NotA400`].
+/// Whether the number is served is the table's business (an unconfigured one is unknown).
 pub fn normalize_called(user: &str) -> Result<Number400, CalledError> {
     let user = user.strip_prefix("tel:").unwrap_or(user);
     let mut buf = [0u8; 16];
     let (plus, digits) = digits_into(user, &mut buf).ok_or(CalledError::NotA400)?;
-    let national = if plus || digits.len() == 12 {
-        digits.strip_prefix(b"86").ok_or(CalledError::NotA400)?
-    } else {
-        digits
-    };
+    let national =
+        if plus || digits.len() == 12 || (digits.len() == 10 && digits.starts_with(b"861010")) {
+            digits.strip_prefix(b"86").ok_or(CalledError::NotA400)?
+        } else {
+            digits
+        };
+    if national.len() == 8 && national.starts_with(b"1010") {
+        let mut out = [0u8; 10];
+        out[..8].copy_from_slice(national);
+        return Ok(Number400 {
+            digits: out,
+            len: 8,
+        });
+    }
     if national.len() != 10 || !national.starts_with(b"400") {
         return Err(CalledError::NotA400);
     }
@@ -160,7 +197,10 @@ pub fn normalize_called(user: &str) -> Result<Number400, CalledError> {
     }
     let mut out = [0u8; 10];
     out.copy_from_slice(national);
-    Ok(Number400(out))
+    Ok(Number400 {
+        digits: out,
+        len: 10,
+    })
 }
 
 /// What kind of number a caller is.
@@ -472,7 +512,7 @@ mod tests {
         ] {
             let n = normalize_called(s).unwrap_or_else(|e| panic!("{s}: {e}"));
             assert_eq!(n.as_str(), "4008001234", "{s}");
-            assert_eq!(n.carrier(), Carrier::Telecom);
+            assert_eq!(n.carrier(), Some(Carrier::Telecom));
         }
         assert_eq!(
             normalize_called("4008001234").map(|n| n.as_u64()),
@@ -501,13 +541,38 @@ mod tests {
 
     #[test]
     fn carriers() {
-        let c = |s: &str| normalize_called(s).map(|n| n.carrier());
+        let c = |s: &str| normalize_called(s).map(|n| n.carrier().unwrap_or(Carrier::Unicom));
         assert_eq!(c("4000000000"), Ok(Carrier::Unicom));
         assert_eq!(c("4006000000"), Ok(Carrier::Unicom));
         assert_eq!(c("4001000000"), Ok(Carrier::Mobile));
         assert_eq!(c("4007000000"), Ok(Carrier::Mobile));
         assert_eq!(c("4008000000"), Ok(Carrier::Telecom));
         assert_eq!(c("4009000000"), Ok(Carrier::Telecom));
+    }
+
+    /// Issue 18 item 12: 1010 numbers (8 digits) are called numbers too, in every usual
+    /// form; they carry no carrier of their own (the configuration names it). 1010 with more
+    /// or fewer digits is not one.
+    #[test]
+    fn numbers_1010() {
+        for s in [
+            "10101234",
+            "+8610101234",
+            "8610101234",
+            "1010-1234",
+            "tel:+86-1010-1234",
+        ] {
+            let n = normalize_called(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(n.as_str(), "10101234", "{s}");
+            assert!(n.is_1010());
+            assert_eq!(n.carrier(), None);
+            assert_eq!(n.as_u64(), 10101234);
+        }
+        for s in ["1010123", "101012345", "1011234", "10201234", "+861010123"] {
+            assert_eq!(normalize_called(s), Err(CalledError::NotA400), "{s}");
+        }
+        let a = normalize_called("4008001234").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!a.is_1010());
     }
 
     #[test]

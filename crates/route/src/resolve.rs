@@ -31,6 +31,10 @@ pub struct CallContext<'a> {
     pub ivr_key: Option<u8>,
     /// Per-call seed for the `random` and `weighted` strategies (e.g. a hash of the Call-ID).
     pub seed: u64,
+    /// The call is a media server's callback (IVR): the caller was screened when the call
+    /// first came in, so it is not counted in the rate limits again, nor sent back to the
+    /// anonymous policy's plan (that would loop an anonymous caller back to the menu).
+    pub callback: bool,
 }
 
 impl<'a> CallContext<'a> {
@@ -42,6 +46,7 @@ impl<'a> CallContext<'a> {
             trunk: None,
             ivr_key: None,
             seed: 0,
+            callback: false,
         }
     }
 }
@@ -64,6 +69,8 @@ pub enum RejectCause {
     Abroad,
     /// The number takes whitelisted callers only (configured code, default 603).
     WhitelistOnly,
+    /// The caller has no usable number and the policy refuses anonymous calls (default 433).
+    Anonymous,
 }
 
 impl RejectCause {
@@ -77,6 +84,7 @@ impl RejectCause {
             RejectCause::BlockedRate => "blocked_rate",
             RejectCause::Abroad => "abroad",
             RejectCause::WhitelistOnly => "whitelist_only",
+            RejectCause::Anonymous => "anonymous",
         }
     }
 }
@@ -357,6 +365,10 @@ pub(crate) struct Screened<'t> {
     pub black: Option<ListHit<'t>>,
     pub vip: bool,
     pub rate: RateVerdict,
+    /// The caller has no usable number (see [`crate::table::AnonymousPolicy`]).
+    pub anonymous: bool,
+    /// The anonymous policy's plan, which replaces the rules.
+    pub anonymous_plan: Option<crate::table::PlanId>,
 }
 
 pub(crate) fn screen<'t>(
@@ -366,6 +378,7 @@ pub(crate) fn screen<'t>(
     raw_caller: &str,
     now: Timestamp,
     commit: bool,
+    callback: bool,
 ) -> (Screened<'t>, Option<Reject>) {
     let caller = normalize_caller(raw_caller);
     let region = table.regions().lookup(&caller);
@@ -376,6 +389,8 @@ pub(crate) fn screen<'t>(
         black: None,
         vip: false,
         rate: RateVerdict::Allowed,
+        anonymous: false,
+        anonymous_plan: None,
     };
     if entry.status == Status::Suspended {
         return (s, Some(Reject::new(480, RejectCause::Suspended)));
@@ -389,6 +404,16 @@ pub(crate) fn screen<'t>(
     let lists = table.lists();
     let g = &table.parts.global;
     let n = &entry.screening;
+    s.anonymous = s.caller.kind == CallerKind::Unknown;
+    if s.anonymous && !callback {
+        match n.anonymous.or(g.anonymous).unwrap_or_default() {
+            crate::table::AnonymousPolicy::Allow => {}
+            crate::table::AnonymousPolicy::Reject { code } => {
+                return (s, Some(Reject::new(code, RejectCause::Anonymous)));
+            }
+            crate::table::AnonymousPolicy::Plan { plan } => s.anonymous_plan = Some(plan),
+        }
+    }
     s.white = n
         .white
         .hit(lists, &caller, region.as_ref())
@@ -413,12 +438,16 @@ pub(crate) fn screen<'t>(
                 Some(Reject::new(n.blocked_code, RejectCause::WhitelistOnly)),
             );
         }
-        if let (Some(limit), false) = (entry.rate.as_ref(), s.vip) {
-            if !caller.normalized().is_empty() {
-                s.rate = live.rate_check(caller.key(), entry.number.as_u64(), limit, now, commit);
-                if matches!(s.rate, RateVerdict::Blocked { .. }) {
-                    return (s, Some(Reject::new(limit.code, RejectCause::BlockedRate)));
-                }
+        if let (Some(limit), false, false) = (entry.rate.as_ref(), s.vip, callback) {
+            // Every anonymous caller is one caller here.
+            let key = if s.anonymous {
+                crate::table::ANONYMOUS_CALLER_KEY
+            } else {
+                s.caller.key()
+            };
+            s.rate = live.rate_check(key, entry.number.as_u64(), limit, now, commit);
+            if matches!(s.rate, RateVerdict::Blocked { .. }) {
+                return (s, Some(Reject::new(limit.code, RejectCause::BlockedRate)));
             }
         }
     }
@@ -578,7 +607,7 @@ pub fn resolve<'t>(
     let Some(entry) = table.number(call.called) else {
         return Decision::Reject(Reject::new(404, RejectCause::UnknownNumber));
     };
-    let (s, reject) = screen(table, live, entry, call.caller, now, true);
+    let (s, reject) = screen(table, live, entry, call.caller, now, true, call.callback);
     if let Some(r) = reject {
         return Decision::Reject(r);
     }
@@ -591,7 +620,13 @@ pub fn resolve<'t>(
         key: call.ivr_key,
         table,
     };
-    let (rule, _, plan) = select_rule(table, entry, &env);
+    let (rule, plan) = match s.anonymous_plan.and_then(|p| table.plan(p)) {
+        Some(p) => ("anonymous", p),
+        None => {
+            let (rule, _, plan) = select_rule(table, entry, &env);
+            (rule, plan)
+        }
+    };
     let mut orders = [GroupOrder::EMPTY; MAX_GROUPS];
     for (i, (g, o)) in plan.groups.iter().zip(orders.iter_mut()).enumerate() {
         *o = order_group(table, live, g, call.seed, i as u64, true);

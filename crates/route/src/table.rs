@@ -70,6 +70,34 @@ pub struct Target {
     pub max_concurrent: Option<u32>,
     /// Where a branch to this target goes next when it fails by cause (遇忙转移 ...).
     pub forward_on: ForwardOn,
+    /// What this phone shows as the caller (来电显示); `None`: the number's setting.
+    pub caller_id: Option<CallerId>,
+}
+
+/// What the called phone shows as the caller (来电显示).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerId {
+    /// The caller's own number: From as received (the default).
+    #[default]
+    Caller,
+    /// The 400 number: From rewritten to it (staff know it is a 400 call).
+    Number,
+    /// The 400 number in From with the caller's number as its display name, and the caller
+    /// in P-Asserted-Identity (kept from a trusted trunk, or added for a trusted trunk's
+    /// caller); a caller who asked for privacy is shown as `Anonymous`.
+    NumberAndCaller,
+}
+
+impl CallerId {
+    /// `caller` / `number` / `number_and_caller`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallerId::Caller => "caller",
+            CallerId::Number => "number",
+            CallerId::NumberAndCaller => "number_and_caller",
+        }
+    }
 }
 
 /// Destinations by failure cause (遇忙 / 无应答 / 不可达转移): busy, no answer, unreachable.
@@ -536,7 +564,34 @@ pub struct Screening {
     pub whitelist_only: bool,
     /// Code for blocked callers (default 603).
     pub blocked_code: u16,
+    /// Callers without a usable number; `None`: the global policy (allow when none).
+    pub anonymous: Option<AnonymousPolicy>,
 }
+
+/// What happens to a call whose caller has no usable number (`anonymous@anonymous.invalid`,
+/// `restricted`, an empty or malformed From user): 匿名来电. Whatever the policy, such calls
+/// count as one caller (`ANONYMOUS_CALLER_KEY`) in the anti-harassment limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action")]
+pub enum AnonymousPolicy {
+    /// Screened and routed like any call (the default).
+    #[default]
+    Allow,
+    /// Refused with this code (default 433 Anonymity Disallowed, RFC 5079).
+    Reject {
+        /// SIP code.
+        code: u16,
+    },
+    /// Routed to this plan, whatever the rules say.
+    Plan {
+        /// The plan.
+        plan: PlanId,
+    },
+}
+
+/// The one rate-limit key every anonymous caller shares: they cannot get around the
+/// anti-harassment limits by hiding their number.
+pub const ANONYMOUS_CALLER_KEY: u64 = 0x616e_6f6e_796d_6f75;
 
 /// One call-rate window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -585,6 +640,8 @@ pub struct NumberEntry {
     pub screening: Screening,
     /// Anti-harassment limits (number's own, else the global ones).
     pub rate: Option<RateLimit>,
+    /// What the company's phones show as the caller, unless a target says otherwise.
+    pub caller_id: CallerId,
 }
 
 /// Everything [`RouteTable::from_parts`] needs; built by `hotline-config`.

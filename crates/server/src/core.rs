@@ -28,7 +28,7 @@ use hotline_route::{
 use hotline_sip::frame::{parse_datagram, Datagram, Limits};
 use hotline_sip::proxy::{
     Advance, AttemptInfo, BranchTarget, ByCause, CallHandle, CallInfo, Diversion, Event, ForkGroup,
-    ForkPlan, Hangup, Outcome, Peer, Proxy, ProxyConfig, Transport,
+    ForkPlan, Hangup, Outcome, Peer, Presentation, Proxy, ProxyConfig, Transport,
 };
 use hotline_sip::txn::Timers;
 use hotline_sip::uri::Uri;
@@ -99,7 +99,7 @@ pub struct Shared {
     pub cdr: CdrSink,
     /// Live counters read by the admin endpoint.
     pub metrics: Arc<Metrics>,
-    prepaid: Mutex<Option<Prepaid>>,
+    prepaid: crate::prepaid::SharedPrepaid,
     trunks: Mutex<HashMap<String, TrunkState>>,
 }
 
@@ -134,6 +134,8 @@ impl Shared {
             source,
         })?;
         metrics.set_cdr(cdr.clone());
+        let prepaid: crate::prepaid::SharedPrepaid = Arc::new(Mutex::new(prepaid));
+        metrics.set_prepaid(prepaid.clone());
         metrics.set_config(&snap);
         let live = Live::new();
         live.prepare(&snap.table);
@@ -143,7 +145,7 @@ impl Shared {
                 live,
                 cdr,
                 metrics,
-                prepaid: Mutex::new(prepaid),
+                prepaid,
                 trunks: Mutex::new(HashMap::new()),
             },
             cdr_handle,
@@ -744,6 +746,13 @@ impl Core {
             .map(|u| String::from_utf8_lossy(u.user).into_owned())
             .unwrap_or_default();
         record.caller_raw = caller_raw.clone();
+        // Who is screened and routed: the From number, or (anonymous From, e.g. RFC 3323
+        // privacy) the P-Asserted-Identity a trusted trunk vouches for; else anonymous.
+        let trusted_source = snap
+            .settings
+            .trunk_for(source.addr.ip())
+            .is_some_and(|t| t.trusted);
+        let caller_raw = screening_identity(req, caller_raw, trusted_source);
         // The caller and its region first, before anything may refuse the call: every record
         // (blocked, rate-limited, unknown trunk ...) says where the caller is (ad reports).
         caller_fields(&mut record, &snap.table, &caller_raw);
@@ -796,14 +805,25 @@ impl Core {
             }
         };
         meta.record.number = called.as_str().to_owned();
-        meta.record.carrier = called.carrier().name_zh().to_owned();
+        // A 400 number's carrier is its prefix; a 1010 number's the config's (set once routed
+        // or refused by its screening, below).
+        meta.record.carrier = called
+            .carrier()
+            .or_else(|| snap.table.number(called).map(|e| e.carrier))
+            .map(|c| c.name_zh().to_owned())
+            .unwrap_or_default();
         let ivr_key = self.ivr_key(&snap, req, source);
+        let callback = snap
+            .settings
+            .trunk_for(source.addr.ip())
+            .is_some_and(|t| t.role == TrunkRole::MediaServer);
         let ctx = CallContext {
             called,
             caller: &caller_raw,
             trunk: trunk.as_deref(),
             ivr_key,
             seed: call_seed(req.call_id()),
+            callback,
         };
         let ts = self.clock.ts(now);
         let decision = resolve(&snap.table, &self.shared.live, &ctx, ts);
@@ -828,6 +848,7 @@ impl Core {
                     // Identity is asserted only by trusted trunks (RFC 3325 trust domain).
                     plan.remove_headers = vec!["P-Asserted-Identity", "P-Preferred-Identity"];
                 }
+                set_caller_id(&mut plan, &snap.table, &routed, req, trusted);
                 meta.ring = plan
                     .groups
                     .iter()
@@ -1215,6 +1236,9 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         cap_skips_fallback: plan.wait_cap_skips_on_fail,
         forwards,
         fallback_by_cause,
+        // Set by `set_caller_id`.
+        caller_id: Presentation::default(),
+        caller_id_by_target: Vec::new(),
         add_headers: Vec::new(),
         diversion: Some(diversion),
         remove_headers: Vec::new(),
@@ -1222,6 +1246,110 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
         history_info: true,
         limit_is_busy: plan.on_target_busy_local == OnTargetBusyLocal::TreatAsBusy,
     }
+}
+
+/// 来电显示: what each callee of `plan` is shown as the caller, from the number's `caller_id`
+/// and the targets' own. The caller's number is not shown to anyone when it asked for
+/// privacy (RFC 3323 `Privacy: id` / `user` / `header`) or has none.
+fn set_caller_id(
+    plan: &mut ForkPlan,
+    table: &hotline_route::RouteTable,
+    routed: &hotline_route::Routed<'_>,
+    req: &Message,
+    trusted: bool,
+) {
+    use hotline_route::{CallerId, CallerKind};
+    let called = routed.number.number.as_str().to_owned();
+    let caller = &routed.caller;
+    let private = caller.kind == CallerKind::Unknown
+        || req.headers("Privacy").any(|v| {
+            v.split(|&b| b == b';').any(|t| {
+                let t = t.trim_ascii();
+                t.eq_ignore_ascii_case(b"id")
+                    || t.eq_ignore_ascii_case(b"user")
+                    || t.eq_ignore_ascii_case(b"header")
+            })
+        });
+    let has_pai = req.header("P-Asserted-Identity").is_some();
+    let make = |mode: CallerId| -> Presentation {
+        match mode {
+            CallerId::Caller => Presentation::default(),
+            CallerId::Number => Presentation {
+                from: Some((called.clone().into_bytes(), called.clone().into_bytes())),
+                asserted: None,
+                hide_asserted: true,
+            },
+            CallerId::NumberAndCaller => {
+                let shown = if private {
+                    "Anonymous".to_owned()
+                } else {
+                    caller.normalized().to_owned()
+                };
+                // A trusted trunk's caller: keep its P-Asserted-Identity, or assert the number
+                // it vouched for in From; an untrusted one's number is shown, never asserted.
+                let asserted = (trusted && !private && !has_pai)
+                    .then(|| e164_tel(caller.normalized()).into_bytes());
+                Presentation {
+                    from: Some((shown.into_bytes(), called.clone().into_bytes())),
+                    asserted,
+                    hide_asserted: private,
+                }
+            }
+        }
+    };
+    let default = routed.number.caller_id;
+    plan.caller_id = make(default);
+    let mut tags: Vec<u32> = plan
+        .groups
+        .iter()
+        .flat_map(|g| g.targets.iter().map(|t| t.tag))
+        .chain(plan.fallback.iter().map(|t| t.tag))
+        .chain(plan.forwards.iter().flat_map(|(_, f)| {
+            [&f.busy, &f.no_answer, &f.unreachable]
+                .into_iter()
+                .flatten()
+                .map(|t| t.tag)
+        }))
+        .chain(
+            [
+                &plan.fallback_by_cause.busy,
+                &plan.fallback_by_cause.no_answer,
+                &plan.fallback_by_cause.unreachable,
+            ]
+            .into_iter()
+            .flatten()
+            .map(|t| t.tag),
+        )
+        .collect();
+    tags.sort_unstable();
+    tags.dedup();
+    for tag in tags {
+        let own = table.try_target(TargetId(tag)).and_then(|t| t.caller_id);
+        if let Some(mode) = own.filter(|m| *m != default) {
+            plan.caller_id_by_target.push((tag, make(mode)));
+        }
+    }
+}
+
+/// `<tel:+86...>` for a normalised mainland number (a fixed line loses its leading 0).
+fn e164_tel(n: &str) -> String {
+    format!("<tel:+86{}>", n.strip_prefix('0').unwrap_or(n))
+}
+
+/// The number a call is screened and routed by: the From user if it is a usable number; if
+/// not (anonymous), the P-Asserted-Identity's from a trusted trunk (RFC 3325: the network
+/// asserts it, the caller only asked not to show it) when that is one; else the From user as
+/// it is (the routing core then treats the caller as anonymous).
+fn screening_identity(req: &Message, from_user: String, trusted: bool) -> String {
+    if !trusted || normalize_caller(&from_user).kind != hotline_route::CallerKind::Unknown {
+        return from_user;
+    }
+    let asserted = req
+        .headers("P-Asserted-Identity")
+        .filter_map(Uri::parse_name_addr)
+        .map(|u| String::from_utf8_lossy(u.user).into_owned())
+        .find(|u| normalize_caller(u).kind != hotline_route::CallerKind::Unknown);
+    asserted.unwrap_or(from_user)
 }
 
 /// The normalised caller and its region (province, city) on a call record: the same

@@ -45,7 +45,7 @@ pub const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other
 /// Carriers from the 400 prefix (4000/4006 unicom, 4001/4007 mobile, 4008/4009 telecom).
 pub const CARRIERS: [&str; 4] = ["unicom", "mobile", "telecom", "unknown"];
 /// Routing refusals by cause (`hotline_route::RejectCause::as_str`), plus the server's own.
-pub const REJECT_CAUSES: [&str; 10] = [
+pub const REJECT_CAUSES: [&str; 11] = [
     "unknown_number",
     "not_a_400",
     "suspended",
@@ -53,6 +53,7 @@ pub const REJECT_CAUSES: [&str; 10] = [
     "blocked_rate",
     "abroad",
     "whitelist_only",
+    "anonymous",
     "unknown_trunk",
     "shutting_down",
     "other",
@@ -223,6 +224,8 @@ pub struct Metrics {
     pub transport: Arc<TransportStats>,
     cdr: OnceLock<CdrSink>,
     ship: OnceLock<Arc<hotline_ship::ShipStats>>,
+    /// The prepaid balances (when `[server.billing]` is on), read at each scrape.
+    prepaid: OnceLock<crate::prepaid::SharedPrepaid>,
     pub build: BuildInfo,
     started: Instant,
     started_at: jiff::Timestamp,
@@ -294,6 +297,7 @@ impl Metrics {
             transport: Arc::new(TransportStats::default()),
             cdr: OnceLock::new(),
             ship: OnceLock::new(),
+            prepaid: OnceLock::new(),
             build,
             started: Instant::now(),
             started_at: jiff::Timestamp::now(),
@@ -354,6 +358,11 @@ impl Metrics {
     /// The shipper's counters, when shipping is on.
     pub fn ship_stats(&self) -> Option<hotline_ship::ShipSnapshot> {
         self.ship.get().map(|s| s.snapshot())
+    }
+
+    /// Show these prepaid balances on `/metrics` (read under their lock at each scrape).
+    pub fn set_prepaid(&self, p: crate::prepaid::SharedPrepaid) {
+        let _ = self.prepaid.set(p);
     }
 
     pub fn set_listening(&self, on: bool) {
@@ -489,7 +498,7 @@ impl Metrics {
         let talk = answer.map(|a| end.saturating_sub(a)).unwrap_or_default();
         let talk_us = u64::try_from(talk.as_micros()).unwrap_or(u64::MAX);
         self.talk_micros.fetch_add(talk_us, Ordering::Relaxed);
-        let c = &self.carriers[carrier_index(&record.number)];
+        let c = &self.carriers[carrier_index(&record.number, &record.carrier)];
         c.calls.fetch_add(1, Ordering::Relaxed);
         if answered {
             c.answered.fetch_add(1, Ordering::Relaxed);
@@ -1093,6 +1102,13 @@ impl Metrics {
         if let Some(s) = self.ship_stats() {
             render_ship(&mut o, &s);
         }
+        match self.prepaid.get() {
+            Some(p) => {
+                let guard = p.lock().unwrap_or_else(|e| e.into_inner());
+                render_prepaid(&mut o, guard.as_ref(), jiff::Timestamp::now());
+            }
+            None => render_prepaid(&mut o, None, jiff::Timestamp::now()),
+        }
         o
     }
 }
@@ -1155,8 +1171,107 @@ fn render_ship(o: &mut String, s: &hotline_ship::ShipSnapshot) {
     );
 }
 
-/// Index into [`CARRIERS`] from a normalised 400 number's fourth digit.
-fn carrier_index(number: &str) -> usize {
+/// Per-number prepaid figures (续费提醒): the balance `hotline bill` computes, what calls in
+/// progress hold, whether it is below the low-balance threshold; plus the prepaid counters.
+/// Without prepaid enforcement (`None`) the families are declared with no samples.
+pub fn render_prepaid(o: &mut String, p: Option<&crate::prepaid::Prepaid>, now: jiff::Timestamp) {
+    let rows = p.map(|p| p.gauges(now)).unwrap_or_default();
+    let yuan = |fen: i64| fen as f64 / 100.0;
+    for (name, help, value) in [
+        (
+            "hotline_prepaid_balance_yuan",
+            "Prepaid balance per 400 number, yuan, as hotline bill computes it (closed months' minimum charged), before reservations.",
+            0usize,
+        ),
+        (
+            "hotline_prepaid_reserved_yuan",
+            "Prepaid money held by answered calls in progress (whole minutes), yuan.",
+            1,
+        ),
+        (
+            "hotline_prepaid_available_yuan",
+            "Balance minus reservations: what new calls are admitted against, yuan.",
+            2,
+        ),
+        (
+            "hotline_prepaid_low_balance",
+            "1 when the balance is below [server.billing] low_balance (time to top up: 续费提醒), else 0.",
+            3,
+        ),
+    ] {
+        header(o, name, help, "gauge");
+        for g in &rows {
+            let v = match value {
+                0 => fmt_f64(yuan(g.balance_fen)),
+                1 => fmt_f64(yuan(g.reserved_fen)),
+                2 => fmt_f64(yuan(g.balance_fen - g.reserved_fen)),
+                _ => u8::from(g.low).to_string(),
+            };
+            let _ = writeln!(o, "{name}{{number=\"{}\"}} {v}", esc(&g.number));
+        }
+    }
+    let Some(p) = p else {
+        for (name, help, kind) in [
+            (
+                "hotline_prepaid_low_balance_threshold_yuan",
+                "[server.billing] low_balance, yuan.",
+                "gauge",
+            ),
+            (
+                "hotline_prepaid_low_balance_warnings_total",
+                "Times a balance fell below the low-balance threshold.",
+                "counter",
+            ),
+            (
+                "hotline_prepaid_refused_total",
+                "New calls refused for lack of balance (or outside the plan's dates).",
+                "counter",
+            ),
+            (
+                "hotline_prepaid_cut_total",
+                "Answered calls cut because their next minute could not be paid.",
+                "counter",
+            ),
+        ] {
+            header(o, name, help, kind);
+        }
+        return;
+    };
+    gauge(
+        o,
+        "hotline_prepaid_low_balance_threshold_yuan",
+        "[server.billing] low_balance, yuan.",
+        yuan(p.low_balance_fen()),
+    );
+    counter(
+        o,
+        "hotline_prepaid_low_balance_warnings_total",
+        "Times a balance fell below the low-balance threshold.",
+        p.low_balance_warnings,
+    );
+    counter(
+        o,
+        "hotline_prepaid_refused_total",
+        "New calls refused for lack of balance (or outside the plan's dates).",
+        p.refused,
+    );
+    counter(
+        o,
+        "hotline_prepaid_cut_total",
+        "Answered calls cut because their next minute could not be paid.",
+        p.cut,
+    );
+}
+
+/// Index into [`CARRIERS`] from a normalised 400 number's fourth digit, or (a 1010 number)
+/// from the record's carrier, which the config names.
+fn carrier_index(number: &str, carrier: &str) -> usize {
+    match carrier {
+        "联通" => return 0,
+        "移动" => return 1,
+        "电信" => return 2,
+        _ => {}
+    }
     match number.as_bytes() {
         [b'4', b'0', b'0', d, ..] => match d {
             b'0' | b'6' => 0,
@@ -1632,6 +1747,65 @@ mod tests {
         assert_eq!(
             h.cumulative(),
             vec![("1".into(), 3), ("2".into(), 3), ("+Inf".into(), 4)]
+        );
+    }
+
+    /// Issue 18 item 4: /metrics shows each prepaid number's balance, reservation and
+    /// low-balance state (续费提醒 was a log line only), and the prepaid counters.
+    #[test]
+    fn prepaid_balances_on_metrics() {
+        let cfg = hotline_cdr::billing::parse_billing(
+            r#"
+timezone = "Asia/Shanghai"
+[plans.p]
+rate_per_minute = "0.50"
+monthly_minimum = "0"
+term_years = 1
+[[accounts]]
+number = "4008001234"
+plan = "p"
+start = "2026-01-01"
+prepaid = "100"
+[[accounts]]
+number = "4008005678"
+plan = "p"
+start = "2026-01-01"
+prepaid = "20"
+"#,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let now: jiff::Timestamp = "2026-11-24T10:00:00Z"
+            .parse()
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let mut p = crate::prepaid::Prepaid::from_usage(
+            cfg,
+            &hotline_cdr::billing::UsageBook::default(),
+            5000,
+            now,
+        );
+        let _ = p.reserve("4008001234", 0, now);
+        let m = Metrics::new(BuildInfo::default());
+        m.set_prepaid(std::sync::Arc::new(std::sync::Mutex::new(Some(p))));
+        let text = m.render();
+        for line in [
+            "hotline_prepaid_balance_yuan{number=\"4008001234\"} 100",
+            "hotline_prepaid_reserved_yuan{number=\"4008001234\"} 0.5",
+            "hotline_prepaid_available_yuan{number=\"4008001234\"} 99.5",
+            "hotline_prepaid_low_balance{number=\"4008001234\"} 0",
+            "hotline_prepaid_balance_yuan{number=\"4008005678\"} 20",
+            "hotline_prepaid_low_balance{number=\"4008005678\"} 1",
+            "hotline_prepaid_low_balance_threshold_yuan 50",
+            "hotline_prepaid_refused_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(text.contains("# TYPE hotline_prepaid_balance_yuan gauge"));
+        // Without billing the families are declared, with no samples.
+        let plain = Metrics::new(BuildInfo::default()).render();
+        assert!(plain.contains("# TYPE hotline_prepaid_balance_yuan gauge"));
+        assert!(
+            !plain.lines().any(|l| l.starts_with("hotline_prepaid_")),
+            "{plain}"
         );
     }
 }

@@ -65,6 +65,21 @@ impl Account {
     }
 }
 
+/// The prepaid state shared by the shards (call path) and the admin endpoint (`/metrics`).
+pub type SharedPrepaid = std::sync::Arc<std::sync::Mutex<Option<Prepaid>>>;
+
+/// One number's figures for `/metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gauge {
+    pub number: String,
+    /// The bill's balance today (before reservations).
+    pub balance_fen: i64,
+    /// Held by answered calls in progress.
+    pub reserved_fen: i64,
+    /// `balance_fen` is below the low-balance threshold.
+    pub low: bool,
+}
+
 /// Balances of the prepaid 400 numbers.
 #[derive(Debug)]
 pub struct Prepaid {
@@ -168,6 +183,32 @@ impl Prepaid {
 
     fn today(&self, now: Timestamp) -> jiff::civil::Date {
         now.to_zoned(self.cfg.tz.clone()).date()
+    }
+
+    /// Every prepaid number's balance, reservation and low-balance state at `now`, sorted by
+    /// number.
+    pub fn gauges(&self, now: Timestamp) -> Vec<Gauge> {
+        let today = self.today(now);
+        let mut v: Vec<Gauge> = self
+            .accounts
+            .iter()
+            .map(|(n, a)| {
+                let balance_fen = a.balance(today);
+                Gauge {
+                    number: n.clone(),
+                    balance_fen,
+                    reserved_fen: a.reserved_fen,
+                    low: balance_fen < self.low_balance_fen,
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.number.cmp(&b.number));
+        v
+    }
+
+    /// The low-balance threshold, fen.
+    pub fn low_balance_fen(&self) -> i64 {
+        self.low_balance_fen
     }
 
     /// The balance not reserved by calls in progress, if `number` is prepaid.

@@ -219,6 +219,10 @@ pub struct ForkPlan {
     /// When the hunt ends unanswered, the destination for the cause of the last failure (the
     /// wait cap counts as no answer), tried before `fallback`.
     pub fallback_by_cause: ByCause,
+    /// What the callees are shown as the caller, unless `caller_id_by_target` says otherwise
+    /// for a target (by `BranchTarget::tag`).
+    pub caller_id: Presentation,
+    pub caller_id_by_target: Vec<(u32, Presentation)>,
     /// Headers added to every forwarded INVITE (Diversion, History-Info ...).
     pub add_headers: Vec<(&'static str, Vec<u8>)>,
     /// Headers removed from forwarded INVITEs (e.g. P-Asserted-Identity from untrusted trunks).
@@ -236,6 +240,18 @@ pub struct ForkPlan {
     /// A target the gate refuses (at its concurrency limit) counts as busy (486, moving on
     /// only if the plan moves on for busy) instead of being skipped.
     pub limit_is_busy: bool,
+}
+
+/// What a branch's callee is shown as the caller (来电显示).
+#[derive(Debug, Clone, Default)]
+pub struct Presentation {
+    /// Rewrite From to `"<display>" <sip:<user>@<hotline>>;tag=<the caller's tag>` (display,
+    /// user); `None`: From as received. Responses get the caller's own From back.
+    pub from: Option<(Vec<u8>, Vec<u8>)>,
+    /// Add this P-Asserted-Identity value (any received one is removed first).
+    pub asserted: Option<Vec<u8>>,
+    /// Remove any received P-Asserted-Identity (the phone would show it instead of From).
+    pub hide_asserted: bool,
 }
 
 /// Destinations by failure cause (遇忙 / 无应答 / 不可达转移).
@@ -681,6 +697,8 @@ struct Call {
     dialog: Option<DialogSides>,
     /// Forward destinations (by cause of a failed branch) to try before the rest of the hunt.
     forward_next: VecDeque<BranchTarget>,
+    /// The caller's From, when a branch may show the callee another: put back in responses.
+    restore_from: Option<Bytes>,
     /// When an answered call is cut (max duration, prepaid balance).
     hangup_at: Option<Instant>,
     redirects: u32,
@@ -1310,6 +1328,17 @@ impl Proxy {
             return;
         }
         c.cap_deadline = plan.wait_cap.map(|d| c.started + d);
+        let rewrites_from = plan.caller_id.from.is_some()
+            || plan
+                .caller_id_by_target
+                .iter()
+                .any(|(_, p)| p.from.is_some());
+        if rewrites_from {
+            c.restore_from = c
+                .invite
+                .as_deref()
+                .map(|i| Bytes::copy_from_slice(i.from_value()));
+        }
         c.plan = plan;
         c.state = CallState::Hunting;
         self.advance_hunt(now, call.0, gate);
@@ -2052,6 +2081,7 @@ impl Proxy {
                 local_tag,
                 dialog: None,
                 forward_next: VecDeque::new(),
+                restore_from: None,
                 hangup_at: None,
                 redirects: 0,
             },
@@ -2075,7 +2105,7 @@ impl Proxy {
         let (dest, pop, ruri) = match self.next_hop(&msg) {
             Some((dest, pop)) => (dest, pop, None),
             None => match self.dialog_route(&msg) {
-                Some((dest, ruri)) => (dest, false, Some(ruri)),
+                Some((dest, ruri)) => (dest, 0, Some(ruri)),
                 None => {
                     self.stats.stray_acks += 1;
                     return;
@@ -2089,23 +2119,33 @@ impl Proxy {
             &ForwardRequest {
                 request_uri: ruri.as_deref(),
                 via: &self.via,
-                pop_route: pop,
+                pop_route: pop > 0,
+                pop_second_route: pop > 1,
                 ..Default::default()
             },
         );
         self.send(dest, out);
     }
 
-    /// Loose routing (§16.4, §16.12): pop the Route entries that name us, then the next hop
-    /// is the next Route entry or the Request-URI.
-    fn next_hop(&self, msg: &Message) -> Option<(Peer, bool)> {
+    /// Loose routing (§16.4, §16.12): pop the Route entries that name us (one, or the two of
+    /// a double Record-Route), then the next hop is the next Route entry or the Request-URI.
+    /// Returns the hop and how many entries to pop.
+    fn next_hop(&self, msg: &Message) -> Option<(Peer, u8)> {
         let mut routes = msg.routes();
         let first = routes.next();
         match first {
-            Some(r) if self.uri_is_local(r) => match routes.next() {
-                Some(next) => Some((Self::resolve_uri(next)?, true)),
-                None => Some((Self::resolve_uri(msg.request_uri())?, true)),
-            },
+            Some(r) if self.uri_is_local(r) => {
+                let mut pops = 1;
+                let mut next = routes.next();
+                if next.is_some_and(|n| self.uri_is_local(n)) {
+                    pops = 2;
+                    next = routes.next();
+                }
+                match next {
+                    Some(next) => Some((Self::resolve_uri(next)?, pops)),
+                    None => Some((Self::resolve_uri(msg.request_uri())?, pops)),
+                }
+            }
             _ => None,
         }
     }
@@ -2139,7 +2179,7 @@ impl Proxy {
         let (dest, pop, ruri) = match self.next_hop(&msg) {
             Some((dest, pop)) => (dest, pop, None),
             None => match self.dialog_route(&msg) {
-                Some((dest, ruri)) => (dest, false, Some(ruri)),
+                Some((dest, ruri)) => (dest, 0, Some(ruri)),
                 None => {
                     self.respond_local(now, sid, 481, "Call/Transaction Does Not Exist", &[]);
                     return;
@@ -2153,7 +2193,8 @@ impl Proxy {
             &ForwardRequest {
                 request_uri: ruri.as_deref(),
                 via: &self.via,
-                pop_route: pop,
+                pop_route: pop > 0,
+                pop_second_route: pop > 1,
                 source: Some(source.addr),
                 ..Default::default()
             },
@@ -2401,13 +2442,66 @@ impl Proxy {
             .diversion
             .is_some()
             .then_some(self.diversion.as_slice());
-        let rr = self.record_route(c.caller_peer, target.dest.transport);
+        let rr_in = self.record_route(c.caller_peer, target.dest.transport);
+        // Out through another listen address than the call came in on (another IP family,
+        // another network): double Record-Route (RFC 5658), the callee's side on top, so each
+        // side reaches us at the address it can.
+        let rr_double;
+        let rr: &str = if target.dest.local == c.caller_peer.local {
+            rr_in
+        } else {
+            let out = self.iface(target.dest.local);
+            let both_tcp = c.caller_peer.transport == Transport::Tcp
+                && target.dest.transport == Transport::Tcp;
+            let top = if both_tcp { &out.rr_tcp } else { &out.rr_udp };
+            rr_double = format!("{top}, {rr_in}");
+            &rr_double
+        };
         let pop = invite.routes().next().is_some_and(|r| self.uri_is_local(r));
-        // The plan's headers plus Diversion and History-Info: on the stack unless the plan has
-        // many.
+        // 来电显示: what this callee is shown as the caller.
+        let shown = c
+            .plan
+            .caller_id_by_target
+            .iter()
+            .find(|(t, _)| *t == target.tag)
+            .map_or(&c.plan.caller_id, |(_, p)| p);
+        let from = shown.from.as_ref().map(|(display, user)| {
+            let mut v = Vec::with_capacity(64);
+            v.push(b'"');
+            v.extend_from_slice(display);
+            v.extend_from_slice(b"\" <sip:");
+            v.extend_from_slice(user);
+            v.push(b'@');
+            v.extend_from_slice(self.iface(target.dest.local).sent_by.as_bytes());
+            v.push(b'>');
+            if let Some(tag) = invite.from_tag() {
+                v.extend_from_slice(b";tag=");
+                v.extend_from_slice(tag);
+            }
+            v
+        });
+        let asserted = shown.asserted.as_deref();
+        let mut remove: Vec<&str> = Vec::new();
+        let drop_asserted = asserted.is_some() || shown.hide_asserted;
+        let remove_headers: &[&str] = if from.is_some() || drop_asserted {
+            remove.extend(c.plan.remove_headers.iter().copied());
+            if from.is_some() {
+                remove.push("From");
+            }
+            if drop_asserted {
+                remove.push("P-Asserted-Identity");
+            }
+            &remove
+        } else {
+            &c.plan.remove_headers
+        };
+        // The plan's headers plus Diversion and History-Info (and the shown caller): on the
+        // stack unless the plan has many.
         let n = c.plan.add_headers.len()
             + usize::from(history.is_some())
-            + usize::from(diversion.is_some());
+            + usize::from(diversion.is_some())
+            + usize::from(from.is_some())
+            + usize::from(asserted.is_some());
         let mut inline: [(&str, &[u8]); 8] = [("", &[]); 8];
         let mut spilled: Vec<(&str, &[u8])> = Vec::new();
         let extra = c
@@ -2416,7 +2510,9 @@ impl Proxy {
             .iter()
             .map(|(n, v)| (*n, v.as_slice()))
             .chain(diversion.map(|d| ("Diversion", d)))
-            .chain(history.map(|h| ("History-Info", h)));
+            .chain(history.map(|h| ("History-Info", h)))
+            .chain(from.as_deref().map(|f| ("From", f)))
+            .chain(asserted.map(|a| ("P-Asserted-Identity", a)));
         let add: &[(&str, &[u8])] = if n <= inline.len() {
             for (slot, h) in inline.iter_mut().zip(extra) {
                 *slot = h;
@@ -2433,9 +2529,10 @@ impl Proxy {
                 via: &self.via,
                 record_route: Some(rr.as_bytes()),
                 pop_route: pop,
+                pop_second_route: false,
                 source: Some(c.caller_peer.addr),
                 add_headers: add,
-                remove_headers: &c.plan.remove_headers,
+                remove_headers,
             },
         );
         let out = Bytes::from(out);
@@ -2806,7 +2903,7 @@ impl Proxy {
                     }
                 }
             } else {
-                let out = rewrite::forward_response(&msg);
+                let out = to_caller(&msg, c.restore_from.as_ref());
                 self.respond(now, sid, code, out);
             }
             self.schedule(TimerRef::Call(call), dl);
@@ -2816,7 +2913,7 @@ impl Proxy {
             let b = &mut c.branches[bi];
             let already = c.state == CallState::Answered || b.state == BranchState::Done;
             b.state = BranchState::Done;
-            let out = rewrite::forward_response(&msg);
+            let out = to_caller(&msg, c.restore_from.as_ref());
             if already || c.state != CallState::Hunting {
                 // A second 2xx (another branch, or after CANCEL): relayed so the caller's
                 // UA can ACK and BYE it.
@@ -2917,7 +3014,8 @@ impl Proxy {
             // carrier might follow its Contacts (abroad). It counts as "unavailable".
             (480, None)
         } else {
-            (code, Some(Bytes::from(rewrite::forward_response(&msg))))
+            let restore = self.calls.get(&call).and_then(|c| c.restore_from.clone());
+            (code, Some(Bytes::from(to_caller(&msg, restore.as_ref()))))
         };
         self.branch_failed(now, call, bi, code, outcome, best);
     }
@@ -3227,6 +3325,15 @@ impl Proxy {
         }
         let dl = self.calls.get(&call).and_then(call_deadline);
         self.schedule(TimerRef::Call(call), dl);
+    }
+}
+
+/// A branch's response on its way to the caller, with the caller's own From if a rewritten
+/// one was shown to the callee.
+fn to_caller(msg: &Message, restore_from: Option<&Bytes>) -> Vec<u8> {
+    match restore_from {
+        Some(f) => rewrite::forward_response_with_from(msg, f),
+        None => rewrite::forward_response(msg),
     }
 }
 

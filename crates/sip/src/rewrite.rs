@@ -21,6 +21,9 @@ pub struct ForwardRequest<'a> {
     pub record_route: Option<&'a [u8]>,
     /// Remove the first Route value (it addressed us: loose routing §16.4).
     pub pop_route: bool,
+    /// With `pop_route`: remove the second Route value too (it addressed us as well: the two
+    /// entries of an RFC 5658 double Record-Route, one per listen address).
+    pub pop_second_route: bool,
     /// The received top Via gets `received=`/`rport=` (RFC 3261 §18.2.1, RFC 3581) for this source.
     pub source: Option<SocketAddr>,
     /// Headers added just before the blank line: (name, value).
@@ -191,7 +194,7 @@ pub fn forward_request(msg: &Message, fwd: &ForwardRequest<'_>) -> Vec<u8> {
         header_line(&mut out, b"Record-Route", rr);
     }
 
-    if fwd.remove_headers.is_empty() && msg.max_forwards_lines() <= 1 {
+    if fwd.remove_headers.is_empty() && msg.max_forwards_lines() <= 1 && !fwd.pop_second_route {
         splice_headers(&mut out, msg, fix.as_ref(), fwd.pop_route);
     } else {
         copy_headers(&mut out, msg, fwd, fix.as_ref());
@@ -249,7 +252,24 @@ fn copy_headers(out: &mut Vec<u8>, msg: &Message, fwd: &ForwardRequest<'_>, fix:
             // header goes out, not a decremented one plus a stale copy.
             continue;
         }
-        if fwd.pop_route && !routes.is_empty() && h.line == first_route_line {
+        if fwd.pop_route && fwd.pop_second_route && header_name_matches(name, "Route") {
+            // The first two Route values go, wherever they are (one line or two).
+            let in_line = |r: &&crate::msg::Span| r.s >= h.line.s && r.s < h.line.e;
+            let first = routes.iter().position(|r| in_line(&r));
+            let after = routes
+                .iter()
+                .rposition(|r| in_line(&r))
+                .map_or(0, |i| i + 1);
+            match first {
+                Some(_) if after <= 2 => continue,
+                Some(first) if first < 2 => {
+                    out.extend_from_slice(&b[line.start..routes[first].s as usize]);
+                    out.extend_from_slice(&b[routes[2].s as usize..line.end]);
+                    continue;
+                }
+                _ => {}
+            }
+        } else if fwd.pop_route && !routes.is_empty() && h.line == first_route_line {
             // Keep the rest of the line when it carries more values.
             if let Some(next) = routes.get(1).filter(|n| n.s < h.line.e) {
                 out.extend_from_slice(&b[line.start..routes[0].s as usize]);
@@ -350,6 +370,40 @@ pub fn forward_response(msg: &Message) -> Vec<u8> {
         out.extend_from_slice(&b[next.s as usize..line.e as usize]);
     }
     out.extend_from_slice(&b[line.e as usize..]);
+    out
+}
+
+/// [`forward_response`] with the From header field's value set to `from`: a proxy that showed
+/// the callee another From (来电显示: the 400 number) gives the caller back its own, so the
+/// response's From equals its request's (RFC 3261 §8.2.6). Only such calls pay the second
+/// parse.
+pub fn forward_response_with_from(msg: &Message, from: &[u8]) -> Vec<u8> {
+    let out = forward_response(msg);
+    match Message::parse(bytes::Bytes::from(out.clone())) {
+        Ok(m) => replace_header(&m, "From", from),
+        Err(_) => out,
+    }
+}
+
+/// `msg` with its first `name` header line (long or compact form) replaced by
+/// `name: value`; unchanged without one.
+pub fn replace_header(msg: &Message, name: &str, value: &[u8]) -> Vec<u8> {
+    let b: &[u8] = msg.bytes();
+    let mut out = Vec::with_capacity(b.len() + value.len() + name.len() + 4);
+    let mut pos = 0;
+    if let Some(h) = msg
+        .header_lines()
+        .find(|h| header_name_matches(&b[h.name.range()], name))
+    {
+        let line = h.line.range();
+        out.extend_from_slice(&b[..line.start]);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(CRLF);
+        pos = line.end;
+    }
+    out.extend_from_slice(&b[pos..]);
     out
 }
 
@@ -582,6 +636,7 @@ Content-Length: 0
             via: b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKp",
             record_route: Some(b"<sip:10.0.0.1;lr>"),
             pop_route: true,
+            pop_second_route: false,
             source: Some("[2001:db8::ffff:1234]:40000".parse().unwrap()),
             add_headers: add,
             remove_headers: &["X-None"],

@@ -116,6 +116,7 @@ fn fuzz_rewrites(m: &Message) {
         via: b"SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKf",
         record_route: Some(b"<sip:10.0.0.1;lr>"),
         pop_route: true,
+        pop_second_route: false,
         source: Some("198.51.100.1:5060".parse().unwrap()),
         add_headers: &[("X-A", b"1")],
         remove_headers: &["X-B", "v"],

@@ -68,6 +68,7 @@ fn forward_invite() -> Vec<u8> {
             via: b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKp1;rport",
             record_route: Some(b"<sip:10.0.0.1:5060;lr>"),
             pop_route: true,
+            pop_second_route: false,
             source: Some(nat_source()),
             add_headers: add,
             remove_headers: &["P-Asserted-Identity"],
@@ -99,6 +100,7 @@ CSeq: 2 OPTIONS\r\n\
         &ForwardRequest {
             via: b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKp2",
             pop_route: true,
+            pop_second_route: false,
             // Same address as the Via host, no rport: nothing to add.
             source: Some("192.0.2.10:5060".parse().unwrap()),
             ..ForwardRequest::default()

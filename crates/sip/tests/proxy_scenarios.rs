@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hotline_sip::proxy::{
     BranchTarget, ByCause, CallHandle, Diversion, Event, ForkGroup, ForkPlan, Hangup, Outcome,
-    Peer, Proxy, ProxyConfig, Transport,
+    Peer, Presentation, Proxy, ProxyConfig, Transport,
 };
 use hotline_sip::rewrite;
 use hotline_sip::{Message, Method};
@@ -935,6 +935,153 @@ fn a_plan_forwards_by_the_cause_the_hunt_ended_with() {
         assert_eq!(only(&out, yes).len(), 1, "{out:?}");
         assert!(only(&out, no).is_empty(), "{out:?}");
     }
+}
+
+/// Issue 18 item 10 (来电显示): T1 is shown the 400 number as the caller (From rewritten,
+/// the caller's tag kept, any P-Asserted-Identity removed); T2 the 400 number with the caller
+/// as display name and an asserted identity. The caller gets its own From back in every
+/// response.
+#[test]
+fn callee_is_shown_the_configured_caller_id() {
+    let mut h = H::new();
+    let inv = invite("z9hG4bKcid", "call-cid", 70).replace(
+        "Contact:",
+        "P-Asserted-Identity: <sip:13807912345@10.0.0.2>\nContact:",
+    );
+    h.send(UAC, &inv);
+    h.out();
+    let call = h.incoming();
+    let mut plan = serial(vec![target(T1, 1, 20), target(T2, 2, 20)]);
+    plan.caller_id = Presentation {
+        from: Some((b"4008001234".to_vec(), b"4008001234".to_vec())),
+        asserted: None,
+        hide_asserted: true,
+    };
+    plan.caller_id_by_target = vec![(
+        2,
+        Presentation {
+            from: Some((b"13807912345".to_vec(), b"4008001234".to_vec())),
+            asserted: Some(b"<tel:+8613807912345>".to_vec()),
+            hide_asserted: false,
+        },
+    )];
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let inv1 = h.out().remove(0).1;
+    assert_eq!(
+        inv1.header("From"),
+        Some(&b"\"4008001234\" <sip:4008001234@10.0.0.1:5060>;tag=caller1"[..])
+    );
+    assert_eq!(inv1.header("P-Asserted-Identity"), None);
+    assert_eq!(inv1.from_tag(), Some(&b"caller1"[..]));
+    h.send_bytes(T1, reply(&inv1, 180, "Ringing", "t1"));
+    let out = h.out();
+    let ringing = only(&out, UAC)[0];
+    assert_eq!(
+        ringing.header("From"),
+        Some(&b"\"13807912345\" <sip:13807912345@10.0.0.2>;tag=caller1"[..]),
+        "the caller's own From comes back"
+    );
+    h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+    h.pump();
+    let out = h.out();
+    let inv2 = only(&out, T2)
+        .into_iter()
+        .find(|m| m.method() == Some(Method::Invite))
+        .cloned()
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert_eq!(
+        inv2.header("From"),
+        Some(&b"\"13807912345\" <sip:4008001234@10.0.0.1:5060>;tag=caller1"[..])
+    );
+    assert_eq!(
+        inv2.headers("P-Asserted-Identity").collect::<Vec<_>>(),
+        vec![&b"<tel:+8613807912345>"[..]]
+    );
+    h.send_bytes(T2, reply(&inv2, 200, "OK", "t2"));
+    let out = h.out();
+    let ok = only(&out, UAC)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert_eq!(
+        ok.header("From"),
+        Some(&b"\"13807912345\" <sip:13807912345@10.0.0.2>;tag=caller1"[..])
+    );
+}
+
+/// Issue 18 item 1: a call that leaves by another listen address than it came in on (IPv4
+/// caller, IPv6 callee) is double Record-Routed (RFC 5658): the callee's side first. The
+/// INVITE leaves from the IPv6 address and names it in its Via; the callee's BYE, routed by
+/// both entries, has both popped and reaches the caller from the IPv4 address.
+#[test]
+fn a_call_across_listen_addresses_is_double_record_routed() {
+    const V6: &str = "[fd00::3]:5070";
+    let mut cfg = ProxyConfig::new(PROXY.parse().expect("addr"));
+    cfg.listen_more = vec!["[fd00::1]:5060".parse().expect("addr")];
+    let mut h = H {
+        p: Proxy::new(cfg),
+        now: Instant::now(),
+    };
+    h.send(UAC, &invite("z9hG4bKrr2", "call-rr2", 70));
+    h.out();
+    let call = h.incoming();
+    h.p.route(h.now, call, serial(vec![target(V6, 1, 20)]), &mut |_, _| {
+        true
+    });
+    let (peer, inv) = h.out().remove(0);
+    assert_eq!(peer.local, 1, "leaves from the IPv6 address");
+    let via = String::from_utf8_lossy(inv.header("Via").unwrap_or_default()).into_owned();
+    assert!(via.starts_with("SIP/2.0/UDP [fd00::1]:5060;"), "{via}");
+    assert_eq!(
+        inv.header("Record-Route"),
+        Some(&b"<sip:[fd00::1]:5060;lr>, <sip:10.0.0.1:5060;lr>"[..])
+    );
+    h.send_bytes(V6, reply(&inv, 200, "OK", "callee6"));
+    h.out();
+    let bye = "BYE sip:13807912345@10.0.0.2:5060 SIP/2.0\n\
+Via: SIP/2.0/UDP [fd00::3]:5070;branch=z9hG4bKbye6;rport\n\
+Max-Forwards: 70\n\
+Route: <sip:[fd00::1]:5060;lr>, <sip:10.0.0.1:5060;lr>\n\
+From: <sip:1001@[fd00::3]>;tag=callee6\n\
+To: \"13807912345\" <sip:13807912345@10.0.0.2>;tag=caller1\n\
+Call-ID: call-rr2\n\
+CSeq: 1 BYE\n\
+Content-Length: 0\n\n"
+        .replace('\n', "\r\n");
+    let from = Peer {
+        transport: Transport::Udp,
+        addr: V6.parse().expect("addr"),
+        local: 1,
+    };
+    h.p.handle_message(h.now, from, Bytes::from(bye));
+    let out = h.out();
+    let (peer, fwd) = out
+        .iter()
+        .find(|(p, m)| p.addr == UAC.parse().expect("addr") && m.method() == Some(Method::Bye))
+        .unwrap_or_else(|| panic!("no BYE to the caller: {out:?}"));
+    assert_eq!(peer.local, 0, "reaches the caller from the IPv4 address");
+    assert_eq!(fwd.header("Route"), None, "both of our entries popped");
+    let via = String::from_utf8_lossy(fwd.header("Via").unwrap_or_default()).into_owned();
+    assert!(via.starts_with("SIP/2.0/UDP 10.0.0.1:5060;"), "{via}");
+    // One entry per line is popped the same way.
+    let m = Message::parse(Bytes::from(
+        "BYE sip:a@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP [fd00::3]:5070;branch=z9hG4bKx\r\nRoute: <sip:[fd00::1]:5060;lr>\r\nRoute: <sip:10.0.0.1:5060;lr>, <sip:10.0.0.9;lr>\r\nCall-ID: x\r\nCSeq: 2 BYE\r\nFrom: <sip:b@h>;tag=1\r\nTo: <sip:a@h>;tag=2\r\nContent-Length: 0\r\n\r\n",
+    ))
+    .expect("parses");
+    let out = rewrite::forward_request(
+        &m,
+        &rewrite::ForwardRequest {
+            via: b"SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKy",
+            pop_route: true,
+            pop_second_route: true,
+            ..Default::default()
+        },
+    );
+    let out = Message::parse(Bytes::from(out)).expect("parses");
+    assert_eq!(
+        out.routes().collect::<Vec<_>>(),
+        vec![&b"<sip:10.0.0.9;lr>"[..]]
+    );
 }
 
 #[test]

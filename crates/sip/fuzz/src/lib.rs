@@ -258,6 +258,7 @@ pub fn rewrite(data: &[u8]) {
         via,
         record_route: Some(b"<sip:10.0.0.1:5060;lr>"),
         pop_route: m.routes().next().is_some(),
+        pop_second_route: false,
         source: Some(source),
         add_headers: &add,
         remove_headers: &["P-Asserted-Identity", "P-Preferred-Identity"],
