@@ -484,8 +484,12 @@ async fn run(cfg: ShipConfig, cp: Checkpoint, stats: Arc<ShipStats>, stop: Arc<S
             return;
         }
     };
+    // Every record of both lanes' batches is in flight before the first ack is awaited: the
+    // context's in-flight permits must cover them (its default, 5,000, would stall a batch
+    // above 2,500 per lane for good).
     let js = jetstream::ContextBuilder::new()
         .timeout(cfg.ack_timeout)
+        .max_ack_inflight(2 * cfg.batch.max(1) + 16)
         .build(client.clone());
     tracing::info!(
         node = %cfg.node, stream = %cfg.stream.name, servers = ?cfg.urls,

@@ -94,7 +94,7 @@ fn every_record_once_then_nothing_again_after_a_restart_or_a_lost_checkpoint() {
     let nats = NatsServer::start();
     for (i, format) in [Format::Csv, Format::Jsonl].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let recs = records(400, 11 + i as u64, 1_795_860_000 + i as i64 * 10_000);
+        let recs = records(3000, 11 + i as u64, 1_795_860_000 + i as i64 * 10_000);
         write(dir.path(), &recs, format);
         let total = recs.len() as u64;
         let before = if i == 0 {
@@ -103,8 +103,10 @@ fn every_record_once_then_nothing_again_after_a_restart_or_a_lost_checkpoint() {
             stream_contents(&nats).3.records
         };
 
-        let h = hotline_ship::spawn(config(dir.path(), &nats, &format!("n{i}")))
-            .unwrap_or_else(|e| panic!("{e}"));
+        // The largest batch the config allows (all of a batch is in flight at once).
+        let mut big = config(dir.path(), &nats, &format!("n{i}"));
+        big.batch = 4096;
+        let h = hotline_ship::spawn(big).unwrap_or_else(|e| panic!("{e}"));
         wait(&h, "all shipped", Duration::from_secs(20), |s| {
             s.published == total && s.lag_records == 0
         });
