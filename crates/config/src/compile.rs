@@ -456,6 +456,30 @@ pub(crate) fn compile(
         }
     }
 
+    // 2b. Cluster (main file only, like [server]).
+    let mut cluster_seen: Option<usize> = None;
+    for (fi, f) in &files {
+        if let Some(raw) = &f.cluster {
+            let header = header_span(&sources[*fi].text, "cluster");
+            if let Some(prev) = cluster_seen {
+                let prev_name = sources[prev].name.clone();
+                cx.err(
+                    *fi,
+                    header,
+                    "cluster",
+                    format!("[cluster] is also defined in {prev_name}"),
+                    Some("keep [cluster] in the main file only".into()),
+                );
+                continue;
+            }
+            cluster_seen = Some(*fi);
+            let fi = *fi;
+            settings.cluster = crate::cluster::build(raw, header, &mut |span, key, msg, hint| {
+                cx.err(fi, span, key, msg, hint)
+            });
+        }
+    }
+
     // 3. Calendar.
     let calendar = build_calendar(&mut cx, &files, read_file);
 

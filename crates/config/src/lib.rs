@@ -11,10 +11,12 @@
 //! - [`schema`]: the raw serde structs.
 //! - `compile`: raw files -> `Settings` + `TableParts` (every error at once).
 //! - [`settings`]: `Settings` and its parts.
+//! - [`cluster`]: `[cluster]` (`ClusterSettings`, the Redis-down policy).
 //! - [`error`]: `ConfigError`, `ConfigErrors`, `Warning`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
 mod compile;
 pub mod error;
 #[allow(missing_docs)]
@@ -25,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use hotline_route::RouteTable;
 
+pub use cluster::{ClusterSettings, DownPolicy, RedisDown};
 pub use compile::{
     calendar_warning, parse_date_range, parse_duration, parse_sip_uri, parse_time_range,
     parse_weekdays, Source, COMPANY_MAX_NUMBERS, EMBEDDED_CALENDAR,
