@@ -8,8 +8,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::calendar::DayKind;
-use crate::live::{Live, RateVerdict};
+use crate::live::RateVerdict;
 use crate::resolve::{check, peek_orders, screen, CallContext, Env, Miss, Reject, RejectCause};
+use crate::state::LiveState;
 use crate::table::{Conditions, Fallback, Plan, RouteTable};
 
 /// The account of one routing decision. `Display` is for people, `Serialize` for `--json`.
@@ -261,7 +262,7 @@ fn miss_reason(m: Miss, c: &Conditions, env: &Env<'_>) -> String {
     }
 }
 
-fn plan_view(table: &RouteTable, live: &Live, plan: &Plan, seed: u64) -> PlanView {
+fn plan_view(table: &RouteTable, live: &dyn LiveState, plan: &Plan, seed: u64) -> PlanView {
     let orders = peek_orders(table, live, plan, seed);
     let groups = plan
         .groups
@@ -352,7 +353,7 @@ fn strategy_name(s: crate::table::Strategy) -> &'static str {
 /// Explain the routing of `call` at `now`. Live state is read, never written.
 pub fn explain(
     table: &RouteTable,
-    live: &Live,
+    live: &dyn LiveState,
     call: &CallContext<'_>,
     now: Timestamp,
 ) -> Explanation {
