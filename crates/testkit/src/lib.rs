@@ -17,6 +17,8 @@
 //! - [`hotline`]: [`Hotline`], the running switch (spawn, listening port, rewrite config +
 //!   SIGHUP reload, stop, stderr log).
 //! - [`sipp`]: [`Sipp`] builder, [`SippProcess`], [`SippResult`], message-log parsing.
+//! - [`redis`]: [`RedisServer`], a real redis-server per test (free port, scratch dir,
+//!   restart), with a tiny RESP client for assertions.
 //! - [`sip`]: [`SipUdpClient`], [`RawRequest`], [`SipMessage`] for hand-written SIP.
 #![forbid(unsafe_code)]
 
@@ -25,11 +27,13 @@ pub mod error;
 pub mod hotline;
 pub mod paths;
 pub mod ports;
+pub mod redis;
 pub mod sip;
 pub mod sipp;
 
 pub use config::{Group, HotlineConfig, Plan, Target, Trunk};
 pub use error::TestkitError;
 pub use hotline::{http_get, metric_value, Hotline};
+pub use redis::{RedisServer, Resp};
 pub use sip::{RawRequest, SipMessage, SipUdpClient};
 pub use sipp::{Direction, LoggedMessage, Sipp, SippProcess, SippResult, Transport};
