@@ -151,7 +151,10 @@ async fn rate_script_agrees_with_the_in_memory_windows() -> R {
         assert_eq!(got.rates, vec![want], "call {i} at +{s}s to {n}");
         blocked += usize::from(matches!(want, RateVerdict::Blocked { .. }));
     }
-    assert!(blocked >= 3 && blocked < calls.len(), "{blocked} blocked: the sequence tests both");
+    assert!(
+        blocked >= 3 && blocked < calls.len(),
+        "{blocked} blocked: the sequence tests both"
+    );
     // Evaluation only (explain) counts nothing.
     let before = r.query(&["HGETALL", "hl:rate:{000000000000002a}:1"])?;
     let _ = a

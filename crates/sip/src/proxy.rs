@@ -90,6 +90,10 @@ pub struct ProxyConfig {
     /// one address (shards) get disjoint ids.
     pub id_first: u64,
     pub id_step: u64,
+    /// A cluster's shared address (`host` or `host:port`) written in Record-Route instead of
+    /// `local`, so in-dialog requests reach whichever node is alive; it counts as "us" in
+    /// Request-URIs and Route headers. `None`: `local`.
+    pub record_route: Option<String>,
 }
 
 /// User agents of well-known SIP scanners and war-diallers.
@@ -120,7 +124,86 @@ impl ProxyConfig {
             scanner_user_agents: SCANNERS.to_vec(),
             id_first: 1,
             id_step: 1,
+            record_route: None,
         }
+    }
+}
+
+/// The user's answer when the hunt asks whether a target may be tried (its admission gate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Start the branch.
+    Admit,
+    /// Not now (concurrency limit): the attempt ends as [`Outcome::LimitReached`] (or busy).
+    Refuse,
+    /// The user does not know yet (it asked a shared store): the hunt stops before this step
+    /// and goes on when the user calls [`Proxy::resume_hunt`]; the gate is asked again then.
+    Wait,
+}
+
+impl From<bool> for Admission {
+    fn from(ok: bool) -> Admission {
+        if ok {
+            Admission::Admit
+        } else {
+            Admission::Refuse
+        }
+    }
+}
+
+/// Whether `host` + `port` (as found in a URI or Via, brackets stripped) name the cluster
+/// address `rr` (`host`, `host:port`, `[v6]`, `[v6]:port`; no port = 5060).
+fn cluster_address_is(rr: &str, host: &str, port: u16) -> bool {
+    let (h, p) = if let Some(rest) = rr.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, tail)) => (h, tail.strip_prefix(':').map(str::parse)),
+            None => (rr, None),
+        }
+    } else if rr.matches(':').count() == 1 {
+        match rr.split_once(':') {
+            Some((h, p)) => (h, Some(p.parse())),
+            None => (rr, None),
+        }
+    } else {
+        (rr, None)
+    };
+    let p = match p {
+        None => 5060,
+        Some(Ok(p)) => p,
+        Some(Err(_)) => return false,
+    };
+    p == port && h.eq_ignore_ascii_case(host)
+}
+
+#[cfg(test)]
+mod cluster_address_tests {
+    use super::*;
+
+    #[test]
+    fn cluster_address_matches_host_and_port() {
+        assert!(cluster_address_is("sip.example", "SIP.example", 5060));
+        assert!(!cluster_address_is("sip.example", "sip.example", 5070));
+        assert!(cluster_address_is("sip.example:5070", "sip.example", 5070));
+        assert!(cluster_address_is("10.0.0.9:5070", "10.0.0.9", 5070));
+        assert!(cluster_address_is("[::1]:5070", "::1", 5070));
+        assert!(cluster_address_is("::1", "::1", 5060));
+        assert!(!cluster_address_is("a.example:x", "a.example", 5060));
+    }
+
+    #[test]
+    fn record_route_names_the_cluster_address_which_counts_as_us() {
+        let mut cfg = ProxyConfig::new(SocketAddr::from(([127, 0, 0, 2], 5080)));
+        cfg.record_route = Some("sip.hotline.example:5090".into());
+        let p = Proxy::new(cfg);
+        assert_eq!(p.rr_udp, "<sip:sip.hotline.example:5090;lr>");
+        assert_eq!(p.rr_tcp, "<sip:sip.hotline.example:5090;transport=tcp;lr>");
+        assert!(p.uri_is_local(b"<sip:sip.hotline.example:5090;lr>"));
+        assert!(p.uri_is_local(b"<sip:127.0.0.2:5080;lr>"));
+        assert!(!p.uri_is_local(b"<sip:other.example:5090;lr>"));
+        assert!(
+            p.sent_by.starts_with("127.0.0.2:5080"),
+            "Via stays the node's own"
+        );
     }
 }
 
@@ -748,9 +831,10 @@ impl Proxy {
             SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
             SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         };
+        let rr = cfg.record_route.as_deref().unwrap_or(&sent_by);
         Proxy {
-            rr_udp: format!("<sip:{sent_by};lr>"),
-            rr_tcp: format!("<sip:{sent_by};transport=tcp;lr>"),
+            rr_udp: format!("<sip:{rr};lr>"),
+            rr_tcp: format!("<sip:{rr};transport=tcp;lr>"),
             local_ip: cfg.local.ip().to_string(),
             sent_by,
             via: Vec::with_capacity(128),
@@ -930,6 +1014,11 @@ impl Proxy {
         let Ok(h) = std::str::from_utf8(host) else {
             return false;
         };
+        if let Some(rr) = &self.cfg.record_route {
+            if cluster_address_is(rr, h, port) {
+                return true;
+            }
+        }
         let Ok(ip) = h.parse::<IpAddr>() else {
             return false;
         };
@@ -1095,6 +1184,17 @@ impl Proxy {
         call: CallHandle,
         plan: ForkPlan,
         gate: &mut dyn FnMut(CallHandle, u32) -> bool,
+    ) {
+        self.route_gated(now, call, plan, &mut |c, t| gate(c, t).into());
+    }
+
+    /// [`Proxy::route`] with a gate that may answer [`Admission::Wait`].
+    pub fn route_gated(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        plan: ForkPlan,
+        gate: &mut dyn FnMut(CallHandle, u32) -> Admission,
     ) {
         let Some(c) = self.calls.get_mut(&call.0) else {
             return;
@@ -2030,7 +2130,7 @@ impl Proxy {
         &mut self,
         now: Instant,
         call: u64,
-        gate: &mut dyn FnMut(CallHandle, u32) -> bool,
+        gate: &mut dyn FnMut(CallHandle, u32) -> Admission,
     ) {
         loop {
             let Some(c) = self.calls.get_mut(&call) else {
@@ -2049,6 +2149,7 @@ impl Proxy {
             let Some(group) = c.plan.groups.get(c.group) else {
                 break;
             };
+            let step = (c.group, c.member);
             // One target (a sequential group) or all of a parallel group: no Vec for one.
             let (one, all): (Option<BranchTarget>, Vec<BranchTarget>) = if group.parallel {
                 let t = group.targets.clone();
@@ -2068,10 +2169,20 @@ impl Proxy {
                 c.member = 0;
                 continue;
             };
+            // Every target of the step is asked first: if the user must wait for one, none
+            // starts and the step is taken again on resume_hunt.
+            let first = one.as_ref().map(|t| gate(CallHandle(call), t.tag));
+            let rest: Vec<Admission> = all.iter().map(|t| gate(CallHandle(call), t.tag)).collect();
+            if first == Some(Admission::Wait) || rest.contains(&Admission::Wait) {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    (c.group, c.member) = step;
+                }
+                return;
+            }
             let mut started = 0;
             let mut stop = false;
-            for t in one.into_iter().chain(all) {
-                if gate(CallHandle(call), t.tag) {
+            for (t, admission) in one.into_iter().zip(first).chain(all.into_iter().zip(rest)) {
+                if admission == Admission::Admit {
                     self.start_branch(now, call, t);
                     started += 1;
                 } else if let Some(c) = self.calls.get_mut(&call) {
@@ -2665,9 +2776,30 @@ impl Proxy {
     /// Resume hunts that are waiting for the next target. The user calls this after draining
     /// events, with its admission gate (per-target concurrency limits).
     pub fn pending_hunts(&mut self, now: Instant, gate: &mut dyn FnMut(CallHandle, u32) -> bool) {
+        self.pending_hunts_gated(now, &mut |c, t| gate(c, t).into());
+    }
+
+    /// [`Proxy::pending_hunts`] with a gate that may answer [`Admission::Wait`].
+    pub fn pending_hunts_gated(
+        &mut self,
+        now: Instant,
+        gate: &mut dyn FnMut(CallHandle, u32) -> Admission,
+    ) {
         while let Some(call) = self.pending.pop() {
             self.advance_hunt(now, call, gate);
         }
+    }
+
+    /// Go on with a hunt whose gate answered [`Admission::Wait`]: the gate is asked again
+    /// for the step it stopped at. Does nothing for a call that is not waiting (ended,
+    /// answered, or ringing a branch).
+    pub fn resume_hunt(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        gate: &mut dyn FnMut(CallHandle, u32) -> Admission,
+    ) {
+        self.advance_hunt(now, call.0, gate);
     }
 
     // ----- timers -----------------------------------------------------------------------------
