@@ -91,6 +91,9 @@ pub struct ClusterSettings {
     pub timeout: Duration,
     /// Policy per kind of state while Redis is down.
     pub redis_down: RedisDown,
+    /// SHA-256 of the configuration files with this node's `node = "..."` value left out:
+    /// equal on nodes that route the same way (`hotline status` compares them).
+    pub config_hash: String,
 }
 
 /// An error found in `[cluster]`: span, key path, message, hint.
@@ -314,6 +317,7 @@ pub(crate) fn build(
         lease,
         timeout,
         redis_down,
+        config_hash: String::new(),
     })
 }
 
@@ -400,6 +404,20 @@ plan = "p"
         assert_eq!(k.redis_down.leases, DownPolicy::Reject);
         assert_eq!(k.redis_down.rates, DownPolicy::Local);
         assert_eq!(k.redis_down.prepaid, DownPolicy::Reject);
+        // Two nodes with the same files but their own names compare equal.
+        let other =
+            from_toml_str(&src.replace("hl-a", "hl-b"), "t.toml", 1).map_err(|e| e.to_string())?;
+        let o = other.settings.cluster.ok_or("cluster")?;
+        assert_eq!(o.node, "hl-b");
+        assert_eq!(o.config_hash, k.config_hash);
+        assert_eq!(o.config_hash.len(), 64);
+        assert_ne!(other.table.hash(), c.table.hash());
+        let changed =
+            from_toml_str(&src.replace("5070", "5071"), "t.toml", 1).map_err(|e| e.to_string())?;
+        assert_ne!(
+            changed.settings.cluster.ok_or("cluster")?.config_hash,
+            k.config_hash
+        );
         Ok(())
     }
 

@@ -27,20 +27,23 @@ use hotline_route::{
 };
 use hotline_sip::frame::{parse_datagram, Datagram, Limits};
 use hotline_sip::proxy::{
-    Advance, AttemptInfo, BranchTarget, CallHandle, CallInfo, Event, ForkGroup, ForkPlan, Hangup,
-    Outcome, Peer, Proxy, ProxyConfig, Transport,
+    Admission, Advance, AttemptInfo, BranchTarget, CallHandle, CallInfo, Event, ForkGroup,
+    ForkPlan, Hangup, Outcome, Peer, Proxy, ProxyConfig, Transport,
 };
 use hotline_sip::txn::Timers;
 use hotline_sip::uri::Uri;
 use hotline_sip::Message;
 use tokio::sync::{mpsc, watch};
 
+use crate::cluster::{CallState, Link};
 use crate::logbuf;
 use crate::metrics::{Metrics, ShardSample};
 use crate::prepaid::{Grant, Prepaid};
 use crate::snapshot::{Current, Snapshot};
 use crate::transport::{self, owner, Dispatch, Outbound, ShardMsg, Tcp};
 use crate::Error;
+
+mod cluster;
 
 /// What the core remembers of a call for its CDR and its live-state bookkeeping.
 struct CallMeta {
@@ -58,6 +61,8 @@ struct CallMeta {
     /// Prepaid: minutes reserved so far and when the call was answered.
     reserved_minutes: u32,
     answered_at: Option<Instant>,
+    /// Cluster: a parked decision, lease answers (empty on a single box).
+    cl: CallState,
 }
 
 /// Per-trunk admission state: a token bucket for `max_cps`, a count for `max_calls`.
@@ -78,6 +83,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     prepaid: Mutex<Option<Prepaid>>,
     trunks: Mutex<HashMap<String, TrunkState>>,
+    /// `[cluster]`: live state shared in Redis; `None` on a single box.
+    pub cluster: Option<Arc<Link>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -114,6 +121,12 @@ impl Shared {
         metrics.set_config(&snap);
         let live = Live::new();
         live.prepare(&snap.table);
+        let cluster = match &s.cluster {
+            Some(c) => Some(Arc::new(
+                Link::new(c).map_err(|e| Error::Cluster(e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok((
             Shared {
                 current: Current::new(snap),
@@ -122,6 +135,7 @@ impl Shared {
                 metrics,
                 prepaid: Mutex::new(prepaid),
                 trunks: Mutex::new(HashMap::new()),
+                cluster,
             },
             cdr_handle,
         ))
@@ -278,6 +292,7 @@ impl Core {
         pcfg.timers = timers(s);
         pcfg.id_first = shard as u64 + 1;
         pcfg.id_step = shards.max(1) as u64;
+        pcfg.record_route = s.cluster.as_ref().map(|c| c.address.clone());
         let limits = Limits {
             max_message: s.sip.max_message_bytes,
         };
@@ -497,12 +512,14 @@ impl Core {
             ShardMsg::Parsed(p, _) | ShardMsg::Raw(p, _) => {
                 (p.transport == Transport::Tcp).then_some(*p)
             }
+            ShardMsg::Cluster(_) => None,
         };
         if let Some(source) = tcp_source(&m) {
             let snap = self.shared.current.load();
             let bytes = match &m {
                 ShardMsg::Parsed(_, msg) => msg.bytes().clone(),
                 ShardMsg::Raw(_, b) => b.clone(),
+                ShardMsg::Cluster(_) => Bytes::new(),
             };
             self.shared.metrics.inbound(&bytes);
             if !snap.source_allowed(source.addr.ip()) {
@@ -513,6 +530,7 @@ impl Core {
         match m {
             ShardMsg::Parsed(source, msg) => self.proxy.handle_parsed(now, source, *msg),
             ShardMsg::Raw(source, bytes) => self.proxy.handle_message(now, source, bytes),
+            ShardMsg::Cluster(r) => self.on_cluster_reply(now, *r),
         }
     }
 
@@ -598,10 +616,11 @@ impl Core {
                 any = true;
                 self.on_event(now, ev);
             }
-            let live = &self.shared.live;
-            let calls = &self.calls;
-            self.proxy
-                .pending_hunts(now, &mut |call, tag| admit(live, calls, call, tag, now));
+            let (shared, calls, me) = (&self.shared, &mut self.calls, self.shard);
+            let inbox = &self.dispatch;
+            self.proxy.pending_hunts_gated(now, &mut |call, tag| {
+                gate(shared, calls, inbox, me, call, tag, now)
+            });
             if !any {
                 break;
             }
@@ -630,7 +649,11 @@ impl Core {
                 self.on_incoming(now, call, &request, source)
             }
             Event::Redirect { call, contacts } => self.on_redirect(call, &contacts),
-            Event::AttemptStarted { .. } => {}
+            Event::AttemptStarted { call, target, .. } => {
+                if let Some(m) = self.calls.get_mut(&call) {
+                    m.cl.consume(target);
+                }
+            }
             Event::AttemptEnded(a) => self.on_attempt(a),
             Event::Answered { call, .. } => {
                 self.shared.metrics.call_answered();
@@ -682,6 +705,7 @@ impl Core {
             trunk_slot: None,
             reserved_minutes: 0,
             answered_at: None,
+            cl: CallState::default(),
         };
         if self.draining {
             meta.disposition = Some(Disposition::Failed);
@@ -729,7 +753,27 @@ impl Core {
             seed: call_seed(req.call_id()),
         };
         let ts = self.clock.ts(now);
+        let Some(meta) = self.park(now, call, req, meta, &ctx, ts) else {
+            // Waiting for Redis, or refused because it is down.
+            return;
+        };
         let decision = resolve(&snap.table, &self.shared.live, &ctx, ts);
+        self.decide(now, call, meta, &snap, decision, &called, trunk, ts);
+    }
+
+    /// Carry out a routing decision: reject, or (after the prepaid and trunk checks) hunt.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        mut meta: CallMeta,
+        snap: &Arc<Snapshot>,
+        decision: Decision<'_>,
+        called: &Number400,
+        trunk: Option<String>,
+        ts: jiff::Timestamp,
+    ) {
         match decision {
             Decision::Reject(r) => {
                 meta.disposition = Some(reject_disposition(r.cause));
@@ -750,7 +794,7 @@ impl Core {
                     .trunks
                     .iter()
                     .any(|t| Some(&t.name) == trunk.as_ref() && t.trusted);
-                let mut plan = fork_plan(&snap.table, &routed, &called);
+                let mut plan = fork_plan(&snap.table, &routed, called);
                 if !trusted {
                     // Identity is asserted only by trusted trunks (RFC 3325 trust domain).
                     plan.remove_headers = vec!["P-Asserted-Identity", "P-Preferred-Identity"];
@@ -778,7 +822,7 @@ impl Core {
                     }
                 }
                 if let Some(name) = &trunk {
-                    if let Some(why) = self.shared.trunk_admit(&snap, name, now) {
+                    if let Some(why) = self.shared.trunk_admit(snap, name, now) {
                         meta.disposition = Some(Disposition::Failed);
                         meta.record.reason = why.into();
                         self.calls.insert(call, meta);
@@ -795,10 +839,10 @@ impl Core {
                     meta.trunk_slot = Some(name.clone());
                 }
                 self.calls.insert(call, meta);
-                let live = &self.shared.live;
-                let calls = &self.calls;
-                self.proxy.route(now, call, plan, &mut |c, tag| {
-                    admit(live, calls, c, tag, now)
+                let (shared, calls, me) = (&self.shared, &mut self.calls, self.shard);
+                let inbox = &self.dispatch;
+                self.proxy.route_gated(now, call, plan, &mut |c, tag| {
+                    gate(shared, calls, inbox, me, c, tag, now)
                 });
             }
         }
@@ -854,7 +898,12 @@ impl Core {
         } else if a.outcome != Outcome::LimitReached {
             if let Some(t) = table.try_target(TargetId(a.target)) {
                 self.shared.live.release(t);
+                if let Some(link) = &self.shared.cluster {
+                    link.release(&t.name, &meta.record.call_id);
+                }
             }
+        } else {
+            meta.cl.consume(a.target);
         }
         meta.targets.insert(a.attempt, a.target);
         let rec = AttemptRecord {
@@ -882,9 +931,24 @@ impl Core {
         if let Some(t) = meta.trunk_slot.take() {
             self.shared.trunk_release(&t);
         }
+        // Slots granted to attempts that never started (the call ended while they were
+        // decided).
+        for (tag, a) in std::mem::take(&mut meta.cl.gate) {
+            if a == Admission::Admit {
+                if let Some(t) = meta.snap.table.try_target(TargetId(tag)) {
+                    self.shared.live.release(t);
+                    if let Some(link) = &self.shared.cluster {
+                        link.release(&t.name, &meta.record.call_id);
+                    }
+                }
+            }
+        }
         if let Some(t) = meta.answered.take() {
             if let Some(t) = meta.snap.table.try_target(TargetId(t)) {
                 self.shared.live.release(t);
+                if let Some(link) = &self.shared.cluster {
+                    link.release(&t.name, &meta.record.call_id);
+                }
             }
         }
         let r = &mut meta.record;
@@ -954,6 +1018,23 @@ impl Core {
             });
         }
         self.shared.cdr.submit(Record::Call(meta.record));
+    }
+}
+
+/// The admission gate of the hunt: on a single box [`admit`]; in a cluster the slot is
+/// leased in Redis (the hunt waits for the answer, see `cluster`).
+fn gate(
+    shared: &Shared,
+    calls: &mut HashMap<CallHandle, CallMeta>,
+    dispatch: &Dispatch,
+    shard: usize,
+    call: CallHandle,
+    tag: u32,
+    now: Instant,
+) -> Admission {
+    match &shared.cluster {
+        None => admit(&shared.live, calls, call, tag, now).into(),
+        Some(link) => cluster::gate(link, &shared.live, calls, dispatch, shard, call, tag),
     }
 }
 

@@ -10,6 +10,8 @@
 //!
 //! # Layout
 //! - [`transport`]: sockets, TCP connections, framing, idle timeouts.
+//! - [`cluster`]: `[cluster]`: the Redis link, replies of its tasks to the shards, a call's
+//!   cluster state (parked decision, lease answers).
 //! - [`core`]: the core task: proxy driver and transaction user (routing, limits, CDRs).
 //! - [`logbuf`]: the shard threads' log lines, written in batches.
 //! - [`prepaid`]: prepaid balances: admission, per-minute reservation, settlement.
@@ -20,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod cluster;
 pub mod core;
 pub mod logbuf;
 pub mod metrics;
@@ -54,6 +57,8 @@ pub enum Error {
     NoListen,
     #[error("cannot load the billing file {file}: {message}")]
     Billing { file: PathBuf, message: String },
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// A request to the running core.
@@ -186,6 +191,28 @@ pub async fn start_with(
     let idle = s.sip.tcp_idle_timeout;
     let (shared, cdr_handle) = core::Shared::new(snap.clone(), metrics.clone())?;
     let shared = Arc::new(shared);
+    if let Some(link) = &shared.cluster {
+        metrics.set_cluster(link.clone());
+        let sh = shared.clone();
+        let version = metrics.build.version.clone();
+        let node = link.settings.node.clone();
+        link.start(move || {
+            let snap = sh.current.load();
+            hotline_cluster::NodeInfo {
+                node: node.clone(),
+                sip: local.to_string(),
+                config_hash: snap
+                    .settings
+                    .cluster
+                    .as_ref()
+                    .map_or_else(|| snap.table.hash().to_owned(), |c| c.config_hash.clone()),
+                generation: snap.table.generation(),
+                version: version.clone(),
+                ..Default::default()
+            }
+        });
+        tracing::info!(node = %link.settings.node, redis = %link.settings.redis, address = %link.settings.address, "cluster node: live state in redis");
+    }
     let mut inboxes = Vec::with_capacity(workers);
     let mut receivers = Vec::with_capacity(workers);
     for _ in 0..workers {

@@ -45,7 +45,7 @@ pub const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other
 /// Carriers from the 400 prefix (4000/4006 unicom, 4001/4007 mobile, 4008/4009 telecom).
 pub const CARRIERS: [&str; 4] = ["unicom", "mobile", "telecom", "unknown"];
 /// Routing refusals by cause (`hotline_route::RejectCause::as_str`), plus the server's own.
-pub const REJECT_CAUSES: [&str; 10] = [
+pub const REJECT_CAUSES: [&str; 12] = [
     "unknown_number",
     "not_a_400",
     "suspended",
@@ -55,6 +55,8 @@ pub const REJECT_CAUSES: [&str; 10] = [
     "whitelist_only",
     "unknown_trunk",
     "shutting_down",
+    "duplicate",
+    "redis_down",
     "other",
 ];
 /// At most this many distinct trunk labels; later names are counted as `other`.
@@ -222,6 +224,8 @@ pub struct Metrics {
     /// Socket counters; the transport tasks write them directly.
     pub transport: Arc<TransportStats>,
     cdr: OnceLock<CdrSink>,
+    /// `[cluster]`: the Redis link (health, leases held, nodes seen).
+    cluster: OnceLock<Arc<crate::cluster::Link>>,
     pub build: BuildInfo,
     started: Instant,
     started_at: jiff::Timestamp,
@@ -290,6 +294,7 @@ impl Metrics {
         Metrics {
             transport: Arc::new(TransportStats::default()),
             cdr: OnceLock::new(),
+            cluster: OnceLock::new(),
             build,
             started: Instant::now(),
             started_at: jiff::Timestamp::now(),
@@ -338,6 +343,25 @@ impl Metrics {
     /// The CDR sink whose queue / spill / loss the metrics report (set once at start).
     pub fn set_cdr(&self, sink: CdrSink) {
         let _ = self.cdr.set(sink);
+    }
+
+    pub fn set_cluster(&self, link: Arc<crate::cluster::Link>) {
+        let _ = self.cluster.set(link);
+    }
+
+    /// The cluster link, if this node is in one.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Link>> {
+        self.cluster.get()
+    }
+
+    /// Ready, but not fully: Redis is down and every kind of state decides locally.
+    pub fn degraded(&self) -> Option<&'static str> {
+        match self.cluster.get() {
+            Some(l) if !l.redis.is_up() && !l.strict() => {
+                Some("redis down: deciding with this node's state ([cluster.redis_down] = local)")
+            }
+            _ => None,
+        }
     }
 
     pub fn set_listening(&self, on: bool) {
@@ -393,6 +417,13 @@ impl Metrics {
         }
         if self.draining() {
             why.push("draining: shutting down");
+        }
+        if let Some(l) = self.cluster.get() {
+            if !l.redis.is_up() && l.strict() {
+                why.push(
+                    "redis down: new calls that need it get 503 ([cluster.redis_down] = reject)",
+                );
+            }
         }
         if why.is_empty() {
             Ok(())
@@ -1049,6 +1080,33 @@ impl Metrics {
                 "hotline_cdr_torn_recovered_total",
                 "Torn CDR tails cut at start-up.",
                 s.torn_recovered,
+            );
+        }
+        if let Some(l) = self.cluster.get() {
+            gauge(
+                &mut o,
+                "hotline_cluster_redis_up",
+                "1 while the last Redis round trip succeeded, 0 while Redis is down.",
+                if l.redis.is_up() { 1.0 } else { 0.0 },
+            );
+            counter(
+                &mut o,
+                "hotline_cluster_redis_errors_total",
+                "Redis round trips that failed or timed out.",
+                l.redis.errors(),
+            );
+            gauge(
+                &mut o,
+                "hotline_cluster_leases_held",
+                "Target slot leases this node holds (renewed until released).",
+                l.redis.held() as f64,
+            );
+            let nodes = l.nodes.load();
+            gauge(
+                &mut o,
+                "hotline_cluster_nodes_alive",
+                "Nodes whose heartbeat is current in Redis (this one included).",
+                nodes.iter().filter(|n| n.alive).count() as f64,
             );
         }
         o

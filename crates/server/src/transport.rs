@@ -33,6 +33,8 @@ pub enum ShardMsg {
     Parsed(Peer, Box<Message>),
     /// Did not parse: the shard answers 400 (requests) or drops it (responses).
     Raw(Peer, Bytes),
+    /// An answer from Redis for one of this shard's calls (cluster).
+    Cluster(Box<crate::cluster::Reply>),
 }
 
 /// Transport counters (read by metrics).

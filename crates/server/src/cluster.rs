@@ -1,0 +1,168 @@
+//! The server's side of a cluster (`[cluster]`): the Redis link, the messages its tasks send
+//! back to a shard, and what a call remembers while it waits for Redis.
+//!
+//! A shard never waits on Redis. A new INVITE whose decision needs shared state is parked
+//! (the proxy already sent 100 Trying and absorbs retransmissions); its questions
+//! (`hotline_route::Recorder`) go to Redis in one pipelined round trip on a task of the main
+//! runtime; the answer comes back through the shard's inbox ([`Reply`]) and the decision is
+//! made then, from the answers (`hotline_route::Answers`). A target slot is leased the same
+//! way when the hunt reaches the target: the proxy's gate answers `Admission::Wait` and the
+//! hunt resumes with the lease's answer. While Redis is down (the last round trip failed)
+//! nothing waits: each kind of state follows its `[cluster.redis_down]` policy at once.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hotline_cluster::{ClusterError, Decided, NodeInfo, Options, RedisState};
+use hotline_config::{ClusterSettings, DownPolicy};
+use hotline_route::{Needs, Number400};
+use hotline_sip::proxy::{Admission, CallHandle};
+
+/// A node's link to the cluster.
+pub struct Link {
+    /// The Redis client (shared connection, leases held, health).
+    pub redis: RedisState,
+    /// `[cluster]`.
+    pub settings: ClusterSettings,
+    /// The main runtime: Redis tasks run there, never on a shard's thread.
+    rt: tokio::runtime::Handle,
+    /// The nodes last seen in Redis (for `/status`), refreshed by the maintenance task.
+    pub nodes: ArcSwap<Vec<NodeInfo>>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("redis", &self.redis).finish()
+    }
+}
+
+impl Link {
+    /// Build the link (does not connect yet). Must run inside the main runtime.
+    pub fn new(settings: &ClusterSettings) -> Result<Link, ClusterError> {
+        let redis = RedisState::new(Options {
+            url: settings.redis.clone(),
+            node: settings.node.clone(),
+            lease: settings.lease,
+            timeout: settings.timeout,
+        })?;
+        Ok(Link {
+            redis,
+            settings: settings.clone(),
+            rt: tokio::runtime::Handle::current(),
+            nodes: ArcSwap::from_pointee(Vec::new()),
+        })
+    }
+
+    /// Run `f` on the main runtime.
+    pub fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
+        self.rt.spawn(f);
+    }
+
+    /// Give back a slot leased in Redis (on a task; an unreachable Redis lets it expire).
+    pub fn release(&self, target: &str, call_id: &str) {
+        let redis = self.redis.clone();
+        let (t, c) = (target.to_owned(), call_id.to_owned());
+        self.spawn(async move {
+            if let Err(e) = redis.release(&t, &c).await {
+                tracing::debug!(target = %t, call_id = %c, error = %e, "lease not released in redis: it expires by itself");
+            }
+        });
+    }
+
+    /// Start the heartbeat / lease renewal task and the node list refresh.
+    pub fn start(self: &Arc<Self>, info: impl Fn() -> NodeInfo + Send + 'static) {
+        self.spawn(self.redis.clone().maintain(info));
+        let me = self.clone();
+        self.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Ok(n) = me.redis.nodes(hotline_cluster::now_ms()).await {
+                    me.nodes.store(Arc::new(n));
+                }
+            }
+        });
+    }
+
+    /// Whether a new call is refused (503) because Redis is down and a kind of state it needs
+    /// is configured `reject`: `Some(kind)` names that kind.
+    pub fn refuse_while_down(&self, needs: &Needs, claim: bool) -> Option<&'static str> {
+        let p = &self.settings.redis_down;
+        if claim && p.duplicates == DownPolicy::Reject {
+            return Some("duplicates");
+        }
+        if !needs.rates.is_empty() && p.rates == DownPolicy::Reject {
+            return Some("rates");
+        }
+        if (!needs.cursors.is_empty() || !needs.stats.is_empty())
+            && p.distribution == DownPolicy::Reject
+        {
+            return Some("distribution");
+        }
+        None
+    }
+
+    /// Whether any kind of state refuses calls while Redis is down.
+    pub fn strict(&self) -> bool {
+        let p = &self.settings.redis_down;
+        [p.leases, p.rates, p.distribution, p.duplicates].contains(&DownPolicy::Reject)
+    }
+}
+
+/// What a Redis task sends back to the shard that asked.
+#[derive(Debug)]
+pub enum Reply {
+    /// The answers of a parked decision.
+    Decided {
+        call: CallHandle,
+        result: Result<Decided, ClusterError>,
+    },
+    /// A lease on target `tag` for a waiting hunt step.
+    Leased {
+        call: CallHandle,
+        tag: u32,
+        target: String,
+        call_id: String,
+        result: Result<bool, ClusterError>,
+    },
+}
+
+/// A decision waiting for Redis: what is needed to take it again from the answers.
+#[derive(Debug)]
+pub struct Parked {
+    pub called: Number400,
+    pub caller_raw: String,
+    pub trunk: Option<String>,
+    pub ivr_key: Option<u8>,
+    pub seed: u64,
+    pub ts: jiff::Timestamp,
+    pub needs: Needs,
+    pub claim: bool,
+}
+
+/// A call's cluster state.
+#[derive(Debug, Default)]
+pub struct CallState {
+    /// Set while the decision waits for Redis.
+    pub parked: Option<Parked>,
+    /// Gate answers not used yet (target tag -> answer), consumed when the attempt starts
+    /// or ends refused.
+    pub gate: Vec<(u32, Admission)>,
+    /// Leases asked for and not answered yet.
+    pub asked: Vec<u32>,
+}
+
+impl CallState {
+    /// The gate's answer for `tag`, if known.
+    pub fn answer(&self, tag: u32) -> Option<Admission> {
+        self.gate.iter().find(|(t, _)| *t == tag).map(|(_, a)| *a)
+    }
+    /// Forget the answer for `tag` (its attempt has started or ended).
+    pub fn consume(&mut self, tag: u32) {
+        if let Some(i) = self.gate.iter().position(|(t, _)| *t == tag) {
+            self.gate.swap_remove(i);
+        }
+    }
+}

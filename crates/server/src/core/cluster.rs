@@ -1,0 +1,315 @@
+//! The shard's side of a cluster: parking a decision while Redis answers, taking it from the
+//! answers, and the hunt's gate leasing target slots in Redis (see `crate::cluster`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hotline_cdr::Disposition;
+use hotline_cluster::{Claim, ClusterError, Decide, Decided, InviteKey};
+use hotline_config::DownPolicy;
+use hotline_route::{resolve, Answers, CallContext, Decision, Live, Recorder, Target, TargetId};
+use hotline_sip::proxy::{Admission, CallHandle};
+use hotline_sip::Message;
+
+use super::{CallMeta, Core};
+use crate::cluster::{Link, Parked, Reply};
+use crate::transport::{Dispatch, ShardMsg};
+
+impl Core {
+    /// In a cluster, a decision that needs shared state waits for Redis: the call is parked
+    /// (`None` is returned, the answer comes back as a [`Reply::Decided`]). While Redis is
+    /// down the policy applies at once: 503 (`None`) or this node's state (`Some(meta)`).
+    /// On a single box, and for decisions that need no shared state, `Some(meta)`: decide now.
+    pub(super) fn park(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        req: &Message,
+        mut meta: CallMeta,
+        ctx: &CallContext<'_>,
+        ts: jiff::Timestamp,
+    ) -> Option<CallMeta> {
+        let Some(link) = self.shared.cluster.clone() else {
+            return Some(meta);
+        };
+        let rec = Recorder::new();
+        if let Decision::Reject(_) = resolve(&meta.snap.table, &rec, ctx, ts) {
+            // Refused before any shared state matters (lists, unknown number): no call starts.
+            return Some(meta);
+        }
+        let needs = rec.into_needs();
+        if !link.redis.is_up() {
+            if let Some(kind) = link.refuse_while_down(&needs, true) {
+                self.refuse_redis_down(now, call, meta, kind);
+                return None;
+            }
+            tracing::debug!(call_id = %meta.record.call_id, "redis down: deciding with this node's state");
+            return Some(meta);
+        }
+        // This shard's own inbox: the answer comes back through it.
+        let Some(tx) = self.dispatch.inboxes.get(self.shard).cloned() else {
+            return Some(meta);
+        };
+        let invite = InviteKey {
+            call_id: String::from_utf8_lossy(req.call_id()).into_owned(),
+            from_tag: String::from_utf8_lossy(req.from_tag().unwrap_or(b"")).into_owned(),
+            cseq: req.cseq().0,
+        };
+        meta.cl.parked = Some(Parked {
+            called: ctx.called,
+            caller_raw: ctx.caller.to_owned(),
+            trunk: ctx.trunk.map(str::to_owned),
+            ivr_key: ctx.ivr_key,
+            seed: ctx.seed,
+            ts,
+            needs: needs.clone(),
+            claim: true,
+        });
+        self.calls.insert(call, meta);
+        let redis = link.redis.clone();
+        link.spawn(async move {
+            let result = redis
+                .decide(Decide {
+                    invite: Some(&invite),
+                    needs: &needs,
+                    now_ms: ts.as_millisecond(),
+                })
+                .await;
+            let _ = tx
+                .send(ShardMsg::Cluster(Box::new(Reply::Decided { call, result })))
+                .await;
+        });
+        None
+    }
+
+    fn refuse_redis_down(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        mut meta: CallMeta,
+        kind: &str,
+    ) {
+        tracing::warn!(call_id = %meta.record.call_id, kind, "redis down and [cluster.redis_down] says reject: 503");
+        meta.disposition = Some(Disposition::Failed);
+        meta.record.reason = format!("redis down ({kind})");
+        self.calls.insert(call, meta);
+        self.shared.metrics.rejected_as("redis_down");
+        self.proxy.reject_with(
+            now,
+            call,
+            503,
+            "Service Unavailable",
+            &[("Retry-After", b"1")],
+        );
+    }
+
+    pub(super) fn on_cluster_reply(&mut self, now: Instant, r: Reply) {
+        match r {
+            Reply::Decided { call, result } => self.on_decided(now, call, result),
+            Reply::Leased {
+                call,
+                tag,
+                target,
+                call_id,
+                result,
+            } => self.on_leased(now, call, tag, &target, &call_id, result),
+        }
+    }
+
+    fn on_decided(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        result: Result<Decided, ClusterError>,
+    ) {
+        let Some(link) = self.shared.cluster.clone() else {
+            return;
+        };
+        // Gone meanwhile (the caller cancelled): nothing to decide.
+        let Some(mut meta) = self.calls.remove(&call) else {
+            return;
+        };
+        let Some(p) = meta.cl.parked.take() else {
+            self.calls.insert(call, meta);
+            return;
+        };
+        let (rates, cursors, stats) = match result {
+            Ok(d) => {
+                match &d.claim {
+                    Some(Claim::Duplicate { owner }) => {
+                        tracing::info!(call_id = %meta.record.call_id, %owner, "duplicate INVITE: the call is on another node");
+                        meta.disposition = Some(Disposition::Failed);
+                        meta.record.reason = format!("duplicate of the call on node {owner}");
+                        self.calls.insert(call, meta);
+                        self.shared.metrics.rejected_as("duplicate");
+                        // RFC 3261 8.2.2.2: a merged request.
+                        self.proxy.reject(now, call, 482, "Loop Detected");
+                        return;
+                    }
+                    Some(Claim::TakeOver { owner }) => {
+                        tracing::info!(call_id = %meta.record.call_id, %owner, "INVITE retried after its node died: this node takes the call");
+                    }
+                    _ => {}
+                }
+                (d.rates, d.cursors, d.stats)
+            }
+            Err(e) => {
+                tracing::warn!(call_id = %meta.record.call_id, error = %e, "redis round trip failed");
+                if let Some(kind) = link.refuse_while_down(&p.needs, p.claim) {
+                    self.refuse_redis_down(now, call, meta, kind);
+                    return;
+                }
+                (Vec::new(), Vec::new(), Vec::new())
+            }
+        };
+        let shared = self.shared.clone();
+        let snap = meta.snap.clone();
+        let ctx = CallContext {
+            called: p.called,
+            caller: &p.caller_raw,
+            trunk: p.trunk.as_deref(),
+            ivr_key: p.ivr_key,
+            seed: p.seed,
+        };
+        let answers = Answers::new(rates, cursors, stats, &shared.live);
+        let decision = resolve(&snap.table, &answers, &ctx, p.ts);
+        self.decide(
+            now,
+            call,
+            meta,
+            &snap,
+            decision,
+            &p.called,
+            p.trunk.clone(),
+            p.ts,
+        );
+    }
+
+    fn on_leased(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        tag: u32,
+        target: &str,
+        call_id: &str,
+        result: Result<bool, ClusterError>,
+    ) {
+        let Some(link) = self.shared.cluster.clone() else {
+            return;
+        };
+        let ts = self.clock.ts(now);
+        let Some(meta) = self.calls.get_mut(&call) else {
+            // The call ended while its lease was on the way: give it back.
+            if matches!(result, Ok(true)) {
+                link.release(target, call_id);
+            }
+            return;
+        };
+        meta.cl.asked.retain(|t| *t != tag);
+        let a = match (meta.snap.table.try_target(TargetId(tag)), result) {
+            (None, Ok(true)) => {
+                link.release(target, call_id);
+                Admission::Refuse
+            }
+            (None, _) => Admission::Refuse,
+            (Some(t), Ok(true)) => {
+                // Counted here too: this node's view (explain, and the fallback while Redis
+                // is down) follows its own calls.
+                self.shared.live.acquire(t, ts);
+                Admission::Admit
+            }
+            (Some(_), Ok(false)) => Admission::Refuse,
+            (Some(t), Err(e)) => {
+                tracing::warn!(target = %t.name, error = %e, "lease round trip failed");
+                lease_while_down(&link, &self.shared.live, t, call_id, ts)
+            }
+        };
+        meta.cl.gate.push((tag, a));
+        if meta.cl.asked.is_empty() {
+            let (shared, calls, shard) = (&self.shared, &mut self.calls, self.shard);
+            let dispatch = &self.dispatch;
+            self.proxy.resume_hunt(now, call, &mut |c, t| {
+                super::gate(shared, calls, dispatch, shard, c, t, now)
+            });
+        }
+    }
+}
+
+/// A lease while Redis is down: this node's count against the limit (`local`, and the lease
+/// is written to Redis by the next renewal once it is back), or refused (`reject`).
+fn lease_while_down(
+    link: &Link,
+    live: &Live,
+    t: &Target,
+    call_id: &str,
+    ts: jiff::Timestamp,
+) -> Admission {
+    match link.settings.redis_down.leases {
+        DownPolicy::Local => {
+            if live.try_acquire(t, ts) {
+                link.redis.hold(&t.name, call_id);
+                Admission::Admit
+            } else {
+                Admission::Refuse
+            }
+        }
+        DownPolicy::Reject => {
+            tracing::warn!(target = %t.name, call_id, "redis down and leases = \"reject\": target not rung");
+            Admission::Refuse
+        }
+    }
+}
+
+/// The hunt's gate in a cluster: the answer for this target if known, else ask Redis for a
+/// lease on a task and wait (the hunt resumes in `on_leased`).
+pub(super) fn gate(
+    link: &Arc<Link>,
+    live: &Live,
+    calls: &mut HashMap<CallHandle, CallMeta>,
+    dispatch: &Dispatch,
+    shard: usize,
+    call: CallHandle,
+    tag: u32,
+) -> Admission {
+    let Some(meta) = calls.get_mut(&call) else {
+        return Admission::Refuse;
+    };
+    if let Some(a) = meta.cl.answer(tag) {
+        return a;
+    }
+    if meta.cl.asked.contains(&tag) {
+        return Admission::Wait;
+    }
+    let Some(t) = meta.snap.table.try_target(TargetId(tag)) else {
+        return Admission::Refuse;
+    };
+    let ts = jiff::Timestamp::now();
+    if !link.redis.is_up() {
+        let a = lease_while_down(link, live, t, &meta.record.call_id, ts);
+        meta.cl.gate.push((tag, a));
+        return a;
+    }
+    let Some(tx) = dispatch.inboxes.get(shard).cloned() else {
+        return Admission::Refuse;
+    };
+    meta.cl.asked.push(tag);
+    let redis = link.redis.clone();
+    let (target, limit) = (t.name.clone(), t.max_concurrent);
+    let call_id = meta.record.call_id.clone();
+    link.spawn(async move {
+        let result = redis
+            .lease(&target, limit, &call_id, ts.as_millisecond())
+            .await;
+        let _ = tx
+            .send(ShardMsg::Cluster(Box::new(Reply::Leased {
+                call,
+                tag,
+                target,
+                call_id,
+                result,
+            })))
+            .await;
+    });
+    Admission::Wait
+}
