@@ -338,8 +338,12 @@ impl RedisState {
                     .arg(if r.commit { "1" } else { "0" }),
             );
         }
-        for c in &q.needs.cursors {
-            pipe.incr(keys::cursor(c), 1);
+        if !q.needs.cursors.is_empty() {
+            let mut inv = s.cursor.prepare_invoke();
+            for c in &q.needs.cursors {
+                inv.key(keys::cursor(c));
+            }
+            pipe.invoke_script(&inv);
         }
         if !q.needs.stats.is_empty() {
             let mut inv = s.stats.prepare_invoke();
@@ -365,10 +369,18 @@ impl RedisState {
                 RateVerdict::Allowed
             });
         }
-        for c in &q.needs.cursors {
-            let v = int(vals.next()).ok_or(ClusterError::Reply("INCR"))?;
-            out.cursors
-                .push((c.clone(), u64::try_from(v.saturating_sub(1)).unwrap_or(0)));
+        if !q.needs.cursors.is_empty() {
+            let Some(Value::Array(a)) = vals.next() else {
+                return Err(ClusterError::Reply("cursor.lua"));
+            };
+            if a.len() != q.needs.cursors.len() {
+                return Err(ClusterError::Reply("cursor.lua"));
+            }
+            for (c, v) in q.needs.cursors.iter().zip(a) {
+                let v = int(Some(v)).ok_or(ClusterError::Reply("cursor.lua"))?;
+                out.cursors
+                    .push((c.clone(), u64::try_from(v.saturating_sub(1)).unwrap_or(0)));
+            }
         }
         if !q.needs.stats.is_empty() {
             let Some(Value::Array(a)) = vals.next() else {
@@ -560,7 +572,16 @@ impl RedisState {
         loop {
             tick.tick().await;
             let now = now_ms();
+            let was_up = self.is_up();
             let beat = self.heartbeat(&info(), now).await;
+            if beat.is_ok() && !was_up {
+                // (Re)connected: load the scripts before the calls need them, so the call
+                // path rarely meets NOSCRIPT.
+                let mut conn = self.inner.conn.clone();
+                if let Err(e) = self.inner.scripts.load(&mut conn).await {
+                    tracing::debug!(error = %e, "loading the scripts failed");
+                }
+            }
             if beat.is_ok() {
                 match self.renew(now).await {
                     Ok(lost) if lost > 0 => {

@@ -1,6 +1,9 @@
 //! The Lua scripts (`lua/*.lua`), compiled into the binary, called by SHA1 (EVALSHA).
 //! A pipeline that meets NOSCRIPT (Redis restarted or `SCRIPT FLUSH`) loads them all and is
-//! sent once more (`RedisState::run`).
+//! sent once more (`RedisState::run`). That is safe because a pipeline that may be resent
+//! holds only EVALSHAs of these scripts, which are loaded together and vanish together (a
+//! restart, a flush, a failover): when one is missing none ran. Plain commands with side
+//! effects never share a pipeline with them.
 
 use redis::aio::ConnectionManager;
 use redis::Script;
@@ -11,6 +14,7 @@ pub(crate) struct Scripts {
     pub rate: Script,
     pub stats: Script,
     pub dedup: Script,
+    pub cursor: Script,
 }
 
 impl Scripts {
@@ -21,19 +25,26 @@ impl Scripts {
             rate: Script::new(include_str!("../lua/rate.lua")),
             stats: Script::new(include_str!("../lua/stats.lua")),
             dedup: Script::new(include_str!("../lua/dedup.lua")),
+            cursor: Script::new(include_str!("../lua/cursor.lua")),
         }
     }
 
-    /// SCRIPT LOAD each, in one round trip.
-    pub async fn load(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
-        let mut pipe = redis::pipe();
-        for s in [
+    /// Every script (what [`Scripts::load`] loads: keep it complete, see the module docs).
+    fn all(&self) -> [&Script; 6] {
+        [
             &self.lease,
             &self.renew,
             &self.rate,
             &self.stats,
             &self.dedup,
-        ] {
+            &self.cursor,
+        ]
+    }
+
+    /// SCRIPT LOAD each, in one round trip.
+    pub async fn load(&self, conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+        let mut pipe = redis::pipe();
+        for s in self.all() {
             pipe.load_script(s).ignore();
         }
         pipe.query_async::<()>(conn).await

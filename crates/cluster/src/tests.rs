@@ -211,6 +211,24 @@ async fn decide_answers_cursors_stats_and_rates_in_order() -> R {
         }
     }
     assert_eq!(seen, [0, 1, 2, 3], "one cursor for the whole cluster");
+    // A decision that meets NOSCRIPT (Redis restarted or flushed its scripts) is sent again
+    // and counts once: the cursor moves by one, the rate window by one call.
+    r.query(&["SCRIPT", "FLUSH"])?;
+    let mut fresh = rate_needs(8, 1, true);
+    fresh.cursors = needs.cursors.clone();
+    let d = a
+        .decide(Decide {
+            invite: None,
+            needs: &fresh,
+            now_ms: T0 + 200,
+        })
+        .await?;
+    assert_eq!(d.cursors[0].1, 4);
+    assert_eq!(r.int(&["GET", "hl:rr:p/g"])?, Some(5));
+    assert_eq!(
+        r.int(&["HGET", "hl:rate:{0000000000000008}:1", "count"])?,
+        Some(1)
+    );
     Ok(())
 }
 
