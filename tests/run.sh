@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# THE test command: installs SIPp when missing, builds everything, runs every test.
+# THE test command: installs SIPp and redis-server when missing, builds everything, runs every test.
 #   bash tests/run.sh
 # Environment:
 #   CARGO_TEST_ARGS   extra arguments for `cargo test` (e.g. "-- --test-threads=1")
@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-install_sipp() {
-    if command -v sipp >/dev/null 2>&1; then
+# install_pkg COMMAND PACKAGE: apt-get install PACKAGE when COMMAND is missing.
+install_pkg() {
+    local cmd="$1" pkg="$2"
+    if command -v "$cmd" >/dev/null 2>&1; then
         return 0
     fi
     local sudo=""
@@ -18,7 +20,7 @@ install_sipp() {
         if command -v sudo >/dev/null 2>&1; then
             sudo="sudo"
         else
-            log "sipp is missing and neither root nor sudo is available: install sip-tester"
+            log "$cmd is missing and neither root nor sudo is available: install $pkg"
             return 1
         fi
     fi
@@ -32,20 +34,28 @@ install_sipp() {
         log "waiting for another package install to finish"
         sleep 5
         waited=$((waited + 5))
-        if command -v sipp >/dev/null 2>&1; then
+        if command -v "$cmd" >/dev/null 2>&1; then
             return 0
         fi
     done
-    log "installing sip-tester (SIPp)"
-    if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester; then
+    log "installing $pkg"
+    if ! $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg"; then
         $sudo apt-get update
-        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y sip-tester
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg"
     fi
-    command -v sipp >/dev/null 2>&1
+    command -v "$cmd" >/dev/null 2>&1
 }
+
+# SIPp (caller and targets of the e2e tests).
+install_sipp() { install_pkg sipp sip-tester; }
+# Redis (the cluster's live state: crates/cluster unit tests and tests/e2e/cluster.rs start
+# their own redis-server on a free port; no system service is used).
+install_redis() { install_pkg redis-server redis-server; }
 
 install_sipp
 log "sipp: $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -n1 || true)"
+install_redis
+log "redis: $(redis-server --version 2>/dev/null | grep -o 'v=[^ ]*' | head -n1 || true)"
 
 log "cargo build --workspace --all-targets"
 cargo build --workspace --all-targets

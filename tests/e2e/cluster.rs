@@ -104,6 +104,22 @@ fn limit_one_two_calls_through_two_nodes_exactly_one_rings_it() {
     let mut b = node(&base, &redis, "b", "127.0.0.3", "");
     assert_eq!(a.sip_addr().ip().to_string(), "127.0.0.2");
     assert_eq!(b.sip_addr().ip().to_string(), "127.0.0.3");
+    // Each node sees both, running the same routing (their files differ only in the node name).
+    let status = |h: &Hotline| {
+        h.admin_addr()
+            .and_then(|addr| http_get(addr, "/status").ok())
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(Duration::from_secs(6), || {
+            let st = status(&b);
+            st.contains("\"node\":\"a\",\"alive\":true")
+                && st.contains("\"node\":\"b\",\"alive\":true")
+                && st.contains("\"hashes_agree\":true")
+        }),
+        "{}",
+        status(&b)
+    );
     let ca = start(caller(&a, "uac", 2000));
     let cb = start(caller(&b, "uac", 2000));
     let (ra, rb) = (finish(ca), finish(cb));

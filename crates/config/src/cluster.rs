@@ -91,9 +91,43 @@ pub struct ClusterSettings {
     pub timeout: Duration,
     /// Policy per kind of state while Redis is down.
     pub redis_down: RedisDown,
-    /// SHA-256 of the configuration files with this node's `node = "..."` value left out:
-    /// equal on nodes that route the same way (`hotline status` compares them).
+    /// SHA-256 of the configuration with what differs by node left out (see
+    /// [`shared_hash`]): equal on nodes that route the same way (`hotline status` compares).
     pub config_hash: String,
+}
+
+/// Keys whose values differ from node to node by design: left out of [`shared_hash`].
+const PER_NODE: &[(&str, &str)] = &[
+    ("server", "listen"),
+    ("server", "admin"),
+    ("server", "cdr"),
+    ("server", "log_level"),
+    ("server", "workers"),
+    ("cluster", "node"),
+];
+
+/// SHA-256 over the parsed values of every file (in order, file names and formatting and
+/// comments ignored) without the per-node keys (`server.listen`, `server.admin`,
+/// `server.cdr`, `server.log_level`, `server.workers`, `cluster.node`): two nodes whose files
+/// route calls the same way get the same hash.
+pub fn shared_hash(sources: &[crate::Source]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for s in sources {
+        match toml::from_str::<toml::Table>(&s.text) {
+            Ok(mut t) => {
+                for (table, key) in PER_NODE {
+                    if let Some(toml::Value::Table(sub)) = t.get_mut(*table) {
+                        sub.remove(*key);
+                    }
+                }
+                h.update(toml::to_string(&t).unwrap_or_default().as_bytes());
+            }
+            Err(_) => h.update(s.text.as_bytes()),
+        }
+        h.update([0u8]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// An error found in `[cluster]`: span, key path, message, hint.

@@ -458,8 +458,6 @@ pub(crate) fn compile(
 
     // 2b. Cluster (main file only, like [server]).
     let mut cluster_seen: Option<usize> = None;
-    // Where this node's name is written: left out of the hash the nodes compare.
-    let mut node_span: Option<(usize, Range<usize>)> = None;
     for (fi, f) in &files {
         if let Some(raw) = &f.cluster {
             let header = header_span(&sources[*fi].text, "cluster");
@@ -476,7 +474,6 @@ pub(crate) fn compile(
             }
             cluster_seen = Some(*fi);
             let fi = *fi;
-            node_span = raw.node.as_ref().map(|n| (fi, n.span()));
             settings.cluster = crate::cluster::build(raw, header, &mut |span, key, msg, hint| {
                 cx.err(fi, span, key, msg, hint)
             });
@@ -863,20 +860,8 @@ pub(crate) fn compile(
         h.update([0u8]);
     }
     let hash: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    if let (Some(c), Some((fi, span))) = (settings.cluster.as_mut(), node_span) {
-        let mut h = Sha256::new();
-        for (i, s) in sources.iter().enumerate() {
-            h.update(s.name.as_bytes());
-            h.update([0u8]);
-            if i == fi && span.end <= s.text.len() {
-                h.update(&s.text.as_bytes()[..span.start]);
-                h.update(&s.text.as_bytes()[span.end..]);
-            } else {
-                h.update(s.text.as_bytes());
-            }
-            h.update([0u8]);
-        }
-        c.config_hash = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(c) = settings.cluster.as_mut() {
+        c.config_hash = crate::cluster::shared_hash(sources);
     }
     Ok(Output {
         settings,
