@@ -1,6 +1,7 @@
 //! The cluster (issue #15): two Hotline nodes on 127.0.0.2 and 127.0.0.3 sharing their live
 //! state in a real redis-server started by the test; SIPp as carrier and targets.
 
+use std::net::{SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use hotline_e2e::*;
@@ -327,4 +328,190 @@ fn redis_restart_mid_traffic_policy_while_down_counters_right_after() {
     ) == 0
         && zcard(&redis, "spare") == 0));
     assert!(metric(&a, "hotline_cluster_redis_errors_total").unwrap_or(0.0) >= 1.0);
+}
+
+/// A response to `req` as a hand-written target sends it: Vias, From, To (+ our tag),
+/// Call-ID, CSeq and Record-Route copied; a Contact for a 2xx.
+fn respond(req: &SipMessage, code: u16, reason: &str, tag: &str, contact: SocketAddrV4) -> Vec<u8> {
+    let mut s = format!("SIP/2.0 {code} {reason}\r\n");
+    for v in req.headers("Via") {
+        s.push_str(&format!("Via: {v}\r\n"));
+    }
+    for h in ["From", "Call-ID", "CSeq"] {
+        s.push_str(&format!("{h}: {}\r\n", req.header(h).unwrap_or_default()));
+    }
+    let to = req.header("To").unwrap_or_default();
+    if req.tag("To").is_some() || code == 100 {
+        s.push_str(&format!("To: {to}\r\n"));
+    } else {
+        s.push_str(&format!("To: {to};tag={tag}\r\n"));
+    }
+    if (200..300).contains(&code) {
+        for rr in req.headers("Record-Route") {
+            s.push_str(&format!("Record-Route: {rr}\r\n"));
+        }
+        s.push_str(&format!("Contact: <sip:1001@{contact}>\r\n"));
+    }
+    s.push_str("Content-Length: 0\r\n\r\n");
+    s.into_bytes()
+}
+
+/// Where a response to `req` goes: its top Via's sent-by.
+fn via_addr(req: &SipMessage) -> SocketAddr {
+    let via = req.headers("Via").into_iter().next().unwrap_or_default();
+    let sent_by = via
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .unwrap_or_default()
+        .to_owned();
+    sent_by
+        .parse()
+        .unwrap_or_else(|e| panic!("Via sent-by {sent_by:?}: {e}"))
+}
+
+/// Waits for a request `method` on `sock`, skipping anything else.
+fn next_request(sock: &SipUdpClient, method: &str, timeout: Duration) -> Option<SipMessage> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match sock.recv(left) {
+            Ok(Some(m)) if m.method() == Some(method) => return Some(m),
+            Ok(Some(_)) => {}
+            Ok(None) => return None,
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    None
+}
+
+/// Issue test 2: node a is killed (SIGKILL) while target 1 rings. A copy of the INVITE on
+/// node b while a lives is a duplicate (482, no second call, no CDR); a new call through b
+/// finds target 1 still held by a's lease; the lease is free within its lifetime; the carrier's
+/// retry of the INVITE through b (same Call-ID, From-tag, CSeq) completes the call once a's
+/// heartbeat has expired, and there is one call CDR for that Call-ID.
+#[test]
+fn node_killed_while_target_rings_carrier_retry_through_other_node_completes() {
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let target = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
+    let t_addr = match target.local_addr() {
+        Ok(SocketAddr::V4(a)) => a,
+        other => panic!("{other:?}"),
+    };
+    let base = HotlineConfig::new()
+        .target_limited("t1", &format!("sip:1001@{t_addr}"), 1)
+        .plan(Plan::new("p").group("sequential", "20s", &["t1"]))
+        .number_with_plan(NUMBER, "p");
+    let mut a = node(&base, &redis, "a", "127.0.0.2", "");
+    let mut b = node(&base, &redis, "b", "127.0.0.3", "");
+    let carrier = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
+    let c_addr = carrier.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let uri = format!("sip:{NUMBER}@sip.hotline.test");
+    let invite = RawRequest::invite(&uri, c_addr);
+    let send = |req: &RawRequest, to: &Hotline| {
+        carrier
+            .send_to(&req.to_bytes(), to.sip_addr())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // The call rings target 1 through node a.
+    send(&invite, &a);
+    let Some(inv_a) = next_request(&target, "INVITE", Duration::from_secs(5)) else {
+        panic!("target 1 got no INVITE from a: {}", a.stderr_tail(20));
+    };
+    let ring = respond(&inv_a, 180, "Ringing", "t1tag", t_addr);
+    target
+        .send_to(&ring, via_addr(&inv_a))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(zcard(&redis, "t1"), 1);
+    // The same INVITE on node b while a lives: a merged request, no second call.
+    let mut copy = invite.clone();
+    copy.branch = format!("{}-b1", invite.branch);
+    let r = carrier
+        .request(&copy, b.sip_addr(), Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        r.and_then(|m| m.status()),
+        Some(482),
+        "duplicate while a lives"
+    );
+    assert!(next_request(&target, "INVITE", Duration::from_millis(300)).is_none());
+    // kill -9 a.
+    let pid = a.pid().unwrap_or_else(|| panic!("no pid"));
+    hotline_testkit::hotline::send_signal(pid, "KILL").unwrap_or_else(|e| panic!("{e}"));
+    let killed = Instant::now();
+    let _ = a.wait_exit(Duration::from_secs(5));
+    // A new call through b: target 1's only slot is still a's lease -> busy.
+    let other = RawRequest::invite(&uri, c_addr);
+    let r = carrier
+        .request(&other, b.sip_addr(), Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        r.and_then(|m| m.status()),
+        Some(486),
+        "target 1 held by the dead node"
+    );
+    // The dead node's lease runs out by itself within its lifetime (6 s).
+    assert!(eventually(Duration::from_secs(8), || zcard(&redis, "t1") == 0));
+    assert!(
+        killed.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        killed.elapsed()
+    );
+    assert!(eventually(Duration::from_secs(5), || {
+        redis.int(&["EXISTS", "hl:node:a"]).ok().flatten() == Some(0)
+    }));
+    // The carrier's retry of the INVITE through b completes the call.
+    let mut retry = invite.clone();
+    retry.branch = format!("{}-b2", invite.branch);
+    send(&retry, &b);
+    let Some(inv_b) = next_request(&target, "INVITE", Duration::from_secs(5)) else {
+        panic!("target 1 got no INVITE from b: {}", b.stderr_tail(30));
+    };
+    assert_eq!(inv_b.header("Call-ID"), inv_a.header("Call-ID"));
+    let to_b = via_addr(&inv_b);
+    for (code, reason) in [(180, "Ringing"), (200, "OK")] {
+        target
+            .send_to(&respond(&inv_b, code, reason, "t1tag", t_addr), to_b)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let got = carrier
+        .recv_until_final(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(ok) = got.last().filter(|m| m.status() == Some(200)).cloned() else {
+        panic!("no 200 through b: {got:?}");
+    };
+    send(&retry.in_dialog("ACK", &ok, retry.cseq), &b);
+    assert!(next_request(&target, "ACK", Duration::from_secs(3)).is_some());
+    assert_eq!(zcard(&redis, "t1"), 1, "b's lease for the answered call");
+    std::thread::sleep(Duration::from_millis(1200));
+    let bye = retry.in_dialog("BYE", &ok, retry.cseq + 1);
+    send(&bye, &b);
+    let Some(bye_t) = next_request(&target, "BYE", Duration::from_secs(3)) else {
+        panic!("BYE not relayed: {}", b.stderr_tail(20));
+    };
+    target
+        .send_to(
+            &respond(&bye_t, 200, "OK", "t1tag", t_addr),
+            via_addr(&bye_t),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = carrier
+        .recv_until_final(Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.last().and_then(|m| m.status()), Some(200), "{r:?}");
+    assert!(eventually(Duration::from_secs(3), || zcard(&redis, "t1") == 0));
+    let _ = b.stop();
+    let call_id = invite.call_id.clone();
+    let all: Vec<_> = [&a, &b]
+        .iter()
+        .flat_map(|h| cdr_calls(h.cdr_dir()))
+        .collect();
+    let mine: Vec<_> = all.iter().filter(|c| c.call_id == call_id).collect();
+    assert_eq!(mine.len(), 1, "one call CDR for the Call-ID: {all:#?}");
+    assert!(
+        mine[0].answer.is_some() && mine[0].answered_target == "t1",
+        "{:?}",
+        mine[0]
+    );
+    assert!(mine[0].talk_ms() >= 1000, "{:?}", mine[0]);
 }

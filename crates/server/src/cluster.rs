@@ -152,6 +152,8 @@ pub struct CallState {
     pub gate: Vec<(u32, Admission)>,
     /// Leases asked for and not answered yet.
     pub asked: Vec<u32>,
+    /// A copy of an INVITE another (live) node carries: refused, and no CDR here.
+    pub duplicate: bool,
 }
 
 impl CallState {

@@ -1017,6 +1017,10 @@ impl Core {
                 )
             });
         }
+        if meta.cl.duplicate {
+            // The call is the other node's: one CDR per call, written there.
+            return;
+        }
         self.shared.cdr.submit(Record::Call(meta.record));
     }
 }

@@ -141,6 +141,7 @@ impl Core {
                         tracing::info!(call_id = %meta.record.call_id, %owner, "duplicate INVITE: the call is on another node");
                         meta.disposition = Some(Disposition::Failed);
                         meta.record.reason = format!("duplicate of the call on node {owner}");
+                        meta.cl.duplicate = true;
                         self.calls.insert(call, meta);
                         self.shared.metrics.rejected_as("duplicate");
                         // RFC 3261 8.2.2.2: a merged request.
