@@ -515,3 +515,111 @@ fn node_killed_while_target_rings_carrier_retry_through_other_node_completes() {
     );
     assert!(mine[0].talk_ms() >= 1000, "{:?}", mine[0]);
 }
+
+/// Issue test 3: node a is killed (SIGKILL) after the 200 and the ACK. The caller's BYE,
+/// routed by the cluster address to node b, reaches the target and ends the call; the call's
+/// CDR (published by a at the answer) is written once, by b, with the right talk time.
+#[test]
+fn node_killed_after_answer_bye_through_other_node_ends_call_cdr_once() {
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let target = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
+    let t_addr = match target.local_addr() {
+        Ok(SocketAddr::V4(a)) => a,
+        other => panic!("{other:?}"),
+    };
+    let base = HotlineConfig::new()
+        .target("t1", &format!("sip:1001@{t_addr}"))
+        .number(NUMBER, &["t1"]);
+    let mut a = node(&base, &redis, "a", "127.0.0.2", "");
+    let mut b = node(&base, &redis, "b", "127.0.0.3", "");
+    let carrier = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
+    let c_addr = carrier.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let invite = RawRequest::invite(&format!("sip:{NUMBER}@sip.hotline.test"), c_addr);
+    carrier
+        .send_to(&invite.to_bytes(), a.sip_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(inv) = next_request(&target, "INVITE", Duration::from_secs(5)) else {
+        panic!("no INVITE: {}", a.stderr_tail(20));
+    };
+    target
+        .send_to(&respond(&inv, 200, "OK", "t1tag", t_addr), via_addr(&inv))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = carrier
+        .recv_until_final(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(ok) = got.last().filter(|m| m.status() == Some(200)).cloned() else {
+        panic!("no 200: {got:?}");
+    };
+    let answered = Instant::now();
+    carrier
+        .send_to(
+            &invite.in_dialog("ACK", &ok, invite.cseq).to_bytes(),
+            a.sip_addr(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(next_request(&target, "ACK", Duration::from_secs(3)).is_some());
+    let key = format!("hl:dlg:{{{}}}", invite.call_id);
+    assert!(
+        eventually(Duration::from_secs(3), || redis
+            .int(&["EXISTS", &key])
+            .ok()
+            .flatten()
+            == Some(1)),
+        "the answered call is published"
+    );
+    // kill -9 a, talk on, then the caller hangs up; the cluster address leads to b.
+    let pid = a.pid().unwrap_or_else(|| panic!("no pid"));
+    hotline_testkit::hotline::send_signal(pid, "KILL").unwrap_or_else(|e| panic!("{e}"));
+    let _ = a.wait_exit(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(1500));
+    let bye = invite.in_dialog("BYE", &ok, invite.cseq + 1);
+    let route = bye.to_bytes();
+    assert!(
+        String::from_utf8_lossy(&route).contains("Route: <sip:sip.hotline.test;lr>"),
+        "{}",
+        String::from_utf8_lossy(&route)
+    );
+    carrier
+        .send_to(&route, b.sip_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let talked = answered.elapsed();
+    let Some(bye_t) = next_request(&target, "BYE", Duration::from_secs(3)) else {
+        panic!("BYE not relayed by b: {}", b.stderr_tail(20));
+    };
+    target
+        .send_to(
+            &respond(&bye_t, 200, "OK", "t1tag", t_addr),
+            via_addr(&bye_t),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = carrier
+        .recv_until_final(Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.last().and_then(|m| m.status()), Some(200), "{r:?}");
+    assert!(eventually(Duration::from_secs(3), || redis
+        .int(&["EXISTS", &key])
+        .ok()
+        .flatten()
+        == Some(0)));
+    assert!(b.wait_for_stderr("its CDR is written here", Duration::from_secs(3)));
+    let _ = b.stop();
+    let all: Vec<_> = [&a, &b]
+        .iter()
+        .flat_map(|h| cdr_calls(h.cdr_dir()))
+        .collect();
+    let mine: Vec<_> = all.iter().filter(|c| c.call_id == invite.call_id).collect();
+    assert_eq!(mine.len(), 1, "one CDR: {all:#?}");
+    let c = mine[0];
+    assert_eq!(c.hangup_side, hotline_cdr::HangupSide::Caller, "{c:?}");
+    assert_eq!(c.answered_target, "t1");
+    let want = talked.as_millis() as i64;
+    let talk = c.talk_ms() as i64;
+    assert!(
+        (talk - want).abs() < 400,
+        "talk {talk} ms, measured {want} ms: {c:?}"
+    );
+    assert!(
+        cdr_calls(a.cdr_dir()).is_empty(),
+        "the killed node wrote no call CDR"
+    );
+}

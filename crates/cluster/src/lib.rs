@@ -92,6 +92,10 @@ pub mod keys {
     }
     /// Every node ever seen: sorted set name -> last heartbeat (ms).
     pub const NODES: &str = "hl:nodes";
+    /// An answered call (hash: owner, record, caller_tag, fence).
+    pub fn dialog(call_id: &str) -> String {
+        format!("hl:dlg:{{{call_id}}}")
+    }
 }
 
 /// The identity of an INVITE across nodes: a carrier's retry of it carries the same three.
@@ -554,6 +558,65 @@ impl RedisState {
             out.push(n);
         }
         Ok(out)
+    }
+
+    /// Publish an answered call (its CDR so far); returns the fencing token this node holds.
+    pub async fn dialog_put(
+        &self,
+        call_id: &str,
+        record: &[u8],
+        caller_tag: &str,
+        lifetime: Duration,
+    ) -> Result<u64, ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(
+            self.inner
+                .scripts
+                .dlg_put
+                .key(keys::dialog(call_id))
+                .arg(self.node())
+                .arg(record)
+                .arg(caller_tag)
+                .arg(ms(lifetime)),
+        );
+        let v = self.run(&pipe).await?;
+        let f = int(v.into_iter().next()).ok_or(ClusterError::Reply("dlg_put.lua"))?;
+        Ok(u64::try_from(f).unwrap_or(0))
+    }
+
+    /// Claim the end of an answered call: `Some(record, caller_tag, owner)` when this node is
+    /// to write its CDR. `fence`: `Some(token)` when the owner ends its own call (refused if
+    /// it was taken over), `None` when a BYE of another node's call reached this one.
+    pub async fn dialog_end(
+        &self,
+        call_id: &str,
+        fence: Option<u64>,
+    ) -> Result<Option<(Vec<u8>, String, String)>, ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(
+            self.inner
+                .scripts
+                .dlg_end
+                .key(keys::dialog(call_id))
+                .arg(self.node())
+                .arg(if fence.is_some() { "owner" } else { "bye" })
+                .arg(fence.unwrap_or(0)),
+        );
+        let v = self.run(&pipe).await?;
+        match v.into_iter().next() {
+            Some(Value::Nil) | None => Ok(None),
+            Some(Value::Array(a)) => {
+                let mut it = a.into_iter();
+                let rec = match it.next() {
+                    Some(Value::BulkString(b)) => b,
+                    _ => return Err(ClusterError::Reply("dlg_end.lua")),
+                };
+                let tag = it.next().and_then(text).unwrap_or_default();
+                let owner = it.next().and_then(text).unwrap_or_default();
+                Ok(Some((rec, tag, owner)))
+            }
+            Some(_) => Err(ClusterError::Reply("dlg_end.lua")),
+        }
     }
 
     /// A PING round trip (health).

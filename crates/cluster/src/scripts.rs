@@ -15,6 +15,8 @@ pub(crate) struct Scripts {
     pub stats: Script,
     pub dedup: Script,
     pub cursor: Script,
+    pub dlg_put: Script,
+    pub dlg_end: Script,
 }
 
 impl Scripts {
@@ -26,11 +28,13 @@ impl Scripts {
             stats: Script::new(include_str!("../lua/stats.lua")),
             dedup: Script::new(include_str!("../lua/dedup.lua")),
             cursor: Script::new(include_str!("../lua/cursor.lua")),
+            dlg_put: Script::new(include_str!("../lua/dlg_put.lua")),
+            dlg_end: Script::new(include_str!("../lua/dlg_end.lua")),
         }
     }
 
     /// Every script (what [`Scripts::load`] loads: keep it complete, see the module docs).
-    fn all(&self) -> [&Script; 6] {
+    fn all(&self) -> [&Script; 8] {
         [
             &self.lease,
             &self.renew,
@@ -38,6 +42,8 @@ impl Scripts {
             &self.stats,
             &self.dedup,
             &self.cursor,
+            &self.dlg_put,
+            &self.dlg_end,
         ]
     }
 

@@ -363,3 +363,32 @@ async fn scripts_reload_after_flush_and_redis_restart() -> R {
     assert!(a.errors() >= 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn dialog_end_is_claimed_once_and_fenced() -> R {
+    let r = RedisServer::start()?;
+    let a = client(&r, "a")?;
+    let b = client(&r, "b")?;
+    let life = Duration::from_secs(60);
+    let fence = a.dialog_put("c1", b"{rec}", "ft", life).await?;
+    assert_eq!(fence, 1);
+    let ttl = r.int(&["PTTL", "hl:dlg:{c1}"])?.unwrap_or(-1);
+    assert!(ttl > 50_000 && ttl <= 60_000, "{ttl}");
+    // The owner with a stale token cannot end it; with its token it can, once.
+    assert_eq!(a.dialog_end("c1", Some(fence + 1)).await?, None);
+    assert_eq!(
+        a.dialog_end("c1", Some(fence)).await?,
+        Some((b"{rec}".to_vec(), "ft".into(), "a".into()))
+    );
+    assert_eq!(a.dialog_end("c1", Some(fence)).await?, None, "once");
+    assert_eq!(b.dialog_end("c1", None).await?, None, "and nobody else");
+    // A BYE that reached b ends a's call there; a (dead or not) cannot end it again.
+    let fence = a.dialog_put("c2", b"{rec2}", "ft2", life).await?;
+    let (tx, rx) = tokio::join!(b.dialog_end("c2", None), b.dialog_end("c2", None));
+    assert!(
+        tx?.is_some() ^ rx?.is_some(),
+        "two racing BYE handlers: one claim"
+    );
+    assert_eq!(a.dialog_end("c2", Some(fence)).await?, None);
+    Ok(())
+}

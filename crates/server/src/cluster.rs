@@ -119,6 +119,8 @@ pub enum Reply {
         call: CallHandle,
         result: Result<Decided, ClusterError>,
     },
+    /// About an answered call.
+    Dialog(DialogReply),
     /// A lease on target `tag` for a waiting hunt step.
     Leased {
         call: CallHandle,
@@ -126,6 +128,27 @@ pub enum Reply {
         target: String,
         call_id: String,
         result: Result<bool, ClusterError>,
+    },
+}
+
+/// Replies about answered calls published in Redis (see `Reply`).
+#[derive(Debug)]
+pub enum DialogReply {
+    /// The call is published; the token is this node's.
+    Put {
+        call: CallHandle,
+        result: Result<u64, ClusterError>,
+    },
+    /// This node's call ended: write its CDR if the claim is ours.
+    Ended {
+        record: Box<hotline_cdr::CallRecord>,
+        result: Result<Option<(Vec<u8>, String, String)>, ClusterError>,
+    },
+    /// A BYE of another node's call was relayed here.
+    Foreign {
+        from_tag: String,
+        at: jiff::Timestamp,
+        result: Result<Option<(Vec<u8>, String, String)>, ClusterError>,
     },
 }
 
@@ -154,6 +177,10 @@ pub struct CallState {
     pub asked: Vec<u32>,
     /// A copy of an INVITE another (live) node carries: refused, and no CDR here.
     pub duplicate: bool,
+    /// The caller's From tag (tells who sent a BYE another node relays).
+    pub caller_tag: String,
+    /// Fencing token of the call published in Redis at the answer.
+    pub fence: Option<u64>,
 }
 
 impl CallState {

@@ -655,14 +655,18 @@ impl Core {
                 }
             }
             Event::AttemptEnded(a) => self.on_attempt(a),
-            Event::Answered { call, .. } => {
+            Event::Answered { call, target } => {
                 self.shared.metrics.call_answered();
                 if let Some(m) = self.calls.get_mut(&call) {
                     m.answered_at = Some(now);
                 }
+                self.publish_dialog(now, call, target);
                 self.renew_call(now, call);
             }
             Event::CallEnded(c) => self.on_call_ended(c),
+            Event::ForeignBye {
+                call_id, from_tag, ..
+            } => self.on_foreign_bye(now, &call_id, &from_tag),
         }
     }
 
@@ -1019,6 +1023,12 @@ impl Core {
         }
         if meta.cl.duplicate {
             // The call is the other node's: one CDR per call, written there.
+            return;
+        }
+        if let Some(fence) = meta.cl.fence {
+            // Published in Redis: the CDR is written by whoever claims the end (here, unless
+            // another node took the call over).
+            self.end_dialog(meta.record, fence);
             return;
         }
         self.shared.cdr.submit(Record::Call(meta.record));

@@ -393,6 +393,13 @@ pub enum Event {
     AttemptEnded(AttemptInfo),
     /// The call was answered by `target`.
     Answered { call: CallHandle, target: u32 },
+    /// A BYE for a dialog this proxy does not know was relayed by its Route (a cluster
+    /// address): the call is another node's, which may be dead. The user may end its record.
+    ForeignBye {
+        call_id: Bytes,
+        from_tag: Bytes,
+        to_tag: Bytes,
+    },
     /// The call ended (answered and hung up, or never answered).
     CallEnded(CallInfo),
 }
@@ -2050,8 +2057,12 @@ impl Proxy {
         let out = Bytes::from(out);
         let sent = Sent::new(out, msg.call_id(), msg.cseq().1);
         self.note_cseq(&msg);
-        if msg.method() == Some(Method::Bye) {
-            self.note_bye(now, &msg);
+        if msg.method() == Some(Method::Bye) && !self.note_bye(now, &msg) {
+            self.events.push_back(Event::ForeignBye {
+                call_id: Bytes::copy_from_slice(msg.call_id()),
+                from_tag: Bytes::copy_from_slice(msg.from_tag().unwrap_or(b"")),
+                to_tag: Bytes::copy_from_slice(msg.to_tag().unwrap_or(b"")),
+            });
         }
         if let Some(s) = self.servers.get_mut(&sid) {
             s.call = Some(cid);
@@ -2059,22 +2070,26 @@ impl Proxy {
         self.start_client(now, cid, sent, dest, Owner::Relay { server: sid }, None);
     }
 
-    /// A BYE through us ends the call it belongs to.
-    fn note_bye(&mut self, now: Instant, bye: &Message) {
+    /// A BYE through us ends the call it belongs to. Returns false when no call of ours has
+    /// this Call-ID (the dialog is another node's).
+    fn note_bye(&mut self, now: Instant, bye: &Message) -> bool {
         let h = fnv(&[bye.call_id()]);
         let Some(&call) = self.dialogs.get(&h) else {
-            return;
+            return false;
         };
         let Some(c) = self.calls.get_mut(&call) else {
-            return;
+            return false;
         };
+        if c.call_id.as_ref() != bye.call_id() {
+            return false;
+        }
         if c.state != CallState::Answered {
-            return;
+            return true;
         }
         // Only a BYE of the answered dialog ends the call: a second 2xx (forked, racing)
         // made a dialog of its own, with the same Call-ID but another callee tag.
         let Some(callee_tag) = c.dialog.as_ref().map(|d| d.callee_tag()) else {
-            return;
+            return true;
         };
         let from = bye.from_tag().unwrap_or(b"");
         let to = bye.to_tag().unwrap_or(b"");
@@ -2083,7 +2098,7 @@ impl Proxy {
         } else if from == callee_tag && to == c.caller_from_tag.as_ref() {
             Hangup::Callee
         } else {
-            return;
+            return true;
         };
         c.state = CallState::Ended;
         c.linger_until = Some(now + self.cfg.dialog_linger);
@@ -2091,6 +2106,7 @@ impl Proxy {
         self.events.push_back(Event::CallEnded(info));
         let dl = c.linger_until;
         self.schedule(TimerRef::Call(call), dl);
+        true
     }
 
     fn on_cancel(&mut self, now: Instant, source: Peer, msg: Message, key: u64) {

@@ -813,6 +813,37 @@ fn gate_wait_holds_the_step_until_resume() {
     assert!(h.out().is_empty());
 }
 
+/// A BYE of a dialog another node answered (its Route names our address, e.g. a cluster
+/// address) is relayed by its route and reported, so the user can end that call's record.
+#[test]
+fn bye_of_an_unknown_dialog_routed_to_us_is_relayed_and_reported() {
+    let mut h = H::new();
+    let bye = format!(
+        "BYE sip:callee@{T1} SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKfb1;rport\n\
+Route: <sip:{PROXY};lr>\n\
+Max-Forwards: 70\n\
+From: <sip:13807912345@10.0.0.2>;tag=caller9\n\
+To: <sip:4008001234@10.0.0.1>;tag=callee9\n\
+Call-ID: other-node-call\n\
+CSeq: 2 BYE\n\
+Content-Length: 0\n\
+\n"
+    );
+    h.send(UAC, &bye);
+    let out = h.out();
+    assert_eq!(only(&out, T1).len(), 1, "relayed by its route");
+    let ev = h.events();
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::ForeignBye { call_id, from_tag, to_tag }
+            if &call_id[..] == b"other-node-call" && &from_tag[..] == b"caller9"
+                && &to_tag[..] == b"callee9")
+        ),
+        "{ev:?}"
+    );
+}
+
 #[test]
 fn wait_cap_ends_the_hunt() {
     let mut h = H::new();

@@ -13,7 +13,10 @@ use hotline_sip::proxy::{Admission, CallHandle};
 use hotline_sip::Message;
 
 use super::{CallMeta, Core};
-use crate::cluster::{Link, Parked, Reply};
+use crate::cluster::{DialogReply, Link, Parked, Reply};
+
+/// Longest life of a published call in Redis when its plan has no max duration.
+const DIALOG_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 use crate::transport::{Dispatch, ShardMsg};
 
 impl Core {
@@ -33,6 +36,7 @@ impl Core {
         let Some(link) = self.shared.cluster.clone() else {
             return Some(meta);
         };
+        meta.cl.caller_tag = String::from_utf8_lossy(req.from_tag().unwrap_or(b"")).into_owned();
         let rec = Recorder::new();
         if let Decision::Reject(_) = resolve(&meta.snap.table, &rec, ctx, ts) {
             // Refused before any shared state matters (lists, unknown number): no call starts.
@@ -114,6 +118,167 @@ impl Core {
                 call_id,
                 result,
             } => self.on_leased(now, call, tag, &target, &call_id, result),
+            Reply::Dialog(d) => self.on_dialog_reply(d),
+        }
+    }
+
+    /// Publish an answered call in Redis, so that another node can end its record (BYE
+    /// through the cluster address) when this one is dead.
+    pub(super) fn publish_dialog(&mut self, now: Instant, call: CallHandle, target: u32) {
+        let Some(link) = self.shared.cluster.clone() else {
+            return;
+        };
+        let Some(meta) = self.calls.get(&call) else {
+            return;
+        };
+        let Some(tx) = self.dispatch.inboxes.get(self.shard).cloned() else {
+            return;
+        };
+        let mut rec = meta.record.clone();
+        rec.answer = Some(self.clock.ts(now));
+        rec.end = self.clock.ts(now);
+        rec.final_code = 200;
+        rec.disposition = Disposition::Answered;
+        rec.reason = "answered".into();
+        rec.answered_target = meta
+            .snap
+            .table
+            .try_target(TargetId(target))
+            .map(|t| t.name.to_string())
+            .unwrap_or_default();
+        let mut json = Vec::with_capacity(512);
+        hotline_cdr::encode::encode(
+            &mut json,
+            hotline_cdr::Format::Jsonl,
+            &hotline_cdr::Record::Call(rec),
+        );
+        if json.last() == Some(&b'\n') {
+            json.pop();
+        }
+        // Lives as long as the call can: its max duration, else a day.
+        let life = meta
+            .snap
+            .table
+            .plans()
+            .iter()
+            .filter_map(|p| p.max_duration)
+            .max()
+            .unwrap_or(DIALOG_LIFETIME)
+            .min(DIALOG_LIFETIME)
+            + std::time::Duration::from_secs(60);
+        let (call_id, tag) = (meta.record.call_id.clone(), meta.cl.caller_tag.clone());
+        let redis = link.redis.clone();
+        link.spawn(async move {
+            let result = redis.dialog_put(&call_id, &json, &tag, life).await;
+            let _ = tx
+                .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
+                    DialogReply::Put { call, result },
+                ))))
+                .await;
+        });
+    }
+
+    /// This node's published call ended: claim the end in Redis, then write the CDR.
+    pub(super) fn end_dialog(&mut self, record: hotline_cdr::CallRecord, fence: u64) {
+        let (Some(link), Some(tx)) = (
+            self.shared.cluster.clone(),
+            self.dispatch.inboxes.get(self.shard).cloned(),
+        ) else {
+            self.shared.cdr.submit(hotline_cdr::Record::Call(record));
+            return;
+        };
+        let redis = link.redis.clone();
+        link.spawn(async move {
+            let result = redis.dialog_end(&record.call_id, Some(fence)).await;
+            let _ = tx
+                .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
+                    DialogReply::Ended {
+                        record: Box::new(record),
+                        result,
+                    },
+                ))))
+                .await;
+        });
+    }
+
+    /// A BYE of a call this node does not carry was relayed: if the call is published (its
+    /// node may be dead), claim its end and write its CDR here.
+    pub(super) fn on_foreign_bye(&mut self, now: Instant, call_id: &[u8], from_tag: &[u8]) {
+        let (Some(link), Some(tx)) = (
+            self.shared.cluster.clone(),
+            self.dispatch.inboxes.get(self.shard).cloned(),
+        ) else {
+            return;
+        };
+        let call_id = String::from_utf8_lossy(call_id).into_owned();
+        let from_tag = String::from_utf8_lossy(from_tag).into_owned();
+        let at = self.clock.ts(now);
+        let redis = link.redis.clone();
+        link.spawn(async move {
+            let result = redis.dialog_end(&call_id, None).await;
+            let _ = tx
+                .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
+                    DialogReply::Foreign {
+                        from_tag,
+                        at,
+                        result,
+                    },
+                ))))
+                .await;
+        });
+    }
+
+    fn on_dialog_reply(&mut self, d: DialogReply) {
+        match d {
+            DialogReply::Put { call, result } => match result {
+                Ok(fence) => {
+                    if let Some(m) = self.calls.get_mut(&call) {
+                        m.cl.fence = Some(fence);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "answered call not published in redis: only this node can end its record")
+                }
+            },
+            DialogReply::Ended { record, result } => match result {
+                Ok(Some(_)) => self.shared.cdr.submit(hotline_cdr::Record::Call(*record)),
+                Ok(None) => {
+                    tracing::info!(call_id = %record.call_id, "call ended by another node: its CDR is written there")
+                }
+                Err(e) => {
+                    // Redis down: this node's record is the best there is.
+                    tracing::warn!(call_id = %record.call_id, error = %e, "end of call not claimed in redis: writing the CDR here");
+                    self.shared.cdr.submit(hotline_cdr::Record::Call(*record));
+                }
+            },
+            DialogReply::Foreign {
+                from_tag,
+                at,
+                result,
+            } => {
+                let Ok(Some((json, caller_tag, owner))) = result else {
+                    return;
+                };
+                let mut call = hotline_cdr::CallRecord::empty(at);
+                let mut attempt = hotline_cdr::AttemptRecord::empty(at);
+                if let Err(e) = hotline_cdr::decode::from_json_line(
+                    &json,
+                    hotline_cdr::record::Kind::Call,
+                    &mut call,
+                    &mut attempt,
+                ) {
+                    tracing::error!(error = %e, %owner, "published call record unreadable");
+                    return;
+                }
+                call.end = at;
+                call.hangup_side = if from_tag == caller_tag {
+                    hotline_cdr::HangupSide::Caller
+                } else {
+                    hotline_cdr::HangupSide::Callee
+                };
+                tracing::info!(call_id = %call.call_id, %owner, node = %self.shared.cluster.as_ref().map_or("", |l| l.settings.node.as_str()), "BYE of another node's call: its CDR is written here");
+                self.shared.cdr.submit(hotline_cdr::Record::Call(call));
+            }
         }
     }
 

@@ -1,0 +1,15 @@
+-- Claim the end of an answered call: exactly one node writes its CDR.
+-- KEYS[1] the call; ARGV[1] this node; ARGV[2] "owner" (the owner ends its own call: only if
+-- it is still the owner and its fencing token ARGV[3] is current) or "bye" (a BYE of the call
+-- reached this node: whoever sees it first ends the call).
+-- Returns nil when the call is not (or no longer) to be ended here, else
+-- {record, caller_tag, owner}; the call is gone from Redis afterwards.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return false
+end
+local h = redis.call('HMGET', KEYS[1], 'owner', 'record', 'caller_tag', 'fence')
+if ARGV[2] == 'owner' and (h[1] ~= ARGV[1] or h[4] ~= ARGV[3]) then
+  return false
+end
+redis.call('DEL', KEYS[1])
+return {h[2], h[3], h[1]}
