@@ -623,3 +623,96 @@ fn node_killed_after_answer_bye_through_other_node_ends_call_cdr_once() {
         "the killed node wrote no call CDR"
     );
 }
+
+/// A BYE may reach any node (the cluster address is shared): through node b while node a,
+/// which carries the call, lives. b relays it and writes the CDR once; a lets the call go
+/// (no BYE of its own, no second CDR) and frees the target's slot.
+#[test]
+fn bye_through_the_other_node_while_the_owner_lives_ends_the_call_once() {
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let target = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
+    let t_addr = match target.local_addr() {
+        Ok(SocketAddr::V4(a)) => a,
+        other => panic!("{other:?}"),
+    };
+    let base = HotlineConfig::new()
+        .target_limited("t1", &format!("sip:1001@{t_addr}"), 1)
+        .plan(Plan::new("p").group("sequential", "20s", &["t1"]))
+        .number_with_plan(NUMBER, "p");
+    let mut a = node(&base, &redis, "a", "127.0.0.2", "");
+    let mut b = node(&base, &redis, "b", "127.0.0.3", "");
+    let carrier = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
+    let c_addr = carrier.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let invite = RawRequest::invite(&format!("sip:{NUMBER}@sip.hotline.test"), c_addr);
+    carrier
+        .send_to(&invite.to_bytes(), a.sip_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(inv) = next_request(&target, "INVITE", Duration::from_secs(5)) else {
+        panic!("no INVITE: {}", a.stderr_tail(20));
+    };
+    target
+        .send_to(&respond(&inv, 200, "OK", "t1tag", t_addr), via_addr(&inv))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = carrier
+        .recv_until_final(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(ok) = got.last().filter(|m| m.status() == Some(200)).cloned() else {
+        panic!("no 200: {got:?}");
+    };
+    carrier
+        .send_to(
+            &invite.in_dialog("ACK", &ok, invite.cseq).to_bytes(),
+            a.sip_addr(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(next_request(&target, "ACK", Duration::from_secs(3)).is_some());
+    let key = format!("hl:dlg:{{{}}}", invite.call_id);
+    assert!(eventually(Duration::from_secs(3), || redis
+        .int(&["EXISTS", &key])
+        .ok()
+        .flatten()
+        == Some(1)));
+    std::thread::sleep(Duration::from_millis(500));
+    carrier
+        .send_to(
+            &invite.in_dialog("BYE", &ok, invite.cseq + 1).to_bytes(),
+            b.sip_addr(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(bye_t) = next_request(&target, "BYE", Duration::from_secs(3)) else {
+        panic!("BYE not relayed by b: {}", b.stderr_tail(20));
+    };
+    target
+        .send_to(
+            &respond(&bye_t, 200, "OK", "t1tag", t_addr),
+            via_addr(&bye_t),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = carrier
+        .recv_until_final(Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.last().and_then(|m| m.status()), Some(200), "{r:?}");
+    // a learns within a few seconds: the call goes, its slot is free, nothing more is sent.
+    assert!(
+        a.wait_for_stderr(
+            "call ended by a BYE through another node",
+            Duration::from_secs(6)
+        ),
+        "{}",
+        a.stderr_tail(20)
+    );
+    assert!(eventually(Duration::from_secs(3), || zcard(&redis, "t1") == 0));
+    let late = target
+        .recv_for(Duration::from_millis(500))
+        .unwrap_or_default();
+    assert!(late.iter().all(|m| m.method() != Some("BYE")), "{late:?}");
+    let _ = a.stop();
+    let _ = b.stop();
+    let all: Vec<_> = [&a, &b]
+        .iter()
+        .flat_map(|h| cdr_calls(h.cdr_dir()))
+        .collect();
+    let mine: Vec<_> = all.iter().filter(|c| c.call_id == invite.call_id).collect();
+    assert_eq!(mine.len(), 1, "one CDR: {all:#?}");
+    assert!(cdr_calls(a.cdr_dir()).is_empty(), "written by b: {all:#?}");
+}

@@ -96,6 +96,10 @@ pub mod keys {
     pub fn dialog(call_id: &str) -> String {
         format!("hl:dlg:{{{call_id}}}")
     }
+    /// Mark of a call a BYE ended on another node than its owner (value: that node).
+    pub fn dialog_ended(call_id: &str) -> String {
+        format!("hl:dlg:{{{call_id}}}:ended")
+    }
 }
 
 /// The identity of an INVITE across nodes: a carrier's retry of it carries the same three.
@@ -214,6 +218,8 @@ pub const NODE_TTL: Duration = Duration::from_secs(3);
 /// How often [`RedisState::maintain`] beats and renews (at most; a third of the lease if
 /// that is shorter).
 pub const BEAT_EVERY: Duration = Duration::from_secs(1);
+/// How long the "ended elsewhere" mark of a call lives (its owner checks every few seconds).
+pub const ENDED_MARK_TTL: Duration = Duration::from_secs(600);
 /// How long an INVITE claim lives (longer than a carrier's retries of it).
 pub const CLAIM_TTL: Duration = Duration::from_secs(300);
 
@@ -598,9 +604,11 @@ impl RedisState {
                 .scripts
                 .dlg_end
                 .key(keys::dialog(call_id))
+                .key(keys::dialog_ended(call_id))
                 .arg(self.node())
                 .arg(if fence.is_some() { "owner" } else { "bye" })
-                .arg(fence.unwrap_or(0)),
+                .arg(fence.unwrap_or(0))
+                .arg(ms(ENDED_MARK_TTL)),
         );
         let v = self.run(&pipe).await?;
         match v.into_iter().next() {
@@ -617,6 +625,19 @@ impl RedisState {
             }
             Some(_) => Err(ClusterError::Reply("dlg_end.lua")),
         }
+    }
+
+    /// Which of these calls (this node's, published) a BYE ended on another node.
+    pub async fn ended_elsewhere(&self, call_ids: &[String]) -> Result<Vec<bool>, ClusterError> {
+        if call_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for c in call_ids {
+            pipe.exists(keys::dialog_ended(c));
+        }
+        let v = self.run(&pipe).await?;
+        Ok(v.into_iter().map(|x| int(Some(x)) == Some(1)).collect())
     }
 
     /// A PING round trip (health).

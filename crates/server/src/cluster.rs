@@ -10,14 +10,17 @@
 //! hunt resumes with the lease's answer. While Redis is down (the last round trip failed)
 //! nothing waits: each kind of state follows its `[cluster.redis_down]` policy at once.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use hotline_cluster::{ClusterError, Decided, NodeInfo, Options, RedisState};
 use hotline_config::{ClusterSettings, DownPolicy};
 use hotline_route::{Needs, Number400};
 use hotline_sip::proxy::{Admission, CallHandle};
+
+use crate::transport::ShardMsg;
 
 /// A node's link to the cluster.
 pub struct Link {
@@ -29,6 +32,8 @@ pub struct Link {
     rt: tokio::runtime::Handle,
     /// The nodes last seen in Redis (for `/status`), refreshed by the maintenance task.
     pub nodes: ArcSwap<Vec<NodeInfo>>,
+    /// This node's answered calls published in Redis: Call-ID -> (shard, call).
+    pub published: Mutex<HashMap<String, (usize, CallHandle)>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -51,6 +56,7 @@ impl Link {
             settings: settings.clone(),
             rt: tokio::runtime::Handle::current(),
             nodes: ArcSwap::from_pointee(Vec::new()),
+            published: Mutex::new(HashMap::new()),
         })
     }
 
@@ -70,8 +76,14 @@ impl Link {
         });
     }
 
-    /// Start the heartbeat / lease renewal task and the node list refresh.
-    pub fn start(self: &Arc<Self>, info: impl Fn() -> NodeInfo + Send + 'static) {
+    /// Start the heartbeat / lease renewal task, the node list refresh, and the check for
+    /// this node's answered calls that a BYE ended on another node (their shard is told, so
+    /// that the call and its slot do not linger here).
+    pub fn start(
+        self: &Arc<Self>,
+        info: impl Fn() -> NodeInfo + Send + 'static,
+        inboxes: Arc<Vec<tokio::sync::mpsc::Sender<ShardMsg>>>,
+    ) {
         self.spawn(self.redis.clone().maintain(info));
         let me = self.clone();
         self.spawn(async move {
@@ -81,6 +93,27 @@ impl Link {
                 tick.tick().await;
                 if let Ok(n) = me.redis.nodes(hotline_cluster::now_ms()).await {
                     me.nodes.store(Arc::new(n));
+                }
+                let calls: Vec<(String, (usize, CallHandle))> = lock(&me.published)
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect();
+                let ids: Vec<String> = calls.iter().map(|(k, _)| k.clone()).collect();
+                let Ok(ended) = me.redis.ended_elsewhere(&ids).await else {
+                    continue;
+                };
+                for ((id, (shard, call)), gone) in calls.into_iter().zip(ended) {
+                    if !gone {
+                        continue;
+                    }
+                    lock(&me.published).remove(&id);
+                    if let Some(tx) = inboxes.get(shard) {
+                        let _ = tx
+                            .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
+                                DialogReply::EndedElsewhere { call },
+                            ))))
+                            .await;
+                    }
                 }
             }
         });
@@ -111,6 +144,10 @@ impl Link {
     }
 }
 
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// What a Redis task sends back to the shard that asked.
 #[derive(Debug)]
 pub enum Reply {
@@ -137,6 +174,7 @@ pub enum DialogReply {
     /// The call is published; the token is this node's.
     Put {
         call: CallHandle,
+        call_id: String,
         result: Result<u64, ClusterError>,
     },
     /// This node's call ended: write its CDR if the claim is ours.
@@ -144,6 +182,8 @@ pub enum DialogReply {
         record: Box<hotline_cdr::CallRecord>,
         result: Result<Option<(Vec<u8>, String, String)>, ClusterError>,
     },
+    /// A BYE ended this node's call on another node (which wrote its CDR).
+    EndedElsewhere { call: CallHandle },
     /// A BYE of another node's call was relayed here.
     Foreign {
         from_tag: String,

@@ -191,28 +191,6 @@ pub async fn start_with(
     let idle = s.sip.tcp_idle_timeout;
     let (shared, cdr_handle) = core::Shared::new(snap.clone(), metrics.clone())?;
     let shared = Arc::new(shared);
-    if let Some(link) = &shared.cluster {
-        metrics.set_cluster(link.clone());
-        let sh = shared.clone();
-        let version = metrics.build.version.clone();
-        let node = link.settings.node.clone();
-        link.start(move || {
-            let snap = sh.current.load();
-            hotline_cluster::NodeInfo {
-                node: node.clone(),
-                sip: local.to_string(),
-                config_hash: snap
-                    .settings
-                    .cluster
-                    .as_ref()
-                    .map_or_else(|| snap.table.hash().to_owned(), |c| c.config_hash.clone()),
-                generation: snap.table.generation(),
-                version: version.clone(),
-                ..Default::default()
-            }
-        });
-        tracing::info!(node = %link.settings.node, redis = %link.settings.redis, address = %link.settings.address, "cluster node: live state in redis");
-    }
     let mut inboxes = Vec::with_capacity(workers);
     let mut receivers = Vec::with_capacity(workers);
     for _ in 0..workers {
@@ -224,6 +202,31 @@ pub async fn start_with(
         inboxes: Arc::new(inboxes),
         stats: metrics.transport.clone(),
     };
+    if let Some(link) = &shared.cluster {
+        metrics.set_cluster(link.clone());
+        let sh = shared.clone();
+        let version = metrics.build.version.clone();
+        let node = link.settings.node.clone();
+        link.start(
+            move || {
+                let snap = sh.current.load();
+                hotline_cluster::NodeInfo {
+                    node: node.clone(),
+                    sip: local.to_string(),
+                    config_hash: snap
+                        .settings
+                        .cluster
+                        .as_ref()
+                        .map_or_else(|| snap.table.hash().to_owned(), |c| c.config_hash.clone()),
+                    generation: snap.table.generation(),
+                    version: version.clone(),
+                    ..Default::default()
+                }
+            },
+            dispatch.inboxes.clone(),
+        );
+        tracing::info!(node = %link.settings.node, redis = %link.settings.redis, address = %link.settings.address, "cluster node: live state in redis");
+    }
     let tcp_limits = transport::TcpLimits {
         idle,
         header_timeout: s.sip.tcp_header_timeout,

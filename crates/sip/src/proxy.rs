@@ -1392,6 +1392,24 @@ impl Proxy {
         self.schedule(TimerRef::Call(call.0), dl);
     }
 
+    /// An answered call was ended elsewhere (a BYE went through another node of a cluster):
+    /// forget it without sending anything; [`Event::CallEnded`] follows, with the caller as
+    /// the side that hung up (as far as this proxy knows).
+    pub fn ended_elsewhere(&mut self, now: Instant, call: CallHandle) {
+        let Some(c) = self.calls.get_mut(&call.0) else {
+            return;
+        };
+        if c.state != CallState::Answered {
+            return;
+        }
+        c.state = CallState::Ended;
+        c.linger_until = Some(now + self.cfg.dialog_linger);
+        let info = c.info(call, now, 200, Hangup::Caller);
+        self.events.push_back(Event::CallEnded(info));
+        let dl = self.calls.get(&call.0).and_then(call_deadline);
+        self.schedule(TimerRef::Call(call.0), dl);
+    }
+
     /// Add redirect targets (after [`Event::Redirect`]) to be tried next, one at a time.
     pub fn add_targets(&mut self, call: CallHandle, targets: Vec<BranchTarget>) {
         let Some(c) = self.calls.get_mut(&call.0) else {

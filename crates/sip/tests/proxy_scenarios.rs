@@ -845,6 +845,24 @@ Content-Length: 0\n\
 }
 
 #[test]
+fn a_call_ended_elsewhere_is_forgotten_silently() {
+    let mut h = H::new();
+    let plan = serial(vec![target(T1, 1, 20)]);
+    let _ = answer(&mut h, plan, "call-else");
+    h.events();
+    let call =
+        h.p.answered_calls()
+            .into_iter()
+            .next()
+            .expect("an answered call");
+    h.p.ended_elsewhere(h.now, call);
+    assert!(h.out().is_empty(), "no BYE sent");
+    assert!(h.events().iter().any(|e| matches!(e, Event::CallEnded(c)
+        if c.hangup == Hangup::Caller)));
+    assert!(h.p.answered_calls().is_empty());
+}
+
+#[test]
 fn wait_cap_ends_the_hunt() {
     let mut h = H::new();
     h.send(UAC, &invite("z9hG4bKc14", "call-14", 70));

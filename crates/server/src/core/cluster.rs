@@ -172,7 +172,11 @@ impl Core {
             let result = redis.dialog_put(&call_id, &json, &tag, life).await;
             let _ = tx
                 .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
-                    DialogReply::Put { call, result },
+                    DialogReply::Put {
+                        call,
+                        call_id,
+                        result,
+                    },
                 ))))
                 .await;
         });
@@ -180,6 +184,9 @@ impl Core {
 
     /// This node's published call ended: claim the end in Redis, then write the CDR.
     pub(super) fn end_dialog(&mut self, record: hotline_cdr::CallRecord, fence: u64) {
+        if let Some(link) = &self.shared.cluster {
+            crate::cluster::lock(&link.published).remove(&record.call_id);
+        }
         let (Some(link), Some(tx)) = (
             self.shared.cluster.clone(),
             self.dispatch.inboxes.get(self.shard).cloned(),
@@ -230,16 +237,38 @@ impl Core {
 
     fn on_dialog_reply(&mut self, d: DialogReply) {
         match d {
-            DialogReply::Put { call, result } => match result {
-                Ok(fence) => {
-                    if let Some(m) = self.calls.get_mut(&call) {
+            DialogReply::Put {
+                call,
+                call_id: call_id_of_put,
+                result,
+            } => match result {
+                Ok(fence) => match (self.calls.get_mut(&call), &self.shared.cluster) {
+                    (Some(m), Some(link)) => {
                         m.cl.fence = Some(fence);
+                        crate::cluster::lock(&link.published)
+                            .insert(m.record.call_id.clone(), (self.shard, call));
                     }
-                }
+                    (None, Some(link)) => {
+                        // The call ended (and wrote its CDR) before the publication was
+                        // confirmed: take it back, so no other node ends it again.
+                        let redis = link.redis.clone();
+                        let call_id = call_id_of_put.clone();
+                        link.spawn(async move {
+                            let _ = redis.dialog_end(&call_id, Some(fence)).await;
+                        });
+                    }
+                    _ => {}
+                },
                 Err(e) => {
                     tracing::warn!(error = %e, "answered call not published in redis: only this node can end its record")
                 }
             },
+            DialogReply::EndedElsewhere { call } => {
+                if let Some(m) = self.calls.get(&call) {
+                    tracing::info!(call_id = %m.record.call_id, "call ended by a BYE through another node");
+                }
+                self.proxy.ended_elsewhere(Instant::now(), call);
+            }
             DialogReply::Ended { record, result } => match result {
                 Ok(Some(_)) => self.shared.cdr.submit(hotline_cdr::Record::Call(*record)),
                 Ok(None) => {
