@@ -716,3 +716,58 @@ fn bye_through_the_other_node_while_the_owner_lives_ends_the_call_once() {
     assert_eq!(mine.len(), 1, "one CDR: {all:#?}");
     assert!(cdr_calls(a.cdr_dir()).is_empty(), "written by b: {all:#?}");
 }
+
+/// The trunk's `max_cps` holds for the cluster, not per node: six INVITEs within the same
+/// second, alternating between the nodes, with `max_cps = 2`: two are taken, four get 503
+/// (two nodes counting alone would take four).
+#[test]
+fn trunk_max_cps_is_shared_by_the_nodes() {
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let busy = uas("uas_486", 6);
+    let mut base = HotlineConfig::new()
+        .trunk("elsewhere", &["127.0.0.9"], true)
+        .target("desk", &busy.uri("1001"))
+        .number(NUMBER, &["desk"])
+        .raw("[[server.trunks]]\nname = \"ct\"\nsources = [\"127.0.0.1\"]\ntrusted = true\nmax_cps = 2\n");
+    base.ring_timeout = "5s".into();
+    let a = node(&base, &redis, "a", "127.0.0.2", "");
+    let b = node(&base, &redis, "b", "127.0.0.3", "");
+    let carrier = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
+    let c_addr = carrier.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    // Start at the beginning of a second, so that all six fall into one.
+    let ms_now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+    };
+    while ms_now() % 1000 > 20 {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let started = ms_now();
+    let uri = format!("sip:{NUMBER}@sip.hotline.test");
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let inv = RawRequest::invite(&uri, c_addr);
+        let to = if i % 2 == 0 { &a } else { &b };
+        carrier
+            .send_to(&inv.to_bytes(), to.sip_addr())
+            .unwrap_or_else(|e| panic!("{e}"));
+        ids.push(inv.call_id.clone());
+    }
+    assert!(ms_now() - started < 500, "sent within one second");
+    let mut finals = std::collections::HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while finals.len() < 6 && Instant::now() < deadline {
+        if let Ok(Some(m)) = carrier.recv(Duration::from_millis(200)) {
+            if let (Some(code), Some(id)) = (m.status(), m.header("Call-ID")) {
+                if code >= 200 {
+                    finals.insert(id, code);
+                }
+            }
+        }
+    }
+    let mut codes: Vec<u16> = ids.iter().filter_map(|i| finals.get(i).copied()).collect();
+    codes.sort();
+    assert_eq!(codes, [486, 486, 503, 503, 503, 503], "{finals:?}");
+    let _ = stop(busy);
+}

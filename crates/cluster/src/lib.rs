@@ -80,6 +80,14 @@ pub mod keys {
             format!("hl:rate:{{{caller_key:016x}}}:{number}")
         }
     }
+    /// Calls-per-second counters of a trunk (one key per second below this prefix).
+    pub fn trunk_cps(trunk: &str) -> String {
+        format!("hl:cps:{{{trunk}}}")
+    }
+    /// The lease "target" of a trunk's `max_calls` (leases like a target's slots).
+    pub fn trunk_lease_name(trunk: &str) -> String {
+        format!("trunk:{trunk}")
+    }
     /// Claim of one INVITE (Call-ID, From-tag, CSeq number).
     pub fn invite(call_id: &str, from_tag: &str, cseq: u32) -> String {
         format!("hl:inv:{call_id}:{from_tag}:{cseq}")
@@ -132,11 +140,37 @@ pub enum Claim {
     },
 }
 
+/// A trunk's limits for a new call from it, shared by the nodes.
+#[derive(Debug, Clone, Copy)]
+pub struct TrunkAsk<'a> {
+    /// The trunk's name.
+    pub name: &'a str,
+    /// `max_cps`.
+    pub max_cps: Option<u32>,
+    /// `max_calls` (a lease per call, like a target's slot).
+    pub max_calls: Option<u32>,
+    /// The call (owner of the lease).
+    pub call_id: &'a str,
+}
+
+/// What a trunk's shared limits said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrunkVerdict {
+    /// Admitted (and counted; the `max_calls` lease, if any, is held).
+    Admit,
+    /// Over `max_cps`.
+    Cps,
+    /// At `max_calls`.
+    Calls,
+}
+
 /// One routing decision's questions (see `hotline_route::Recorder`) plus the INVITE claim.
 #[derive(Debug, Clone, Copy)]
 pub struct Decide<'a> {
     /// Claim the INVITE against duplicates on other nodes.
     pub invite: Option<&'a InviteKey>,
+    /// The trunk's shared limits.
+    pub trunk: Option<TrunkAsk<'a>>,
     /// Rate windows, cursors, counters the decision asked for.
     pub needs: &'a Needs,
     /// Wall clock, ms since the Unix epoch.
@@ -148,6 +182,8 @@ pub struct Decide<'a> {
 pub struct Decided {
     /// The claim, if one was asked for.
     pub claim: Option<Claim>,
+    /// The trunk's verdict, if asked for.
+    pub trunk: Option<TrunkVerdict>,
     /// One verdict per rate question.
     pub rates: Vec<RateVerdict>,
     /// Cursor before the advance, per group key.
@@ -329,6 +365,23 @@ impl RedisState {
                     .arg(keys::NODE_PREFIX),
             );
         }
+        if let Some(t) = q.trunk {
+            if let Some(cps) = t.max_cps {
+                pipe.invoke_script(s.cps.key(keys::trunk_cps(t.name)).arg(q.now_ms).arg(cps));
+            }
+            if let Some(max) = t.max_calls {
+                let name = keys::trunk_lease_name(t.name);
+                pipe.invoke_script(
+                    s.lease
+                        .key(keys::lease(&name))
+                        .key(keys::target_stats(&name))
+                        .arg(q.now_ms)
+                        .arg(ms(self.inner.opts.lease))
+                        .arg(t.call_id)
+                        .arg(max),
+                );
+            }
+        }
         for r in &q.needs.rates {
             let w = |w: Option<hotline_route::RateWindow>| {
                 w.map_or((0, 0), |w| (ms(w.window), i64::from(w.calls)))
@@ -370,6 +423,26 @@ impl RedisState {
         let mut out = Decided::default();
         if q.invite.is_some() {
             out.claim = Some(parse_claim(vals.next())?);
+        }
+        if let Some(t) = q.trunk {
+            let mut v = TrunkVerdict::Admit;
+            if t.max_cps.is_some() && int(vals.next()).ok_or(ClusterError::Reply("cps.lua"))? == 0 {
+                v = TrunkVerdict::Cps;
+            }
+            if t.max_calls.is_some() {
+                let leased = int(vals.next()).ok_or(ClusterError::Reply("lease.lua"))? == 1;
+                if leased && v == TrunkVerdict::Admit {
+                    self.hold(&keys::trunk_lease_name(t.name), t.call_id);
+                } else if leased {
+                    // Refused for its rate: the slot it got goes back (by hand: not renewed).
+                    let mut pipe = redis::pipe();
+                    pipe.zrem(keys::lease(&keys::trunk_lease_name(t.name)), t.call_id);
+                    let _ = self.run(&pipe).await;
+                } else {
+                    v = TrunkVerdict::Calls;
+                }
+            }
+            out.trunk = Some(v);
         }
         for _ in &q.needs.rates {
             let until = int(vals.next()).ok_or(ClusterError::Reply("rate.lua"))?;

@@ -17,6 +17,7 @@ pub(crate) struct Scripts {
     pub cursor: Script,
     pub dlg_put: Script,
     pub dlg_end: Script,
+    pub cps: Script,
 }
 
 impl Scripts {
@@ -30,11 +31,12 @@ impl Scripts {
             cursor: Script::new(include_str!("../lua/cursor.lua")),
             dlg_put: Script::new(include_str!("../lua/dlg_put.lua")),
             dlg_end: Script::new(include_str!("../lua/dlg_end.lua")),
+            cps: Script::new(include_str!("../lua/cps.lua")),
         }
     }
 
     /// Every script (what [`Scripts::load`] loads: keep it complete, see the module docs).
-    fn all(&self) -> [&Script; 8] {
+    fn all(&self) -> [&Script; 9] {
         [
             &self.lease,
             &self.renew,
@@ -44,6 +46,7 @@ impl Scripts {
             &self.cursor,
             &self.dlg_put,
             &self.dlg_end,
+            &self.cps,
         ]
     }
 

@@ -142,6 +142,7 @@ async fn rate_script_agrees_with_the_in_memory_windows() -> R {
         let got = node
             .decide(Decide {
                 invite: None,
+                trunk: None,
                 needs: &rate_needs(42, *n, true),
                 now_ms: now,
             })
@@ -160,6 +161,7 @@ async fn rate_script_agrees_with_the_in_memory_windows() -> R {
     let _ = a
         .decide(Decide {
             invite: None,
+            trunk: None,
             needs: &rate_needs(42, 1, false),
             now_ms: T0 + 705_000,
         })
@@ -192,6 +194,7 @@ async fn decide_answers_cursors_stats_and_rates_in_order() -> R {
         let d = node
             .decide(Decide {
                 invite: None,
+                trunk: None,
                 needs: &needs,
                 now_ms: T0 + 100 + i as i64,
             })
@@ -219,6 +222,7 @@ async fn decide_answers_cursors_stats_and_rates_in_order() -> R {
     let d = a
         .decide(Decide {
             invite: None,
+            trunk: None,
             needs: &fresh,
             now_ms: T0 + 200,
         })
@@ -250,6 +254,7 @@ async fn invite_claim_new_mine_duplicate_takeover() -> R {
         async move {
             n.decide(Decide {
                 invite: Some(&k),
+                trunk: None,
                 needs: &none,
                 now_ms: now,
             })
@@ -275,6 +280,7 @@ async fn invite_claim_new_mine_duplicate_takeover() -> R {
     let d = b
         .decide(Decide {
             invite: Some(&k2),
+            trunk: None,
             needs: &none,
             now_ms: T0,
         })
@@ -390,5 +396,58 @@ async fn dialog_end_is_claimed_once_and_fenced() -> R {
         "two racing BYE handlers: one claim"
     );
     assert_eq!(a.dialog_end("c2", Some(fence)).await?, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn trunk_limits_are_shared_cps_per_second_and_calls_as_leases() -> R {
+    let r = RedisServer::start()?;
+    let a = client(&r, "a")?;
+    let b = client(&r, "b")?;
+    let none = Needs::default();
+    let ask = |id: &'static str| TrunkAsk {
+        name: "ct",
+        max_cps: Some(2),
+        max_calls: Some(3),
+        call_id: id,
+    };
+    let go = |n: &RedisState, id: &'static str, now: i64| {
+        let n = n.clone();
+        let none = none.clone();
+        async move {
+            n.decide(Decide {
+                invite: None,
+                trunk: Some(ask(id)),
+                needs: &none,
+                now_ms: now,
+            })
+            .await
+            .map(|d| d.trunk)
+        }
+    };
+    assert_eq!(go(&a, "c1", T0).await?, Some(TrunkVerdict::Admit));
+    assert_eq!(go(&b, "c2", T0 + 10).await?, Some(TrunkVerdict::Admit));
+    assert_eq!(
+        go(&a, "c3", T0 + 20).await?,
+        Some(TrunkVerdict::Cps),
+        "2 per second"
+    );
+    assert_eq!(
+        r.int(&["ZCARD", "hl:lease:{trunk:ct}"])?,
+        Some(2),
+        "the refused one holds no slot"
+    );
+    assert_eq!(
+        go(&b, "c4", T0 + 1000).await?,
+        Some(TrunkVerdict::Admit),
+        "next second"
+    );
+    assert_eq!(
+        go(&a, "c5", T0 + 1010).await?,
+        Some(TrunkVerdict::Calls),
+        "3 calls up"
+    );
+    a.release("trunk:ct", "c1").await?;
+    assert_eq!(go(&a, "c6", T0 + 2000).await?, Some(TrunkVerdict::Admit));
     Ok(())
 }

@@ -219,6 +219,9 @@ pub struct CallState {
     pub duplicate: bool,
     /// The caller's From tag (tells who sent a BYE another node relays).
     pub caller_tag: String,
+    /// The shared trunk limits' answer: `Some(None)` admitted (slot held), `Some(Some(why))`
+    /// refused; `None`: not asked (the node's own limits apply).
+    pub trunk: Option<Option<&'static str>>,
     /// Fencing token of the call published in Redis at the answer.
     pub fence: Option<u64>,
 }

@@ -207,6 +207,13 @@ impl Shared {
         None
     }
 
+    /// Count a call the cluster's shared trunk limits admitted (this node's view).
+    pub(crate) fn trunk_note(&self, name: &str) {
+        if let Some(st) = lock(&self.trunks).get_mut(name) {
+            st.active += 1;
+        }
+    }
+
     fn trunk_release(&self, name: &str) {
         if let Some(st) = lock(&self.trunks).get_mut(name) {
             st.active = st.active.saturating_sub(1);
@@ -826,7 +833,13 @@ impl Core {
                     }
                 }
                 if let Some(name) = &trunk {
-                    if let Some(why) = self.shared.trunk_admit(snap, name, now) {
+                    // In a cluster the shared limits were checked with the decision (and the
+                    // slot is already this call's); else this node's.
+                    let why = match meta.cl.trunk.take() {
+                        Some(v) => v,
+                        None => self.shared.trunk_admit(snap, name, now),
+                    };
+                    if let Some(why) = why {
                         meta.disposition = Some(Disposition::Failed);
                         meta.record.reason = why.into();
                         self.calls.insert(call, meta);
@@ -934,6 +947,12 @@ impl Core {
         };
         if let Some(t) = meta.trunk_slot.take() {
             self.shared.trunk_release(&t);
+            if let Some(link) = &self.shared.cluster {
+                link.release(
+                    &hotline_cluster::keys::trunk_lease_name(&t),
+                    &meta.record.call_id,
+                );
+            }
         }
         // Slots granted to attempts that never started (the call ended while they were
         // decided).

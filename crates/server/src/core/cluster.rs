@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hotline_cdr::Disposition;
-use hotline_cluster::{Claim, ClusterError, Decide, Decided, InviteKey};
+use hotline_cluster::{Claim, ClusterError, Decide, Decided, InviteKey, TrunkAsk, TrunkVerdict};
 use hotline_config::DownPolicy;
 use hotline_route::{resolve, Answers, CallContext, Decision, Live, Recorder, Target, TargetId};
 use hotline_sip::proxy::{Admission, CallHandle};
@@ -60,6 +60,15 @@ impl Core {
             from_tag: String::from_utf8_lossy(req.from_tag().unwrap_or(b"")).into_owned(),
             cseq: req.cseq().0,
         };
+        // The trunk's limits, shared: asked with the decision.
+        let trunk = ctx.trunk.and_then(|name| {
+            meta.snap
+                .settings
+                .trunks
+                .iter()
+                .find(|t| t.name == name && (t.max_cps.is_some() || t.max_calls.is_some()))
+                .map(|t| (t.name.clone(), t.max_cps, t.max_calls))
+        });
         meta.cl.parked = Some(Parked {
             called: ctx.called,
             caller_raw: ctx.caller.to_owned(),
@@ -70,12 +79,19 @@ impl Core {
             needs: needs.clone(),
             claim: true,
         });
+        let call_id = meta.record.call_id.clone();
         self.calls.insert(call, meta);
         let redis = link.redis.clone();
         link.spawn(async move {
             let result = redis
                 .decide(Decide {
                     invite: Some(&invite),
+                    trunk: trunk.as_ref().map(|(name, max_cps, max_calls)| TrunkAsk {
+                        name,
+                        max_cps: *max_cps,
+                        max_calls: *max_calls,
+                        call_id: &call_id,
+                    }),
                     needs: &needs,
                     now_ms: ts.as_millisecond(),
                 })
@@ -346,6 +362,18 @@ impl Core {
                         tracing::info!(call_id = %meta.record.call_id, %owner, "INVITE retried after its node died: this node takes the call");
                     }
                     _ => {}
+                }
+                if let (Some(v), Some(name)) = (d.trunk, &p.trunk) {
+                    meta.cl.trunk = Some(match v {
+                        TrunkVerdict::Admit => {
+                            // Held from now on: released when the call ends, whatever ends it.
+                            meta.trunk_slot = Some(name.clone());
+                            self.shared.trunk_note(name);
+                            None
+                        }
+                        TrunkVerdict::Cps => Some("trunk max_cps reached"),
+                        TrunkVerdict::Calls => Some("trunk max_calls reached"),
+                    });
                 }
                 (d.rates, d.cursors, d.stats)
             }
