@@ -328,6 +328,17 @@ fn redis_restart_mid_traffic_policy_while_down_counters_right_after() {
     ) == 0
         && zcard(&redis, "spare") == 0));
     assert!(metric(&a, "hotline_cluster_redis_errors_total").unwrap_or(0.0) >= 1.0);
+    // Every answered call has its CDR, the one up across the restart too (Redis forgot its
+    // publication: its owner writes it).
+    let (mut a, mut b) = (a, b);
+    let _ = a.stop();
+    let _ = b.stop();
+    let answered: Vec<_> = [&a, &b]
+        .iter()
+        .flat_map(|h| cdr_calls(h.cdr_dir()))
+        .filter(|c| c.answer.is_some())
+        .collect();
+    assert_eq!(answered.len(), 3, "{answered:#?}");
 }
 
 /// A response to `req` as a hand-written target sends it: Vias, From, To (+ our tag),

@@ -192,6 +192,24 @@ pub struct Decided {
     pub stats: Vec<(Box<str>, TargetStats)>,
 }
 
+/// The answer to a claim of a call's end ([`RedisState::dialog_end`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialogEnd {
+    /// The end is this node's: write the CDR (`record` is the published one).
+    Claimed {
+        /// The CDR as published at the answer (a JSON line).
+        record: Vec<u8>,
+        /// The caller's From tag.
+        caller_tag: String,
+        /// The node that published it.
+        owner: String,
+    },
+    /// Not this node's to end: another node ended it (and wrote the CDR) or took it over.
+    NotHere,
+    /// Redis does not know the call (it restarted empty): the owner writes its own CDR.
+    Lost,
+}
+
 /// What a node publishes about itself (`hotline status`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -663,14 +681,14 @@ impl RedisState {
         Ok(u64::try_from(f).unwrap_or(0))
     }
 
-    /// Claim the end of an answered call: `Some(record, caller_tag, owner)` when this node is
-    /// to write its CDR. `fence`: `Some(token)` when the owner ends its own call (refused if
-    /// it was taken over), `None` when a BYE of another node's call reached this one.
+    /// Claim the end of an answered call. `fence`: `Some(token)` when the owner ends its own
+    /// call (refused if it was taken over), `None` when a BYE of another node's call reached
+    /// this one.
     pub async fn dialog_end(
         &self,
         call_id: &str,
         fence: Option<u64>,
-    ) -> Result<Option<(Vec<u8>, String, String)>, ClusterError> {
+    ) -> Result<DialogEnd, ClusterError> {
         let mut pipe = redis::pipe();
         pipe.invoke_script(
             self.inner
@@ -685,16 +703,22 @@ impl RedisState {
         );
         let v = self.run(&pipe).await?;
         match v.into_iter().next() {
-            Some(Value::Nil) | None => Ok(None),
+            Some(Value::Nil) | None => Ok(DialogEnd::NotHere),
+            Some(Value::BulkString(b)) if b == b"lost" => Ok(DialogEnd::Lost),
+            Some(Value::SimpleString(s)) if s == "lost" => Ok(DialogEnd::Lost),
             Some(Value::Array(a)) => {
                 let mut it = a.into_iter();
-                let rec = match it.next() {
+                let record = match it.next() {
                     Some(Value::BulkString(b)) => b,
                     _ => return Err(ClusterError::Reply("dlg_end.lua")),
                 };
-                let tag = it.next().and_then(text).unwrap_or_default();
+                let caller_tag = it.next().and_then(text).unwrap_or_default();
                 let owner = it.next().and_then(text).unwrap_or_default();
-                Ok(Some((rec, tag, owner)))
+                Ok(DialogEnd::Claimed {
+                    record,
+                    caller_tag,
+                    owner,
+                })
             }
             Some(_) => Err(ClusterError::Reply("dlg_end.lua")),
         }

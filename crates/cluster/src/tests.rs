@@ -381,21 +381,38 @@ async fn dialog_end_is_claimed_once_and_fenced() -> R {
     let ttl = r.int(&["PTTL", "hl:dlg:{c1}"])?.unwrap_or(-1);
     assert!(ttl > 50_000 && ttl <= 60_000, "{ttl}");
     // The owner with a stale token cannot end it; with its token it can, once.
-    assert_eq!(a.dialog_end("c1", Some(fence + 1)).await?, None);
+    assert_eq!(
+        a.dialog_end("c1", Some(fence + 1)).await?,
+        DialogEnd::NotHere
+    );
     assert_eq!(
         a.dialog_end("c1", Some(fence)).await?,
-        Some((b"{rec}".to_vec(), "ft".into(), "a".into()))
+        DialogEnd::Claimed {
+            record: b"{rec}".to_vec(),
+            caller_tag: "ft".into(),
+            owner: "a".into()
+        }
     );
-    assert_eq!(a.dialog_end("c1", Some(fence)).await?, None, "once");
-    assert_eq!(b.dialog_end("c1", None).await?, None, "and nobody else");
+    assert_eq!(
+        b.dialog_end("c1", None).await?,
+        DialogEnd::NotHere,
+        "nobody else"
+    );
+    // A call Redis lost (restarted empty) is the owner's to write.
+    assert_eq!(a.dialog_end("c1", Some(fence)).await?, DialogEnd::Lost);
     // A BYE that reached b ends a's call there; a (dead or not) cannot end it again.
     let fence = a.dialog_put("c2", b"{rec2}", "ft2", life).await?;
     let (tx, rx) = tokio::join!(b.dialog_end("c2", None), b.dialog_end("c2", None));
+    let claimed = |d: &DialogEnd| matches!(d, DialogEnd::Claimed { .. });
     assert!(
-        tx?.is_some() ^ rx?.is_some(),
+        claimed(&tx?) ^ claimed(&rx?),
         "two racing BYE handlers: one claim"
     );
-    assert_eq!(a.dialog_end("c2", Some(fence)).await?, None);
+    assert_eq!(
+        a.dialog_end("c2", Some(fence)).await?,
+        DialogEnd::NotHere,
+        "ended elsewhere, not lost"
+    );
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use hotline_cluster::{ClusterError, Decided, NodeInfo, Options, RedisState};
+use hotline_cluster::{ClusterError, Decided, DialogEnd, NodeInfo, Options, RedisState};
 use hotline_config::{ClusterSettings, DownPolicy};
 use hotline_route::{Needs, Number400};
 use hotline_sip::proxy::{Admission, CallHandle};
@@ -180,7 +180,7 @@ pub enum DialogReply {
     /// This node's call ended: write its CDR if the claim is ours.
     Ended {
         record: Box<hotline_cdr::CallRecord>,
-        result: Result<Option<(Vec<u8>, String, String)>, ClusterError>,
+        result: Result<DialogEnd, ClusterError>,
     },
     /// A BYE ended this node's call on another node (which wrote its CDR).
     EndedElsewhere { call: CallHandle },
@@ -188,7 +188,7 @@ pub enum DialogReply {
     Foreign {
         from_tag: String,
         at: jiff::Timestamp,
-        result: Result<Option<(Vec<u8>, String, String)>, ClusterError>,
+        result: Result<DialogEnd, ClusterError>,
     },
 }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hotline_cdr::Disposition;
-use hotline_cluster::{Claim, ClusterError, Decide, Decided, InviteKey, TrunkAsk, TrunkVerdict};
+use hotline_cluster::{
+    Claim, ClusterError, Decide, Decided, DialogEnd, InviteKey, TrunkAsk, TrunkVerdict,
+};
 use hotline_config::DownPolicy;
 use hotline_route::{resolve, Answers, CallContext, Decision, Live, Recorder, Target, TargetId};
 use hotline_sip::proxy::{Admission, CallHandle};
@@ -286,8 +288,14 @@ impl Core {
                 self.proxy.ended_elsewhere(Instant::now(), call);
             }
             DialogReply::Ended { record, result } => match result {
-                Ok(Some(_)) => self.shared.cdr.submit(hotline_cdr::Record::Call(*record)),
-                Ok(None) => {
+                Ok(DialogEnd::Claimed { .. }) => {
+                    self.shared.cdr.submit(hotline_cdr::Record::Call(*record))
+                }
+                Ok(DialogEnd::Lost) => {
+                    tracing::info!(call_id = %record.call_id, "call unknown to redis (restarted?): writing its CDR here");
+                    self.shared.cdr.submit(hotline_cdr::Record::Call(*record))
+                }
+                Ok(DialogEnd::NotHere) => {
                     tracing::info!(call_id = %record.call_id, "call ended by another node: its CDR is written there")
                 }
                 Err(e) => {
@@ -301,7 +309,12 @@ impl Core {
                 at,
                 result,
             } => {
-                let Ok(Some((json, caller_tag, owner))) = result else {
+                let Ok(DialogEnd::Claimed {
+                    record: json,
+                    caller_tag,
+                    owner,
+                }) = result
+                else {
                     return;
                 };
                 let mut call = hotline_cdr::CallRecord::empty(at);
