@@ -150,6 +150,19 @@ impl Shared {
     pub fn reload(&self) -> Result<String, String> {
         match self.current.reload(&self.live) {
             Ok(s) => {
+                if let Some(link) = &self.cluster {
+                    let same = s.settings.cluster.as_ref().is_some_and(|c| {
+                        c.redis == link.settings.redis
+                            && c.node == link.settings.node
+                            && c.address == link.settings.address
+                            && c.lease == link.settings.lease
+                            && c.timeout == link.settings.timeout
+                            && c.redis_down == link.settings.redis_down
+                    });
+                    if !same {
+                        tracing::warn!("reload: [cluster] changed; it takes effect at the next restart (the running node keeps its settings)");
+                    }
+                }
                 if let Some(b) = &s.settings.billing {
                     if let Some(p) = lock(&self.prepaid).as_mut() {
                         match hotline_cdr::billing::load_billing(&b.file) {
