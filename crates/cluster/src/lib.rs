@@ -17,7 +17,8 @@
 //! # Layout
 //! - [`keys`]: the key names.
 //! - `scripts`: the Lua scripts (`lua/*.lua`), EVALSHA with reload on NOSCRIPT.
-//! - [`RedisState`]: the client: decide, lease, release, renew, heartbeat, nodes, health.
+//! - [`RedisState`]: the client: decide (with the trunk limits), lease, release, renew,
+//!   publish / end answered calls, heartbeat, nodes, health.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

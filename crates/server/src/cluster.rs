@@ -9,6 +9,9 @@
 //! way when the hunt reaches the target: the proxy's gate answers `Admission::Wait` and the
 //! hunt resumes with the lease's answer. While Redis is down (the last round trip failed)
 //! nothing waits: each kind of state follows its `[cluster.redis_down]` policy at once.
+//! Answered calls are published at the answer and their end is claimed once (by the owner,
+//! or by the node a BYE of the call reached); [`Link::start`] also tells a shard when one of
+//! its calls was ended by a BYE through another node.
 
 use std::collections::HashMap;
 use std::future::Future;
