@@ -328,6 +328,28 @@ fn redis_restart_mid_traffic_policy_while_down_counters_right_after() {
     ) == 0
         && zcard(&redis, "spare") == 0));
     assert!(metric(&a, "hotline_cluster_redis_errors_total").unwrap_or(0.0) >= 1.0);
+    // Every cluster series docs/CLUSTER.md names is exported.
+    let m = a.metrics().unwrap_or_default();
+    let doc =
+        std::fs::read_to_string(hotline_testkit::paths::workspace_root().join("docs/CLUSTER.md"))
+            .unwrap_or_default();
+    let named: std::collections::BTreeSet<&str> = doc
+        .match_indices("hotline_cluster_")
+        .map(|(i, _)| {
+            let rest = &doc[i..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    assert_eq!(named.len(), 4, "{named:?}");
+    for n in named {
+        assert!(
+            m.contains(&format!("# TYPE {n} ")),
+            "docs/CLUSTER.md names {n}, not exported"
+        );
+    }
     // Every answered call has its CDR, the one up across the restart too (Redis forgot its
     // publication: its owner writes it).
     let (mut a, mut b) = (a, b);
