@@ -804,3 +804,46 @@ fn trunk_max_cps_is_shared_by_the_nodes() {
     assert_eq!(codes, [486, 486, 503, 503, 503, 503], "{finals:?}");
     let _ = stop(busy);
 }
+
+/// A node starts while Redis is down (not fatal): it says so (metric, /readyz degraded),
+/// takes calls with its own state (default `local` policies), and picks Redis up by itself
+/// once it is there.
+#[test]
+fn a_node_starts_without_redis_and_connects_when_it_comes() {
+    let mut redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    redis.kill();
+    let desk = uas("uas_answer", 2);
+    let base = HotlineConfig::new()
+        .target_limited("desk", &desk.uri("1001"), 1)
+        .number(NUMBER, &["desk"]);
+    let cfg = base
+        .clone()
+        .listen("127.0.0.2:0")
+        .with_admin()
+        .raw(&cluster_toml(&redis, "a", ""))
+        .to_toml();
+    let a = Hotline::spawn(&cfg);
+    assert!(wait_redis_up(&a, false, Duration::from_secs(5)));
+    let ready = a
+        .admin_addr()
+        .map(|addr| http_get(addr, "/readyz").unwrap_or_else(|e| e.to_string()))
+        .unwrap_or_default();
+    assert!(ready.contains("degraded"), "{ready}");
+    assert_all_ok(&run(caller(&a, "uac", 100)), 1, "call while redis is down");
+    redis.restart().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        wait_redis_up(&a, true, Duration::from_secs(8)),
+        "{}",
+        a.stderr_tail(20)
+    );
+    assert_all_ok(&run(caller(&a, "uac", 100)), 1, "call with redis");
+    let _ = stop(desk);
+    assert!(
+        eventually(Duration::from_secs(3), || redis
+            .int(&["EXISTS", "hl:node:a"])
+            .ok()
+            .flatten()
+            == Some(1)),
+        "heartbeat written"
+    );
+}
