@@ -146,6 +146,17 @@ fn limit_one_two_calls_through_two_nodes_exactly_one_rings_it() {
         &redis, "shared"
     ) == 0
         && zcard(&redis, "spare") == 0));
+    // Round trips: one decision per call; one lease per attempt (3: shared, shared refused,
+    // spare), so the first target of a call costs 2 on the INVITE path; one publication and one
+    // end claim per answered call.
+    let trips = |kind: &str| {
+        let s = format!("hotline_cluster_redis_round_trips_total{{kind=\"{kind}\"}}");
+        metric(&a, &s).unwrap_or(-1.0) + metric(&b, &s).unwrap_or(-1.0)
+    };
+    assert_eq!(trips("decide"), 2.0);
+    assert_eq!(trips("lease"), 3.0);
+    assert_eq!(trips("publish"), 2.0);
+    assert!(eventually(Duration::from_secs(2), || trips("end") == 2.0));
     let _ = a.stop();
     let _ = b.stop();
     let calls: Vec<_> = [&a, &b]
@@ -343,7 +354,7 @@ fn redis_restart_mid_traffic_policy_while_down_counters_right_after() {
             &rest[..end]
         })
         .collect();
-    assert_eq!(named.len(), 4, "{named:?}");
+    assert_eq!(named.len(), 5, "{named:?}");
     for n in named {
         assert!(
             m.contains(&format!("# TYPE {n} ")),

@@ -243,8 +243,50 @@ pub struct Options {
     pub timeout: Duration,
 }
 
+/// What a Redis round trip was for (counted per kind: [`RedisState::round_trips`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trip {
+    /// A new call's decision (claim, trunk limits, rates, cursors, counters).
+    Decide,
+    /// A target slot for a hunt attempt.
+    Lease,
+    /// Giving a slot back.
+    Release,
+    /// Publishing an answered call.
+    Publish,
+    /// Claiming the end of an answered call.
+    End,
+    /// Heartbeats, renewals, the node list, the ended-elsewhere check, pings.
+    Background,
+}
+
+impl Trip {
+    /// Every kind, in the order of [`RedisState::round_trips`].
+    pub const ALL: [Trip; 6] = [
+        Trip::Decide,
+        Trip::Lease,
+        Trip::Release,
+        Trip::Publish,
+        Trip::End,
+        Trip::Background,
+    ];
+    /// Its label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trip::Decide => "decide",
+            Trip::Lease => "lease",
+            Trip::Release => "release",
+            Trip::Publish => "publish",
+            Trip::End => "end",
+            Trip::Background => "background",
+        }
+    }
+}
+
 struct Inner {
     conn: ConnectionManager,
+    /// Round trips per [`Trip`] (resends after NOSCRIPT included).
+    trips: [AtomicU64; 6],
     scripts: Scripts,
     opts: Options,
     up: AtomicBool,
@@ -308,6 +350,7 @@ impl RedisState {
                 opts,
                 up: AtomicBool::new(false),
                 errors: AtomicU64::new(0),
+                trips: Default::default(),
                 held: Mutex::new(HashSet::new()),
             }),
         })
@@ -326,6 +369,12 @@ impl RedisState {
     /// Failed round trips since start.
     pub fn errors(&self) -> u64 {
         self.inner.errors.load(Ordering::Relaxed)
+    }
+
+    /// Round trips so far, per kind (order of [`Trip::ALL`]).
+    pub fn round_trips(&self) -> [u64; 6] {
+        let t = &self.inner.trips;
+        std::array::from_fn(|i| t[i].load(Ordering::Relaxed))
     }
 
     /// Leases this node holds.
@@ -352,13 +401,19 @@ impl RedisState {
 
     /// Run a pipeline within the timeout; on NOSCRIPT (a restarted or flushed Redis) load
     /// the scripts and run it once more.
-    async fn run(&self, pipe: &Pipeline) -> Result<Vec<Value>, ClusterError> {
+    async fn run(&self, pipe: &Pipeline, trip: Trip) -> Result<Vec<Value>, ClusterError> {
         let t = self.inner.opts.timeout;
+        let count = || {
+            let i = Trip::ALL.iter().position(|k| *k == trip).unwrap_or(5);
+            self.inner.trips[i].fetch_add(1, Ordering::Relaxed);
+        };
         let once = async {
             let mut conn = self.inner.conn.clone();
+            count();
             match pipe.query_async::<Vec<Value>>(&mut conn).await {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
                     self.inner.scripts.load(&mut conn).await?;
+                    count();
                     Ok(pipe.query_async::<Vec<Value>>(&mut conn).await?)
                 }
                 r => Ok(r?),
@@ -438,7 +493,7 @@ impl RedisState {
         if pipe.is_empty() {
             return Ok(Decided::default());
         }
-        let mut vals = self.run(&pipe).await?.into_iter();
+        let mut vals = self.run(&pipe, Trip::Decide).await?.into_iter();
         let mut out = Decided::default();
         if q.invite.is_some() {
             out.claim = Some(parse_claim(vals.next())?);
@@ -456,7 +511,7 @@ impl RedisState {
                     // Refused for its rate: the slot it got goes back (by hand: not renewed).
                     let mut pipe = redis::pipe();
                     pipe.zrem(keys::lease(&keys::trunk_lease_name(t.name)), t.call_id);
-                    let _ = self.run(&pipe).await;
+                    let _ = self.run(&pipe, Trip::Release).await;
                 } else {
                     v = TrunkVerdict::Calls;
                 }
@@ -528,7 +583,7 @@ impl RedisState {
                 .arg(call_id)
                 .arg(limit.unwrap_or(0)),
         );
-        let v = self.run(&pipe).await?;
+        let v = self.run(&pipe, Trip::Lease).await?;
         let ok = int(v.into_iter().next()).ok_or(ClusterError::Reply("lease.lua"))? == 1;
         if ok {
             self.hold(target, call_id);
@@ -551,7 +606,7 @@ impl RedisState {
         }
         let mut pipe = redis::pipe();
         pipe.zrem(keys::lease(target), call_id);
-        self.run(&pipe).await.map(|_| ())
+        self.run(&pipe, Trip::Release).await.map(|_| ())
     }
 
     /// Renew every lease this node holds (re-creating any a restarted Redis lost), in one
@@ -567,7 +622,7 @@ impl RedisState {
             }
             let mut pipe = redis::pipe();
             pipe.invoke_script(&inv);
-            let v = self.run(&pipe).await?;
+            let v = self.run(&pipe, Trip::Background).await?;
             lost += u64::try_from(int(v.into_iter().next()).unwrap_or(0)).unwrap_or(0);
         }
         Ok(lost)
@@ -592,7 +647,7 @@ impl RedisState {
         .ignore()
         .zadd(keys::NODES, &info.node, now_ms)
         .ignore();
-        self.run(&pipe).await.map(|_| ())
+        self.run(&pipe, Trip::Background).await.map(|_| ())
     }
 
     /// Every node seen (heartbeat keys of the last day), alive or not, by name.
@@ -601,7 +656,7 @@ impl RedisState {
         pipe.zrembyscore(keys::NODES, "-inf", now_ms - 86_400_000)
             .ignore()
             .zrange_withscores(keys::NODES, 0, -1);
-        let v = self.run(&pipe).await?;
+        let v = self.run(&pipe, Trip::Background).await?;
         let Some(Value::Array(a)) = v.into_iter().next() else {
             return Err(ClusterError::Reply("ZRANGE"));
         };
@@ -619,7 +674,7 @@ impl RedisState {
         let infos = if names.is_empty() {
             Vec::new()
         } else {
-            self.run(&pipe).await?
+            self.run(&pipe, Trip::Background).await?
         };
         let mut out = Vec::new();
         for ((name, seen), h) in names.into_iter().zip(infos) {
@@ -677,7 +732,7 @@ impl RedisState {
                 .arg(caller_tag)
                 .arg(ms(lifetime)),
         );
-        let v = self.run(&pipe).await?;
+        let v = self.run(&pipe, Trip::Publish).await?;
         let f = int(v.into_iter().next()).ok_or(ClusterError::Reply("dlg_put.lua"))?;
         Ok(u64::try_from(f).unwrap_or(0))
     }
@@ -702,7 +757,7 @@ impl RedisState {
                 .arg(fence.unwrap_or(0))
                 .arg(ms(ENDED_MARK_TTL)),
         );
-        let v = self.run(&pipe).await?;
+        let v = self.run(&pipe, Trip::End).await?;
         match v.into_iter().next() {
             Some(Value::Nil) | None => Ok(DialogEnd::NotHere),
             Some(Value::BulkString(b)) if b == b"lost" => Ok(DialogEnd::Lost),
@@ -734,7 +789,7 @@ impl RedisState {
         for c in call_ids {
             pipe.exists(keys::dialog_ended(c));
         }
-        let v = self.run(&pipe).await?;
+        let v = self.run(&pipe, Trip::Background).await?;
         Ok(v.into_iter().map(|x| int(Some(x)) == Some(1)).collect())
     }
 
@@ -742,7 +797,7 @@ impl RedisState {
     pub async fn ping(&self) -> Result<(), ClusterError> {
         let mut pipe = redis::pipe();
         pipe.cmd("PING");
-        self.run(&pipe).await.map(|_| ())
+        self.run(&pipe, Trip::Background).await.map(|_| ())
     }
 
     /// Beat and renew forever (every [`BEAT_EVERY`], or a third of the lease if shorter):

@@ -1095,6 +1095,19 @@ impl Metrics {
                 "Redis round trips that failed or timed out.",
                 l.redis.errors(),
             );
+            header(
+                &mut o,
+                "hotline_cluster_redis_round_trips_total",
+                "Redis round trips by purpose (decide, lease, release, publish, end, background).",
+                "counter",
+            );
+            for (k, n) in hotline_cluster::Trip::ALL.iter().zip(l.redis.round_trips()) {
+                let _ = writeln!(
+                    o,
+                    "hotline_cluster_redis_round_trips_total{{kind=\"{}\"}} {n}",
+                    k.name()
+                );
+            }
             gauge(
                 &mut o,
                 "hotline_cluster_leases_held",
