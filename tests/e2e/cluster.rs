@@ -858,3 +858,35 @@ fn a_node_starts_without_redis_and_connects_when_it_comes() {
         "heartbeat written"
     );
 }
+
+/// Nodes whose routing differs are told apart: `/status` says `hashes_agree: false` and the
+/// nodes log a warning naming the hashes.
+#[test]
+fn nodes_running_different_configurations_are_warned_about() {
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let base = HotlineConfig::new()
+        .target("desk", "sip:1001@127.0.0.1:9")
+        .number(NUMBER, &["desk"]);
+    let a = node(&base, &redis, "a", "127.0.0.2", "");
+    let other = base.clone().target("spare", "sip:1002@127.0.0.1:9");
+    let b = node(&other, &redis, "b", "127.0.0.3", "");
+    assert!(
+        a.wait_for_stderr(
+            "the live nodes run different configurations",
+            Duration::from_secs(8)
+        ),
+        "{}",
+        a.stderr_tail(20)
+    );
+    let status = || {
+        b.admin_addr()
+            .and_then(|addr| http_get(addr, "/status").ok())
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(Duration::from_secs(6), || status()
+            .contains("\"hashes_agree\":false")),
+        "{}",
+        status()
+    );
+}

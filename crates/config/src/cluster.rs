@@ -456,6 +456,23 @@ plan = "p"
     }
 
     #[test]
+    fn prepaid_in_a_cluster_is_warned_about() -> Result<(), String> {
+        let src = format!(
+            "[server.billing]\nfile = \"b.toml\"\n[cluster]\nredis = \"redis://127.0.0.1:6379/0\"\n\
+             node = \"a\"\naddress = \"sip.x\"\n{BASE}"
+        );
+        let c = from_toml_str(&src, "t.toml", 1).map_err(|e| e.to_string())?;
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.key == "cluster" && w.message.contains("once per node")),
+            "{:?}",
+            c.warnings
+        );
+        Ok(())
+    }
+
+    #[test]
     fn cluster_errors_name_key_line_and_hint() {
         let src = format!(
             "[cluster]\nredis = \"http://x\"\nnode = \"a b\"\nlease = \"0s\"\n\

@@ -92,9 +92,24 @@ impl Link {
         self.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut agreed = true;
             loop {
                 tick.tick().await;
                 if let Ok(n) = me.redis.nodes(hotline_cluster::now_ms()).await {
+                    let alive: Vec<_> = n.iter().filter(|x| x.alive).collect();
+                    let agree = alive.windows(2).all(|w| w[0].config_hash == w[1].config_hash);
+                    if agree != agreed {
+                        agreed = agree;
+                        if agree {
+                            tracing::info!("cluster: the live nodes run the same configuration again");
+                        } else {
+                            let hashes: Vec<String> = alive
+                                .iter()
+                                .map(|x| format!("{}={}", x.node, &x.config_hash[..x.config_hash.len().min(12)]))
+                                .collect();
+                            tracing::warn!(nodes = %hashes.join(" "), "cluster: the live nodes run different configurations");
+                        }
+                    }
                     me.nodes.store(Arc::new(n));
                 }
                 let calls: Vec<(String, (usize, CallHandle))> = lock(&me.published)
