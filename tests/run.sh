@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# THE test command: installs SIPp and nats-server when missing, builds everything, runs every test.
+# THE test command: installs SIPp, nats-server and redis-server when missing, builds everything, runs every test.
 #   bash tests/run.sh
 # Environment:
 #   CARGO_TEST_ARGS   extra arguments for `cargo test` (e.g. "-- --test-threads=1")
@@ -54,9 +54,14 @@ install_pkg() {
 install_sipp() { install_pkg sipp sip-tester; }
 # The CDR shipping tests start their own nats-server (JetStream, scratch store, free port).
 install_nats_server() { install_pkg nats-server nats-server; }
+# Redis (the cluster's live state: crates/cluster unit tests and tests/e2e/cluster.rs start
+# their own redis-server on a free port; no system service is used).
+install_redis() { install_pkg redis-server redis-server; }
 
 install_sipp
 log "sipp: $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -n1 || true)"
+install_redis
+log "redis: $(redis-server --version 2>/dev/null | grep -o 'v=[^ ]*' | head -n1 || true)"
 install_nats_server
 log "nats-server: $( (command -v nats-server >/dev/null 2>&1 && nats-server --version) || /usr/sbin/nats-server --version 2>/dev/null || true)"
 

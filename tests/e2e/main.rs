@@ -7,6 +7,7 @@
 
 mod calls;
 mod cdr;
+mod cluster;
 mod config_template;
 mod crash;
 mod exec_support;

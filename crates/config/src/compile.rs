@@ -458,6 +458,41 @@ pub(crate) fn compile(
         }
     }
 
+    // 2b. Cluster (main file only, like [server]).
+    let mut cluster_seen: Option<usize> = None;
+    for (fi, f) in &files {
+        if let Some(raw) = &f.cluster {
+            let header = header_span(&sources[*fi].text, "cluster");
+            if let Some(prev) = cluster_seen {
+                let prev_name = sources[prev].name.clone();
+                cx.err(
+                    *fi,
+                    header,
+                    "cluster",
+                    format!("[cluster] is also defined in {prev_name}"),
+                    Some("keep [cluster] in the main file only".into()),
+                );
+                continue;
+            }
+            cluster_seen = Some(*fi);
+            let fi = *fi;
+            settings.cluster = crate::cluster::build(raw, header, &mut |span, key, msg, hint| {
+                cx.err(fi, span, key, msg, hint)
+            });
+        }
+    }
+
+    if let (Some(_), Some(_), Some(fi)) = (&settings.cluster, &settings.billing, cluster_seen) {
+        let span = header_span(&sources[fi].text, "cluster");
+        cx.warn(
+            fi,
+            span,
+            "cluster",
+            "prepaid balances are not shared between cluster nodes yet: each node enforces \
+             [server.billing] on its own, so a balance can be spent once per node (docs/CLUSTER.md)",
+        );
+    }
+
     // 3. Calendar.
     let calendar = build_calendar(&mut cx, &files, read_file);
 
@@ -914,6 +949,9 @@ pub(crate) fn compile(
         h.update([0u8]);
     }
     let hash: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(c) = settings.cluster.as_mut() {
+        c.config_hash = crate::cluster::shared_hash(sources);
+    }
     Ok(Output {
         settings,
         parts: TableParts {

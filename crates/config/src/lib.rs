@@ -12,10 +12,12 @@
 //! - `compile`: raw files -> `Settings` + `TableParts` (every error at once).
 //! - `recover`: every structural error of a file (unknown keys, wrong types), not just serde's first.
 //! - [`settings`]: `Settings` and its parts.
+//! - [`cluster`]: `[cluster]` (`ClusterSettings`, the Redis-down policy).
 //! - [`error`]: `ConfigError`, `ConfigErrors`, `Warning`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cluster;
 mod compile;
 pub mod error;
 mod recover;
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use hotline_route::RouteTable;
 
+pub use cluster::{ClusterSettings, DownPolicy, RedisDown};
 pub use compile::{
     calendar_warning, parse_date_range, parse_duration, parse_sip_uri, parse_time_range,
     parse_weekdays, Source, COMPANY_MAX_NUMBERS, EMBEDDED_CALENDAR,

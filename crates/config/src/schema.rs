@@ -42,6 +42,7 @@ pub enum DurationRaw {
 pub struct RawFile {
     pub include: Option<Spanned<Vec<String>>>,
     pub server: Option<RawServer>,
+    pub cluster: Option<crate::cluster::RawCluster>,
     pub calendar: Option<RawCalendar>,
     pub screening: Option<RawScreening>,
     #[serde(default)]

@@ -26,6 +26,8 @@ pub struct Settings {
     /// Log filter (`info`, `debug`, `info,hotline_sip=trace`) applied at start and on every
     /// reload; `None` leaves the level to `HOTLINE_LOG` / `hotline log-level`.
     pub log_level: Option<String>,
+    /// `[cluster]`: shared live state in Redis; `None` = the single box (no Redis).
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 /// `[server.sip]`.
@@ -265,6 +267,7 @@ impl Default for Settings {
             workers: 0,
             unknown_sources: UnknownSources::Drop,
             log_level: None,
+            cluster: None,
         }
     }
 }

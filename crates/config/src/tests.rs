@@ -1482,7 +1482,10 @@ fn caller_id_per_number_and_target() {
     assert!(
         errs.iter().any(|e| e.line == 9
             && e.message.contains("not a valid caller_id")
-            && e.hint.as_deref().unwrap_or("").contains("number_and_caller")),
+            && e.hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("number_and_caller")),
         "{errs:#?}"
     );
 }
@@ -1907,4 +1910,94 @@ plan = "p"
         "{}",
         ConfigErrors(errs.clone())
     );
+}
+
+/// A decision run against a `Recorder` asks exactly what the real run asks; replayed
+/// `Answers` (as a cluster node fetches them from Redis in one round trip) decide the same way
+/// the in-memory state would.
+#[test]
+fn recorded_needs_and_replayed_answers() {
+    use hotline_route::{Answers, LiveState, RateVerdict, Recorder, TargetStats};
+    let c = compile(HUNT);
+    let live = Live::new();
+    let at = ts("2026-01-05T02:00:00Z");
+    let rec = Recorder::new();
+    let call = CallContext::new(num("4008000001"), "13800138000");
+    assert!(matches!(
+        resolve(&c.table, &rec, &call, at),
+        Decision::Route(_)
+    ));
+    let needs = rec.into_needs();
+    assert_eq!(needs.cursors.len(), 1, "{needs:?}");
+    assert!(
+        needs.rates.is_empty() && needs.stats.is_empty(),
+        "{needs:?}"
+    );
+    // Cursor 4 of 3 members: the order starts at b, as with the in-memory cursor at 4.
+    let key = needs.cursors[0].clone();
+    let ans = Answers::new(Vec::new(), vec![(key.clone(), 4)], Vec::new(), &live);
+    assert_eq!(order(&c, &Live::new(), "4008000001", 0), ["a", "b", "c"]);
+    let names = |d: Decision<'_>| match d {
+        Decision::Route(r) => r
+            .hunt(&c.table)
+            .map(|(_, _, t)| t.name.clone())
+            .collect::<Vec<_>>(),
+        Decision::Reject(r) => panic!("{r:?}"),
+    };
+    assert_eq!(names(resolve(&c.table, &ans, &call, at)), ["b", "c", "a"]);
+    assert_eq!(ans.peek_cursor(&key), 4);
+    // Fewest calls: the counters asked for are the group's members; replayed ones decide.
+    let rec = Recorder::new();
+    let call = CallContext::new(num("4008000003"), "13800138000");
+    let _ = resolve(&c.table, &rec, &call, at);
+    let needs = rec.into_needs();
+    assert_eq!(
+        needs.stats.iter().map(|s| &**s).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    let busy = TargetStats {
+        active: 2,
+        calls: 9,
+        last_call_ms: 1,
+    };
+    let idle = TargetStats::default();
+    let ans = Answers::new(
+        Vec::new(),
+        Vec::new(),
+        vec![("a".into(), busy), ("b".into(), busy), ("c".into(), idle)],
+        &live,
+    );
+    assert_eq!(names(resolve(&c.table, &ans, &call, at))[0], "c");
+    // Rates: the question carries the number's limit; a Blocked answer rejects.
+    let r = compile(&with(
+        r#"
+[screening.harassment]
+per_caller_number = { calls = 3, window = "60s" }
+[numbers."4008001234"]
+company = "acme"
+plan = "day"
+"#,
+    ));
+    let rec = Recorder::new();
+    let call = CallContext::new(num("4008001234"), "13800138000");
+    let _ = resolve(&r.table, &rec, &call, at);
+    let needs = rec.into_needs();
+    assert_eq!(needs.rates.len(), 1);
+    assert!(needs.rates[0].commit);
+    assert_eq!(
+        needs.rates[0].limit.per_caller_number.map(|w| w.calls),
+        Some(3)
+    );
+    let ans = Answers::new(
+        vec![RateVerdict::Blocked { until_ms: 1 }],
+        Vec::new(),
+        Vec::new(),
+        &live,
+    );
+    assert!(matches!(
+        resolve(&r.table, &ans, &call, at),
+        Decision::Reject(x) if x.cause == RejectCause::BlockedRate
+    ));
+    // Nothing was written to the fallback state.
+    assert_eq!(live.rate_entries(), 0);
 }

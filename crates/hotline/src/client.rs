@@ -198,7 +198,8 @@ pub fn summary(v: &serde_json::Value) -> String {
         format!("NOT READY ({})", why.join("; "))
     };
     let uptime = v["uptime_seconds"].as_u64().unwrap_or(0);
-    format!(
+    let cluster = cluster_summary(&v["cluster"]);
+    let mut out = format!(
         "hotline {} (commit {}, built {})\n\
          state:     {ready}\n\
          sip:       {}\n\
@@ -235,7 +236,45 @@ pub fn summary(v: &serde_json::Value) -> String {
                 s(&d["lost"])
             ),
         }
-    )
+    );
+    out.push_str(&cluster);
+    out
+}
+
+/// The `cluster` part of `hotline status` (empty on a single box): this node, Redis, and
+/// every node seen with its config hash; a warning when live nodes disagree.
+fn cluster_summary(c: &serde_json::Value) -> String {
+    if c.is_null() {
+        return String::new();
+    }
+    let s = |x: &serde_json::Value| match x {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let mut out = format!(
+        "cluster:   node {} address {} redis {} ({} errors) leases held {}\n",
+        s(&c["node"]),
+        s(&c["address"]),
+        if c["redis_up"] == true { "up" } else { "DOWN" },
+        s(&c["redis_errors"]),
+        s(&c["leases_held"]),
+    );
+    for n in c["nodes"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        out.push_str(&format!(
+            "  node {:<16} {:<5} sip {} config {} (generation {}) version {}\n",
+            s(&n["node"]),
+            if n["alive"] == true { "alive" } else { "gone" },
+            s(&n["sip"]),
+            s(&n["config_hash"]),
+            s(&n["generation"]),
+            s(&n["version"]),
+        ));
+    }
+    if c["hashes_agree"] == false {
+        out.push_str("  WARNING: the live nodes run different configurations\n");
+    }
+    out
 }
 
 /// `hotline reload`: prints the new generation, or every config error (exit 1).
@@ -255,6 +294,31 @@ pub fn log_level(addr: SocketAddr, filter: Option<&str>) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_summary_shows_the_cluster_and_warns_on_disagreeing_nodes() {
+        let v: serde_json::Value = serde_json::json!({
+            "cluster": {"node": "a", "address": "sip.x", "redis_up": true, "redis_errors": 0,
+                "leases_held": 2, "hashes_agree": false, "nodes": [
+                {"node": "a", "alive": true, "sip": "10.0.0.1:5060", "config_hash": "h1", "generation": 1, "version": "0.1.0"},
+                {"node": "b", "alive": true, "sip": "10.0.0.2:5060", "config_hash": "h2", "generation": 1, "version": "0.1.0"}]}
+        });
+        let text = summary(&v);
+        assert!(
+            text.contains("cluster:   node a address sip.x redis up"),
+            "{text}"
+        );
+        assert!(
+            text.contains("node b") && text.contains("config h2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("WARNING: the live nodes run different configurations"),
+            "{text}"
+        );
+        let single = summary(&serde_json::json!({"cluster": null}));
+        assert!(!single.contains("cluster:"), "{single}");
+    }
 
     #[test]
     fn admin_address_from_config_text() {

@@ -8,8 +8,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::calendar::DayKind;
-use crate::live::{Live, RateVerdict};
+use crate::live::RateVerdict;
 use crate::resolve::{check, peek_orders, screen, CallContext, Env, Miss, Reject, RejectCause};
+use crate::state::LiveState;
 use crate::table::{Conditions, Fallback, Plan, RouteTable};
 
 /// The account of one routing decision. `Display` is for people, `Serialize` for `--json`.
@@ -273,7 +274,7 @@ fn miss_reason(m: Miss, c: &Conditions, env: &Env<'_>) -> String {
 
 fn plan_view(
     table: &RouteTable,
-    live: &Live,
+    live: &dyn LiveState,
     plan: &Plan,
     seed: u64,
     caller_id: crate::table::CallerId,
@@ -395,7 +396,7 @@ fn strategy_name(s: crate::table::Strategy) -> &'static str {
 /// Explain the routing of `call` at `now`. Live state is read, never written.
 pub fn explain(
     table: &RouteTable,
-    live: &Live,
+    live: &dyn LiveState,
     call: &CallContext<'_>,
     now: Timestamp,
 ) -> Explanation {

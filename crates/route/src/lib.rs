@@ -11,6 +11,8 @@
 //! - [`calendar`]: China holiday calendar with make-up workdays (调休).
 //! - [`table`]: `RouteTable` and everything in it (targets, plans, groups, rules, lists).
 //! - [`live`]: `Live`, concurrent state outside the snapshot (active calls, cursors, rates).
+//! - [`state`]: `LiveState`, what routing asks of live state; `Recorder` / `Answers` to fetch
+//!   it elsewhere in one batch (a cluster's Redis); `Leases`.
 //! - [`resolve`]: `resolve()`, `Decision`, `Reject`, `Routed`, hunt orders.
 //! - [`explain`]: `explain()`, a step-by-step account of a decision.
 #![forbid(unsafe_code)]
@@ -22,6 +24,7 @@ pub mod live;
 pub mod number;
 pub mod region;
 pub mod resolve;
+pub mod state;
 pub mod table;
 
 pub use calendar::{Calendar, DayKind};
@@ -35,6 +38,7 @@ pub use region::{Region, RegionDb};
 pub use resolve::{
     reason_phrase, resolve, CallContext, Decision, HuntGroup, Miss, Reject, RejectCause, Routed,
 };
+pub use state::{Answers, Leases, LiveState, Needs, RateQuestion, Recorder};
 pub use table::{
     AdvanceOn, AnonymousPolicy, CallerId, Cause, Conditions, EarlyMedia, Fallback, ForwardOn,
     Group, ListId, ListSet, Member, Mode, NamedList, NumberEntry, OnTargetBusyLocal, Plan, PlanId,

@@ -110,6 +110,17 @@ impl Live {
         })
     }
 
+    /// Count a call on `target` whatever its limit (a cluster node, whose slot was leased in
+    /// the shared store, keeps its own view). Pair with one [`Live::release`].
+    pub fn acquire(&self, target: &Target, now: Timestamp) {
+        self.with_target(&target.name, |t| {
+            t.active.fetch_add(1, Ordering::AcqRel);
+            t.calls.fetch_add(1, Ordering::Relaxed);
+            t.last_call_ms
+                .store(now.as_millisecond(), Ordering::Relaxed);
+        })
+    }
+
     /// Give back a slot taken by [`Live::try_acquire`]. Never goes below zero.
     pub fn release(&self, target: &Target) {
         self.release_name(&target.name);

@@ -8,11 +8,12 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::calendar::{Calendar, DayKind};
-use crate::live::{Live, RateVerdict};
+use crate::live::RateVerdict;
 use crate::number::{normalize_caller, Caller, CallerKind, Number400};
 use crate::region::Region;
 #[cfg(test)]
 use crate::region::RegionDb;
+use crate::state::LiveState;
 use crate::table::{
     Conditions, Group, ListHit, Member, NumberEntry, Plan, RouteTable, Rule, Status, Strategy,
     Target, MAX_GROUPS, MAX_MEMBERS,
@@ -373,7 +374,7 @@ pub(crate) struct Screened<'t> {
 
 pub(crate) fn screen<'t>(
     table: &'t RouteTable,
-    live: &Live,
+    live: &dyn LiveState,
     entry: &'t NumberEntry,
     raw_caller: &str,
     now: Timestamp,
@@ -466,7 +467,7 @@ fn mix(mut z: u64) -> u64 {
 /// round-robin cursor.
 pub(crate) fn order_group(
     table: &RouteTable,
-    live: &Live,
+    live: &dyn LiveState,
     group: &Group,
     seed: u64,
     salt: u64,
@@ -546,7 +547,7 @@ pub(crate) fn order_group(
 
 fn member_stats(
     table: &RouteTable,
-    live: &Live,
+    live: &dyn LiveState,
     group: &Group,
     i: usize,
 ) -> crate::live::TargetStats {
@@ -600,7 +601,7 @@ static EMPTY_PLAN: Plan = Plan {
 /// hunt order. Updates live state (rate windows, round-robin cursors); never blocks.
 pub fn resolve<'t>(
     table: &'t RouteTable,
-    live: &Live,
+    live: &dyn LiveState,
     call: &CallContext<'_>,
     now: Timestamp,
 ) -> Decision<'t> {
@@ -645,7 +646,7 @@ pub fn resolve<'t>(
 /// Hunt orders without touching live state (for explain).
 pub(crate) fn peek_orders(
     table: &RouteTable,
-    live: &Live,
+    live: &dyn LiveState,
     plan: &Plan,
     seed: u64,
 ) -> [GroupOrder; MAX_GROUPS] {
@@ -736,7 +737,7 @@ mod tests {
     #[test]
     fn empty_table_rejects_unknown() {
         let table = RouteTable::empty();
-        let live = Live::new();
+        let live = crate::Live::new();
         let n = crate::normalize_called("4008001234").unwrap_or_else(|e| panic!("{e}"));
         let d = resolve(
             &table,

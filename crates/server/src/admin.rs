@@ -299,7 +299,10 @@ pub async fn handle(state: &AdminState, req: &Request) -> Response {
         },
         ("GET", "/healthz") => Response::text(200, "ok\n"),
         ("GET", "/readyz") => match m.readiness() {
-            Ok(()) => Response::text(200, "ready\n"),
+            Ok(()) => match m.degraded() {
+                None => Response::text(200, "ready\n"),
+                Some(d) => Response::text(200, format!("ready (degraded: {d})\n")),
+            },
             Err(why) => Response::text(503, format!("not ready: {}\n", why.join("; "))),
         },
         ("GET", "/status") => Response {
@@ -410,7 +413,7 @@ pub fn status_json(state: &AdminState) -> String {
             "\"ready\":{},\"not_ready\":[{}],\"draining\":{},\"sip\":{},",
             "\"config\":{{\"generation\":{},\"hash\":{},\"loaded_at\":{},\"numbers\":{},\"source\":{}}},",
             "\"calls\":{{\"active\":{},\"talking\":{},\"started_total\":{}}},",
-            "\"transactions\":{},\"cdr\":{}}}\n"
+            "\"transactions\":{},\"cdr\":{},\"cluster\":{}}}\n"
         ),
         json_str(&b.version),
         json_str(&b.commit),
@@ -435,6 +438,45 @@ pub fn status_json(state: &AdminState) -> String {
         m.calls_started(),
         m.transactions(),
         cdr,
+        cluster_json(m),
+    )
+}
+
+/// `"cluster"` of `/status`: this node, Redis health, every node seen and the config hash it
+/// runs (`hashes_agree` false when the nodes' routing differs); `null` on a single box.
+fn cluster_json(m: &crate::metrics::Metrics) -> String {
+    let Some(l) = m.cluster() else {
+        return "null".into();
+    };
+    let nodes = l.nodes.load();
+    let alive: Vec<_> = nodes.iter().filter(|n| n.alive).collect();
+    let agree = alive
+        .windows(2)
+        .all(|w| w[0].config_hash == w[1].config_hash);
+    let list: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "{{\"node\":{},\"alive\":{},\"sip\":{},\"config_hash\":{},\"generation\":{},\"version\":{},\"seen_ms\":{}}}",
+                json_str(&n.node),
+                n.alive,
+                json_str(&n.sip),
+                json_str(&n.config_hash),
+                n.generation,
+                json_str(&n.version),
+                n.seen_ms
+            )
+        })
+        .collect();
+    format!(
+        "{{\"node\":{},\"address\":{},\"redis_up\":{},\"redis_errors\":{},\"leases_held\":{},\"hashes_agree\":{},\"nodes\":[{}]}}",
+        json_str(&l.settings.node),
+        json_str(&l.settings.address),
+        l.redis.is_up(),
+        l.redis.errors(),
+        l.redis.held(),
+        agree,
+        list.join(",")
     )
 }
 

@@ -27,8 +27,8 @@ use hotline_route::{
 };
 use hotline_sip::frame::{parse_datagram, Datagram, Limits};
 use hotline_sip::proxy::{
-    Advance, AttemptInfo, BranchTarget, ByCause, CallHandle, CallInfo, Diversion, Event, ForkGroup,
-    ForkPlan, Hangup, Outcome, Peer, Presentation, Proxy, ProxyConfig, Transport,
+    Admission, Advance, AttemptInfo, BranchTarget, ByCause, CallHandle, CallInfo, Diversion, Event,
+    ForkGroup, ForkPlan, Hangup, Outcome, Peer, Presentation, Proxy, ProxyConfig, Transport,
 };
 use hotline_sip::txn::Timers;
 use hotline_sip::uri::Uri;
@@ -36,12 +36,15 @@ use hotline_sip::Message;
 use tokio::sync::{mpsc, watch};
 
 use crate::alarm::Alarm;
+use crate::cluster::{CallState, Link};
 use crate::logbuf;
 use crate::metrics::{Metrics, ShardSample};
 use crate::prepaid::{Grant, Prepaid};
 use crate::snapshot::{Current, Snapshot};
 use crate::transport::{self, owner, Dispatch, Outbound, ShardMsg, Tcp};
 use crate::Error;
+
+mod cluster;
 
 /// What the core remembers of a call for its CDR and its live-state bookkeeping.
 struct CallMeta {
@@ -59,6 +62,8 @@ struct CallMeta {
     /// Prepaid: minutes reserved so far and when the call was answered.
     reserved_minutes: u32,
     answered_at: Option<Instant>,
+    /// Cluster: a parked decision, lease answers (empty on a single box).
+    cl: CallState,
 }
 
 /// What is wrong with the `[server.billing] file`, without naming it again (the error's
@@ -101,6 +106,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     prepaid: crate::prepaid::SharedPrepaid,
     trunks: Mutex<HashMap<String, TrunkState>>,
+    /// `[cluster]`: live state shared in Redis; `None` on a single box.
+    pub cluster: Option<Arc<Link>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -139,6 +146,12 @@ impl Shared {
         metrics.set_config(&snap);
         let live = Live::new();
         live.prepare(&snap.table);
+        let cluster = match &s.cluster {
+            Some(c) => Some(Arc::new(
+                Link::new(c).map_err(|e| Error::Cluster(e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok((
             Shared {
                 current: Current::new(snap),
@@ -147,6 +160,7 @@ impl Shared {
                 metrics,
                 prepaid,
                 trunks: Mutex::new(HashMap::new()),
+                cluster,
             },
             cdr_handle,
         ))
@@ -161,6 +175,19 @@ impl Shared {
     pub fn reload(&self) -> Result<String, String> {
         match self.current.reload(&self.live) {
             Ok(s) => {
+                if let Some(link) = &self.cluster {
+                    let same = s.settings.cluster.as_ref().is_some_and(|c| {
+                        c.redis == link.settings.redis
+                            && c.node == link.settings.node
+                            && c.address == link.settings.address
+                            && c.lease == link.settings.lease
+                            && c.timeout == link.settings.timeout
+                            && c.redis_down == link.settings.redis_down
+                    });
+                    if !same {
+                        tracing::warn!("reload: [cluster] changed; it takes effect at the next restart (the running node keeps its settings)");
+                    }
+                }
                 if let Some(b) = &s.settings.billing {
                     if let Some(p) = lock(&self.prepaid).as_mut() {
                         match hotline_cdr::billing::load_billing(&b.file) {
@@ -216,6 +243,13 @@ impl Shared {
         }
         st.active += 1;
         None
+    }
+
+    /// Count a call the cluster's shared trunk limits admitted (this node's view).
+    pub(crate) fn trunk_note(&self, name: &str) {
+        if let Some(st) = lock(&self.trunks).get_mut(name) {
+            st.active += 1;
+        }
     }
 
     fn trunk_release(&self, name: &str) {
@@ -311,6 +345,7 @@ impl Core {
         pcfg.timers = timers(s);
         pcfg.id_first = shard as u64 + 1;
         pcfg.id_step = shards.max(1) as u64;
+        pcfg.record_route = s.cluster.as_ref().map(|c| c.address.clone());
         let limits = Limits {
             max_message: s.sip.max_message_bytes,
         };
@@ -572,14 +607,14 @@ impl Core {
             ShardMsg::Parsed(p, _) | ShardMsg::Raw(p, _) => {
                 (p.transport == Transport::Tcp).then_some(*p)
             }
-            ShardMsg::Unreachable(_) | ShardMsg::Datagram(..) => None,
+            ShardMsg::Unreachable(_) | ShardMsg::Datagram(..) | ShardMsg::Cluster(_) => None,
         };
         if let Some(source) = tcp_source(&m) {
             let snap = self.shared.current.load();
             let bytes = match &m {
                 ShardMsg::Parsed(_, msg) => msg.bytes().clone(),
                 ShardMsg::Raw(_, b) | ShardMsg::Datagram(_, b) => b.clone(),
-                ShardMsg::Unreachable(_) => Bytes::new(),
+                ShardMsg::Unreachable(_) | ShardMsg::Cluster(_) => Bytes::new(),
             };
             self.shared.metrics.inbound(&bytes);
             if !snap.source_allowed(source.addr.ip()) {
@@ -594,6 +629,7 @@ impl Core {
                 self.proxy.transport_error(now, peer);
             }
             ShardMsg::Datagram(..) => {}
+            ShardMsg::Cluster(r) => self.on_cluster_reply(now, *r),
         }
     }
 
@@ -679,10 +715,11 @@ impl Core {
                 any = true;
                 self.on_event(now, ev);
             }
-            let live = &self.shared.live;
-            let calls = &self.calls;
-            self.proxy
-                .pending_hunts(now, &mut |call, tag| admit(live, calls, call, tag, now));
+            let (shared, calls, me) = (&self.shared, &mut self.calls, self.shard);
+            let inbox = &self.dispatch;
+            self.proxy.pending_hunts_gated(now, &mut |call, tag| {
+                gate(shared, calls, inbox, me, call, tag, now)
+            });
             if !any {
                 break;
             }
@@ -711,16 +748,24 @@ impl Core {
                 self.on_incoming(now, call, &request, source)
             }
             Event::Redirect { call, contacts } => self.on_redirect(call, &contacts),
-            Event::AttemptStarted { .. } => {}
+            Event::AttemptStarted { call, target, .. } => {
+                if let Some(m) = self.calls.get_mut(&call) {
+                    m.cl.consume(target);
+                }
+            }
             Event::AttemptEnded(a) => self.on_attempt(a),
-            Event::Answered { call, .. } => {
+            Event::Answered { call, target } => {
                 self.shared.metrics.call_answered();
                 if let Some(m) = self.calls.get_mut(&call) {
                     m.answered_at = Some(now);
                 }
+                self.publish_dialog(now, call, target);
                 self.renew_call(now, call);
             }
             Event::CallEnded(c) => self.on_call_ended(c),
+            Event::ForeignBye {
+                call_id, from_tag, ..
+            } => self.on_foreign_bye(now, &call_id, &from_tag),
         }
     }
 
@@ -773,6 +818,7 @@ impl Core {
             trunk_slot: None,
             reserved_minutes: 0,
             answered_at: None,
+            cl: CallState::default(),
         };
         if self.draining {
             meta.disposition = Some(Disposition::Failed);
@@ -826,7 +872,29 @@ impl Core {
             callback,
         };
         let ts = self.clock.ts(now);
+        let Some(meta) = self.park(now, call, req, meta, &ctx, ts) else {
+            // Waiting for Redis, or refused because it is down.
+            return;
+        };
         let decision = resolve(&snap.table, &self.shared.live, &ctx, ts);
+        let ident = ReqIdentity::of(req);
+        self.decide(now, call, meta, &snap, decision, &called, trunk, ident, ts);
+    }
+
+    /// Carry out a routing decision: reject, or (after the prepaid and trunk checks) hunt.
+    #[allow(clippy::too_many_arguments)]
+    fn decide(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        mut meta: CallMeta,
+        snap: &Arc<Snapshot>,
+        decision: Decision<'_>,
+        called: &Number400,
+        trunk: Option<String>,
+        ident: ReqIdentity,
+        ts: jiff::Timestamp,
+    ) {
         match decision {
             Decision::Reject(r) => {
                 meta.disposition = Some(reject_disposition(r.cause));
@@ -843,12 +911,12 @@ impl Core {
                     .trunks
                     .iter()
                     .any(|t| Some(&t.name) == trunk.as_ref() && t.trusted);
-                let mut plan = fork_plan(&snap.table, &routed, &called);
+                let mut plan = fork_plan(&snap.table, &routed, called);
                 if !trusted {
                     // Identity is asserted only by trusted trunks (RFC 3325 trust domain).
                     plan.remove_headers = vec!["P-Asserted-Identity", "P-Preferred-Identity"];
                 }
-                set_caller_id(&mut plan, &snap.table, &routed, req, trusted);
+                set_caller_id(&mut plan, &snap.table, &routed, ident, trusted);
                 meta.ring = plan
                     .groups
                     .iter()
@@ -872,7 +940,13 @@ impl Core {
                     }
                 }
                 if let Some(name) = &trunk {
-                    if let Some(why) = self.shared.trunk_admit(&snap, name, now) {
+                    // In a cluster the shared limits were checked with the decision (and the
+                    // slot is already this call's); else this node's.
+                    let why = match meta.cl.trunk.take() {
+                        Some(v) => v,
+                        None => self.shared.trunk_admit(snap, name, now),
+                    };
+                    if let Some(why) = why {
                         meta.disposition = Some(Disposition::Failed);
                         meta.record.reason = why.into();
                         self.calls.insert(call, meta);
@@ -889,10 +963,10 @@ impl Core {
                     meta.trunk_slot = Some(name.clone());
                 }
                 self.calls.insert(call, meta);
-                let live = &self.shared.live;
-                let calls = &self.calls;
-                self.proxy.route(now, call, plan, &mut |c, tag| {
-                    admit(live, calls, c, tag, now)
+                let (shared, calls, me) = (&self.shared, &mut self.calls, self.shard);
+                let inbox = &self.dispatch;
+                self.proxy.route_gated(now, call, plan, &mut |c, tag| {
+                    gate(shared, calls, inbox, me, c, tag, now)
                 });
             }
         }
@@ -968,7 +1042,12 @@ impl Core {
         } else if a.outcome != Outcome::LimitReached {
             if let Some(t) = table.try_target(TargetId(a.target)) {
                 self.shared.live.release(t);
+                if let Some(link) = &self.shared.cluster {
+                    link.release(&t.name, &meta.record.call_id);
+                }
             }
+        } else {
+            meta.cl.consume(a.target);
         }
         meta.targets.insert(a.attempt, a.target);
         let rec = AttemptRecord {
@@ -996,10 +1075,31 @@ impl Core {
         };
         if let Some(t) = meta.trunk_slot.take() {
             self.shared.trunk_release(&t);
+            if let Some(link) = &self.shared.cluster {
+                link.release(
+                    &hotline_cluster::keys::trunk_lease_name(&t),
+                    &meta.record.call_id,
+                );
+            }
+        }
+        // Slots granted to attempts that never started (the call ended while they were
+        // decided).
+        for (tag, a) in std::mem::take(&mut meta.cl.gate) {
+            if a == Admission::Admit {
+                if let Some(t) = meta.snap.table.try_target(TargetId(tag)) {
+                    self.shared.live.release(t);
+                    if let Some(link) = &self.shared.cluster {
+                        link.release(&t.name, &meta.record.call_id);
+                    }
+                }
+            }
         }
         if let Some(t) = meta.answered.take() {
             if let Some(t) = meta.snap.table.try_target(TargetId(t)) {
                 self.shared.live.release(t);
+                if let Some(link) = &self.shared.cluster {
+                    link.release(&t.name, &meta.record.call_id);
+                }
             }
         }
         let r = &mut meta.record;
@@ -1069,7 +1169,34 @@ impl Core {
                 )
             });
         }
+        if meta.cl.duplicate {
+            // The call is the other node's: one CDR per call, written there.
+            return;
+        }
+        if let Some(fence) = meta.cl.fence {
+            // Published in Redis: the CDR is written by whoever claims the end (here, unless
+            // another node took the call over).
+            self.end_dialog(meta.record, fence);
+            return;
+        }
         self.shared.cdr.submit(Record::Call(meta.record));
+    }
+}
+
+/// The admission gate of the hunt: on a single box [`admit`]; in a cluster the slot is
+/// leased in Redis (the hunt waits for the answer, see `cluster`).
+fn gate(
+    shared: &Shared,
+    calls: &mut HashMap<CallHandle, CallMeta>,
+    dispatch: &Dispatch,
+    shard: usize,
+    call: CallHandle,
+    tag: u32,
+    now: Instant,
+) -> Admission {
+    match &shared.cluster {
+        None => admit(&shared.live, calls, call, tag, now).into(),
+        Some(link) => cluster::gate(link, &shared.live, calls, dispatch, shard, call, tag),
     }
 }
 
@@ -1251,26 +1378,44 @@ fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number400) -> For
 /// 来电显示: what each callee of `plan` is shown as the caller, from the number's `caller_id`
 /// and the targets' own. The caller's number is not shown to anyone when it asked for
 /// privacy (RFC 3323 `Privacy: id` / `user` / `header`) or has none.
+/// What the caller-ID presentation needs of an INVITE: whether the caller asked for privacy
+/// (RFC 3323 `Privacy: id / user / header`) and whether it carries a P-Asserted-Identity.
+/// Taken when the INVITE arrives, so a decision taken later (a cluster node waiting for Redis)
+/// does not need the request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReqIdentity {
+    pub privacy: bool,
+    pub has_pai: bool,
+}
+
+impl ReqIdentity {
+    pub fn of(req: &Message) -> ReqIdentity {
+        ReqIdentity {
+            privacy: req.headers("Privacy").any(|v| {
+                v.split(|&b| b == b';').any(|t| {
+                    let t = t.trim_ascii();
+                    t.eq_ignore_ascii_case(b"id")
+                        || t.eq_ignore_ascii_case(b"user")
+                        || t.eq_ignore_ascii_case(b"header")
+                })
+            }),
+            has_pai: req.header("P-Asserted-Identity").is_some(),
+        }
+    }
+}
+
 fn set_caller_id(
     plan: &mut ForkPlan,
     table: &hotline_route::RouteTable,
     routed: &hotline_route::Routed<'_>,
-    req: &Message,
+    ident: ReqIdentity,
     trusted: bool,
 ) {
     use hotline_route::{CallerId, CallerKind};
     let called = routed.number.number.as_str().to_owned();
     let caller = &routed.caller;
-    let private = caller.kind == CallerKind::Unknown
-        || req.headers("Privacy").any(|v| {
-            v.split(|&b| b == b';').any(|t| {
-                let t = t.trim_ascii();
-                t.eq_ignore_ascii_case(b"id")
-                    || t.eq_ignore_ascii_case(b"user")
-                    || t.eq_ignore_ascii_case(b"header")
-            })
-        });
-    let has_pai = req.header("P-Asserted-Identity").is_some();
+    let private = caller.kind == CallerKind::Unknown || ident.privacy;
+    let has_pai = ident.has_pai;
     let make = |mode: CallerId| -> Presentation {
         match mode {
             CallerId::Caller => Presentation::default(),

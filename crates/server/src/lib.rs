@@ -11,6 +11,8 @@
 //! # Layout
 //! - [`transport`]: sockets, TCP connections, framing, idle timeouts.
 //! - [`alarm`]: a shard's one timer, aimed at its earliest deadline on a 10 ms grid.
+//! - [`cluster`]: `[cluster]`: the Redis link, replies of its tasks to the shards, a call's
+//!   cluster state (parked decision, lease answers).
 //! - [`core`]: the core task: proxy driver and transaction user (routing, limits, CDRs).
 //! - [`logbuf`]: the shard threads' log lines, written in batches.
 //! - [`prepaid`]: prepaid balances: admission, per-minute reservation, settlement.
@@ -23,6 +25,7 @@
 
 pub mod admin;
 pub mod alarm;
+pub mod cluster;
 pub mod core;
 pub mod logbuf;
 pub mod metrics;
@@ -58,6 +61,8 @@ pub enum Error {
     NoListen,
     #[error("cannot load the billing file {file}: {message}")]
     Billing { file: PathBuf, message: String },
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// A request to the running core.
@@ -229,6 +234,31 @@ pub async fn start_with(
         inboxes: Arc::new(inboxes),
         stats: metrics.transport.clone(),
     };
+    if let Some(link) = &shared.cluster {
+        metrics.set_cluster(link.clone());
+        let sh = shared.clone();
+        let version = metrics.build.version.clone();
+        let node = link.settings.node.clone();
+        link.start(
+            move || {
+                let snap = sh.current.load();
+                hotline_cluster::NodeInfo {
+                    node: node.clone(),
+                    sip: local.to_string(),
+                    config_hash: snap
+                        .settings
+                        .cluster
+                        .as_ref()
+                        .map_or_else(|| snap.table.hash().to_owned(), |c| c.config_hash.clone()),
+                    generation: snap.table.generation(),
+                    version: version.clone(),
+                    ..Default::default()
+                }
+            },
+            dispatch.inboxes.clone(),
+        );
+        tracing::info!(node = %link.settings.node, redis = %link.settings.redis, address = %link.settings.address, "cluster node: live state in redis");
+    }
     let tcp_limits = transport::TcpLimits {
         idle,
         header_timeout: s.sip.tcp_header_timeout,

@@ -45,7 +45,7 @@ pub const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other
 /// Carriers from the 400 prefix (4000/4006 unicom, 4001/4007 mobile, 4008/4009 telecom).
 pub const CARRIERS: [&str; 4] = ["unicom", "mobile", "telecom", "unknown"];
 /// Routing refusals by cause (`hotline_route::RejectCause::as_str`), plus the server's own.
-pub const REJECT_CAUSES: [&str; 11] = [
+pub const REJECT_CAUSES: [&str; 13] = [
     "unknown_number",
     "not_a_400",
     "suspended",
@@ -56,6 +56,8 @@ pub const REJECT_CAUSES: [&str; 11] = [
     "anonymous",
     "unknown_trunk",
     "shutting_down",
+    "duplicate",
+    "redis_down",
     "other",
 ];
 /// At most this many distinct trunk labels; later names are counted as `other`.
@@ -226,6 +228,8 @@ pub struct Metrics {
     ship: OnceLock<Arc<hotline_ship::ShipStats>>,
     /// The prepaid balances (when `[server.billing]` is on), read at each scrape.
     prepaid: OnceLock<crate::prepaid::SharedPrepaid>,
+    /// `[cluster]`: the Redis link (health, leases held, nodes seen).
+    cluster: OnceLock<Arc<crate::cluster::Link>>,
     pub build: BuildInfo,
     started: Instant,
     started_at: jiff::Timestamp,
@@ -298,6 +302,7 @@ impl Metrics {
             cdr: OnceLock::new(),
             ship: OnceLock::new(),
             prepaid: OnceLock::new(),
+            cluster: OnceLock::new(),
             build,
             started: Instant::now(),
             started_at: jiff::Timestamp::now(),
@@ -365,6 +370,25 @@ impl Metrics {
         let _ = self.prepaid.set(p);
     }
 
+    pub fn set_cluster(&self, link: Arc<crate::cluster::Link>) {
+        let _ = self.cluster.set(link);
+    }
+
+    /// The cluster link, if this node is in one.
+    pub fn cluster(&self) -> Option<&Arc<crate::cluster::Link>> {
+        self.cluster.get()
+    }
+
+    /// Ready, but not fully: Redis is down and every kind of state decides locally.
+    pub fn degraded(&self) -> Option<&'static str> {
+        match self.cluster.get() {
+            Some(l) if !l.redis.is_up() && !l.strict() => {
+                Some("redis down: deciding with this node's state ([cluster.redis_down] = local)")
+            }
+            _ => None,
+        }
+    }
+
     pub fn set_listening(&self, on: bool) {
         self.listening.store(on, Ordering::SeqCst);
     }
@@ -418,6 +442,13 @@ impl Metrics {
         }
         if self.draining() {
             why.push("draining: shutting down");
+        }
+        if let Some(l) = self.cluster.get() {
+            if !l.redis.is_up() && l.strict() {
+                why.push(
+                    "redis down: new calls that need it get 503 ([cluster.redis_down] = reject)",
+                );
+            }
         }
         if why.is_empty() {
             Ok(())
@@ -1108,6 +1139,46 @@ impl Metrics {
                 render_prepaid(&mut o, guard.as_ref(), jiff::Timestamp::now());
             }
             None => render_prepaid(&mut o, None, jiff::Timestamp::now()),
+        }
+        if let Some(l) = self.cluster.get() {
+            gauge(
+                &mut o,
+                "hotline_cluster_redis_up",
+                "1 while the last Redis round trip succeeded, 0 while Redis is down.",
+                if l.redis.is_up() { 1.0 } else { 0.0 },
+            );
+            counter(
+                &mut o,
+                "hotline_cluster_redis_errors_total",
+                "Redis round trips that failed or timed out.",
+                l.redis.errors(),
+            );
+            header(
+                &mut o,
+                "hotline_cluster_redis_round_trips_total",
+                "Redis round trips by purpose (decide, lease, release, publish, end, background).",
+                "counter",
+            );
+            for (k, n) in hotline_cluster::Trip::ALL.iter().zip(l.redis.round_trips()) {
+                let _ = writeln!(
+                    o,
+                    "hotline_cluster_redis_round_trips_total{{kind=\"{}\"}} {n}",
+                    k.name()
+                );
+            }
+            gauge(
+                &mut o,
+                "hotline_cluster_leases_held",
+                "Target slot leases this node holds (renewed until released).",
+                l.redis.held() as f64,
+            );
+            let nodes = l.nodes.load();
+            gauge(
+                &mut o,
+                "hotline_cluster_nodes_alive",
+                "Nodes whose heartbeat is current in Redis (this one included).",
+                nodes.iter().filter(|n| n.alive).count() as f64,
+            );
         }
         o
     }

@@ -43,6 +43,8 @@ pub enum ShardMsg {
     /// A datagram read on a further listen address, as received: shard 0 checks its source,
     /// frames and parses it as one read from its own socket.
     Datagram(Peer, Bytes),
+    /// An answer from Redis for one of this shard's calls (cluster).
+    Cluster(Box<crate::cluster::Reply>),
 }
 
 /// Transport counters (read by metrics).

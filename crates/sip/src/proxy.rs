@@ -111,6 +111,10 @@ pub struct ProxyConfig {
     /// one address (shards) get disjoint ids.
     pub id_first: u64,
     pub id_step: u64,
+    /// A cluster's shared address (`host` or `host:port`) written in Record-Route instead of
+    /// `local`, so in-dialog requests reach whichever node is alive; it counts as "us" in
+    /// Request-URIs and Route headers. `None`: `local`.
+    pub record_route: Option<String>,
 }
 
 /// User agents of well-known SIP scanners and war-diallers.
@@ -147,7 +151,89 @@ impl ProxyConfig {
             scanner_user_agents: SCANNERS.to_vec(),
             id_first: 1,
             id_step: 1,
+            record_route: None,
         }
+    }
+}
+
+/// The user's answer when the hunt asks whether a target may be tried (its admission gate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Start the branch.
+    Admit,
+    /// Not now (concurrency limit): the attempt ends as [`Outcome::LimitReached`] (or busy).
+    Refuse,
+    /// The user does not know yet (it asked a shared store): the hunt stops before this step
+    /// and goes on when the user calls [`Proxy::resume_hunt`]; the gate is asked again then.
+    Wait,
+}
+
+impl From<bool> for Admission {
+    fn from(ok: bool) -> Admission {
+        if ok {
+            Admission::Admit
+        } else {
+            Admission::Refuse
+        }
+    }
+}
+
+/// Whether `host` + `port` (as found in a URI or Via, brackets stripped) name the cluster
+/// address `rr` (`host`, `host:port`, `[v6]`, `[v6]:port`; no port = 5060).
+fn cluster_address_is(rr: &str, host: &str, port: u16) -> bool {
+    let (h, p) = if let Some(rest) = rr.strip_prefix('[') {
+        match rest.split_once(']') {
+            Some((h, tail)) => (h, tail.strip_prefix(':').map(str::parse)),
+            None => (rr, None),
+        }
+    } else if rr.matches(':').count() == 1 {
+        match rr.split_once(':') {
+            Some((h, p)) => (h, Some(p.parse())),
+            None => (rr, None),
+        }
+    } else {
+        (rr, None)
+    };
+    let p = match p {
+        None => 5060,
+        Some(Ok(p)) => p,
+        Some(Err(_)) => return false,
+    };
+    p == port && h.eq_ignore_ascii_case(host)
+}
+
+#[cfg(test)]
+mod cluster_address_tests {
+    use super::*;
+
+    #[test]
+    fn cluster_address_matches_host_and_port() {
+        assert!(cluster_address_is("sip.example", "SIP.example", 5060));
+        assert!(!cluster_address_is("sip.example", "sip.example", 5070));
+        assert!(cluster_address_is("sip.example:5070", "sip.example", 5070));
+        assert!(cluster_address_is("10.0.0.9:5070", "10.0.0.9", 5070));
+        assert!(cluster_address_is("[::1]:5070", "::1", 5070));
+        assert!(cluster_address_is("::1", "::1", 5060));
+        assert!(!cluster_address_is("a.example:x", "a.example", 5060));
+    }
+
+    #[test]
+    fn record_route_names_the_cluster_address_which_counts_as_us() {
+        let mut cfg = ProxyConfig::new(SocketAddr::from(([127, 0, 0, 2], 5080)));
+        cfg.record_route = Some("sip.hotline.example:5090".into());
+        let p = Proxy::new(cfg);
+        // Every interface Record-Routes with the cluster address.
+        for i in &p.ifaces {
+            assert_eq!(i.rr_udp, "<sip:sip.hotline.example:5090;lr>");
+            assert_eq!(i.rr_tcp, "<sip:sip.hotline.example:5090;transport=tcp;lr>");
+        }
+        assert!(p.uri_is_local(b"<sip:sip.hotline.example:5090;lr>"));
+        assert!(p.uri_is_local(b"<sip:127.0.0.2:5080;lr>"));
+        assert!(!p.uri_is_local(b"<sip:other.example:5090;lr>"));
+        assert!(
+            p.ifaces[0].sent_by.starts_with("127.0.0.2:5080"),
+            "Via stays the node's own"
+        );
     }
 }
 
@@ -421,6 +507,13 @@ pub enum Event {
     AttemptEnded(AttemptInfo),
     /// The call was answered by `target`.
     Answered { call: CallHandle, target: u32 },
+    /// A BYE for a dialog this proxy does not know was relayed by its Route (a cluster
+    /// address): the call is another node's, which may be dead. The user may end its record.
+    ForeignBye {
+        call_id: Bytes,
+        from_tag: Bytes,
+        to_tag: Bytes,
+    },
     /// The call ended (answered and hung up, or never answered).
     CallEnded(CallInfo),
 }
@@ -847,15 +940,18 @@ struct Iface {
 }
 
 impl Iface {
-    fn new(addr: SocketAddr) -> Iface {
+    /// The interface of listen address `addr`; `rr`: the cluster address to Record-Route with
+    /// instead of `addr` itself.
+    fn new(addr: SocketAddr, rr: Option<&str>) -> Iface {
         let sent_by = match addr {
             SocketAddr::V4(a) => format!("{}:{}", a.ip(), a.port()),
             SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
         };
+        let route = rr.unwrap_or(&sent_by);
         Iface {
             addr,
-            rr_udp: format!("<sip:{sent_by};lr>"),
-            rr_tcp: format!("<sip:{sent_by};transport=tcp;lr>"),
+            rr_udp: format!("<sip:{route};lr>"),
+            rr_tcp: format!("<sip:{route};transport=tcp;lr>"),
             ip: addr.ip().to_string(),
             sent_by,
         }
@@ -888,12 +984,15 @@ fn eq_ci(a: &[u8], b: &[u8]) -> bool {
 
 impl Proxy {
     pub fn new(cfg: ProxyConfig) -> Self {
+        // A configured cluster address goes in Record-Route whichever interface the call uses
+        // (RFC 3261 §16.6 step 4: a URI that resolves to us; in a cluster, to any live node).
+        let rr = cfg.record_route.clone();
         Proxy {
             // At most 256 listen addresses (`Peer::local` is a u8).
             ifaces: cfg
                 .listen_addrs()
                 .take(256)
-                .map(|a| Iface::new(*a))
+                .map(|a| Iface::new(*a, rr.as_deref()))
                 .collect(),
             via: Vec::with_capacity(128),
             history: Vec::new(),
@@ -1077,6 +1176,11 @@ impl Proxy {
         let Ok(h) = std::str::from_utf8(host) else {
             return false;
         };
+        if let Some(rr) = &self.cfg.record_route {
+            if cluster_address_is(rr, h, port) {
+                return true;
+            }
+        }
         let Ok(ip) = h.parse::<IpAddr>() else {
             return false;
         };
@@ -1321,6 +1425,17 @@ impl Proxy {
         plan: ForkPlan,
         gate: &mut dyn FnMut(CallHandle, u32) -> bool,
     ) {
+        self.route_gated(now, call, plan, &mut |c, t| gate(c, t).into());
+    }
+
+    /// [`Proxy::route`] with a gate that may answer [`Admission::Wait`].
+    pub fn route_gated(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        plan: ForkPlan,
+        gate: &mut dyn FnMut(CallHandle, u32) -> Admission,
+    ) {
         let Some(c) = self.calls.get_mut(&call.0) else {
             return;
         };
@@ -1516,6 +1631,24 @@ impl Proxy {
             &call_id,
             d.callee_cseq,
         );
+        self.events.push_back(Event::CallEnded(info));
+        let dl = self.calls.get(&call.0).and_then(call_deadline);
+        self.schedule(TimerRef::Call(call.0), dl);
+    }
+
+    /// An answered call was ended elsewhere (a BYE went through another node of a cluster):
+    /// forget it without sending anything; [`Event::CallEnded`] follows, with the caller as
+    /// the side that hung up (as far as this proxy knows).
+    pub fn ended_elsewhere(&mut self, now: Instant, call: CallHandle) {
+        let Some(c) = self.calls.get_mut(&call.0) else {
+            return;
+        };
+        if c.state != CallState::Answered {
+            return;
+        }
+        c.state = CallState::Ended;
+        c.linger_until = Some(now + self.cfg.dialog_linger);
+        let info = c.info(call, now, 200, Hangup::Caller);
         self.events.push_back(Event::CallEnded(info));
         let dl = self.calls.get(&call.0).and_then(call_deadline);
         self.schedule(TimerRef::Call(call.0), dl);
@@ -2202,8 +2335,12 @@ impl Proxy {
         let out = Bytes::from(out);
         let sent = Sent::new(out, msg.call_id(), msg.cseq().1);
         self.note_cseq(&msg);
-        if msg.method() == Some(Method::Bye) {
-            self.note_bye(now, &msg);
+        if msg.method() == Some(Method::Bye) && !self.note_bye(now, &msg) {
+            self.events.push_back(Event::ForeignBye {
+                call_id: Bytes::copy_from_slice(msg.call_id()),
+                from_tag: Bytes::copy_from_slice(msg.from_tag().unwrap_or(b"")),
+                to_tag: Bytes::copy_from_slice(msg.to_tag().unwrap_or(b"")),
+            });
         }
         if let Some(s) = self.servers.get_mut(&sid) {
             s.call = Some(cid);
@@ -2211,22 +2348,26 @@ impl Proxy {
         self.start_client(now, cid, sent, dest, Owner::Relay { server: sid }, None);
     }
 
-    /// A BYE through us ends the call it belongs to.
-    fn note_bye(&mut self, now: Instant, bye: &Message) {
+    /// A BYE through us ends the call it belongs to. Returns false when no call of ours has
+    /// this Call-ID (the dialog is another node's).
+    fn note_bye(&mut self, now: Instant, bye: &Message) -> bool {
         let h = fnv(&[bye.call_id()]);
         let Some(&call) = self.dialogs.get(&h) else {
-            return;
+            return false;
         };
         let Some(c) = self.calls.get_mut(&call) else {
-            return;
+            return false;
         };
+        if c.call_id.as_ref() != bye.call_id() {
+            return false;
+        }
         if c.state != CallState::Answered {
-            return;
+            return true;
         }
         // Only a BYE of the answered dialog ends the call: a second 2xx (forked, racing)
         // made a dialog of its own, with the same Call-ID but another callee tag.
         let Some(callee_tag) = c.dialog.as_ref().map(|d| d.callee_tag()) else {
-            return;
+            return true;
         };
         let from = bye.from_tag().unwrap_or(b"");
         let to = bye.to_tag().unwrap_or(b"");
@@ -2235,7 +2376,7 @@ impl Proxy {
         } else if from == callee_tag && to == c.caller_from_tag.as_ref() {
             Hangup::Callee
         } else {
-            return;
+            return true;
         };
         c.state = CallState::Ended;
         c.linger_until = Some(now + self.cfg.dialog_linger);
@@ -2243,6 +2384,7 @@ impl Proxy {
         self.events.push_back(Event::CallEnded(info));
         let dl = c.linger_until;
         self.schedule(TimerRef::Call(call), dl);
+        true
     }
 
     fn on_cancel(&mut self, now: Instant, source: Peer, msg: Message, key: u64) {
@@ -2282,7 +2424,7 @@ impl Proxy {
         &mut self,
         now: Instant,
         call: u64,
-        gate: &mut dyn FnMut(CallHandle, u32) -> bool,
+        gate: &mut dyn FnMut(CallHandle, u32) -> Admission,
     ) {
         let mut capped = false;
         loop {
@@ -2300,10 +2442,13 @@ impl Proxy {
                 capped = true;
                 break;
             }
+            let step = (c.group, c.member);
             // A forward by cause first, then the next target (a sequential group) or all of a
             // parallel group: no Vec for one.
+            let mut forwarded = false;
             let (one, all): (Option<BranchTarget>, Vec<BranchTarget>) =
                 if let Some(t) = c.forward_next.pop_front() {
+                    forwarded = true;
                     (Some(t), Vec::new())
                 } else if let Some(group) = c.plan.groups.get(c.group) {
                     if group.parallel {
@@ -2327,10 +2472,26 @@ impl Proxy {
                 } else {
                     break;
                 };
+            // Every target of the step is asked first: if the user must wait for one, none
+            // starts and the step is taken again on resume_hunt (a forward target goes back
+            // to the front of its queue).
+            let first = one.as_ref().map(|t| gate(CallHandle(call), t.tag));
+            let rest: Vec<Admission> = all.iter().map(|t| gate(CallHandle(call), t.tag)).collect();
+            if first == Some(Admission::Wait) || rest.contains(&Admission::Wait) {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    (c.group, c.member) = step;
+                    if forwarded {
+                        if let Some(t) = one {
+                            c.forward_next.push_front(t);
+                        }
+                    }
+                }
+                return;
+            }
             let mut started = 0;
             let mut stop = false;
-            for t in one.into_iter().chain(all) {
-                if gate(CallHandle(call), t.tag) {
+            for (t, admission) in one.into_iter().zip(first).chain(all.into_iter().zip(rest)) {
+                if admission == Admission::Admit {
                     self.start_branch(now, call, t);
                     started += 1;
                 } else if let Some(c) = self.calls.get_mut(&call) {
@@ -3029,9 +3190,30 @@ impl Proxy {
     /// Resume hunts that are waiting for the next target. The user calls this after draining
     /// events, with its admission gate (per-target concurrency limits).
     pub fn pending_hunts(&mut self, now: Instant, gate: &mut dyn FnMut(CallHandle, u32) -> bool) {
+        self.pending_hunts_gated(now, &mut |c, t| gate(c, t).into());
+    }
+
+    /// [`Proxy::pending_hunts`] with a gate that may answer [`Admission::Wait`].
+    pub fn pending_hunts_gated(
+        &mut self,
+        now: Instant,
+        gate: &mut dyn FnMut(CallHandle, u32) -> Admission,
+    ) {
         while let Some(call) = self.pending.pop() {
             self.advance_hunt(now, call, gate);
         }
+    }
+
+    /// Go on with a hunt whose gate answered [`Admission::Wait`]: the gate is asked again
+    /// for the step it stopped at. Does nothing for a call that is not waiting (ended,
+    /// answered, or ringing a branch).
+    pub fn resume_hunt(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        gate: &mut dyn FnMut(CallHandle, u32) -> Admission,
+    ) {
+        self.advance_hunt(now, call.0, gate);
     }
 
     // ----- timers -----------------------------------------------------------------------------

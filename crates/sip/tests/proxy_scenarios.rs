@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hotline_sip::proxy::{
-    BranchTarget, ByCause, CallHandle, Diversion, Event, ForkGroup, ForkPlan, Hangup, Outcome,
-    Peer, Presentation, Proxy, ProxyConfig, Transport,
+    Admission, BranchTarget, ByCause, CallHandle, Diversion, Event, ForkGroup, ForkPlan, Hangup,
+    Outcome, Peer, Presentation, Proxy, ProxyConfig, Transport,
 };
 use hotline_sip::rewrite;
 use hotline_sip::{Message, Method};
@@ -739,6 +739,128 @@ fn gate_refusal_skips_the_target() {
     assert_eq!(only(&out, T2).len(), 1);
     assert!(h.events().iter().any(|e| matches!(e, Event::AttemptEnded(a)
         if a.target == 1 && a.outcome == Outcome::LimitReached)));
+}
+
+/// A gate that must ask a shared store answers Wait: nothing is sent until the user resumes
+/// the hunt with the answer; a busy first target then hunts on through another Wait; a
+/// parallel group waits until every member is decided.
+#[test]
+fn gate_wait_holds_the_step_until_resume() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKw1", "call-w1", 70));
+    h.out();
+    let call = h.incoming();
+    let mut asked = Vec::new();
+    h.p.route_gated(
+        h.now,
+        call,
+        serial(vec![target(T1, 1, 20), target(T2, 2, 20)]),
+        &mut |_, tag| {
+            asked.push(tag);
+            Admission::Wait
+        },
+    );
+    assert_eq!(asked, [1]);
+    let out = h.out();
+    assert!(only(&out, T1).is_empty() && only(&out, T2).is_empty());
+    assert_eq!(h.p.hunting_calls(), 1);
+    // Resumed: target 1 is admitted, rings, is busy; the hunt asks for target 2 and waits.
+    h.p.resume_hunt(h.now, call, &mut |_, _| Admission::Admit);
+    let out = h.out();
+    let inv1 = only(&out, T1)[0].clone();
+    h.send_bytes(T1, reply(&inv1, 486, "Busy Here", "t1"));
+    h.out();
+    let mut asked = Vec::new();
+    h.p.pending_hunts_gated(h.now, &mut |_, tag| {
+        asked.push(tag);
+        Admission::Wait
+    });
+    assert_eq!(asked, [2]);
+    assert!(only(&h.out(), T2).is_empty());
+    // Refused after the wait: the attempt ends as LimitReached and the hunt is over.
+    h.p.resume_hunt(h.now, call, &mut |_, _| Admission::Refuse);
+    assert!(only(&h.out(), T2).is_empty());
+    let ev = h.events();
+    assert!(ev.iter().any(|e| matches!(e, Event::AttemptEnded(a)
+        if a.target == 2 && a.outcome == Outcome::LimitReached)));
+    assert!(ev.iter().any(|e| matches!(e, Event::CallEnded(_))));
+
+    // Parallel: one member decided, one not -> nothing starts; both decided -> both ring.
+    h.send(UAC, &invite("z9hG4bKw2", "call-w2", 70));
+    h.out();
+    let call = h.incoming();
+    let plan = ForkPlan {
+        groups: vec![ForkGroup {
+            parallel: true,
+            targets: vec![target(T1, 1, 20), target(T2, 2, 20)],
+        }],
+        ..Default::default()
+    };
+    h.p.route_gated(h.now, call, plan, &mut |_, tag| {
+        if tag == 1 {
+            Admission::Admit
+        } else {
+            Admission::Wait
+        }
+    });
+    let out = h.out();
+    assert!(only(&out, T1).is_empty() && only(&out, T2).is_empty());
+    h.p.resume_hunt(h.now, call, &mut |_, _| Admission::Admit);
+    let out = h.out();
+    assert_eq!(only(&out, T1).len(), 1);
+    assert_eq!(only(&out, T2).len(), 1);
+    // A resume of a call that is ringing changes nothing.
+    h.p.resume_hunt(h.now, call, &mut |_, _| Admission::Admit);
+    assert!(h.out().is_empty());
+}
+
+/// A BYE of a dialog another node answered (its Route names our address, e.g. a cluster
+/// address) is relayed by its route and reported, so the user can end that call's record.
+#[test]
+fn bye_of_an_unknown_dialog_routed_to_us_is_relayed_and_reported() {
+    let mut h = H::new();
+    let bye = format!(
+        "BYE sip:callee@{T1} SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKfb1;rport\n\
+Route: <sip:{PROXY};lr>\n\
+Max-Forwards: 70\n\
+From: <sip:13807912345@10.0.0.2>;tag=caller9\n\
+To: <sip:4008001234@10.0.0.1>;tag=callee9\n\
+Call-ID: other-node-call\n\
+CSeq: 2 BYE\n\
+Content-Length: 0\n\
+\n"
+    );
+    h.send(UAC, &bye);
+    let out = h.out();
+    assert_eq!(only(&out, T1).len(), 1, "relayed by its route");
+    let ev = h.events();
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::ForeignBye { call_id, from_tag, to_tag }
+            if &call_id[..] == b"other-node-call" && &from_tag[..] == b"caller9"
+                && &to_tag[..] == b"callee9")
+        ),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn a_call_ended_elsewhere_is_forgotten_silently() {
+    let mut h = H::new();
+    let plan = serial(vec![target(T1, 1, 20)]);
+    let _ = answer(&mut h, plan, "call-else");
+    h.events();
+    let call =
+        h.p.answered_calls()
+            .into_iter()
+            .next()
+            .expect("an answered call");
+    h.p.ended_elsewhere(h.now, call);
+    assert!(h.out().is_empty(), "no BYE sent");
+    assert!(h.events().iter().any(|e| matches!(e, Event::CallEnded(c)
+        if c.hangup == Hangup::Caller)));
+    assert!(h.p.answered_calls().is_empty());
 }
 
 #[test]

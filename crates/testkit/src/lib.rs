@@ -17,6 +17,8 @@
 //! - [`hotline`]: [`Hotline`], the running switch (spawn, listening port, rewrite config +
 //!   SIGHUP reload, stop, stderr log).
 //! - [`sipp`]: [`Sipp`] builder, [`SippProcess`], [`SippResult`], message-log parsing.
+//! - [`redis`]: [`RedisServer`], a real redis-server per test (free port, scratch dir,
+//!   restart), with a tiny RESP client for assertions.
 //! - [`sip`]: [`SipUdpClient`], [`RawRequest`], [`SipMessage`] for hand-written SIP.
 //! - [`proc`]: [`proc::Usage`], a process's CPU time, threads, fds and RSS from `/proc`.
 //! - [`nats`]: [`NatsServer`], a real `nats-server` with JetStream on a free port and a scratch
@@ -30,6 +32,7 @@ pub mod nats;
 pub mod paths;
 pub mod ports;
 pub mod proc;
+pub mod redis;
 pub mod sip;
 pub mod sipp;
 
@@ -37,5 +40,6 @@ pub use config::{Group, HotlineConfig, Plan, Target, Trunk};
 pub use error::TestkitError;
 pub use hotline::{http_get, metric_value, Hotline};
 pub use nats::NatsServer;
+pub use redis::{RedisServer, Resp};
 pub use sip::{RawRequest, SipMessage, SipUdpClient};
 pub use sipp::{Direction, LoggedMessage, Sipp, SippProcess, SippResult, Transport};

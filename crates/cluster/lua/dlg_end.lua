@@ -1,0 +1,26 @@
+-- Claim the end of an answered call: exactly one node writes its CDR.
+-- KEYS[1] the call; ARGV[1] this node; ARGV[2] "owner" (the owner ends its own call: only if
+-- it is still the owner and its fencing token ARGV[3] is current) or "bye" (a BYE of the call
+-- reached this node: whoever sees it first ends the call).
+-- Returns nil when the call is not (or no longer) to be ended here, "lost" (owner only) when
+-- Redis does not know the call at all, else
+-- {record, caller_tag, owner}; the call is gone from Redis afterwards. When a BYE ended it,
+-- KEYS[2] (the call's "ended elsewhere" mark, ARGV[4] ms) tells its owner, if alive, to let
+-- the call go without a CDR of its own.
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  -- Not here: ended elsewhere (the mark says so), or lost (Redis restarted empty): then the
+  -- owner's own record is the one to write.
+  if ARGV[2] == 'owner' and redis.call('EXISTS', KEYS[2]) == 0 then
+    return 'lost'
+  end
+  return false
+end
+local h = redis.call('HMGET', KEYS[1], 'owner', 'record', 'caller_tag', 'fence')
+if ARGV[2] == 'owner' and (h[1] ~= ARGV[1] or h[4] ~= ARGV[3]) then
+  return false
+end
+redis.call('DEL', KEYS[1])
+if ARGV[2] == 'bye' then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[4])
+end
+return {h[2], h[3], h[1]}

@@ -1,0 +1,889 @@
+//! Live routing state shared by the nodes of a Hotline cluster, in Redis.
+//!
+//! Owns: the Redis connection (a `redis` crate `ConnectionManager`: one multiplexed
+//! connection, reconnecting by itself), the Lua scripts in `lua/` (loaded once, called by
+//! SHA1 with EVALSHA, reloaded on NOSCRIPT), the key layout, the leases this node holds and
+//! their renewal, the node heartbeat, Redis health.
+//! Must not: know SIP, decide routes (it answers the questions `hotline_route::Recorder`
+//! wrote down), or be called from a shard's synchronous loop (every call is `async`; the
+//! server runs it on a task and feeds the answer back to the shard).
+//!
+//! One routing decision costs one pipelined round trip ([`RedisState::decide`]): the
+//! duplicate-INVITE claim, the rate windows, the round-robin cursors and the targets'
+//! counters travel together. A target slot costs one more per hunt attempt
+//! ([`RedisState::lease`]). Leases are sorted sets (call-id -> expiry), never INCR/DECR:
+//! a dead node's slots expire by themselves, a live node renews its own.
+//!
+//! # Layout
+//! - [`keys`]: the key names.
+//! - `scripts`: the Lua scripts (`lua/*.lua`), EVALSHA with reload on NOSCRIPT.
+//! - [`RedisState`]: the client: decide (with the trunk limits), lease, release, renew,
+//!   publish / end answered calls, heartbeat, nodes, health.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hotline_route::{Needs, RateVerdict, TargetStats};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, Pipeline, ServerErrorKind, Value};
+
+mod scripts;
+
+use scripts::Scripts;
+
+/// Errors talking to Redis. Every one means "Redis is down for this decision": the caller
+/// applies its `[cluster.redis_down]` policy.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The client could not be built from the URL.
+    #[error("bad Redis URL {url:?}: {message}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A command failed (connection refused or dropped, server error).
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// No answer within the configured timeout.
+    #[error("redis: no answer within {0:?}")]
+    Timeout(Duration),
+    /// An answer of an unexpected shape.
+    #[error("redis: unexpected reply to {0}")]
+    Reply(&'static str),
+}
+
+/// Key names. Everything Hotline writes starts with `hl:`; keys one script touches together
+/// share a hash tag (`{...}`), so they stay in one slot.
+pub mod keys {
+    /// Lease set of a target: sorted set call-id -> lease expiry (ms).
+    pub fn lease(target: &str) -> String {
+        format!("hl:lease:{{{target}}}")
+    }
+    /// Counters of a target (hash: `calls`, `last`).
+    pub fn target_stats(target: &str) -> String {
+        format!("hl:tstat:{{{target}}}")
+    }
+    /// Distribution cursor of a group (`plan/group`).
+    pub fn cursor(group: &str) -> String {
+        format!("hl:rr:{group}")
+    }
+    /// Rate window of a caller for one number (`number` 0: over all numbers).
+    pub fn rate(caller_key: u64, number: u64) -> String {
+        if number == 0 {
+            format!("hl:rate:{{{caller_key:016x}}}:all")
+        } else {
+            format!("hl:rate:{{{caller_key:016x}}}:{number}")
+        }
+    }
+    /// Calls-per-second counters of a trunk (one key per second below this prefix).
+    pub fn trunk_cps(trunk: &str) -> String {
+        format!("hl:cps:{{{trunk}}}")
+    }
+    /// The lease "target" of a trunk's `max_calls` (leases like a target's slots).
+    pub fn trunk_lease_name(trunk: &str) -> String {
+        format!("trunk:{trunk}")
+    }
+    /// Claim of one INVITE (Call-ID, From-tag, CSeq number).
+    pub fn invite(call_id: &str, from_tag: &str, cseq: u32) -> String {
+        format!("hl:inv:{call_id}:{from_tag}:{cseq}")
+    }
+    /// Prefix of the nodes' heartbeat keys.
+    pub const NODE_PREFIX: &str = "hl:node:";
+    /// Heartbeat of a node (hash, expires unless renewed).
+    pub fn node(name: &str) -> String {
+        format!("{NODE_PREFIX}{name}")
+    }
+    /// Every node ever seen: sorted set name -> last heartbeat (ms).
+    pub const NODES: &str = "hl:nodes";
+    /// An answered call (hash: owner, record, caller_tag, fence).
+    pub fn dialog(call_id: &str) -> String {
+        format!("hl:dlg:{{{call_id}}}")
+    }
+    /// Mark of a call a BYE ended on another node than its owner (value: that node).
+    pub fn dialog_ended(call_id: &str) -> String {
+        format!("hl:dlg:{{{call_id}}}:ended")
+    }
+}
+
+/// The identity of an INVITE across nodes: a carrier's retry of it carries the same three.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteKey {
+    /// Call-ID.
+    pub call_id: String,
+    /// From tag.
+    pub from_tag: String,
+    /// CSeq number.
+    pub cseq: u32,
+}
+
+/// What the duplicate claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First sight of this INVITE: it is this node's.
+    New,
+    /// This node claimed it before (a retransmission).
+    Mine,
+    /// Another node, alive, has this INVITE: do not start a second call.
+    Duplicate {
+        /// That node.
+        owner: String,
+    },
+    /// Another node had it but is dead: the call is now this node's.
+    TakeOver {
+        /// The dead node.
+        owner: String,
+    },
+}
+
+/// A trunk's limits for a new call from it, shared by the nodes.
+#[derive(Debug, Clone, Copy)]
+pub struct TrunkAsk<'a> {
+    /// The trunk's name.
+    pub name: &'a str,
+    /// `max_cps`.
+    pub max_cps: Option<u32>,
+    /// `max_calls` (a lease per call, like a target's slot).
+    pub max_calls: Option<u32>,
+    /// The call (owner of the lease).
+    pub call_id: &'a str,
+}
+
+/// What a trunk's shared limits said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrunkVerdict {
+    /// Admitted (and counted; the `max_calls` lease, if any, is held).
+    Admit,
+    /// Over `max_cps`.
+    Cps,
+    /// At `max_calls`.
+    Calls,
+}
+
+/// One routing decision's questions (see `hotline_route::Recorder`) plus the INVITE claim.
+#[derive(Debug, Clone, Copy)]
+pub struct Decide<'a> {
+    /// Claim the INVITE against duplicates on other nodes.
+    pub invite: Option<&'a InviteKey>,
+    /// The trunk's shared limits.
+    pub trunk: Option<TrunkAsk<'a>>,
+    /// Rate windows, cursors, counters the decision asked for.
+    pub needs: &'a Needs,
+    /// Wall clock, ms since the Unix epoch.
+    pub now_ms: i64,
+}
+
+/// The answers, in the order of the questions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Decided {
+    /// The claim, if one was asked for.
+    pub claim: Option<Claim>,
+    /// The trunk's verdict, if asked for.
+    pub trunk: Option<TrunkVerdict>,
+    /// One verdict per rate question.
+    pub rates: Vec<RateVerdict>,
+    /// Cursor before the advance, per group key.
+    pub cursors: Vec<(Box<str>, u64)>,
+    /// Counters per target.
+    pub stats: Vec<(Box<str>, TargetStats)>,
+}
+
+/// The answer to a claim of a call's end ([`RedisState::dialog_end`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialogEnd {
+    /// The end is this node's: write the CDR (`record` is the published one).
+    Claimed {
+        /// The CDR as published at the answer (a JSON line).
+        record: Vec<u8>,
+        /// The caller's From tag.
+        caller_tag: String,
+        /// The node that published it.
+        owner: String,
+    },
+    /// Not this node's to end: another node ended it (and wrote the CDR) or took it over.
+    NotHere,
+    /// Redis does not know the call (it restarted empty): the owner writes its own CDR.
+    Lost,
+}
+
+/// What a node publishes about itself (`hotline status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// `[cluster] node`.
+    pub node: String,
+    /// Its SIP address.
+    pub sip: String,
+    /// Hash of the config it runs.
+    pub config_hash: String,
+    /// Config generation.
+    pub generation: u64,
+    /// Hotline version.
+    pub version: String,
+    /// Last heartbeat, ms since the Unix epoch.
+    pub seen_ms: i64,
+    /// Whether its heartbeat is current.
+    pub alive: bool,
+}
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Redis URL.
+    pub url: String,
+    /// This node's name.
+    pub node: String,
+    /// Lease lifetime of a target slot.
+    pub lease: Duration,
+    /// Longest wait for one round trip.
+    pub timeout: Duration,
+}
+
+/// What a Redis round trip was for (counted per kind: [`RedisState::round_trips`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trip {
+    /// A new call's decision (claim, trunk limits, rates, cursors, counters).
+    Decide,
+    /// A target slot for a hunt attempt.
+    Lease,
+    /// Giving a slot back.
+    Release,
+    /// Publishing an answered call.
+    Publish,
+    /// Claiming the end of an answered call.
+    End,
+    /// Heartbeats, renewals, the node list, the ended-elsewhere check, pings.
+    Background,
+}
+
+impl Trip {
+    /// Every kind, in the order of [`RedisState::round_trips`].
+    pub const ALL: [Trip; 6] = [
+        Trip::Decide,
+        Trip::Lease,
+        Trip::Release,
+        Trip::Publish,
+        Trip::End,
+        Trip::Background,
+    ];
+    /// Its label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Trip::Decide => "decide",
+            Trip::Lease => "lease",
+            Trip::Release => "release",
+            Trip::Publish => "publish",
+            Trip::End => "end",
+            Trip::Background => "background",
+        }
+    }
+}
+
+struct Inner {
+    conn: ConnectionManager,
+    /// Round trips per [`Trip`] (resends after NOSCRIPT included).
+    trips: [AtomicU64; 6],
+    scripts: Scripts,
+    opts: Options,
+    up: AtomicBool,
+    errors: AtomicU64,
+    /// (target, call-id) leases this node holds: renewed until released.
+    held: Mutex<HashSet<(Box<str>, Box<str>)>>,
+}
+
+/// The Redis side of a cluster node. Cheap to clone (one shared connection).
+#[derive(Clone)]
+pub struct RedisState {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisState")
+            .field("node", &self.inner.opts.node)
+            .field("up", &self.is_up())
+            .finish()
+    }
+}
+
+/// How long a node's heartbeat lives: it is dead this long after its last one.
+pub const NODE_TTL: Duration = Duration::from_secs(3);
+/// How often [`RedisState::maintain`] beats and renews (at most; a third of the lease if
+/// that is shorter).
+pub const BEAT_EVERY: Duration = Duration::from_secs(1);
+/// How long the "ended elsewhere" mark of a call lives (its owner checks every few seconds).
+pub const ENDED_MARK_TTL: Duration = Duration::from_secs(600);
+/// How long an INVITE claim lives (longer than a carrier's retries of it).
+pub const CLAIM_TTL: Duration = Duration::from_secs(300);
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RedisState {
+    /// Build the client. Does not connect (the first request does, and every request after a
+    /// failure reconnects), so a node starts while Redis is down. Must be called inside a
+    /// tokio runtime; requests may come from any runtime.
+    pub fn new(opts: Options) -> Result<RedisState, ClusterError> {
+        let client = redis::Client::open(opts.url.as_str()).map_err(|e| ClusterError::Url {
+            url: opts.url.clone(),
+            message: e.to_string(),
+        })?;
+        let cfg = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(opts.timeout))
+            .set_connection_timeout(Some(opts.timeout.max(Duration::from_millis(200))))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client, cfg)?;
+        Ok(RedisState {
+            inner: Arc::new(Inner {
+                conn,
+                scripts: Scripts::new(),
+                opts,
+                up: AtomicBool::new(false),
+                errors: AtomicU64::new(0),
+                trips: Default::default(),
+                held: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.inner.opts.node
+    }
+
+    /// Whether the last round trip succeeded.
+    pub fn is_up(&self) -> bool {
+        self.inner.up.load(Ordering::Relaxed)
+    }
+
+    /// Failed round trips since start.
+    pub fn errors(&self) -> u64 {
+        self.inner.errors.load(Ordering::Relaxed)
+    }
+
+    /// Round trips so far, per kind (order of [`Trip::ALL`]).
+    pub fn round_trips(&self) -> [u64; 6] {
+        let t = &self.inner.trips;
+        std::array::from_fn(|i| t[i].load(Ordering::Relaxed))
+    }
+
+    /// Leases this node holds.
+    pub fn held(&self) -> usize {
+        lock(&self.inner.held).len()
+    }
+
+    fn note<T>(&self, r: Result<T, ClusterError>) -> Result<T, ClusterError> {
+        match &r {
+            Ok(_) => {
+                if !self.inner.up.swap(true, Ordering::Relaxed) {
+                    tracing::info!(node = %self.node(), "redis is up");
+                }
+            }
+            Err(e) => {
+                self.inner.errors.fetch_add(1, Ordering::Relaxed);
+                if self.inner.up.swap(false, Ordering::Relaxed) {
+                    tracing::warn!(node = %self.node(), error = %e, "redis is down: [cluster.redis_down] policy applies");
+                }
+            }
+        }
+        r
+    }
+
+    /// Run a pipeline within the timeout; on NOSCRIPT (a restarted or flushed Redis) load
+    /// the scripts and run it once more.
+    async fn run(&self, pipe: &Pipeline, trip: Trip) -> Result<Vec<Value>, ClusterError> {
+        let t = self.inner.opts.timeout;
+        let count = || {
+            let i = Trip::ALL.iter().position(|k| *k == trip).unwrap_or(5);
+            self.inner.trips[i].fetch_add(1, Ordering::Relaxed);
+        };
+        let once = async {
+            let mut conn = self.inner.conn.clone();
+            count();
+            match pipe.query_async::<Vec<Value>>(&mut conn).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    self.inner.scripts.load(&mut conn).await?;
+                    count();
+                    Ok(pipe.query_async::<Vec<Value>>(&mut conn).await?)
+                }
+                r => Ok(r?),
+            }
+        };
+        let r = match tokio::time::timeout(t, once).await {
+            Ok(r) => r,
+            Err(_) => Err(ClusterError::Timeout(t)),
+        };
+        self.note(r)
+    }
+
+    /// Everything one routing decision needs, in one pipelined round trip.
+    pub async fn decide(&self, q: Decide<'_>) -> Result<Decided, ClusterError> {
+        let s = &self.inner.scripts;
+        let mut pipe = redis::pipe();
+        if let Some(k) = q.invite {
+            pipe.invoke_script(
+                s.dedup
+                    .key(keys::invite(&k.call_id, &k.from_tag, k.cseq))
+                    .arg(self.node())
+                    .arg(ms(CLAIM_TTL))
+                    .arg(keys::NODE_PREFIX),
+            );
+        }
+        if let Some(t) = q.trunk {
+            if let Some(cps) = t.max_cps {
+                pipe.invoke_script(s.cps.key(keys::trunk_cps(t.name)).arg(q.now_ms).arg(cps));
+            }
+            if let Some(max) = t.max_calls {
+                let name = keys::trunk_lease_name(t.name);
+                pipe.invoke_script(
+                    s.lease
+                        .key(keys::lease(&name))
+                        .key(keys::target_stats(&name))
+                        .arg(q.now_ms)
+                        .arg(ms(self.inner.opts.lease))
+                        .arg(t.call_id)
+                        .arg(max),
+                );
+            }
+        }
+        for r in &q.needs.rates {
+            let w = |w: Option<hotline_route::RateWindow>| {
+                w.map_or((0, 0), |w| (ms(w.window), i64::from(w.calls)))
+            };
+            let (w1, c1) = w(r.limit.per_caller_number);
+            let (w2, c2) = w(r.limit.per_caller);
+            pipe.invoke_script(
+                s.rate
+                    .key(keys::rate(r.caller_key, r.number))
+                    .key(keys::rate(r.caller_key, 0))
+                    .arg(q.now_ms)
+                    .arg(ms(r.limit.block_for))
+                    .arg(w1)
+                    .arg(c1)
+                    .arg(w2)
+                    .arg(c2)
+                    .arg(if r.commit { "1" } else { "0" }),
+            );
+        }
+        if !q.needs.cursors.is_empty() {
+            let mut inv = s.cursor.prepare_invoke();
+            for c in &q.needs.cursors {
+                inv.key(keys::cursor(c));
+            }
+            pipe.invoke_script(&inv);
+        }
+        if !q.needs.stats.is_empty() {
+            let mut inv = s.stats.prepare_invoke();
+            for t in &q.needs.stats {
+                inv.key(keys::lease(t)).key(keys::target_stats(t));
+            }
+            inv.arg(q.now_ms);
+            pipe.invoke_script(&inv);
+        }
+        if pipe.is_empty() {
+            return Ok(Decided::default());
+        }
+        let mut vals = self.run(&pipe, Trip::Decide).await?.into_iter();
+        let mut out = Decided::default();
+        if q.invite.is_some() {
+            out.claim = Some(parse_claim(vals.next())?);
+        }
+        if let Some(t) = q.trunk {
+            let mut v = TrunkVerdict::Admit;
+            if t.max_cps.is_some() && int(vals.next()).ok_or(ClusterError::Reply("cps.lua"))? == 0 {
+                v = TrunkVerdict::Cps;
+            }
+            if t.max_calls.is_some() {
+                let leased = int(vals.next()).ok_or(ClusterError::Reply("lease.lua"))? == 1;
+                if leased && v == TrunkVerdict::Admit {
+                    self.hold(&keys::trunk_lease_name(t.name), t.call_id);
+                } else if leased {
+                    // Refused for its rate: the slot it got goes back (by hand: not renewed).
+                    let mut pipe = redis::pipe();
+                    pipe.zrem(keys::lease(&keys::trunk_lease_name(t.name)), t.call_id);
+                    let _ = self.run(&pipe, Trip::Release).await;
+                } else {
+                    v = TrunkVerdict::Calls;
+                }
+            }
+            out.trunk = Some(v);
+        }
+        for _ in &q.needs.rates {
+            let until = int(vals.next()).ok_or(ClusterError::Reply("rate.lua"))?;
+            out.rates.push(if until > 0 {
+                RateVerdict::Blocked { until_ms: until }
+            } else {
+                RateVerdict::Allowed
+            });
+        }
+        if !q.needs.cursors.is_empty() {
+            let Some(Value::Array(a)) = vals.next() else {
+                return Err(ClusterError::Reply("cursor.lua"));
+            };
+            if a.len() != q.needs.cursors.len() {
+                return Err(ClusterError::Reply("cursor.lua"));
+            }
+            for (c, v) in q.needs.cursors.iter().zip(a) {
+                let v = int(Some(v)).ok_or(ClusterError::Reply("cursor.lua"))?;
+                out.cursors
+                    .push((c.clone(), u64::try_from(v.saturating_sub(1)).unwrap_or(0)));
+            }
+        }
+        if !q.needs.stats.is_empty() {
+            let Some(Value::Array(a)) = vals.next() else {
+                return Err(ClusterError::Reply("stats.lua"));
+            };
+            let nums: Vec<i64> = a.into_iter().map(|v| int(Some(v)).unwrap_or(0)).collect();
+            for (t, c) in q.needs.stats.iter().zip(nums.chunks(3)) {
+                let [active, calls, last] = c else {
+                    return Err(ClusterError::Reply("stats.lua"));
+                };
+                out.stats.push((
+                    t.clone(),
+                    TargetStats {
+                        active: u32::try_from(*active).unwrap_or(u32::MAX),
+                        calls: u64::try_from(*calls).unwrap_or(0),
+                        last_call_ms: *last,
+                    },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lease a slot on `target` for `call_id` (`limit` `None`: no limit, only counted).
+    /// On success the lease is held (renewed by [`RedisState::maintain`]) until
+    /// [`RedisState::release`].
+    pub async fn lease(
+        &self,
+        target: &str,
+        limit: Option<u32>,
+        call_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(
+            self.inner
+                .scripts
+                .lease
+                .key(keys::lease(target))
+                .key(keys::target_stats(target))
+                .arg(now_ms)
+                .arg(ms(self.inner.opts.lease))
+                .arg(call_id)
+                .arg(limit.unwrap_or(0)),
+        );
+        let v = self.run(&pipe, Trip::Lease).await?;
+        let ok = int(v.into_iter().next()).ok_or(ClusterError::Reply("lease.lua"))? == 1;
+        if ok {
+            self.hold(target, call_id);
+        }
+        Ok(ok)
+    }
+
+    /// Remember a lease taken while Redis was down (local policy): the next renewal writes
+    /// it to Redis, so the shared count is right again once Redis is back.
+    pub fn hold(&self, target: &str, call_id: &str) {
+        lock(&self.inner.held).insert((target.into(), call_id.into()));
+    }
+
+    /// Give a slot back. It stops being renewed at once; if Redis cannot be reached it
+    /// expires by itself.
+    pub async fn release(&self, target: &str, call_id: &str) -> Result<(), ClusterError> {
+        let removed = lock(&self.inner.held).remove(&(target.into(), call_id.into()));
+        if !removed {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.zrem(keys::lease(target), call_id);
+        self.run(&pipe, Trip::Release).await.map(|_| ())
+    }
+
+    /// Renew every lease this node holds (re-creating any a restarted Redis lost), in one
+    /// round trip per 512 leases. Returns how many had been lost.
+    pub async fn renew(&self, now_ms: i64) -> Result<u64, ClusterError> {
+        let held: Vec<(Box<str>, Box<str>)> = lock(&self.inner.held).iter().cloned().collect();
+        let mut lost = 0;
+        for chunk in held.chunks(512) {
+            let mut inv = self.inner.scripts.renew.prepare_invoke();
+            inv.arg(now_ms).arg(ms(self.inner.opts.lease));
+            for (t, c) in chunk {
+                inv.key(keys::lease(t)).arg(&**c);
+            }
+            let mut pipe = redis::pipe();
+            pipe.invoke_script(&inv);
+            let v = self.run(&pipe, Trip::Background).await?;
+            lost += u64::try_from(int(v.into_iter().next()).unwrap_or(0)).unwrap_or(0);
+        }
+        Ok(lost)
+    }
+
+    /// Publish this node's heartbeat.
+    pub async fn heartbeat(&self, info: &NodeInfo, now_ms: i64) -> Result<(), ClusterError> {
+        let key = keys::node(&info.node);
+        let mut pipe = redis::pipe();
+        pipe.hset_multiple(
+            &key,
+            &[
+                ("sip", info.sip.clone()),
+                ("config_hash", info.config_hash.clone()),
+                ("generation", info.generation.to_string()),
+                ("version", info.version.clone()),
+                ("seen_ms", now_ms.to_string()),
+            ],
+        )
+        .ignore()
+        .pexpire(&key, ms(NODE_TTL))
+        .ignore()
+        .zadd(keys::NODES, &info.node, now_ms)
+        .ignore();
+        self.run(&pipe, Trip::Background).await.map(|_| ())
+    }
+
+    /// Every node seen (heartbeat keys of the last day), alive or not, by name.
+    pub async fn nodes(&self, now_ms: i64) -> Result<Vec<NodeInfo>, ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.zrembyscore(keys::NODES, "-inf", now_ms - 86_400_000)
+            .ignore()
+            .zrange_withscores(keys::NODES, 0, -1);
+        let v = self.run(&pipe, Trip::Background).await?;
+        let Some(Value::Array(a)) = v.into_iter().next() else {
+            return Err(ClusterError::Reply("ZRANGE"));
+        };
+        let mut names = Vec::new();
+        let mut it = a.into_iter();
+        while let (Some(n), Some(s)) = (it.next(), it.next()) {
+            if let Some(n) = text(n) {
+                names.push((n, float(s).unwrap_or(0.0) as i64));
+            }
+        }
+        let mut pipe = redis::pipe();
+        for (n, _) in &names {
+            pipe.hgetall(keys::node(n));
+        }
+        let infos = if names.is_empty() {
+            Vec::new()
+        } else {
+            self.run(&pipe, Trip::Background).await?
+        };
+        let mut out = Vec::new();
+        for ((name, seen), h) in names.into_iter().zip(infos) {
+            let mut n = NodeInfo {
+                node: name,
+                seen_ms: seen,
+                ..NodeInfo::default()
+            };
+            let pairs = match h {
+                Value::Map(m) => m,
+                Value::Array(a) => {
+                    let mut v = Vec::new();
+                    let mut it = a.into_iter();
+                    while let (Some(k), Some(x)) = (it.next(), it.next()) {
+                        v.push((k, x));
+                    }
+                    v
+                }
+                _ => Vec::new(),
+            };
+            n.alive = !pairs.is_empty();
+            for (k, x) in pairs {
+                let (Some(k), Some(x)) = (text(k), text(x)) else {
+                    continue;
+                };
+                match k.as_str() {
+                    "sip" => n.sip = x,
+                    "config_hash" => n.config_hash = x,
+                    "generation" => n.generation = x.parse().unwrap_or(0),
+                    "version" => n.version = x,
+                    _ => {}
+                }
+            }
+            out.push(n);
+        }
+        Ok(out)
+    }
+
+    /// Publish an answered call (its CDR so far); returns the fencing token this node holds.
+    pub async fn dialog_put(
+        &self,
+        call_id: &str,
+        record: &[u8],
+        caller_tag: &str,
+        lifetime: Duration,
+    ) -> Result<u64, ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(
+            self.inner
+                .scripts
+                .dlg_put
+                .key(keys::dialog(call_id))
+                .arg(self.node())
+                .arg(record)
+                .arg(caller_tag)
+                .arg(ms(lifetime)),
+        );
+        let v = self.run(&pipe, Trip::Publish).await?;
+        let f = int(v.into_iter().next()).ok_or(ClusterError::Reply("dlg_put.lua"))?;
+        Ok(u64::try_from(f).unwrap_or(0))
+    }
+
+    /// Claim the end of an answered call. `fence`: `Some(token)` when the owner ends its own
+    /// call (refused if it was taken over), `None` when a BYE of another node's call reached
+    /// this one.
+    pub async fn dialog_end(
+        &self,
+        call_id: &str,
+        fence: Option<u64>,
+    ) -> Result<DialogEnd, ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(
+            self.inner
+                .scripts
+                .dlg_end
+                .key(keys::dialog(call_id))
+                .key(keys::dialog_ended(call_id))
+                .arg(self.node())
+                .arg(if fence.is_some() { "owner" } else { "bye" })
+                .arg(fence.unwrap_or(0))
+                .arg(ms(ENDED_MARK_TTL)),
+        );
+        let v = self.run(&pipe, Trip::End).await?;
+        match v.into_iter().next() {
+            Some(Value::Nil) | None => Ok(DialogEnd::NotHere),
+            Some(Value::BulkString(b)) if b == b"lost" => Ok(DialogEnd::Lost),
+            Some(Value::SimpleString(s)) if s == "lost" => Ok(DialogEnd::Lost),
+            Some(Value::Array(a)) => {
+                let mut it = a.into_iter();
+                let record = match it.next() {
+                    Some(Value::BulkString(b)) => b,
+                    _ => return Err(ClusterError::Reply("dlg_end.lua")),
+                };
+                let caller_tag = it.next().and_then(text).unwrap_or_default();
+                let owner = it.next().and_then(text).unwrap_or_default();
+                Ok(DialogEnd::Claimed {
+                    record,
+                    caller_tag,
+                    owner,
+                })
+            }
+            Some(_) => Err(ClusterError::Reply("dlg_end.lua")),
+        }
+    }
+
+    /// Which of these calls (this node's, published) a BYE ended on another node.
+    pub async fn ended_elsewhere(&self, call_ids: &[String]) -> Result<Vec<bool>, ClusterError> {
+        if call_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for c in call_ids {
+            pipe.exists(keys::dialog_ended(c));
+        }
+        let v = self.run(&pipe, Trip::Background).await?;
+        Ok(v.into_iter().map(|x| int(Some(x)) == Some(1)).collect())
+    }
+
+    /// A PING round trip (health).
+    pub async fn ping(&self) -> Result<(), ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("PING");
+        self.run(&pipe, Trip::Background).await.map(|_| ())
+    }
+
+    /// Beat and renew forever (every [`BEAT_EVERY`], or a third of the lease if shorter):
+    /// spawn it once per node. `info` is called for each beat.
+    pub async fn maintain(self, info: impl Fn() -> NodeInfo + Send + 'static) {
+        let every = BEAT_EVERY.min(self.inner.opts.lease / 3);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = now_ms();
+            let was_up = self.is_up();
+            let beat = self.heartbeat(&info(), now).await;
+            if beat.is_ok() && !was_up {
+                // (Re)connected: load the scripts before the calls need them, so the call
+                // path rarely meets NOSCRIPT.
+                let mut conn = self.inner.conn.clone();
+                if let Err(e) = self.inner.scripts.load(&mut conn).await {
+                    tracing::debug!(error = %e, "loading the scripts failed");
+                }
+            }
+            if beat.is_ok() {
+                match self.renew(now).await {
+                    Ok(lost) if lost > 0 => {
+                        tracing::info!(node = %self.node(), lost, "leases re-created in redis")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "lease renewal failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Wall clock in ms since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(ms)
+        .unwrap_or(0)
+}
+
+fn int(v: Option<Value>) -> Option<i64> {
+    match v? {
+        Value::Int(i) => Some(i),
+        Value::BulkString(b) => std::str::from_utf8(&b).ok()?.parse().ok(),
+        Value::SimpleString(s) => s.parse().ok(),
+        Value::Nil => Some(0),
+        _ => None,
+    }
+}
+
+fn float(v: Value) -> Option<f64> {
+    match v {
+        Value::Double(f) => Some(f),
+        Value::Int(i) => Some(i as f64),
+        Value::BulkString(b) => std::str::from_utf8(&b).ok()?.parse().ok(),
+        _ => None,
+    }
+}
+
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        Value::Okay => Some("OK".into()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_claim(v: Option<Value>) -> Result<Claim, ClusterError> {
+    let Some(Value::Array(a)) = v else {
+        return Err(ClusterError::Reply("dedup.lua"));
+    };
+    let mut it = a.into_iter().map(text);
+    let kind = it.next().flatten();
+    let owner = it.next().flatten().unwrap_or_default();
+    match kind.as_deref() {
+        Some("new") => Ok(Claim::New),
+        Some("mine") => Ok(Claim::Mine),
+        Some("dup") => Ok(Claim::Duplicate { owner }),
+        Some("takeover") => Ok(Claim::TakeOver { owner }),
+        _ => Err(ClusterError::Reply("dedup.lua")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

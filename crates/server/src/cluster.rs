@@ -1,0 +1,262 @@
+//! The server's side of a cluster (`[cluster]`): the Redis link, the messages its tasks send
+//! back to a shard, and what a call remembers while it waits for Redis.
+//!
+//! A shard never waits on Redis. A new INVITE whose decision needs shared state is parked
+//! (the proxy already sent 100 Trying and absorbs retransmissions); its questions
+//! (`hotline_route::Recorder`) go to Redis in one pipelined round trip on a task of the main
+//! runtime; the answer comes back through the shard's inbox ([`Reply`]) and the decision is
+//! made then, from the answers (`hotline_route::Answers`). A target slot is leased the same
+//! way when the hunt reaches the target: the proxy's gate answers `Admission::Wait` and the
+//! hunt resumes with the lease's answer. While Redis is down (the last round trip failed)
+//! nothing waits: each kind of state follows its `[cluster.redis_down]` policy at once.
+//! Answered calls are published at the answer and their end is claimed once (by the owner,
+//! or by the node a BYE of the call reached); [`Link::start`] also tells a shard when one of
+//! its calls was ended by a BYE through another node.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use hotline_cluster::{ClusterError, Decided, DialogEnd, NodeInfo, Options, RedisState};
+use hotline_config::{ClusterSettings, DownPolicy};
+use hotline_route::{Needs, Number400};
+use hotline_sip::proxy::{Admission, CallHandle};
+
+use crate::transport::ShardMsg;
+
+/// A node's link to the cluster.
+pub struct Link {
+    /// The Redis client (shared connection, leases held, health).
+    pub redis: RedisState,
+    /// `[cluster]`.
+    pub settings: ClusterSettings,
+    /// The main runtime: Redis tasks run there, never on a shard's thread.
+    rt: tokio::runtime::Handle,
+    /// The nodes last seen in Redis (for `/status`), refreshed by the maintenance task.
+    pub nodes: ArcSwap<Vec<NodeInfo>>,
+    /// This node's answered calls published in Redis: Call-ID -> (shard, call).
+    pub published: Mutex<HashMap<String, (usize, CallHandle)>>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link").field("redis", &self.redis).finish()
+    }
+}
+
+impl Link {
+    /// Build the link (does not connect yet). Must run inside the main runtime.
+    pub fn new(settings: &ClusterSettings) -> Result<Link, ClusterError> {
+        let redis = RedisState::new(Options {
+            url: settings.redis.clone(),
+            node: settings.node.clone(),
+            lease: settings.lease,
+            timeout: settings.timeout,
+        })?;
+        Ok(Link {
+            redis,
+            settings: settings.clone(),
+            rt: tokio::runtime::Handle::current(),
+            nodes: ArcSwap::from_pointee(Vec::new()),
+            published: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Run `f` on the main runtime.
+    pub fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
+        self.rt.spawn(f);
+    }
+
+    /// Give back a slot leased in Redis (on a task; an unreachable Redis lets it expire).
+    pub fn release(&self, target: &str, call_id: &str) {
+        let redis = self.redis.clone();
+        let (t, c) = (target.to_owned(), call_id.to_owned());
+        self.spawn(async move {
+            if let Err(e) = redis.release(&t, &c).await {
+                tracing::debug!(target = %t, call_id = %c, error = %e, "lease not released in redis: it expires by itself");
+            }
+        });
+    }
+
+    /// Start the heartbeat / lease renewal task, the node list refresh, and the check for
+    /// this node's answered calls that a BYE ended on another node (their shard is told, so
+    /// that the call and its slot do not linger here).
+    pub fn start(
+        self: &Arc<Self>,
+        info: impl Fn() -> NodeInfo + Send + 'static,
+        inboxes: Arc<Vec<tokio::sync::mpsc::Sender<ShardMsg>>>,
+    ) {
+        self.spawn(self.redis.clone().maintain(info));
+        let me = self.clone();
+        self.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut agreed = true;
+            loop {
+                tick.tick().await;
+                if let Ok(n) = me.redis.nodes(hotline_cluster::now_ms()).await {
+                    let alive: Vec<_> = n.iter().filter(|x| x.alive).collect();
+                    let agree = alive.windows(2).all(|w| w[0].config_hash == w[1].config_hash);
+                    if agree != agreed {
+                        agreed = agree;
+                        if agree {
+                            tracing::info!("cluster: the live nodes run the same configuration again");
+                        } else {
+                            let hashes: Vec<String> = alive
+                                .iter()
+                                .map(|x| format!("{}={}", x.node, &x.config_hash[..x.config_hash.len().min(12)]))
+                                .collect();
+                            tracing::warn!(nodes = %hashes.join(" "), "cluster: the live nodes run different configurations");
+                        }
+                    }
+                    me.nodes.store(Arc::new(n));
+                }
+                let calls: Vec<(String, (usize, CallHandle))> = lock(&me.published)
+                    .iter()
+                    .map(|(k, v)| (k.clone(), *v))
+                    .collect();
+                let ids: Vec<String> = calls.iter().map(|(k, _)| k.clone()).collect();
+                let Ok(ended) = me.redis.ended_elsewhere(&ids).await else {
+                    continue;
+                };
+                for ((id, (shard, call)), gone) in calls.into_iter().zip(ended) {
+                    if !gone {
+                        continue;
+                    }
+                    lock(&me.published).remove(&id);
+                    if let Some(tx) = inboxes.get(shard) {
+                        let _ = tx
+                            .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
+                                DialogReply::EndedElsewhere { call },
+                            ))))
+                            .await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Whether a new call is refused (503) because Redis is down and a kind of state it needs
+    /// is configured `reject`: `Some(kind)` names that kind.
+    pub fn refuse_while_down(&self, needs: &Needs, claim: bool) -> Option<&'static str> {
+        let p = &self.settings.redis_down;
+        if claim && p.duplicates == DownPolicy::Reject {
+            return Some("duplicates");
+        }
+        if !needs.rates.is_empty() && p.rates == DownPolicy::Reject {
+            return Some("rates");
+        }
+        if (!needs.cursors.is_empty() || !needs.stats.is_empty())
+            && p.distribution == DownPolicy::Reject
+        {
+            return Some("distribution");
+        }
+        None
+    }
+
+    /// Whether any kind of state refuses calls while Redis is down.
+    pub fn strict(&self) -> bool {
+        let p = &self.settings.redis_down;
+        [p.leases, p.rates, p.distribution, p.duplicates].contains(&DownPolicy::Reject)
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a Redis task sends back to the shard that asked.
+#[derive(Debug)]
+pub enum Reply {
+    /// The answers of a parked decision.
+    Decided {
+        call: CallHandle,
+        result: Result<Decided, ClusterError>,
+    },
+    /// About an answered call.
+    Dialog(DialogReply),
+    /// A lease on target `tag` for a waiting hunt step.
+    Leased {
+        call: CallHandle,
+        tag: u32,
+        target: String,
+        call_id: String,
+        result: Result<bool, ClusterError>,
+    },
+}
+
+/// Replies about answered calls published in Redis (see `Reply`).
+#[derive(Debug)]
+pub enum DialogReply {
+    /// The call is published; the token is this node's.
+    Put {
+        call: CallHandle,
+        call_id: String,
+        result: Result<u64, ClusterError>,
+    },
+    /// This node's call ended: write its CDR if the claim is ours.
+    Ended {
+        record: Box<hotline_cdr::CallRecord>,
+        result: Result<DialogEnd, ClusterError>,
+    },
+    /// A BYE ended this node's call on another node (which wrote its CDR).
+    EndedElsewhere { call: CallHandle },
+    /// A BYE of another node's call was relayed here.
+    Foreign {
+        from_tag: String,
+        at: jiff::Timestamp,
+        result: Result<DialogEnd, ClusterError>,
+    },
+}
+
+/// A decision waiting for Redis: what is needed to take it again from the answers.
+#[derive(Debug)]
+pub struct Parked {
+    pub called: Number400,
+    pub caller_raw: String,
+    pub trunk: Option<String>,
+    pub ivr_key: Option<u8>,
+    pub seed: u64,
+    /// The call came back from the media server (`CallContext::callback`).
+    pub callback: bool,
+    /// What the caller-ID presentation needs of the INVITE (it is not kept).
+    pub ident: crate::core::ReqIdentity,
+    pub ts: jiff::Timestamp,
+    pub needs: Needs,
+    pub claim: bool,
+}
+
+/// A call's cluster state.
+#[derive(Debug, Default)]
+pub struct CallState {
+    /// Set while the decision waits for Redis.
+    pub parked: Option<Parked>,
+    /// Gate answers not used yet (target tag -> answer), consumed when the attempt starts
+    /// or ends refused.
+    pub gate: Vec<(u32, Admission)>,
+    /// Leases asked for and not answered yet.
+    pub asked: Vec<u32>,
+    /// A copy of an INVITE another (live) node carries: refused, and no CDR here.
+    pub duplicate: bool,
+    /// The caller's From tag (tells who sent a BYE another node relays).
+    pub caller_tag: String,
+    /// The shared trunk limits' answer: `Some(None)` admitted (slot held), `Some(Some(why))`
+    /// refused; `None`: not asked (the node's own limits apply).
+    pub trunk: Option<Option<&'static str>>,
+    /// Fencing token of the call published in Redis at the answer.
+    pub fence: Option<u64>,
+}
+
+impl CallState {
+    /// The gate's answer for `tag`, if known.
+    pub fn answer(&self, tag: u32) -> Option<Admission> {
+        self.gate.iter().find(|(t, _)| *t == tag).map(|(_, a)| *a)
+    }
+    /// Forget the answer for `tag` (its attempt has started or ended).
+    pub fn consume(&mut self, tag: u32) {
+        if let Some(i) = self.gate.iter().position(|(t, _)| *t == tag) {
+            self.gate.swap_remove(i);
+        }
+    }
+}

@@ -1,0 +1,555 @@
+//! The shard's side of a cluster: parking a decision while Redis answers, taking it from the
+//! answers, and the hunt's gate leasing target slots in Redis (see `crate::cluster`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use hotline_cdr::Disposition;
+use hotline_cluster::{
+    Claim, ClusterError, Decide, Decided, DialogEnd, InviteKey, TrunkAsk, TrunkVerdict,
+};
+use hotline_config::DownPolicy;
+use hotline_route::{resolve, Answers, CallContext, Decision, Live, Recorder, Target, TargetId};
+use hotline_sip::proxy::{Admission, CallHandle};
+use hotline_sip::Message;
+
+use super::{CallMeta, Core};
+use crate::cluster::{DialogReply, Link, Parked, Reply};
+
+/// Longest life of a published call in Redis when its plan has no max duration.
+const DIALOG_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+use crate::transport::{Dispatch, ShardMsg};
+
+impl Core {
+    /// In a cluster, a decision that needs shared state waits for Redis: the call is parked
+    /// (`None` is returned, the answer comes back as a [`Reply::Decided`]). While Redis is
+    /// down the policy applies at once: 503 (`None`) or this node's state (`Some(meta)`).
+    /// On a single box, and for decisions that need no shared state, `Some(meta)`: decide now.
+    pub(super) fn park(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        req: &Message,
+        mut meta: CallMeta,
+        ctx: &CallContext<'_>,
+        ts: jiff::Timestamp,
+    ) -> Option<CallMeta> {
+        let Some(link) = self.shared.cluster.clone() else {
+            return Some(meta);
+        };
+        meta.cl.caller_tag = String::from_utf8_lossy(req.from_tag().unwrap_or(b"")).into_owned();
+        let rec = Recorder::new();
+        if let Decision::Reject(_) = resolve(&meta.snap.table, &rec, ctx, ts) {
+            // Refused before any shared state matters (lists, unknown number): no call starts.
+            return Some(meta);
+        }
+        let needs = rec.into_needs();
+        if !link.redis.is_up() {
+            if let Some(kind) = link.refuse_while_down(&needs, true) {
+                self.refuse_redis_down(now, call, meta, kind);
+                return None;
+            }
+            tracing::debug!(call_id = %meta.record.call_id, "redis down: deciding with this node's state");
+            return Some(meta);
+        }
+        // This shard's own inbox: the answer comes back through it.
+        let Some(tx) = self.dispatch.inboxes.get(self.shard).cloned() else {
+            return Some(meta);
+        };
+        let invite = InviteKey {
+            call_id: String::from_utf8_lossy(req.call_id()).into_owned(),
+            from_tag: String::from_utf8_lossy(req.from_tag().unwrap_or(b"")).into_owned(),
+            cseq: req.cseq().0,
+        };
+        // The trunk's limits, shared: asked with the decision.
+        let trunk = ctx.trunk.and_then(|name| {
+            meta.snap
+                .settings
+                .trunks
+                .iter()
+                .find(|t| t.name == name && (t.max_cps.is_some() || t.max_calls.is_some()))
+                .map(|t| (t.name.clone(), t.max_cps, t.max_calls))
+        });
+        meta.cl.parked = Some(Parked {
+            called: ctx.called,
+            caller_raw: ctx.caller.to_owned(),
+            trunk: ctx.trunk.map(str::to_owned),
+            ivr_key: ctx.ivr_key,
+            seed: ctx.seed,
+            callback: ctx.callback,
+            ident: crate::core::ReqIdentity::of(req),
+            ts,
+            needs: needs.clone(),
+            claim: true,
+        });
+        let call_id = meta.record.call_id.clone();
+        self.calls.insert(call, meta);
+        let redis = link.redis.clone();
+        link.spawn(async move {
+            let result = redis
+                .decide(Decide {
+                    invite: Some(&invite),
+                    trunk: trunk.as_ref().map(|(name, max_cps, max_calls)| TrunkAsk {
+                        name,
+                        max_cps: *max_cps,
+                        max_calls: *max_calls,
+                        call_id: &call_id,
+                    }),
+                    needs: &needs,
+                    now_ms: ts.as_millisecond(),
+                })
+                .await;
+            let _ = tx
+                .send(ShardMsg::Cluster(Box::new(Reply::Decided { call, result })))
+                .await;
+        });
+        None
+    }
+
+    fn refuse_redis_down(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        mut meta: CallMeta,
+        kind: &str,
+    ) {
+        tracing::warn!(call_id = %meta.record.call_id, kind, "redis down and [cluster.redis_down] says reject: 503");
+        meta.disposition = Some(Disposition::Failed);
+        meta.record.reason = format!("redis down ({kind})");
+        self.calls.insert(call, meta);
+        self.shared.metrics.rejected_as("redis_down");
+        self.proxy.reject_with(
+            now,
+            call,
+            503,
+            "Service Unavailable",
+            &[("Retry-After", b"1")],
+        );
+    }
+
+    pub(super) fn on_cluster_reply(&mut self, now: Instant, r: Reply) {
+        match r {
+            Reply::Decided { call, result } => self.on_decided(now, call, result),
+            Reply::Leased {
+                call,
+                tag,
+                target,
+                call_id,
+                result,
+            } => self.on_leased(now, call, tag, &target, &call_id, result),
+            Reply::Dialog(d) => self.on_dialog_reply(d),
+        }
+    }
+
+    /// Publish an answered call in Redis, so that another node can end its record (BYE
+    /// through the cluster address) when this one is dead.
+    pub(super) fn publish_dialog(&mut self, now: Instant, call: CallHandle, target: u32) {
+        let Some(link) = self.shared.cluster.clone() else {
+            return;
+        };
+        let Some(meta) = self.calls.get(&call) else {
+            return;
+        };
+        let Some(tx) = self.dispatch.inboxes.get(self.shard).cloned() else {
+            return;
+        };
+        let mut rec = meta.record.clone();
+        rec.answer = Some(self.clock.ts(now));
+        rec.end = self.clock.ts(now);
+        rec.final_code = 200;
+        rec.disposition = Disposition::Answered;
+        rec.reason = "answered".into();
+        rec.answered_target = meta
+            .snap
+            .table
+            .try_target(TargetId(target))
+            .map(|t| t.name.to_string())
+            .unwrap_or_default();
+        let mut json = Vec::with_capacity(512);
+        hotline_cdr::encode::encode(
+            &mut json,
+            hotline_cdr::Format::Jsonl,
+            &hotline_cdr::Record::Call(rec),
+        );
+        if json.last() == Some(&b'\n') {
+            json.pop();
+        }
+        // Lives as long as the call can: its max duration, else a day.
+        let life = meta
+            .snap
+            .table
+            .plans()
+            .iter()
+            .filter_map(|p| p.max_duration)
+            .max()
+            .unwrap_or(DIALOG_LIFETIME)
+            .min(DIALOG_LIFETIME)
+            + std::time::Duration::from_secs(60);
+        let (call_id, tag) = (meta.record.call_id.clone(), meta.cl.caller_tag.clone());
+        let redis = link.redis.clone();
+        link.spawn(async move {
+            let result = redis.dialog_put(&call_id, &json, &tag, life).await;
+            let _ = tx
+                .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
+                    DialogReply::Put {
+                        call,
+                        call_id,
+                        result,
+                    },
+                ))))
+                .await;
+        });
+    }
+
+    /// This node's published call ended: claim the end in Redis, then write the CDR.
+    pub(super) fn end_dialog(&mut self, record: hotline_cdr::CallRecord, fence: u64) {
+        if let Some(link) = &self.shared.cluster {
+            crate::cluster::lock(&link.published).remove(&record.call_id);
+        }
+        let (Some(link), Some(tx)) = (
+            self.shared.cluster.clone(),
+            self.dispatch.inboxes.get(self.shard).cloned(),
+        ) else {
+            self.shared.cdr.submit(hotline_cdr::Record::Call(record));
+            return;
+        };
+        let redis = link.redis.clone();
+        link.spawn(async move {
+            let result = redis.dialog_end(&record.call_id, Some(fence)).await;
+            let _ = tx
+                .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
+                    DialogReply::Ended {
+                        record: Box::new(record),
+                        result,
+                    },
+                ))))
+                .await;
+        });
+    }
+
+    /// A BYE of a call this node does not carry was relayed: if the call is published (its
+    /// node may be dead), claim its end and write its CDR here.
+    pub(super) fn on_foreign_bye(&mut self, now: Instant, call_id: &[u8], from_tag: &[u8]) {
+        let (Some(link), Some(tx)) = (
+            self.shared.cluster.clone(),
+            self.dispatch.inboxes.get(self.shard).cloned(),
+        ) else {
+            return;
+        };
+        let call_id = String::from_utf8_lossy(call_id).into_owned();
+        let from_tag = String::from_utf8_lossy(from_tag).into_owned();
+        let at = self.clock.ts(now);
+        let redis = link.redis.clone();
+        link.spawn(async move {
+            let result = redis.dialog_end(&call_id, None).await;
+            let _ = tx
+                .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
+                    DialogReply::Foreign {
+                        from_tag,
+                        at,
+                        result,
+                    },
+                ))))
+                .await;
+        });
+    }
+
+    fn on_dialog_reply(&mut self, d: DialogReply) {
+        match d {
+            DialogReply::Put {
+                call,
+                call_id: call_id_of_put,
+                result,
+            } => match result {
+                Ok(fence) => match (self.calls.get_mut(&call), &self.shared.cluster) {
+                    (Some(m), Some(link)) => {
+                        m.cl.fence = Some(fence);
+                        crate::cluster::lock(&link.published)
+                            .insert(m.record.call_id.clone(), (self.shard, call));
+                    }
+                    (None, Some(link)) => {
+                        // The call ended (and wrote its CDR) before the publication was
+                        // confirmed: take it back, so no other node ends it again.
+                        let redis = link.redis.clone();
+                        let call_id = call_id_of_put.clone();
+                        link.spawn(async move {
+                            let _ = redis.dialog_end(&call_id, Some(fence)).await;
+                        });
+                    }
+                    _ => {}
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "answered call not published in redis: only this node can end its record")
+                }
+            },
+            DialogReply::EndedElsewhere { call } => {
+                if let Some(m) = self.calls.get(&call) {
+                    tracing::info!(call_id = %m.record.call_id, "call ended by a BYE through another node");
+                }
+                self.proxy.ended_elsewhere(Instant::now(), call);
+            }
+            DialogReply::Ended { record, result } => match result {
+                Ok(DialogEnd::Claimed { .. }) => {
+                    self.shared.cdr.submit(hotline_cdr::Record::Call(*record))
+                }
+                Ok(DialogEnd::Lost) => {
+                    tracing::info!(call_id = %record.call_id, "call unknown to redis (restarted?): writing its CDR here");
+                    self.shared.cdr.submit(hotline_cdr::Record::Call(*record))
+                }
+                Ok(DialogEnd::NotHere) => {
+                    tracing::info!(call_id = %record.call_id, "call ended by another node: its CDR is written there")
+                }
+                Err(e) => {
+                    // Redis down: this node's record is the best there is.
+                    tracing::warn!(call_id = %record.call_id, error = %e, "end of call not claimed in redis: writing the CDR here");
+                    self.shared.cdr.submit(hotline_cdr::Record::Call(*record));
+                }
+            },
+            DialogReply::Foreign {
+                from_tag,
+                at,
+                result,
+            } => {
+                let Ok(DialogEnd::Claimed {
+                    record: json,
+                    caller_tag,
+                    owner,
+                }) = result
+                else {
+                    return;
+                };
+                let mut call = hotline_cdr::CallRecord::empty(at);
+                let mut attempt = hotline_cdr::AttemptRecord::empty(at);
+                if let Err(e) = hotline_cdr::decode::from_json_line(
+                    &json,
+                    hotline_cdr::record::Kind::Call,
+                    &mut call,
+                    &mut attempt,
+                ) {
+                    tracing::error!(error = %e, %owner, "published call record unreadable");
+                    return;
+                }
+                call.end = at;
+                call.hangup_side = if from_tag == caller_tag {
+                    hotline_cdr::HangupSide::Caller
+                } else {
+                    hotline_cdr::HangupSide::Callee
+                };
+                tracing::info!(call_id = %call.call_id, %owner, node = %self.shared.cluster.as_ref().map_or("", |l| l.settings.node.as_str()), "BYE of another node's call: its CDR is written here");
+                self.shared.cdr.submit(hotline_cdr::Record::Call(call));
+            }
+        }
+    }
+
+    fn on_decided(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        result: Result<Decided, ClusterError>,
+    ) {
+        let Some(link) = self.shared.cluster.clone() else {
+            return;
+        };
+        // Gone meanwhile (the caller cancelled): nothing to decide.
+        let Some(mut meta) = self.calls.remove(&call) else {
+            return;
+        };
+        let Some(p) = meta.cl.parked.take() else {
+            self.calls.insert(call, meta);
+            return;
+        };
+        let (rates, cursors, stats) = match result {
+            Ok(d) => {
+                match &d.claim {
+                    Some(Claim::Duplicate { owner }) => {
+                        tracing::info!(call_id = %meta.record.call_id, %owner, "duplicate INVITE: the call is on another node");
+                        meta.disposition = Some(Disposition::Failed);
+                        meta.record.reason = format!("duplicate of the call on node {owner}");
+                        meta.cl.duplicate = true;
+                        self.calls.insert(call, meta);
+                        self.shared.metrics.rejected_as("duplicate");
+                        // RFC 3261 8.2.2.2: a merged request.
+                        self.proxy.reject(now, call, 482, "Loop Detected");
+                        return;
+                    }
+                    Some(Claim::TakeOver { owner }) => {
+                        tracing::info!(call_id = %meta.record.call_id, %owner, "INVITE retried after its node died: this node takes the call");
+                    }
+                    _ => {}
+                }
+                if let (Some(v), Some(name)) = (d.trunk, &p.trunk) {
+                    meta.cl.trunk = Some(match v {
+                        TrunkVerdict::Admit => {
+                            // Held from now on: released when the call ends, whatever ends it.
+                            meta.trunk_slot = Some(name.clone());
+                            self.shared.trunk_note(name);
+                            None
+                        }
+                        TrunkVerdict::Cps => Some("trunk max_cps reached"),
+                        TrunkVerdict::Calls => Some("trunk max_calls reached"),
+                    });
+                }
+                (d.rates, d.cursors, d.stats)
+            }
+            Err(e) => {
+                tracing::warn!(call_id = %meta.record.call_id, error = %e, "redis round trip failed");
+                if let Some(kind) = link.refuse_while_down(&p.needs, p.claim) {
+                    self.refuse_redis_down(now, call, meta, kind);
+                    return;
+                }
+                (Vec::new(), Vec::new(), Vec::new())
+            }
+        };
+        let shared = self.shared.clone();
+        let snap = meta.snap.clone();
+        let ctx = CallContext {
+            called: p.called,
+            caller: &p.caller_raw,
+            trunk: p.trunk.as_deref(),
+            ivr_key: p.ivr_key,
+            seed: p.seed,
+            callback: p.callback,
+        };
+        let answers = Answers::new(rates, cursors, stats, &shared.live);
+        let decision = resolve(&snap.table, &answers, &ctx, p.ts);
+        self.decide(
+            now,
+            call,
+            meta,
+            &snap,
+            decision,
+            &p.called,
+            p.trunk.clone(),
+            p.ident,
+            p.ts,
+        );
+    }
+
+    fn on_leased(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        tag: u32,
+        target: &str,
+        call_id: &str,
+        result: Result<bool, ClusterError>,
+    ) {
+        let Some(link) = self.shared.cluster.clone() else {
+            return;
+        };
+        let ts = self.clock.ts(now);
+        let Some(meta) = self.calls.get_mut(&call) else {
+            // The call ended while its lease was on the way: give it back.
+            if matches!(result, Ok(true)) {
+                link.release(target, call_id);
+            }
+            return;
+        };
+        meta.cl.asked.retain(|t| *t != tag);
+        let a = match (meta.snap.table.try_target(TargetId(tag)), result) {
+            (None, Ok(true)) => {
+                link.release(target, call_id);
+                Admission::Refuse
+            }
+            (None, _) => Admission::Refuse,
+            (Some(t), Ok(true)) => {
+                // Counted here too: this node's view (explain, and the fallback while Redis
+                // is down) follows its own calls.
+                self.shared.live.acquire(t, ts);
+                Admission::Admit
+            }
+            (Some(_), Ok(false)) => Admission::Refuse,
+            (Some(t), Err(e)) => {
+                tracing::warn!(target = %t.name, error = %e, "lease round trip failed");
+                lease_while_down(&link, &self.shared.live, t, call_id, ts)
+            }
+        };
+        meta.cl.gate.push((tag, a));
+        if meta.cl.asked.is_empty() {
+            let (shared, calls, shard) = (&self.shared, &mut self.calls, self.shard);
+            let dispatch = &self.dispatch;
+            self.proxy.resume_hunt(now, call, &mut |c, t| {
+                super::gate(shared, calls, dispatch, shard, c, t, now)
+            });
+        }
+    }
+}
+
+/// A lease while Redis is down: this node's count against the limit (`local`, and the lease
+/// is written to Redis by the next renewal once it is back), or refused (`reject`).
+fn lease_while_down(
+    link: &Link,
+    live: &Live,
+    t: &Target,
+    call_id: &str,
+    ts: jiff::Timestamp,
+) -> Admission {
+    match link.settings.redis_down.leases {
+        DownPolicy::Local => {
+            if live.try_acquire(t, ts) {
+                link.redis.hold(&t.name, call_id);
+                Admission::Admit
+            } else {
+                Admission::Refuse
+            }
+        }
+        DownPolicy::Reject => {
+            tracing::warn!(target = %t.name, call_id, "redis down and leases = \"reject\": target not rung");
+            Admission::Refuse
+        }
+    }
+}
+
+/// The hunt's gate in a cluster: the answer for this target if known, else ask Redis for a
+/// lease on a task and wait (the hunt resumes in `on_leased`).
+pub(super) fn gate(
+    link: &Arc<Link>,
+    live: &Live,
+    calls: &mut HashMap<CallHandle, CallMeta>,
+    dispatch: &Dispatch,
+    shard: usize,
+    call: CallHandle,
+    tag: u32,
+) -> Admission {
+    let Some(meta) = calls.get_mut(&call) else {
+        return Admission::Refuse;
+    };
+    if let Some(a) = meta.cl.answer(tag) {
+        return a;
+    }
+    if meta.cl.asked.contains(&tag) {
+        return Admission::Wait;
+    }
+    let Some(t) = meta.snap.table.try_target(TargetId(tag)) else {
+        return Admission::Refuse;
+    };
+    let ts = jiff::Timestamp::now();
+    if !link.redis.is_up() {
+        let a = lease_while_down(link, live, t, &meta.record.call_id, ts);
+        meta.cl.gate.push((tag, a));
+        return a;
+    }
+    let Some(tx) = dispatch.inboxes.get(shard).cloned() else {
+        return Admission::Refuse;
+    };
+    meta.cl.asked.push(tag);
+    let redis = link.redis.clone();
+    let (target, limit) = (t.name.clone(), t.max_concurrent);
+    let call_id = meta.record.call_id.clone();
+    link.spawn(async move {
+        let result = redis
+            .lease(&target, limit, &call_id, ts.as_millisecond())
+            .await;
+        let _ = tx
+            .send(ShardMsg::Cluster(Box::new(Reply::Leased {
+                call,
+                tag,
+                target,
+                call_id,
+                result,
+            })))
+            .await;
+    });
+    Admission::Wait
+}
