@@ -27,6 +27,13 @@ use jiff::Timestamp;
 /// The second 400 number (both nodes route both numbers).
 const NUMBER2: &str = "4008005678";
 
+/// The heavy tests of this module run one at a time (each drives ~100 calls/s on a 2-core box;
+/// together they would measure each other).
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Builds the binary first (once per test process), so no SIPp timer runs during a build.
 fn nats_and_binary() -> NatsServer {
     let _ = hotline_testkit::paths::hotline_bin().unwrap_or_else(|e| panic!("hotline: {e}"));
@@ -75,12 +82,15 @@ fn metric(h: &Hotline, series: &str) -> Option<f64> {
 fn wait_shipped(h: &Hotline, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     loop {
+        // Connected is set after the shipper's first scan of the files: before it, a lag of 0
+        // means nothing.
+        let connected = metric(h, "hotline_cdr_ship_connected");
         let lag = metric(h, "hotline_cdr_ship_lag_records");
         let written = h
             .metrics()
             .ok()
             .and_then(|m| metric_value(&m, "hotline_cdr_unwritten_records"));
-        if lag == Some(0.0) && written == Some(0.0) {
+        if connected == Some(1.0) && lag == Some(0.0) && written == Some(0.0) {
             return;
         }
         if Instant::now() >= deadline {
@@ -228,6 +238,7 @@ fn json(s: &str) -> serde_json::Value {
 
 #[test]
 fn two_nodes_1000_calls_one_stream_one_report_one_bill() {
+    let _serial = one_at_a_time();
     let nats = nats_and_binary();
     let started = Instant::now();
     let target = start(
@@ -372,6 +383,7 @@ fn two_nodes_1000_calls_one_stream_one_report_one_bill() {
 
 #[test]
 fn kill_9_while_shipping_then_restart_loses_nothing_and_duplicates_nothing() {
+    let _serial = one_at_a_time();
     let nats = nats_and_binary();
     let cdr = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let target = start(
@@ -392,18 +404,27 @@ fn kill_9_while_shipping_then_restart_loses_nothing_and_duplicates_nothing() {
             .duration_ms(100)
             .timeout(Duration::from_secs(40)),
     );
-    // A checkpoint from 2 s into the traffic: restored after the kill, it stands for a crash
-    // between publishing and saving the checkpoint, widened to many batches.
-    std::thread::sleep(Duration::from_secs(2));
+    // A checkpoint taken while shipping, restored after the kill: it stands for a crash between
+    // publishing and saving the checkpoint, widened to many batches. The kill comes once at
+    // least 100 more records have been acknowledged after it.
+    let stored = |h: &Hotline| metric(h, "hotline_cdr_ship_records_total{result=\"stored\"}");
+    let wait_stored = |h: &Hotline, n: f64| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while stored(h).unwrap_or(0.0) < n {
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {n} records shipped: {:?}\n{}",
+                stored(h),
+                h.stderr_tail(20)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_stored(&first, 30.0);
     let checkpoint = cdr.path().join("SHIP_CHECKPOINT");
     let old = std::fs::read(&checkpoint).unwrap_or_else(|e| panic!("checkpoint: {e}"));
-    std::thread::sleep(Duration::from_secs(2));
-    let shipped =
-        metric(&first, "hotline_cdr_ship_records_total{result=\"stored\"}").unwrap_or(0.0);
-    assert!(
-        shipped > 50.0,
-        "records were being shipped before the kill: {shipped}"
-    );
+    let at_old = stored(&first).unwrap_or(0.0);
+    wait_stored(&first, at_old + 100.0);
     let pid = first.pid().unwrap_or_else(|| panic!("no pid"));
     hotline_testkit::hotline::send_signal(pid, "KILL").unwrap_or_else(|e| panic!("kill -9: {e}"));
     let exit = first.wait_exit(Duration::from_secs(5));
@@ -428,7 +449,7 @@ fn kill_9_while_shipping_then_restart_loses_nothing_and_duplicates_nothing() {
     assert!(matches!(second.stop(), Ok(s) if s.success()));
     let files = file_records(cdr.path());
     assert!(
-        files.0.len() > 100,
+        files.0.len() > 30,
         "calls before the kill: {}",
         files.0.len()
     );
@@ -485,6 +506,7 @@ const OUTAGE: Duration = Duration::from_secs(30);
 
 #[test]
 fn nats_stopped_30s_under_traffic_no_call_fails_and_the_lag_returns_to_zero() {
+    let _serial = one_at_a_time();
     let mut nats = nats_and_binary();
     let target = start(
         Sipp::uas("uas_answer")
@@ -547,13 +569,20 @@ fn nats_stopped_30s_under_traffic_no_call_fails_and_the_lag_returns_to_zero() {
     assert_eq!(files.0.len(), 900);
     let stream = stream_records(&nats);
     assert_stream_equals_files(&stream, &files);
-    // Call setup latency: the outage adds nothing (p99 within 20 ms of the p99 before it;
-    // a shared CI box adds jitter, so not bit-equal).
-    let before = p99(setup_ms(&r, 0.0, before_end));
-    let during = p99(setup_ms(&r, outage_start, outage_end));
+    // Call setup latency: the outage adds nothing. Were the call path waiting on NATS, calls
+    // would wait for a connect attempt or an ack timeout (1 s to 5 s); the bound allows the
+    // scheduling jitter of a shared 2-core CI box (other tests run meanwhile) and no more.
+    let before = setup_ms(&r, 0.0, before_end);
+    let during = setup_ms(&r, outage_start, outage_end);
+    assert!(
+        during.len() >= 400,
+        "calls set up during the outage: {}",
+        during.len()
+    );
+    let (before, during) = (p99(before), p99(during));
     eprintln!("call setup p99: {before:.1} ms before the outage, {during:.1} ms during it; max lag {max_lag} records / {max_lag_s:.1} s");
     assert!(
-        during <= before + 20.0,
+        during <= before + 150.0,
         "setup p99 {during:.1} ms during the outage vs {before:.1} ms before"
     );
 }
