@@ -70,6 +70,11 @@ pub fn elapsed_ms(from: f64, to: f64) -> i64 {
 /// Starts a SIPp target, panicking with the error (targets are test fixtures).
 #[track_caller]
 pub fn start(sipp: Sipp) -> SippProcess {
+    // The `hotline` binary is found (or built, once per process) before a SIPp peer starts its
+    // timeout: a build inside the test's first `Hotline::spawn` could outlast it.
+    if let Err(e) = hotline_testkit::paths::hotline_bin() {
+        panic!("{e}");
+    }
     match sipp.spawn() {
         Ok(p) => p,
         Err(e) => panic!("starting SIPp failed: {e}"),

@@ -497,6 +497,12 @@ plan = "p"
         else {
             panic!("unknown key must fail");
         };
-        assert!(e.to_string().contains("unknown field"), "{e}");
+        // Reported in ops words with the key path (issue 21's error translator).
+        let text = e.to_string();
+        assert!(
+            text.contains("cluster.nodes: unknown key `nodes`")
+                && text.contains("did you mean `node`?"),
+            "{e}"
+        );
     }
 }

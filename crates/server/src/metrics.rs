@@ -1130,9 +1130,7 @@ impl Metrics {
                 s.torn_recovered,
             );
         }
-        if let Some(s) = self.ship_stats() {
-            render_ship(&mut o, &s);
-        }
+        render_ship(&mut o, self.ship_stats().as_ref());
         match self.prepaid.get() {
             Some(p) => {
                 let guard = p.lock().unwrap_or_else(|e| e.into_inner());
@@ -1185,61 +1183,42 @@ impl Metrics {
 }
 
 /// The CDR shipper's series (`[server.cdr.ship]` on).
-fn render_ship(o: &mut String, s: &hotline_ship::ShipSnapshot) {
-    gauge(
-        o,
-        "hotline_cdr_ship_lag_records",
-        "CDR records in the local files not yet acknowledged by NATS JetStream.",
-        s.lag_records as f64,
-    );
-    gauge(
-        o,
-        "hotline_cdr_ship_lag_seconds",
-        "Age of the oldest CDR record not yet acknowledged by JetStream (0 when none waits).",
-        s.lag.as_secs_f64(),
-    );
-    labelled(
-        o,
-        "hotline_cdr_ship_records_total",
-        "CDR records acknowledged by JetStream: stored (new) or duplicate (a re-publish JetStream dropped by Nats-Msg-Id); undecodable lines skipped.",
-        "counter",
-        "result",
-        &[
-            ("stored", s.published),
-            ("duplicate", s.duplicates),
-            ("undecodable", s.undecodable),
-        ],
-    );
-    counter(
-        o,
-        "hotline_cdr_ship_publish_errors_total",
-        "Failed CDR publishes (NATS away, subject refused, no ack in time); each record is retried.",
-        s.publish_errors,
-    );
-    counter(
-        o,
-        "hotline_cdr_ship_batches_total",
-        "Publish batches sent to JetStream.",
-        s.batches,
-    );
-    counter(
-        o,
-        "hotline_cdr_ship_checkpoint_errors_total",
-        "Failed saves of the shipper's checkpoint file.",
-        s.checkpoint_errors,
-    );
-    gauge(
-        o,
-        "hotline_cdr_ship_connected",
-        "1 while the shipper is connected to NATS.",
-        f64::from(u8::from(s.connected)),
-    );
-    gauge(
-        o,
-        "hotline_cdr_ship_failing",
-        "1 while a CDR record is being refused or not acknowledged (it is retried).",
-        f64::from(u8::from(s.failing)),
-    );
+fn render_ship(o: &mut String, s: Option<&hotline_ship::ShipSnapshot>) {
+    const SERIES: [(&str, &str, &str); 8] = [
+        ("hotline_cdr_ship_lag_records", "CDR records in the local files not yet acknowledged by NATS JetStream.", "gauge"),
+        ("hotline_cdr_ship_lag_seconds", "Age of the oldest CDR record not yet acknowledged by JetStream (0 when none waits).", "gauge"),
+        ("hotline_cdr_ship_records_total", "CDR records acknowledged by JetStream: stored (new) or duplicate (a re-publish JetStream dropped by Nats-Msg-Id); undecodable lines skipped.", "counter"),
+        ("hotline_cdr_ship_publish_errors_total", "Failed CDR publishes (NATS away, subject refused, no ack in time); each record is retried.", "counter"),
+        ("hotline_cdr_ship_batches_total", "Publish batches sent to JetStream.", "counter"),
+        ("hotline_cdr_ship_checkpoint_errors_total", "Failed saves of the shipper's checkpoint file.", "counter"),
+        ("hotline_cdr_ship_connected", "1 while the shipper is connected to NATS.", "gauge"),
+        ("hotline_cdr_ship_failing", "1 while a CDR record is being refused or not acknowledged (it is retried).", "gauge"),
+    ];
+    // Without `[server.cdr.ship]` the families are declared with no samples.
+    for (name, help, kind) in SERIES {
+        header(o, name, help, kind);
+        let Some(s) = s else { continue };
+        let v = match name {
+            "hotline_cdr_ship_lag_records" => s.lag_records as f64,
+            "hotline_cdr_ship_lag_seconds" => s.lag.as_secs_f64(),
+            "hotline_cdr_ship_records_total" => {
+                for (l, v) in [
+                    ("stored", s.published),
+                    ("duplicate", s.duplicates),
+                    ("undecodable", s.undecodable),
+                ] {
+                    let _ = writeln!(o, "{name}{{result=\"{l}\"}} {v}");
+                }
+                continue;
+            }
+            "hotline_cdr_ship_publish_errors_total" => s.publish_errors as f64,
+            "hotline_cdr_ship_batches_total" => s.batches as f64,
+            "hotline_cdr_ship_checkpoint_errors_total" => s.checkpoint_errors as f64,
+            "hotline_cdr_ship_connected" => f64::from(u8::from(s.connected)),
+            _ => f64::from(u8::from(s.failing)),
+        };
+        let _ = writeln!(o, "{name} {}", fmt_f64(v));
+    }
 }
 
 /// Per-number prepaid figures (续费提醒): the balance `hotline bill` computes, what calls in

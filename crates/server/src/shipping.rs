@@ -10,14 +10,15 @@ use hotline_ship::{ShipConfig, ShipHandle, StreamSettings};
 /// How long a stopping server keeps shipping what the writer sealed last.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// The node name in record ids. The one place that decides it: `[server.cdr.ship] node`, else
-/// the host name. (When a `[cluster]` section with a node name exists, it comes first here.)
+/// The node name in record ids. The one place that decides it: the cluster's `[cluster] node`
+/// (the node's identity for leases and dialogs too), else `[server.cdr.ship] node`, else the
+/// host name.
 pub fn node_name(settings: &Settings) -> String {
     settings
-        .cdr
-        .ship
+        .cluster
         .as_ref()
-        .and_then(|s| s.node.clone())
+        .map(|c| c.node.clone())
+        .or_else(|| settings.cdr.ship.as_ref().and_then(|s| s.node.clone()))
         .unwrap_or_else(hotline_ship::hostname)
 }
 
