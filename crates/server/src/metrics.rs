@@ -1705,9 +1705,16 @@ mod tests {
         let m = Metrics::default();
         m.trunk("we\"ird\\name\n");
         m.overload_shed();
+        // Shipping off: the families are declared (docs name them), with no samples.
+        let off = m.render();
         assert!(
-            !m.render().contains("hotline_cdr_ship_lag_records"),
-            "off: no ship series"
+            off.contains("# TYPE hotline_cdr_ship_lag_records gauge"),
+            "{off}"
+        );
+        assert!(
+            !off.lines()
+                .any(|l| !l.starts_with('#') && l.starts_with("hotline_cdr_ship_")),
+            "off: no ship samples"
         );
         m.set_ship(Arc::default());
         let t = m.render();
