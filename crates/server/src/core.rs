@@ -821,19 +821,18 @@ impl Core {
             cl: CallState::default(),
         };
         if self.draining {
-            meta.disposition = Some(Disposition::Failed);
-            self.calls.insert(call, meta);
-            self.shared.metrics.rejected_as("shutting_down");
-            self.proxy
-                .reject(now, call, 503, "Service Unavailable - Shutting Down");
+            let r = Refusal::new(Disposition::Failed, "shutting_down", 503);
+            self.refuse(
+                now,
+                call,
+                meta,
+                r.reason("Service Unavailable - Shutting Down"),
+            );
             return;
         }
         if !snap.settings.trunks.is_empty() && trunk.is_none() {
-            meta.disposition = Some(Disposition::BlockedList);
-            self.calls.insert(call, meta);
-            self.shared.metrics.rejected_as("unknown_trunk");
-            self.proxy
-                .reject(now, call, 403, "Forbidden - Unknown Trunk");
+            let r = Refusal::new(Disposition::BlockedList, "unknown_trunk", 403);
+            self.refuse(now, call, meta, r.reason("Forbidden - Unknown Trunk"));
             return;
         }
         let user = Uri::parse(req.request_uri())
@@ -843,10 +842,8 @@ impl Core {
             Ok(n) => n,
             Err(_) => {
                 meta.record.number = user;
-                meta.disposition = Some(Disposition::Failed);
-                self.calls.insert(call, meta);
-                self.shared.metrics.rejected_as("not_a_400");
-                self.proxy.reject(now, call, 404, "Not A 400 Number");
+                let r = Refusal::new(Disposition::Failed, "not_a_400", 404);
+                self.refuse(now, call, meta, r.reason("Not A 400 Number"));
                 return;
             }
         };
@@ -929,15 +926,11 @@ impl Core {
                         .and_then(|ok| (!ok).then_some(b.refuse_code))
                 });
                 if let Some(refuse_code) = refused {
-                    {
-                        meta.disposition = Some(Disposition::Failed);
-                        meta.record.reason = "prepaid balance exhausted".into();
-                        self.calls.insert(call, meta);
-                        self.shared.metrics.rejected_as("prepaid");
-                        self.proxy
-                            .reject(now, call, refuse_code, "Payment Required");
-                        return;
-                    }
+                    let r = Refusal::new(Disposition::Failed, "prepaid", refuse_code)
+                        .why("prepaid balance exhausted")
+                        .reason("Payment Required");
+                    self.refuse(now, call, meta, r);
+                    return;
                 }
                 if let Some(name) = &trunk {
                     // In a cluster the shared limits were checked with the decision (and the
@@ -947,17 +940,10 @@ impl Core {
                         None => self.shared.trunk_admit(snap, name, now),
                     };
                     if let Some(why) = why {
-                        meta.disposition = Some(Disposition::Failed);
-                        meta.record.reason = why.into();
-                        self.calls.insert(call, meta);
-                        self.shared.metrics.rejected_as("trunk_limit");
-                        self.proxy.reject_with(
-                            now,
-                            call,
-                            503,
-                            "Service Unavailable",
-                            &[("Retry-After", b"1")],
-                        );
+                        let r = Refusal::new(Disposition::Failed, "trunk_limit", 503)
+                            .why(why)
+                            .retry_after_1s();
+                        self.refuse(now, call, meta, r);
                         return;
                     }
                     meta.trunk_slot = Some(name.clone());
@@ -1543,6 +1529,59 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// How long ringing calls may go on hunting after SIGTERM.
 const DRAIN_GRACE: Duration = Duration::from_secs(32);
+
+/// How a new call is refused before (or instead of) its hunt: the CDR's disposition and
+/// reason, the `hotline_calls_rejected_total` cause, and the response sent.
+struct Refusal {
+    disposition: Disposition,
+    why: Option<String>,
+    cause: &'static str,
+    code: u16,
+    reason: &'static str,
+    headers: &'static [(&'static str, &'static [u8])],
+}
+
+impl Refusal {
+    fn new(disposition: Disposition, cause: &'static str, code: u16) -> Refusal {
+        Refusal {
+            disposition,
+            why: None,
+            cause,
+            code,
+            reason: "Service Unavailable",
+            headers: &[],
+        }
+    }
+    /// The CDR's `reason`.
+    fn why(mut self, why: impl Into<String>) -> Refusal {
+        self.why = Some(why.into());
+        self
+    }
+    /// The response's reason phrase.
+    fn reason(mut self, reason: &'static str) -> Refusal {
+        self.reason = reason;
+        self
+    }
+    /// `Retry-After: 1` on the response (a limit that frees up soon).
+    fn retry_after_1s(mut self) -> Refusal {
+        self.headers = &[("Retry-After", b"1")];
+        self
+    }
+}
+
+impl Core {
+    /// Refuse a new call as `r` says; its CDR is written when the proxy reports the end.
+    fn refuse(&mut self, now: Instant, call: CallHandle, mut meta: CallMeta, r: Refusal) {
+        meta.disposition = Some(r.disposition);
+        if let Some(why) = r.why {
+            meta.record.reason = why;
+        }
+        self.calls.insert(call, meta);
+        self.shared.metrics.rejected_as(r.cause);
+        self.proxy
+            .reject_with(now, call, r.code, r.reason, r.headers);
+    }
+}
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {

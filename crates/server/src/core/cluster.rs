@@ -14,7 +14,7 @@ use hotline_route::{resolve, Answers, CallContext, Decision, Live, Recorder, Tar
 use hotline_sip::proxy::{Admission, CallHandle};
 use hotline_sip::Message;
 
-use super::{CallMeta, Core};
+use super::{CallMeta, Core, Refusal};
 use crate::cluster::{DialogReply, Link, Parked, Reply};
 
 /// Longest life of a published call in Redis when its plan has no max duration.
@@ -107,25 +107,12 @@ impl Core {
         None
     }
 
-    fn refuse_redis_down(
-        &mut self,
-        now: Instant,
-        call: CallHandle,
-        mut meta: CallMeta,
-        kind: &str,
-    ) {
+    fn refuse_redis_down(&mut self, now: Instant, call: CallHandle, meta: CallMeta, kind: &str) {
         tracing::warn!(call_id = %meta.record.call_id, kind, "redis down and [cluster.redis_down] says reject: 503");
-        meta.disposition = Some(Disposition::Failed);
-        meta.record.reason = format!("redis down ({kind})");
-        self.calls.insert(call, meta);
-        self.shared.metrics.rejected_as("redis_down");
-        self.proxy.reject_with(
-            now,
-            call,
-            503,
-            "Service Unavailable",
-            &[("Retry-After", b"1")],
-        );
+        let r = Refusal::new(Disposition::Failed, "redis_down", 503)
+            .why(format!("redis down ({kind})"))
+            .retry_after_1s();
+        self.refuse(now, call, meta, r);
     }
 
     pub(super) fn on_cluster_reply(&mut self, now: Instant, r: Reply) {
@@ -364,13 +351,12 @@ impl Core {
                 match &d.claim {
                     Some(Claim::Duplicate { owner }) => {
                         tracing::info!(call_id = %meta.record.call_id, %owner, "duplicate INVITE: the call is on another node");
-                        meta.disposition = Some(Disposition::Failed);
-                        meta.record.reason = format!("duplicate of the call on node {owner}");
                         meta.cl.duplicate = true;
-                        self.calls.insert(call, meta);
-                        self.shared.metrics.rejected_as("duplicate");
                         // RFC 3261 8.2.2.2: a merged request.
-                        self.proxy.reject(now, call, 482, "Loop Detected");
+                        let r = Refusal::new(Disposition::Failed, "duplicate", 482)
+                            .why(format!("duplicate of the call on node {owner}"))
+                            .reason("Loop Detected");
+                        self.refuse(now, call, meta, r);
                         return;
                     }
                     Some(Claim::TakeOver { owner }) => {
