@@ -29,6 +29,9 @@ use crate::txn::{
 };
 use crate::uri::Uri;
 
+mod adopt;
+pub use adopt::DialogState;
+
 /// Transport protocol of a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
