@@ -256,6 +256,10 @@ pub async fn start_with(
                 }
             },
             dispatch.inboxes.clone(),
+            {
+                let sh = shared.clone();
+                move || sh.prepaid_own_usage()
+            },
         );
         tracing::info!(node = %link.settings.node, redis = %link.settings.redis, address = %link.settings.address, "cluster node: live state in redis");
     }

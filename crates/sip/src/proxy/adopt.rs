@@ -128,6 +128,12 @@ impl Proxy {
         })
     }
 
+    /// When an answered call is to be cut (max duration, prepaid), if it is.
+    pub fn hangup_at(&self, call: CallHandle) -> Option<Instant> {
+        let c = self.calls.get(&call.0)?;
+        (c.state == CallState::Answered).then_some(c.hangup_at)?
+    }
+
     /// Take over an answered call another node carried: from now on it is this proxy's
     /// answered call (`answered` and `started` as this node's clock says they were; `target`
     /// the tag reported in its [`super::Event::CallEnded`]). `None` when a call with this Call-ID is
