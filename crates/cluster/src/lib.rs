@@ -1034,7 +1034,9 @@ impl RedisState {
             };
             let mut it = f.into_iter();
             let call_id = it.next().and_then(text).unwrap_or_default();
-            let fence = int(it.next()).and_then(|f| u64::try_from(f).ok()).unwrap_or(0);
+            let fence = int(it.next())
+                .and_then(|f| u64::try_from(f).ok())
+                .unwrap_or(0);
             let record = it.next().map(bytes).unwrap_or_default();
             let caller_tag = it.next().and_then(text).unwrap_or_default();
             let mut fields = Vec::new();

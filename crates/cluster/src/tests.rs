@@ -499,10 +499,7 @@ async fn a_dead_nodes_calls_are_adopted_once_and_fenced() -> R {
     let (x, y) = (x?, y?);
     assert_eq!(x.len() + y.len(), 2, "each call adopted once: {x:?} {y:?}");
     let all: Vec<&Adopted> = x.iter().chain(y.iter()).collect();
-    let k1 = all
-        .iter()
-        .find(|d| d.call_id == "k1")
-        .ok_or("k1 adopted")?;
+    let k1 = all.iter().find(|d| d.call_id == "k1").ok_or("k1 adopted")?;
     assert_eq!(k1.record, b"{r1}");
     assert_eq!(k1.caller_tag, "t1");
     assert_eq!(k1.field("dialog"), Some(&b"v1 1:x"[..]));
@@ -563,7 +560,10 @@ async fn prepaid_slices_are_shared_lapse_and_settle_once() -> R {
     };
     assert!(a.prepaid_reserve(ask(Some("c1"), T0)).await?.granted);
     assert!(b.prepaid_reserve(ask(Some("c2"), T0)).await?.granted);
-    assert!(a.prepaid_reserve(ask(Some("c1"), T0)).await?.granted, "c1's 2nd minute");
+    assert!(
+        a.prepaid_reserve(ask(Some("c1"), T0)).await?.granted,
+        "c1's 2nd minute"
+    );
     let no = b.prepaid_reserve(ask(Some("c2"), T0)).await?;
     assert!(!no.granted, "nothing left: {no:?}");
     assert_eq!(no.available_fen, 0);

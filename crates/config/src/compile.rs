@@ -482,7 +482,6 @@ pub(crate) fn compile(
         }
     }
 
-
     // 3. Calendar.
     let calendar = build_calendar(&mut cx, &files, read_file);
 

@@ -27,6 +27,21 @@ use hotline_sip::proxy::{Admission, CallHandle};
 
 use crate::transport::ShardMsg;
 
+/// A node's own prepaid usage per number: (month `YYYY-MM`, minutes).
+pub type OwnUsage = Vec<(String, Vec<(String, u64)>)>;
+/// Takes Redis's answer about a prepaid number.
+pub type NoteAnswer = Box<dyn Fn(&str, &hotline_cluster::PrepaidAnswer) + Send>;
+
+/// What the cluster's maintenance task reads and writes of the node's prepaid accounts.
+pub struct PrepaidHooks {
+    /// This node's own usage per number: (month, minutes).
+    pub usage: Box<dyn Fn() -> OwnUsage + Send>,
+    /// What to ask Redis about each prepaid number.
+    pub asks: Box<dyn Fn() -> Vec<(String, crate::prepaid::ClusterAsk)> + Send>,
+    /// Redis's answer about a number.
+    pub note: NoteAnswer,
+}
+
 /// Calls taken over per Redis round trip.
 const ADOPT_BATCH: usize = 100;
 
@@ -91,7 +106,7 @@ impl Link {
         self: &Arc<Self>,
         info: impl Fn() -> NodeInfo + Send + 'static,
         inboxes: Arc<Vec<tokio::sync::mpsc::Sender<ShardMsg>>>,
-        prepaid_usage: impl Fn() -> Vec<(String, Vec<(String, u64)>)> + Send + 'static,
+        prepaid: PrepaidHooks,
     ) {
         self.spawn(self.redis.clone().maintain(info));
         let me = self.clone();
@@ -109,7 +124,7 @@ impl Link {
             loop {
                 tick.tick().await;
                 let mut ok = true;
-                for (number, usage) in prepaid_usage() {
+                for (number, usage) in (prepaid.usage)() {
                     if let Err(e) = me.redis.prepaid_seed(&number, &usage, !seeded).await {
                         tracing::debug!(%number, error = %e, "prepaid usage not written to redis");
                         ok = false;
@@ -117,6 +132,25 @@ impl Link {
                     }
                 }
                 seeded |= ok;
+                // Every node's usage and reservations, for admitting new calls without a
+                // round trip on their path.
+                for (number, ask) in (prepaid.asks)() {
+                    let now = hotline_cluster::now_ms();
+                    let q = hotline_cluster::PrepaidAsk {
+                        number: &number,
+                        call_id: None,
+                        slice_fen: ask.rate_fen,
+                        expires_ms: now,
+                        now_ms: now,
+                        base_fen: ask.base_fen,
+                        rate_fen: ask.rate_fen,
+                        month: &ask.month,
+                    };
+                    match me.redis.prepaid_reserve(q).await {
+                        Ok(a) => (prepaid.note)(&number, &a),
+                        Err(_) => break,
+                    }
+                }
                 if let Ok(n) = me.redis.nodes(hotline_cluster::now_ms()).await {
                     let alive: Vec<_> = n.iter().filter(|x| x.alive).collect();
                     let agree = alive.windows(2).all(|w| w[0].config_hash == w[1].config_hash);

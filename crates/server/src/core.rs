@@ -251,6 +251,17 @@ impl Shared {
         self.with_prepaid(|p| p.own_usage()).unwrap_or_default()
     }
 
+    /// What to ask Redis about each prepaid number (cluster).
+    pub(crate) fn prepaid_asks(&self) -> Vec<(String, crate::prepaid::ClusterAsk)> {
+        self.with_prepaid(|p| p.cluster_asks(jiff::Timestamp::now()))
+            .unwrap_or_default()
+    }
+
+    /// Redis's view of a prepaid number (cluster).
+    pub(crate) fn prepaid_note(&self, number: &str, a: &hotline_cluster::PrepaidAnswer) {
+        self.with_prepaid(|p| p.note_cluster_available(number, a));
+    }
+
     pub(crate) fn trunk_note(&self, name: &str) {
         if let Some(st) = lock(&self.trunks).get_mut(name) {
             st.active += 1;
@@ -1170,7 +1181,11 @@ impl Core {
             let r = &meta.record;
             // Settled by the node that writes the CDR: a call a BYE ended through another
             // node (which writes it) only gives its reservation back here.
-            let billed = if meta.cl.gone { 0 } else { r.billable_minutes() };
+            let billed = if meta.cl.gone {
+                0
+            } else {
+                r.billable_minutes()
+            };
             self.shared.with_prepaid(|p| {
                 p.settle(&r.number, meta.reserved_minutes, billed, r.start, r.end)
             });

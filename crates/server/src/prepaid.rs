@@ -51,6 +51,9 @@ struct Account {
     start: jiff::civil::Date,
     expiry: jiff::civil::Date,
     low: bool,
+    /// In a cluster: the credit Redis last said was available to new calls (balance less
+    /// every node's usage and live reservations), and this node's reservations since then.
+    cluster_available: Option<i64>,
     /// In a cluster: every node's usage per month (Redis's account, last seen), which the
     /// balance is computed from instead of `used_minutes` (this node's own share).
     cluster_used: Option<BTreeMap<Month, u64>>,
@@ -221,6 +224,7 @@ impl Prepaid {
                     expiry: a.expiry(plan),
                     low: old.is_some_and(|o| o.low),
                     cluster_used: old.and_then(|o| o.cluster_used.clone()),
+                    cluster_available: old.and_then(|o| o.cluster_available),
                 },
             );
         }
@@ -273,9 +277,13 @@ impl Prepaid {
         let Some(a) = self.accounts.get(number) else {
             return true;
         };
+        // In a cluster, what Redis last said is available (other nodes' calls included).
+        let free = a
+            .cluster_available
+            .unwrap_or_else(|| a.balance(today) - a.reserved_fen);
         let ok = today >= a.start
             && today < a.expiry
-            && hotline_cdr::billing::can_start_call(a.balance(today) - a.reserved_fen, a.rate_fen);
+            && hotline_cdr::billing::can_start_call(free, a.rate_fen);
         if !ok {
             self.refused += 1;
         }
@@ -343,11 +351,34 @@ impl Prepaid {
         a.cluster_used = Some(sum);
     }
 
+    /// Every prepaid number's question for Redis (cluster).
+    pub fn cluster_asks(&self, now: Timestamp) -> Vec<(String, ClusterAsk)> {
+        let mut v: Vec<_> = self
+            .accounts
+            .keys()
+            .filter_map(|n| Some((n.clone(), self.cluster_ask(n, now)?)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Redis's view of a number (cluster): usage of every node and the credit available to
+    /// new calls, which admission uses from now on.
+    pub fn note_cluster_available(&mut self, number: &str, a: &hotline_cluster::PrepaidAnswer) {
+        self.note_cluster_usage(number, &a.usage);
+        if let Some(acct) = self.accounts.get_mut(number) {
+            acct.cluster_available = Some(a.available_fen);
+        }
+    }
+
     /// A slice Redis reserved for a call of this node: counted here too (this node's view,
     /// `/metrics`), released at the settlement.
     pub fn note_reserved(&mut self, number: &str) {
         if let Some(a) = self.accounts.get_mut(number) {
             a.reserved_fen += a.rate_fen;
+            if let Some(c) = a.cluster_available.as_mut() {
+                *c -= a.rate_fen;
+            }
         }
     }
 
@@ -446,6 +477,44 @@ prepaid = "{prepaid}"
         "2026-11-24T10:00:00Z"
             .parse()
             .unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// The cluster's reservation script computes base − this month's minutes × rate −
+    /// reservations: that must be the bill's balance, and the grants the single box's.
+    #[test]
+    fn cluster_base_is_the_balance_before_this_months_usage() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut p = Prepaid::load(cfg("5.00")?, dir.path(), 0, now());
+        let ask = p.cluster_ask("4008001234", now()).ok_or("prepaid")?;
+        assert_eq!(
+            (ask.base_fen, ask.rate_fen, ask.month.as_str()),
+            (500, 50, "2026-11")
+        );
+        assert_eq!(p.cluster_ask("4008009999", now()), None, "not prepaid");
+        // Other nodes used 3 minutes this month and 2 last month (closed: charged at rate).
+        p.note_cluster_usage(
+            "4008001234",
+            &[
+                ("2026-11".into(), "b".into(), 3),
+                ("2026-10".into(), "b".into(), 2),
+            ],
+        );
+        let ask = p.cluster_ask("4008001234", now()).ok_or("prepaid")?;
+        assert_eq!(ask.base_fen, 500 - 100);
+        assert_eq!(
+            p.available("4008001234", now()),
+            Some(ask.base_fen - 3 * ask.rate_fen)
+        );
+        for m in 0..3 {
+            assert_eq!(grant_after(m, true), p.reserve("4008001234", m, now()));
+        }
+        assert_eq!(
+            grant_after(2, false),
+            Grant::Cut {
+                cut_after: Duration::from_millis(119_500)
+            }
+        );
+        Ok(())
     }
 
     #[test]

@@ -303,7 +303,10 @@ impl Core {
             let ms = self.clock.ts(at).as_millisecond();
             fields.push(("hangup_ms", ms.to_string().into_bytes()));
         }
-        fields.push(("reserved_minutes", meta.reserved_minutes.to_string().into_bytes()));
+        fields.push((
+            "reserved_minutes",
+            meta.reserved_minutes.to_string().into_bytes(),
+        ));
         let (call_id, tag) = (meta.record.call_id.clone(), meta.cl.caller_tag.clone());
         let redis = link.redis.clone();
         link.spawn(async move {
@@ -464,9 +467,8 @@ impl Core {
                 tracing::info!(call_id = %call.call_id, %owner, node = %self.shared.cluster.as_ref().map_or("", |l| l.settings.node.as_str()), "BYE of another node's call: its CDR is written here");
                 // Its prepaid minutes are settled by the node that writes the CDR: this one.
                 let billed = call.billable_minutes();
-                self.shared.with_prepaid(|p| {
-                    p.settle(&call.number, 0, billed, call.start, call.end)
-                });
+                self.shared
+                    .with_prepaid(|p| p.settle(&call.number, 0, billed, call.start, call.end));
                 self.settle_shared(&call, false);
                 self.shared.cdr.submit(hotline_cdr::Record::Call(call));
             }
@@ -508,7 +510,10 @@ impl Core {
         }
         // Instants on this node's clock from the published wall-clock times.
         let ago = |t: jiff::Timestamp| {
-            let ms = ts.as_millisecond().saturating_sub(t.as_millisecond()).max(0);
+            let ms = ts
+                .as_millisecond()
+                .saturating_sub(t.as_millisecond())
+                .max(0);
             now.checked_sub(std::time::Duration::from_millis(ms as u64))
                 .unwrap_or(now)
         };
@@ -557,10 +562,8 @@ impl Core {
             .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
         if let Some(ms) = hangup_ms {
             let left = ms.saturating_sub(ts.as_millisecond()).max(0);
-            self.proxy.limit_call(
-                call,
-                now + std::time::Duration::from_millis(left as u64),
-            );
+            self.proxy
+                .limit_call(call, now + std::time::Duration::from_millis(left as u64));
         }
         let caller_tag = d.caller_tag.clone();
         let mut meta = CallMeta {

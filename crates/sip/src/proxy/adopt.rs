@@ -227,8 +227,8 @@ mod tests {
             callee_target: b"sip:agent@127.0.0.1:5080;transport=tcp".to_vec(),
             caller_cseq: 1,
             callee_cseq: 0,
-            caller: (Transport::Udp, "127.0.0.1:5070".parse().unwrap()),
-            callee: (Transport::Tcp, "[::1]:5080".parse().unwrap()),
+            caller: (Transport::Udp, "127.0.0.1:5070".parse().expect("addr")),
+            callee: (Transport::Tcp, "[::1]:5080".parse().expect("addr")),
         }
     }
 
