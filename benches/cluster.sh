@@ -46,6 +46,7 @@ OUT=${OUT:-$(mktemp -d /tmp/hotline-cluster-bench.XXXXXX)}
 mkdir -p "$OUT"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+stop() { kill -9 "$@" 2>/dev/null || true; wait "$@" 2>/dev/null || true; }
 trap cleanup EXIT
 
 if [ "$BUILD" = 1 ]; then
@@ -100,7 +101,7 @@ uac() {
 
 echo "cluster bench: $(date -u +%Y-%m-%dT%H:%MZ), nproc $(nproc), $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "$("$BIN/hotline" --version | head -1); $(redis-server --version | cut -d' ' -f1-3); scenario $SCENARIO${LIMITED:+ (limited targets)}, $RATE CPS, ${SECS} s, hold ${HOLD} s; results in $OUT"
-printf '%-8s %-6s %10s %10s %10s %8s  %s\n' setup round calls us/call p50_us p99_us "redis round trips per call"
+printf '%-8s %-6s %10s %10s %12s %10s %8s  %s\n' setup round calls us/call "(redis us)" p50_us p99_us "redis round trips per call"
 RUN=0
 for round in $(seq "$ROUNDS"); do
     for setup in single cluster; do
@@ -112,7 +113,8 @@ for round in $(seq "$ROUNDS"); do
             uac "$NODE_SIP" "$RATE" "$OUT/uac-$RUN-a.out"
             t1=$(ticks "${sut[@]}")
             results=("$OUT/uac-$RUN-a.out")
-            kill -9 "$NODE_PID"
+            stop "$NODE_PID"
+            r0=0; r1=0
             per=""
         else
             port=$(free_port)
@@ -126,17 +128,17 @@ for round in $(seq "$ROUNDS"); do
             sleep 2 # both see Redis up, scripts loaded
             sut=("$A_PID" "$B_PID" "$REDIS_PID")
             before="$(trips "$A_ADM") $(trips "$B_ADM")"
-            t0=$(ticks "${sut[@]}")
+            t0=$(ticks "${sut[@]}"); r0=$(ticks "$REDIS_PID")
             half=$(awk -v r="$RATE" 'BEGIN { printf "%.1f", r / 2 }')
             uac "$A_SIP" "$half" "$OUT/uac-$RUN-a.out" &
             ua=$!
             uac "$B_SIP" "$half" "$OUT/uac-$RUN-b.out"
             wait "$ua"
-            t1=$(ticks "${sut[@]}")
+            t1=$(ticks "${sut[@]}"); r1=$(ticks "$REDIS_PID")
             sleep 1 # the last calls' end claims and releases
             after="$(trips "$A_ADM") $(trips "$B_ADM")"
             results=("$OUT/uac-$RUN-a.out" "$OUT/uac-$RUN-b.out")
-            kill -9 "$A_PID" "$B_PID" "$REDIS_PID"
+            stop "$A_PID" "$B_PID" "$REDIS_PID"
             per=$before
         fi
         calls=0; p50=0; p99=0
@@ -148,6 +150,7 @@ for round in $(seq "$ROUNDS"); do
             p=$(field "$res" answer_p99_us); [ "${p:-0}" -gt "$p99" ] 2>/dev/null && p99=$p
         done
         us=$(awk -v d=$((t1 - t0)) -v n="$calls" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+        rus=$(awk -v d=$((r1 - r0)) -v n="$calls" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
         rt=""
         if [ -n "$per" ]; then
             rt=$(awk -v b="$before" -v a="$after" -v n="$calls" 'BEGIN {
@@ -156,6 +159,6 @@ for round in $(seq "$ROUNDS"); do
                 for (k in K) { t += A[k] - B[k]; if (k != "background") s = s sprintf("%s %.2f ", k, (A[k] - B[k]) / n) }
                 printf "%stotal %.2f", s, (t - (A["background"] - B["background"])) / n }')
         fi
-        printf '%-8s %-6s %10s %10s %10s %8s  %s\n' "$setup" "$round" "$calls" "$us" "$p50" "$p99" "$rt" | tee -a "$OUT/summary.txt"
+        printf '%-8s %-6s %10s %10s %12s %10s %8s  %s\n' "$setup" "$round" "$calls" "$us" "($rus)" "$p50" "$p99" "$rt" | tee -a "$OUT/summary.txt"
     done
 done

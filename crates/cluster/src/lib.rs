@@ -398,6 +398,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct RedisState {
     inner: Arc<Inner>,
+    /// A connection of this clone's own ([`RedisState::own_connection`]), else the shared one.
+    own: Option<ConnectionManager>,
 }
 
 impl std::fmt::Debug for RedisState {
@@ -463,6 +465,7 @@ impl RedisState {
             }
         };
         Ok(RedisState {
+            own: None,
             inner: Arc::new(Inner {
                 conn: Mutex::new(conn),
                 sentinel,
@@ -1094,7 +1097,35 @@ impl RedisState {
 
     /// The connection in use (`None` behind Sentinel until a sentinel named the primary).
     fn conn(&self) -> Option<ConnectionManager> {
-        lock(&self.inner.conn).clone()
+        match &self.own {
+            Some(c) => Some(c.clone()),
+            None => lock(&self.inner.conn).clone(),
+        }
+    }
+
+    /// Whether `other` is a clone of the same node's client.
+    pub fn shares_state_with(&self, other: &RedisState) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    /// A clone with a connection of its own, driven by the runtime that first uses it: a
+    /// shard's requests then go from its thread to Redis and back without waking another
+    /// thread (the shared connection's driver runs on the main runtime). Health, counters,
+    /// held leases and scripts stay shared. Behind Sentinel the clone uses the shared
+    /// connection (it follows failovers).
+    pub fn own_connection(&self) -> RedisState {
+        if self.inner.sentinel.is_some() {
+            return self.clone();
+        }
+        let own = redis::Client::open(self.inner.opts.url.as_str())
+            .ok()
+            .and_then(|c| {
+                ConnectionManager::new_lazy_with_config(c, self.inner.conn_cfg.clone()).ok()
+            });
+        RedisState {
+            inner: self.inner.clone(),
+            own,
+        }
     }
 
     /// Behind Sentinel: ask the sentinels for the primary and, if it is another server than

@@ -83,14 +83,43 @@ impl Link {
         })
     }
 
-    /// Run `f` on the main runtime.
+    /// Run `f` on the runtime of the caller (a shard's own, on a shard's thread), else the
+    /// main runtime.
     pub fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(f);
+            }
+            Err(_) => {
+                self.rt.spawn(f);
+            }
+        }
+    }
+
+    /// Run `f` on the main runtime (work that must finish even if the calling shard stops).
+    pub fn spawn_main(&self, f: impl Future<Output = ()> + Send + 'static) {
         self.rt.spawn(f);
+    }
+
+    /// The Redis client for the calling thread: on a shard's thread one with a connection of
+    /// its own, driven by the shard's runtime (a round trip wakes no other thread); shared
+    /// state (health, leases held, counters) is the node's.
+    pub fn redis(&self) -> RedisState {
+        thread_local! {
+            static OWN: std::cell::RefCell<Option<RedisState>> = const { std::cell::RefCell::new(None) };
+        }
+        OWN.with(|o| {
+            let mut o = o.borrow_mut();
+            match o.as_ref() {
+                Some(r) if r.shares_state_with(&self.redis) => r.clone(),
+                _ => o.insert(self.redis.own_connection()).clone(),
+            }
+        })
     }
 
     /// Give back a slot leased in Redis (on a task; an unreachable Redis lets it expire).
     pub fn release(&self, target: &str, call_id: &str) {
-        let redis = self.redis.clone();
+        let redis = self.redis();
         let (t, c) = (target.to_owned(), call_id.to_owned());
         self.spawn(async move {
             if let Err(e) = redis.release(&t, &c).await {
@@ -316,11 +345,6 @@ pub enum DialogReply {
         call: CallHandle,
         call_id: String,
         result: Result<u64, ClusterError>,
-    },
-    /// This node's call ended: write its CDR if the claim is ours.
-    Ended {
-        record: Box<hotline_cdr::CallRecord>,
-        result: Result<DialogEnd, ClusterError>,
     },
     /// A BYE ended this node's call on another node (which wrote its CDR), or another node
     /// took it over.

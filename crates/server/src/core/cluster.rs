@@ -87,7 +87,7 @@ impl Core {
         });
         let call_id = meta.record.call_id.clone();
         self.calls.insert(call, meta);
-        let redis = link.redis.clone();
+        let redis = link.redis();
         link.spawn(async move {
             let result = redis
                 .decide(Decide {
@@ -160,7 +160,7 @@ impl Core {
         // The slice lapses a while after the renewal that should follow it (a dead node's
         // reservation frees itself unless another node takes the call over).
         let expires_ms = ts.as_millisecond() + 60_000 + PREPAID_SLICE_GRACE_MS;
-        let redis = link.redis.clone();
+        let redis = link.redis();
         link.spawn(async move {
             let result = redis
                 .prepaid_reserve(hotline_cluster::PrepaidAsk {
@@ -233,7 +233,7 @@ impl Core {
         };
         let (number, call_id) = (r.number.clone(), r.call_id.clone());
         let redis = link.redis.clone();
-        link.spawn(async move {
+        link.spawn_main(async move {
             let done = if gone {
                 redis.prepaid_release(&number, &call_id).await
             } else {
@@ -307,7 +307,7 @@ impl Core {
             meta.reserved_minutes.to_string().into_bytes(),
         ));
         let (call_id, tag) = (meta.record.call_id.clone(), meta.cl.caller_tag.clone());
-        let redis = link.redis.clone();
+        let redis = link.redis();
         link.spawn(async move {
             let result = redis.dialog_put(&call_id, &json, &tag, life, &fields).await;
             let _ = tx
@@ -322,29 +322,36 @@ impl Core {
         });
     }
 
-    /// This node's published call ended: claim the end in Redis, then write the CDR.
+    /// This node's published call ended: claim the end in Redis, then write the CDR. On the
+    /// main runtime, and the CDR written by the task itself: the record must not depend on
+    /// the shard still running (a drain ends its loop).
     pub(super) fn end_dialog(&mut self, record: hotline_cdr::CallRecord, fence: u64) {
         if let Some(link) = &self.shared.cluster {
             crate::cluster::lock(&link.published).remove(&record.call_id);
         }
-        let (Some(link), Some(tx)) = (
-            self.shared.cluster.clone(),
-            self.dispatch.inboxes.get(self.shard).cloned(),
-        ) else {
+        let Some(link) = self.shared.cluster.clone() else {
             self.shared.cdr.submit(hotline_cdr::Record::Call(record));
             return;
         };
         let redis = link.redis.clone();
-        link.spawn(async move {
+        let cdr = self.shared.cdr.clone();
+        link.spawn_main(async move {
             let result = redis.dialog_end(&record.call_id, Some(fence)).await;
-            let _ = tx
-                .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
-                    DialogReply::Ended {
-                        record: Box::new(record),
-                        result,
-                    },
-                ))))
-                .await;
+            match result {
+                Ok(DialogEnd::Claimed { .. }) => cdr.submit(hotline_cdr::Record::Call(record)),
+                Ok(DialogEnd::Lost) => {
+                    tracing::info!(call_id = %record.call_id, "call unknown to redis (restarted?): writing its CDR here");
+                    cdr.submit(hotline_cdr::Record::Call(record))
+                }
+                Ok(DialogEnd::NotHere) => {
+                    tracing::info!(call_id = %record.call_id, "call ended by another node: its CDR is written there")
+                }
+                Err(e) => {
+                    // Redis down: this node's record is the best there is.
+                    tracing::warn!(call_id = %record.call_id, error = %e, "end of call not claimed in redis: writing the CDR here");
+                    cdr.submit(hotline_cdr::Record::Call(record));
+                }
+            }
         });
     }
 
@@ -360,7 +367,7 @@ impl Core {
         let call_id = String::from_utf8_lossy(call_id).into_owned();
         let from_tag = String::from_utf8_lossy(from_tag).into_owned();
         let at = self.clock.ts(now);
-        let redis = link.redis.clone();
+        let redis = link.redis();
         link.spawn(async move {
             let result = redis.dialog_end(&call_id, None).await;
             let _ = tx
@@ -391,7 +398,7 @@ impl Core {
                     (None, Some(link)) => {
                         // The call ended (and wrote its CDR) before the publication was
                         // confirmed: take it back, so no other node ends it again.
-                        let redis = link.redis.clone();
+                        let redis = link.redis();
                         let call_id = call_id_of_put.clone();
                         link.spawn(async move {
                             let _ = redis.dialog_end(&call_id, Some(fence)).await;
@@ -416,23 +423,6 @@ impl Core {
                 }
                 self.proxy.ended_elsewhere(Instant::now(), call);
             }
-            DialogReply::Ended { record, result } => match result {
-                Ok(DialogEnd::Claimed { .. }) => {
-                    self.shared.cdr.submit(hotline_cdr::Record::Call(*record))
-                }
-                Ok(DialogEnd::Lost) => {
-                    tracing::info!(call_id = %record.call_id, "call unknown to redis (restarted?): writing its CDR here");
-                    self.shared.cdr.submit(hotline_cdr::Record::Call(*record))
-                }
-                Ok(DialogEnd::NotHere) => {
-                    tracing::info!(call_id = %record.call_id, "call ended by another node: its CDR is written there")
-                }
-                Err(e) => {
-                    // Redis down: this node's record is the best there is.
-                    tracing::warn!(call_id = %record.call_id, error = %e, "end of call not claimed in redis: writing the CDR here");
-                    self.shared.cdr.submit(hotline_cdr::Record::Call(*record));
-                }
-            },
             DialogReply::Foreign {
                 from_tag,
                 at,
@@ -805,7 +795,7 @@ pub(super) fn gate(
         return Admission::Refuse;
     };
     meta.cl.asked.push(tag);
-    let redis = link.redis.clone();
+    let redis = link.redis();
     let (target, limit) = (t.name.clone(), t.max_concurrent);
     let call_id = meta.record.call_id.clone();
     link.spawn(async move {
