@@ -13,7 +13,6 @@
 //! Everything that arrives from the network is untrusted: nothing here panics on it.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +27,10 @@ use crate::txn::{
     State, TimerAction, Timers,
 };
 use crate::uri::Uri;
+
+mod key;
+
+pub use key::HashKey;
 
 /// Transport protocol of a peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -115,6 +118,11 @@ pub struct ProxyConfig {
     /// `local`, so in-dialog requests reach whichever node is alive; it counts as "us" in
     /// Request-URIs and Route headers. `None`: `local`.
     pub record_route: Option<String>,
+    /// The secret of the keyed hashes behind transaction keys, the loop hash in our branch
+    /// parameters and the To-tags of local responses ([`HashKey`]). [`ProxyConfig::new`] draws
+    /// a random one; shards of one server share the server's; a test fixes it to make every
+    /// byte sent a function of the inputs.
+    pub hash_key: HashKey,
 }
 
 /// User agents of well-known SIP scanners and war-diallers.
@@ -152,6 +160,7 @@ impl ProxyConfig {
             id_first: 1,
             id_step: 1,
             record_route: None,
+            hash_key: HashKey::random(),
         }
     }
 }
@@ -596,8 +605,8 @@ struct ServerTomb {
 ///   absorbed;
 /// - non-INVITE Completed: everything is absorbed.
 struct ClientTomb {
-    /// Keyed hash ([`fnv`]) of the request's Call-ID: compared like the server transaction
-    /// keys are (a random key per process, so no peer can aim for a collision).
+    /// Keyed hash ([`HashKey`]) of the request's Call-ID: compared like the server transaction
+    /// keys are (a secret key, so no peer can aim for a collision).
     call_id: u64,
     deadline: Instant,
     method: Method,
@@ -887,6 +896,8 @@ impl DialogSides {
 /// The proxy core. See the module docs.
 pub struct Proxy {
     cfg: ProxyConfig,
+    /// `cfg.hash_key`, a field of its own so that hashing borrows nothing else.
+    key: HashKey,
     /// Per listen address (by `Peer::local`): how we write it in Via and Record-Route.
     ifaces: Vec<Iface>,
     /// Our Via for the message being built (see [`Proxy::new_via`]).
@@ -963,21 +974,6 @@ const BRANCH_PREFIX: &str = "z9hG4bK-hl";
 /// Timer C (§16.6 step 11): no branch rings longer than this, whatever its ring timeout.
 pub const TIMER_C: Duration = Duration::from_secs(180);
 
-/// Keyed hash of message parts (branch, sent-by, Call-ID ...). The key is random per process:
-/// a peer cannot craft two requests whose transaction keys collide.
-fn fnv(parts: &[&[u8]]) -> u64 {
-    use std::hash::BuildHasher;
-    static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> =
-        std::sync::OnceLock::new();
-    let mut h = KEY
-        .get_or_init(std::collections::hash_map::RandomState::new)
-        .build_hasher();
-    for p in parts {
-        p.hash(&mut h);
-    }
-    h.finish()
-}
-
 fn eq_ci(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)
 }
@@ -998,6 +994,7 @@ impl Proxy {
             history: Vec::new(),
             diversion: Vec::new(),
             next_id: cfg.id_first.max(1),
+            key: cfg.hash_key,
             cfg,
             server_keys: IdMap::default(),
             servers: IdMap::default(),
@@ -1300,9 +1297,9 @@ impl Proxy {
         u64::from_str_radix(id, 16).ok()
     }
 
-    fn loop_hash(msg: &Message) -> u64 {
+    fn loop_hash(&self, msg: &Message) -> u64 {
         let cseq = msg.cseq().0.to_be_bytes();
-        fnv(&[
+        self.key.hash(&[
             msg.request_uri(),
             msg.from_tag().unwrap_or(b""),
             msg.to_tag().unwrap_or(b""),
@@ -1311,13 +1308,13 @@ impl Proxy {
         ])
     }
 
-    fn server_key(msg: &Message) -> u64 {
+    fn server_key(&self, msg: &Message) -> u64 {
         let via = msg.top_via();
         let method = match msg.method() {
             Some(Method::Ack) => b"INVITE".as_slice(),
             _ => msg.method_bytes(),
         };
-        fnv(&[
+        self.key.hash(&[
             via.branch.unwrap_or(b""),
             via.host,
             &via.port.unwrap_or(5060).to_be_bytes(),
@@ -1518,7 +1515,7 @@ impl Proxy {
         if !msg.is_request() || msg.method() == Some(Method::Ack) {
             return;
         }
-        let tag = msg.to_tag().is_none().then(|| local_tag(msg));
+        let tag = msg.to_tag().is_none().then(|| local_tag(&self.key, msg));
         let bytes = rewrite::response(msg, code, reason, tag.as_deref(), Some(source.addr), &[]);
         let to = Self::reply_peer(&msg.top_via(), source);
         self.send(to, bytes);
@@ -1768,7 +1765,7 @@ impl Proxy {
 
     /// Track the highest CSeq each side used, for the BYEs Hotline may have to send.
     fn note_cseq(&mut self, msg: &Message) {
-        let Some(&call) = self.dialogs.get(&fnv(&[msg.call_id()])) else {
+        let Some(&call) = self.dialogs.get(&self.key.hash(&[msg.call_id()])) else {
             return;
         };
         let Some(c) = self.calls.get_mut(&call) else {
@@ -1791,7 +1788,7 @@ impl Proxy {
 
     fn on_request(&mut self, now: Instant, source: Peer, msg: Message) {
         let method = msg.method().unwrap_or(Method::Other);
-        let key = Self::server_key(&msg);
+        let key = self.server_key(&msg);
         // Retransmission or ACK of an existing server transaction.
         if let Some(&sid) = self.server_keys.get(&key) {
             if self.on_server_match(now, sid, method) {
@@ -1943,7 +1940,7 @@ impl Proxy {
         self.tombs.insert(
             cid,
             Tomb::Client(ClientTomb {
-                call_id: fnv(&[&c.sent.call_id]),
+                call_id: self.key.hash(&[&c.sent.call_id]),
                 deadline,
                 method: c.sent.method,
                 last,
@@ -2046,7 +2043,7 @@ impl Proxy {
             return;
         };
         let tag = if code > 100 && request.to_tag().is_none() {
-            Some(local_tag(request))
+            Some(local_tag(&self.key, request))
         } else {
             None
         };
@@ -2156,7 +2153,7 @@ impl Proxy {
         let Some(first) = ours.next() else {
             return false;
         };
-        let h = format!("{:016x}", Self::loop_hash(msg));
+        let h = format!("{:016x}", self.loop_hash(msg));
         std::iter::once(first).chain(ours).any(|v| {
             v.branch
                 .and_then(|b| b.strip_prefix(BRANCH_PREFIX.as_bytes()))
@@ -2185,7 +2182,7 @@ impl Proxy {
             let both = Bytes::from(both);
             (both.slice(..id.len()), both.slice(id.len()..))
         };
-        let local_tag = local_tag(&msg);
+        let local_tag = local_tag(&self.key, &msg);
         self.calls.insert(
             cid,
             Call {
@@ -2246,7 +2243,7 @@ impl Proxy {
             },
         };
         let dest = self.leaving_from(dest, source.local);
-        self.new_via(Self::loop_hash(&msg), dest);
+        self.new_via(self.loop_hash(&msg), dest);
         let out = rewrite::forward_request(
             &msg,
             &ForwardRequest {
@@ -2287,7 +2284,7 @@ impl Proxy {
     /// answered: to the other side's remote target (its Contact), with the Request-URI set to
     /// it. Requests for dialogs Hotline does not know get nothing: it is no open relay.
     fn dialog_route(&self, msg: &Message) -> Option<(Peer, Bytes)> {
-        let call = self.dialogs.get(&fnv(&[msg.call_id()]))?;
+        let call = self.dialogs.get(&self.key.hash(&[msg.call_id()]))?;
         let c = self.calls.get(call)?;
         if c.call_id.as_ref() != msg.call_id() {
             return None;
@@ -2320,7 +2317,7 @@ impl Proxy {
             },
         };
         let dest = self.leaving_from(dest, source.local);
-        let cid = self.new_via(Self::loop_hash(&msg), dest);
+        let cid = self.new_via(self.loop_hash(&msg), dest);
         let out = rewrite::forward_request(
             &msg,
             &ForwardRequest {
@@ -2351,7 +2348,7 @@ impl Proxy {
     /// A BYE through us ends the call it belongs to. Returns false when no call of ours has
     /// this Call-ID (the dialog is another node's).
     fn note_bye(&mut self, now: Instant, bye: &Message) -> bool {
-        let h = fnv(&[bye.call_id()]);
+        let h = self.key.hash(&[bye.call_id()]);
         let Some(&call) = self.dialogs.get(&h) else {
             return false;
         };
@@ -2390,7 +2387,7 @@ impl Proxy {
     fn on_cancel(&mut self, now: Instant, source: Peer, msg: Message, key: u64) {
         // The INVITE it cancels has the same branch and sent-by (§9.2).
         let via = msg.top_via();
-        let invite_key = fnv(&[
+        let invite_key = self.key.hash(&[
             via.branch.unwrap_or(b""),
             via.host,
             &via.port.unwrap_or(5060).to_be_bytes(),
@@ -2579,7 +2576,7 @@ impl Proxy {
         let Some((lh, inbound)) = self
             .calls
             .get(&call)
-            .and_then(|c| Some((Self::loop_hash(c.invite.as_deref()?), c.caller_peer.local)))
+            .and_then(|c| Some((self.loop_hash(c.invite.as_deref()?), c.caller_peer.local)))
         else {
             return;
         };
@@ -2926,7 +2923,7 @@ impl Proxy {
         let Some(t) = self.client_tomb(cid) else {
             return;
         };
-        if t.call_id != fnv(&[msg.call_id()]) || t.method != msg.cseq().1 {
+        if t.call_id != self.key.hash(&[msg.call_id()]) || t.method != msg.cseq().1 {
             self.stats.dropped_responses += 1;
             return;
         }
@@ -3126,7 +3123,7 @@ impl Proxy {
             if c.first_ring.is_none() {
                 c.first_ring = b.first_ring;
             }
-            self.dialogs.insert(fnv(&[msg.call_id()]), call);
+            self.dialogs.insert(self.key.hash(&[msg.call_id()]), call);
             self.events.push_back(Event::AttemptEnded(info));
             self.events.push_back(Event::Answered {
                 call: CallHandle(call),
@@ -3434,7 +3431,7 @@ impl Proxy {
                 if c.linger_until.is_some_and(|t| t <= now) {
                     let c = self.calls.remove(&call);
                     if let Some(c) = c {
-                        let h = fnv(&[&c.call_id]);
+                        let h = self.key.hash(&[&c.call_id]);
                         if self.dialogs.get(&h) == Some(&call) {
                             self.dialogs.remove(&h);
                         }
@@ -3652,8 +3649,8 @@ fn default_reason(code: u16) -> &'static str {
 
 /// A To-tag for responses Hotline generates itself: stable per request, so retransmitted
 /// requests get the same tag.
-fn local_tag(req: &Message) -> LocalTag {
-    let h = fnv(&[req.call_id(), req.from_tag().unwrap_or(b""), b"hotline"]);
+fn local_tag(key: &HashKey, req: &Message) -> LocalTag {
+    let h = key.hash(&[req.call_id(), req.from_tag().unwrap_or(b""), b"hotline"]);
     let mut tag = [0u8; 18];
     tag[..2].copy_from_slice(b"hl");
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
