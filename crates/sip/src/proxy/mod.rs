@@ -455,8 +455,7 @@ impl Proxy {
             }
             self.pop_timer((at, r));
             match r {
-                TimerRef::Server(id) => self.server_timeout(now, id, at),
-                TimerRef::Client(id) => self.client_timeout(now, id, at),
+                TimerRef::Server(_) | TimerRef::Client(_) => self.txn_timeout(now, r, at),
                 TimerRef::Call(id) => self.call_timeout(now, id, at),
             }
         }

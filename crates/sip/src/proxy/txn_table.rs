@@ -23,6 +23,36 @@ pub(super) enum TimerRef {
     Call(u64),
 }
 
+impl TimerRef {
+    fn id(self) -> u64 {
+        match self {
+            TimerRef::Server(id) | TimerRef::Client(id) | TimerRef::Call(id) => id,
+        }
+    }
+}
+
+/// What a live transaction's timer did.
+enum Fired {
+    Retransmit(Bytes),
+    /// Timer B / F / H: no answer; a client transaction's owner learns of it.
+    TimedOut(Option<Owner>),
+    /// Its last timer ran out (or a cancelled branch was given up on).
+    Ended,
+    /// Nothing to do but wait for its next deadline.
+    Waiting,
+}
+
+impl Fired {
+    fn of(action: Option<TimerAction>, owner: Option<Owner>) -> Fired {
+        match action {
+            Some(TimerAction::Retransmit(b)) => Fired::Retransmit(b),
+            Some(TimerAction::TimedOut) => Fired::TimedOut(owner),
+            Some(TimerAction::Terminated) => Fired::Ended,
+            None => Fired::Waiting,
+        }
+    }
+}
+
 pub(super) enum ServerKind {
     Invite(ServerInvite),
     NonInvite(ServerNonInvite),
@@ -41,6 +71,21 @@ pub(super) struct ServerTxn {
     /// The call this INVITE started, or the client transaction a forwarded request went out on.
     pub(super) call: Option<u64>,
     pub(super) scheduled: Option<Instant>,
+}
+
+impl ServerTxn {
+    /// Its timer, due at `at`: run if that is its live entry; responses go to `reply_to`.
+    fn fire(&mut self, now: Instant, at: Instant) -> Option<(Fired, Peer)> {
+        if self.scheduled != Some(at) {
+            return None;
+        }
+        self.scheduled = None;
+        let action = match &mut self.kind {
+            ServerKind::Invite(t) => t.on_timeout(now),
+            ServerKind::NonInvite(t) => t.on_timeout(now),
+        };
+        Some((Fired::of(action, None), self.reply_to))
+    }
 }
 
 /// A finished server transaction that only waits for its last timer (INVITE: L in
@@ -156,6 +201,26 @@ pub(super) struct ClientTxn {
     /// For a cancelled INVITE: when to give up waiting for its final response (§9.1: 64*T1
     /// after the CANCEL). A target that ignores our CANCEL cannot hold state forever.
     pub(super) give_up_at: Option<Instant>,
+}
+
+impl ClientTxn {
+    /// Its timer, due at `at`: run if that is its live entry; retransmissions go to `dest`.
+    fn fire(&mut self, now: Instant, at: Instant) -> Option<(Fired, Peer)> {
+        if self.scheduled != Some(at) {
+            return None;
+        }
+        self.scheduled = None;
+        if self.give_up_at.is_some_and(|t| t <= now) {
+            // Cancelled and still no final response after 64*T1: the branch was reported
+            // when it was cancelled; just forget it.
+            return Some((Fired::Ended, self.dest));
+        }
+        let action = match &mut self.kind {
+            ClientKind::Invite(t) => t.on_timeout(now),
+            ClientKind::NonInvite(t) => t.on_timeout(now),
+        };
+        Some((Fired::of(action, Some(self.owner)), self.dest))
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -543,40 +608,6 @@ impl Proxy {
         self.start_client(now, id, sent, dest, Owner::Local, Some(cid));
     }
 
-    pub(super) fn server_timeout(&mut self, now: Instant, sid: u64, at: Instant) {
-        // Most entries due at steady state are tombstones' last timers: looked up first.
-        if let Some(t) = self.server_tomb(sid) {
-            if t.deadline == at {
-                self.drop_server(sid);
-            }
-            return;
-        }
-        let Some(s) = self.servers.get_mut(&sid) else {
-            return;
-        };
-        if s.scheduled != Some(at) {
-            return;
-        }
-        s.scheduled = None;
-        let reply_to = s.reply_to;
-        let action = match &mut s.kind {
-            ServerKind::Invite(t) => t.on_timeout(now),
-            ServerKind::NonInvite(t) => t.on_timeout(now),
-        };
-        match action {
-            Some(TimerAction::Retransmit(b)) => {
-                self.stats.retransmissions_sent += 1;
-                self.send(reply_to, b);
-            }
-            Some(TimerAction::TimedOut) | Some(TimerAction::Terminated) => {
-                self.drop_server(sid);
-                return;
-            }
-            None => {}
-        }
-        self.schedule_server(sid);
-    }
-
     pub(super) fn remove_client(&mut self, cid: u64) {
         let cancel_of = if self.client_tomb(cid).is_some() {
             match self.tombs.remove(&cid) {
@@ -612,49 +643,60 @@ impl Proxy {
         }
     }
 
-    pub(super) fn client_timeout(&mut self, now: Instant, cid: u64, at: Instant) {
-        if let Some(t) = self.client_tomb(cid) {
-            if t.deadline == at {
-                self.remove_client(cid);
+    /// Timer `r` of a server or client transaction, due at `at`. One routine for both sides:
+    /// a tombstone is forgotten at its deadline; a live machine whose live entry this is runs
+    /// its timer and retransmits, or ends (a client's timer B/F also fails the request it
+    /// carried), or waits for its next deadline.
+    pub(super) fn txn_timeout(&mut self, now: Instant, r: TimerRef, at: Instant) {
+        // Most entries due at steady state are tombstones' last timers: looked up first.
+        let tomb = match (r, self.tombs.get(&r.id())) {
+            (TimerRef::Server(_), Some(Tomb::Server(t))) => Some(t.deadline),
+            (TimerRef::Client(_), Some(Tomb::Client(t))) => Some(t.deadline),
+            _ => None,
+        };
+        if let Some(deadline) = tomb {
+            if deadline == at {
+                self.forget(r);
             }
             return;
         }
-        let Some(ct) = self.clients.get_mut(&cid) else {
+        let fired = match r {
+            TimerRef::Server(id) => self.servers.get_mut(&id).and_then(|s| s.fire(now, at)),
+            TimerRef::Client(id) => self.clients.get_mut(&id).and_then(|c| c.fire(now, at)),
+            TimerRef::Call(_) => None,
+        };
+        let Some((fired, dest)) = fired else {
             return;
         };
-        if ct.scheduled != Some(at) {
-            return;
-        }
-        ct.scheduled = None;
-        if ct.give_up_at.is_some_and(|t| t <= now) {
-            // Cancelled and still no final response after 64*T1: the branch was reported
-            // when it was cancelled; just forget it.
-            self.remove_client(cid);
-            return;
-        }
-        let dest = ct.dest;
-        let owner = ct.owner;
-        let action = match &mut ct.kind {
-            ClientKind::Invite(t) => t.on_timeout(now),
-            ClientKind::NonInvite(t) => t.on_timeout(now),
-        };
-        match action {
-            Some(TimerAction::Retransmit(b)) => {
+        match fired {
+            Fired::Retransmit(b) => {
                 self.stats.retransmissions_sent += 1;
                 self.send(dest, b);
             }
-            Some(TimerAction::TimedOut) => {
-                self.remove_client(cid);
-                self.client_timed_out(now, cid, owner);
+            Fired::TimedOut(owner) => {
+                self.forget(r);
+                if let (TimerRef::Client(cid), Some(owner)) = (r, owner) {
+                    self.client_timed_out(now, cid, owner);
+                }
                 return;
             }
-            Some(TimerAction::Terminated) => {
-                self.remove_client(cid);
-                return;
-            }
-            None => {}
+            Fired::Ended => return self.forget(r),
+            Fired::Waiting => {}
         }
-        self.schedule_client(cid);
+        match r {
+            TimerRef::Server(sid) => self.schedule_server(sid),
+            TimerRef::Client(cid) => self.schedule_client(cid),
+            TimerRef::Call(_) => {}
+        }
+    }
+
+    /// Forget transaction `r` (live or tombstone) and its index entries.
+    fn forget(&mut self, r: TimerRef) {
+        match r {
+            TimerRef::Server(sid) => self.drop_server(sid),
+            TimerRef::Client(cid) => self.remove_client(cid),
+            TimerRef::Call(_) => {}
+        }
     }
 
     /// Timer B / F: no final response. Acts like a 408 from the next hop (§16.7 step 2? no:
