@@ -172,6 +172,12 @@ impl Proxy {
     /// addresses it names.
     pub(super) fn new_via(&mut self, loop_hash: u64, dest: Peer) -> u64 {
         let id = self.id();
+        self.write_via(id, loop_hash, dest);
+        id
+    }
+
+    /// [`Proxy::new_via`] for branch id `id`, allocated already.
+    pub(super) fn write_via(&mut self, id: u64, loop_hash: u64, dest: Peer) {
         let i = usize::from(dest.local).min(self.ifaces.len() - 1);
         let v = &mut self.via;
         v.clear();
@@ -185,7 +191,6 @@ impl Proxy {
         v.push(b'-');
         rewrite::push_hex(v, id, 1);
         v.extend_from_slice(b";rport");
-        id
     }
 
     /// One Record-Route entry serves both sides: we listen on UDP and TCP at the same address.
@@ -220,12 +225,18 @@ impl Proxy {
         ])
     }
 
+    /// The key of a request's server transaction (§17.2.3): top Via branch and sent-by, and
+    /// the method (an ACK matches its INVITE).
     pub(super) fn server_key(&self, msg: &Message) -> u64 {
-        let via = msg.top_via();
         let method = match msg.method() {
             Some(Method::Ack) => b"INVITE".as_slice(),
             _ => msg.method_bytes(),
         };
+        self.via_key(&msg.top_via(), method)
+    }
+
+    /// The server transaction key of a request with top Via `via` and `method`.
+    pub(super) fn via_key(&self, via: &Via<'_>, method: &[u8]) -> u64 {
         self.key.hash(&[
             via.branch.unwrap_or(b""),
             via.host,

@@ -2,6 +2,7 @@
 //! (double across listen addresses, RFC 5658), History-Info (RFC 7044), Diversion (RFC 5806)
 //! and what the callee is shown as the caller.
 
+use super::hunt::Hunt;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -9,27 +10,10 @@ use bytes::Bytes;
 use crate::msg::Method;
 use crate::rewrite::{self, ForwardRequest};
 
-use super::call::{call_deadline, Call};
-use super::hunt::{Branch, BranchState};
-use super::plan::{BranchTarget, Diversion, Outcome, CAUSE_SERVICE_NUMBER};
+use super::call::call_deadline;
+use super::plan::{Diversion, Outcome, CAUSE_SERVICE_NUMBER};
 use super::txn_table::{Owner, Sent, TimerRef};
-use super::{CallHandle, Event, Proxy, Transport, TIMER_C};
-
-/// The earlier attempts of a call that the hunt moved on from (in order): target URI, how it
-/// ended, the code.
-pub(super) fn moved_from(c: &Call) -> impl Iterator<Item = (&[u8], Outcome, u16)> + '_ {
-    c.branches.iter().filter_map(|b| match b.ended {
-        Some((o, code))
-            if !matches!(
-                o,
-                Outcome::Answered | Outcome::CancelledByCaller | Outcome::CancelledByHunt
-            ) =>
-        {
-            Some((b.target.uri.as_ref(), o, code))
-        }
-        _ => None,
-    })
-}
+use super::{Proxy, Transport};
 
 /// `uri` with `;name=value` added to its parameters (before any `?headers`).
 pub(super) fn push_uri_with(out: &mut Vec<u8>, uri: &[u8], param: &[u8]) {
@@ -46,20 +30,20 @@ pub(super) fn push_uri_with(out: &mut Vec<u8>, uri: &[u8], param: &[u8]) {
     }
 }
 
-/// History-Info (RFC 7044) of a branch to `target` of call `c`: the 400 number as index 1,
+/// History-Info (RFC 7044) of a branch to `target` of `hunt`: the 400 number as index 1,
 /// every earlier target as 1.1, 1.2 ... with the response that ended it as an escaped Reason
 /// header field (`?Reason=SIP%3Bcause%3D486`; 408 for a ring timeout), then `target` with the
 /// RFC 4458 `cause` URI parameter of the move: the last earlier attempt's (486 busy, 408 no
 /// answer, 503 unreachable, 480 deflection), or RFC 8119's 380 (service number translation)
 /// for the first target. Each is `mp=1`: mapped from the 400 number.
-pub(super) fn history_info(v: &mut Vec<u8>, ruri: &[u8], c: &Call, target: &[u8]) {
+pub(super) fn history_info(v: &mut Vec<u8>, ruri: &[u8], hunt: &Hunt, target: &[u8]) {
     v.clear();
     v.push(b'<');
     v.extend_from_slice(ruri);
     v.extend_from_slice(b">;index=1");
     let mut n = 0;
     let mut cause = CAUSE_SERVICE_NUMBER;
-    for (uri, outcome, code) in moved_from(c) {
+    for (uri, outcome, code) in hunt.moved_from() {
         n += 1;
         v.extend_from_slice(b", <");
         let sep: &[u8] = if uri.contains(&b'?') { b"&" } else { b"?" };
@@ -73,12 +57,12 @@ pub(super) fn history_info(v: &mut Vec<u8>, ruri: &[u8], c: &Call, target: &[u8]
     v.extend_from_slice(format!(">;index=1.{};mp=1", n + 1).as_bytes());
 }
 
-/// Diversion (RFC 5806) of a branch of call `c`: one entry per diversion, most recent first:
+/// Diversion (RFC 5806) of a branch of `hunt`: one entry per diversion, most recent first:
 /// every earlier target with the reason the hunt left it (`user-busy`, `no-answer`,
 /// `unavailable`, `deflection`), then the 400 number with `d.reason`.
-pub(super) fn diversion(v: &mut Vec<u8>, d: &Diversion, c: &Call) {
+pub(super) fn diversion(v: &mut Vec<u8>, d: &Diversion, hunt: &Hunt) {
     v.clear();
-    let earlier: Vec<(&[u8], Outcome, u16)> = moved_from(c).collect();
+    let earlier: Vec<(&[u8], Outcome, u16)> = hunt.moved_from().collect();
     for (uri, outcome, _) in earlier.iter().rev() {
         v.push(b'<');
         v.extend_from_slice(uri);
@@ -93,31 +77,50 @@ pub(super) fn diversion(v: &mut Vec<u8>, d: &Diversion, c: &Call) {
 }
 
 impl Proxy {
-    pub(super) fn start_branch(&mut self, now: Instant, call: u64, mut target: BranchTarget) {
-        let Some((lh, inbound)) = self
+    /// Build and send the INVITE of branch `bi` of `call`, which its hunt has just started:
+    /// the caller's INVITE with the branch's Request-URI, our Via (its client transaction's
+    /// id), Record-Route and the plan's headers.
+    pub(super) fn start_branch(&mut self, now: Instant, call: u64, bi: usize) {
+        let Some((lh, inbound, dest, cid)) = self.calls.get(&call).and_then(|c| {
+            let b = c.hunt.branches.get(bi)?;
+            let lh = self.loop_hash(c.invite.as_deref()?);
+            Some((lh, c.caller_peer.local, b.target.dest, b.client))
+        }) else {
+            return;
+        };
+        let dest = self.leaving_from(dest, inbound);
+        self.write_via(cid, lh, dest);
+        let Some(b) = self
             .calls
-            .get(&call)
-            .and_then(|c| Some((self.loop_hash(c.invite.as_deref()?), c.caller_peer.local)))
+            .get_mut(&call)
+            .and_then(|c| c.hunt.branches.get_mut(bi))
         else {
             return;
         };
-        target.dest = self.leaving_from(target.dest, inbound);
-        let cid = self.new_via(lh, target.dest);
+        b.target.dest = dest;
         let Some(c) = self.calls.get(&call) else {
             return;
         };
         let Some(invite) = c.invite.as_deref() else {
             return;
         };
-        if c.plan.history_info {
-            history_info(&mut self.history, invite.request_uri(), c, &target.uri);
+        let Some(target) = c.hunt.branches.get(bi).map(|b| &b.target) else {
+            return;
+        };
+        let plan = &c.hunt.plan;
+        if plan.history_info {
+            history_info(
+                &mut self.history,
+                invite.request_uri(),
+                &c.hunt,
+                &target.uri,
+            );
         }
-        if let Some(d) = &c.plan.diversion {
-            diversion(&mut self.diversion, d, c);
+        if let Some(d) = &plan.diversion {
+            diversion(&mut self.diversion, d, &c.hunt);
         }
-        let history = c.plan.history_info.then_some(self.history.as_slice());
-        let diversion = c
-            .plan
+        let history = plan.history_info.then_some(self.history.as_slice());
+        let diversion = plan
             .diversion
             .is_some()
             .then_some(self.diversion.as_slice());
@@ -138,12 +141,11 @@ impl Proxy {
         };
         let pop = invite.routes().next().is_some_and(|r| self.uri_is_local(r));
         // 来电显示: what this callee is shown as the caller.
-        let shown = c
-            .plan
+        let shown = plan
             .caller_id_by_target
             .iter()
             .find(|(t, _)| *t == target.tag)
-            .map_or(&c.plan.caller_id, |(_, p)| p);
+            .map_or(&plan.caller_id, |(_, p)| p);
         let from = shown.from.as_ref().map(|(display, user)| {
             let mut v = Vec::with_capacity(64);
             v.push(b'"');
@@ -163,7 +165,7 @@ impl Proxy {
         let mut remove: Vec<&str> = Vec::new();
         let drop_asserted = asserted.is_some() || shown.hide_asserted;
         let remove_headers: &[&str] = if from.is_some() || drop_asserted {
-            remove.extend(c.plan.remove_headers.iter().copied());
+            remove.extend(plan.remove_headers.iter().copied());
             if from.is_some() {
                 remove.push("From");
             }
@@ -172,19 +174,18 @@ impl Proxy {
             }
             &remove
         } else {
-            &c.plan.remove_headers
+            &plan.remove_headers
         };
         // The plan's headers plus Diversion and History-Info (and the shown caller): on the
         // stack unless the plan has many.
-        let n = c.plan.add_headers.len()
+        let n = plan.add_headers.len()
             + usize::from(history.is_some())
             + usize::from(diversion.is_some())
             + usize::from(from.is_some())
             + usize::from(asserted.is_some());
         let mut inline: [(&str, &[u8]); 8] = [("", &[]); 8];
         let mut spilled: Vec<(&str, &[u8])> = Vec::new();
-        let extra = c
-            .plan
+        let extra = plan
             .add_headers
             .iter()
             .map(|(n, v)| (*n, v.as_slice()))
@@ -222,37 +223,8 @@ impl Proxy {
             method: Method::Invite,
             parsed: None,
         };
-        self.start_client(now, cid, sent, target.dest, Owner::Branch { call }, None);
-        let Some(c) = self.calls.get_mut(&call) else {
-            return;
-        };
-        c.attempts += 1;
-        let attempt = c.attempts;
-        let ring_deadline = if c.plan.ring_from_18x {
-            None
-        } else {
-            Some(now + target.ring_timeout.min(TIMER_C))
-        };
-        self.events.push_back(Event::AttemptStarted {
-            call: CallHandle(call),
-            attempt,
-            target: target.tag,
-        });
-        c.branches.push(Branch {
-            client: cid,
-            target,
-            attempt,
-            state: BranchState::Trying,
-            started: now,
-            first_ring: None,
-            ring_deadline,
-            cancel_pending: None,
-            cancel_sent: false,
-            trying: false,
-            reported: false,
-            ended: None,
-        });
-        let dl = call_deadline(c);
+        self.start_client(now, cid, sent, dest, Owner::Branch { call }, None);
+        let dl = self.calls.get(&call).and_then(call_deadline);
         self.schedule(TimerRef::Call(call), dl);
     }
 }

@@ -1,7 +1,7 @@
 //! A call: the caller's INVITE server transaction, its hunt and, once answered, its dialog;
 //! how it ends unanswered and what its timer does in each state.
 
-use std::collections::VecDeque;
+use super::Admission;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,9 +11,9 @@ use crate::msg::Message;
 use crate::rewrite;
 
 use super::dialog::DialogSides;
-use super::hunt::{better, take_forward, Branch, BranchState};
+use super::hunt::{Advanced, Hunt, Next};
 use super::local::{default_reason, LocalTag};
-use super::plan::{BranchTarget, ForkPlan, Outcome};
+use super::plan::Outcome;
 use super::txn_table::TimerRef;
 use super::{CallHandle, CallInfo, Event, Hangup, Peer, Proxy};
 
@@ -34,21 +34,8 @@ pub(super) struct Call {
     pub(super) call_id: Bytes,
     pub(super) caller_peer: Peer,
     pub(super) state: CallState,
-    pub(super) plan: ForkPlan,
-    /// Next group / member to try.
-    pub(super) group: usize,
-    pub(super) member: usize,
-    pub(super) branches: Vec<Branch>,
-    pub(super) attempts: u32,
-    pub(super) started: Instant,
-    pub(super) first_ring: Option<Instant>,
-    pub(super) answered: Option<Instant>,
-    pub(super) answered_target: Option<u32>,
-    pub(super) cap_deadline: Option<Instant>,
-    /// Best final response so far: (code, forwarded bytes if it came from a branch).
-    pub(super) best: Option<(u16, Option<Bytes>)>,
-    pub(super) last_outcome: Option<Outcome>,
-    pub(super) cancelled: bool,
+    /// The hunt (plan, branches, attempts, best response so far).
+    pub(super) hunt: Hunt,
     pub(super) caller_from_tag: Bytes,
     /// Deadline after which an ended call is forgotten.
     pub(super) linger_until: Option<Instant>,
@@ -60,13 +47,10 @@ pub(super) struct Call {
     /// in-dialog requests that carry no Route (peers that ignore Record-Route) still find
     /// their way.
     pub(super) dialog: Option<DialogSides>,
-    /// Forward destinations (by cause of a failed branch) to try before the rest of the hunt.
-    pub(super) forward_next: VecDeque<BranchTarget>,
     /// The caller's From, when a branch may show the callee another: put back in responses.
     pub(super) restore_from: Option<Bytes>,
     /// When an answered call is cut (max duration, prepaid balance).
     pub(super) hangup_at: Option<Instant>,
-    pub(super) redirects: u32,
 }
 
 impl Call {
@@ -78,24 +62,25 @@ impl Call {
         code: u16,
         hangup: Hangup,
     ) -> CallInfo {
-        let answered = self.answered.is_some();
+        let h = &self.hunt;
+        let answered = h.answered.is_some();
         CallInfo {
             call,
             call_id: self.call_id.clone(),
-            started: self.started,
-            first_ring: self.first_ring,
-            answered: self.answered,
+            started: h.started,
+            first_ring: h.first_ring,
+            answered: h.answered,
             ended: now,
             code,
-            answered_target: self.answered_target,
+            answered_target: h.answered_target,
             hangup,
-            attempts: self.attempts,
+            attempts: h.attempts,
             last_outcome: if answered {
                 Some(Outcome::Answered)
             } else {
-                self.last_outcome
+                h.last_outcome
             },
-            cancelled: self.cancelled && !answered,
+            cancelled: h.cancelled && !answered,
         }
     }
 }
@@ -103,13 +88,7 @@ impl Call {
 pub(super) fn call_deadline(c: &Call) -> Option<Instant> {
     match c.state {
         CallState::Ended => c.linger_until,
-        CallState::Hunting => c
-            .branches
-            .iter()
-            .filter(|b| b.state != BranchState::Done && b.cancel_pending.is_none())
-            .filter_map(|b| b.ring_deadline)
-            .chain(c.cap_deadline)
-            .min(),
+        CallState::Hunting => c.hunt.deadline(),
         CallState::Answered => c.hangup_at,
         CallState::Deciding => None,
     }
@@ -126,12 +105,7 @@ impl Proxy {
         c.state = CallState::Ended;
         c.linger_until = Some(now);
         let sid = c.server;
-        let (code, bytes) = match (c.plan.fail_code, c.best.clone()) {
-            (_, Some((code, b))) if c.cancelled => (code, b),
-            (Some(code), _) => (code, None),
-            (None, Some((code, b))) => (code, b),
-            (None, None) => (480, None),
-        };
+        let (code, bytes) = c.hunt.final_response();
         let info = c.info(CallHandle(call), now, code, Hangup::System);
         match bytes {
             Some(b) => self.respond(now, sid, code, b),
@@ -180,59 +154,8 @@ impl Proxy {
                 }
             }
             CallState::Hunting => {
-                if c.cap_deadline.is_some_and(|d| d <= now) {
-                    // The overall wait cap ends the hunt.
-                    c.last_outcome = Some(Outcome::NoAnswer);
-                    if c.best.is_none() {
-                        c.best = Some((480, None));
-                    }
-                    self.cancel_branches(now, call, Outcome::NoAnswer);
-                    if self.arm_fallback(call, true) {
-                        // The cap ended the hunt; the fallback target still rings.
-                        self.continue_hunt(call);
-                        return;
-                    }
-                    self.finish_unanswered(now, call, Some("Temporarily Unavailable"));
-                    return;
-                }
-                let mut expired = false;
-                let mut expired_tags: Vec<u32> = Vec::new();
-                for b in c.branches.iter_mut() {
-                    if b.state != BranchState::Done
-                        && b.cancel_pending.is_none()
-                        && b.ring_deadline.is_some_and(|d| d <= now)
-                    {
-                        b.cancel_pending = Some(Outcome::NoAnswer);
-                        expired = true;
-                        expired_tags.push(b.target.tag);
-                    }
-                }
-                let mut forwarded = false;
-                for tag in expired_tags {
-                    if let Some(f) = take_forward(c, tag, Outcome::NoAnswer) {
-                        c.forward_next.push_back(f);
-                        forwarded = true;
-                    }
-                }
-                if expired {
-                    c.last_outcome = Some(Outcome::NoAnswer);
-                    if better(480, c.best.as_ref().map(|b| b.0)) {
-                        c.best = Some((480, None));
-                    }
-                    let advance = c.plan.advance.no_answer;
-                    self.cancel_branches(now, call, Outcome::NoAnswer);
-                    let all_done = self
-                        .calls
-                        .get(&call)
-                        .is_some_and(|c| c.branches.iter().all(|b| b.state == BranchState::Done));
-                    if all_done {
-                        if advance || forwarded || self.arm_fallback(call, false) {
-                            self.continue_hunt(call);
-                        } else {
-                            self.finish_unanswered(now, call, None);
-                        }
-                    }
-                }
+                let next = c.hunt.timeout(now, &mut self.events);
+                self.hunt_next(now, call, next);
             }
             CallState::Answered => {
                 if c.hangup_at.is_some_and(|t| t <= now) {
@@ -244,5 +167,90 @@ impl Proxy {
         }
         let dl = self.calls.get(&call).and_then(call_deadline);
         self.schedule(TimerRef::Call(call), dl);
+    }
+
+    /// Start branches until something is ringing or the plan is exhausted; the INVITE of each
+    /// branch the hunt starts is built and sent here.
+    pub(super) fn advance_hunt(
+        &mut self,
+        now: Instant,
+        call: u64,
+        gate: &mut dyn FnMut(CallHandle, u32) -> Admission,
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.state != CallState::Hunting {
+            return;
+        }
+        let step = self.cfg.id_step.max(1);
+        let next_id = &mut self.next_id;
+        let mut new_id = || {
+            let id = *next_id;
+            *next_id += step;
+            id
+        };
+        match c.hunt.advance(now, gate, &mut new_id, &mut self.events) {
+            Advanced::Started(first) => {
+                let n = c.hunt.branches.len();
+                for bi in first..n {
+                    self.start_branch(now, call, bi);
+                }
+            }
+            Advanced::Idle => {}
+            Advanced::Exhausted => self.finish_unanswered(now, call, None),
+        }
+    }
+
+    /// Send the CANCELs the hunt of `call` asks for.
+    pub(super) fn send_cancels(&mut self, now: Instant, call: u64) {
+        while let Some(cid) = self.calls.get_mut(&call).and_then(|c| c.hunt.take_cancel()) {
+            self.send_cancel(now, cid);
+        }
+    }
+
+    /// Cancel every branch of `call` that has no final response yet.
+    pub(super) fn cancel_branches(&mut self, now: Instant, call: u64, why: Outcome) {
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.hunt.cancel_all(now, why, &mut self.events);
+        }
+        self.send_cancels(now, call);
+    }
+
+    /// Carry out what the hunt of `call` said after a failure or a timeout.
+    pub(super) fn hunt_next(&mut self, now: Instant, call: u64, next: Next) {
+        self.send_cancels(now, call);
+        match next {
+            Next::Stay => {}
+            Next::Continue => self.continue_hunt(call),
+            Next::Fail(reason) => self.finish_unanswered(now, call, reason),
+        }
+    }
+
+    /// Branch `bi` of `call` failed with `code` (`best`: its candidate for the caller's final
+    /// response); the hunt says what follows.
+    pub(super) fn branch_failed(
+        &mut self,
+        now: Instant,
+        call: u64,
+        bi: usize,
+        code: u16,
+        outcome: Outcome,
+        best: (u16, Option<Bytes>),
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let hunting = c.state == CallState::Hunting;
+        let next = c
+            .hunt
+            .failed(bi, now, code, outcome, best, hunting, &mut self.events);
+        self.hunt_next(now, call, next);
+    }
+
+    /// Move on after a branch failed. The user's admission gate is not at hand here (the
+    /// branch ended on a response), so the call waits for [`Proxy::pending_hunts`].
+    pub(super) fn continue_hunt(&mut self, call: u64) {
+        self.pending.push(call);
     }
 }

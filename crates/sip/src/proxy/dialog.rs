@@ -2,8 +2,11 @@
 //! routing or by the dialog's remote targets, the BYE that ends a call, and the BYEs Hotline
 //! sends itself (max duration, prepaid cut-off).
 
+use crate::uri::Uri;
 use std::sync::Arc;
 use std::time::Instant;
+
+use super::local::trim;
 
 use bytes::Bytes;
 
@@ -30,6 +33,43 @@ pub(super) struct DialogSides {
 }
 
 impl DialogSides {
+    /// The dialog a 2xx `answer` to the caller's `invite` makes: the callee's remote target is
+    /// the answer's Contact (else `callee_uri`, the branch's Request-URI), the caller's the
+    /// INVITE's Contact (else its Request-URI).
+    pub(super) fn of_answer(
+        invite: &Message,
+        answer: &Message,
+        callee_uri: &[u8],
+        caller_peer: Peer,
+        callee_peer: Peer,
+    ) -> DialogSides {
+        let callee_target = answer
+            .contacts()
+            .next()
+            .and_then(addr_spec)
+            .unwrap_or(callee_uri);
+        let caller_target = invite
+            .contacts()
+            .next()
+            .and_then(addr_spec)
+            .unwrap_or_else(|| invite.request_uri());
+        let (buf, ends) = DialogSides::pack(
+            invite.from_value(),
+            answer.to_value(),
+            caller_target,
+            answer.to_tag().unwrap_or(b""),
+            callee_target,
+        );
+        DialogSides {
+            buf,
+            ends,
+            caller_cseq: invite.cseq().0,
+            callee_cseq: 0,
+            caller_peer,
+            callee_peer,
+        }
+    }
+
     /// From and To header values of the caller's INVITE / the answer (tags included), the
     /// remote targets of both sides and the callee's tag.
     pub(super) fn pack(
@@ -308,4 +348,18 @@ impl Proxy {
         let dl = self.calls.get(&call.0).and_then(call_deadline);
         self.schedule(TimerRef::Call(call.0), dl);
     }
+}
+
+/// The addr-spec of a name-addr or addr-spec header value (`"A" <sip:a@h>;tag=x` → `sip:a@h`),
+/// if it parses as a URI.
+pub(super) fn addr_spec(v: &[u8]) -> Option<&[u8]> {
+    let spec = match v.iter().position(|&b| b == b'<') {
+        Some(lt) => {
+            let rest = &v[lt + 1..];
+            &rest[..rest.iter().position(|&b| b == b'>')?]
+        }
+        // Without angle brackets, header parameters start at the first ';'.
+        None => trim(&v[..v.iter().position(|&b| b == b';').unwrap_or(v.len())]),
+    };
+    Uri::parse(spec).map(|_| spec)
 }

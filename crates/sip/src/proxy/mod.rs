@@ -486,7 +486,6 @@ impl Proxy {
         if c.state != CallState::Deciding {
             return;
         }
-        c.cap_deadline = plan.wait_cap.map(|d| c.started + d);
         let rewrites_from = plan.caller_id.from.is_some()
             || plan
                 .caller_id_by_target
@@ -498,7 +497,7 @@ impl Proxy {
                 .as_deref()
                 .map(|i| Bytes::copy_from_slice(i.from_value()));
         }
-        c.plan = plan;
+        c.hunt.route(plan);
         c.state = CallState::Hunting;
         self.advance_hunt(now, call.0, gate);
     }
@@ -525,7 +524,7 @@ impl Proxy {
         }
         c.state = CallState::Hunting;
         if extra.is_empty() {
-            c.best = Some((code, None));
+            c.hunt.best = Some((code, None));
         } else {
             let tag = c.local_tag;
             let sid = c.server;
@@ -540,7 +539,7 @@ impl Proxy {
                 )))
             });
             if let Some(c) = self.calls.get_mut(&call.0) {
-                c.best = Some((code, bytes));
+                c.hunt.best = Some((code, bytes));
             }
         }
         self.finish_unanswered(now, call.0, Some(reason));
@@ -577,8 +576,8 @@ impl Proxy {
         for id in ids {
             if let Some(c) = self.calls.get_mut(&id) {
                 c.state = CallState::Hunting;
-                c.best = Some((code, None));
-                c.plan.fail_code = None;
+                c.hunt.best = Some((code, None));
+                c.hunt.plan.fail_code = None;
             }
             self.cancel_branches(now, id, Outcome::CancelledByHunt);
             self.finish_unanswered(now, id, Some(reason));
@@ -615,33 +614,8 @@ impl Proxy {
         let Some(c) = self.calls.get_mut(&call.0) else {
             return;
         };
-        if c.state != CallState::Hunting || targets.is_empty() {
+        if c.state != CallState::Hunting || !c.hunt.add_targets(targets) {
             return;
-        }
-        let new = ForkGroup {
-            parallel: false,
-            targets,
-        };
-        let at = c.group.min(c.plan.groups.len());
-        if c.member > 0 {
-            // In the middle of a sequential group: the redirect goes before its remaining
-            // members.
-            let rest = c.plan.groups[at].targets.split_off(c.member);
-            let parallel = c.plan.groups[at].parallel;
-            c.plan.groups.insert(at + 1, new);
-            if !rest.is_empty() {
-                c.plan.groups.insert(
-                    at + 2,
-                    ForkGroup {
-                        parallel,
-                        targets: rest,
-                    },
-                );
-            }
-            c.group = at + 1;
-            c.member = 0;
-        } else {
-            c.plan.groups.insert(at, new);
         }
         if !self.pending.contains(&call.0) {
             self.pending.push(call.0);

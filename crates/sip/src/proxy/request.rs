@@ -2,7 +2,7 @@
 //! out-of-dialog requests (scanner drop, local OPTIONS, 483, 482, overload 503, 405), the new
 //! INVITE that becomes a call, and CANCEL (§9.2, §16.10).
 
-use std::collections::VecDeque;
+use super::hunt::Hunt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,7 +14,6 @@ use crate::uri::Uri;
 use super::addr::BRANCH_PREFIX;
 use super::call::{Call, CallState};
 use super::local::local_tag;
-use super::plan::{ForkPlan, Outcome};
 use super::{eq_ci, CallHandle, Event, Peer, Proxy};
 
 impl Proxy {
@@ -184,29 +183,15 @@ impl Proxy {
                 call_id,
                 caller_peer: source,
                 state: CallState::Deciding,
-                plan: ForkPlan::default(),
-                group: 0,
-                member: 0,
-                branches: Vec::new(),
-                attempts: 0,
-                started: now,
-                first_ring: None,
-                answered: None,
-                answered_target: None,
-                cap_deadline: None,
-                best: None,
-                last_outcome: None,
-                cancelled: false,
+                hunt: Hunt::new(CallHandle(cid), now),
                 caller_from_tag,
                 linger_until: None,
                 scheduled: None,
                 sent_ringing: false,
                 local_tag,
                 dialog: None,
-                forward_next: VecDeque::new(),
                 restore_from: None,
                 hangup_at: None,
-                redirects: 0,
             },
         );
         if let Some(s) = self.servers.get_mut(&sid) {
@@ -222,12 +207,7 @@ impl Proxy {
     pub(super) fn on_cancel(&mut self, now: Instant, source: Peer, msg: Message, key: u64) {
         // The INVITE it cancels has the same branch and sent-by (§9.2).
         let via = msg.top_via();
-        let invite_key = self.key.hash(&[
-            via.branch.unwrap_or(b""),
-            via.host,
-            &via.port.unwrap_or(5060).to_be_bytes(),
-            b"INVITE",
-        ]);
+        let invite_key = self.via_key(&via, b"INVITE");
         let sid = self.new_server(now, source, Arc::new(msg), key);
         let Some(&inv_sid) = self.server_keys.get(&invite_key) else {
             self.respond_local(now, sid, 481, "Call/Transaction Does Not Exist", &[]);
@@ -242,10 +222,8 @@ impl Proxy {
         if !matches!(c.state, CallState::Deciding | CallState::Hunting) {
             return;
         }
-        c.cancelled = true;
-        c.best = Some((487, None));
-        c.last_outcome = Some(Outcome::CancelledByCaller);
-        self.cancel_branches(now, call, Outcome::CancelledByCaller);
+        c.hunt.caller_cancelled(now, &mut self.events);
+        self.send_cancels(now, call);
         self.finish_unanswered(now, call, Some("Request Terminated"));
     }
 }

@@ -1,6 +1,7 @@
 //! Responses from next hops: matching to the client transaction (§17.1.3), tombstones, stray
 //! 2xx relay (§16.7 step 5), relayed requests, and a hunt branch's provisional, 2xx and failure.
 
+use super::dialog::addr_spec;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -9,13 +10,9 @@ use bytes::Bytes;
 use crate::msg::{Message, Method};
 use crate::rewrite;
 use crate::txn::ClientVerdict;
-use crate::uri::Uri;
 
 use super::call::{call_deadline, CallState};
 use super::dialog::DialogSides;
-use super::hunt::BranchState;
-use super::local::trim;
-use super::plan::Outcome;
 use super::txn_table::{ClientKind, ClientLast, Owner, TimerRef};
 use super::{eq_ci, CallHandle, Event, Peer, Proxy, Transport, TIMER_C};
 
@@ -26,20 +23,6 @@ pub(super) fn to_caller(msg: &Message, restore_from: Option<&Bytes>) -> Vec<u8> 
         Some(f) => rewrite::forward_response_with_from(msg, f),
         None => rewrite::forward_response(msg),
     }
-}
-
-/// The addr-spec of a name-addr or addr-spec header value (`"A" <sip:a@h>;tag=x` → `sip:a@h`),
-/// if it parses as a URI.
-pub(super) fn addr_spec(v: &[u8]) -> Option<&[u8]> {
-    let spec = match v.iter().position(|&b| b == b'<') {
-        Some(lt) => {
-            let rest = &v[lt + 1..];
-            &rest[..rest.iter().position(|&b| b == b'>')?]
-        }
-        // Without angle brackets, header parameters start at the first ';'.
-        None => trim(&v[..v.iter().position(|&b| b == b';').unwrap_or(v.len())]),
-    };
-    Uri::parse(spec).map(|_| spec)
 }
 
 impl Proxy {
@@ -211,6 +194,7 @@ impl Proxy {
         }
     }
 
+    /// A response on the INVITE of a hunt branch (client transaction `cid`) of `call`.
     pub(super) fn branch_response(
         &mut self,
         now: Instant,
@@ -219,173 +203,122 @@ impl Proxy {
         code: u16,
         msg: Message,
     ) {
+        let Some(bi) = self.calls.get(&call).and_then(|c| c.hunt.branch_of(cid)) else {
+            return;
+        };
+        if code < 200 {
+            self.branch_provisional(now, call, bi, code, msg);
+        } else if code < 300 {
+            self.branch_answered(now, call, bi, code, msg);
+        } else {
+            self.branch_failure(now, call, bi, code, msg);
+        }
+    }
+
+    /// A 1xx on branch `bi`: relayed to the caller while the call hunts (a 183 with early
+    /// media as a plain 180 once, when the plan suppresses it); a branch Hotline gave up on is
+    /// cancelled now (§9.1).
+    fn branch_provisional(&mut self, now: Instant, call: u64, bi: usize, code: u16, msg: Message) {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        let Some(bi) = c.branches.iter().position(|b| b.client == cid) else {
+        let hunting = c.state == CallState::Hunting;
+        let relay = c.hunt.provisional(bi, code, now, hunting);
+        self.send_cancels(now, call);
+        if !relay {
+            return;
+        }
+        let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         let sid = c.server;
-        if code < 200 {
-            if code == 100 {
-                // A 100 is enough to cancel a branch Hotline gave up on (§9.1).
-                let b = &mut c.branches[bi];
-                b.trying = true;
-                if b.cancel_pending.is_some() && !b.cancel_sent {
-                    b.cancel_sent = true;
-                    self.send_cancel(now, cid);
+        let dl = call_deadline(c);
+        let suppress = c.hunt.plan.suppress_early_media && !msg.body().is_empty();
+        if suppress {
+            if !c.sent_ringing {
+                c.sent_ringing = true;
+                let tag = c.local_tag;
+                let server = self.servers.get(&sid);
+                if let Some((s, request)) = server.and_then(|s| Some((s, s.request.as_deref()?))) {
+                    let bytes = rewrite::response(
+                        request,
+                        180,
+                        "Ringing",
+                        Some(&tag),
+                        Some(s.source.addr),
+                        &[],
+                    );
+                    self.respond(now, sid, 180, bytes);
                 }
-                return;
             }
-            let b = &mut c.branches[bi];
-            let first = b.first_ring.is_none();
-            if first {
-                b.first_ring = Some(now);
-                if c.plan.ring_from_18x && b.cancel_pending.is_none() {
-                    b.ring_deadline = Some(now + b.target.ring_timeout.min(TIMER_C));
-                }
-            }
-            if b.state == BranchState::Trying {
-                b.state = BranchState::Ringing;
-            }
-            // A branch Hotline gave up on before it rang: cancel it now (§9.1).
-            if b.cancel_pending.is_some() && !b.cancel_sent {
-                b.cancel_sent = true;
-                self.send_cancel(now, cid);
-                return;
-            }
-            if b.cancel_pending.is_some() || c.state != CallState::Hunting {
-                return;
-            }
-            if c.first_ring.is_none() {
-                c.first_ring = Some(now);
-            }
-            let dl = call_deadline(c);
-            let suppress = c.plan.suppress_early_media && !msg.body().is_empty();
-            if suppress {
-                if !c.sent_ringing {
-                    c.sent_ringing = true;
-                    let tag = c.local_tag;
-                    let server = self.servers.get(&sid);
-                    if let Some((s, request)) =
-                        server.and_then(|s| Some((s, s.request.as_deref()?)))
-                    {
-                        let bytes = rewrite::response(
-                            request,
-                            180,
-                            "Ringing",
-                            Some(&tag),
-                            Some(s.source.addr),
-                            &[],
-                        );
-                        self.respond(now, sid, 180, bytes);
-                    }
-                }
-            } else {
-                let out = to_caller(&msg, c.restore_from.as_ref());
-                self.respond(now, sid, code, out);
-            }
-            self.schedule(TimerRef::Call(call), dl);
-            return;
-        }
-        if (200..300).contains(&code) {
-            let b = &mut c.branches[bi];
-            let already = c.state == CallState::Answered || b.state == BranchState::Done;
-            b.state = BranchState::Done;
+        } else {
             let out = to_caller(&msg, c.restore_from.as_ref());
-            if already || c.state != CallState::Hunting {
-                // A second 2xx (another branch, or after CANCEL): relayed so the caller's
-                // UA can ACK and BYE it.
-                self.stats.extra_2xx += 1;
-                self.respond(now, sid, code, out);
-                return;
-            }
-            b.reported = true;
-            let info = b.info(call, now, Some(now), code, Outcome::Answered);
-            let target = b.target.tag;
-            let callee_peer = b.target.dest;
-            let callee_target = msg
-                .contacts()
-                .next()
-                .and_then(addr_spec)
-                .unwrap_or(&b.target.uri);
-            // From here on only the dialog is needed: the INVITE is dropped.
-            let Some(invite) = c.invite.take() else {
-                return;
-            };
-            let caller_target = invite
-                .contacts()
-                .next()
-                .and_then(addr_spec)
-                .unwrap_or_else(|| invite.request_uri());
-            let (buf, ends) = DialogSides::pack(
-                invite.from_value(),
-                msg.to_value(),
-                caller_target,
-                msg.to_tag().unwrap_or(b""),
-                callee_target,
-            );
-            c.dialog = Some(DialogSides {
-                buf,
-                ends,
-                caller_cseq: invite.cseq().0,
-                callee_cseq: 0,
-                caller_peer: c.caller_peer,
-                callee_peer,
-            });
-            c.state = CallState::Answered;
-            c.answered = Some(now);
-            c.hangup_at = c.plan.max_duration.map(|d| now + d);
-            // The rest of the plan is never used again.
-            c.plan.groups = Vec::new();
-            c.plan.add_headers = Vec::new();
-            c.answered_target = Some(target);
-            c.last_outcome = Some(Outcome::Answered);
-            if c.first_ring.is_none() {
-                c.first_ring = b.first_ring;
-            }
-            self.dialogs.insert(self.key.hash(&[msg.call_id()]), call);
-            self.events.push_back(Event::AttemptEnded(info));
-            self.events.push_back(Event::Answered {
-                call: CallHandle(call),
-                target,
-            });
-            // Hunting is over: the others lose.
-            if let Some(c) = self.calls.get_mut(&call) {
-                for b in c.branches.iter_mut() {
-                    if b.state != BranchState::Done && b.cancel_pending.is_none() {
-                        b.cancel_pending = Some(Outcome::CancelledByHunt);
-                    }
-                }
-            }
-            self.cancel_branches(now, call, Outcome::CancelledByHunt);
             self.respond(now, sid, code, out);
-            let dl = self.calls.get(&call).and_then(call_deadline);
-            self.schedule(TimerRef::Call(call), dl);
+        }
+        self.schedule(TimerRef::Call(call), dl);
+    }
+
+    /// A 2xx on branch `bi`. The first answer of a hunting call makes the dialog, cancels the
+    /// other branches and goes to the caller; any later one is relayed so that the caller's
+    /// UA can ACK and BYE it.
+    fn branch_answered(&mut self, now: Instant, call: u64, bi: usize, code: u16, msg: Message) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let sid = c.server;
+        let out = to_caller(&msg, c.restore_from.as_ref());
+        let hunting = c.state == CallState::Hunting;
+        let Some((callee_uri, callee_peer)) =
+            c.hunt.answered(bi, code, now, hunting, &mut self.events)
+        else {
+            // A second 2xx (another branch, or after CANCEL).
+            self.stats.extra_2xx += 1;
+            self.respond(now, sid, code, out);
+            return;
+        };
+        // From here on only the dialog is needed: the INVITE is dropped.
+        if let Some(invite) = c.invite.take() {
+            c.dialog = Some(DialogSides::of_answer(
+                &invite,
+                &msg,
+                &callee_uri,
+                c.caller_peer,
+                callee_peer,
+            ));
+        }
+        c.state = CallState::Answered;
+        c.hangup_at = c.hunt.plan.max_duration.map(|d| now + d);
+        self.dialogs.insert(self.key.hash(&[msg.call_id()]), call);
+        self.send_cancels(now, call);
+        self.respond(now, sid, code, out);
+        let dl = self.calls.get(&call).and_then(call_deadline);
+        self.schedule(TimerRef::Call(call), dl);
+    }
+
+    /// A final failure (3xx-6xx) on branch `bi`: a 3xx is followed (its Contacts go to the
+    /// user) and never relayed; the hunt decides what the failure does.
+    fn branch_failure(&mut self, now: Instant, call: u64, bi: usize, code: u16, msg: Message) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if c.hunt.is_done(bi) {
             return;
         }
-        // Final failure on this branch.
-        if c.branches[bi].state == BranchState::Done {
-            return;
-        }
-        let mut outcome = Outcome::from_code(code);
-        if outcome == Outcome::Redirected && c.state == CallState::Hunting {
-            if c.redirects < self.cfg.max_redirects {
-                c.redirects += 1;
-                let contacts: Vec<Bytes> = msg
-                    .contacts()
-                    .filter_map(addr_spec)
-                    .map(Bytes::copy_from_slice)
-                    .collect();
-                if !contacts.is_empty() {
-                    self.events.push_back(Event::Redirect {
-                        call: CallHandle(call),
-                        contacts,
-                    });
-                }
-            } else {
-                // Too deep: the redirect counts as a rejection.
-                outcome = Outcome::Rejected;
+        let hunting = c.state == CallState::Hunting;
+        let (outcome, follow) = c
+            .hunt
+            .failure_outcome(code, hunting, self.cfg.max_redirects);
+        if follow {
+            let contacts: Vec<Bytes> = msg
+                .contacts()
+                .filter_map(addr_spec)
+                .map(Bytes::copy_from_slice)
+                .collect();
+            if !contacts.is_empty() {
+                self.events.push_back(Event::Redirect {
+                    call: CallHandle(call),
+                    contacts,
+                });
             }
         }
         let best = if (300..400).contains(&code) {

@@ -722,10 +722,7 @@ impl Proxy {
                 self.respond_local(now, server, local.0, local.1, &[]);
             }
             Owner::Branch { call } => {
-                let bi = self
-                    .calls
-                    .get(&call)
-                    .and_then(|c| c.branches.iter().position(|b| b.client == cid));
+                let bi = self.calls.get(&call).and_then(|c| c.hunt.branch_of(cid));
                 if let Some(bi) = bi {
                     self.branch_failed(now, call, bi, local.0, Outcome::Unreachable, (best, None));
                 }
