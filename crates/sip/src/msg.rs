@@ -15,9 +15,11 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::uri::{
-    is_host_char, is_lws, is_param_value_char, is_token_char, parse_port, skip_quoted, NameAddr,
+use crate::scan::{
+    find_any, find_byte, find_headers_end, is_forbidden_in_uri, is_host_char, is_lws,
+    is_param_value_char, is_token_char, parse_decimal, skip_quoted,
 };
+use crate::uri::{parse_port, NameAddr};
 
 /// Most Via values indexed (RFC 4475 §3.1.1.7 has 34; Max-Forwards 70 bounds a sane path).
 pub const MAX_VIAS: usize = 70;
@@ -555,52 +557,6 @@ pub(crate) fn kind_of(name: &[u8]) -> Kind {
     }
 }
 
-/// Position of the first `needle` in `hay`: eight bytes at a time (the header scan's inner
-/// loop; `iter().position` goes byte by byte).
-#[inline]
-pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    find_any(hay, [needle])
-}
-
-/// Position of the first byte of `hay` that is one of `set`, eight bytes at a time.
-#[inline]
-pub(crate) fn find_any<const N: usize>(hay: &[u8], set: [u8; N]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    // Bytes equal to the needle are zero in `x`; the lowest flagged byte is the first zero (a
-    // borrow can only flag bytes above a real zero), so with several needles the lowest flag
-    // of the union is still a real match.
-    let has_zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
-    let flags = |c: &[u8]| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        let w = u64::from_le_bytes(w);
-        set.iter()
-            .fold(0, |z, &n| z | has_zero(w ^ LO.wrapping_mul(u64::from(n))))
-    };
-    let mut chunks = hay.chunks_exact(8);
-    let mut off = 0;
-    for c in &mut chunks {
-        let z = flags(c);
-        if z != 0 {
-            return Some(off + (z.trailing_zeros() / 8) as usize);
-        }
-        off += 8;
-    }
-    let rest = chunks.remainder();
-    if rest.is_empty() {
-        return None;
-    }
-    if hay.len() >= 8 {
-        // The last eight bytes, overlapping the ones already searched: those hold no match,
-        // so the lowest flag (always a real match) is in the tail.
-        let start = hay.len() - 8;
-        let z = flags(&hay[start..]);
-        return (z != 0).then(|| start + (z.trailing_zeros() / 8) as usize);
-    }
-    rest.iter().position(|c| set.contains(c)).map(|i| off + i)
-}
-
 /// One header field, possibly folded over several lines.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HeaderLine {
@@ -942,7 +898,7 @@ impl Message {
         let mut found = m
             .scan_headers::<true>(b, start.is_ok())
             .map_err(UdpError::Framing)?;
-        let end = crate::frame::datagram_end(
+        let end = datagram_end(
             m.body_start as usize,
             found.content_length.map(|cl| cl as usize),
             b.len(),
@@ -1456,7 +1412,7 @@ impl Message {
 /// line first, so without one the error is [`ParseError::BadHeader`].
 #[cold]
 fn udp_content_length_error(b: &[u8]) -> ParseError {
-    match crate::frame::find_headers_end(b, 0) {
+    match find_headers_end(b, 0) {
         Some(_) => ParseError::BadContentLength,
         None => ParseError::BadHeader,
     }
@@ -1506,7 +1462,7 @@ fn valid_request_uri(uri: &[u8]) -> bool {
         }
         return false;
     }
-    if uri.iter().any(|&c| crate::uri::is_forbidden_in_uri(c)) {
+    if uri.iter().any(|&c| is_forbidden_in_uri(c)) {
         return false;
     }
     if scheme.eq_ignore_ascii_case(b"tel") {
@@ -1515,22 +1471,24 @@ fn valid_request_uri(uri: &[u8]) -> bool {
     true
 }
 
-/// Non-empty ASCII digits (leading zeros allowed) with value ≤ `max`.
-pub(crate) fn parse_decimal(d: &[u8], max: u64) -> Option<u64> {
-    if d.is_empty() {
-        return None;
+/// Where a datagram's message ends (RFC 3261 §18.3): `Content-Length` bytes after the body's
+/// start (octets beyond are discarded), or at the datagram's end without one; a body shorter
+/// than announced is an error.
+pub(crate) fn datagram_end(
+    body_start: usize,
+    content_length: Option<usize>,
+    len: usize,
+) -> Result<usize, ParseError> {
+    let Some(cl) = content_length else {
+        return Ok(len);
+    };
+    let end = body_start
+        .checked_add(cl)
+        .ok_or(ParseError::BadContentLength)?;
+    if end > len {
+        return Err(ParseError::ContentLengthMismatch);
     }
-    let mut v: u64 = 0;
-    for &c in d {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + u64::from(c - b'0');
-        if v > max {
-            return None;
-        }
-    }
-    Some(v)
+    Ok(end)
 }
 
 #[cfg(test)]

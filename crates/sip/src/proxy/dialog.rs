@@ -6,8 +6,6 @@ use crate::uri::Uri;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::local::trim;
-
 use bytes::Bytes;
 
 use crate::msg::{Message, Method};
@@ -359,7 +357,7 @@ pub(super) fn addr_spec(v: &[u8]) -> Option<&[u8]> {
             &rest[..rest.iter().position(|&b| b == b'>')?]
         }
         // Without angle brackets, header parameters start at the first ';'.
-        None => trim(&v[..v.iter().position(|&b| b == b';').unwrap_or(v.len())]),
+        None => v[..v.iter().position(|&b| b == b';').unwrap_or(v.len())].trim_ascii(),
     };
     Uri::parse(spec).map(|_| spec)
 }

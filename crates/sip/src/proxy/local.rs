@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::msg::{Message, Method};
 use crate::rewrite;
+use crate::scan::find;
 
 use super::key::HashKey;
 use super::txn_table::{Owner, Sent};
@@ -62,7 +63,7 @@ pub(super) fn bad_request(
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
-        let name = trim(&line[..colon]);
+        let name = line[..colon].trim_ascii();
         let keep = [
             &b"via"[..],
             b"v",
@@ -103,22 +104,6 @@ pub(super) fn default_reason(code: u16) -> &'static str {
         603 => "Decline",
         _ => "Call Failed",
     }
-}
-
-pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-pub(super) fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map_or(start, |e| e + 1);
-    &s[start..end]
 }
 
 impl Proxy {
