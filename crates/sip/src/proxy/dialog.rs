@@ -262,13 +262,22 @@ impl Proxy {
         } else {
             return true;
         };
+        self.end_answered(now, call, hangup);
+        true
+    }
+
+    /// Answered call `call` ends now (`hangup`: who ended it): [`Event::CallEnded`], and its
+    /// dialog lingers for late in-dialog requests.
+    fn end_answered(&mut self, now: Instant, call: u64, hangup: Hangup) {
+        let linger = now + self.cfg.dialog_linger;
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
         c.state = CallState::Ended;
-        c.linger_until = Some(now + self.cfg.dialog_linger);
+        c.linger_until = Some(linger);
         let info = c.info(CallHandle(call), now, 200, hangup);
         self.events.push_back(Event::CallEnded(info));
-        let dl = c.linger_until;
-        self.schedule(TimerRef::Call(call), dl);
-        true
+        self.schedule(TimerRef::Call(call), Some(linger));
     }
 
     /// Cut an answered call at `at` (prepaid balance, max duration): BYE to both sides then.
@@ -300,9 +309,7 @@ impl Proxy {
         d.callee_cseq = d.callee_cseq.saturating_add(1);
         let d = d.clone();
         let call_id = c.call_id.clone();
-        c.state = CallState::Ended;
-        c.linger_until = Some(now + self.cfg.dialog_linger);
-        let info = c.info(call, now, 200, Hangup::System);
+        self.end_answered(now, call.0, Hangup::System);
         // Toward the callee we speak for the caller, and the other way round.
         self.send_local_request(
             now,
@@ -324,9 +331,6 @@ impl Proxy {
             &call_id,
             d.callee_cseq,
         );
-        self.events.push_back(Event::CallEnded(info));
-        let dl = self.calls.get(&call.0).and_then(call_deadline);
-        self.schedule(TimerRef::Call(call.0), dl);
     }
 
     /// An answered call was ended elsewhere (a BYE went through another node of a cluster):
@@ -339,12 +343,7 @@ impl Proxy {
         if c.state != CallState::Answered {
             return;
         }
-        c.state = CallState::Ended;
-        c.linger_until = Some(now + self.cfg.dialog_linger);
-        let info = c.info(call, now, 200, Hangup::Caller);
-        self.events.push_back(Event::CallEnded(info));
-        let dl = self.calls.get(&call.0).and_then(call_deadline);
-        self.schedule(TimerRef::Call(call.0), dl);
+        self.end_answered(now, call.0, Hangup::Caller);
     }
 }
 
