@@ -92,6 +92,17 @@ pub(super) enum Advanced {
     Exhausted,
 }
 
+/// What a branch's provisional response does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Provisional {
+    /// It goes on to the caller.
+    Relay,
+    Absorb,
+    /// The branch was given up on before it had a provisional: its CANCEL goes out now
+    /// (§9.1), and the response stops here.
+    Cancel,
+}
+
 /// What the proxy does after the hunt took in a failure or a timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Next {
@@ -432,27 +443,27 @@ impl Hunt {
         true
     }
 
-    /// Branch `bi` had provisional `code` (`hunting`: the call is still hunting). Returns
-    /// whether it goes on to the caller.
+    /// Branch `bi` had provisional `code` (`hunting`: the call is still hunting): whether it
+    /// goes on to the caller, or the branch's CANCEL is due now.
     pub(super) fn provisional(
         &mut self,
         bi: usize,
         code: u16,
         now: Instant,
         hunting: bool,
-    ) -> bool {
+    ) -> Provisional {
         let ring_from_18x = self.plan.ring_from_18x;
         let Some(b) = self.branches.get_mut(bi) else {
-            return false;
+            return Provisional::Absorb;
         };
         if code == 100 {
             // A 100 is enough to cancel a branch Hotline gave up on (§9.1).
             b.trying = true;
             if b.cancel_pending.is_some() && !b.cancel_sent {
                 b.cancel_sent = true;
-                b.cancel_due = true;
+                return Provisional::Cancel;
             }
-            return false;
+            return Provisional::Absorb;
         }
         if b.first_ring.is_none() {
             b.first_ring = Some(now);
@@ -466,16 +477,15 @@ impl Hunt {
         // A branch Hotline gave up on before it rang: cancel it now (§9.1).
         if b.cancel_pending.is_some() && !b.cancel_sent {
             b.cancel_sent = true;
-            b.cancel_due = true;
-            return false;
+            return Provisional::Cancel;
         }
         if b.cancel_pending.is_some() || !hunting {
-            return false;
+            return Provisional::Absorb;
         }
         if self.first_ring.is_none() {
             self.first_ring = Some(now);
         }
-        true
+        Provisional::Relay
     }
 
     /// Branch `bi` answered with `code`. The first answer of a hunting call wins: the branch
@@ -855,7 +865,10 @@ mod tests {
         let mut r = Run::new(serial(vec![target(1, 5), target(2, 7)]));
         r.admit_all(0);
         assert_eq!(r.hunt.deadline(), Some(r.at(5_000)));
-        assert!(r.hunt.provisional(0, 180, r.at(100), true), "relayed");
+        assert_eq!(
+            r.hunt.provisional(0, 180, r.at(100), true),
+            Provisional::Relay
+        );
         assert_eq!(r.hunt.first_ring, Some(r.at(100)));
         assert_eq!(r.timeout(4_999), Next::Stay);
         assert_eq!(r.timeout(5_000), Next::Continue);
@@ -885,12 +898,16 @@ mod tests {
         let mut r = Run::new(plan);
         r.admit_all(0);
         assert_eq!(r.hunt.deadline(), None);
-        assert!(
-            !r.hunt.provisional(0, 100, r.at(10), true),
+        assert_eq!(
+            r.hunt.provisional(0, 100, r.at(10), true),
+            Provisional::Absorb,
             "100 is not relayed"
         );
         assert_eq!(r.hunt.deadline(), None);
-        assert!(r.hunt.provisional(0, 183, r.at(2_000), true));
+        assert_eq!(
+            r.hunt.provisional(0, 183, r.at(2_000), true),
+            Provisional::Relay
+        );
         assert_eq!(r.hunt.deadline(), Some(r.at(7_000)));
     }
 
@@ -943,12 +960,15 @@ mod tests {
         // only branch 2's CANCEL may go out yet.
         assert_eq!(r.timeout(3_000), Next::Continue);
         assert_eq!(r.cancels(), vec![102]);
-        assert!(
-            !r.hunt.provisional(0, 180, r.at(3_100), true),
-            "not relayed"
+        assert_eq!(
+            r.hunt.provisional(0, 180, r.at(3_100), true),
+            Provisional::Cancel,
+            "its CANCEL goes out at its first provisional, which is not relayed"
         );
-        assert_eq!(r.cancels(), vec![101]);
-        assert!(!r.hunt.provisional(0, 180, r.at(3_200), true));
+        assert_eq!(
+            r.hunt.provisional(0, 180, r.at(3_200), true),
+            Provisional::Absorb
+        );
         assert_eq!(r.cancels(), Vec::<u64>::new());
     }
 

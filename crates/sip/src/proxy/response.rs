@@ -2,6 +2,7 @@
 //! 2xx relay (§16.7 step 5), relayed requests, and a hunt branch's provisional, 2xx and failure.
 
 use super::dialog::addr_spec;
+use super::hunt::Provisional;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -203,34 +204,31 @@ impl Proxy {
         code: u16,
         msg: Message,
     ) {
-        let Some(bi) = self.calls.get(&call).and_then(|c| c.hunt.branch_of(cid)) else {
-            return;
-        };
         if code < 200 {
-            self.branch_provisional(now, call, bi, code, msg);
+            self.branch_provisional(now, call, cid, code, msg);
         } else if code < 300 {
-            self.branch_answered(now, call, bi, code, msg);
+            self.branch_answered(now, call, cid, code, msg);
         } else {
-            self.branch_failure(now, call, bi, code, msg);
+            self.branch_failure(now, call, cid, code, msg);
         }
     }
 
-    /// A 1xx on branch `bi`: relayed to the caller while the call hunts (a 183 with early
+    /// A 1xx on branch `cid`: relayed to the caller while the call hunts (a 183 with early
     /// media as a plain 180 once, when the plan suppresses it); a branch Hotline gave up on is
     /// cancelled now (§9.1).
-    fn branch_provisional(&mut self, now: Instant, call: u64, bi: usize, code: u16, msg: Message) {
+    fn branch_provisional(&mut self, now: Instant, call: u64, cid: u64, code: u16, msg: Message) {
         let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(bi) = c.hunt.branch_of(cid) else {
             return;
         };
         let hunting = c.state == CallState::Hunting;
-        let relay = c.hunt.provisional(bi, code, now, hunting);
-        self.send_cancels(now, call);
-        if !relay {
-            return;
+        match c.hunt.provisional(bi, code, now, hunting) {
+            Provisional::Relay => {}
+            Provisional::Absorb => return,
+            Provisional::Cancel => return self.send_cancel(now, cid),
         }
-        let Some(c) = self.calls.get_mut(&call) else {
-            return;
-        };
         let sid = c.server;
         let dl = call_deadline(c);
         let suppress = c.hunt.plan.suppress_early_media && !msg.body().is_empty();
@@ -258,11 +256,14 @@ impl Proxy {
         self.schedule(TimerRef::Call(call), dl);
     }
 
-    /// A 2xx on branch `bi`. The first answer of a hunting call makes the dialog, cancels the
+    /// A 2xx on branch `cid`. The first answer of a hunting call makes the dialog, cancels the
     /// other branches and goes to the caller; any later one is relayed so that the caller's
     /// UA can ACK and BYE it.
-    fn branch_answered(&mut self, now: Instant, call: u64, bi: usize, code: u16, msg: Message) {
+    fn branch_answered(&mut self, now: Instant, call: u64, cid: u64, code: u16, msg: Message) {
         let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(bi) = c.hunt.branch_of(cid) else {
             return;
         };
         let sid = c.server;
@@ -295,10 +296,13 @@ impl Proxy {
         self.schedule(TimerRef::Call(call), dl);
     }
 
-    /// A final failure (3xx-6xx) on branch `bi`: a 3xx is followed (its Contacts go to the
+    /// A final failure (3xx-6xx) on branch `cid`: a 3xx is followed (its Contacts go to the
     /// user) and never relayed; the hunt decides what the failure does.
-    fn branch_failure(&mut self, now: Instant, call: u64, bi: usize, code: u16, msg: Message) {
+    fn branch_failure(&mut self, now: Instant, call: u64, cid: u64, code: u16, msg: Message) {
         let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(bi) = c.hunt.branch_of(cid) else {
             return;
         };
         if c.hunt.is_done(bi) {
