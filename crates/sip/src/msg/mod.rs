@@ -10,6 +10,14 @@
 //!
 //! Header folding (continuation lines starting with SP/HT) is not unfolded: values that span
 //! several lines are returned as written, and every tokenizer here treats CR/LF as white space.
+//!
+//! # Layout
+//! - this file: [`Message`] (the buffer and its index) and its accessors, [`Method`],
+//!   [`ParseError`].
+//! - `parse`: the start line, the one-pass scan of the header block that fills the index (and
+//!   finds a datagram's end), the checks a proxy needs.
+//! - `header`: header names (long and compact forms) and the header-field scan.
+//! - `via`: [`Via`].
 
 use std::fmt;
 
