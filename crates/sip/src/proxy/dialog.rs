@@ -121,15 +121,9 @@ impl Proxy {
             self.stats.stray_acks += 1;
             return;
         }
-        let (dest, pop, ruri) = match self.next_hop(&msg) {
-            Some((dest, pop)) => (dest, pop, None),
-            None => match self.dialog_route(&msg) {
-                Some((dest, ruri)) => (dest, 0, Some(ruri)),
-                None => {
-                    self.stats.stray_acks += 1;
-                    return;
-                }
-            },
+        let Some((dest, pop, ruri)) = self.in_dialog_hop(&msg) else {
+            self.stats.stray_acks += 1;
+            return;
         };
         let dest = self.leaving_from(dest, source.local);
         self.new_via(self.loop_hash(&msg), dest);
@@ -144,6 +138,18 @@ impl Proxy {
             },
         );
         self.send(dest, out);
+    }
+
+    /// Where an ACK of a 2xx or an in-dialog request goes: by its Route (loose routing: the hop
+    /// and how many entries of ours to pop) or, without one naming us, by the dialog (the other
+    /// side's remote target, which becomes the Request-URI).
+    fn in_dialog_hop(&self, msg: &Message) -> Option<(Peer, u8, Option<Bytes>)> {
+        match self.next_hop(msg) {
+            Some((dest, pop)) => Some((dest, pop, None)),
+            None => self
+                .dialog_route(msg)
+                .map(|(dest, ruri)| (dest, 0, Some(ruri))),
+        }
     }
 
     /// Route an in-dialog request that carries no Route naming us by the dialog Hotline
@@ -172,15 +178,9 @@ impl Proxy {
             self.respond_local(now, sid, 483, "Too Many Hops", &[]);
             return;
         }
-        let (dest, pop, ruri) = match self.next_hop(&msg) {
-            Some((dest, pop)) => (dest, pop, None),
-            None => match self.dialog_route(&msg) {
-                Some((dest, ruri)) => (dest, 0, Some(ruri)),
-                None => {
-                    self.respond_local(now, sid, 481, "Call/Transaction Does Not Exist", &[]);
-                    return;
-                }
-            },
+        let Some((dest, pop, ruri)) = self.in_dialog_hop(&msg) else {
+            self.respond_local(now, sid, 481, "Call/Transaction Does Not Exist", &[]);
+            return;
         };
         let dest = self.leaving_from(dest, source.local);
         let cid = self.new_via(self.loop_hash(&msg), dest);
