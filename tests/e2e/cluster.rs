@@ -890,3 +890,261 @@ fn nodes_running_different_configurations_are_warned_about() {
         status()
     );
 }
+
+/// An answered call through node `via`: INVITE from the carrier, 200 from the target, ACK.
+/// Returns the INVITE, the 200 and when the call was answered.
+fn answered_call(
+    carrier: &SipUdpClient,
+    target: &SipUdpClient,
+    t_addr: SocketAddrV4,
+    via: &Hotline,
+) -> (RawRequest, SipMessage, Instant) {
+    let c_addr = carrier.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let invite = RawRequest::invite(&format!("sip:{NUMBER}@sip.hotline.test"), c_addr);
+    carrier
+        .send_to(&invite.to_bytes(), via.sip_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(inv) = next_request(target, "INVITE", Duration::from_secs(5)) else {
+        panic!("no INVITE: {}", via.stderr_tail(20));
+    };
+    target
+        .send_to(&respond(&inv, 200, "OK", "t1tag", t_addr), via_addr(&inv))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = carrier
+        .recv_until_final(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(ok) = got.last().filter(|m| m.status() == Some(200)).cloned() else {
+        panic!("no 200: {got:?}");
+    };
+    let answered = Instant::now();
+    carrier
+        .send_to(
+            &invite.in_dialog("ACK", &ok, invite.cseq).to_bytes(),
+            via.sip_addr(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(next_request(target, "ACK", Duration::from_secs(3)).is_some());
+    (invite, ok, answered)
+}
+
+/// Both sides receive the BYE that cuts the call, within `window` of `at`; each is answered
+/// 200. Returns when the callee's arrived.
+fn both_get_bye(
+    carrier: &SipUdpClient,
+    target: &SipUdpClient,
+    t_addr: SocketAddrV4,
+    by: &Hotline,
+    timeout: Duration,
+) -> Instant {
+    let Some(bye_t) = next_request(target, "BYE", timeout) else {
+        panic!("no BYE to the callee: {}", by.stderr_tail(30));
+    };
+    let at = Instant::now();
+    target
+        .send_to(
+            &respond(&bye_t, 200, "OK", "t1tag", t_addr),
+            via_addr(&bye_t),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let Some(bye_c) = next_request(carrier, "BYE", Duration::from_secs(3)) else {
+        panic!("no BYE to the caller: {}", by.stderr_tail(30));
+    };
+    let c_addr = match carrier.local_addr() {
+        Ok(SocketAddr::V4(a)) => a,
+        other => panic!("{other:?}"),
+    };
+    carrier
+        .send_to(
+            &respond(&bye_c, 200, "OK", "ctag", c_addr),
+            via_addr(&bye_c),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    at
+}
+
+/// Take-over of a dead owner's call: node a answers a call whose plan cuts it after 9 s and
+/// is killed (SIGKILL) a second later; node b takes the call over once a's heartbeat has
+/// expired and sends the BYEs both ways at 9 s; one CDR (b's) with the 9 s of talk, none
+/// from a; the target's slot is held by b meanwhile and free afterwards.
+#[test]
+fn node_killed_after_answer_its_max_duration_cut_is_sent_by_the_other_node() {
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let target = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
+    let t_addr = match target.local_addr() {
+        Ok(SocketAddr::V4(a)) => a,
+        other => panic!("{other:?}"),
+    };
+    let base = HotlineConfig::new()
+        .target_limited("t1", &format!("sip:1001@{t_addr}"), 1)
+        .plan(
+            Plan::new("cut")
+                .group("sequential", "10s", &["t1"])
+                .key("max_duration = \"9s\""),
+        )
+        .number_with_plan(NUMBER, "cut");
+    let mut a = node(&base, &redis, "a", "127.0.0.2", "");
+    let mut b = node(&base, &redis, "b", "127.0.0.3", "");
+    let carrier = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
+    let (invite, _ok, answered) = answered_call(&carrier, &target, t_addr, &a);
+    let key = format!("hl:dlg:{{{}}}", invite.call_id);
+    assert!(
+        eventually(Duration::from_secs(3), || redis
+            .int(&["EXISTS", &key])
+            .ok()
+            .flatten()
+            == Some(1)),
+        "the answered call is published"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = a.pid().unwrap_or_else(|| panic!("no pid"));
+    hotline_testkit::hotline::send_signal(pid, "KILL").unwrap_or_else(|e| panic!("{e}"));
+    let _ = a.wait_exit(Duration::from_secs(5));
+    assert!(
+        b.wait_for_stderr("taking over an answered call", Duration::from_secs(7)),
+        "b took the call over: {}",
+        b.stderr_tail(20)
+    );
+    // The slot stays held (by b now), past a's lease of 6 s.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(zcard(&redis, "t1"), 1, "t1 still busy with the call");
+    let at = both_get_bye(&carrier, &target, t_addr, &b, Duration::from_secs(12));
+    let cut = at.duration_since(answered);
+    assert!(
+        cut >= Duration::from_millis(8_700) && cut <= Duration::from_millis(10_000),
+        "cut at {cut:?}, max duration 9 s"
+    );
+    assert!(eventually(Duration::from_secs(3), || zcard(&redis, "t1") == 0));
+    assert!(eventually(Duration::from_secs(3), || redis
+        .int(&["EXISTS", &key])
+        .ok()
+        .flatten()
+        == Some(0)));
+    let _ = b.stop();
+    let mine: Vec<_> = [&a, &b]
+        .iter()
+        .flat_map(|h| cdr_calls(h.cdr_dir()))
+        .filter(|c| c.call_id == invite.call_id)
+        .collect();
+    assert_eq!(mine.len(), 1, "one CDR: {mine:#?}");
+    let c = &mine[0];
+    assert_eq!(c.hangup_side, hotline_cdr::HangupSide::System, "{c:?}");
+    assert_eq!(c.answered_target, "t1");
+    let talk = c.talk_ms() as i64;
+    assert!((talk - 9_000).abs() < 700, "talk {talk} ms: {c:?}");
+    assert!(
+        cdr_calls(a.cdr_dir()).is_empty(),
+        "the killed node wrote none"
+    );
+}
+
+/// Issue test 4: prepaid credit for one minute, shared in Redis. Node a answers the call
+/// (reserving its minute) and is killed; node b takes it over and, when the next minute
+/// cannot be reserved, sends the cut-off BYEs just before the minute ends. The call is
+/// settled once (one minute, by b); the credit is gone for the whole cluster: a new call
+/// through b is refused with the configured 402.
+#[test]
+fn prepaid_runs_out_while_the_owner_is_dead_the_other_node_cuts_on_time() {
+    let redis = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let billing = dir.path().join("billing.toml");
+    std::fs::write(
+        &billing,
+        format!(
+            "timezone = \"Asia/Shanghai\"\n[plans.p]\nrate_per_minute = \"0.50\"\n\
+             monthly_minimum = \"0\"\nterm_years = 1\n[[accounts]]\nnumber = \"{NUMBER}\"\n\
+             plan = \"p\"\nstart = \"2026-01-01\"\nprepaid = \"0.50\"\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let target = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
+    let t_addr = match target.local_addr() {
+        Ok(SocketAddr::V4(a)) => a,
+        other => panic!("{other:?}"),
+    };
+    let base = HotlineConfig::new()
+        .target("t1", &format!("sip:1001@{t_addr}"))
+        .number(NUMBER, &["t1"])
+        .raw(&format!(
+            "[server.billing]\nfile = {:?}\nrefuse_code = 402\n",
+            billing.display().to_string()
+        ));
+    let mut a = node(&base, &redis, "a", "127.0.0.2", "");
+    let mut b = node(&base, &redis, "b", "127.0.0.3", "");
+    let carrier = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
+    let (invite, _ok, answered) = answered_call(&carrier, &target, t_addr, &a);
+    let acct = format!("hl:pp:{{{NUMBER}}}");
+    let res = format!("res:{}", invite.call_id);
+    assert!(
+        eventually(Duration::from_secs(3), || redis
+            .int(&["HEXISTS", &acct, &res])
+            .ok()
+            .flatten()
+            == Some(1)),
+        "a reserved the first minute in redis"
+    );
+    // While a's call holds the only paid minute, b refuses a second call (it knows of a's
+    // reservation through redis, within its 2 s refresh).
+    std::thread::sleep(Duration::from_millis(2500));
+    let second = RawRequest::invite(
+        &format!("sip:{NUMBER}@sip.hotline.test"),
+        carrier.local_addr().unwrap_or_else(|e| panic!("{e}")),
+    );
+    carrier
+        .send_to(&second.to_bytes(), b.sip_addr())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = carrier
+        .recv_until_final(Duration::from_secs(5))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got.last().and_then(|m| m.status()), Some(402), "{got:?}");
+    carrier
+        .send_to(
+            &second
+                .in_dialog(
+                    "ACK",
+                    got.last().unwrap_or_else(|| panic!("final")),
+                    second.cseq,
+                )
+                .to_bytes(),
+            b.sip_addr(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pid = a.pid().unwrap_or_else(|| panic!("no pid"));
+    hotline_testkit::hotline::send_signal(pid, "KILL").unwrap_or_else(|e| panic!("{e}"));
+    let _ = a.wait_exit(Duration::from_secs(5));
+    assert!(
+        b.wait_for_stderr("taking over an answered call", Duration::from_secs(8)),
+        "b took the call over: {}",
+        b.stderr_tail(20)
+    );
+    let at = both_get_bye(&carrier, &target, t_addr, &b, Duration::from_secs(70));
+    let cut = at.duration_since(answered);
+    assert!(
+        cut >= Duration::from_millis(58_800) && cut <= Duration::from_millis(60_000),
+        "cut at {cut:?}: just before the paid minute ends"
+    );
+    assert!(b.wait_for_stderr("prepaid balance used up", Duration::from_secs(1)));
+    // Settled once, by b: one minute of usage, no reservation left.
+    assert!(eventually(Duration::from_secs(3), || redis
+        .int(&["HEXISTS", &acct, &res])
+        .ok()
+        .flatten()
+        == Some(0)));
+    let month = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or(jiff::tz::TimeZone::UTC))
+        .strftime("%Y-%m")
+        .to_string();
+    let used = |node: &str| match redis.query(&["HGET", &acct, &format!("used:{month}:{node}")]) {
+        Ok(hotline_testkit::Resp::Bulk(Some(v))) => v.parse::<i64>().unwrap_or(-1),
+        _ => 0,
+    };
+    assert_eq!((used("a"), used("b")), (0, 1), "one minute, settled by b");
+    let _ = b.stop();
+    let mine: Vec<_> = [&a, &b]
+        .iter()
+        .flat_map(|h| cdr_calls(h.cdr_dir()))
+        .filter(|c| c.call_id == invite.call_id)
+        .collect();
+    assert_eq!(mine.len(), 1, "one CDR: {mine:#?}");
+    assert_eq!(mine[0].hangup_side, hotline_cdr::HangupSide::System);
+    assert_eq!(mine[0].billable_minutes(), 1);
+}

@@ -105,6 +105,23 @@ pub mod keys {
     pub fn dialog(call_id: &str) -> String {
         format!("hl:dlg:{{{call_id}}}")
     }
+    /// A prepaid number's shared account (hash: `used:MONTH:NODE`, `res:CALL-ID`,
+    /// `exp:CALL-ID`; see `lua/pp_reserve.lua`).
+    pub fn prepaid(number: &str) -> String {
+        format!("hl:pp:{{{number}}}")
+    }
+    /// A prepaid call's settlement mark (settled once per Call-ID).
+    pub fn prepaid_settled(number: &str, call_id: &str) -> String {
+        format!("hl:pp:{{{number}}}:done:{call_id}")
+    }
+    /// Prefix of the sets of calls each node owns (`hl:dlgs:NODE`).
+    pub const OWNED_PREFIX: &str = "hl:dlgs:";
+    /// The answered calls a node owns (set of call-ids): what a take-over scans.
+    pub fn owned(node: &str) -> String {
+        format!("{OWNED_PREFIX}{node}")
+    }
+    /// Prefix of the call hashes (`hl:dlg:{CALL-ID}`).
+    pub const DIALOG_PREFIX: &str = "hl:dlg:";
     /// Mark of a call a BYE ended on another node than its owner (value: that node).
     pub fn dialog_ended(call_id: &str) -> String {
         format!("hl:dlg:{{{call_id}}}:ended")
@@ -211,6 +228,75 @@ pub enum DialogEnd {
     Lost,
 }
 
+/// A call taken over from a dead node ([`RedisState::adopt`]): this node's from now on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    /// The call's Call-ID.
+    pub call_id: String,
+    /// The new fencing token (this node's).
+    pub fence: u64,
+    /// The CDR as published at the answer (a JSON line).
+    pub record: Vec<u8>,
+    /// The caller's From tag.
+    pub caller_tag: String,
+    /// The other fields published with the call ([`RedisState::dialog_put`]'s `fields`).
+    pub fields: Vec<(String, Vec<u8>)>,
+}
+
+impl Adopted {
+    /// A published field.
+    pub fn field(&self, name: &str) -> Option<&[u8]> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+}
+
+/// A prepaid question ([`RedisState::prepaid_reserve`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PrepaidAsk<'a> {
+    /// The prepaid 400 number.
+    pub number: &'a str,
+    /// The call reserving, or `None` to ask only (is a minute available?).
+    pub call_id: Option<&'a str>,
+    /// Credit asked for (fen).
+    pub slice_fen: i64,
+    /// When the slice lapses unless renewed or settled (ms since the epoch).
+    pub expires_ms: i64,
+    /// Now (ms since the epoch).
+    pub now_ms: i64,
+    /// The account's balance without the usage of `month` (fen): computed by the node from
+    /// the usage of the other months (closed months, minimum charges, top-ups).
+    pub base_fen: i64,
+    /// The plan's rate (fen per started minute).
+    pub rate_fen: i64,
+    /// This month, `YYYY-MM`.
+    pub month: &'a str,
+}
+
+/// The answer to a [`PrepaidAsk`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepaidAnswer {
+    /// The slice is reserved.
+    pub granted: bool,
+    /// Credit available before this reservation (fen).
+    pub available_fen: i64,
+    /// Every node's usage: (month `YYYY-MM`, node, minutes).
+    pub usage: Vec<(String, String, u64)>,
+}
+
+/// What became of a call this node published ([`RedisState::dialog_fates`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogFate {
+    /// Still this node's.
+    Ours,
+    /// Ended by a BYE through another node, or taken over by one: let it go, no CDR here.
+    Gone,
+    /// Redis does not know it (restarted empty): publish it again.
+    Missing,
+}
+
 /// What a node publishes about itself (`hotline status`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -256,18 +342,21 @@ pub enum Trip {
     Publish,
     /// Claiming the end of an answered call.
     End,
+    /// A prepaid slice reserved or a prepaid call settled.
+    Prepaid,
     /// Heartbeats, renewals, the node list, the ended-elsewhere check, pings.
     Background,
 }
 
 impl Trip {
     /// Every kind, in the order of [`RedisState::round_trips`].
-    pub const ALL: [Trip; 6] = [
+    pub const ALL: [Trip; 7] = [
         Trip::Decide,
         Trip::Lease,
         Trip::Release,
         Trip::Publish,
         Trip::End,
+        Trip::Prepaid,
         Trip::Background,
     ];
     /// Its label.
@@ -278,6 +367,7 @@ impl Trip {
             Trip::Release => "release",
             Trip::Publish => "publish",
             Trip::End => "end",
+            Trip::Prepaid => "prepaid",
             Trip::Background => "background",
         }
     }
@@ -286,7 +376,7 @@ impl Trip {
 struct Inner {
     conn: ConnectionManager,
     /// Round trips per [`Trip`] (resends after NOSCRIPT included).
-    trips: [AtomicU64; 6],
+    trips: [AtomicU64; 7],
     scripts: Scripts,
     opts: Options,
     up: AtomicBool,
@@ -317,6 +407,8 @@ pub const NODE_TTL: Duration = Duration::from_secs(3);
 pub const BEAT_EVERY: Duration = Duration::from_secs(1);
 /// How long the "ended elsewhere" mark of a call lives (its owner checks every few seconds).
 pub const ENDED_MARK_TTL: Duration = Duration::from_secs(600);
+/// How long a prepaid call's settlement mark lives (longer than any retry of a settlement).
+pub const SETTLED_MARK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long an INVITE claim lives (longer than a carrier's retries of it).
 pub const CLAIM_TTL: Duration = Duration::from_secs(300);
 
@@ -372,7 +464,7 @@ impl RedisState {
     }
 
     /// Round trips so far, per kind (order of [`Trip::ALL`]).
-    pub fn round_trips(&self) -> [u64; 6] {
+    pub fn round_trips(&self) -> [u64; 7] {
         let t = &self.inner.trips;
         std::array::from_fn(|i| t[i].load(Ordering::Relaxed))
     }
@@ -720,18 +812,20 @@ impl RedisState {
         record: &[u8],
         caller_tag: &str,
         lifetime: Duration,
+        fields: &[(&str, Vec<u8>)],
     ) -> Result<u64, ClusterError> {
         let mut pipe = redis::pipe();
-        pipe.invoke_script(
-            self.inner
-                .scripts
-                .dlg_put
-                .key(keys::dialog(call_id))
-                .arg(self.node())
-                .arg(record)
-                .arg(caller_tag)
-                .arg(ms(lifetime)),
-        );
+        let mut inv = self.inner.scripts.dlg_put.key(keys::dialog(call_id));
+        inv.key(keys::owned(self.node()))
+            .arg(self.node())
+            .arg(record)
+            .arg(caller_tag)
+            .arg(ms(lifetime))
+            .arg(call_id);
+        for (k, v) in fields {
+            inv.arg(*k).arg(v.as_slice());
+        }
+        pipe.invoke_script(&inv);
         let v = self.run(&pipe, Trip::Publish).await?;
         let f = int(v.into_iter().next()).ok_or(ClusterError::Reply("dlg_put.lua"))?;
         Ok(u64::try_from(f).unwrap_or(0))
@@ -755,7 +849,9 @@ impl RedisState {
                 .arg(self.node())
                 .arg(if fence.is_some() { "owner" } else { "bye" })
                 .arg(fence.unwrap_or(0))
-                .arg(ms(ENDED_MARK_TTL)),
+                .arg(ms(ENDED_MARK_TTL))
+                .arg(keys::OWNED_PREFIX)
+                .arg(call_id),
         );
         let v = self.run(&pipe, Trip::End).await?;
         match v.into_iter().next() {
@@ -780,17 +876,182 @@ impl RedisState {
         }
     }
 
-    /// Which of these calls (this node's, published) a BYE ended on another node.
-    pub async fn ended_elsewhere(&self, call_ids: &[String]) -> Result<Vec<bool>, ClusterError> {
+    /// What became of these calls (this node's, published): still ours, ended by a BYE
+    /// through another node or taken over by one, or unknown to Redis (restarted empty).
+    pub async fn dialog_fates(&self, call_ids: &[String]) -> Result<Vec<DialogFate>, ClusterError> {
         if call_ids.is_empty() {
             return Ok(Vec::new());
         }
         let mut pipe = redis::pipe();
         for c in call_ids {
             pipe.exists(keys::dialog_ended(c));
+            pipe.hget(keys::dialog(c), "owner");
         }
         let v = self.run(&pipe, Trip::Background).await?;
-        Ok(v.into_iter().map(|x| int(Some(x)) == Some(1)).collect())
+        let mut it = v.into_iter();
+        let mut out = Vec::with_capacity(call_ids.len());
+        while let (Some(ended), Some(owner)) = (it.next(), it.next()) {
+            out.push(if int(Some(ended)) == Some(1) {
+                DialogFate::Gone
+            } else {
+                match text(owner) {
+                    None => DialogFate::Missing,
+                    Some(o) if o == self.node() => DialogFate::Ours,
+                    Some(_) => DialogFate::Gone,
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reserve a slice of a prepaid account's credit (or ask what is available).
+    pub async fn prepaid_reserve(&self, q: PrepaidAsk<'_>) -> Result<PrepaidAnswer, ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(
+            self.inner
+                .scripts
+                .pp_reserve
+                .key(keys::prepaid(q.number))
+                .arg(q.call_id.unwrap_or(""))
+                .arg(q.slice_fen)
+                .arg(q.expires_ms)
+                .arg(q.now_ms)
+                .arg(q.base_fen)
+                .arg(q.rate_fen)
+                .arg(q.month),
+        );
+        let v = self.run(&pipe, Trip::Prepaid).await?;
+        let Some(Value::Array(a)) = v.into_iter().next() else {
+            return Err(ClusterError::Reply("pp_reserve.lua"));
+        };
+        let mut it = a.into_iter();
+        let granted = int(it.next()) == Some(1);
+        let available_fen = int(it.next()).ok_or(ClusterError::Reply("pp_reserve.lua"))?;
+        let mut usage = Vec::new();
+        while let (Some(f), Some(v)) = (it.next(), it.next()) {
+            let (Some(f), Some(v)) = (text(f), text(v)) else {
+                continue;
+            };
+            let mut parts = f.splitn(3, ':');
+            if let (Some("used"), Some(m), Some(n)) = (parts.next(), parts.next(), parts.next()) {
+                usage.push((m.to_owned(), n.to_owned(), v.parse().unwrap_or(0)));
+            }
+        }
+        Ok(PrepaidAnswer {
+            granted,
+            available_fen,
+            usage,
+        })
+    }
+
+    /// Settle a prepaid call once: this node's usage of `month` is now `minutes` (absolute,
+    /// the call included); the call's reservation is dropped. `Ok(false)`: settled before.
+    pub async fn prepaid_settle(
+        &self,
+        number: &str,
+        call_id: &str,
+        month: &str,
+        minutes: u64,
+    ) -> Result<bool, ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(
+            self.inner
+                .scripts
+                .pp_settle
+                .key(keys::prepaid(number))
+                .key(keys::prepaid_settled(number, call_id))
+                .arg(call_id)
+                .arg(format!("used:{month}:{}", self.node()))
+                .arg(minutes)
+                .arg(ms(SETTLED_MARK_TTL)),
+        );
+        let v = self.run(&pipe, Trip::Prepaid).await?;
+        Ok(int(v.into_iter().next()) == Some(1))
+    }
+
+    /// Drop a prepaid call's reservation without settling it (another node settles it).
+    pub async fn prepaid_release(&self, number: &str, call_id: &str) -> Result<(), ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.hdel(
+            keys::prepaid(number),
+            &[format!("res:{call_id}"), format!("exp:{call_id}")],
+        )
+        .ignore();
+        self.run(&pipe, Trip::Prepaid).await.map(|_| ())
+    }
+
+    /// Write this node's own prepaid usage of a number: `(month, minutes)`. `at_start`: the
+    /// figures replace what Redis has (the CDR files are the truth); later only larger
+    /// figures are written (a repair after Redis lost them).
+    pub async fn prepaid_seed(
+        &self,
+        number: &str,
+        usage: &[(String, u64)],
+        at_start: bool,
+    ) -> Result<(), ClusterError> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        let mut inv = self.inner.scripts.pp_seed.key(keys::prepaid(number));
+        inv.arg(if at_start { "set" } else { "max" });
+        for (m, n) in usage {
+            inv.arg(format!("used:{m}:{}", self.node())).arg(*n);
+        }
+        pipe.invoke_script(&inv);
+        self.run(&pipe, Trip::Background).await.map(|_| ())
+    }
+
+    /// Take over up to `max` answered calls of node `dead` if its heartbeat has expired (or
+    /// `dead` is this node's own name: the calls of its previous life, after a restart).
+    pub async fn adopt(&self, dead: &str, max: usize) -> Result<Vec<Adopted>, ClusterError> {
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(
+            self.inner
+                .scripts
+                .dlg_adopt
+                .key(keys::owned(dead))
+                .key(keys::node(dead))
+                .key(keys::owned(self.node()))
+                .arg(self.node())
+                .arg(dead)
+                .arg(keys::DIALOG_PREFIX)
+                .arg(max.max(1)),
+        );
+        let v = self.run(&pipe, Trip::Background).await?;
+        let Some(Value::Array(rows)) = v.into_iter().next() else {
+            return Err(ClusterError::Reply("dlg_adopt.lua"));
+        };
+        let bytes = |v: Value| match v {
+            Value::BulkString(b) => b,
+            Value::SimpleString(s) => s.into_bytes(),
+            _ => Vec::new(),
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Value::Array(f) = row else {
+                return Err(ClusterError::Reply("dlg_adopt.lua"));
+            };
+            let mut it = f.into_iter();
+            let call_id = it.next().and_then(text).unwrap_or_default();
+            let fence = int(it.next())
+                .and_then(|f| u64::try_from(f).ok())
+                .unwrap_or(0);
+            let record = it.next().map(bytes).unwrap_or_default();
+            let caller_tag = it.next().and_then(text).unwrap_or_default();
+            let mut fields = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                fields.push((text(k).unwrap_or_default(), bytes(v)));
+            }
+            out.push(Adopted {
+                call_id,
+                fence,
+                record,
+                caller_tag,
+                fields,
+            });
+        }
+        Ok(out)
     }
 
     /// A PING round trip (health).

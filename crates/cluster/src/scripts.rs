@@ -17,6 +17,10 @@ pub(crate) struct Scripts {
     pub cursor: Script,
     pub dlg_put: Script,
     pub dlg_end: Script,
+    pub dlg_adopt: Script,
+    pub pp_reserve: Script,
+    pub pp_settle: Script,
+    pub pp_seed: Script,
     pub cps: Script,
 }
 
@@ -31,12 +35,16 @@ impl Scripts {
             cursor: Script::new(include_str!("../lua/cursor.lua")),
             dlg_put: Script::new(include_str!("../lua/dlg_put.lua")),
             dlg_end: Script::new(include_str!("../lua/dlg_end.lua")),
+            dlg_adopt: Script::new(include_str!("../lua/dlg_adopt.lua")),
+            pp_reserve: Script::new(include_str!("../lua/pp_reserve.lua")),
+            pp_settle: Script::new(include_str!("../lua/pp_settle.lua")),
+            pp_seed: Script::new(include_str!("../lua/pp_seed.lua")),
             cps: Script::new(include_str!("../lua/cps.lua")),
         }
     }
 
     /// Every script (what [`Scripts::load`] loads: keep it complete, see the module docs).
-    fn all(&self) -> [&Script; 9] {
+    fn all(&self) -> [&Script; 13] {
         [
             &self.lease,
             &self.renew,
@@ -46,6 +54,10 @@ impl Scripts {
             &self.cursor,
             &self.dlg_put,
             &self.dlg_end,
+            &self.dlg_adopt,
+            &self.pp_reserve,
+            &self.pp_settle,
+            &self.pp_seed,
             &self.cps,
         ]
     }

@@ -376,7 +376,7 @@ async fn dialog_end_is_claimed_once_and_fenced() -> R {
     let a = client(&r, "a")?;
     let b = client(&r, "b")?;
     let life = Duration::from_secs(60);
-    let fence = a.dialog_put("c1", b"{rec}", "ft", life).await?;
+    let fence = a.dialog_put("c1", b"{rec}", "ft", life, &[]).await?;
     assert_eq!(fence, 1);
     let ttl = r.int(&["PTTL", "hl:dlg:{c1}"])?.unwrap_or(-1);
     assert!(ttl > 50_000 && ttl <= 60_000, "{ttl}");
@@ -401,7 +401,7 @@ async fn dialog_end_is_claimed_once_and_fenced() -> R {
     // A call Redis lost (restarted empty) is the owner's to write.
     assert_eq!(a.dialog_end("c1", Some(fence)).await?, DialogEnd::Lost);
     // A BYE that reached b ends a's call there; a (dead or not) cannot end it again.
-    let fence = a.dialog_put("c2", b"{rec2}", "ft2", life).await?;
+    let fence = a.dialog_put("c2", b"{rec2}", "ft2", life, &[]).await?;
     let (tx, rx) = tokio::join!(b.dialog_end("c2", None), b.dialog_end("c2", None));
     let claimed = |d: &DialogEnd| matches!(d, DialogEnd::Claimed { .. });
     assert!(
@@ -466,5 +466,133 @@ async fn trunk_limits_are_shared_cps_per_second_and_calls_as_leases() -> R {
     );
     a.release("trunk:ct", "c1").await?;
     assert_eq!(go(&a, "c6", T0 + 2000).await?, Some(TrunkVerdict::Admit));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_dead_nodes_calls_are_adopted_once_and_fenced() -> R {
+    let r = RedisServer::start()?;
+    let a = client(&r, "a")?;
+    let b = client(&r, "b")?;
+    let c = client(&r, "c")?;
+    let life = Duration::from_secs(60);
+    let info = |n: &str| NodeInfo {
+        node: n.into(),
+        ..NodeInfo::default()
+    };
+    a.heartbeat(&info("a"), crate::now_ms()).await?;
+    let f1 = a
+        .dialog_put("k1", b"{r1}", "t1", life, &[("dialog", b"v1 1:x".to_vec())])
+        .await?;
+    let f2 = a.dialog_put("k2", b"{r2}", "t2", life, &[]).await?;
+    assert_eq!(
+        a.dialog_fates(&["k1".into(), "k2".into(), "nope".into()])
+            .await?,
+        vec![DialogFate::Ours, DialogFate::Ours, DialogFate::Missing]
+    );
+    // While a beats, nobody takes its calls.
+    assert!(b.adopt("a", 10).await?.is_empty());
+    assert_eq!(r.int(&["SCARD", "hl:dlgs:a"])?, Some(2));
+    // a dies: its heartbeat key goes (it expires after NODE_TTL).
+    r.query(&["DEL", "hl:node:a"])?;
+    let (x, y) = tokio::join!(b.adopt("a", 10), c.adopt("a", 10));
+    let (x, y) = (x?, y?);
+    assert_eq!(x.len() + y.len(), 2, "each call adopted once: {x:?} {y:?}");
+    let all: Vec<&Adopted> = x.iter().chain(y.iter()).collect();
+    let k1 = all.iter().find(|d| d.call_id == "k1").ok_or("k1 adopted")?;
+    assert_eq!(k1.record, b"{r1}");
+    assert_eq!(k1.caller_tag, "t1");
+    assert_eq!(k1.field("dialog"), Some(&b"v1 1:x"[..]));
+    assert_eq!(k1.fence, f1 + 1);
+    let k1_owner = if x.iter().any(|d| d.call_id == "k1") {
+        &b
+    } else {
+        &c
+    };
+    // a, come back, is fenced out: its calls are gone, it cannot end them.
+    assert_eq!(
+        a.dialog_fates(&["k1".into(), "k2".into()]).await?,
+        vec![DialogFate::Gone, DialogFate::Gone]
+    );
+    assert_eq!(a.dialog_end("k1", Some(f1)).await?, DialogEnd::NotHere);
+    assert_eq!(a.dialog_end("k2", Some(f2)).await?, DialogEnd::NotHere);
+    assert_eq!(
+        k1_owner.dialog_fates(&["k1".into()]).await?,
+        vec![DialogFate::Ours]
+    );
+    assert!(matches!(
+        k1_owner.dialog_end("k1", Some(k1.fence)).await?,
+        DialogEnd::Claimed { .. }
+    ));
+    assert_eq!(r.int(&["SISMEMBER", "hl:dlgs:b", "k1"])?, Some(0));
+    assert_eq!(r.int(&["SISMEMBER", "hl:dlgs:c", "k1"])?, Some(0));
+    assert_eq!(r.int(&["EXISTS", "hl:dlgs:a"])?, Some(0));
+    // A node restarted under its own name adopts the calls of its previous life.
+    let f3 = b.dialog_put("k3", b"{r3}", "t3", life, &[]).await?;
+    b.heartbeat(&info("b"), crate::now_ms()).await?;
+    let again = b.adopt("b", 10).await?;
+    let k3 = again
+        .iter()
+        .find(|d| d.call_id == "k3")
+        .ok_or("k3 adopted again")?;
+    assert_eq!(k3.fence, f3 + 1);
+    // (and k2, if b was the one that adopted it from a)
+    assert!(again.len() <= 2);
+    assert_eq!(r.int(&["SISMEMBER", "hl:dlgs:b", "k3"])?, Some(1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn prepaid_slices_are_shared_lapse_and_settle_once() -> R {
+    let r = RedisServer::start()?;
+    let a = client(&r, "a")?;
+    let b = client(&r, "b")?;
+    // 1.50 of credit at 0.50 a minute: three minutes for the whole cluster.
+    let ask = |call: Option<&'static str>, now: i64| PrepaidAsk {
+        number: "4008001234",
+        call_id: call,
+        slice_fen: 50,
+        expires_ms: now + 70_000,
+        now_ms: now,
+        base_fen: 150,
+        rate_fen: 50,
+        month: "2026-12",
+    };
+    assert!(a.prepaid_reserve(ask(Some("c1"), T0)).await?.granted);
+    assert!(b.prepaid_reserve(ask(Some("c2"), T0)).await?.granted);
+    assert!(
+        a.prepaid_reserve(ask(Some("c1"), T0)).await?.granted,
+        "c1's 2nd minute"
+    );
+    let no = b.prepaid_reserve(ask(Some("c2"), T0)).await?;
+    assert!(!no.granted, "nothing left: {no:?}");
+    assert_eq!(no.available_fen, 0);
+    // Two nodes racing for the last slice: one wins.
+    a.prepaid_settle("4008001234", "c2", "2026-12", 0).await?;
+    let (x, y) = tokio::join!(
+        a.prepaid_reserve(ask(Some("c3"), T0)),
+        b.prepaid_reserve(ask(Some("c4"), T0))
+    );
+    assert!(x?.granted ^ y?.granted, "one of two");
+    // c1 settles 2 minutes on a: once, however often it is sent.
+    assert!(a.prepaid_settle("4008001234", "c1", "2026-12", 2).await?);
+    assert!(!a.prepaid_settle("4008001234", "c1", "2026-12", 2).await?);
+    let q = b.prepaid_reserve(ask(None, T0)).await?;
+    assert_eq!(
+        q.usage,
+        vec![("2026-12".into(), "a".into(), 2)],
+        "a's usage is seen by b"
+    );
+    assert_eq!(q.available_fen, 150 - 100 - 50, "c3/c4's slice still held");
+    // A dead node's slice lapses by itself.
+    let later = b.prepaid_reserve(ask(None, T0 + 71_000)).await?;
+    assert_eq!(later.available_fen, 50);
+    // Seeding: the files' figure at start, only larger ones later.
+    b.prepaid_seed("4008001234", &[("2026-11".into(), 7)], true)
+        .await?;
+    b.prepaid_seed("4008001234", &[("2026-11".into(), 3)], false)
+        .await?;
+    let u = b.prepaid_reserve(ask(None, T0 + 71_000)).await?.usage;
+    assert!(u.contains(&("2026-11".into(), "b".into(), 7)), "{u:?}");
     Ok(())
 }

@@ -482,17 +482,6 @@ pub(crate) fn compile(
         }
     }
 
-    if let (Some(_), Some(_), Some(fi)) = (&settings.cluster, &settings.billing, cluster_seen) {
-        let span = header_span(&sources[fi].text, "cluster");
-        cx.warn(
-            fi,
-            span,
-            "cluster",
-            "prepaid balances are not shared between cluster nodes yet: each node enforces \
-             [server.billing] on its own, so a balance can be spent once per node (docs/CLUSTER.md)",
-        );
-    }
-
     // 3. Calendar.
     let calendar = build_calendar(&mut cx, &files, read_file);
 

@@ -18,12 +18,32 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
-use hotline_cluster::{ClusterError, Decided, DialogEnd, NodeInfo, Options, RedisState};
+use hotline_cluster::{
+    Adopted, ClusterError, Decided, DialogEnd, DialogFate, NodeInfo, Options, RedisState,
+};
 use hotline_config::{ClusterSettings, DownPolicy};
 use hotline_route::{Needs, Number400};
 use hotline_sip::proxy::{Admission, CallHandle};
 
 use crate::transport::ShardMsg;
+
+/// A node's own prepaid usage per number: (month `YYYY-MM`, minutes).
+pub type OwnUsage = Vec<(String, Vec<(String, u64)>)>;
+/// Takes Redis's answer about a prepaid number.
+pub type NoteAnswer = Box<dyn Fn(&str, &hotline_cluster::PrepaidAnswer) + Send>;
+
+/// What the cluster's maintenance task reads and writes of the node's prepaid accounts.
+pub struct PrepaidHooks {
+    /// This node's own usage per number: (month, minutes).
+    pub usage: Box<dyn Fn() -> OwnUsage + Send>,
+    /// What to ask Redis about each prepaid number.
+    pub asks: Box<dyn Fn() -> Vec<(String, crate::prepaid::ClusterAsk)> + Send>,
+    /// Redis's answer about a number.
+    pub note: NoteAnswer,
+}
+
+/// Calls taken over per Redis round trip.
+const ADOPT_BATCH: usize = 100;
 
 /// A node's link to the cluster.
 pub struct Link {
@@ -86,6 +106,7 @@ impl Link {
         self: &Arc<Self>,
         info: impl Fn() -> NodeInfo + Send + 'static,
         inboxes: Arc<Vec<tokio::sync::mpsc::Sender<ShardMsg>>>,
+        prepaid: PrepaidHooks,
     ) {
         self.spawn(self.redis.clone().maintain(info));
         let me = self.clone();
@@ -93,8 +114,43 @@ impl Link {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut agreed = true;
+            // The calls of this node's previous life (a restart under the same name) are
+            // adopted at the first round that reaches Redis.
+            let mut own_adopted = false;
+            // This node's prepaid usage (its CDR files, then its settlements) is written at
+            // the first round that reaches Redis, then repaired every round (Redis restarted
+            // empty, a settlement that failed).
+            let mut seeded = false;
             loop {
                 tick.tick().await;
+                let mut ok = true;
+                for (number, usage) in (prepaid.usage)() {
+                    if let Err(e) = me.redis.prepaid_seed(&number, &usage, !seeded).await {
+                        tracing::debug!(%number, error = %e, "prepaid usage not written to redis");
+                        ok = false;
+                        break;
+                    }
+                }
+                seeded |= ok;
+                // Every node's usage and reservations, for admitting new calls without a
+                // round trip on their path.
+                for (number, ask) in (prepaid.asks)() {
+                    let now = hotline_cluster::now_ms();
+                    let q = hotline_cluster::PrepaidAsk {
+                        number: &number,
+                        call_id: None,
+                        slice_fen: ask.rate_fen,
+                        expires_ms: now,
+                        now_ms: now,
+                        base_fen: ask.base_fen,
+                        rate_fen: ask.rate_fen,
+                        month: &ask.month,
+                    };
+                    match me.redis.prepaid_reserve(q).await {
+                        Ok(a) => (prepaid.note)(&number, &a),
+                        Err(_) => break,
+                    }
+                }
                 if let Ok(n) = me.redis.nodes(hotline_cluster::now_ms()).await {
                     let alive: Vec<_> = n.iter().filter(|x| x.alive).collect();
                     let agree = alive.windows(2).all(|w| w[0].config_hash == w[1].config_hash);
@@ -110,31 +166,92 @@ impl Link {
                             tracing::warn!(nodes = %hashes.join(" "), "cluster: the live nodes run different configurations");
                         }
                     }
-                    me.nodes.store(Arc::new(n));
-                }
-                let calls: Vec<(String, (usize, CallHandle))> = lock(&me.published)
-                    .iter()
-                    .map(|(k, v)| (k.clone(), *v))
-                    .collect();
-                let ids: Vec<String> = calls.iter().map(|(k, _)| k.clone()).collect();
-                let Ok(ended) = me.redis.ended_elsewhere(&ids).await else {
-                    continue;
-                };
-                for ((id, (shard, call)), gone) in calls.into_iter().zip(ended) {
-                    if !gone {
-                        continue;
+                    let mut dead: Vec<String> = n
+                        .iter()
+                        .filter(|x| !x.alive && x.node != me.settings.node)
+                        .map(|x| x.node.clone())
+                        .collect();
+                    if !own_adopted {
+                        dead.push(me.settings.node.clone());
                     }
-                    lock(&me.published).remove(&id);
+                    me.nodes.store(Arc::new(n));
+                    if me.adopt_from(&dead, &inboxes).await {
+                        own_adopted = true;
+                    }
+                }
+                me.check_published(&inboxes).await;
+            }
+        });
+    }
+
+    /// Take over the answered calls of dead nodes (each goes to the shard its Call-ID
+    /// belongs to). Returns whether Redis answered for every node.
+    async fn adopt_from(
+        &self,
+        dead: &[String],
+        inboxes: &[tokio::sync::mpsc::Sender<ShardMsg>],
+    ) -> bool {
+        let mut ok = true;
+        for node in dead {
+            // Batches of ADOPT_BATCH until the node has no calls left.
+            loop {
+                let got = match self.redis.adopt(node, ADOPT_BATCH).await {
+                    Ok(v) => v,
+                    Err(e) => {
+                        tracing::debug!(%node, error = %e, "take-over round failed");
+                        ok = false;
+                        break;
+                    }
+                };
+                let n = got.len();
+                for d in got {
+                    tracing::info!(call_id = %d.call_id, from = %node, "taking over an answered call of a dead node");
+                    let shard = crate::transport::owner(d.call_id.as_bytes(), inboxes.len());
                     if let Some(tx) = inboxes.get(shard) {
                         let _ = tx
                             .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
-                                DialogReply::EndedElsewhere { call },
+                                DialogReply::Adopt(Box::new(d)),
                             ))))
                             .await;
                     }
                 }
+                if n < ADOPT_BATCH {
+                    break;
+                }
             }
-        });
+        }
+        ok
+    }
+
+    /// This node's published calls: let go of those a BYE ended through another node or
+    /// another node took over; publish again those Redis lost (restarted empty).
+    async fn check_published(&self, inboxes: &[tokio::sync::mpsc::Sender<ShardMsg>]) {
+        let calls: Vec<(String, (usize, CallHandle))> = lock(&self.published)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let ids: Vec<String> = calls.iter().map(|(k, _)| k.clone()).collect();
+        let Ok(fates) = self.redis.dialog_fates(&ids).await else {
+            return;
+        };
+        for ((id, (shard, call)), fate) in calls.into_iter().zip(fates) {
+            let msg = match fate {
+                DialogFate::Ours => continue,
+                DialogFate::Gone => {
+                    lock(&self.published).remove(&id);
+                    DialogReply::EndedElsewhere { call }
+                }
+                DialogFate::Missing => {
+                    tracing::info!(call_id = %id, "answered call unknown to redis (restarted empty?): publishing it again");
+                    DialogReply::Republish { call }
+                }
+            };
+            if let Some(tx) = inboxes.get(shard) {
+                let _ = tx
+                    .send(ShardMsg::Cluster(Box::new(Reply::Dialog(msg))))
+                    .await;
+            }
+        }
     }
 
     /// Whether a new call is refused (503) because Redis is down and a kind of state it needs
@@ -176,6 +293,11 @@ pub enum Reply {
     },
     /// About an answered call.
     Dialog(DialogReply),
+    /// A prepaid minute asked of Redis for an answered call.
+    Prepaid {
+        call: CallHandle,
+        result: Result<hotline_cluster::PrepaidAnswer, ClusterError>,
+    },
     /// A lease on target `tag` for a waiting hunt step.
     Leased {
         call: CallHandle,
@@ -200,8 +322,13 @@ pub enum DialogReply {
         record: Box<hotline_cdr::CallRecord>,
         result: Result<DialogEnd, ClusterError>,
     },
-    /// A BYE ended this node's call on another node (which wrote its CDR).
+    /// A BYE ended this node's call on another node (which wrote its CDR), or another node
+    /// took it over.
     EndedElsewhere { call: CallHandle },
+    /// Redis lost this node's published call (restarted empty): publish it again.
+    Republish { call: CallHandle },
+    /// An answered call of a dead node, this node's from now on.
+    Adopt(Box<Adopted>),
     /// A BYE of another node's call was relayed here.
     Foreign {
         from_tag: String,
@@ -246,6 +373,9 @@ pub struct CallState {
     pub trunk: Option<Option<&'static str>>,
     /// Fencing token of the call published in Redis at the answer.
     pub fence: Option<u64>,
+    /// A BYE ended the call through another node, or another node took it over: that node
+    /// writes its CDR and settles its prepaid minutes.
+    pub gone: bool,
 }
 
 impl CallState {

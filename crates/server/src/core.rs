@@ -250,6 +250,22 @@ impl Shared {
     }
 
     /// Count a call the cluster's shared trunk limits admitted (this node's view).
+    /// This node's own prepaid usage per number (month, minutes), for the cluster's account.
+    pub(crate) fn prepaid_own_usage(&self) -> Vec<(String, Vec<(String, u64)>)> {
+        self.with_prepaid(|p| p.own_usage()).unwrap_or_default()
+    }
+
+    /// What to ask Redis about each prepaid number (cluster).
+    pub(crate) fn prepaid_asks(&self) -> Vec<(String, crate::prepaid::ClusterAsk)> {
+        self.with_prepaid(|p| p.cluster_asks(jiff::Timestamp::now()))
+            .unwrap_or_default()
+    }
+
+    /// Redis's view of a prepaid number (cluster).
+    pub(crate) fn prepaid_note(&self, number: &str, a: &hotline_cluster::PrepaidAnswer) {
+        self.with_prepaid(|p| p.note_cluster_available(number, a));
+    }
+
     pub(crate) fn trunk_note(&self, name: &str) {
         if let Some(st) = lock(&self.trunks).get_mut(name) {
             st.active += 1;
@@ -676,17 +692,35 @@ impl Core {
     }
 
     /// Prepaid: reserve the next minute of an answered call, or cut it where its paid time
-    /// ends.
+    /// ends. In a cluster the minute is reserved in Redis (the answer comes back as a
+    /// `Reply::Prepaid`); while Redis is down, from this node's own view.
     fn renew_call(&mut self, now: Instant, call: CallHandle) {
         let Some(m) = self.calls.get_mut(&call) else {
             return;
         };
-        let Some(answered) = m.answered_at else {
+        if m.answered_at.is_none() {
+            return;
+        }
+        if self.reserve_shared(call) {
+            return;
+        }
+        let Some(m) = self.calls.get_mut(&call) else {
             return;
         };
         let Some(grant) = self.shared.with_prepaid(|p| {
             p.reserve(&m.record.number, m.reserved_minutes, jiff::Timestamp::now())
         }) else {
+            return;
+        };
+        self.apply_grant(now, call, grant);
+    }
+
+    /// Carry out a prepaid grant: one more minute (renew before the next boundary), or cut.
+    fn apply_grant(&mut self, now: Instant, call: CallHandle, grant: Grant) {
+        let Some(m) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(answered) = m.answered_at else {
             return;
         };
         match grant {
@@ -1150,15 +1184,17 @@ impl Core {
         );
         if meta.answered_at.is_some() {
             let r = &meta.record;
+            // Settled by the node that writes the CDR: a call a BYE ended through another
+            // node (which writes it) only gives its reservation back here.
+            let billed = if meta.cl.gone {
+                0
+            } else {
+                r.billable_minutes()
+            };
             self.shared.with_prepaid(|p| {
-                p.settle(
-                    &r.number,
-                    meta.reserved_minutes,
-                    r.billable_minutes(),
-                    r.start,
-                    r.end,
-                )
+                p.settle(&r.number, meta.reserved_minutes, billed, r.start, r.end)
             });
+            self.settle_shared(&meta.record, meta.cl.gone);
         }
         if meta.cl.duplicate {
             // The call is the other node's: one CDR per call, written there.

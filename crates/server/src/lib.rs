@@ -256,6 +256,20 @@ pub async fn start_with(
                 }
             },
             dispatch.inboxes.clone(),
+            cluster::PrepaidHooks {
+                usage: Box::new({
+                    let sh = shared.clone();
+                    move || sh.prepaid_own_usage()
+                }),
+                asks: Box::new({
+                    let sh = shared.clone();
+                    move || sh.prepaid_asks()
+                }),
+                note: Box::new({
+                    let sh = shared.clone();
+                    move |n, a| sh.prepaid_note(n, a)
+                }),
+            },
         );
         tracing::info!(node = %link.settings.node, redis = %link.settings.redis, address = %link.settings.address, "cluster node: live state in redis");
     }

@@ -51,17 +51,67 @@ struct Account {
     start: jiff::civil::Date,
     expiry: jiff::civil::Date,
     low: bool,
+    /// In a cluster: the credit Redis last said was available to new calls (balance less
+    /// every node's usage and live reservations), and this node's reservations since then.
+    cluster_available: Option<i64>,
+    /// In a cluster: every node's usage per month (Redis's account, last seen), which the
+    /// balance is computed from instead of `used_minutes` (this node's own share).
+    cluster_used: Option<BTreeMap<Month, u64>>,
 }
 
 impl Account {
     /// The bill's balance on `today` (see the module docs).
     fn balance(&self, today: jiff::civil::Date) -> i64 {
+        let used = self.cluster_used.as_ref().unwrap_or(&self.used_minutes);
         hotline_cdr::billing::balance_on(
             &self.acct,
             &self.plan,
-            |m| self.used_minutes.get(&m).copied().unwrap_or(0),
+            |m| used.get(&m).copied().unwrap_or(0),
             today,
         )
+    }
+
+    /// The balance without today's month's usage: what Redis's reservation script starts
+    /// from (it subtracts the month's usage of every node and the live reservations).
+    fn base(&self, today: jiff::civil::Date) -> i64 {
+        let open = Month::of(today);
+        let used = self.cluster_used.as_ref().unwrap_or(&self.used_minutes);
+        hotline_cdr::billing::balance_on(
+            &self.acct,
+            &self.plan,
+            |m| {
+                if m == open {
+                    0
+                } else {
+                    used.get(&m).copied().unwrap_or(0)
+                }
+            },
+            today,
+        )
+    }
+}
+
+/// What a node asks Redis to reserve a slice of a shared prepaid account
+/// ([`Prepaid::cluster_ask`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterAsk {
+    pub base_fen: i64,
+    pub rate_fen: i64,
+    pub month: String,
+}
+
+/// The grant for the slice after `minutes` reserved minutes, as [`Prepaid::reserve`] gives
+/// it: `granted` → renew before the next boundary, else cut before this one.
+pub fn grant_after(minutes: u32, granted: bool) -> Grant {
+    let boundary = Duration::from_secs(60 * u64::from(minutes));
+    if granted {
+        Grant::Minute {
+            renew_after: (boundary + Duration::from_secs(60)).saturating_sub(RENEW_AHEAD),
+        }
+    } else {
+        Grant::Cut {
+            cut_after: boundary.saturating_sub(CUT_MARGIN),
+        }
     }
 }
 
@@ -173,6 +223,8 @@ impl Prepaid {
                     start: a.start,
                     expiry: a.expiry(plan),
                     low: old.is_some_and(|o| o.low),
+                    cluster_used: old.and_then(|o| o.cluster_used.clone()),
+                    cluster_available: old.and_then(|o| o.cluster_available),
                 },
             );
         }
@@ -225,9 +277,13 @@ impl Prepaid {
         let Some(a) = self.accounts.get(number) else {
             return true;
         };
+        // In a cluster, what Redis last said is available (other nodes' calls included).
+        let free = a
+            .cluster_available
+            .unwrap_or_else(|| a.balance(today) - a.reserved_fen);
         let ok = today >= a.start
             && today < a.expiry
-            && hotline_cdr::billing::can_start_call(a.balance(today) - a.reserved_fen, a.rate_fen);
+            && hotline_cdr::billing::can_start_call(free, a.rate_fen);
         if !ok {
             self.refused += 1;
         }
@@ -259,6 +315,100 @@ impl Prepaid {
 
     /// An answered call that started at `started` ended: charge its started minutes to the
     /// month it started in (as the bill does), release what it reserved.
+    /// In a cluster: what Redis needs to reserve a slice for a call to `number` (`None`: not
+    /// prepaid, or a rate of zero: no limit).
+    pub fn cluster_ask(&self, number: &str, now: Timestamp) -> Option<ClusterAsk> {
+        let today = self.today(now);
+        let a = self.accounts.get(number)?;
+        if a.rate_fen <= 0 {
+            return None;
+        }
+        let base_fen = if today >= a.start && today < a.expiry {
+            a.base(today)
+        } else {
+            // Outside the plan: nothing to spend.
+            i64::MIN / 4
+        };
+        Some(ClusterAsk {
+            base_fen,
+            rate_fen: a.rate_fen,
+            month: Month::of(today).to_string(),
+        })
+    }
+
+    /// In a cluster: Redis's answer says every node's usage (month `YYYY-MM`, node,
+    /// minutes); the balance follows it from now on. Returns whether the number is prepaid.
+    pub fn note_cluster_usage(&mut self, number: &str, usage: &[(String, String, u64)]) {
+        let Some(a) = self.accounts.get_mut(number) else {
+            return;
+        };
+        let mut sum: BTreeMap<Month, u64> = BTreeMap::new();
+        for (m, _, n) in usage {
+            if let Some(m) = parse_month(m) {
+                *sum.entry(m).or_default() += n;
+            }
+        }
+        a.cluster_used = Some(sum);
+    }
+
+    /// Every prepaid number's question for Redis (cluster).
+    pub fn cluster_asks(&self, now: Timestamp) -> Vec<(String, ClusterAsk)> {
+        let mut v: Vec<_> = self
+            .accounts
+            .keys()
+            .filter_map(|n| Some((n.clone(), self.cluster_ask(n, now)?)))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Redis's view of a number (cluster): usage of every node and the credit available to
+    /// new calls, which admission uses from now on.
+    pub fn note_cluster_available(&mut self, number: &str, a: &hotline_cluster::PrepaidAnswer) {
+        self.note_cluster_usage(number, &a.usage);
+        if let Some(acct) = self.accounts.get_mut(number) {
+            acct.cluster_available = Some(a.available_fen);
+        }
+    }
+
+    /// A slice Redis reserved for a call of this node: counted here too (this node's view,
+    /// `/metrics`), released at the settlement.
+    pub fn note_reserved(&mut self, number: &str) {
+        if let Some(a) = self.accounts.get_mut(number) {
+            a.reserved_fen += a.rate_fen;
+            if let Some(c) = a.cluster_available.as_mut() {
+                *c -= a.rate_fen;
+            }
+        }
+    }
+
+    /// This node's own usage, per prepaid number: (month `YYYY-MM`, minutes).
+    pub fn own_usage(&self) -> Vec<(String, Vec<(String, u64)>)> {
+        let mut v: Vec<_> = self
+            .accounts
+            .iter()
+            .map(|(n, a)| {
+                (
+                    n.clone(),
+                    a.used_minutes
+                        .iter()
+                        .map(|(m, u)| (m.to_string(), *u))
+                        .collect(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// This node's own minutes of `number` in the month of `started` (after a settlement:
+    /// what Redis is told).
+    pub fn own_month(&self, number: &str, started: Timestamp) -> Option<(String, u64)> {
+        let a = self.accounts.get(number)?;
+        let m = Month::of(self.today(started));
+        Some((m.to_string(), a.used_minutes.get(&m).copied().unwrap_or(0)))
+    }
+
     pub fn settle(
         &mut self,
         number: &str,
@@ -276,6 +426,10 @@ impl Prepaid {
         a.reserved_fen -= a.rate_fen * i64::from(reserved_minutes);
         a.reserved_fen = a.reserved_fen.max(0);
         *a.used_minutes.entry(month).or_default() += billed_minutes;
+        if let Some(c) = a.cluster_used.as_mut() {
+            // Until Redis's next answer says it.
+            *c.entry(month).or_default() += billed_minutes;
+        }
         let balance = a.balance(today);
         let low = balance < threshold;
         if low && !a.low {
@@ -288,6 +442,13 @@ impl Prepaid {
         }
         a.low = low;
     }
+}
+
+/// `YYYY-MM` → the month.
+fn parse_month(s: &str) -> Option<Month> {
+    let (y, m) = s.split_once('-')?;
+    let (year, month): (i16, i8) = (y.parse().ok()?, m.parse().ok()?);
+    (1..=12).contains(&month).then_some(Month { year, month })
 }
 
 #[cfg(test)]
@@ -316,6 +477,44 @@ prepaid = "{prepaid}"
         "2026-11-24T10:00:00Z"
             .parse()
             .unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    /// The cluster's reservation script computes base − this month's minutes × rate −
+    /// reservations: that must be the bill's balance, and the grants the single box's.
+    #[test]
+    fn cluster_base_is_the_balance_before_this_months_usage() -> Result<(), String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let mut p = Prepaid::load(cfg("5.00")?, dir.path(), 0, now());
+        let ask = p.cluster_ask("4008001234", now()).ok_or("prepaid")?;
+        assert_eq!(
+            (ask.base_fen, ask.rate_fen, ask.month.as_str()),
+            (500, 50, "2026-11")
+        );
+        assert_eq!(p.cluster_ask("4008009999", now()), None, "not prepaid");
+        // Other nodes used 3 minutes this month and 2 last month (closed: charged at rate).
+        p.note_cluster_usage(
+            "4008001234",
+            &[
+                ("2026-11".into(), "b".into(), 3),
+                ("2026-10".into(), "b".into(), 2),
+            ],
+        );
+        let ask = p.cluster_ask("4008001234", now()).ok_or("prepaid")?;
+        assert_eq!(ask.base_fen, 500 - 100);
+        assert_eq!(
+            p.available("4008001234", now()),
+            Some(ask.base_fen - 3 * ask.rate_fen)
+        );
+        for m in 0..3 {
+            assert_eq!(grant_after(m, true), p.reserve("4008001234", m, now()));
+        }
+        assert_eq!(
+            grant_after(2, false),
+            Grant::Cut {
+                cut_after: Duration::from_millis(119_500)
+            }
+        );
+        Ok(())
     }
 
     #[test]

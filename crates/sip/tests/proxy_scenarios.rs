@@ -2242,3 +2242,78 @@ fn transport_error_on_the_last_target_ends_the_call_with_500_not_503() {
         "§16.7 step 6: a lone 503 becomes 500"
     );
 }
+
+/// Cluster take-over: node A answered the call; node B adopts its published dialog state and
+/// cuts it (max duration / prepaid of a dead owner) with a BYE to each side that fits the
+/// dialog; a BYE from the caller through B ends the adopted call like any other.
+#[test]
+fn an_adopted_dialog_is_cut_and_ended_like_our_own() {
+    let mut a = H::new();
+    answer(&mut a, serial(vec![target(T1, 1, 20)]), "call-adopt");
+    let call = a.p.answered_calls()[0];
+    let state = a.p.dialog_state(call).expect("answered call has a dialog");
+    let wire = state.encode();
+    let state = hotline_sip::proxy::DialogState::decode(&wire).expect("decodes");
+    assert_eq!(state.caller, (Transport::Udp, UAC.parse().expect("addr")));
+    assert_eq!(state.callee, (Transport::Udp, T1.parse().expect("addr")));
+
+    let mut b = H::new();
+    let adopted =
+        b.p.adopt(b"call-adopt", b"caller1", &state, b.now, b.now, 1)
+            .expect("adopted");
+    assert!(
+        b.p.adopt(b"call-adopt", b"caller1", &state, b.now, b.now, 1)
+            .is_none(),
+        "a dialog is adopted once"
+    );
+    assert_eq!(b.p.answered_calls(), vec![adopted]);
+    b.p.limit_call(adopted, b.now + Duration::from_secs(3));
+    b.advance(Duration::from_millis(2_900));
+    assert!(b.out().is_empty(), "not before its time");
+    b.advance(Duration::from_millis(200));
+    let out = b.out();
+    let to_t1 = only(&out, T1);
+    let to_uac = only(&out, UAC);
+    assert_eq!((to_t1.len(), to_uac.len()), (1, 1), "one BYE each way");
+    let (bye_t1, bye_uac) = (to_t1[0], to_uac[0]);
+    assert_eq!(bye_t1.method(), Some(Method::Bye));
+    assert_eq!(bye_t1.request_uri(), format!("sip:callee@{T1}").as_bytes());
+    assert_eq!(bye_t1.call_id(), b"call-adopt");
+    assert_eq!(bye_t1.from_tag(), Some(&b"caller1"[..]));
+    assert_eq!(bye_t1.to_tag(), Some(&b"t1"[..]));
+    assert!(bye_t1.cseq().0 > 1, "above the INVITE's CSeq");
+    assert_eq!(bye_uac.from_tag(), Some(&b"t1"[..]));
+    assert_eq!(bye_uac.to_tag(), Some(&b"caller1"[..]));
+    let ended = b
+        .events()
+        .into_iter()
+        .find_map(|e| match e {
+            Event::CallEnded(c) => Some(c),
+            _ => None,
+        })
+        .expect("CallEnded");
+    assert_eq!(ended.hangup, Hangup::System);
+    assert_eq!(ended.answered_target, Some(1));
+
+    // A second adoption: the caller's BYE through B ends it.
+    let mut b = H::new();
+    b.p.adopt(b"call-adopt", b"caller1", &state, b.now, b.now, 1)
+        .expect("adopted");
+    b.send(
+        UAC,
+        &format!(
+            "BYE sip:callee@{T1} SIP/2.0\n\
+Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKbyeadopt;rport\n\
+Max-Forwards: 70\n\
+From: <sip:13807912345@10.0.0.2>;tag=caller1\n\
+To: <sip:4008001234@10.0.0.1>;tag=t1\n\
+Call-ID: call-adopt\n\
+CSeq: 5 BYE\n\
+Content-Length: 0\n\n"
+        ),
+    );
+    let out = b.out();
+    assert_eq!(only(&out, T1).len(), 1, "BYE relayed to the callee");
+    assert!(b.events().iter().any(|e| matches!(e, Event::CallEnded(c)
+        if c.hangup == Hangup::Caller)));
+}

@@ -17,6 +17,9 @@ use hotline_sip::Message;
 use super::{CallMeta, Core, Refusal};
 use crate::cluster::{DialogReply, Link, Parked, Reply};
 
+/// How long a prepaid slice outlives the renewal that should follow it.
+const PREPAID_SLICE_GRACE_MS: i64 = 15_000;
+
 /// Longest life of a published call in Redis when its plan has no max duration.
 const DIALOG_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 use crate::transport::{Dispatch, ShardMsg};
@@ -126,7 +129,125 @@ impl Core {
                 result,
             } => self.on_leased(now, call, tag, &target, &call_id, result),
             Reply::Dialog(d) => self.on_dialog_reply(d),
+            Reply::Prepaid { call, result } => self.on_prepaid(now, call, result),
         }
+    }
+
+    /// In a cluster with Redis up, ask Redis for the next prepaid minute of an answered call
+    /// (returns false: not a cluster, Redis down or not a prepaid number: decide here).
+    pub(super) fn reserve_shared(&mut self, call: CallHandle) -> bool {
+        let Some(link) = self.shared.cluster.clone() else {
+            return false;
+        };
+        if !link.redis.is_up() {
+            return false;
+        }
+        let Some(m) = self.calls.get(&call) else {
+            return false;
+        };
+        let ts = jiff::Timestamp::now();
+        let number = m.record.number.clone();
+        let Some(ask) = self
+            .shared
+            .with_prepaid(|p| p.cluster_ask(&number, ts))
+            .flatten()
+        else {
+            return false;
+        };
+        let Some(tx) = self.dispatch.inboxes.get(self.shard).cloned() else {
+            return false;
+        };
+        let call_id = m.record.call_id.clone();
+        // The slice lapses a while after the renewal that should follow it (a dead node's
+        // reservation frees itself unless another node takes the call over).
+        let expires_ms = ts.as_millisecond() + 60_000 + PREPAID_SLICE_GRACE_MS;
+        let redis = link.redis.clone();
+        link.spawn(async move {
+            let result = redis
+                .prepaid_reserve(hotline_cluster::PrepaidAsk {
+                    number: &number,
+                    call_id: Some(&call_id),
+                    slice_fen: ask.rate_fen,
+                    expires_ms,
+                    now_ms: ts.as_millisecond(),
+                    base_fen: ask.base_fen,
+                    rate_fen: ask.rate_fen,
+                    month: &ask.month,
+                })
+                .await;
+            let _ = tx
+                .send(ShardMsg::Cluster(Box::new(Reply::Prepaid { call, result })))
+                .await;
+        });
+        true
+    }
+
+    fn on_prepaid(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        result: Result<hotline_cluster::PrepaidAnswer, ClusterError>,
+    ) {
+        let Some(m) = self.calls.get(&call) else {
+            // Ended meanwhile: its settlement may have come first; drop what was reserved.
+            return;
+        };
+        let (number, minutes) = (m.record.number.clone(), m.reserved_minutes);
+        let grant = match result {
+            Ok(a) => {
+                self.shared.with_prepaid(|p| {
+                    p.note_cluster_usage(&number, &a.usage);
+                    if a.granted {
+                        p.note_reserved(&number);
+                    } else {
+                        p.cut += 1;
+                    }
+                });
+                crate::prepaid::grant_after(minutes, a.granted)
+            }
+            Err(e) => {
+                tracing::warn!(number = %number, error = %e, "prepaid reservation in redis failed: this node's view decides");
+                match self
+                    .shared
+                    .with_prepaid(|p| p.reserve(&number, minutes, jiff::Timestamp::now()))
+                {
+                    Some(g) => g,
+                    None => return,
+                }
+            }
+        };
+        self.apply_grant(now, call, grant);
+    }
+
+    /// In a cluster: settle an answered prepaid call in Redis, once per Call-ID, with this
+    /// node's usage of its month; `gone` (another node writes its CDR and settles it): only
+    /// give the reservation back.
+    pub(super) fn settle_shared(&mut self, r: &hotline_cdr::CallRecord, gone: bool) {
+        let Some(link) = self.shared.cluster.clone() else {
+            return;
+        };
+        let Some(Some((month, minutes))) = self.shared.with_prepaid(|p| {
+            p.cluster_ask(&r.number, r.start)?;
+            p.own_month(&r.number, r.start)
+        }) else {
+            return;
+        };
+        let (number, call_id) = (r.number.clone(), r.call_id.clone());
+        let redis = link.redis.clone();
+        link.spawn(async move {
+            let done = if gone {
+                redis.prepaid_release(&number, &call_id).await
+            } else {
+                redis
+                    .prepaid_settle(&number, &call_id, &month, minutes)
+                    .await
+                    .map(|_| ())
+            };
+            if let Err(e) = done {
+                // The usage reaches Redis with the next seeding round; the reservation lapses.
+                tracing::warn!(%number, %call_id, error = %e, "prepaid settlement not written to redis");
+            }
+        });
     }
 
     /// Publish an answered call in Redis, so that another node can end its record (BYE
@@ -173,10 +294,23 @@ impl Core {
             .unwrap_or(DIALOG_LIFETIME)
             .min(DIALOG_LIFETIME)
             + std::time::Duration::from_secs(60);
+        // What a take-over needs: the dialog, and when the call is to be cut.
+        let mut fields: Vec<(&'static str, Vec<u8>)> = Vec::with_capacity(3);
+        if let Some(d) = self.proxy.dialog_state(call) {
+            fields.push(("dialog", d.encode()));
+        }
+        if let Some(at) = self.proxy.hangup_at(call) {
+            let ms = self.clock.ts(at).as_millisecond();
+            fields.push(("hangup_ms", ms.to_string().into_bytes()));
+        }
+        fields.push((
+            "reserved_minutes",
+            meta.reserved_minutes.to_string().into_bytes(),
+        ));
         let (call_id, tag) = (meta.record.call_id.clone(), meta.cl.caller_tag.clone());
         let redis = link.redis.clone();
         link.spawn(async move {
-            let result = redis.dialog_put(&call_id, &json, &tag, life).await;
+            let result = redis.dialog_put(&call_id, &json, &tag, life, &fields).await;
             let _ = tx
                 .send(ShardMsg::Cluster(Box::new(Reply::Dialog(
                     DialogReply::Put {
@@ -270,9 +404,16 @@ impl Core {
                     tracing::warn!(error = %e, "answered call not published in redis: only this node can end its record")
                 }
             },
+            DialogReply::Republish { call } => {
+                if let Some(target) = self.calls.get(&call).and_then(|m| m.answered) {
+                    self.publish_dialog(Instant::now(), call, target);
+                }
+            }
+            DialogReply::Adopt(d) => self.adopt(Instant::now(), *d),
             DialogReply::EndedElsewhere { call } => {
-                if let Some(m) = self.calls.get(&call) {
-                    tracing::info!(call_id = %m.record.call_id, "call ended by a BYE through another node");
+                if let Some(m) = self.calls.get_mut(&call) {
+                    m.cl.gone = true;
+                    tracing::info!(call_id = %m.record.call_id, "call ended by a BYE through another node, or taken over by one");
                 }
                 self.proxy.ended_elsewhere(Instant::now(), call);
             }
@@ -324,9 +465,152 @@ impl Core {
                     hotline_cdr::HangupSide::Callee
                 };
                 tracing::info!(call_id = %call.call_id, %owner, node = %self.shared.cluster.as_ref().map_or("", |l| l.settings.node.as_str()), "BYE of another node's call: its CDR is written here");
+                // Its prepaid minutes are settled by the node that writes the CDR: this one.
+                let billed = call.billable_minutes();
+                self.shared
+                    .with_prepaid(|p| p.settle(&call.number, 0, billed, call.start, call.end));
+                self.settle_shared(&call, false);
                 self.shared.cdr.submit(hotline_cdr::Record::Call(call));
             }
         }
+    }
+
+    /// Take over an answered call of a dead node: from now on it is this node's, with its
+    /// target slot and trunk slot held, its max-duration cut and its prepaid minutes.
+    fn adopt(&mut self, now: Instant, d: hotline_cluster::Adopted) {
+        let Some(link) = self.shared.cluster.clone() else {
+            return;
+        };
+        let ts = self.clock.ts(now);
+        let mut record = hotline_cdr::CallRecord::empty(ts);
+        let mut attempt = hotline_cdr::AttemptRecord::empty(ts);
+        if let Err(e) = hotline_cdr::decode::from_json_line(
+            &d.record,
+            hotline_cdr::record::Kind::Call,
+            &mut record,
+            &mut attempt,
+        ) {
+            tracing::error!(call_id = %d.call_id, error = %e, "adopted call: record unreadable; its BYE still ends it");
+            return;
+        }
+        let Some(state) = d
+            .field("dialog")
+            .and_then(hotline_sip::proxy::DialogState::decode)
+        else {
+            tracing::warn!(call_id = %d.call_id, "adopted call has no dialog (published by an older node): its BYE still ends it, nobody cuts it");
+            return;
+        };
+        if let Some(&(_, call)) = crate::cluster::lock(&link.published).get(&d.call_id) {
+            // This node's own live call (adopted from its previous life's set by mistake of
+            // timing): keep it, with the token now current.
+            if let Some(m) = self.calls.get_mut(&call) {
+                m.cl.fence = Some(d.fence);
+            }
+            return;
+        }
+        // Instants on this node's clock from the published wall-clock times.
+        let ago = |t: jiff::Timestamp| {
+            let ms = ts
+                .as_millisecond()
+                .saturating_sub(t.as_millisecond())
+                .max(0);
+            now.checked_sub(std::time::Duration::from_millis(ms as u64))
+                .unwrap_or(now)
+        };
+        let started = ago(record.start);
+        let answered = record.answer.map(ago).unwrap_or(now);
+        let snap = self.shared.current.load();
+        let target = snap
+            .table
+            .targets()
+            .iter()
+            .position(|t| *t.name == *record.answered_target)
+            .and_then(|i| u32::try_from(i).ok());
+        let Some(call) = self.proxy.adopt(
+            d.call_id.as_bytes(),
+            d.caller_tag.as_bytes(),
+            &state,
+            started,
+            answered,
+            target.unwrap_or(u32::MAX),
+        ) else {
+            return;
+        };
+        // The dead node's leases on the target and the trunk run out by themselves: hold them
+        // here (the next renewal writes them again).
+        if let Some(t) = target.and_then(|t| snap.table.try_target(TargetId(t))) {
+            self.shared.live.acquire(t, ts);
+            link.redis.hold(&t.name, &d.call_id);
+        }
+        let trunk_slot = snap
+            .settings
+            .trunks
+            .iter()
+            .find(|t| t.name == record.trunk && t.max_calls.is_some())
+            .map(|t| t.name.clone());
+        if let Some(name) = &trunk_slot {
+            self.shared.trunk_note(name);
+            link.redis
+                .hold(&hotline_cluster::keys::trunk_lease_name(name), &d.call_id);
+        }
+        let reserved_minutes = d
+            .field("reserved_minutes")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+            .unwrap_or(0);
+        let hangup_ms: Option<i64> = d
+            .field("hangup_ms")
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
+        if let Some(ms) = hangup_ms {
+            let left = ms.saturating_sub(ts.as_millisecond()).max(0);
+            self.proxy
+                .limit_call(call, now + std::time::Duration::from_millis(left as u64));
+        }
+        let caller_tag = d.caller_tag.clone();
+        let mut meta = CallMeta {
+            snap: snap.clone(),
+            record,
+            targets: HashMap::new(),
+            answered: target,
+            disposition: None,
+            ring: std::time::Duration::from_secs(20),
+            trunk_slot,
+            reserved_minutes,
+            answered_at: Some(answered),
+            cl: crate::cluster::CallState::default(),
+        };
+        meta.cl.fence = Some(d.fence);
+        meta.cl.caller_tag = caller_tag;
+        crate::cluster::lock(&link.published).insert(d.call_id.clone(), (self.shard, call));
+        self.calls.insert(call, meta);
+        self.adopted_prepaid(now, call);
+    }
+
+    /// An adopted prepaid call goes on paying by the minute here: the minutes its old owner
+    /// reserved are taken as paid (at most one slice of exposure), the next is reserved
+    /// before its boundary.
+    fn adopted_prepaid(&mut self, now: Instant, call: CallHandle) {
+        let Some(m) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let Some(answered) = m.answered_at else {
+            return;
+        };
+        let number = m.record.number.clone();
+        let prepaid = self
+            .shared
+            .with_prepaid(|p| p.cluster_ask(&number, jiff::Timestamp::now()).is_some())
+            .unwrap_or(false);
+        if !prepaid {
+            return;
+        }
+        let talk = now.saturating_duration_since(answered).as_secs();
+        let ahead = crate::prepaid::RENEW_AHEAD.as_secs();
+        let reserved = u32::try_from((talk + ahead) / 60 + 1).unwrap_or(u32::MAX);
+        m.reserved_minutes = m.reserved_minutes.max(reserved);
+        let renew = std::time::Duration::from_secs(60 * u64::from(m.reserved_minutes))
+            .saturating_sub(crate::prepaid::RENEW_AHEAD);
+        self.renewals
+            .push(std::cmp::Reverse(((answered + renew).max(now), call)));
     }
 
     fn on_decided(

@@ -161,6 +161,22 @@ impl Hunt {
         }
     }
 
+    /// The hunt of a call answered by `target` on another node and taken over here: over, one
+    /// attempt, answered at `answered`.
+    pub(super) fn adopted(
+        call: CallHandle,
+        started: Instant,
+        answered: Instant,
+        target: u32,
+    ) -> Hunt {
+        let mut h = Hunt::new(call, started);
+        h.attempts = 1;
+        h.answered = Some(answered);
+        h.answered_target = Some(target);
+        h.last_outcome = Some(Outcome::Answered);
+        h
+    }
+
     /// The user's plan; the wait cap starts counting from the INVITE's arrival.
     pub(super) fn route(&mut self, plan: ForkPlan) {
         self.cap_deadline = plan.wait_cap.map(|d| self.started + d);

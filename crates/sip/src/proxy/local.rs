@@ -18,7 +18,12 @@ use super::{eq_ci, Peer, Proxy};
 /// A To-tag for responses Hotline generates itself: stable per request, so retransmitted
 /// requests get the same tag.
 pub(super) fn local_tag(key: &HashKey, req: &Message) -> LocalTag {
-    let h = key.hash(&[req.call_id(), req.from_tag().unwrap_or(b""), b"hotline"]);
+    local_tag_of(key, req.call_id(), req.from_tag().unwrap_or(b""))
+}
+
+/// [`local_tag`] of a request with this Call-ID and From tag.
+pub(super) fn local_tag_of(key: &HashKey, call_id: &[u8], from_tag: &[u8]) -> LocalTag {
+    let h = key.hash(&[call_id, from_tag, b"hotline"]);
     let mut tag = [0u8; 18];
     tag[..2].copy_from_slice(b"hl");
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -22,8 +22,8 @@
 //! - `request`: new requests, retransmissions, CANCEL; `response`: responses from next hops.
 //! - `call`: a call from its INVITE to its end; `hunt`: its hunt; `branch`: building a
 //!   branch's INVITE.
-//! - `dialog`: answered dialogs (ACK, in-dialog requests, BYE); `local`: messages Hotline
-//!   writes itself.
+//! - `dialog`: answered dialogs (ACK, in-dialog requests, BYE); `adopt`: a dialog as bytes
+//!   another node takes over; `local`: messages Hotline writes itself.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
@@ -37,6 +37,7 @@ use crate::rewrite;
 use crate::txn::{Reliability, State};
 
 mod addr;
+mod adopt;
 mod branch;
 mod call;
 mod config;
@@ -50,6 +51,7 @@ mod response;
 mod txn_table;
 
 use addr::Iface;
+pub use adopt::DialogState;
 use call::{Call, CallState};
 pub use config::{ProxyConfig, SCANNERS};
 pub use key::HashKey;
