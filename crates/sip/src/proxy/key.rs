@@ -104,9 +104,7 @@ impl<const C: usize, const D: usize> Hasher for Sip<C, D> {
         let mut msg = msg;
         if self.ntail != 0 {
             let take = (8 - self.ntail).min(msg.len());
-            for (i, &b) in msg[..take].iter().enumerate() {
-                self.tail |= u64::from(b) << (8 * (self.ntail + i));
-            }
+            self.tail |= le_word(&msg[..take]) << (8 * self.ntail);
             self.ntail += take;
             msg = &msg[take..];
             if self.ntail < 8 {
@@ -119,14 +117,11 @@ impl<const C: usize, const D: usize> Hasher for Sip<C, D> {
         }
         let mut words = msg.chunks_exact(8);
         for w in &mut words {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(w);
-            self.compress(u64::from_le_bytes(b));
+            self.compress(le_word(w));
         }
-        for (i, &b) in words.remainder().iter().enumerate() {
-            self.tail |= u64::from(b) << (8 * i);
-        }
-        self.ntail = words.remainder().len();
+        let rest = words.remainder();
+        self.tail = le_word(rest);
+        self.ntail = rest.len();
     }
 
     #[inline]
@@ -140,6 +135,15 @@ impl<const C: usize, const D: usize> Hasher for Sip<C, D> {
         }
         s.v[0] ^ s.v[1] ^ s.v[2] ^ s.v[3]
     }
+}
+
+/// Up to eight bytes as a little-endian word (missing high bytes zero).
+#[inline]
+fn le_word(b: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    let n = b.len().min(8);
+    w[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(w)
 }
 
 #[cfg(test)]
