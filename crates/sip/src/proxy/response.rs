@@ -107,8 +107,8 @@ impl Proxy {
         self.schedule_client(cid);
     }
 
-    /// A response for a finished client transaction ([`ClientTomb`]): what the machine did in
-    /// its last state.
+    /// A response for a finished client transaction ([`super::txn_table::ClientTomb`]): what
+    /// the machine did in its last state.
     pub(super) fn tomb_response(&mut self, now: Instant, cid: u64, code: u16, msg: Message) {
         let Some(t) = self.client_tomb(cid) else {
             return;
