@@ -2,7 +2,6 @@
 //! (double across listen addresses, RFC 5658), History-Info (RFC 7044), Diversion (RFC 5806)
 //! and what the callee is shown as the caller.
 
-use super::hunt::Hunt;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -11,6 +10,7 @@ use crate::msg::Method;
 use crate::rewrite::{self, ForwardRequest};
 
 use super::call::call_deadline;
+use super::hunt::Hunt;
 use super::plan::{Diversion, Outcome, CAUSE_SERVICE_NUMBER};
 use super::txn_table::{Owner, Sent, TimerRef};
 use super::{Proxy, Transport};

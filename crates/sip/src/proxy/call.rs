@@ -1,7 +1,6 @@
 //! A call: the caller's INVITE server transaction, its hunt and, once answered, its dialog;
 //! how it ends unanswered and what its timer does in each state.
 
-use super::Admission;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +14,7 @@ use super::hunt::{Advanced, Hunt, Next};
 use super::local::{default_reason, LocalTag};
 use super::plan::Outcome;
 use super::txn_table::TimerRef;
-use super::{CallHandle, CallInfo, Event, Hangup, Peer, Proxy};
+use super::{Admission, CallHandle, CallInfo, Event, Hangup, Peer, Proxy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CallState {

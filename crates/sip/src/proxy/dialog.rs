@@ -2,7 +2,6 @@
 //! routing or by the dialog's remote targets, the BYE that ends a call, and the BYEs Hotline
 //! sends itself (max duration, prepaid cut-off).
 
-use crate::uri::Uri;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,6 +9,7 @@ use bytes::Bytes;
 
 use crate::msg::{Message, Method};
 use crate::rewrite::{self, ForwardRequest};
+use crate::uri::Uri;
 
 use super::call::{call_deadline, CallState};
 use super::txn_table::{Owner, Sent, TimerRef};

@@ -4,10 +4,11 @@
 //! which branches must be cancelled, and the best response for the caller (§16.7 step 6).
 //!
 //! The proxy feeds it what happened on the wire and carries out what it says: it builds and
-//! sends the INVITE of each branch the hunt started ([`Advanced::Started`]), sends a CANCEL
-//! for each branch [`Hunt::take_cancel`] names, and moves on ([`Next::Continue`]) or answers
-//! the caller ([`Next::Fail`]). Attempts are reported as [`Event`]s into the queue it is
-//! given.
+//! sends the INVITE of each branch the hunt started ([`Advanced::Started`]), relays a
+//! provisional or sends the branch's CANCEL ([`Provisional`]), sends a CANCEL for each branch
+//! [`Hunt::take_cancel`] names, and moves on ([`Next::Continue`]) or answers the caller
+//! ([`Next::Fail`]). Attempts are reported as [`Event`]s into the queue it is given; the
+//! branches' client transaction ids come from the proxy.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -728,7 +729,7 @@ impl Hunt {
 
 /// §16.7 step 6: 6xx beats everything, then the lowest class; 408/480 from timeouts rank
 /// below real answers of the same class.
-pub(super) fn better(code: u16, best: Option<u16>) -> bool {
+fn better(code: u16, best: Option<u16>) -> bool {
     let Some(best) = best else { return true };
     let rank = |c: u16| -> (u8, u16) {
         match c {

@@ -2,7 +2,6 @@
 //! out-of-dialog requests (scanner drop, local OPTIONS, 483, 482, overload 503, 405), the new
 //! INVITE that becomes a call, and CANCEL (§9.2, §16.10).
 
-use super::hunt::Hunt;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -13,6 +12,7 @@ use crate::uri::Uri;
 
 use super::addr::BRANCH_PREFIX;
 use super::call::{Call, CallState};
+use super::hunt::Hunt;
 use super::local::local_tag;
 use super::{eq_ci, CallHandle, Event, Peer, Proxy};
 

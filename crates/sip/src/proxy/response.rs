@@ -1,8 +1,6 @@
 //! Responses from next hops: matching to the client transaction (§17.1.3), tombstones, stray
 //! 2xx relay (§16.7 step 5), relayed requests, and a hunt branch's provisional, 2xx and failure.
 
-use super::dialog::addr_spec;
-use super::hunt::Provisional;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -13,7 +11,8 @@ use crate::rewrite;
 use crate::txn::ClientVerdict;
 
 use super::call::{call_deadline, CallState};
-use super::dialog::DialogSides;
+use super::dialog::{addr_spec, DialogSides};
+use super::hunt::Provisional;
 use super::txn_table::{ClientKind, ClientLast, Owner, TimerRef};
 use super::{eq_ci, CallHandle, Event, Peer, Proxy, Transport, TIMER_C};
 
@@ -108,8 +107,8 @@ impl Proxy {
         self.schedule_client(cid);
     }
 
-    /// A response for a finished client transaction ([`ClientTomb`]): what the machine did in
-    /// its last state.
+    /// A response for a finished client transaction ([`super::txn_table::ClientTomb`]): what
+    /// the machine did in its last state.
     pub(super) fn tomb_response(&mut self, now: Instant, cid: u64, code: u16, msg: Message) {
         let Some(t) = self.client_tomb(cid) else {
             return;

@@ -119,7 +119,7 @@ pub(super) struct ServerTomb {
 ///   absorbed;
 /// - non-INVITE Completed: everything is absorbed.
 pub(super) struct ClientTomb {
-    /// Keyed hash ([`HashKey`]) of the request's Call-ID: compared like the server transaction
+    /// Keyed hash ([`super::HashKey`]) of the request's Call-ID: compared like the server transaction
     /// keys are (a secret key, so no peer can aim for a collision).
     pub(super) call_id: u64,
     pub(super) deadline: Instant,
