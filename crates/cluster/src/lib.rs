@@ -32,6 +32,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, Pipeline, ServerErrorKind, Value};
 
 mod scripts;
+pub mod sentinel;
 
 use scripts::Scripts;
 
@@ -56,6 +57,9 @@ pub enum ClusterError {
     /// An answer of an unexpected shape.
     #[error("redis: unexpected reply to {0}")]
     Reply(&'static str),
+    /// Behind Sentinel, and no sentinel has named the primary yet.
+    #[error("redis: no primary known yet (no sentinel answered)")]
+    NoPrimary,
 }
 
 /// Key names. Everything Hotline writes starts with `hl:`; keys one script touches together
@@ -374,7 +378,12 @@ impl Trip {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    /// The connection to Redis (to the primary the sentinels named, behind Sentinel; `None`
+    /// until one did).
+    conn: Mutex<Option<ConnectionManager>>,
+    /// Behind Sentinel: the sentinels, and the primary's address in use.
+    sentinel: Option<(hotline_config::SentinelUrl, Mutex<Option<String>>)>,
+    conn_cfg: ConnectionManagerConfig,
     /// Round trips per [`Trip`] (resends after NOSCRIPT included).
     trips: [AtomicU64; 7],
     scripts: Scripts,
@@ -425,19 +434,39 @@ impl RedisState {
     /// failure reconnects), so a node starts while Redis is down. Must be called inside a
     /// tokio runtime; requests may come from any runtime.
     pub fn new(opts: Options) -> Result<RedisState, ClusterError> {
-        let client = redis::Client::open(opts.url.as_str()).map_err(|e| ClusterError::Url {
-            url: opts.url.clone(),
-            message: e.to_string(),
-        })?;
         let cfg = ConnectionManagerConfig::new()
             .set_response_timeout(Some(opts.timeout))
             .set_connection_timeout(Some(opts.timeout.max(Duration::from_millis(200))))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client, cfg)?;
+        let (conn, sentinel) = match hotline_config::SentinelUrl::parse(&opts.url) {
+            Some(Ok(u)) => (None, Some((u, Mutex::new(None)))),
+            Some(Err(message)) => {
+                return Err(ClusterError::Url {
+                    url: opts.url.clone(),
+                    message,
+                })
+            }
+            None => {
+                let client =
+                    redis::Client::open(opts.url.as_str()).map_err(|e| ClusterError::Url {
+                        url: opts.url.clone(),
+                        message: e.to_string(),
+                    })?;
+                (
+                    Some(ConnectionManager::new_lazy_with_config(
+                        client,
+                        cfg.clone(),
+                    )?),
+                    None,
+                )
+            }
+        };
         Ok(RedisState {
             inner: Arc::new(Inner {
-                conn,
+                conn: Mutex::new(conn),
+                sentinel,
+                conn_cfg: cfg,
                 scripts: Scripts::new(),
                 opts,
                 up: AtomicBool::new(false),
@@ -499,8 +528,10 @@ impl RedisState {
             let i = Trip::ALL.iter().position(|k| *k == trip).unwrap_or(5);
             self.inner.trips[i].fetch_add(1, Ordering::Relaxed);
         };
+        let Some(mut conn) = self.conn() else {
+            return self.note(Err(ClusterError::NoPrimary));
+        };
         let once = async {
-            let mut conn = self.inner.conn.clone();
             count();
             match pipe.query_async::<Vec<Value>>(&mut conn).await {
                 Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
@@ -1061,6 +1092,44 @@ impl RedisState {
         self.run(&pipe, Trip::Background).await.map(|_| ())
     }
 
+    /// The connection in use (`None` behind Sentinel until a sentinel named the primary).
+    fn conn(&self) -> Option<ConnectionManager> {
+        lock(&self.inner.conn).clone()
+    }
+
+    /// Behind Sentinel: ask the sentinels for the primary and, if it is another server than
+    /// the one in use (a failover), connect to it. A no-op for a plain URL.
+    async fn follow_primary(&self) {
+        let Some((url, current)) = &self.inner.sentinel else {
+            return;
+        };
+        let addr = match sentinel::primary(
+            url,
+            self.inner.opts.timeout.max(Duration::from_millis(500)),
+        )
+        .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(master = %url.master, error = %e, "no sentinel named the redis primary");
+                return;
+            }
+        };
+        if lock(current).as_deref() == Some(addr.as_str()) {
+            return;
+        }
+        match sentinel::connect(url, &addr, self.inner.conn_cfg.clone()) {
+            Ok(c) => {
+                tracing::info!(master = %url.master, primary = %addr, "redis primary (named by sentinel)");
+                *lock(&self.inner.conn) = Some(c);
+                *lock(current) = Some(addr);
+            }
+            Err(e) => {
+                tracing::warn!(primary = %addr, error = %e, "cannot connect to the redis primary")
+            }
+        }
+    }
+
     /// Beat and renew forever (every [`BEAT_EVERY`], or a third of the lease if shorter):
     /// spawn it once per node. `info` is called for each beat.
     pub async fn maintain(self, info: impl Fn() -> NodeInfo + Send + 'static) {
@@ -1071,13 +1140,17 @@ impl RedisState {
             tick.tick().await;
             let now = now_ms();
             let was_up = self.is_up();
+            if !was_up {
+                self.follow_primary().await;
+            }
             let beat = self.heartbeat(&info(), now).await;
             if beat.is_ok() && !was_up {
                 // (Re)connected: load the scripts before the calls need them, so the call
                 // path rarely meets NOSCRIPT.
-                let mut conn = self.inner.conn.clone();
-                if let Err(e) = self.inner.scripts.load(&mut conn).await {
-                    tracing::debug!(error = %e, "loading the scripts failed");
+                if let Some(mut conn) = self.conn() {
+                    if let Err(e) = self.inner.scripts.load(&mut conn).await {
+                        tracing::debug!(error = %e, "loading the scripts failed");
+                    }
                 }
             }
             if beat.is_ok() {

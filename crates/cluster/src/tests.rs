@@ -596,3 +596,68 @@ async fn prepaid_slices_are_shared_lapse_and_settle_once() -> R {
     assert!(u.contains(&("2026-11".into(), "b".into(), 7)), "{u:?}");
     Ok(())
 }
+
+/// Redis behind Sentinel (`redis+sentinel://`): the node finds the primary through the
+/// sentinel, and after the primary dies and the sentinel promotes the replica, the same
+/// client carries on against the new primary by itself.
+#[tokio::test]
+async fn behind_sentinel_the_client_follows_a_failover() -> R {
+    let mut primary = RedisServer::start()?;
+    let replica = RedisServer::start_replica_of(&primary)?;
+    let sentinel = RedisServer::start_sentinel("hl", &primary)?;
+    let url = format!("redis+sentinel://127.0.0.1:{}/hl/0", sentinel.port());
+    let a = RedisState::new(Options {
+        url,
+        node: "a".into(),
+        lease: Duration::from_secs(30),
+        timeout: Duration::from_millis(500),
+    })?;
+    assert!(
+        matches!(a.ping().await, Err(ClusterError::NoPrimary)),
+        "no primary known before a sentinel was asked"
+    );
+    let info = NodeInfo {
+        node: "a".into(),
+        ..NodeInfo::default()
+    };
+    tokio::spawn(a.clone().maintain(move || info.clone()));
+    let mut ok = false;
+    for _ in 0..50 {
+        if a.lease("t", Some(5), "c1", T0).await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "connected to the primary the sentinel named");
+    assert_eq!(primary.int(&["ZCARD", "hl:lease:{t}"])?, Some(1));
+    // The replica has it too (replication), then the primary dies.
+    let mut synced = false;
+    for _ in 0..50 {
+        if replica.int(&["ZCARD", "hl:lease:{t}"])? == Some(1) {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(synced, "replicated");
+    primary.kill();
+    let t = std::time::Instant::now();
+    let mut back = false;
+    while t.elapsed() < Duration::from_secs(30) {
+        if a.lease("t", Some(5), "c2", T0).await.is_ok() {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(back, "no write accepted after the failover within 30 s");
+    let role = replica.query(&["ROLE"])?;
+    assert!(format!("{role:?}").contains("master"), "{role:?}");
+    assert_eq!(
+        replica.int(&["ZCARD", "hl:lease:{t}"])?,
+        Some(2),
+        "the new primary has both leases"
+    );
+    Ok(())
+}

@@ -188,6 +188,77 @@ fn valid_address(s: &str) -> bool {
         })
 }
 
+/// A parsed `redis+sentinel://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelUrl {
+    /// `host:port` of each sentinel, in order.
+    pub sentinels: Vec<String>,
+    /// The monitored master's name.
+    pub master: String,
+    /// The database on the primary.
+    pub db: i64,
+    /// The primary's password, if any (the sentinels are asked without one).
+    pub password: Option<String>,
+}
+
+/// The URL scheme of a Redis behind Sentinel.
+pub const SENTINEL_SCHEME: &str = "redis+sentinel://";
+
+impl SentinelUrl {
+    /// Parse; `None` when `url` is not a `redis+sentinel://` URL, `Some(Err)` when it is
+    /// one but malformed.
+    pub fn parse(url: &str) -> Option<Result<SentinelUrl, String>> {
+        let rest = url.strip_prefix(SENTINEL_SCHEME)?;
+        Some(Self::parse_rest(rest))
+    }
+
+    fn parse_rest(rest: &str) -> Result<SentinelUrl, String> {
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((a, r)) => (Some(a), r),
+            None => (None, rest),
+        };
+        let password = match auth {
+            None => None,
+            Some(a) => Some(
+                a.strip_prefix(':')
+                    .ok_or("write the password as :PASSWORD@")?
+                    .to_owned(),
+            ),
+        };
+        let mut parts = rest.split('/');
+        let hosts = parts.next().unwrap_or("");
+        let master = parts.next().unwrap_or("").to_owned();
+        let db = match parts.next() {
+            None | Some("") => 0,
+            Some(d) => d
+                .parse()
+                .map_err(|_| format!("database {d:?} is not a number"))?,
+        };
+        if parts.next().is_some() {
+            return Err("expected HOSTS/MASTER[/DB]".into());
+        }
+        let mut sentinels = Vec::new();
+        for h in hosts.split(',') {
+            let (host, port) = h
+                .rsplit_once(':')
+                .ok_or_else(|| format!("sentinel {h:?}: write HOST:PORT"))?;
+            if host.is_empty() || port.parse::<u16>().is_err() {
+                return Err(format!("sentinel {h:?}: write HOST:PORT"));
+            }
+            sentinels.push(h.to_owned());
+        }
+        if master.is_empty() {
+            return Err("the master's name is missing (…/MASTER)".into());
+        }
+        Ok(SentinelUrl {
+            sentinels,
+            master,
+            db,
+            password,
+        })
+    }
+}
+
 fn valid_redis_url(s: &str) -> bool {
     let rest = ["redis://", "rediss://", "unix://", "redis+unix://"]
         .iter()
@@ -242,14 +313,27 @@ pub(crate) fn build(
         report,
     );
     if let Some(r) = redis {
-        if !valid_redis_url(r.get_ref().trim()) {
+        if let Some(Err(why)) = SentinelUrl::parse(r.get_ref().trim()) {
+            ok = false;
+            report(
+                r.span(),
+                "cluster.redis".into(),
+                format!("{:?}: {why}", r.get_ref()),
+                Some(
+                    "write e.g. \"redis+sentinel://10.0.0.5:26379,10.0.0.6:26379/hotline/0\""
+                        .into(),
+                ),
+            );
+        } else if SentinelUrl::parse(r.get_ref().trim()).is_none()
+            && !valid_redis_url(r.get_ref().trim())
+        {
             ok = false;
             report(
                 r.span(),
                 "cluster.redis".into(),
                 format!("{:?} is not a Redis URL", r.get_ref()),
                 Some(
-                    "write e.g. \"redis://127.0.0.1:6379/0\" or \"unix:///run/redis.sock\"".into(),
+                    "write e.g. \"redis://127.0.0.1:6379/0\", \"unix:///run/redis.sock\" or \"redis+sentinel://HOST:PORT,HOST:PORT/MASTER/0\"".into(),
                 ),
             );
         }
@@ -385,6 +469,44 @@ mod tests {
     }
 
     #[test]
+    fn sentinel_urls() {
+        assert_eq!(SentinelUrl::parse("redis://x:1/0"), None);
+        assert_eq!(
+            SentinelUrl::parse("redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/hotline/2"),
+            Some(Ok(SentinelUrl {
+                sentinels: vec!["10.0.0.1:26379".into(), "10.0.0.2:26379".into()],
+                master: "hotline".into(),
+                db: 2,
+                password: None,
+            }))
+        );
+        assert_eq!(
+            SentinelUrl::parse("redis+sentinel://:s3cret@h:26379/m"),
+            Some(Ok(SentinelUrl {
+                sentinels: vec!["h:26379".into()],
+                master: "m".into(),
+                db: 0,
+                password: Some("s3cret".into()),
+            }))
+        );
+        for bad in [
+            "redis+sentinel://h:26379",
+            "redis+sentinel://h:26379/",
+            "redis+sentinel://h/m",
+            "redis+sentinel://h:x/m",
+            "redis+sentinel://:26379/m",
+            "redis+sentinel://h:1/m/z",
+            "redis+sentinel://h:1/m/0/x",
+            "redis+sentinel://user@h:1/m",
+        ] {
+            assert!(
+                matches!(SentinelUrl::parse(bad), Some(Err(_))),
+                "{bad} is refused"
+            );
+        }
+    }
+
+    #[test]
     fn redis_urls_and_node_names() {
         assert!(valid_redis_url("redis://127.0.0.1:6379/0"));
         assert!(valid_redis_url("unix:///run/redis.sock"));
@@ -492,6 +614,33 @@ plan = "p"
         ] {
             assert!(text.contains(needle), "{needle} missing in: {text}");
         }
+        let Err(e) = from_toml_str(
+            &format!(
+                "[cluster]\nredis = \"redis+sentinel://10.0.0.5:26379\"\nnode = \"a\"\n\
+                 address = \"sip.x\"\n{BASE}"
+            ),
+            "t.toml",
+            1,
+        ) else {
+            panic!("a sentinel URL without the master's name must fail");
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("cluster.redis")
+                && text.contains("t.toml:2")
+                && text.contains("master's name is missing")
+                && text.contains("redis+sentinel://10.0.0.5:26379,10.0.0.6:26379/hotline/0"),
+            "{text}"
+        );
+        let ok = from_toml_str(
+            &format!(
+                "[cluster]\nredis = \"redis+sentinel://10.0.0.5:26379/hotline/0\"\nnode = \"a\"\n\
+                 address = \"sip.x\"\n{BASE}"
+            ),
+            "t.toml",
+            1,
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
         let Err(e) = from_toml_str(&format!("[cluster]\nnodes = \"a\"\n{BASE}"), "t.toml", 1)
         else {
             panic!("unknown key must fail");

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use hotline_route::RouteTable;
 
-pub use cluster::{ClusterSettings, DownPolicy, RedisDown};
+pub use cluster::{ClusterSettings, DownPolicy, RedisDown, SentinelUrl, SENTINEL_SCHEME};
 pub use compile::{
     calendar_warning, parse_date_range, parse_duration, parse_sip_uri, parse_time_range,
     parse_weekdays, Source, COMPANY_MAX_NUMBERS, EMBEDDED_CALENDAR,

@@ -54,11 +54,37 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// Extra command-line arguments (a replica's `--replicaof`).
+    extra: Vec<String>,
+    /// Run as a sentinel of (master name, primary's port).
+    sentinel: Option<(String, u16)>,
 }
 
 impl RedisServer {
     /// Start `redis-server` (Debian package redis-server; tests/run.sh installs it).
     pub fn start() -> Result<RedisServer> {
+        Self::start_with(Vec::new(), None)
+    }
+
+    /// Start a replica of `primary`.
+    pub fn start_replica_of(primary: &RedisServer) -> Result<RedisServer> {
+        Self::start_with(
+            vec![
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                primary.port().to_string(),
+            ],
+            None,
+        )
+    }
+
+    /// Start a sentinel watching `primary` as master `name` (quorum 1, down after 1 s,
+    /// failover timeout 3 s): `redis-server sentinel.conf --sentinel`.
+    pub fn start_sentinel(name: &str, primary: &RedisServer) -> Result<RedisServer> {
+        Self::start_with(Vec::new(), Some((name.to_owned(), primary.port())))
+    }
+
+    fn start_with(extra: Vec<String>, sentinel: Option<(String, u16)>) -> Result<RedisServer> {
         let dir = tempfile::Builder::new()
             .prefix("hotline-redis-")
             .tempdir()
@@ -67,6 +93,8 @@ impl RedisServer {
             child: None,
             port: 0,
             dir,
+            extra,
+            sentinel,
         };
         let mut last = None;
         for _ in 0..5 {
@@ -82,7 +110,22 @@ impl RedisServer {
     fn spawn(&mut self) -> Result<()> {
         let log = std::fs::File::create(self.dir.path().join("redis.log"))
             .map_err(|e| TestkitError::io("redis.log", e))?;
-        let child = Command::new("redis-server")
+        let mut cmd = Command::new("redis-server");
+        if let Some((name, primary)) = &self.sentinel {
+            // A sentinel rewrites its config file: one of its own, in the scratch dir.
+            let conf = self.dir.path().join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "sentinel monitor {name} 127.0.0.1 {primary} 1\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} 3000\n"
+                ),
+            )
+            .map_err(|e| TestkitError::io("sentinel.conf", e))?;
+            cmd.arg(&conf).arg("--sentinel");
+        }
+        let child = cmd
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
@@ -90,6 +133,7 @@ impl RedisServer {
             .args(["--protected-mode", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(Stdio::null())

@@ -2,7 +2,6 @@
 //! answers, and the hunt's gate leasing target slots in Redis (see `crate::cluster`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use hotline_cdr::Disposition;
@@ -740,7 +739,7 @@ impl Core {
             let (shared, calls, shard) = (&self.shared, &mut self.calls, self.shard);
             let dispatch = &self.dispatch;
             self.proxy.resume_hunt(now, call, &mut |c, t| {
-                super::gate(shared, calls, dispatch, shard, c, t, now)
+                super::gate(shared, calls, dispatch, shard, c, t, ts)
             });
         }
     }
@@ -774,14 +773,17 @@ fn lease_while_down(
 /// The hunt's gate in a cluster: the answer for this target if known, else ask Redis for a
 /// lease on a task and wait (the hunt resumes in `on_leased`).
 pub(super) fn gate(
-    link: &Arc<Link>,
-    live: &Live,
+    shared: &super::Shared,
     calls: &mut HashMap<CallHandle, CallMeta>,
     dispatch: &Dispatch,
     shard: usize,
     call: CallHandle,
     tag: u32,
+    ts: jiff::Timestamp,
 ) -> Admission {
+    let (Some(link), live) = (&shared.cluster, &shared.live) else {
+        return Admission::Refuse;
+    };
     let Some(meta) = calls.get_mut(&call) else {
         return Admission::Refuse;
     };
@@ -794,7 +796,6 @@ pub(super) fn gate(
     let Some(t) = meta.snap.table.try_target(TargetId(tag)) else {
         return Admission::Refuse;
     };
-    let ts = jiff::Timestamp::now();
     if !link.redis.is_up() {
         let a = lease_while_down(link, live, t, &meta.record.call_id, ts);
         meta.cl.gate.push((tag, a));
