@@ -111,6 +111,9 @@ pub struct Shared {
     trunks: Mutex<HashMap<String, TrunkState>>,
     /// `[cluster]`: live state shared in Redis; `None` on a single box.
     pub cluster: Option<Arc<Link>>,
+    /// The proxies' hash key (transaction keys, branches, To-tags), drawn once at start and
+    /// shared by every shard.
+    hash_key: hotline_sip::proxy::HashKey,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -164,6 +167,7 @@ impl Shared {
                 prepaid,
                 trunks: Mutex::new(HashMap::new()),
                 cluster,
+                hash_key: hotline_sip::proxy::HashKey::random(),
             },
             cdr_handle,
         ))
@@ -365,6 +369,7 @@ impl Core {
         pcfg.id_first = shard as u64 + 1;
         pcfg.id_step = shards.max(1) as u64;
         pcfg.record_route = s.cluster.as_ref().map(|c| c.address.clone());
+        pcfg.hash_key = shared.hash_key;
         let limits = Limits {
             max_message: s.sip.max_message_bytes,
         };

@@ -14,7 +14,8 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::msg::{kind_of, parse_decimal, HeaderScan, Kind, Message, ParseError, UdpError};
+use crate::msg::{datagram_end, kind_of, HeaderScan, Kind, Message, ParseError, UdpError};
+use crate::scan::{find_headers_end, parse_decimal};
 
 /// Size caps applied while framing. Default max message 64 KiB.
 #[derive(Debug, Clone, Copy)]
@@ -86,20 +87,6 @@ pub fn parse_datagram(mut datagram: Bytes, limits: &Limits) -> Datagram {
     }
 }
 
-/// Offset of the blank line ending the header block, and of the body, if complete.
-pub(crate) fn find_headers_end(b: &[u8], from: usize) -> Option<(usize, usize)> {
-    let mut i = from;
-    while let Some(n) = b.get(i..)?.iter().position(|&c| c == b'\n') {
-        let nl = i + n;
-        match b.get(nl + 1..) {
-            Some([b'\r', b'\n', ..]) => return Some((nl + 1, nl + 3)),
-            Some([b'\n', ..]) => return Some((nl + 1, nl + 2)),
-            _ => i = nl + 1,
-        }
-    }
-    None
-}
-
 /// Content-Length of a header block: `Ok(None)` when absent; repeated differing values or a
 /// non-numeric value are [`ParseError::BadContentLength`].
 fn content_length(b: &[u8]) -> Result<Option<usize>, ParseError> {
@@ -124,26 +111,6 @@ fn content_length(b: &[u8]) -> Result<Option<usize>, ParseError> {
 
 fn skip_crlf(b: &[u8]) -> usize {
     b.iter().take_while(|&&c| c == b'\r' || c == b'\n').count()
-}
-
-/// Where a datagram's message ends (RFC 3261 §18.3): `Content-Length` bytes after the body's
-/// start (octets beyond are discarded), or at the datagram's end without one; a body shorter
-/// than announced is an error.
-pub(crate) fn datagram_end(
-    body_start: usize,
-    content_length: Option<usize>,
-    len: usize,
-) -> Result<usize, ParseError> {
-    let Some(cl) = content_length else {
-        return Ok(len);
-    };
-    let end = body_start
-        .checked_add(cl)
-        .ok_or(ParseError::BadContentLength)?;
-    if end > len {
-        return Err(ParseError::ContentLengthMismatch);
-    }
-    Ok(end)
 }
 
 /// Frame one UDP datagram. Content-Length optional on UDP (absent = rest of datagram).

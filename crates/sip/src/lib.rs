@@ -13,6 +13,8 @@
 //! - [`frame`]: datagram and stream framing (Content-Length, size caps).
 //! - [`msg`]: [`msg::Message`], a parsed message as `Bytes` plus a fixed-size header index.
 //! - [`uri`]: borrowing SIP/tel URI parsing (user, host, port, params).
+//! - `scan`: byte-scan helpers and RFC 3261 character classes, below all of the above (no
+//!   module of the crate is imported by it).
 //! - [`rewrite`]: building forwarded requests/responses and local responses by splicing bytes.
 //! - [`idmap`]: the proxy's id-keyed maps, split so that growing never stalls a shard.
 //! - [`txn`]: client/server INVITE and non-INVITE transactions with timers A–M.
@@ -24,6 +26,7 @@ pub mod idmap;
 pub mod msg;
 pub mod proxy;
 pub mod rewrite;
+mod scan;
 pub mod txn;
 pub mod uri;
 

@@ -4,7 +4,10 @@
 //! Escapes (`%41`) are left as written: comparing escaped and unescaped forms is the caller's
 //! business (RFC 3261 §19.1.4).
 
-use crate::msg::{find_any, find_byte};
+use crate::scan::{
+    find_any, find_byte, is_forbidden_in_uri, is_host_char, is_lws, is_param_value_char,
+    is_token_char, skip_quoted, trim_lws, FORBIDDEN_IN_URI,
+};
 
 /// A parsed URI borrowing from its input. Also accepts a name-addr (`"x" <sip:..>;tag=..`) via
 /// [`Uri::parse_name_addr`], which returns the URI inside the angle brackets.
@@ -188,23 +191,6 @@ pub(crate) fn parse_port(d: &[u8]) -> Option<u16> {
     u16::try_from(v).ok()
 }
 
-#[inline]
-pub(crate) fn is_forbidden_in_uri(c: u8) -> bool {
-    FORBIDDEN_IN_URI[c as usize]
-}
-
-/// Bytes a URI never holds unescaped: controls, space, DEL, `<`, `>`, `"`.
-const FORBIDDEN_IN_URI: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b <= b' ' || b == 0x7f || b == b'<' || b == b'>' || b == b'"';
-        c += 1;
-    }
-    t
-};
-
 /// [`URI_CLASS`] of a byte a URI never holds unescaped.
 const FORBIDDEN: u8 = 1;
 
@@ -221,101 +207,6 @@ const URI_CLASS: [u8; 256] = {
     t[b'@' as usize] = 2;
     t
 };
-
-/// RFC 3261 `token` characters, as a table: this test runs for nearly every header byte.
-const TOKEN: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric();
-        c += 1;
-    }
-    let extra = b"-.!%*_+`'~";
-    let mut i = 0;
-    while i < extra.len() {
-        t[extra[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
-
-/// Bytes of a host name or IPv4 address as the parsers accept them: letters, digits, `-`,
-/// `.`, `_`.
-const HOST: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_';
-        c += 1;
-    }
-    t
-};
-
-/// Host-name bytes (see [`HOST`]).
-#[inline]
-pub(crate) fn is_host_char(c: u8) -> bool {
-    HOST[c as usize]
-}
-
-/// Bytes of an unquoted parameter value: token characters, `:`, `[`, `]` (hosts, IPv6).
-const PARAM_VALUE: [bool; 256] = {
-    let mut t = TOKEN;
-    t[b':' as usize] = true;
-    t[b'[' as usize] = true;
-    t[b']' as usize] = true;
-    t
-};
-
-/// Unquoted parameter value bytes (see [`PARAM_VALUE`]).
-#[inline]
-pub(crate) fn is_param_value_char(c: u8) -> bool {
-    PARAM_VALUE[c as usize]
-}
-
-/// RFC 3261 `token` characters.
-#[inline]
-pub(crate) fn is_token_char(c: u8) -> bool {
-    TOKEN[c as usize]
-}
-
-/// Linear white space, including the CR/LF of a folded line.
-#[inline]
-pub(crate) fn is_lws(c: u8) -> bool {
-    c == b' ' || c == b'\t' || c == b'\r' || c == b'\n'
-}
-
-pub(crate) fn trim_lws(mut s: &[u8]) -> &[u8] {
-    while let [first, rest @ ..] = s {
-        if is_lws(*first) {
-            s = rest;
-        } else {
-            break;
-        }
-    }
-    while let [rest @ .., last] = s {
-        if is_lws(*last) {
-            s = rest;
-        } else {
-            break;
-        }
-    }
-    s
-}
-
-/// Index just past a quoted string starting at `s[start] == '"'`, honouring `\` escapes.
-pub(crate) fn skip_quoted(s: &[u8], start: usize) -> Option<usize> {
-    let mut i = start + 1;
-    while i < s.len() {
-        match s[i] {
-            b'\\' => i += 2,
-            b'"' => return Some(i + 1),
-            _ => i += 1,
-        }
-    }
-    None
-}
 
 /// Find `name` in a `sep`-separated parameter list (`a=1;b;c = "x"`), LWS-tolerant,
 /// case-insensitive on the name. Returns the value (quotes kept) or `b""` for a flag.

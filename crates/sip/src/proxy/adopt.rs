@@ -10,9 +10,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use super::{
-    fnv, Call, CallHandle, CallState, DialogSides, ForkPlan, LocalTag, Peer, Proxy, Transport,
-};
+use super::call::{Call, CallState};
+use super::dialog::DialogSides;
+use super::hunt::Hunt;
+use super::local::local_tag_of;
+use super::{CallHandle, Peer, Proxy, Transport};
 
 /// How far the CSeqs of an adopted dialog jump: the old owner may have relayed requests after
 /// the publication (a re-INVITE raises a side's CSeq); a BYE must carry a higher one
@@ -147,7 +149,7 @@ impl Proxy {
         answered: Instant,
         target: u32,
     ) -> Option<CallHandle> {
-        let h = fnv(&[call_id]);
+        let h = self.key.hash(&[call_id]);
         if self.dialogs.get(&h).is_some() {
             return None;
         }
@@ -160,13 +162,7 @@ impl Proxy {
         );
         let caller_from_tag = Bytes::copy_from_slice(caller_tag);
         let cid = self.id();
-        let lt = fnv(&[call_id, &caller_from_tag, b"hotline"]);
-        let mut tag = [0u8; 18];
-        tag[..2].copy_from_slice(b"hl");
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        for (i, slot) in tag[2..].iter_mut().enumerate() {
-            *slot = DIGITS[((lt >> (60 - 4 * i)) & 15) as usize];
-        }
+        let local_tag = local_tag_of(&self.key, call_id, &caller_from_tag);
         let caller_peer = Peer::new(d.caller.0, d.caller.1);
         self.calls.insert(
             cid,
@@ -177,24 +173,12 @@ impl Proxy {
                 call_id: Bytes::copy_from_slice(call_id),
                 caller_peer,
                 state: CallState::Answered,
-                plan: ForkPlan::default(),
-                group: 0,
-                member: 0,
-                branches: Vec::new(),
-                attempts: 1,
-                started,
-                first_ring: None,
-                answered: Some(answered),
-                answered_target: Some(target),
-                cap_deadline: None,
-                best: None,
-                last_outcome: Some(super::Outcome::Answered),
-                cancelled: false,
+                hunt: Hunt::adopted(CallHandle(cid), started, answered, target),
                 caller_from_tag,
                 linger_until: None,
                 scheduled: None,
                 sent_ringing: true,
-                local_tag: LocalTag(tag),
+                local_tag,
                 dialog: Some(DialogSides {
                     buf,
                     ends,
@@ -203,10 +187,8 @@ impl Proxy {
                     caller_peer,
                     callee_peer: Peer::new(d.callee.0, d.callee.1),
                 }),
-                forward_next: Default::default(),
                 restore_from: None,
                 hangup_at: None,
-                redirects: 0,
             },
         );
         self.dialogs.insert(h, cid);

@@ -1,0 +1,263 @@
+//! Header names (long and compact forms, the kinds the index knows) and the header-field
+//! scan: one field at a time, folded lines included, and comma-separated lists split outside
+//! quotes and angle brackets.
+
+use crate::scan::{find_any, find_byte, is_lws, is_token_char, skip_quoted};
+
+use super::{ParseError, Span};
+
+/// Headers the index knows, by long or compact name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Via,
+    From,
+    To,
+    CallId,
+    CSeq,
+    MaxForwards,
+    Route,
+    RecordRoute,
+    Contact,
+    ContentLength,
+    Other,
+}
+
+/// Compact forms (RFC 3261 §7.3.3 and later registrations).
+pub(super) const COMPACT: &[(u8, &str)] = &[
+    (b'a', "Accept-Contact"),
+    (b'b', "Referred-By"),
+    (b'c', "Content-Type"),
+    (b'd', "Request-Disposition"),
+    (b'e', "Content-Encoding"),
+    (b'f', "From"),
+    (b'i', "Call-ID"),
+    (b'j', "Reject-Contact"),
+    (b'k', "Supported"),
+    (b'l', "Content-Length"),
+    (b'm', "Contact"),
+    (b'n', "Identity-Info"),
+    (b'o', "Event"),
+    (b'r', "Refer-To"),
+    (b's', "Subject"),
+    (b't', "To"),
+    (b'u', "Allow-Events"),
+    (b'v', "Via"),
+    (b'x', "Session-Expires"),
+    (b'y', "Identity"),
+];
+
+/// Long name of a header written in compact form (`b"v"` → `"Via"`); `None` if not compact.
+pub fn expand_compact(name: &[u8]) -> Option<&'static str> {
+    match name {
+        [c] => {
+            let c = c.to_ascii_lowercase();
+            COMPACT.iter().find(|(k, _)| *k == c).map(|(_, long)| *long)
+        }
+        _ => None,
+    }
+}
+
+/// Whether a header name as written (`name`, long or compact, any case) denotes `wanted`
+/// (long or compact, any case).
+pub fn header_name_matches(name: &[u8], wanted: &str) -> bool {
+    let canon = |n: &[u8]| -> Option<&'static str> { expand_compact(n) };
+    let a = canon(name);
+    let b = canon(wanted.as_bytes());
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        (Some(a), None) => a.as_bytes().eq_ignore_ascii_case(wanted.as_bytes()),
+        (None, Some(b)) => name.eq_ignore_ascii_case(b.as_bytes()),
+        (None, None) => name.eq_ignore_ascii_case(wanted.as_bytes()),
+    }
+}
+
+/// `name` equals `lit` ignoring ASCII case. The usual spelling compares as a few words; any
+/// other case byte by byte.
+#[inline]
+pub(super) fn name_is(name: &[u8], lit: &[u8]) -> bool {
+    name == lit || name.eq_ignore_ascii_case(lit)
+}
+
+pub(crate) fn kind_of(name: &[u8]) -> Kind {
+    // By length and first letter (`| 0x20` lower-cases a letter and maps nothing else onto
+    // one), then one case-insensitive comparison at most. Compact forms of RFC 3261 §7.3.3
+    // for the one-letter names; the other compact letters are not indexed.
+    let Some(&first) = name.first() else {
+        return Kind::Other;
+    };
+    let is = |long: &[u8], kind: Kind| {
+        if name_is(name, long) {
+            kind
+        } else {
+            Kind::Other
+        }
+    };
+    match (name.len(), first | 0x20) {
+        (1, b'v') => Kind::Via,
+        (1, b'f') => Kind::From,
+        (1, b't') => Kind::To,
+        (1, b'i') => Kind::CallId,
+        (1, b'm') => Kind::Contact,
+        (1, b'l') => Kind::ContentLength,
+        (2, b't') => is(b"To", Kind::To),
+        (3, b'v') => is(b"Via", Kind::Via),
+        (4, b'f') => is(b"From", Kind::From),
+        (4, b'c') => is(b"CSeq", Kind::CSeq),
+        (5, b'r') => is(b"Route", Kind::Route),
+        (7, b'c') => match name[1] | 0x20 {
+            b'a' => is(b"Call-ID", Kind::CallId),
+            _ => is(b"Contact", Kind::Contact),
+        },
+        (12, b'm') => is(b"Max-Forwards", Kind::MaxForwards),
+        (12, b'r') => is(b"Record-Route", Kind::RecordRoute),
+        (14, b'c') => is(b"Content-Length", Kind::ContentLength),
+        _ => Kind::Other,
+    }
+}
+
+/// One header field, possibly folded over several lines.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeaderLine {
+    /// From the first byte of the name to just past the final line terminator.
+    pub(crate) line: Span,
+    pub(crate) name: Span,
+    /// Value with surrounding LWS trimmed.
+    pub(crate) value: Span,
+}
+
+/// Iterates header fields from `pos` (the byte after the start line) to the blank line.
+pub(crate) struct HeaderScan<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// Offset of the blank line and of the body once the end is reached.
+    pub(crate) end: Option<(usize, usize)>,
+}
+
+impl<'a> HeaderScan<'a> {
+    pub(crate) fn new(buf: &'a [u8], pos: usize) -> Self {
+        HeaderScan {
+            buf,
+            pos,
+            end: None,
+        }
+    }
+
+    /// Next header, `Ok(None)` at the blank line (then `end` is set).
+    pub(crate) fn next_header(&mut self) -> Result<Option<HeaderLine>, ParseError> {
+        let b = self.buf;
+        let p = self.pos;
+        if self.end.is_some() {
+            return Ok(None);
+        }
+        match &b[p.min(b.len())..] {
+            [b'\r', b'\n', ..] => {
+                self.end = Some((p, p + 2));
+                return Ok(None);
+            }
+            [b'\n', ..] => {
+                self.end = Some((p, p + 1));
+                return Ok(None);
+            }
+            [] => return Err(ParseError::BadHeader),
+            [b' ' | b'\t', ..] => return Err(ParseError::BadHeader),
+            _ => {}
+        }
+        // The name: a token, optional SP/HT, then the colon (the first colon of the field).
+        let mut name_end = p;
+        while name_end < b.len() && is_token_char(b[name_end]) {
+            name_end += 1;
+        }
+        let mut colon = name_end;
+        while colon < b.len() && (b[colon] == b' ' || b[colon] == b'\t') {
+            colon += 1;
+        }
+        if name_end == p || b.get(colon) != Some(&b':') {
+            return Err(ParseError::BadHeader);
+        }
+        // The end of this field: a LF not followed by SP/HT.
+        let mut i = colon + 1;
+        let line_end = loop {
+            let nl = match b.get(i..).and_then(|r| find_byte(r, b'\n')) {
+                Some(n) => i + n,
+                None => return Err(ParseError::BadHeader),
+            };
+            match b.get(nl + 1) {
+                Some(b' ' | b'\t') => i = nl + 1,
+                _ => break nl + 1,
+            }
+        };
+        let mut vs = colon + 1;
+        // Usually the line ends in CRLF after a non-blank byte: step over both at once.
+        let mut ve = match b.get(line_end.saturating_sub(3)..line_end) {
+            Some([c, b'\r', b'\n']) if !is_lws(*c) && line_end - 2 > vs => line_end - 2,
+            _ => line_end,
+        };
+        while vs < ve && is_lws(b[vs]) {
+            vs += 1;
+        }
+        while ve > vs && is_lws(b[ve - 1]) {
+            ve -= 1;
+        }
+        self.pos = line_end;
+        Ok(Some(HeaderLine {
+            line: Span::new(p, line_end),
+            name: Span::new(p, name_end),
+            value: Span::new(vs, ve),
+        }))
+    }
+}
+
+/// Position of the first `"`, `<` or `,` in `hay`.
+pub(super) fn find_list_special(hay: &[u8]) -> Option<usize> {
+    find_any(hay, [b'"', b'<', b','])
+}
+
+/// Split a comma-separated header value at commas outside quoted strings and `<...>`, calling
+/// `f` with each element's span (trimmed). Empty elements, unterminated quotes or brackets
+/// are errors.
+pub(crate) fn split_list(
+    buf: &[u8],
+    value: Span,
+    mut f: impl FnMut(Span) -> Result<(), ParseError>,
+    err: ParseError,
+) -> Result<(), ParseError> {
+    let (vs, ve) = (value.s as usize, value.e as usize);
+    let v = &buf[vs..ve];
+    let mut i = 0;
+    let mut start = 0;
+    let mut emit = |a: usize, b: usize| -> Result<(), ParseError> {
+        let mut a = a;
+        let mut b = b;
+        while a < b && is_lws(v[a]) {
+            a += 1;
+        }
+        while b > a && is_lws(v[b - 1]) {
+            b -= 1;
+        }
+        if a == b {
+            return Err(err.clone());
+        }
+        f(Span::new(vs + a, vs + b))
+    };
+    while i < v.len() {
+        // Only quotes, '<' and ',' matter here: jump to the next one.
+        i += find_list_special(&v[i..]).unwrap_or(v.len() - i);
+        let Some(&c) = v.get(i) else {
+            break;
+        };
+        match c {
+            b'"' => i = skip_quoted(v, i).ok_or_else(|| err.clone())?,
+            b'<' => {
+                let close = find_byte(&v[i..], b'>').ok_or_else(|| err.clone())?;
+                i += close + 1;
+            }
+            b',' => {
+                emit(start, i)?;
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    emit(start, v.len())
+}
