@@ -577,31 +577,7 @@ fn node_killed_after_answer_bye_through_other_node_ends_call_cdr_once() {
     let mut a = node(&base, &redis, "a", "127.0.0.2", "");
     let mut b = node(&base, &redis, "b", "127.0.0.3", "");
     let carrier = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
-    let c_addr = carrier.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let invite = RawRequest::invite(&format!("sip:{NUMBER}@sip.hotline.test"), c_addr);
-    carrier
-        .send_to(&invite.to_bytes(), a.sip_addr())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let Some(inv) = next_request(&target, "INVITE", Duration::from_secs(5)) else {
-        panic!("no INVITE: {}", a.stderr_tail(20));
-    };
-    target
-        .send_to(&respond(&inv, 200, "OK", "t1tag", t_addr), via_addr(&inv))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let got = carrier
-        .recv_until_final(Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let Some(ok) = got.last().filter(|m| m.status() == Some(200)).cloned() else {
-        panic!("no 200: {got:?}");
-    };
-    let answered = Instant::now();
-    carrier
-        .send_to(
-            &invite.in_dialog("ACK", &ok, invite.cseq).to_bytes(),
-            a.sip_addr(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(next_request(&target, "ACK", Duration::from_secs(3)).is_some());
+    let (invite, ok, answered) = answered_call(&carrier, &target, t_addr, &a);
     let key = format!("hl:dlg:{{{}}}", invite.call_id);
     assert!(
         eventually(Duration::from_secs(3), || redis
@@ -686,30 +662,7 @@ fn bye_through_the_other_node_while_the_owner_lives_ends_the_call_once() {
     let mut a = node(&base, &redis, "a", "127.0.0.2", "");
     let mut b = node(&base, &redis, "b", "127.0.0.3", "");
     let carrier = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
-    let c_addr = carrier.local_addr().unwrap_or_else(|e| panic!("{e}"));
-    let invite = RawRequest::invite(&format!("sip:{NUMBER}@sip.hotline.test"), c_addr);
-    carrier
-        .send_to(&invite.to_bytes(), a.sip_addr())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let Some(inv) = next_request(&target, "INVITE", Duration::from_secs(5)) else {
-        panic!("no INVITE: {}", a.stderr_tail(20));
-    };
-    target
-        .send_to(&respond(&inv, 200, "OK", "t1tag", t_addr), via_addr(&inv))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let got = carrier
-        .recv_until_final(Duration::from_secs(5))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let Some(ok) = got.last().filter(|m| m.status() == Some(200)).cloned() else {
-        panic!("no 200: {got:?}");
-    };
-    carrier
-        .send_to(
-            &invite.in_dialog("ACK", &ok, invite.cseq).to_bytes(),
-            a.sip_addr(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(next_request(&target, "ACK", Duration::from_secs(3)).is_some());
+    let (invite, ok, _) = answered_call(&carrier, &target, t_addr, &a);
     let key = format!("hl:dlg:{{{}}}", invite.call_id);
     assert!(eventually(Duration::from_secs(3), || redis
         .int(&["EXISTS", &key])
