@@ -873,14 +873,27 @@ impl RedisState {
         call_id: &str,
         fence: Option<u64>,
     ) -> Result<DialogEnd, ClusterError> {
+        self.dialog_end_releasing(call_id, fence, &[]).await
+    }
+
+    /// [`RedisState::dialog_end`] by the owner, giving back in the same round trip the slots
+    /// the call holds (`targets`: lease names, e.g. the answered target and
+    /// `keys::trunk_lease_name(trunk)`), unless another node took the call over.
+    pub async fn dialog_end_releasing(
+        &self,
+        call_id: &str,
+        fence: Option<u64>,
+        targets: &[String],
+    ) -> Result<DialogEnd, ClusterError> {
         let mut pipe = redis::pipe();
+        let mut inv = self.inner.scripts.dlg_end.key(keys::dialog(call_id));
+        inv.key(keys::dialog_ended(call_id));
+        for t in targets {
+            lock(&self.inner.held).remove(&(t.as_str().into(), call_id.into()));
+            inv.key(keys::lease(t));
+        }
         pipe.invoke_script(
-            self.inner
-                .scripts
-                .dlg_end
-                .key(keys::dialog(call_id))
-                .key(keys::dialog_ended(call_id))
-                .arg(self.node())
+            inv.arg(self.node())
                 .arg(if fence.is_some() { "owner" } else { "bye" })
                 .arg(fence.unwrap_or(0))
                 .arg(ms(ENDED_MARK_TTL))

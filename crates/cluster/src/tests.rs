@@ -661,3 +661,39 @@ async fn behind_sentinel_the_client_follows_a_failover() -> R {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_end_claim_gives_the_slots_back_unless_the_call_was_taken_over() -> R {
+    let r = RedisServer::start()?;
+    let a = client(&r, "a")?;
+    let b = client(&r, "b")?;
+    let life = Duration::from_secs(60);
+    assert!(a.lease("t", Some(1), "k1", T0).await?);
+    let f = a.dialog_put("k1", b"{r}", "tag", life, &[]).await?;
+    assert!(matches!(
+        a.dialog_end_releasing("k1", Some(f), &["t".into()]).await?,
+        DialogEnd::Claimed { .. }
+    ));
+    assert_eq!(r.int(&["ZCARD", "hl:lease:{t}"])?, Some(0), "released with the claim");
+    assert_eq!(a.held(), 0, "no longer renewed");
+    // Taken over by b: a's end claim leaves b's slot alone.
+    assert!(a.lease("t", Some(1), "k2", T0).await?);
+    let f = a.dialog_put("k2", b"{r}", "tag", life, &[]).await?;
+    let adopted = b.adopt("a", 10).await?;
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(
+        a.dialog_end_releasing("k2", Some(f), &["t".into()]).await?,
+        DialogEnd::NotHere
+    );
+    assert_eq!(r.int(&["ZCARD", "hl:lease:{t}"])?, Some(1), "b's slot kept");
+    // Ended by a BYE through b: a's claim finds it gone and still gives the slot back.
+    let f = b.dialog_put("k3", b"{r}", "tag", life, &[]).await?;
+    assert!(b.lease("t3", Some(1), "k3", T0).await?);
+    assert!(matches!(a.dialog_end("k3", None).await?, DialogEnd::Claimed { .. }));
+    assert_eq!(
+        b.dialog_end_releasing("k3", Some(f), &["t3".into()]).await?,
+        DialogEnd::NotHere
+    );
+    assert_eq!(r.int(&["ZCARD", "hl:lease:{t3}"])?, Some(0));
+    Ok(())
+}

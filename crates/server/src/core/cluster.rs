@@ -325,7 +325,12 @@ impl Core {
     /// This node's published call ended: claim the end in Redis, then write the CDR. On the
     /// main runtime, and the CDR written by the task itself: the record must not depend on
     /// the shard still running (a drain ends its loop).
-    pub(super) fn end_dialog(&mut self, record: hotline_cdr::CallRecord, fence: u64) {
+    pub(super) fn end_dialog(
+        &mut self,
+        record: hotline_cdr::CallRecord,
+        fence: u64,
+        releases: Vec<String>,
+    ) {
         if let Some(link) = &self.shared.cluster {
             crate::cluster::lock(&link.published).remove(&record.call_id);
         }
@@ -336,7 +341,9 @@ impl Core {
         let redis = link.redis.clone();
         let cdr = self.shared.cdr.clone();
         link.spawn_main(async move {
-            let result = redis.dialog_end(&record.call_id, Some(fence)).await;
+            let result = redis
+                .dialog_end_releasing(&record.call_id, Some(fence), &releases)
+                .await;
             match result {
                 Ok(DialogEnd::Claimed { .. }) => cdr.submit(hotline_cdr::Record::Call(record)),
                 Ok(DialogEnd::Lost) => {

@@ -52,13 +52,18 @@ impl Core {
         let Some(mut meta) = self.calls.remove(&c.call) else {
             return;
         };
+        // A published call gives its slots back with the claim of its end (one round trip).
+        let published = meta.cl.fence.is_some() && self.shared.cluster.is_some();
+        let mut with_end: Vec<String> = Vec::new();
         if let Some(t) = meta.trunk_slot.take() {
             self.shared.trunk_release(&t);
             if let Some(link) = &self.shared.cluster {
-                link.release(
-                    &hotline_cluster::keys::trunk_lease_name(&t),
-                    &meta.record.call_id,
-                );
+                let name = hotline_cluster::keys::trunk_lease_name(&t);
+                if published {
+                    with_end.push(name);
+                } else {
+                    link.release(&name, &meta.record.call_id);
+                }
             }
         }
         // Slots granted to attempts that never started (the call ended while they were
@@ -77,7 +82,11 @@ impl Core {
             if let Some(t) = meta.snap.table.try_target(TargetId(t)) {
                 self.shared.live.release(t);
                 if let Some(link) = &self.shared.cluster {
-                    link.release(&t.name, &meta.record.call_id);
+                    if published {
+                        with_end.push(t.name.to_string());
+                    } else {
+                        link.release(&t.name, &meta.record.call_id);
+                    }
                 }
             }
         }
@@ -157,7 +166,7 @@ impl Core {
         if let Some(fence) = meta.cl.fence {
             // Published in Redis: the CDR is written by whoever claims the end (here, unless
             // another node took the call over).
-            self.end_dialog(meta.record, fence);
+            self.end_dialog(meta.record, fence, with_end);
             return;
         }
         self.shared.cdr.submit(Record::Call(meta.record));
