@@ -5,6 +5,7 @@
 //!
 //! Run: `cargo test -p hotline-e2e` (needs `sipp`; `bash tests/run.sh` installs it).
 
+mod api;
 mod calls;
 mod cdr;
 mod cluster;

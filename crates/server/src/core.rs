@@ -45,6 +45,7 @@ use crate::transport::{self, owner, Dispatch, Outbound, ShardMsg, Tcp};
 use crate::Error;
 
 mod cluster;
+mod feed;
 
 /// What the core remembers of a call for its CDR and its live-state bookkeeping.
 struct CallMeta {
@@ -108,6 +109,8 @@ pub struct Shared {
     trunks: Mutex<HashMap<String, TrunkState>>,
     /// `[cluster]`: live state shared in Redis; `None` on a single box.
     pub cluster: Option<Arc<Link>>,
+    /// Call events for the API's live feed (`[server.api]`); idle when nobody listens.
+    pub feed: hotline_api::Feed,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -161,6 +164,7 @@ impl Shared {
                 prepaid,
                 trunks: Mutex::new(HashMap::new()),
                 cluster,
+                feed: hotline_api::Feed::new(),
             },
             cdr_handle,
         ))
@@ -752,10 +756,12 @@ impl Core {
                 if let Some(m) = self.calls.get_mut(&call) {
                     m.cl.consume(target);
                 }
+                self.feed_call(now, call, "ringing", target);
             }
             Event::AttemptEnded(a) => self.on_attempt(a),
             Event::Answered { call, target } => {
                 self.shared.metrics.call_answered();
+                self.feed_call(now, call, "answered", target);
                 if let Some(m) = self.calls.get_mut(&call) {
                     m.answered_at = Some(now);
                 }
@@ -1155,6 +1161,7 @@ impl Core {
                 )
             });
         }
+        feed::ended(&self.shared.feed, &meta.record);
         if meta.cl.duplicate {
             // The call is the other node's: one CDR per call, written there.
             return;
