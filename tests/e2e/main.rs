@@ -10,6 +10,7 @@ mod calls;
 mod cdr;
 mod cluster;
 mod config_template;
+mod console;
 mod crash;
 mod exec_support;
 mod execution;
