@@ -597,3 +597,72 @@ fn file_edits_show_in_the_api_stale_writes_412_bad_input_writes_nothing() {
     assert!(text.contains("[targets.acme-desk]\nnumber = \"13900003333\"\ngateway = \"phones\"\nmax_concurrent = 2"), "{text}");
     drop(phone);
 }
+
+/// Rules and lists set through the API route the next calls: a new plan (created by its
+/// groups) chosen by an all-week rule answers on the bound phone; a blacklist entry for the
+/// caller then blocks the call (CDR disposition `blocked-list`).
+#[test]
+fn rules_and_lists_set_through_the_api_route_the_next_call() {
+    let phone = start(Sipp::uas("uas_answer").timeout(Duration::from_secs(30)));
+    let s = setup(phone.addr());
+    let ok = |r: HttpResponse| assert_eq!(r.status, 200, "{}", r.body);
+    ok(s.call(
+        &s.acme,
+        "PUT",
+        "/api/v1/companies/acme/targets/acme-mobile",
+        r#"{"phone":"13900001111"}"#,
+    ));
+    ok(s.call(
+        &s.acme,
+        "PUT",
+        "/api/v1/companies/acme/plans/acme-night/groups",
+        r#"{"groups":[{"name":"mobile","ring_timeout":"10s","members":[{"target":"acme-mobile"}]}]}"#,
+    ));
+    ok(s.call(
+        &s.acme,
+        "PUT",
+        &format!("/api/v1/companies/acme/numbers/{ACME_NUMBER}/routing"),
+        r#"{"plan":"acme-main","rules":[{"name":"always","weekdays":["mon-sun"],"time":["00:00-24:00"],"plan":"acme-night"}]}"#,
+    ));
+    let call = || match Sipp::uac("uac", s.hotline.sip_addr())
+        .service(ACME_NUMBER)
+        .calls(1)
+        .duration_ms(200)
+        .timeout(Duration::from_secs(15))
+        .run()
+    {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert_all_ok(&call(), 1, "routed by the API's rule");
+    ok(s.call(
+        &s.acme,
+        "PUT",
+        &format!("/api/v1/companies/acme/numbers/{ACME_NUMBER}/screening"),
+        &format!(r#"{{"blacklist":{{"numbers":["{CALLER}"]}}}}"#),
+    ));
+    let r = call();
+    assert_eq!(r.successful(), 0, "a blacklisted caller\n{}", r.summary());
+    let calls = wait_cdr_calls(s.hotline.cdr_dir(), 2, Duration::from_secs(5));
+    let mut calls: Vec<_> = calls.iter().collect();
+    calls.sort_by_key(|c| c.start);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0].answered_target, "acme-mobile");
+    assert_eq!(calls[0].matched_rule, "always");
+    assert_eq!(
+        calls[1].disposition.as_str(),
+        "blocked-list",
+        "{:?}",
+        calls[1]
+    );
+    let text = s.acme_text();
+    assert!(
+        text.contains("[[numbers.\"4008001234\".rules]]\nname = \"always\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("blacklist = { numbers = [\"13800138000\"] }"),
+        "{text}"
+    );
+    drop(phone);
+}
