@@ -141,6 +141,16 @@ impl IntoResponse for ApiErr {
 impl From<StoreError> for ApiErr {
     fn from(e: StoreError) -> ApiErr {
         match e {
+            StoreError::Shared(others) => ApiErr::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "this company's file also holds {others}: it can be changed by the operator only"
+                ),
+            )
+            .with(vec![FieldError::new("", "shared file").hint(
+                "the operator moves each company into its own file (companies/<id>.toml, docs/API.md)",
+            )]),
             StoreError::NoCompany => {
                 ApiErr::new(StatusCode::NOT_FOUND, "not_found", "no such company")
             }
@@ -319,6 +329,9 @@ async fn change(
     let _one = st.write.lock().await;
     let loaded = store::load(&st.cfg.config_path)?;
     let mut cf = loaded.company_file(c.company)?;
+    if !cf.shared_with.is_empty() && !c.principal.is_operator() {
+        return Err(StoreError::Shared(cf.shared_with.clone()).into());
+    }
     if let Some(m) = &c.if_match {
         if m.trim() != "*" && m.trim() != cf.etag {
             return Err(ApiErr::new(

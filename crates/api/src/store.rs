@@ -29,6 +29,8 @@ pub struct CompanyFile {
     pub path: PathBuf,
     pub doc: DocumentMut,
     pub etag: String,
+    /// Other companies declared in the same file (empty with one file per company).
+    pub shared_with: String,
 }
 
 /// The file's ETag: the first 16 bytes of its SHA-256, hex, quoted.
@@ -44,6 +46,9 @@ pub enum StoreError {
     /// Unreadable files / the running config has errors outside this company's file.
     Broken(String),
     NoCompany,
+    /// The company's file declares other companies too: only the operator may edit it (a
+    /// company could otherwise change the others' targets and plans in it).
+    Shared(String),
     /// The edit does not compile: the errors in the company's file (others are summarised).
     Invalid(Vec<FieldError>),
     Io(String),
@@ -73,22 +78,28 @@ impl Loaded {
     }
 
     pub fn company_file(&self, company: &str) -> Result<CompanyFile, StoreError> {
-        let index = self
-            .companies()
-            .into_iter()
+        let all = self.companies();
+        let index = all
+            .iter()
             .find(|(c, _)| c == company)
-            .map(|(_, i)| i)
+            .map(|(_, i)| *i)
             .ok_or(StoreError::NoCompany)?;
         let s = &self.sources[index];
         let doc: DocumentMut = s
             .text
             .parse()
             .map_err(|e| StoreError::Broken(format!("{}: {e}", s.name)))?;
+        let others: Vec<&str> = all
+            .iter()
+            .filter(|(c, i)| *i == index && c != company)
+            .map(|(c, _)| c.as_str())
+            .collect();
         Ok(CompanyFile {
             index,
             path: PathBuf::from(&s.name),
             doc,
             etag: etag(&s.text),
+            shared_with: others.join(", "),
         })
     }
 
@@ -246,6 +257,70 @@ mod tests {
         // A directory that cannot be written: the old file stays as it was.
         let missing = dir.path().join("nope").join("x.toml");
         assert!(write_atomic(&missing, "x").is_err());
+        Ok(())
+    }
+
+    fn loaded(files: &[(&str, &str)]) -> Loaded {
+        Loaded {
+            sources: files
+                .iter()
+                .map(|(n, t)| Source {
+                    name: n.to_string(),
+                    text: t.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    const MAIN: &str = "[server]\nlisten = [\"127.0.0.1:0\"]\n";
+    const ACME: &str = "[companies.acme]\n[targets.acme-t]\nuri = \"sip:1@127.0.0.1:5070\"\n\
+        [plans.acme-p]\n[[plans.acme-p.groups]]\nmembers = [\"acme-t\"]\n\
+        [numbers.\"4008001234\"]\ncompany = \"acme\"\nplan = \"acme-p\"\n";
+
+    #[test]
+    fn check_shows_the_companys_errors_and_only_counts_the_others() {
+        let broken_beta = "[companies.beta]\n[numbers.\"4006005678\"]\ncompany = \"beta\"\nplan = \"secret-plan\"\n";
+        let l = loaded(&[
+            ("main.toml", MAIN),
+            ("acme.toml", ACME),
+            ("beta.toml", broken_beta),
+        ]);
+        let bad = ACME.replace(
+            "members = [\"acme-t\"]",
+            "members = [\"acme-t\"]\nring_timeout = \"x\"",
+        );
+        let Err(StoreError::Invalid(errs)) = l.check(1, &bad) else {
+            panic!("expected errors");
+        };
+        assert!(
+            errs.iter()
+                .any(|e| e.path.contains("ring_timeout") && e.line.is_some()),
+            "{errs:?}"
+        );
+        let text = format!("{errs:?}");
+        assert!(
+            !text.contains("secret-plan"),
+            "beta's error is not shown to acme: {text}"
+        );
+        assert!(text.contains("1 error(s) outside"), "{text}");
+        let ok = loaded(&[("main.toml", MAIN), ("acme.toml", ACME)]);
+        assert!(ok.check(1, ACME).is_ok());
+    }
+
+    #[test]
+    fn a_file_of_two_companies_is_shared() -> Result<(), String> {
+        let both = format!("{ACME}[companies.beta]\n");
+        let l = loaded(&[("main.toml", MAIN), ("both.toml", &both)]);
+        let cf = l.company_file("acme").map_err(|e| format!("{e:?}"))?;
+        assert_eq!(cf.shared_with, "beta");
+        let l = loaded(&[("main.toml", MAIN), ("acme.toml", ACME)]);
+        assert_eq!(
+            l.company_file("acme")
+                .map_err(|e| format!("{e:?}"))?
+                .shared_with,
+            ""
+        );
+        assert!(matches!(l.company_file("nope"), Err(StoreError::NoCompany)));
         Ok(())
     }
 
