@@ -189,6 +189,19 @@ fn console_in_headless_chromium_binds_a_phone_and_shows_the_call_live() {
             return Err(format!("office hours not in the file:\n{file}"));
         }
         shot("console-hours.png").await?;
+        c.find(Locator::Css("#tabs button[data-tab='lists']"))
+            .await
+            .map_err(e("lists tab"))?
+            .click()
+            .await
+            .map_err(e("click"))?;
+        c.find(Locator::Css("#blacklist"))
+            .await
+            .map_err(e("blacklist"))?
+            .send_keys("1700\n0898\n13811112222")
+            .await
+            .map_err(e("type"))?;
+        shot("console-lists.png").await?;
         c.find(Locator::Css("#tabs button[data-tab='charts']")).await.map_err(e("charts tab"))?.click().await.map_err(e("click"))?;
         wait_text(&c, "#totals", "1 calls, 1 answered", w).await?;
         shot("console-charts.png").await?;

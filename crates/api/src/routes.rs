@@ -1255,6 +1255,21 @@ pub fn router(st: Arc<State>) -> Router {
 
 #[cfg(test)]
 mod tests {
+    /// `docs/openapi.json` is the document the code generates (`UPDATE_OPENAPI=1` rewrites it).
+    #[test]
+    fn docs_openapi_json_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+        let now = format!("{}\n", super::openapi_json());
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            let _ = std::fs::write(path, &now);
+        }
+        let saved = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            saved == now,
+            "docs/openapi.json is stale: UPDATE_OPENAPI=1 cargo test -p hotline-api docs_openapi"
+        );
+    }
+
     #[test]
     fn openapi_lists_every_route() {
         let doc = super::openapi_json();
