@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# THE test command: installs SIPp, nats-server and redis-server when missing, builds everything, runs every test.
+# THE test command: installs SIPp, nats-server, redis-server, chromium and chromium-driver when missing, builds everything, runs every test.
 #   bash tests/run.sh
 # Environment:
 #   CARGO_TEST_ARGS   extra arguments for `cargo test` (e.g. "-- --test-threads=1")
@@ -58,12 +58,23 @@ install_nats_server() { install_pkg nats-server nats-server; }
 # their own redis-server on a free port; no system service is used).
 install_redis() { install_pkg redis-server redis-server; }
 
+# The console test (tests/e2e/console.rs) drives headless Chromium through chromedriver.
+install_chromium() {
+    install_pkg chromium chromium && install_pkg chromedriver chromium-driver || return 1
+    # The first start of a fresh Chromium builds its font and profile caches: do it here, not
+    # inside the timed browser test.
+    timeout 60 chromium --headless=new --no-sandbox --disable-gpu --dump-dom about:blank >/dev/null 2>&1 || true
+}
+
 install_sipp
 log "sipp: $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -n1 || true)"
 install_redis
 log "redis: $(redis-server --version 2>/dev/null | grep -o 'v=[^ ]*' | head -n1 || true)"
 install_nats_server
 log "nats-server: $( (command -v nats-server >/dev/null 2>&1 && nats-server --version) || /usr/sbin/nats-server --version 2>/dev/null || true)"
+
+install_chromium
+log "chromium: $(chromium --version 2>/dev/null || true); $(chromedriver --version 2>/dev/null | cut -d' ' -f1-2 || true)"
 
 log "cargo build --workspace --all-targets"
 cargo build --workspace --all-targets

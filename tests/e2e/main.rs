@@ -5,10 +5,12 @@
 //!
 //! Run: `cargo test -p hotline-e2e` (needs `sipp`; `bash tests/run.sh` installs it).
 
+mod api;
 mod calls;
 mod cdr;
 mod cluster;
 mod config_template;
+mod console;
 mod crash;
 mod exec_support;
 mod execution;

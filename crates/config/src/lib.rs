@@ -36,8 +36,8 @@ pub use compile::{
 };
 pub use error::{ConfigError, ConfigErrors, Warning};
 pub use settings::{
-    cidr_contains, BillingSettings, CdrFormat, CdrSettings, Rotate, Settings, ShipSettings,
-    SipSettings, Trunk, TrunkRole, UnknownSources,
+    cidr_contains, ApiSettings, BillingSettings, CdrFormat, CdrSettings, Rotate, Settings,
+    ShipSettings, SipSettings, Trunk, TrunkRole, UnknownSources,
 };
 
 /// The default configuration, also shipped as `config/hotline.toml`.
@@ -134,6 +134,21 @@ fn include_list(text: &str) -> Option<toml::Value> {
 /// file's directory) or a directory (every `*.toml` in it, sorted by name; a `hotline.toml`
 /// there is the main file).
 pub fn load_path(path: &Path, generation: u64) -> Result<Compiled, ConfigErrors> {
+    let (sources, notes) = load_sources(path)?;
+    let mut c = finish(&sources, generation, true)?;
+    c.notes = notes;
+    Ok(c)
+}
+
+/// Compile texts read by [`load_sources`] (includes allowed: they are already followed), e.g.
+/// with one file replaced by its edited text, to check an edit before it is written.
+pub fn compile_loaded(sources: &[Source], generation: u64) -> Result<Compiled, ConfigErrors> {
+    finish(sources, generation, true)
+}
+
+/// Read the files [`load_path`] would compile, following includes, main file first; with the
+/// notes of what was left out. Each [`Source::name`] is the file's path.
+pub fn load_sources(path: &Path) -> Result<(Vec<Source>, Vec<String>), ConfigErrors> {
     let io_err = |p: &Path, e: std::io::Error| {
         ConfigErrors(vec![ConfigError {
             file: p.display().to_string(),
@@ -235,9 +250,7 @@ pub fn load_path(path: &Path, generation: u64) -> Result<Compiled, ConfigErrors>
     if !errors.is_empty() {
         return Err(ConfigErrors(errors));
     }
-    let mut c = finish(&sources, generation, true)?;
-    c.notes = notes;
-    Ok(c)
+    Ok((sources, notes))
 }
 
 /// Whether a TOML text is a billing rate file (the format of `config/billing.toml`: only

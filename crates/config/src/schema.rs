@@ -70,8 +70,22 @@ pub struct RawServer {
     pub sip: Option<RawSip>,
     pub cdr: Option<RawCdr>,
     pub billing: Option<RawBilling>,
+    pub api: Option<RawApi>,
     #[serde(default)]
     pub trunks: Vec<Spanned<RawTrunk>>,
+}
+
+/// `[server.api]`: the company API and web console (docs/API.md). Absent = off.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApi {
+    pub listen: Spanned<String>,
+    pub tokens: Spanned<String>,
+    pub audit_log: Option<Spanned<String>>,
+    pub max_body_bytes: Option<Spanned<i64>>,
+    pub allow_sip_uri: Option<bool>,
+    pub gateway: Option<Spanned<String>>,
+    pub console: Option<bool>,
 }
 
 /// `[server.billing]`: prepaid enforcement.

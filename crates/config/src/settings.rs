@@ -28,6 +28,29 @@ pub struct Settings {
     pub log_level: Option<String>,
     /// `[cluster]`: shared live state in Redis; `None` = the single box (no Redis).
     pub cluster: Option<crate::cluster::ClusterSettings>,
+    /// `[server.api]`: the company API and console; `None` = off (the default).
+    pub api: Option<ApiSettings>,
+}
+
+/// `[server.api]` (docs/API.md). Read at start, like the admin address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// Listener of the API and the console (its own, not the admin endpoint's).
+    pub listen: SocketAddr,
+    /// The token file (hashed tokens); relative paths are relative to the main config file's
+    /// directory.
+    pub tokens: PathBuf,
+    /// The audit log (JSON lines); `None` = `api-audit.jsonl` in the CDR directory.
+    pub audit_log: Option<PathBuf>,
+    /// Largest request body accepted (default 65536).
+    pub max_body_bytes: usize,
+    /// Whether a company may bind a `sip:` URI (default false: phone numbers only, through
+    /// `gateway`). The operator token may always.
+    pub allow_sip_uri: bool,
+    /// The `[gateways.NAME]` a company's phone numbers are reached through.
+    pub gateway: Option<String>,
+    /// Serve the web console at `/` (default true).
+    pub console: bool,
 }
 
 /// `[server.sip]`.
@@ -268,6 +291,7 @@ impl Default for Settings {
             unknown_sources: UnknownSources::Drop,
             log_level: None,
             cluster: None,
+            api: None,
         }
     }
 }

@@ -110,6 +110,22 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Make a company API token (`[server.api]`, docs/API.md): prints the token to hand out
+    /// (once: only its argon2 hash is kept) and the `[[token]]` entry for the token file.
+    ApiToken {
+        /// The token's id (letters, digits, '-', '_'); the audit log names changes by it.
+        id: String,
+        /// The company the token is for.
+        #[arg(
+            long,
+            conflicts_with = "operator",
+            required_unless_present = "operator"
+        )]
+        company: Option<String>,
+        /// An operator token: every company.
+        #[arg(long)]
+        operator: bool,
+    },
     /// Call records: query and reports.
     Cdr {
         #[command(subcommand)]
@@ -332,6 +348,23 @@ fn main() -> ExitCode {
                 None => with_store(&store, |d| cdr::bill(d, &month, &rates, format)),
             }
         }
+        Cmd::ApiToken {
+            id,
+            company,
+            operator: _,
+        } => match hotline_api::new_token(&id, company.as_deref()) {
+            Ok(t) => {
+                eprintln!("token (give it to its holder; it is not stored):");
+                println!("{}", t.token);
+                eprintln!("\nadd to the [server.api] tokens file:\n");
+                eprint!("{}", t.entry);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
         Cmd::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -46,6 +46,7 @@ use crate::Error;
 
 mod call;
 mod cluster;
+mod feed;
 mod plan;
 mod records;
 
@@ -114,6 +115,8 @@ pub struct Shared {
     /// The proxies' hash key (transaction keys, branches, To-tags), drawn once at start and
     /// shared by every shard.
     hash_key: hotline_sip::proxy::HashKey,
+    /// Call events for the API's live feed (`[server.api]`); idle when nobody listens.
+    pub feed: hotline_api::Feed,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -168,6 +171,7 @@ impl Shared {
                 trunks: Mutex::new(HashMap::new()),
                 cluster,
                 hash_key: hotline_sip::proxy::HashKey::random(),
+                feed: hotline_api::Feed::new(),
             },
             cdr_handle,
         ))
@@ -795,10 +799,12 @@ impl Core {
                 if let Some(m) = self.calls.get_mut(&call) {
                     m.cl.consume(target);
                 }
+                self.feed_call(now, call, "ringing", target);
             }
             Event::AttemptEnded(a) => self.on_attempt(a),
             Event::Answered { call, target } => {
                 self.shared.metrics.call_answered();
+                self.feed_call(now, call, "answered", target);
                 if let Some(m) = self.calls.get_mut(&call) {
                     m.answered_at = Some(now);
                 }

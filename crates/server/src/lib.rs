@@ -20,11 +20,13 @@
 //! - [`snapshot`]: the routing snapshot and its reload.
 //! - [`watch`]: reload when the config files change.
 //! - [`metrics`]: live counters and gauges, rendered in Prometheus text format.
+//! - [`api`]: `[server.api]`: starts the company API and console (`hotline-api`).
 //! - [`admin`]: the admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, `/status`, `/reload`, `/log-level`).
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod alarm;
+pub mod api;
 pub mod cluster;
 pub mod core;
 pub mod logbuf;
@@ -63,6 +65,8 @@ pub enum Error {
     Billing { file: PathBuf, message: String },
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error("{0}")]
+    Api(String),
 }
 
 /// A request to the running core.
@@ -86,6 +90,8 @@ pub struct Running {
     pub listen: Vec<SocketAddr>,
     /// The admin HTTP address actually bound (`None` when `admin = "off"`).
     pub admin: Option<SocketAddr>,
+    /// The company API's address (`None` without `[server.api]`).
+    pub api: Option<SocketAddr>,
     /// Live counters (what `/metrics` shows).
     pub metrics: Arc<metrics::Metrics>,
     control: mpsc::Sender<Control>,
@@ -219,6 +225,7 @@ pub async fn start_with(
     let idle = s.sip.tcp_idle_timeout;
     let (shared, cdr_handle) = core::Shared::new(snap.clone(), metrics.clone())?;
     let shared = Arc::new(shared);
+    let api = api::start(shared.clone(), control_tx.clone(), snap.source.clone()).await?;
     let ship = shipping::start(&snap.settings);
     if let Some(h) = &ship {
         metrics.set_ship(h.stats());
@@ -383,6 +390,7 @@ pub async fn start_with(
         local,
         listen,
         admin,
+        api,
         metrics,
         control: control_tx,
         join,

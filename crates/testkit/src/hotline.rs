@@ -187,6 +187,13 @@ impl Hotline {
 
     /// Starts Hotline with `config_toml` and waits for its listening line.
     pub fn try_spawn(config_toml: &str) -> Result<Hotline> {
+        Self::try_spawn_with(config_toml, &[])
+    }
+
+    /// [`Hotline::try_spawn`] with more files written beside `hotline.toml` first (paths
+    /// relative to its directory, e.g. `companies/acme.toml`, the CDR placeholder filled in):
+    /// a config split across files with `include`, a token file.
+    pub fn try_spawn_with(config_toml: &str, files: &[(&str, &str)]) -> Result<Hotline> {
         let bin = paths::hotline_bin()?;
         let dir = tempfile::Builder::new()
             .prefix("hotline-e2e-")
@@ -197,6 +204,16 @@ impl Hotline {
         std::fs::create_dir_all(&cdr_dir)
             .map_err(|e| TestkitError::io(format!("create {}", cdr_dir.display()), e))?;
         let config = config_toml.replace(CDR_DIR_PLACEHOLDER, &cdr_dir.to_string_lossy());
+        for (rel, text) in files {
+            let p = dir_path.join(rel);
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| TestkitError::io(format!("create {}", parent.display()), e))?;
+            }
+            let text = text.replace(CDR_DIR_PLACEHOLDER, &cdr_dir.to_string_lossy());
+            std::fs::write(&p, text)
+                .map_err(|e| TestkitError::io(format!("write {}", p.display()), e))?;
+        }
         let config_path = dir_path.join("hotline.toml");
         std::fs::write(&config_path, config)
             .map_err(|e| TestkitError::io(format!("write {}", config_path.display()), e))?;
@@ -326,6 +343,20 @@ impl Hotline {
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.stderr_lines().iter().find_map(|l| {
             let rest = &l[l.find(ADMIN_MARKER)? + ADMIN_MARKER.len()..];
+            let token: String = rest
+                .chars()
+                .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '/')
+                .collect();
+            token.parse().ok()
+        })
+    }
+
+    /// The company API's address (`[server.api]`), from the log line Hotline prints
+    /// (`company API and console http://ADDR`).
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        const MARKER: &str = "company API and console http://";
+        self.stderr_lines().iter().find_map(|l| {
+            let rest = &l[l.find(MARKER)? + MARKER.len()..];
             let token: String = rest
                 .chars()
                 .take_while(|c| !c.is_whitespace() && *c != '"' && *c != '/')

@@ -19,6 +19,7 @@
 //! - [`sipp`]: [`Sipp`] builder, [`SippProcess`], [`SippResult`], message-log parsing.
 //! - [`redis`]: [`RedisServer`], a real redis-server per test (free port, scratch dir,
 //!   restart), with a tiny RESP client for assertions.
+//! - [`http`]: [`http_request`], [`SseStream`]: a minimal HTTP/1.1 client and SSE reader (API tests).
 //! - [`sip`]: [`SipUdpClient`], [`RawRequest`], [`SipMessage`] for hand-written SIP.
 //! - [`proc`]: [`proc::Usage`], a process's CPU time, threads, fds and RSS from `/proc`.
 //! - [`nats`]: [`NatsServer`], a real `nats-server` with JetStream on a free port and a scratch
@@ -28,6 +29,7 @@
 pub mod config;
 pub mod error;
 pub mod hotline;
+pub mod http;
 pub mod nats;
 pub mod paths;
 pub mod ports;
@@ -39,6 +41,7 @@ pub mod sipp;
 pub use config::{Group, HotlineConfig, Plan, Target, Trunk};
 pub use error::TestkitError;
 pub use hotline::{http_get, metric_value, Hotline};
+pub use http::{api_token, http_request, HttpResponse, SseStream};
 pub use nats::NatsServer;
 pub use redis::{RedisServer, Resp};
 pub use sip::{RawRequest, SipMessage, SipUdpClient};

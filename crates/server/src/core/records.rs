@@ -159,6 +159,7 @@ impl Core {
             });
             self.settle_shared(&meta.record, meta.cl.gone);
         }
+        feed::ended(&self.shared.feed, &meta.record);
         if meta.cl.duplicate {
             // The call is the other node's: one CDR per call, written there.
             return;
