@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //! - [`record`]: `CallRecord`, `AttemptRecord`, `Record`, enums, id helpers.
+//! - `civil`: days since 1970 <-> (year, month, day), shared with the binary's build script.
 //! - [`time`]: fast fixed-format UTC timestamps (`2026-11-24T10:00:00.123+00:00`).
 //! - [`encode`]: record -> bytes (CSV with BOM + header, JSON Lines).
 //! - [`decode`]: bytes -> records (CSV by header name, JSON Lines), torn-tail aware.
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod billing;
+mod civil;
 pub mod decode;
 pub mod encode;
 pub mod files;
