@@ -2775,7 +2775,8 @@ plan = "p"
             "[server.billing]\nfile = \"billing.toml\"\nrefuse_code = 480\nlow_balance = \"12.5\"\n\
              [[server.trunks]]\nname = \"ct\"\nsources = [\"127.0.0.1\"]\nmax_cps = 50\nmax_calls = 200\n{BASE}"
         );
-        let c = from_toml_str(&src, "t.toml", 1).map_err(|e| e.to_string())?;
+        let c = from_toml_str(&src, "t.toml", 1, jiff::civil::date(2026, 11, 24))
+            .map_err(|e| e.to_string())?;
         let b = c.settings.billing.ok_or("billing")?;
         assert_eq!(b.refuse_code, 480);
         assert_eq!(b.low_balance_fen, 1250);
@@ -2791,7 +2792,7 @@ plan = "p"
             "[server.billing]\nfile = \"b.toml\"\nrefuse_code = 200\nlow_balance = \"1.234\"\n\
              [[server.trunks]]\nname = \"ct\"\nsources = [\"127.0.0.1\"]\nmax_cps = 0\n{BASE}"
         );
-        let Err(e) = from_toml_str(&src, "t.toml", 1) else {
+        let Err(e) = from_toml_str(&src, "t.toml", 1, jiff::civil::date(2026, 11, 24)) else {
             panic!("must fail");
         };
         let text = e.to_string();

@@ -13,11 +13,12 @@ fn num(s: &str) -> Number400 {
 }
 
 fn compile(src: &str) -> Compiled {
-    from_toml_str(src, "test.toml", 1).unwrap_or_else(|e| panic!("{e}"))
+    from_toml_str(src, "test.toml", 1, jiff::civil::date(2026, 11, 24))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn errors(src: &str) -> Vec<ConfigError> {
-    match from_toml_str(src, "test.toml", 1) {
+    match from_toml_str(src, "test.toml", 1, jiff::civil::date(2026, 11, 24)) {
         Ok(_) => panic!("expected errors"),
         Err(e) => e.0,
     }
@@ -87,7 +88,13 @@ fn with(extra: &str) -> String {
 
 #[test]
 fn default_config_compiles_and_routes() {
-    let c = from_toml_str(DEFAULT_CONFIG, "hotline.toml", 1).unwrap_or_else(|e| panic!("{e}"));
+    let c = from_toml_str(
+        DEFAULT_CONFIG,
+        "hotline.toml",
+        1,
+        jiff::civil::date(2026, 11, 24),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         c.settings.listen,
         vec![std::net::SocketAddr::from(([127, 0, 0, 1], 5060))]
@@ -664,7 +671,8 @@ fn live_state_survives_table_swap() {
         "[targets.a]",
         "[targets.zz]\nuri = \"sip:zz@127.0.0.1:5079\"\n[targets.a]",
     );
-    let c2 = from_toml_str(&reordered, "test.toml", 2).unwrap_or_else(|e| panic!("{e}"));
+    let c2 = from_toml_str(&reordered, "test.toml", 2, jiff::civil::date(2026, 11, 24))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c2.table.generation(), 2);
     assert_ne!(c1.table.hash(), c2.table.hash());
     live.prepare(&c2.table);
@@ -803,7 +811,7 @@ fn error_duplicate_number_across_files() {
         name: "acme.toml".into(),
         text: "\n[numbers.\"400-800-1234\"]\ncompany = \"a\"\nplan = \"p\"\n".into(),
     };
-    let errs = from_sources(&[a, b], 1)
+    let errs = from_sources(&[a, b], 1, jiff::civil::date(2026, 11, 24))
         .map(|_| ())
         .err()
         .map(|e| e.0)
@@ -1689,6 +1697,27 @@ plan = "day"
     assert_eq!(one(&errs, "calendar.path").line, 2);
 }
 
+/// The calendar warning is about the date the caller passes, not the clock: the embedded
+/// calendar lists 2026, so a config compiled "on" 2025-06-01 has nothing to warn about and
+/// the same text compiled on 2026-11-24 warns that 2027 is missing.
+#[test]
+fn calendar_warning_uses_the_date_given() {
+    let src = "[numbers.\"4008001234\"]\ncompany = \"acme\"\nplan = \"day\"\n";
+    let calendar = |today| -> Vec<String> {
+        from_toml_str(&with(src), "t.toml", 1, today)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .warnings
+            .into_iter()
+            .filter(|w| w.key == "calendar")
+            .map(|w| w.message)
+            .collect()
+    };
+    assert!(calendar(jiff::civil::date(2025, 6, 1)).is_empty());
+    let late = calendar(jiff::civil::date(2026, 11, 24));
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert!(late[0].contains("does not cover 2027"), "{late:?}");
+}
+
 #[test]
 fn load_path_with_includes_and_directories() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -1710,7 +1739,8 @@ fn load_path_with_includes_and_directories() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(d.join("companies/notes.txt"), "ignored").unwrap_or_else(|e| panic!("{e}"));
-    let c = load_path(&d.join("hotline.toml"), 3).unwrap_or_else(|e| panic!("{e}"));
+    let c = load_path(&d.join("hotline.toml"), 3, jiff::civil::date(2026, 11, 24))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.table.len(), 2);
     assert_eq!(c.table.generation(), 3);
     // A bad company file reports its own file and line.
@@ -1719,7 +1749,7 @@ fn load_path_with_includes_and_directories() {
         "[companies.beta]\n[numbers.\"4001001234\"]\ncompany = \"beta\"\nplan = \"nope\"\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let e = load_path(&d.join("hotline.toml"), 4)
+    let e = load_path(&d.join("hotline.toml"), 4, jiff::civil::date(2026, 11, 24))
         .map(|_| ())
         .err()
         .unwrap_or_else(|| panic!("expected error"));
@@ -1727,9 +1757,15 @@ fn load_path_with_includes_and_directories() {
     assert!(e.file.ends_with("companies/beta.toml"), "{e}");
     assert_eq!((e.line, e.key.as_str()), (4, "numbers.\"4001001234\".plan"));
     // from_toml_str refuses include.
-    assert!(from_toml_str("include = [\"x\"]\n", "x.toml", 1).is_err());
+    assert!(from_toml_str(
+        "include = [\"x\"]\n",
+        "x.toml",
+        1,
+        jiff::civil::date(2026, 11, 24)
+    )
+    .is_err());
     // A directory loads every *.toml in it.
-    let c = load_path(&d.join("companies"), 5);
+    let c = load_path(&d.join("companies"), 5, jiff::civil::date(2026, 11, 24));
     assert!(c.is_err(), "companies alone lack plans");
 }
 
@@ -1810,7 +1846,8 @@ fn shipped_examples_compile_without_warnings() {
     for name in ["hotline.toml", "full-example.toml", "multi-company.toml"] {
         let p = dir.join(name);
         {
-            let c = load_path(&p, 1).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let c = load_path(&p, 1, jiff::civil::date(2026, 11, 24))
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             let w: Vec<String> = c
                 .warnings
                 .iter()
@@ -1853,7 +1890,8 @@ fn big_table_compile_time() {
     let raw = toml::from_str::<crate::schema::RawFile>(&src).map(|f| f.numbers.len());
     println!("RawFile parse: {:?} ({raw:?})", t.elapsed());
     let t = std::time::Instant::now();
-    let c = from_toml_str(&src, "big.toml", 1).unwrap_or_else(|e| panic!("{e}"));
+    let c = from_toml_str(&src, "big.toml", 1, jiff::civil::date(2026, 11, 24))
+        .unwrap_or_else(|e| panic!("{e}"));
     let el = t.elapsed();
     println!(
         "{} numbers, {} KiB source: compiled in {el:?}; table ≈ {} KiB",

@@ -137,7 +137,12 @@ mod tests {
 
     #[test]
     fn explains_the_default_config() {
-        let c = hotline_config::from_toml_str(hotline_config::DEFAULT_CONFIG, "default", 1);
+        let c = hotline_config::from_toml_str(
+            hotline_config::DEFAULT_CONFIG,
+            "default",
+            1,
+            jiff::Zoned::now().date(),
+        );
         let Ok(c) = c else {
             panic!("the embedded default config compiles");
         };

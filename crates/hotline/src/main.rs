@@ -377,11 +377,16 @@ fn with_stream(url: &str, s: &CdrStore, f: impl FnOnce(&ship::Stream) -> ExitCod
 /// Compile `--config` (or the embedded default) as generation 1.
 fn load(config: Option<&Path>) -> Result<hotline_config::Compiled, String> {
     match config {
-        Some(p) => hotline_config::load_path(p, 1).map_err(|e| e.to_string()),
-        None => {
-            hotline_config::from_toml_str(hotline_config::DEFAULT_CONFIG, "<embedded default>", 1)
-                .map_err(|e| e.to_string())
+        Some(p) => {
+            hotline_config::load_path(p, 1, jiff::Zoned::now().date()).map_err(|e| e.to_string())
         }
+        None => hotline_config::from_toml_str(
+            hotline_config::DEFAULT_CONFIG,
+            "<embedded default>",
+            1,
+            jiff::Zoned::now().date(),
+        )
+        .map_err(|e| e.to_string()),
     }
 }
 
@@ -407,7 +412,7 @@ fn check(path: &Path) -> ExitCode {
             }
         }
     }
-    match hotline_config::load_path(path, 1) {
+    match hotline_config::load_path(path, 1, jiff::Zoned::now().date()) {
         Ok(c) => {
             for n in &c.notes {
                 println!("note: {n} (check it with `hotline check FILE`)");

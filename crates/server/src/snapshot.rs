@@ -130,11 +130,12 @@ impl Current {
         let old = self.load();
         let generation = old.generation() + 1;
         let compiled = match &old.source {
-            Some(path) => hotline_config::load_path(path, generation),
+            Some(path) => hotline_config::load_path(path, generation, jiff::Zoned::now().date()),
             None => hotline_config::from_toml_str(
                 hotline_config::DEFAULT_CONFIG,
                 "<embedded default>",
                 generation,
+                jiff::Zoned::now().date(),
             ),
         }
         .map_err(|e| e.to_string())?;
