@@ -3,12 +3,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use hotline_cdr::billing::{bill, parse_billing, render_bill, BillFormat, Month, MonthStatus};
+use hotline_cdr::billing::{bill, render_bill, BillFormat, Month, MonthStatus};
 use hotline_cdr::query::{
     query, render_calls, CallerMatch, OutputFormat, QueryFilter, QueryOptions,
 };
 use hotline_cdr::report::{render_report, report, ReportFormat, ReportOptions};
 use hotline_cdr::{spawn, synth, CallRecord, Disposition, HangupSide, Record, WriterConfig};
+use hotline_config::billing::parse_billing;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 

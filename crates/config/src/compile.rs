@@ -1572,13 +1572,18 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
             }
         }
         if let Some(l) = &b.low_balance {
-            match parse_yuan_fen(l.get_ref()) {
-                Some(f) => d.low_balance_fen = f,
-                None => cx.err(
+            match hotline_cdr::billing::parse_yuan(l.get_ref()) {
+                Ok(f) => d.low_balance_fen = f,
+                Err(e) => cx.err(
                     fi,
                     l.span(),
                     "server.billing.low_balance",
-                    format!("{:?} is not an amount in yuan", l.get_ref()),
+                    match e {
+                        hotline_cdr::billing::MoneyError::Malformed => {
+                            format!("{:?} is not an amount in yuan", l.get_ref())
+                        }
+                        e => format!("{:?} is {e}", l.get_ref()),
+                    },
                     Some("write e.g. \"50.00\"".into()),
                 ),
             }
@@ -1586,29 +1591,6 @@ fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
         s.billing = Some(d);
     }
     s
-}
-
-/// "50", "50.5", "50.00" yuan → fen; at most two decimals.
-fn parse_yuan_fen(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) if !f.is_empty() && f.len() <= 2 => (i, f),
-        Some(_) => return None,
-        None => (s, ""),
-    };
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let whole: i64 = int.parse().ok()?;
-    let cents: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<2}").parse().ok()?
-    };
-    whole.checked_mul(100)?.checked_add(cents)
 }
 
 fn parse_calendar_tables(
@@ -2800,5 +2782,28 @@ plan = "p"
         assert!(text.contains("server.billing.low_balance"), "{text}");
         assert!(text.contains("server.trunks[0].max_cps"), "{text}");
         assert!(text.contains("t.toml:3"), "line of refuse_code: {text}");
+    }
+
+    /// `low_balance` goes through the one money parser (hotline_cdr::billing::parse_yuan):
+    /// a negative or oversized threshold is an error that says which, as in the rate file.
+    #[test]
+    fn low_balance_negative_and_overflow() {
+        let msg = |v: &str| {
+            let src = format!("[server.billing]\nfile = \"b.toml\"\nlow_balance = \"{v}\"\n{BASE}");
+            match from_toml_str(&src, "t.toml", 1, jiff::civil::date(2026, 11, 24)) {
+                Ok(_) => String::new(),
+                Err(e) => e.to_string(),
+            }
+        };
+        assert_eq!(
+            msg("-5"),
+            "t.toml:3: server.billing.low_balance: \"-5\" is negative: amounts are 0 or more (hint: write e.g. \"50.00\")"
+        );
+        assert!(
+            msg("99999999999999999999").contains("is too large: at most 13 digits"),
+            "{}",
+            msg("99999999999999999999")
+        );
+        assert_eq!(msg("9999999999999.99"), "");
     }
 }

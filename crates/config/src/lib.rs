@@ -12,11 +12,13 @@
 //! - `compile`: raw files -> `Settings` + `TableParts` (every error at once).
 //! - `recover`: every structural error of a file (unknown keys, wrong types), not just serde's first.
 //! - [`settings`]: `Settings` and its parts.
+//! - [`billing`]: billing rate files (`[server.billing] file`, `hotline bill`) -> `hotline_cdr::billing::BillingConfig`.
 //! - [`cluster`]: `[cluster]` (`ClusterSettings`, the Redis-down policy).
 //! - [`error`]: `ConfigError`, `ConfigErrors`, `Warning`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod billing;
 pub mod cluster;
 mod compile;
 pub mod error;

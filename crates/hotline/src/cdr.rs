@@ -300,7 +300,7 @@ pub fn bill(dir: &Chosen, month: &str, rates: &Chosen, format: BillFmt) -> ExitC
             2,
         );
     };
-    let cfg = match billing::load_billing(rates) {
+    let cfg = match hotline_config::billing::load_billing(rates) {
         Ok(c) => c,
         Err(e) => return bad(rates.error("rate file (rate plans and accounts)", &e), 1),
     };

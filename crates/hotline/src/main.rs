@@ -438,7 +438,7 @@ fn check(path: &Path) -> ExitCode {
 /// `hotline check` on a rate file (`hotline bill --rates`, `[server.billing] file`): its own
 /// format, checked by the billing parser.
 fn check_rates(path: &Path) -> ExitCode {
-    match hotline_cdr::billing::load_billing(path) {
+    match hotline_config::billing::load_billing(path) {
         Ok(b) => {
             println!(
                 "{}: ok: a rate file for `hotline bill` and [server.billing], not routing ({} plans, {} accounts)",

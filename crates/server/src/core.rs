@@ -126,7 +126,7 @@ impl Shared {
         let prepaid = match &s.billing {
             Some(b) => {
                 let cfg =
-                    hotline_cdr::billing::load_billing(&b.file).map_err(|e| Error::Billing {
+                    hotline_config::billing::load_billing(&b.file).map_err(|e| Error::Billing {
                         file: b.file.clone(),
                         message: billing_error(&b.file, &e),
                     })?;
@@ -190,7 +190,7 @@ impl Shared {
                 }
                 if let Some(b) = &s.settings.billing {
                     if let Some(p) = lock(&self.prepaid).as_mut() {
-                        match hotline_cdr::billing::load_billing(&b.file) {
+                        match hotline_config::billing::load_billing(&b.file) {
                             Ok(cfg) => p.reconfigure(cfg, b.low_balance_fen),
                             Err(e) => {
                                 tracing::error!(file = %b.file.display(), error = %e, "billing file not reloaded; the old rates and balances stay")
@@ -1666,7 +1666,7 @@ mod billing_error_tests {
     #[test]
     fn billing_file_errors_name_it_once() {
         let missing = std::path::Path::new("rates/none.toml");
-        let Err(e) = hotline_cdr::billing::load_billing(missing) else {
+        let Err(e) = hotline_config::billing::load_billing(missing) else {
             panic!("no such file");
         };
         let text = Error::Billing {
@@ -1684,7 +1684,7 @@ mod billing_error_tests {
         };
         let bad = dir.path().join("billing.toml");
         let _ = std::fs::write(&bad, "[plans.std]\nrate_per_minute = \"x\"\n");
-        let Err(e) = hotline_cdr::billing::load_billing(&bad) else {
+        let Err(e) = hotline_config::billing::load_billing(&bad) else {
             panic!("invalid");
         };
         let text = Error::Billing {

@@ -1811,7 +1811,7 @@ mod tests {
     /// low-balance state (续费提醒 was a log line only), and the prepaid counters.
     #[test]
     fn prepaid_balances_on_metrics() {
-        let cfg = hotline_cdr::billing::parse_billing(
+        let cfg = hotline_config::billing::parse_billing(
             r#"
 timezone = "Asia/Shanghai"
 [plans.p]
