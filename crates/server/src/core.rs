@@ -68,7 +68,7 @@ struct CallMeta {
 
 /// What is wrong with the `[server.billing] file`, without naming it again (the error's
 /// message does), and where a relative path was looked for.
-fn billing_error(file: &std::path::Path, e: &hotline_cdr::CdrError) -> String {
+pub(crate) fn billing_error(file: &std::path::Path, e: &hotline_cdr::CdrError) -> String {
     match e {
         hotline_cdr::CdrError::Io { source, .. } if file.is_relative() => {
             let cwd = std::env::current_dir().unwrap_or_default();
@@ -123,18 +123,18 @@ impl Shared {
         metrics: Arc<Metrics>,
     ) -> Result<(Shared, WriterHandle), Error> {
         let s = &snap.settings;
-        let prepaid = match &s.billing {
-            Some(b) => {
-                let cfg =
-                    hotline_config::billing::load_billing(&b.file).map_err(|e| Error::Billing {
-                        file: b.file.clone(),
-                        message: billing_error(&b.file, &e),
-                    })?;
-                let p = Prepaid::load(cfg, &s.cdr.dir, b.low_balance_fen, jiff::Timestamp::now());
+        let prepaid = match (&s.billing, &snap.billing) {
+            (Some(b), Some(cfg)) => {
+                let p = Prepaid::load(
+                    cfg.clone(),
+                    &s.cdr.dir,
+                    b.low_balance_fen,
+                    jiff::Timestamp::now(),
+                );
                 tracing::info!(file = %b.file.display(), "prepaid enforcement on");
                 Some(p)
             }
-            None => None,
+            _ => None,
         };
         let (cdr, cdr_handle) = hotline_cdr::spawn(cdr_config(s)).map_err(|source| Error::Cdr {
             dir: s.cdr.dir.clone(),
@@ -188,14 +188,10 @@ impl Shared {
                         tracing::warn!("reload: [cluster] changed; it takes effect at the next restart (the running node keeps its settings)");
                     }
                 }
-                if let Some(b) = &s.settings.billing {
+                // The rates came with the snapshot: a rate file that failed made the reload fail.
+                if let (Some(b), Some(cfg)) = (&s.settings.billing, &s.billing) {
                     if let Some(p) = lock(&self.prepaid).as_mut() {
-                        match hotline_config::billing::load_billing(&b.file) {
-                            Ok(cfg) => p.reconfigure(cfg, b.low_balance_fen),
-                            Err(e) => {
-                                tracing::error!(file = %b.file.display(), error = %e, "billing file not reloaded; the old rates and balances stay")
-                            }
-                        }
+                        p.reconfigure(cfg.clone(), b.low_balance_fen);
                     }
                 }
                 let msg = format!(

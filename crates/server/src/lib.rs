@@ -211,7 +211,7 @@ pub async fn start_with(
     if let Some(path) = &source {
         watch::spawn(path.clone(), WATCH_EVERY, control_tx.clone());
     }
-    let snap = Arc::new(Snapshot::new(compiled, source));
+    let snap = Arc::new(Snapshot::new(compiled, source).map_err(|b| b.into_error())?);
     let s = &snap.settings;
     let limits = hotline_sip::frame::Limits {
         max_message: s.sip.max_message_bytes,
