@@ -274,86 +274,59 @@ fn code(v: i64, low: i64, high: i64) -> Result<u16, String> {
     }
 }
 
-/// Parse `sip:user@host:port;params` with an IP-literal host. Returns (next hop, transport).
+/// Check a target's `sip:user@host:port;params` with the SIP core's URI parser
+/// (`hotline_sip::uri::Uri`, the one the proxy forwards with), then what a target needs on top:
+/// `sip:` not `sips:`, no headers, an IP-literal host (no DNS), a port other than 0, and a
+/// transport Hotline speaks. Returns (next hop, transport).
 pub fn parse_sip_uri(uri: &str) -> Result<(SocketAddr, Transport), (String, Option<String>)> {
-    let rest = if let Some(r) = uri.strip_prefix("sip:") {
-        r
-    } else if uri.starts_with("sips:") {
+    let example = || Some("write e.g. sip:1001@127.0.0.1:5070".to_string());
+    if uri.starts_with("sips:") {
         return Err((
             "sips: URIs are not supported".into(),
             Some("use sip: with ;transport=tcp".into()),
         ));
-    } else {
-        return Err((
-            format!("{uri:?} is not a sip: URI"),
-            Some("write e.g. sip:1001@127.0.0.1:5070".into()),
-        ));
-    };
-    let (hostport_user, params) = match rest.split_once(';') {
-        Some((a, p)) => (a, Some(p)),
-        None => (rest, None),
-    };
-    if hostport_user.contains('?') {
+    }
+    if !uri.starts_with("sip:") {
+        return Err((format!("{uri:?} is not a sip: URI"), example()));
+    }
+    if uri.contains('?') {
         return Err((
             "URI headers (?...) are not allowed in a target".into(),
             None,
         ));
     }
-    let hostport = match hostport_user.rsplit_once('@') {
-        Some((_, h)) => h,
-        None => hostport_user,
+    let Some(u) = hotline_sip::uri::Uri::parse(uri.as_bytes()) else {
+        return Err((
+            format!("{uri:?} is not a valid SIP URI (check the host and the port)"),
+            example(),
+        ));
     };
-    let no_dns = Some("Hotline does no DNS: write the target's IP address".to_string());
-    let addr: SocketAddr = if let Some(v6) = hostport.strip_prefix('[') {
-        let (ip, port) = v6
-            .split_once(']')
-            .ok_or_else(|| (format!("bad IPv6 host in {uri:?}"), None))?;
-        let ip: IpAddr = ip
-            .parse()
-            .map_err(|_| (format!("bad IPv6 address in {uri:?}"), None))?;
-        let port = match port.strip_prefix(':') {
-            Some(p) => p
-                .parse::<u16>()
-                .map_err(|_| (format!("bad port in {uri:?}"), None))?,
-            None if port.is_empty() => 5060,
-            None => return Err((format!("bad host in {uri:?}"), None)),
-        };
-        SocketAddr::new(ip, port)
-    } else {
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) => (
-                h,
-                p.parse::<u16>()
-                    .map_err(|_| (format!("bad port in {uri:?}"), None))?,
+    let Some(ip) = u.ip() else {
+        return Err((
+            format!(
+                "host {:?} is not an IP address",
+                String::from_utf8_lossy(u.host)
             ),
-            None => (hostport, 5060),
-        };
-        let ip: IpAddr = host.parse().map_err(|_| {
-            (
-                format!("host {host:?} is not an IP address"),
-                no_dns.clone(),
-            )
-        })?;
-        SocketAddr::new(ip, port)
+            Some("Hotline does no DNS: write the target's IP address".into()),
+        ));
     };
+    let addr = SocketAddr::new(ip, u.port.unwrap_or(5060));
     if addr.port() == 0 {
         return Err((format!("port 0 in {uri:?}"), None));
     }
-    let mut transport = Transport::Udp;
-    for p in params.into_iter().flat_map(|p| p.split(';')) {
-        if let Some(t) = p.strip_prefix("transport=") {
-            transport = match t.to_ascii_lowercase().as_str() {
-                "udp" => Transport::Udp,
-                "tcp" => Transport::Tcp,
-                other => {
-                    return Err((
-                        format!("transport {other:?} is not supported"),
-                        Some("use udp or tcp".into()),
-                    ))
-                }
-            };
+    let transport = match u.transport() {
+        Ok(hotline_sip::proxy::Transport::Udp) => Transport::Udp,
+        Ok(hotline_sip::proxy::Transport::Tcp) => Transport::Tcp,
+        Err(other) => {
+            return Err((
+                format!(
+                    "transport {:?} is not supported",
+                    String::from_utf8_lossy(other).to_ascii_lowercase()
+                ),
+                Some("use udp or tcp".into()),
+            ))
         }
-    }
+    };
     Ok((addr, transport))
 }
 
@@ -2715,12 +2688,9 @@ fn build_rules(
 
 /// The user part of a `sip:`/`sips:`/`tel:` URI string (empty when there is none).
 fn sip_uri_user(uri: &str) -> &str {
-    let rest = uri.split_once(':').map_or(uri, |(_, r)| r);
-    match rest.split_once('@') {
-        Some((user, _)) => user.split(';').next().unwrap_or(""),
-        None if uri.starts_with("tel:") => rest.split(';').next().unwrap_or(""),
-        None => "",
-    }
+    hotline_sip::uri::Uri::parse(uri.as_bytes())
+        .and_then(|u| std::str::from_utf8(u.user).ok())
+        .unwrap_or("")
 }
 
 /// The toml parser gives no message for some syntax errors (a control character, a missing

@@ -2039,3 +2039,34 @@ plan = "day"
     // Nothing was written to the fallback state.
     assert_eq!(live.rate_entries(), 0);
 }
+
+/// Targets are checked with the SIP core's URI parser (`hotline_sip::uri::Uri`): what it
+/// cannot parse is refused, what it parses is refused only for what a target needs on top,
+/// and an unknown `transport=` is an error here as it is there (not UDP).
+#[test]
+fn target_uris_use_the_sip_parser() {
+    let ok = |u: &str| parse_sip_uri(u).map_err(|e| e.0);
+    assert_eq!(
+        ok("sip:1001@127.0.0.1:5070"),
+        Ok((
+            "127.0.0.1:5070".parse().expect("addr"),
+            hotline_route::Transport::Udp
+        ))
+    );
+    assert_eq!(
+        ok("sip:1001@[::1];lr;transport=TCP"),
+        Ok((
+            "[::1]:5060".parse().expect("addr"),
+            hotline_route::Transport::Tcp
+        ))
+    );
+    let err = |u: &str| parse_sip_uri(u).err().map(|e| e.0).unwrap_or_default();
+    assert!(err("sip:1@127.0.0.1;transport=tls").contains("\"tls\" is not supported"));
+    assert!(err("sip:1@127.0.0.1:99999").contains("is not a valid SIP URI"));
+    assert!(err("sip:1@[::1:5070").contains("is not a valid SIP URI"));
+    assert!(err("sip:1@pbx.example.com").contains("is not an IP address"));
+    assert!(err("sip:1@127.0.0.1:0").contains("port 0"));
+    assert!(err("sip:1@127.0.0.1?X=1").contains("URI headers"));
+    assert!(err("sips:1@127.0.0.1").contains("sips:"));
+    assert!(err("tel:+8613800138000").contains("is not a sip: URI"));
+}
