@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::calendar::DayKind;
 use crate::live::RateVerdict;
-use crate::resolve::{check, peek_orders, screen, CallContext, Env, Miss, Reject, RejectCause};
+use crate::resolve::{
+    check, choose_plan, peek_orders, screen, CallContext, Env, Miss, Reject, RejectCause,
+};
 use crate::state::LiveState;
 use crate::table::{Conditions, Fallback, Plan, RouteTable};
 
@@ -525,38 +527,36 @@ pub fn explain(
             (true, _) => "no usable number: allowed, rate-limited as one caller".into(),
         },
     });
-    let mut chosen: Option<(String, &Plan)> = s
-        .anonymous_plan
-        .and_then(|p| table.plan(p))
-        .map(|p| ("anonymous".to_string(), p));
-    for rule in &entry.rules {
+    // The choice is resolve's own (`choose_plan`); the rules are then annotated around it.
+    let chosen = reject
+        .is_none()
+        .then(|| choose_plan(table, entry, s.anonymous_plan, &env));
+    let chosen_at = chosen
+        .and_then(|(_, rule, _)| rule)
+        .and_then(|r| entry.rules.iter().position(|x| std::ptr::eq(x, r)));
+    for (i, rule) in entry.rules.iter().enumerate() {
         let plan_name = table
             .plan(rule.plan)
             .map(|p| p.name.clone())
             .unwrap_or_default();
         let conditions = describe(&rule.when, table);
-        let (verdict, reason) = if reject.is_some() {
-            (
+        let (verdict, reason) = match chosen {
+            None => (
                 "not_checked",
                 "the call is refused before rules".to_string(),
-            )
-        } else if s.anonymous_plan.is_some() {
-            (
+            ),
+            Some(("anonymous", None, _)) => (
                 "not_checked",
                 "the anonymous policy chose the plan".to_string(),
-            )
-        } else if chosen.is_some() {
-            ("not_checked", "an earlier rule matched".to_string())
-        } else {
-            match check(&rule.when, &env) {
-                Ok(()) => {
-                    if let Some(p) = table.plan(rule.plan) {
-                        chosen = Some((rule.name.clone(), p));
-                    }
-                    ("matched", "all conditions hold".to_string())
-                }
-                Err(m) => ("no", miss_reason(m, &rule.when, &env)),
+            ),
+            Some(_) if chosen_at == Some(i) => ("matched", "all conditions hold".to_string()),
+            Some(_) if chosen_at.is_some_and(|at| at < i) => {
+                ("not_checked", "an earlier rule matched".to_string())
             }
+            Some(_) => match check(&rule.when, &env) {
+                Ok(()) => ("no", "its plan does not exist".to_string()),
+                Err(m) => ("no", miss_reason(m, &rule.when, &env)),
+            },
         };
         ex.rules.push(RuleCheck {
             name: rule.name.clone(),
@@ -566,27 +566,18 @@ pub fn explain(
             reason,
         });
     }
-    ex.outcome = match reject {
-        Some(r) => Outcome::Reject {
+    ex.outcome = match (reject, chosen) {
+        (Some(r), _) => Outcome::Reject {
             code: r.code,
             reason: r.reason,
             cause: r.cause,
         },
-        None => {
-            let (rule, plan) = match chosen {
-                Some(c) => c,
-                None => match table.plan(entry.default_plan) {
-                    Some(p) => ("default".to_string(), p),
-                    None => {
-                        return ex;
-                    }
-                },
-            };
-            Outcome::Route {
-                rule,
-                plan: Box::new(plan_view(table, live, plan, call.seed, entry.caller_id)),
-            }
-        }
+        (None, Some((rule, _, plan))) => Outcome::Route {
+            rule: rule.to_string(),
+            plan: Box::new(plan_view(table, live, plan, call.seed, entry.caller_id)),
+        },
+        // `chosen` is `Some` whenever the call is not refused.
+        (None, None) => return ex,
     };
     ex
 }

@@ -578,6 +578,21 @@ pub(crate) fn select_rule<'t>(
     }
 }
 
+/// The plan a screened call takes: the anonymous policy's plan for a caller without a usable
+/// number (when it names one), else the first rule whose conditions hold, else the number's
+/// default plan. [`resolve`] routes by it and [`crate::explain`] shows it.
+pub(crate) fn choose_plan<'t>(
+    table: &'t RouteTable,
+    entry: &'t NumberEntry,
+    anonymous_plan: Option<crate::table::PlanId>,
+    env: &Env<'_>,
+) -> (&'t str, Option<&'t Rule>, &'t Plan) {
+    match anonymous_plan.and_then(|p| table.plan(p)) {
+        Some(p) => ("anonymous", None, p),
+        None => select_rule(table, entry, env),
+    }
+}
+
 static EMPTY_PLAN: Plan = Plan {
     name: String::new(),
     groups: Vec::new(),
@@ -621,13 +636,7 @@ pub fn resolve<'t>(
         key: call.ivr_key,
         table,
     };
-    let (rule, plan) = match s.anonymous_plan.and_then(|p| table.plan(p)) {
-        Some(p) => ("anonymous", p),
-        None => {
-            let (rule, _, plan) = select_rule(table, entry, &env);
-            (rule, plan)
-        }
-    };
+    let (rule, _, plan) = choose_plan(table, entry, s.anonymous_plan, &env);
     let mut orders = [GroupOrder::EMPTY; MAX_GROUPS];
     for (i, (g, o)) in plan.groups.iter().zip(orders.iter_mut()).enumerate() {
         *o = order_group(table, live, g, call.seed, i as u64, true);
