@@ -10,8 +10,10 @@
 //! - `targets`: `[gateways]`, `[targets]`.
 //! - `plans`: `[plans]`.
 //! - `rules`: named lists, screening, the anonymous policy, rates, a number's rules.
+//! - `numbers`: `[companies]`, `[numbers]`.
 
 mod calendar;
+mod numbers;
 mod plans;
 mod rules;
 mod settings;
@@ -20,8 +22,9 @@ mod values;
 
 use calendar::*;
 pub use calendar::{calendar_warning, EMBEDDED_CALENDAR};
+pub use numbers::COMPANY_MAX_NUMBERS;
+use numbers::*;
 use plans::*;
-pub use rules::COMPANY_MAX_NUMBERS;
 use rules::*;
 use settings::*;
 use targets::*;
@@ -163,8 +166,71 @@ pub(crate) fn compile(
         warnings: Vec::new(),
         ivr_rules: Vec::new(),
     };
-    // 1. Parse every file: every structural error of each (crate::recover), and what could
-    // be read of it is compiled too, so value errors are not hidden behind them.
+    let (files, taint) = parse_files(&mut cx, allow_include);
+    let structural = cx.errors.len();
+    let db = RegionDb::embedded();
+    let mut settings = compile_server(&mut cx, &files);
+    let calendar = build_calendar(&mut cx, &files, read_file);
+    // Names are global across files: one map finds a second definition of any of them.
+    let mut seen_at: HashMap<String, usize> = HashMap::new();
+    let gateways = compile_gateways(&mut cx, &files, &mut seen_at);
+    let mut targets = compile_targets(&mut cx, &files, &mut seen_at, &gateways);
+    let (lists, list_ids) = compile_lists(&mut cx, &files, &mut seen_at, db);
+    let (plans, plan_ids) = compile_plans(&mut cx, &files, &mut seen_at, &mut targets);
+    let global = compile_global_screening(&mut cx, &files, &list_ids, &plan_ids, db);
+    let mut used_plans = global.anonymous_plans.clone();
+    let numbers = compile_numbers(
+        &mut cx,
+        &files,
+        &mut seen_at,
+        &Names {
+            plans: &plan_ids,
+            lists: &list_ids,
+        },
+        &global,
+        &mut used_plans,
+        db,
+    );
+    check_ivr_rules(&mut cx, &settings);
+    warn_unused(
+        &mut cx,
+        &files,
+        &targets,
+        &plan_ids,
+        &used_plans,
+        numbers.is_empty(),
+    );
+    if !cx.errors.is_empty() {
+        return Err(sorted_errors(cx, &taint, structural));
+    }
+
+    if let Some(c) = settings.cluster.as_mut() {
+        c.config_hash = crate::cluster::shared_hash(sources);
+    }
+    Ok(Output {
+        settings,
+        parts: TableParts {
+            generation,
+            hash: source_hash(sources),
+            numbers,
+            targets: targets.list,
+            plans,
+            lists,
+            global: global.screening,
+            calendar,
+            abroad_code: global.abroad_code,
+        },
+        warnings: cx.warnings,
+    })
+}
+
+/// Parse every file: every structural error of each (`crate::recover`), and what could be
+/// read of it is compiled too, so value errors are not hidden behind them.
+fn parse_files(
+    cx: &mut Ctx<'_>,
+    allow_include: bool,
+) -> (Vec<(usize, RawFile)>, crate::recover::Taint) {
+    let sources = cx.sources;
     let mut files: Vec<(usize, RawFile)> = Vec::new();
     let mut taint = crate::recover::Taint::default();
     for (i, s) in sources.iter().enumerate() {
@@ -186,468 +252,32 @@ pub(crate) fn compile(
             files.push((i, f));
         }
     }
-    let structural = cx.errors.len();
-    let db = RegionDb::embedded();
+    (files, taint)
+}
 
-    // 2. Settings.
-    let mut settings = Settings::default();
-    let mut server_seen: Option<usize> = None;
-    for (fi, f) in &files {
-        if let Some(srv) = &f.server {
-            if let Some(prev) = server_seen {
-                let prev_name = sources[prev].name.clone();
-                cx.err(
-                    *fi,
-                    header_span(&sources[*fi].text, "server"),
-                    "server",
-                    format!("[server] is also defined in {prev_name}"),
-                    Some("keep [server] in the main file only".into()),
-                );
-                continue;
-            }
-            server_seen = Some(*fi);
-            settings = build_settings(&mut cx, *fi, srv);
-        }
+/// The config hash: SHA-256 over every file's name and text, in order.
+fn source_hash(sources: &[Source]) -> String {
+    let mut h = Sha256::new();
+    for s in sources {
+        h.update(s.name.as_bytes());
+        h.update([0u8]);
+        h.update(s.text.as_bytes());
+        h.update([0u8]);
     }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
 
-    // 2b. Cluster (main file only, like [server]).
-    let mut cluster_seen: Option<usize> = None;
-    for (fi, f) in &files {
-        if let Some(raw) = &f.cluster {
-            let header = header_span(&sources[*fi].text, "cluster");
-            if let Some(prev) = cluster_seen {
-                let prev_name = sources[prev].name.clone();
-                cx.err(
-                    *fi,
-                    header,
-                    "cluster",
-                    format!("[cluster] is also defined in {prev_name}"),
-                    Some("keep [cluster] in the main file only".into()),
-                );
-                continue;
-            }
-            cluster_seen = Some(*fi);
-            let fi = *fi;
-            settings.cluster = crate::cluster::build(raw, header, &mut |span, key, msg, hint| {
-                cx.err(fi, span, key, msg, hint)
-            });
-        }
-    }
-
-    if let (Some(_), Some(_), Some(fi)) = (&settings.cluster, &settings.billing, cluster_seen) {
-        let span = header_span(&sources[fi].text, "cluster");
-        cx.warn(
-            fi,
-            span,
-            "cluster",
-            "prepaid balances are not shared between cluster nodes yet: each node enforces \
-             [server.billing] on its own, so a balance can be spent once per node (docs/CLUSTER.md)",
-        );
-    }
-
-    // 3. Calendar.
-    let calendar = build_calendar(&mut cx, &files, read_file);
-
-    // 4. Gateways.
-    let mut gateways: HashMap<String, (SocketAddr, Transport)> = HashMap::new();
-    let mut seen_at: HashMap<String, usize> = HashMap::new();
-    for (fi, f) in &files {
-        for (name, gw) in &f.gateways {
-            let key = format!("gateways.{}", q(name.get_ref()));
-            if dup(&mut cx, &mut seen_at, *fi, name, &key) {
-                continue;
-            }
-            let g = gw;
-            match g.address.get_ref().parse::<SocketAddr>() {
-                Ok(a) => {
-                    let t = match g.transport {
-                        Some(TransportRaw::Tcp) => Transport::Tcp,
-                        _ => Transport::Udp,
-                    };
-                    gateways.insert(name.get_ref().clone(), (a, t));
-                }
-                Err(_) => cx.err(
-                    *fi,
-                    g.address.span(),
-                    format!("{key}.address"),
-                    format!("{:?} is not an IP:port address", g.address.get_ref()),
-                    Some("Hotline does no DNS: write e.g. \"10.0.0.9:5060\"".into()),
-                ),
-            }
-        }
-    }
-
-    // 5. Targets.
-    let mut targets: Vec<Target> = Vec::new();
-    let mut target_ids: HashMap<String, TargetId> = HashMap::new();
-    let mut target_loc: Vec<(usize, Range<usize>)> = Vec::new();
-    for (fi, f) in &files {
-        for (name, t) in &f.targets {
-            let key = format!("targets.{}", q(name.get_ref()));
-            if dup(&mut cx, &mut seen_at, *fi, name, &key) {
-                continue;
-            }
-            if let Some(target) =
-                build_target(&mut cx, *fi, &key, name, t, &gateways, targets.len())
-            {
-                target_ids.insert(target.name.clone(), target.id);
-                target_loc.push((*fi, name.span()));
-                targets.push(target);
-            }
-        }
-    }
-    // Names that failed to build still count as defined (avoid cascades of "unknown target").
-    let mut defined_targets: HashSet<String> = HashSet::new();
-    for (_, f) in &files {
-        for name in f.targets.keys() {
-            defined_targets.insert(name.get_ref().clone());
-        }
-    }
-    // Forwards by cause between targets (names resolved once every target is known).
-    let mut forward_used: HashSet<TargetId> = HashSet::new();
-    for (fi, f) in &files {
-        for (name, t) in &f.targets {
-            let (Some(raw), Some(&id)) = (&t.forward_on, target_ids.get(name.get_ref())) else {
-                continue;
-            };
-            let key = format!("targets.{}.forward_on", q(name.get_ref()));
-            let fwd = build_forward_on(
-                &mut cx,
-                *fi,
-                &key,
-                raw,
-                &target_ids,
-                &defined_targets,
-                Some(name.get_ref()),
-                &mut forward_used,
-            );
-            if let Some(t) = targets.get_mut(id.0 as usize) {
-                t.forward_on = fwd;
-            }
-        }
-    }
-
-    // 6. Named lists.
-    let mut lists: Vec<NamedList> = Vec::new();
-    let mut list_ids: HashMap<String, ListId> = HashMap::new();
-    for (fi, f) in &files {
-        for (name, l) in &f.lists {
-            let key = format!("lists.{}", q(name.get_ref()));
-            if dup(&mut cx, &mut seen_at, *fi, name, &key) {
-                continue;
-            }
-            let raw = l;
-            if let Some(r) = raw.lists.first() {
-                cx.err(
-                    *fi,
-                    r.span(),
-                    format!("{key}.lists"),
-                    "a named list cannot include other lists",
-                    Some("reference several lists from the rule or screening instead".into()),
-                );
-            }
-            let set = build_listset(&mut cx, *fi, &key, raw, &HashMap::new(), db);
-            let id = ListId(lists.len() as u32);
-            list_ids.insert(name.get_ref().clone(), id);
-            lists.push(NamedList {
-                name: name.get_ref().clone(),
-                vip: raw.vip.as_ref().is_some_and(|v| *v.get_ref()),
-                set,
-            });
-        }
-    }
-
-    // 7. Plans.
-    let mut plans: Vec<Plan> = Vec::new();
-    let mut plan_ids: HashMap<String, PlanId> = HashMap::new();
-    let mut used_targets: HashSet<TargetId> = forward_used;
-    for (fi, f) in &files {
-        for (name, p) in &f.plans {
-            let key = format!("plans.{}", q(name.get_ref()));
-            if dup(&mut cx, &mut seen_at, *fi, name, &key) {
-                continue;
-            }
-            let plan = build_plan(
-                &mut cx,
-                *fi,
-                &key,
-                name.get_ref(),
-                name.span(),
-                p,
-                &target_ids,
-                &defined_targets,
-                &mut used_targets,
-            );
-            plan_ids.insert(name.get_ref().clone(), PlanId(plans.len() as u32));
-            plans.push(plan);
-        }
-    }
-
-    // 8. Global screening.
-    let mut anon_plans: HashSet<PlanId> = HashSet::new();
-    let mut global = Screening {
-        blocked_code: 603,
-        ..Screening::default()
-    };
-    let mut abroad_code = 403u16;
-    let mut global_rate: Option<RateLimit> = None;
-    let mut screening_seen: Option<usize> = None;
-    for (fi, f) in &files {
-        if let Some(s) = &f.screening {
-            if let Some(prev) = screening_seen {
-                let prev_name = sources[prev].name.clone();
-                cx.err(
-                    *fi,
-                    header_span(&sources[*fi].text, "screening"),
-                    "screening",
-                    format!("[screening] is also defined in {prev_name}"),
-                    None,
-                );
-                continue;
-            }
-            screening_seen = Some(*fi);
-            let raw = s;
-            global = build_screening(&mut cx, *fi, "screening", raw, 603, &list_ids, db);
-            global.anonymous = raw.anonymous.as_ref().and_then(|a| {
-                build_anonymous(
-                    &mut cx,
-                    *fi,
-                    "screening.anonymous",
-                    a,
-                    &plan_ids,
-                    &mut anon_plans,
-                )
-            });
-            if let Some(c) = &raw.abroad_code {
-                match code(*c.get_ref(), 400, 699) {
-                    Ok(c) => abroad_code = c,
-                    Err(m) => cx.err(*fi, c.span(), "screening.abroad_code", m, None),
-                }
-            }
-            if let Some(h) = &raw.harassment {
-                let span = header_span(&sources[*fi].text, "harassment");
-                global_rate = build_rate(&mut cx, *fi, span, "screening.harassment", h, None);
-            }
-        }
-    }
-
-    // 9. Companies.
-    let mut companies: HashMap<String, usize> = HashMap::new();
-    for (fi, f) in &files {
-        for name in f.companies.keys() {
-            let key = format!("companies.{}", q(name.get_ref()));
-            if dup(&mut cx, &mut seen_at, *fi, name, &key) {
-                continue;
-            }
-            companies.insert(name.get_ref().clone(), 0);
-        }
-    }
-
-    // 10. Numbers, in file then source order.
-    let mut raw_numbers: Vec<(usize, &Spanned<String>, &RawNumber)> = Vec::new();
-    for (fi, f) in &files {
-        for (k, v) in &f.numbers {
-            raw_numbers.push((*fi, k, v));
-        }
-    }
-    raw_numbers.sort_by_key(|(fi, k, _)| (*fi, k.span().start));
-    let mut numbers: Vec<NumberEntry> = Vec::new();
-    let mut number_seen: HashMap<u64, (usize, usize)> = HashMap::new();
-    let mut used_plans: HashSet<PlanId> = std::mem::take(&mut anon_plans);
-    let mut company_count: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (fi, k, v) in raw_numbers {
-        let key = format!("numbers.{:?}", k.get_ref());
-        let number = match normalize_called(k.get_ref()) {
-            Ok(n) => n,
-            Err(_) => {
-                cx.err(
-                    fi,
-                    k.span(),
-                    key,
-                    format!("{:?} is not a 400 or 1010 number", k.get_ref()),
-                    Some(
-                        "a 400 number is 10 digits: 400, a carrier digit (0,1,6,7,8,9), 6 more; a 1010 number is 8 digits: 1010 and 4 more"
-                            .into(),
-                    ),
-                );
-                continue;
-            }
-        };
-        if let Some(&(pf, poff)) = number_seen.get(&number.as_u64()) {
-            let pname = sources[pf].name.clone();
-            // Lines are computed only on error: line_of scans the file.
-            let pline = line_of(&sources[pf].text, poff);
-            cx.err(
-                fi,
-                k.span(),
-                key,
-                format!("duplicate number {number}: already defined at {pname}:{pline}"),
-                Some("each 400 number may be configured once".into()),
-            );
-            continue;
-        }
-        number_seen.insert(number.as_u64(), (fi, k.span().start));
-        let raw = v;
-        let company = raw.company.get_ref().clone();
-        if !companies.contains_key(&company) {
-            cx.err(
-                fi,
-                raw.company.span(),
-                format!("{key}.company"),
-                format!("unknown company {company:?}"),
-                names_hint(
-                    "companies",
-                    companies.keys().collect::<Vec<_>>().into_iter(),
-                ),
-            );
-        } else if !raw.approved {
-            let held = company_count.entry(company.clone()).or_default();
-            if held.len() >= COMPANY_MAX_NUMBERS {
-                cx.err(
-                    fi,
-                    k.span(),
-                    key.clone(),
-                    format!(
-                        "company {company:?} already holds {COMPANY_MAX_NUMBERS} numbers ({}); this is number {}",
-                        held.join(", "),
-                        held.len() + 1
-                    ),
-                    Some("a company may hold at most 5 numbers; mark extra numbers `approved = true` once the carrier approved them".into()),
-                );
-            } else {
-                held.push(number.to_string());
-            }
-        }
-        let default_plan = match plan_ids.get(raw.plan.get_ref()) {
-            Some(p) => {
-                used_plans.insert(*p);
-                *p
-            }
-            None => {
-                cx.err(
-                    fi,
-                    raw.plan.span(),
-                    format!("{key}.plan"),
-                    format!("unknown plan {:?}", raw.plan.get_ref()),
-                    names_hint("plans", plan_ids.keys()),
-                );
-                PlanId(0)
-            }
-        };
-        let (tz, tz_name) = match &raw.timezone {
-            None => (
-                jiff::tz::TimeZone::get("Asia/Shanghai")
-                    .unwrap_or(jiff::tz::TimeZone::fixed(jiff::tz::offset(8))),
-                "Asia/Shanghai".to_string(),
-            ),
-            Some(t) => match jiff::tz::TimeZone::get(t.get_ref()) {
-                Ok(z) => (z, t.get_ref().clone()),
-                Err(_) => {
-                    cx.err(
-                        fi,
-                        t.span(),
-                        format!("{key}.timezone"),
-                        format!("unknown time zone {:?}", t.get_ref()),
-                        Some("use an IANA name such as Asia/Shanghai".into()),
-                    );
-                    (jiff::tz::TimeZone::UTC, "UTC".into())
-                }
-            },
-        };
-        let rules = build_rules(
-            &mut cx,
-            fi,
-            &key,
-            &raw.rules,
-            &plan_ids,
-            &list_ids,
-            &mut used_plans,
-            db,
-        );
-        let (screening, rate) = match &raw.screening {
-            Some(sr) => {
-                let skey = format!("{key}.screening");
-                if let Some(a) = &sr.abroad_code {
-                    cx.err(
-                        fi,
-                        a.span(),
-                        format!("{skey}.abroad_code"),
-                        "abroad_code is global only",
-                        Some("set it in the top-level [screening] table".into()),
-                    );
-                }
-                let mut scr =
-                    build_screening(&mut cx, fi, &skey, sr, global.blocked_code, &list_ids, db);
-                scr.anonymous = sr.anonymous.as_ref().and_then(|a| {
-                    build_anonymous(
-                        &mut cx,
-                        fi,
-                        &format!("{skey}.anonymous"),
-                        a,
-                        &plan_ids,
-                        &mut used_plans,
-                    )
-                });
-                let rate = match &sr.harassment {
-                    Some(h) => build_rate(
-                        &mut cx,
-                        fi,
-                        k.span(),
-                        &format!("{skey}.harassment"),
-                        h,
-                        global_rate.as_ref(),
-                    ),
-                    None => global_rate,
-                };
-                (scr, rate)
-            }
-            None => (
-                Screening {
-                    blocked_code: global.blocked_code,
-                    ..Screening::default()
-                },
-                global_rate,
-            ),
-        };
-        let carrier = number_carrier(&mut cx, fi, &key, k.span(), number, &raw.carrier);
-        numbers.push(NumberEntry {
-            number,
-            company,
-            carrier,
-            tz,
-            tz_name,
-            status: match raw.status {
-                Some(StatusRaw::Suspended) => Status::Suspended,
-                _ => Status::Active,
-            },
-            rules,
-            default_plan,
-            screening,
-            rate,
-            caller_id: raw.caller_id.map(CallerIdRaw::compile).unwrap_or_default(),
-        });
-    }
-
-    // 10b. An IVR key is taken only from a media server: without one, key rules never match.
-    if !settings
-        .trunks
-        .iter()
-        .any(|t| t.role == TrunkRole::MediaServer)
-    {
-        for (fi, span, key) in std::mem::take(&mut cx.ivr_rules) {
-            cx.err(
-                fi,
-                span,
-                key,
-                "an IVR key is taken only from a media server, and no [[server.trunks]] has role = \"media_server\": this rule can never match",
-                Some("add [[server.trunks]] name = \"ivr\", sources = [\"<media server address>\"], role = \"media_server\" (before a carrier trunk whose networks contain it)".into()),
-            );
-        }
-    }
-
-    // 11. Warnings for unused things.
-    for (t, (fi, span)) in targets.iter().zip(target_loc.iter()) {
-        if !used_targets.contains(&t.id) {
+/// Warnings for what nothing uses (targets, plans) and for a config without numbers.
+fn warn_unused(
+    cx: &mut Ctx<'_>,
+    files: &[(usize, RawFile)],
+    targets: &Targets,
+    plan_ids: &HashMap<String, PlanId>,
+    used_plans: &HashSet<PlanId>,
+    no_numbers: bool,
+) {
+    for (t, (fi, span)) in targets.list.iter().zip(targets.loc.iter()) {
+        if !targets.used.contains(&t.id) {
             cx.warn(
                 *fi,
                 span.clone(),
@@ -656,7 +286,7 @@ pub(crate) fn compile(
             );
         }
     }
-    for (fi, f) in &files {
+    for (fi, f) in files {
         for name in f.plans.keys() {
             if let Some(id) = plan_ids.get(name.get_ref()) {
                 if !used_plans.contains(id) {
@@ -670,55 +300,33 @@ pub(crate) fn compile(
             }
         }
     }
-    if files.len() == sources.len() && numbers.is_empty() && cx.errors.is_empty() {
+    if files.len() == cx.sources.len() && no_numbers && cx.errors.is_empty() {
         cx.warn(0, 0..0, "numbers", "no 400 numbers are configured");
     }
+}
 
-    if !cx.errors.is_empty() {
-        let mut errors = cx.errors;
-        if !taint.is_empty() {
-            // Not the consequences of what recover cut (see crate::recover). The structural
-            // errors themselves (the first `structural`) always stay, so some error does.
-            let mut i = 0;
-            errors.retain_mut(|e| {
-                i += 1;
-                if i <= structural {
-                    return true;
-                }
-                e.key = taint.remap(&e.key);
-                !taint.explains(&e.key, &e.message)
-            });
-        }
-        errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
-        return Err((errors, cx.warnings));
+/// Every error, in file and line order, without those that only follow from a structural one.
+fn sorted_errors(
+    cx: Ctx<'_>,
+    taint: &crate::recover::Taint,
+    structural: usize,
+) -> (Vec<ConfigError>, Vec<Warning>) {
+    let mut errors = cx.errors;
+    if !taint.is_empty() {
+        // Not the consequences of what recover cut (see crate::recover). The structural
+        // errors themselves (the first `structural`) always stay, so some error does.
+        let mut i = 0;
+        errors.retain_mut(|e| {
+            i += 1;
+            if i <= structural {
+                return true;
+            }
+            e.key = taint.remap(&e.key);
+            !taint.explains(&e.key, &e.message)
+        });
     }
-
-    let mut h = Sha256::new();
-    for s in sources {
-        h.update(s.name.as_bytes());
-        h.update([0u8]);
-        h.update(s.text.as_bytes());
-        h.update([0u8]);
-    }
-    let hash: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    if let Some(c) = settings.cluster.as_mut() {
-        c.config_hash = crate::cluster::shared_hash(sources);
-    }
-    Ok(Output {
-        settings,
-        parts: TableParts {
-            generation,
-            hash,
-            numbers,
-            targets,
-            plans,
-            lists,
-            global,
-            calendar,
-            abroad_code,
-        },
-        warnings: cx.warnings,
-    })
+    errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    (errors, cx.warnings)
 }
 
 /// Span of the first `[name` / `name =` / `name.` occurrence at the start of a line, for errors

@@ -2,6 +2,40 @@
 
 use super::*;
 
+/// `[plans]`; marks the targets they hunt as used.
+pub(crate) fn compile_plans(
+    cx: &mut Ctx<'_>,
+    files: &[(usize, RawFile)],
+    seen_at: &mut HashMap<String, usize>,
+    targets: &mut Targets,
+) -> (Vec<Plan>, HashMap<String, PlanId>) {
+    let mut plans: Vec<Plan> = Vec::new();
+    let mut plan_ids: HashMap<String, PlanId> = HashMap::new();
+    for (fi, f) in files {
+        for (name, p) in &f.plans {
+            let key = format!("plans.{}", q(name.get_ref()));
+            if dup(cx, seen_at, *fi, name, &key) {
+                continue;
+            }
+            let plan = build_plan(
+                cx,
+                *fi,
+                &key,
+                name.get_ref(),
+                name.span(),
+                p,
+                &targets.ids,
+                &targets.defined,
+                &mut targets.used,
+            );
+            plan_ids.insert(name.get_ref().clone(), PlanId(plans.len() as u32));
+            plans.push(plan);
+        }
+    }
+
+    (plans, plan_ids)
+}
+
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn build_plan(
     cx: &mut Ctx<'_>,

@@ -3,8 +3,111 @@
 
 use super::*;
 
-/// Most numbers a company may hold without `approved = true` on the extra ones.
-pub const COMPANY_MAX_NUMBERS: usize = 5;
+/// `[lists]`: named lists that rules and screening refer to.
+pub(crate) fn compile_lists(
+    cx: &mut Ctx<'_>,
+    files: &[(usize, RawFile)],
+    seen_at: &mut HashMap<String, usize>,
+    db: &RegionDb,
+) -> (Vec<NamedList>, HashMap<String, ListId>) {
+    let mut lists: Vec<NamedList> = Vec::new();
+    let mut list_ids: HashMap<String, ListId> = HashMap::new();
+    for (fi, f) in files {
+        for (name, l) in &f.lists {
+            let key = format!("lists.{}", q(name.get_ref()));
+            if dup(cx, seen_at, *fi, name, &key) {
+                continue;
+            }
+            let raw = l;
+            if let Some(r) = raw.lists.first() {
+                cx.err(
+                    *fi,
+                    r.span(),
+                    format!("{key}.lists"),
+                    "a named list cannot include other lists",
+                    Some("reference several lists from the rule or screening instead".into()),
+                );
+            }
+            let set = build_listset(cx, *fi, &key, raw, &HashMap::new(), db);
+            let id = ListId(lists.len() as u32);
+            list_ids.insert(name.get_ref().clone(), id);
+            lists.push(NamedList {
+                name: name.get_ref().clone(),
+                vip: raw.vip.as_ref().is_some_and(|v| *v.get_ref()),
+                set,
+            });
+        }
+    }
+
+    (lists, list_ids)
+}
+
+/// The top-level `[screening]` (main file or any one file).
+pub(crate) struct GlobalScreening {
+    pub screening: Screening,
+    pub abroad_code: u16,
+    /// `[screening.harassment]`: the default of every number.
+    pub rate: Option<RateLimit>,
+    /// Plans the anonymous policy routes to (used).
+    pub anonymous_plans: HashSet<PlanId>,
+}
+
+/// `[screening]`.
+pub(crate) fn compile_global_screening(
+    cx: &mut Ctx<'_>,
+    files: &[(usize, RawFile)],
+    list_ids: &HashMap<String, ListId>,
+    plan_ids: &HashMap<String, PlanId>,
+    db: &RegionDb,
+) -> GlobalScreening {
+    let sources = cx.sources;
+    let mut anon_plans: HashSet<PlanId> = HashSet::new();
+    let mut global = Screening {
+        blocked_code: 603,
+        ..Screening::default()
+    };
+    let mut abroad_code = 403u16;
+    let mut global_rate: Option<RateLimit> = None;
+    let mut screening_seen: Option<usize> = None;
+    for (fi, f) in files {
+        if let Some(s) = &f.screening {
+            if let Some(prev) = screening_seen {
+                let prev_name = sources[prev].name.clone();
+                cx.err(
+                    *fi,
+                    header_span(&sources[*fi].text, "screening"),
+                    "screening",
+                    format!("[screening] is also defined in {prev_name}"),
+                    None,
+                );
+                continue;
+            }
+            screening_seen = Some(*fi);
+            let raw = s;
+            global = build_screening(cx, *fi, "screening", raw, 603, list_ids, db);
+            global.anonymous = raw.anonymous.as_ref().and_then(|a| {
+                build_anonymous(cx, *fi, "screening.anonymous", a, plan_ids, &mut anon_plans)
+            });
+            if let Some(c) = &raw.abroad_code {
+                match code(*c.get_ref(), 400, 699) {
+                    Ok(c) => abroad_code = c,
+                    Err(m) => cx.err(*fi, c.span(), "screening.abroad_code", m, None),
+                }
+            }
+            if let Some(h) = &raw.harassment {
+                let span = header_span(&sources[*fi].text, "harassment");
+                global_rate = build_rate(cx, *fi, span, "screening.harassment", h, None);
+            }
+        }
+    }
+
+    GlobalScreening {
+        screening: global,
+        abroad_code,
+        rate: global_rate,
+        anonymous_plans: anon_plans,
+    }
+}
 
 pub(crate) fn build_listset(
     cx: &mut Ctx<'_>,
@@ -134,61 +237,6 @@ pub(crate) fn build_screening(
         );
     }
     s
-}
-
-/// The carrier of a configured number: a 400 number's is its prefix (a `carrier` key must
-/// agree); a 1010 number's is the `carrier` key, which it must have.
-pub(crate) fn number_carrier(
-    cx: &mut Ctx<'_>,
-    fi: usize,
-    key: &str,
-    span: Range<usize>,
-    number: hotline_route::Number400,
-    raw: &Option<Spanned<String>>,
-) -> hotline_route::Carrier {
-    use hotline_route::Carrier;
-    let hint =
-        || Some("carrier = \"unicom\" (联通), \"mobile\" (移动) or \"telecom\" (电信)".into());
-    let prefix = number.carrier();
-    let Some(v) = raw else {
-        return prefix.unwrap_or_else(|| {
-            cx.err(
-                fi,
-                span,
-                format!("{key}.carrier"),
-                format!("1010 number {number} needs its carrier: a 1010 number does not tell it"),
-                hint(),
-            );
-            Carrier::Unicom
-        });
-    };
-    match (Carrier::parse(v.get_ref()), prefix) {
-        (None, _) => {
-            cx.err(
-                fi,
-                v.span(),
-                format!("{key}.carrier"),
-                format!("unknown carrier {:?}", v.get_ref()),
-                hint(),
-            );
-            prefix.unwrap_or(Carrier::Unicom)
-        }
-        (Some(c), Some(p)) if c != p => {
-            cx.err(
-                fi,
-                v.span(),
-                format!("{key}.carrier"),
-                format!(
-                    "{number} is a {} ({}) number by its prefix, not {c}",
-                    p.name_zh(),
-                    p
-                ),
-                Some("leave carrier out for a 400 number: its prefix says it".into()),
-            );
-            p
-        }
-        (Some(c), _) => c,
-    }
 }
 
 /// `anonymous = { action, code, plan }`: what happens to callers without a usable number.

@@ -2,6 +2,67 @@
 
 use super::*;
 
+/// `[server]` and `[cluster]`, each in the main file only.
+pub(crate) fn compile_server(cx: &mut Ctx<'_>, files: &[(usize, RawFile)]) -> Settings {
+    let sources = cx.sources;
+    let mut settings = Settings::default();
+    let mut server_seen: Option<usize> = None;
+    for (fi, f) in files {
+        if let Some(srv) = &f.server {
+            if let Some(prev) = server_seen {
+                let prev_name = sources[prev].name.clone();
+                cx.err(
+                    *fi,
+                    header_span(&sources[*fi].text, "server"),
+                    "server",
+                    format!("[server] is also defined in {prev_name}"),
+                    Some("keep [server] in the main file only".into()),
+                );
+                continue;
+            }
+            server_seen = Some(*fi);
+            settings = build_settings(cx, *fi, srv);
+        }
+    }
+
+    // 2b. Cluster (main file only, like [server]).
+    let mut cluster_seen: Option<usize> = None;
+    for (fi, f) in files {
+        if let Some(raw) = &f.cluster {
+            let header = header_span(&sources[*fi].text, "cluster");
+            if let Some(prev) = cluster_seen {
+                let prev_name = sources[prev].name.clone();
+                cx.err(
+                    *fi,
+                    header,
+                    "cluster",
+                    format!("[cluster] is also defined in {prev_name}"),
+                    Some("keep [cluster] in the main file only".into()),
+                );
+                continue;
+            }
+            cluster_seen = Some(*fi);
+            let fi = *fi;
+            settings.cluster = crate::cluster::build(raw, header, &mut |span, key, msg, hint| {
+                cx.err(fi, span, key, msg, hint)
+            });
+        }
+    }
+
+    if let (Some(_), Some(_), Some(fi)) = (&settings.cluster, &settings.billing, cluster_seen) {
+        let span = header_span(&sources[fi].text, "cluster");
+        cx.warn(
+            fi,
+            span,
+            "cluster",
+            "prepaid balances are not shared between cluster nodes yet: each node enforces \
+             [server.billing] on its own, so a balance can be spent once per node (docs/CLUSTER.md)",
+        );
+    }
+
+    settings
+}
+
 /// Most addresses `server.listen` may name (each is a UDP socket and a TCP listener).
 pub(crate) const MAX_LISTEN: usize = 16;
 

@@ -3,6 +3,117 @@
 
 use super::*;
 
+/// `[gateways]`: name -> (address, transport).
+pub(crate) fn compile_gateways(
+    cx: &mut Ctx<'_>,
+    files: &[(usize, RawFile)],
+    seen_at: &mut HashMap<String, usize>,
+) -> HashMap<String, (SocketAddr, Transport)> {
+    let mut gateways: HashMap<String, (SocketAddr, Transport)> = HashMap::new();
+    for (fi, f) in files {
+        for (name, gw) in &f.gateways {
+            let key = format!("gateways.{}", q(name.get_ref()));
+            if dup(cx, seen_at, *fi, name, &key) {
+                continue;
+            }
+            let g = gw;
+            match g.address.get_ref().parse::<SocketAddr>() {
+                Ok(a) => {
+                    let t = match g.transport {
+                        Some(TransportRaw::Tcp) => Transport::Tcp,
+                        _ => Transport::Udp,
+                    };
+                    gateways.insert(name.get_ref().clone(), (a, t));
+                }
+                Err(_) => cx.err(
+                    *fi,
+                    g.address.span(),
+                    format!("{key}.address"),
+                    format!("{:?} is not an IP:port address", g.address.get_ref()),
+                    Some("Hotline does no DNS: write e.g. \"10.0.0.9:5060\"".into()),
+                ),
+            }
+        }
+    }
+
+    gateways
+}
+
+/// The targets of every file, by id; their forwards by cause are resolved once all are known.
+pub(crate) struct Targets {
+    pub list: Vec<Target>,
+    pub ids: HashMap<String, TargetId>,
+    /// Where each was defined (file, span of its name), for the unused warning.
+    pub loc: Vec<(usize, Range<usize>)>,
+    /// Every name defined, also those that failed to build (no cascades of "unknown target").
+    pub defined: HashSet<String>,
+    /// Targets something refers to (a forward, then the plans).
+    pub used: HashSet<TargetId>,
+}
+
+/// `[targets]`.
+pub(crate) fn compile_targets(
+    cx: &mut Ctx<'_>,
+    files: &[(usize, RawFile)],
+    seen_at: &mut HashMap<String, usize>,
+    gateways: &HashMap<String, (SocketAddr, Transport)>,
+) -> Targets {
+    let mut targets: Vec<Target> = Vec::new();
+    let mut target_ids: HashMap<String, TargetId> = HashMap::new();
+    let mut target_loc: Vec<(usize, Range<usize>)> = Vec::new();
+    for (fi, f) in files {
+        for (name, t) in &f.targets {
+            let key = format!("targets.{}", q(name.get_ref()));
+            if dup(cx, seen_at, *fi, name, &key) {
+                continue;
+            }
+            if let Some(target) = build_target(cx, *fi, &key, name, t, gateways, targets.len()) {
+                target_ids.insert(target.name.clone(), target.id);
+                target_loc.push((*fi, name.span()));
+                targets.push(target);
+            }
+        }
+    }
+    // Names that failed to build still count as defined (avoid cascades of "unknown target").
+    let mut defined_targets: HashSet<String> = HashSet::new();
+    for (_, f) in files {
+        for name in f.targets.keys() {
+            defined_targets.insert(name.get_ref().clone());
+        }
+    }
+    // Forwards by cause between targets (names resolved once every target is known).
+    let mut forward_used: HashSet<TargetId> = HashSet::new();
+    for (fi, f) in files {
+        for (name, t) in &f.targets {
+            let (Some(raw), Some(&id)) = (&t.forward_on, target_ids.get(name.get_ref())) else {
+                continue;
+            };
+            let key = format!("targets.{}.forward_on", q(name.get_ref()));
+            let fwd = build_forward_on(
+                cx,
+                *fi,
+                &key,
+                raw,
+                &target_ids,
+                &defined_targets,
+                Some(name.get_ref()),
+                &mut forward_used,
+            );
+            if let Some(t) = targets.get_mut(id.0 as usize) {
+                t.forward_on = fwd;
+            }
+        }
+    }
+
+    Targets {
+        list: targets,
+        ids: target_ids,
+        loc: target_loc,
+        defined: defined_targets,
+        used: forward_used,
+    }
+}
+
 /// `forward_on = { busy = "a", ... }` of target `own` (or of a plan: `None`): each name must be
 /// a target, not `own` itself.
 #[allow(clippy::too_many_arguments)]
