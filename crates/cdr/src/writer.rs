@@ -115,6 +115,10 @@ struct Shared {
     shutdown: AtomicBool,
     paused: Mutex<bool>,
     unpaused: Condvar,
+    /// The writer waits at its pause point (set and cleared under `paused`; `parked_cv`
+    /// tells a [`PauseGuard::wait_parked`]).
+    parked: AtomicBool,
+    parked_cv: Condvar,
     /// The writer is (about to be) blocked in [`Shared::idle_wait`]: a submit must wake it.
     idle: AtomicBool,
     idle_lock: Mutex<()>,
@@ -266,11 +270,46 @@ impl Drop for PauseGuard {
     }
 }
 
-impl WriterHandle {
-    /// Stall the writer until the guard is dropped (see [`PauseGuard`]).
-    pub fn pause(&self) -> PauseGuard {
+impl PauseGuard {
+    /// Wait until the writer thread has reached its pause point, at most `timeout`: from then
+    /// on it takes nothing until the guard is dropped. `false` if it did not get there in time.
+    /// (Records submitted before that may still be taken by the turn in progress.)
+    pub fn wait_parked(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
         let mut p = self.shared.paused.lock().unwrap_or_else(|p| p.into_inner());
-        *p = true;
+        while !self.shared.parked.load(Ordering::SeqCst) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            p = self
+                .shared
+                .parked_cv
+                .wait_timeout(p, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        drop(p);
+        true
+    }
+}
+
+impl WriterHandle {
+    /// Stall the writer until the guard is dropped (see [`PauseGuard`]). An idle writer is
+    /// woken to go to its pause point; [`PauseGuard::wait_parked`] waits until it is there.
+    pub fn pause(&self) -> PauseGuard {
+        {
+            let mut p = self.shared.paused.lock().unwrap_or_else(|p| p.into_inner());
+            *p = true;
+        }
+        {
+            let _g = self
+                .shared
+                .idle_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            self.shared.idle_wake.notify_all();
+        }
         PauseGuard {
             shared: Arc::clone(&self.shared),
         }
@@ -479,6 +518,9 @@ impl Writer {
     fn wait_while_paused(&self) {
         let mut p = self.shared.paused.lock().unwrap_or_else(|p| p.into_inner());
         while *p && !self.shared.shutdown.load(Ordering::SeqCst) {
+            if !self.shared.parked.swap(true, Ordering::SeqCst) {
+                self.shared.parked_cv.notify_all();
+            }
             p = self
                 .shared
                 .unpaused
@@ -486,6 +528,7 @@ impl Writer {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
+        self.shared.parked.store(false, Ordering::SeqCst);
     }
 
     /// Nothing buffered and nothing written but not yet fsynced.

@@ -304,7 +304,12 @@ fn stalled_writer_spills_then_counts_overflow_and_never_blocks() {
         Err(e) => panic!("spawn: {e}"),
     };
     let pause = handle.pause();
-    std::thread::sleep(Duration::from_millis(120)); // let the writer reach its pause point
+    // Wait for the writer to be at its pause point (it may be mid-turn, about to drain the
+    // channel): a fixed sleep here was a race on a loaded machine.
+    assert!(
+        pause.wait_parked(Duration::from_secs(5)),
+        "the writer never reached its pause point"
+    );
     let records: Vec<_> = synth::calls(2, 150, ts(FUTURE), 1000, 10)
         .map(|(c, _)| c)
         .collect();
