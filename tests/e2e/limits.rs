@@ -27,6 +27,7 @@ prepaid = "{prepaid}"
 
 fn prepaid_config(target: &str, billing: &std::path::Path) -> String {
     HotlineConfig::new()
+        .with_admin()
         .target("desk", target)
         .number(NUMBER, &["desk"])
         .raw(&format!(
@@ -56,7 +57,17 @@ fn prepaid_balance_cuts_the_call_when_it_runs_out() {
             .duration_ms(120_000)
             .timeout(Duration::from_secs(90)),
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Wait for the first call to be answered (it then holds the paid minute).
+    assert!(
+        wait_metric(
+            &hotline,
+            "hotline_calls_talking",
+            1.0,
+            Duration::from_secs(10)
+        ),
+        "the first call was not answered:\n{}",
+        hotline.stderr_tail(20)
+    );
     // While the first call holds the only paid minute, a second one is refused.
     let second = run(Sipp::uac("uac_reject", hotline.sip_addr())
         .service(NUMBER)
@@ -167,6 +178,7 @@ fn trunk_max_calls_sheds_with_503() {
     );
     let hotline = Hotline::spawn(
         &HotlineConfig::new()
+            .with_admin()
             .target("desk", &target.uri("1001"))
             .number(NUMBER, &["desk"])
             .raw("")
@@ -185,7 +197,16 @@ fn trunk_max_calls_sheds_with_503() {
             .duration_ms(4000)
             .timeout(Duration::from_secs(30)),
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        wait_metric(
+            &hotline,
+            "hotline_calls_talking",
+            2.0,
+            Duration::from_secs(10)
+        ),
+        "the two long calls were not both answered:\n{}",
+        hotline.stderr_tail(20)
+    );
     let client = SipUdpClient::bind().unwrap_or_else(|e| panic!("bind: {e}"));
     let local = client
         .local_addr()
