@@ -232,7 +232,9 @@ fn nats_stopped_then_back_lag_rises_and_returns_to_zero() {
     wait(&h, "lag rises", Duration::from_secs(10), |s| {
         s.lag_records == second.len() as u64 && !s.connected
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    wait(&h, "lag grows past 1 s", Duration::from_secs(10), |s| {
+        s.lag >= Duration::from_secs(1)
+    });
     let during = h.stats().snapshot();
     assert!(during.lag >= Duration::from_secs(1), "{during:?}");
     nats.start_again().unwrap_or_else(|e| panic!("{e}"));
