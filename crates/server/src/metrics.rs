@@ -16,34 +16,51 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hotline_cdr::{AttemptReason, CallRecord, CdrSink, Disposition};
-use hotline_route::RejectCause;
+use hotline_route::{Carrier, RejectCause};
 use hotline_sip::proxy::Stats as ProxyStats;
+use hotline_sip::Method;
 
 use crate::snapshot::Snapshot;
 use crate::transport::TransportStats;
 
-/// SIP methods counted by name; anything else is `other`.
-pub const METHODS: [&str; 14] = [
-    "INVITE",
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "OPTIONS",
-    "REGISTER",
-    "PRACK",
-    "UPDATE",
-    "INFO",
-    "REFER",
-    "NOTIFY",
-    "SUBSCRIBE",
-    "MESSAGE",
-    "other",
+/// SIP methods counted by name, in label order: the SIP core's [`Method`]s (`Method::from_bytes`
+/// classifies; the label is `Method::as_str`), and last `other` for anything it does not name.
+pub const METHODS: [Method; 15] = [
+    Method::Invite,
+    Method::Ack,
+    Method::Bye,
+    Method::Cancel,
+    Method::Options,
+    Method::Register,
+    Method::Prack,
+    Method::Update,
+    Method::Info,
+    Method::Refer,
+    Method::Notify,
+    Method::Subscribe,
+    Method::Message,
+    Method::Publish,
+    Method::Other,
 ];
 const OTHER_METHOD: usize = METHODS.len() - 1;
+
+/// The label of each of [`METHODS`].
+fn method_labels() -> [&'static str; METHODS.len()] {
+    METHODS.map(|m| match m {
+        Method::Other => "other",
+        m => m.as_str(),
+    })
+}
+
 /// Response classes; index 0 is `1xx`. Status lines that are not `SIP/2.0 [1-6]xx` are `other`.
 pub const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other"];
-/// Carriers from the 400 prefix (4000/4006 unicom, 4001/4007 mobile, 4008/4009 telecom).
-pub const CARRIERS: [&str; 4] = ["unicom", "mobile", "telecom", "unknown"];
+/// Carriers (`hotline_route::Carrier`, labelled by `Carrier::as_str`), then `unknown`.
+pub const CARRIERS: [Option<Carrier>; 4] = [
+    Some(Carrier::Unicom),
+    Some(Carrier::Mobile),
+    Some(Carrier::Telecom),
+    None,
+];
 /// Routing refusals by cause (`hotline_route::RejectCause::as_str`), plus the server's own.
 pub const REJECT_CAUSES: [&str; 13] = [
     "unknown_number",
@@ -867,8 +884,9 @@ impl Metrics {
         );
 
         // Per carrier and trunk.
+        let carrier_names = CARRIERS.map(|c| c.map_or("unknown", Carrier::as_str));
         let carrier = |f: fn(&CarrierCounters) -> &AtomicU64| -> Vec<(&str, u64)> {
-            CARRIERS
+            carrier_names
                 .iter()
                 .zip(self.carriers.iter())
                 .map(|(n, c)| (*n, f(c).load(Ordering::Relaxed)))
@@ -896,7 +914,7 @@ impl Metrics {
             "Talk time by carrier of the 400 number, seconds.",
             "counter",
         );
-        for (n, c) in CARRIERS.iter().zip(self.carriers.iter()) {
+        for (n, c) in carrier_names.iter().zip(self.carriers.iter()) {
             let v = c.talk_micros.load(Ordering::Relaxed) as f64 / 1e6;
             let _ = writeln!(
                 o,
@@ -933,19 +951,20 @@ impl Metrics {
         }
 
         // SIP.
+        let methods = method_labels();
         for (name, help, label, names, vals) in [
             (
                 "hotline_sip_requests_received_total",
                 "SIP requests received, by method.",
                 "method",
-                &METHODS[..],
+                &methods[..],
                 &self.requests_in,
             ),
             (
                 "hotline_sip_requests_sent_total",
                 "SIP requests sent (forwarded or generated), by method.",
                 "method",
-                &METHODS[..],
+                &methods[..],
                 &self.requests_out,
             ),
             (
@@ -1313,24 +1332,24 @@ pub fn render_prepaid(o: &mut String, p: Option<&crate::prepaid::Prepaid>, now: 
     );
 }
 
-/// Index into [`CARRIERS`] from a normalised 400 number's fourth digit, or (a 1010 number)
-/// from the record's carrier, which the config names.
+/// Index into [`CARRIERS`]: the record's carrier (the call path took it from the route table:
+/// a 400 number's prefix, a 1010 number's config), else the carrier `hotline_route` reads
+/// from the number itself.
 fn carrier_index(number: &str, carrier: &str) -> usize {
-    match carrier {
-        "联通" => return 0,
-        "移动" => return 1,
-        "电信" => return 2,
-        _ => {}
-    }
-    match number.as_bytes() {
-        [b'4', b'0', b'0', d, ..] => match d {
-            b'0' | b'6' => 0,
-            b'1' | b'7' => 1,
-            b'8' | b'9' => 2,
-            _ => 3,
-        },
-        _ => 3,
-    }
+    let c = CARRIERS
+        .iter()
+        .flatten()
+        .copied()
+        .find(|c| c.name_zh() == carrier)
+        .or_else(|| {
+            hotline_route::normalize_called(number)
+                .ok()
+                .and_then(|n| n.carrier())
+        });
+    CARRIERS
+        .iter()
+        .position(|x| *x == c)
+        .unwrap_or(CARRIERS.len() - 1)
 }
 
 enum Kind {
@@ -1349,11 +1368,8 @@ fn classify(b: &[u8]) -> Kind {
     }
     let end = b.iter().take(17).position(|&c| c == b' ');
     let i = end
-        .and_then(|e| {
-            METHODS[..OTHER_METHOD]
-                .iter()
-                .position(|m| m.as_bytes() == &b[..e])
-        })
+        .map(|e| Method::from_bytes(&b[..e]))
+        .and_then(|m| METHODS.iter().position(|x| *x == m))
         .unwrap_or(OTHER_METHOD);
     Kind::Request(i)
 }
@@ -1565,6 +1581,52 @@ mod tests {
             v("hotline_sip_requests_sent_total{method=\"INVITE\"}").as_deref(),
             Some("0")
         );
+    }
+
+    /// The carrier label is hotline_route's (the record's carrier, else the number's prefix
+    /// as `Number400::carrier` reads it) and the method label hotline_sip's `Method`: the
+    /// metrics keep no table of prefixes or method names of their own.
+    #[test]
+    fn carrier_and_method_come_from_route_and_sip() {
+        for (number, carrier, want) in [
+            ("4008001234", "", 2),
+            ("4009001234", "", 2),
+            ("4000001234", "", 0),
+            ("4007001234", "", 1),
+            ("10101234", "", 3),
+            ("10101234", "移动", 1),
+            ("4008001234", "联通", 0),
+            ("junk", "", 3),
+        ] {
+            let route = hotline_route::normalize_called(number)
+                .ok()
+                .and_then(|n| n.carrier());
+            assert_eq!(carrier_index(number, carrier), want, "{number} {carrier}");
+            if carrier.is_empty() {
+                assert_eq!(CARRIERS[want], route, "{number}");
+            }
+        }
+        let m = Metrics::default();
+        m.inbound(b"PUBLISH sip:x SIP/2.0\r\n");
+        m.inbound(b"invite sip:x SIP/2.0\r\n");
+        let t = m.render();
+        assert_eq!(
+            sample(
+                &t,
+                "hotline_sip_requests_received_total{method=\"PUBLISH\"}"
+            )
+            .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            sample(&t, "hotline_sip_requests_received_total{method=\"other\"}").as_deref(),
+            Some("1")
+        );
+        // Every method the SIP core names has its own label, `Other` is last.
+        assert_eq!(METHODS[OTHER_METHOD], Method::Other);
+        for m in &METHODS[..OTHER_METHOD] {
+            assert_eq!(Method::from_bytes(m.as_str().as_bytes()), *m);
+        }
     }
 
     #[test]
