@@ -8,12 +8,13 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::calendar::DayKind;
+use crate::conditions::{day_name, describe, miss_reason};
 use crate::live::RateVerdict;
 use crate::resolve::{
-    check, choose_plan, peek_orders, screen, CallContext, Env, Miss, Reject, RejectCause,
+    check, choose_plan, peek_orders, screen, CallContext, Env, Reject, RejectCause,
 };
 use crate::state::LiveState;
-use crate::table::{Conditions, Fallback, Plan, RouteTable};
+use crate::table::{Fallback, Plan, RouteTable};
 
 /// The account of one routing decision. `Display` is for people, `Serialize` for `--json`.
 #[derive(Debug, Clone, Serialize)]
@@ -180,98 +181,6 @@ pub struct MemberView {
 
 fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn describe(c: &Conditions, table: &RouteTable) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(w) = c.weekdays {
-        let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-        let days: Vec<&str> = (0..7)
-            .filter(|i| w.0 & (1 << i) != 0)
-            .map(|i| names[i])
-            .collect();
-        parts.push(format!("weekdays {}", days.join(",")));
-    }
-    if !c.times.is_empty() {
-        let t: Vec<String> = c.times.iter().map(|t| t.to_string()).collect();
-        parts.push(format!("time {}", t.join(",")));
-    }
-    if !c.dates.is_empty() {
-        let d: Vec<String> = c
-            .dates
-            .iter()
-            .map(|(a, b)| {
-                if a == b {
-                    a.to_string()
-                } else {
-                    format!("{a}..{b}")
-                }
-            })
-            .collect();
-        parts.push(format!("dates {}", d.join(",")));
-    }
-    if let Some(d) = c.day {
-        parts.push(format!("day {}", day_name(d)));
-    }
-    if !c.regions.is_empty() {
-        let r: Vec<String> = c.regions.iter().map(|r| r.to_string()).collect();
-        parts.push(format!("region {}", r.join(",")));
-    }
-    if !c.lists.is_empty() {
-        let l: Vec<&str> = c
-            .lists
-            .iter()
-            .filter_map(|id| table.lists().get(id.0 as usize).map(|l| l.name.as_str()))
-            .collect();
-        parts.push(format!("list {}", l.join(",")));
-    }
-    if let Some(v) = c.vip {
-        parts.push(format!("vip {v}"));
-    }
-    if !c.keys.is_empty() {
-        let k: Vec<String> = c.keys.iter().map(|k| k.to_string()).collect();
-        parts.push(format!("key {}", k.join(",")));
-    }
-    if parts.is_empty() {
-        "(always)".into()
-    } else {
-        parts.join("; ")
-    }
-}
-
-fn day_name(d: DayKind) -> &'static str {
-    match d {
-        DayKind::Workday => "workday",
-        DayKind::Holiday => "holiday",
-    }
-}
-
-fn miss_reason(m: Miss, c: &Conditions, env: &Env<'_>) -> String {
-    let local = env.local;
-    match m {
-        Miss::Time => format!(
-            "local time {:02}:{:02} is outside every window",
-            local.hour(),
-            local.minute()
-        ),
-        Miss::Weekday => format!("{:?} is not one of the weekdays", local.date().weekday()),
-        Miss::Date => format!("{} is outside every date range", local.date()),
-        Miss::Day(actual) => format!(
-            "the day is a {} per the calendar, the rule wants a {}",
-            day_name(actual),
-            c.day.map(day_name).unwrap_or("?")
-        ),
-        Miss::Region => match env.region {
-            Some(r) => format!("caller region {r} is not listed"),
-            None => "caller region is unknown".into(),
-        },
-        Miss::List => "caller is on none of the lists".into(),
-        Miss::Vip => format!("caller VIP status is {}", env.vip),
-        Miss::Key => match env.key {
-            Some(k) => format!("IVR key {k} is not listed"),
-            None => "no IVR key on the Request-URI".into(),
-        },
-    }
 }
 
 fn plan_view(
