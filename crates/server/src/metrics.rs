@@ -21,7 +21,10 @@ use hotline_sip::proxy::Stats as ProxyStats;
 use hotline_sip::Method;
 
 use crate::snapshot::Snapshot;
+
+mod families;
 use crate::transport::TransportStats;
+pub use families::{family, Family, FAMILIES};
 
 /// SIP methods counted by name, in label order: the SIP core's [`Method`]s (`Method::from_bytes`
 /// classifies; the label is `Method::as_str`), and last `other` for anything it does not name.
@@ -191,8 +194,8 @@ impl Histogram {
         out
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        header(out, name, help, "histogram");
+    fn render(&self, out: &mut String, name: &str) {
+        header(out, name);
         for (le, n) in self.cumulative() {
             let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
         }
@@ -709,12 +712,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut o = String::with_capacity(16 * 1024);
         let b = &self.build;
-        header(
-            &mut o,
-            "hotline_build_info",
-            "Build of the running binary (value 1).",
-            "gauge",
-        );
+        header(&mut o, "hotline_build_info");
         let _ = writeln!(
             o,
             "hotline_build_info{{version=\"{}\",commit=\"{}\",build_date=\"{}\"}} 1",
@@ -725,53 +723,36 @@ impl Metrics {
         gauge(
             &mut o,
             "hotline_start_time_seconds",
-            "Unix time the process started.",
             self.started_at.as_millisecond() as f64 / 1000.0,
         );
         gauge(
             &mut o,
             "hotline_uptime_seconds",
-            "Seconds since the process started.",
             self.uptime().as_secs_f64(),
         );
         process_metrics(&mut o);
         gauge(
             &mut o,
             "hotline_ready",
-            "1 when /readyz answers 200 (listening, config loaded, CDR writer keeping up, not draining).",
             f64::from(u8::from(self.readiness().is_ok())),
         );
         gauge(
             &mut o,
             "hotline_draining",
-            "1 after SIGTERM while calls finish.",
             f64::from(u8::from(self.draining())),
         );
         let cfg = self.config();
-        gauge(
-            &mut o,
-            "hotline_config_generation",
-            "Generation of the routing config in use (1 at start, +1 per successful reload).",
-            cfg.generation as f64,
-        );
+        gauge(&mut o, "hotline_config_generation", cfg.generation as f64);
         gauge(
             &mut o,
             "hotline_config_loaded_timestamp_seconds",
-            "Unix time the config in use was loaded.",
             cfg.loaded_at
                 .map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0),
         );
-        gauge(
-            &mut o,
-            "hotline_config_numbers",
-            "400 numbers in the config in use.",
-            cfg.numbers as f64,
-        );
+        gauge(&mut o, "hotline_config_numbers", cfg.numbers as f64);
         labelled(
             &mut o,
             "hotline_config_reloads_total",
-            "Config reloads (SIGHUP, POST /reload) by result.",
-            "counter",
             "result",
             &[
                 ("ok", self.reloads_ok.load(Ordering::Relaxed)),
@@ -780,16 +761,10 @@ impl Metrics {
         );
 
         // Calls.
-        counter(
-            &mut o,
-            "hotline_calls_started_total",
-            "INVITEs that became calls. CPS = rate(hotline_calls_started_total[1m]).",
-            self.calls_started(),
-        );
+        counter(&mut o, "hotline_calls_started_total", self.calls_started());
         counter(
             &mut o,
             "hotline_ivr_keys_ignored_total",
-            "Calls whose Request-URI carried an ivr= key from a source that is not a media-server trunk (the key was ignored).",
             self.ivr_keys_ignored(),
         );
         let by_disp: Vec<(&str, u64)> = Disposition::ALL
@@ -797,31 +772,12 @@ impl Metrics {
             .zip(self.calls_by_disposition.iter())
             .map(|(d, c)| (d.as_str(), c.load(Ordering::Relaxed)))
             .collect();
-        labelled(
-            &mut o,
-            "hotline_calls_total",
-            "Finished calls by disposition (the CDR's disposition field).",
-            "counter",
-            "disposition",
-            &by_disp,
-        );
+        labelled(&mut o, "hotline_calls_total", "disposition", &by_disp);
+        gauge(&mut o, "hotline_calls_active", self.active_calls() as f64);
+        gauge(&mut o, "hotline_calls_talking", self.talking_calls() as f64);
         gauge(
-            &mut o,
-            "hotline_calls_active",
-            "Calls in progress (deciding, hunting or answered).",
-            self.active_calls() as f64,
-        );
-        gauge(
-            &mut o,
-            "hotline_calls_talking",
-            "Answered calls in progress.",
-            self.talking_calls() as f64,
-        );
-        gauge_f(
             &mut o,
             "hotline_talk_seconds_total",
-            "Talk time of finished calls, seconds.",
-            "counter",
             self.talk_micros.load(Ordering::Relaxed) as f64 / 1e6,
         );
         let by_reason: Vec<(&str, u64)> = AttemptReason::ALL
@@ -829,27 +785,13 @@ impl Metrics {
             .zip(self.attempts_by_reason.iter())
             .map(|(r, c)| (r.as_str(), c.load(Ordering::Relaxed)))
             .collect();
-        labelled(
-            &mut o,
-            "hotline_hunt_attempts_total",
-            "Hunt attempts (branches to a target) by how they ended.",
-            "counter",
-            "reason",
-            &by_reason,
-        );
+        labelled(&mut o, "hotline_hunt_attempts_total", "reason", &by_reason);
         let rejects: Vec<(&str, u64)> = REJECT_CAUSES
             .iter()
             .zip(self.rejects_by_cause.iter())
             .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
             .collect();
-        labelled(
-            &mut o,
-            "hotline_calls_rejected_total",
-            "Calls refused before any hunt, by cause.",
-            "counter",
-            "cause",
-            &rejects,
-        );
+        labelled(&mut o, "hotline_calls_rejected_total", "cause", &rejects);
         let rc = |name: &str| {
             rejects
                 .iter()
@@ -859,29 +801,16 @@ impl Metrics {
         labelled(
             &mut o,
             "hotline_blocks_total",
-            "Callers blocked: list = blacklist or whitelist-only, rate = anti-harassment limit.",
-            "counter",
             "kind",
             &[
                 ("list", rc("blocked_list") + rc("whitelist_only")),
                 ("rate", rc("blocked_rate")),
             ],
         );
-        self.hunt_attempts.render(
-            &mut o,
-            "hotline_hunt_depth",
-            "Attempts per routed call (1 = the first target answered or the hunt ended there).",
-        );
-        self.time_to_answer.render(
-            &mut o,
-            "hotline_time_to_answer_seconds",
-            "From the INVITE to the answer, answered calls.",
-        );
-        self.ring_time.render(
-            &mut o,
-            "hotline_ring_seconds",
-            "From the first ringing (18x) to the answer or the end of the call.",
-        );
+        self.hunt_attempts.render(&mut o, "hotline_hunt_depth");
+        self.time_to_answer
+            .render(&mut o, "hotline_time_to_answer_seconds");
+        self.ring_time.render(&mut o, "hotline_ring_seconds");
 
         // Per carrier and trunk.
         let carrier_names = CARRIERS.map(|c| c.map_or("unknown", Carrier::as_str));
@@ -895,25 +824,16 @@ impl Metrics {
         labelled(
             &mut o,
             "hotline_carrier_calls_total",
-            "Finished calls by the carrier of the called 400 number's prefix.",
-            "counter",
             "carrier",
             &carrier(|c| &c.calls),
         );
         labelled(
             &mut o,
             "hotline_carrier_calls_answered_total",
-            "Answered calls by carrier of the 400 number.",
-            "counter",
             "carrier",
             &carrier(|c| &c.answered),
         );
-        header(
-            &mut o,
-            "hotline_carrier_talk_seconds_total",
-            "Talk time by carrier of the 400 number, seconds.",
-            "counter",
-        );
+        header(&mut o, "hotline_carrier_talk_seconds_total");
         for (n, c) in carrier_names.iter().zip(self.carriers.iter()) {
             let v = c.talk_micros.load(Ordering::Relaxed) as f64 / 1e6;
             let _ = writeln!(
@@ -927,19 +847,16 @@ impl Metrics {
             trunks.iter().map(|(n, c)| (&**n, &**c)).collect();
         rows.push(("none", &self.trunk_none));
         rows.push(("other", &self.trunk_other));
-        for (name, help, f) in [
+        for (name, f) in [
             (
                 "hotline_trunk_calls_total",
-                "Finished calls by inbound trunk (none = source matched no trunk).",
                 (|c: &TrunkCounters| &c.calls) as fn(&TrunkCounters) -> &AtomicU64,
             ),
-            (
-                "hotline_trunk_calls_answered_total",
-                "Answered calls by inbound trunk.",
-                |c: &TrunkCounters| &c.answered,
-            ),
+            ("hotline_trunk_calls_answered_total", |c: &TrunkCounters| {
+                &c.answered
+            }),
         ] {
-            header(&mut o, name, help, "counter");
+            header(&mut o, name);
             for (t, c) in &rows {
                 let _ = writeln!(
                     o,
@@ -952,31 +869,27 @@ impl Metrics {
 
         // SIP.
         let methods = method_labels();
-        for (name, help, label, names, vals) in [
+        for (name, label, names, vals) in [
             (
                 "hotline_sip_requests_received_total",
-                "SIP requests received, by method.",
                 "method",
                 &methods[..],
                 &self.requests_in,
             ),
             (
                 "hotline_sip_requests_sent_total",
-                "SIP requests sent (forwarded or generated), by method.",
                 "method",
                 &methods[..],
                 &self.requests_out,
             ),
             (
                 "hotline_sip_responses_received_total",
-                "SIP responses received, by class.",
                 "class",
                 &CLASSES[..],
                 &self.responses_in,
             ),
             (
                 "hotline_sip_responses_sent_total",
-                "SIP responses sent (relayed or generated), by class.",
                 "class",
                 &CLASSES[..],
                 &self.responses_out,
@@ -987,19 +900,16 @@ impl Metrics {
                 .zip(vals.iter())
                 .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
                 .collect();
-            labelled(&mut o, name, help, "counter", label, &rows);
+            labelled(&mut o, name, label, &rows);
         }
         gauge(
             &mut o,
             "hotline_sip_transactions",
-            "SIP transactions alive (server + client).",
             self.transactions() as f64,
         );
         labelled(
             &mut o,
             "hotline_sip_retransmissions_total",
-            "Retransmissions: absorbed = duplicates received and answered from the transaction, sent = our timer retransmissions.",
-            "counter",
             "kind",
             &[
                 ("absorbed", self.retrans_absorbed.load(Ordering::Relaxed)),
@@ -1011,21 +921,14 @@ impl Metrics {
         counter(
             &mut o,
             "hotline_sip_parse_errors_total",
-            "Messages the SIP parser rejected (requests get 400, responses are dropped).",
             ld(&self.proxy_parse_errors),
         );
         counter(
             &mut o,
             "hotline_sip_framing_errors_total",
-            "Datagrams or TCP streams whose framing was broken (size cap, Content-Length).",
             ld(&t.framing_errors),
         );
-        header(
-            &mut o,
-            "hotline_sip_refused_total",
-            "Requests refused or messages dropped by the proxy core, by reason.",
-            "counter",
-        );
+        header(&mut o, "hotline_sip_refused_total");
         for (r, v) in [
             ("bad_request", ld(&self.proxy_bad_requests)),
             ("dropped_response", ld(&self.proxy_dropped_responses)),
@@ -1041,28 +944,18 @@ impl Metrics {
         labelled(
             &mut o,
             "hotline_udp_datagrams_total",
-            "UDP datagrams by direction.",
-            "counter",
             "direction",
             &[("in", ld(&t.udp_in)), ("out", ld(&t.udp_out))],
         );
         counter(
             &mut o,
             "hotline_udp_send_errors_total",
-            "UDP sends that failed (socket buffer full, unreachable).",
             ld(&t.udp_send_errors),
         );
-        counter(
-            &mut o,
-            "hotline_sip_keepalives_total",
-            "CRLF keep-alives received.",
-            ld(&t.keepalives),
-        );
+        counter(&mut o, "hotline_sip_keepalives_total", ld(&t.keepalives));
         labelled(
             &mut o,
             "hotline_tcp_connections_total",
-            "TCP connections: accepted, closed, failed outbound connects.",
-            "counter",
             "event",
             &[
                 ("accepted", ld(&t.tcp_accepted)),
@@ -1073,53 +966,36 @@ impl Metrics {
         counter(
             &mut o,
             "hotline_udp_unreachable_total",
-            "ICMP destination-unreachable reports for datagrams sent (the branch fails at once, 503).",
             ld(&t.udp_unreachable),
         );
         counter(
             &mut o,
             "hotline_tcp_queue_full_total",
-            "Messages not sent because a TCP connection's send queue was full.",
             ld(&t.tcp_queue_full),
         );
         counter(
             &mut o,
             "hotline_overload_sheds_total",
-            "Work refused by overload protection (new INVITEs answered 503 + Retry-After).",
             ld(&self.overload_sheds) + ld(&self.proxy_overload_shed),
         );
 
         // CDR writer.
         if let Some(s) = self.cdr.get().map(CdrSink::stats) {
-            gauge(
-                &mut o,
-                "hotline_cdr_queue_depth",
-                "CDR records waiting in the writer's channel.",
-                s.queue_depth as f64,
-            );
-            gauge(
-                &mut o,
-                "hotline_cdr_spill_depth",
-                "CDR records waiting in the memory spill (channel full: disk too slow).",
-                s.spill_depth as f64,
-            );
+            gauge(&mut o, "hotline_cdr_queue_depth", s.queue_depth as f64);
+            gauge(&mut o, "hotline_cdr_spill_depth", s.spill_depth as f64);
             gauge(
                 &mut o,
                 "hotline_cdr_unwritten_records",
-                "CDR records submitted but not yet written (lag, in records).",
                 s.submitted.saturating_sub(s.written) as f64,
             );
             gauge(
                 &mut o,
                 "hotline_cdr_fsync_lag_seconds",
-                "Age of the oldest record covered by the last fsync when it completed.",
                 s.last_fsync_lag.as_secs_f64(),
             );
             labelled(
                 &mut o,
                 "hotline_cdr_records_total",
-                "CDR records: submitted, written (to the OS), synced (fsynced), spilled (went through the memory spill), lost (channel and spill full).",
-                "counter",
                 "stage",
                 &[
                     ("submitted", s.submitted),
@@ -1129,25 +1005,10 @@ impl Metrics {
                     ("lost", s.overflowed),
                 ],
             );
-            counter(&mut o, "hotline_cdr_fsyncs_total", "CDR fsyncs.", s.fsyncs);
-            counter(
-                &mut o,
-                "hotline_cdr_files_sealed_total",
-                "CDR files rotated and sealed.",
-                s.files_sealed,
-            );
-            counter(
-                &mut o,
-                "hotline_cdr_write_errors_total",
-                "Failed CDR write / fsync / rename calls (retried).",
-                s.write_errors,
-            );
-            counter(
-                &mut o,
-                "hotline_cdr_torn_recovered_total",
-                "Torn CDR tails cut at start-up.",
-                s.torn_recovered,
-            );
+            counter(&mut o, "hotline_cdr_fsyncs_total", s.fsyncs);
+            counter(&mut o, "hotline_cdr_files_sealed_total", s.files_sealed);
+            counter(&mut o, "hotline_cdr_write_errors_total", s.write_errors);
+            counter(&mut o, "hotline_cdr_torn_recovered_total", s.torn_recovered);
         }
         render_ship(&mut o, self.ship_stats().as_ref());
         match self.prepaid.get() {
@@ -1161,21 +1022,14 @@ impl Metrics {
             gauge(
                 &mut o,
                 "hotline_cluster_redis_up",
-                "1 while the last Redis round trip succeeded, 0 while Redis is down.",
                 if l.redis.is_up() { 1.0 } else { 0.0 },
             );
             counter(
                 &mut o,
                 "hotline_cluster_redis_errors_total",
-                "Redis round trips that failed or timed out.",
                 l.redis.errors(),
             );
-            header(
-                &mut o,
-                "hotline_cluster_redis_round_trips_total",
-                "Redis round trips by purpose (decide, lease, release, publish, end, background).",
-                "counter",
-            );
+            header(&mut o, "hotline_cluster_redis_round_trips_total");
             for (k, n) in hotline_cluster::Trip::ALL.iter().zip(l.redis.round_trips()) {
                 let _ = writeln!(
                     o,
@@ -1183,17 +1037,11 @@ impl Metrics {
                     k.name()
                 );
             }
-            gauge(
-                &mut o,
-                "hotline_cluster_leases_held",
-                "Target slot leases this node holds (renewed until released).",
-                l.redis.held() as f64,
-            );
+            gauge(&mut o, "hotline_cluster_leases_held", l.redis.held() as f64);
             let nodes = l.nodes.load();
             gauge(
                 &mut o,
                 "hotline_cluster_nodes_alive",
-                "Nodes whose heartbeat is current in Redis (this one included).",
                 nodes.iter().filter(|n| n.alive).count() as f64,
             );
         }
@@ -1203,19 +1051,19 @@ impl Metrics {
 
 /// The CDR shipper's series (`[server.cdr.ship]` on).
 fn render_ship(o: &mut String, s: Option<&hotline_ship::ShipSnapshot>) {
-    const SERIES: [(&str, &str, &str); 8] = [
-        ("hotline_cdr_ship_lag_records", "CDR records in the local files not yet acknowledged by NATS JetStream.", "gauge"),
-        ("hotline_cdr_ship_lag_seconds", "Age of the oldest CDR record not yet acknowledged by JetStream (0 when none waits).", "gauge"),
-        ("hotline_cdr_ship_records_total", "CDR records acknowledged by JetStream: stored (new) or duplicate (a re-publish JetStream dropped by Nats-Msg-Id); undecodable lines skipped.", "counter"),
-        ("hotline_cdr_ship_publish_errors_total", "Failed CDR publishes (NATS away, subject refused, no ack in time); each record is retried.", "counter"),
-        ("hotline_cdr_ship_batches_total", "Publish batches sent to JetStream.", "counter"),
-        ("hotline_cdr_ship_checkpoint_errors_total", "Failed saves of the shipper's checkpoint file.", "counter"),
-        ("hotline_cdr_ship_connected", "1 while the shipper is connected to NATS.", "gauge"),
-        ("hotline_cdr_ship_failing", "1 while a CDR record is being refused or not acknowledged (it is retried).", "gauge"),
+    const SERIES: [&str; 8] = [
+        "hotline_cdr_ship_lag_records",
+        "hotline_cdr_ship_lag_seconds",
+        "hotline_cdr_ship_records_total",
+        "hotline_cdr_ship_publish_errors_total",
+        "hotline_cdr_ship_batches_total",
+        "hotline_cdr_ship_checkpoint_errors_total",
+        "hotline_cdr_ship_connected",
+        "hotline_cdr_ship_failing",
     ];
     // Without `[server.cdr.ship]` the families are declared with no samples.
-    for (name, help, kind) in SERIES {
-        header(o, name, help, kind);
+    for name in SERIES {
+        header(o, name);
         let Some(s) = s else { continue };
         let v = match name {
             "hotline_cdr_ship_lag_records" => s.lag_records as f64,
@@ -1246,29 +1094,13 @@ fn render_ship(o: &mut String, s: Option<&hotline_ship::ShipSnapshot>) {
 pub fn render_prepaid(o: &mut String, p: Option<&crate::prepaid::Prepaid>, now: jiff::Timestamp) {
     let rows = p.map(|p| p.gauges(now)).unwrap_or_default();
     let yuan = |fen: i64| fen as f64 / 100.0;
-    for (name, help, value) in [
-        (
-            "hotline_prepaid_balance_yuan",
-            "Prepaid balance per 400 number, yuan, as hotline bill computes it (closed months' minimum charged), before reservations.",
-            0usize,
-        ),
-        (
-            "hotline_prepaid_reserved_yuan",
-            "Prepaid money held by answered calls in progress (whole minutes), yuan.",
-            1,
-        ),
-        (
-            "hotline_prepaid_available_yuan",
-            "Balance minus reservations: what new calls are admitted against, yuan.",
-            2,
-        ),
-        (
-            "hotline_prepaid_low_balance",
-            "1 when the balance is below [server.billing] low_balance (time to top up: 续费提醒), else 0.",
-            3,
-        ),
+    for (name, value) in [
+        ("hotline_prepaid_balance_yuan", 0usize),
+        ("hotline_prepaid_reserved_yuan", 1),
+        ("hotline_prepaid_available_yuan", 2),
+        ("hotline_prepaid_low_balance", 3),
     ] {
-        header(o, name, help, "gauge");
+        header(o, name);
         for g in &rows {
             let v = match value {
                 0 => fmt_f64(yuan(g.balance_fen)),
@@ -1280,56 +1112,28 @@ pub fn render_prepaid(o: &mut String, p: Option<&crate::prepaid::Prepaid>, now: 
         }
     }
     let Some(p) = p else {
-        for (name, help, kind) in [
-            (
-                "hotline_prepaid_low_balance_threshold_yuan",
-                "[server.billing] low_balance, yuan.",
-                "gauge",
-            ),
-            (
-                "hotline_prepaid_low_balance_warnings_total",
-                "Times a balance fell below the low-balance threshold.",
-                "counter",
-            ),
-            (
-                "hotline_prepaid_refused_total",
-                "New calls refused for lack of balance (or outside the plan's dates).",
-                "counter",
-            ),
-            (
-                "hotline_prepaid_cut_total",
-                "Answered calls cut because their next minute could not be paid.",
-                "counter",
-            ),
+        for name in [
+            "hotline_prepaid_low_balance_threshold_yuan",
+            "hotline_prepaid_low_balance_warnings_total",
+            "hotline_prepaid_refused_total",
+            "hotline_prepaid_cut_total",
         ] {
-            header(o, name, help, kind);
+            header(o, name);
         }
         return;
     };
     gauge(
         o,
         "hotline_prepaid_low_balance_threshold_yuan",
-        "[server.billing] low_balance, yuan.",
         yuan(p.low_balance_fen()),
     );
     counter(
         o,
         "hotline_prepaid_low_balance_warnings_total",
-        "Times a balance fell below the low-balance threshold.",
         p.low_balance_warnings,
     );
-    counter(
-        o,
-        "hotline_prepaid_refused_total",
-        "New calls refused for lack of balance (or outside the plan's dates).",
-        p.refused,
-    );
-    counter(
-        o,
-        "hotline_prepaid_cut_total",
-        "Answered calls cut because their next minute could not be paid.",
-        p.cut,
-    );
+    counter(o, "hotline_prepaid_refused_total", p.refused);
+    counter(o, "hotline_prepaid_cut_total", p.cut);
 }
 
 /// Index into [`CARRIERS`]: the record's carrier (the call path took it from the route table:
@@ -1379,26 +1183,10 @@ fn classify(b: &[u8]) -> Kind {
 /// `process_cpu_seconds_total` keeps rising is polling (docs/OPERATIONS.md, "Resource use at rest").
 fn process_metrics(o: &mut String) {
     let Some(p) = ProcSelf::read() else { return };
-    gauge_f(
-        o,
-        "process_cpu_seconds_total",
-        "User and system CPU time of every thread, in seconds.",
-        "counter",
-        p.cpu_ticks as f64 / USER_HZ,
-    );
-    gauge(
-        o,
-        "process_resident_memory_bytes",
-        "Resident memory in bytes.",
-        p.rss_bytes as f64,
-    );
-    gauge(
-        o,
-        "process_open_fds",
-        "Open file descriptors.",
-        p.fds as f64,
-    );
-    gauge(o, "process_threads", "OS threads.", p.threads as f64);
+    gauge(o, "process_cpu_seconds_total", p.cpu_ticks as f64 / USER_HZ);
+    gauge(o, "process_resident_memory_bytes", p.rss_bytes as f64);
+    gauge(o, "process_open_fds", p.fds as f64);
+    gauge(o, "process_threads", p.threads as f64);
 }
 
 /// Clock ticks per second of `/proc/PID/stat` (`USER_HZ`, 100 on every Linux ABI Hotline runs on).
@@ -1436,27 +1224,29 @@ impl ProcSelf {
     }
 }
 
-fn header(o: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(o, "# HELP {name} {help}");
-    let _ = writeln!(o, "# TYPE {name} {kind}");
+/// `# HELP` and `# TYPE` of family `name`, from [`FAMILIES`].
+fn header(o: &mut String, name: &str) {
+    let f = family(name);
+    debug_assert!(
+        f.is_some(),
+        "metric family {name} is not declared in FAMILIES"
+    );
+    let _ = writeln!(o, "# HELP {name} {}", f.map_or("", |f| f.help));
+    let _ = writeln!(o, "# TYPE {name} {}", f.map_or("untyped", |f| f.kind));
 }
 
-fn counter(o: &mut String, name: &str, help: &str, v: u64) {
-    header(o, name, help, "counter");
+fn counter(o: &mut String, name: &str, v: u64) {
+    header(o, name);
     let _ = writeln!(o, "{name} {v}");
 }
 
-fn gauge(o: &mut String, name: &str, help: &str, v: f64) {
-    gauge_f(o, name, help, "gauge", v);
-}
-
-fn gauge_f(o: &mut String, name: &str, help: &str, kind: &str, v: f64) {
-    header(o, name, help, kind);
+fn gauge(o: &mut String, name: &str, v: f64) {
+    header(o, name);
     let _ = writeln!(o, "{name} {}", fmt_f64(v));
 }
 
-fn labelled(o: &mut String, name: &str, help: &str, kind: &str, label: &str, rows: &[(&str, u64)]) {
-    header(o, name, help, kind);
+fn labelled(o: &mut String, name: &str, label: &str, rows: &[(&str, u64)]) {
+    header(o, name);
     for (l, v) in rows {
         let _ = writeln!(o, "{name}{{{label}=\"{}\"}} {v}", esc(l));
     }
@@ -1760,6 +1550,44 @@ mod tests {
             Some("1")
         );
         assert_eq!(v("hotline_ring_seconds_sum").as_deref(), Some("3"));
+    }
+
+    /// Each family is declared once in `FAMILIES` (the renderers take HELP and TYPE from
+    /// there), everything rendered is declared, and the operators' docs name every family.
+    #[test]
+    fn families_are_declared_once_and_documented() {
+        let mut seen = std::collections::HashSet::new();
+        for f in FAMILIES {
+            assert!(seen.insert(f.name), "{} declared twice", f.name);
+            assert!(
+                ["counter", "gauge", "histogram"].contains(&f.kind),
+                "{}",
+                f.name
+            );
+            assert!(!f.help.is_empty(), "{}", f.name);
+        }
+        let m = Metrics::default();
+        m.set_ship(Arc::default());
+        let mut t = m.render();
+        render_prepaid(&mut t, None, jiff::Timestamp::UNIX_EPOCH);
+        for line in t.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap_or_default();
+                assert!(family(name).is_some(), "{name} rendered but not declared");
+            }
+        }
+        let docs = [
+            include_str!("../../../docs/OPERATIONS.md"),
+            include_str!("../../../docs/CLUSTER.md"),
+        ]
+        .concat();
+        for f in FAMILIES {
+            assert!(
+                docs.contains(f.name),
+                "{} is not in docs/OPERATIONS.md",
+                f.name
+            );
+        }
     }
 
     #[test]
