@@ -19,7 +19,8 @@
 //! - [`shipping`]: `[server.cdr.ship]` -> the CDR shipper to NATS JetStream (`hotline-ship`).
 //! - [`snapshot`]: the routing snapshot and its reload.
 //! - [`watch`]: reload when the config files change.
-//! - [`metrics`]: live counters and gauges, rendered in Prometheus text format.
+//! - [`metrics`]: live counters and gauges (`metrics.rs`: recording), every family declared once
+//!   (`metrics/families.rs`), rendered in Prometheus text format (`metrics/render.rs`).
 //! - [`admin`]: the admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, `/status`, `/reload`, `/log-level`).
 #![forbid(unsafe_code)]
 
