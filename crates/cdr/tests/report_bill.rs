@@ -26,10 +26,7 @@ fn write(dir: &Path, calls: &[CallRecord]) {
     // files and fsyncs, slow for a unit test).
     let mut cfg = WriterConfig::new(dir);
     cfg.rotate_every = hotline_cdr::Rotate::Daily;
-    let (sink, handle) = match spawn(cfg) {
-        Ok(x) => x,
-        Err(e) => panic!("spawn: {e}"),
-    };
+    let (sink, handle) = spawn(cfg).expect("spawn");
     for c in calls {
         sink.submit(Record::Call(c.clone()));
     }
@@ -50,10 +47,7 @@ fn report_matches_independent_counts() {
     let Some(dir) = dir else { return };
     let calls = traffic();
     write(dir.path(), &calls);
-    let r = match report(dir.path(), &ReportOptions::default()) {
-        Ok(r) => r,
-        Err(e) => panic!("report: {e}"),
-    };
+    let r = report(dir.path(), &ReportOptions::default()).expect("report");
     let tz = shanghai();
     let answered: Vec<&CallRecord> = calls
         .iter()
@@ -305,10 +299,7 @@ fn call(number: &str, start: &str, talk_ms: Option<i64>) -> CallRecord {
 fn bill_hand_computed_scenario() {
     let dir = tempfile::tempdir().ok();
     let Some(dir) = dir else { return };
-    let cfg = match parse_billing(PLANS) {
-        Ok(c) => c,
-        Err(e) => panic!("{e:?}"),
-    };
+    let cfg = parse_billing(PLANS).unwrap();
     let calls = vec![
         call("4008001234", "2026-10-14T03:00:00Z", Some(600_000)), // before start: not billed
         call("4008001234", "2026-10-20T02:00:00Z", Some(61_000)),  // 2 min
@@ -414,10 +405,7 @@ fn bill_hand_computed_scenario() {
 fn bill_reconciles_with_generated_traffic() {
     let dir = tempfile::tempdir().ok();
     let Some(dir) = dir else { return };
-    let cfg = match parse_billing(PLANS) {
-        Ok(c) => c,
-        Err(e) => panic!("{e:?}"),
-    };
+    let cfg = parse_billing(PLANS).unwrap();
     let calls = traffic();
     write(dir.path(), &calls);
     let tz = shanghai();
@@ -533,10 +521,7 @@ fn report_times_are_local_in_the_zone_named() {
             call("4008001234", "2026-11-03T16:10:00Z", None),
         ],
     );
-    let r = match report(dir.path(), &ReportOptions::default()) {
-        Ok(r) => r,
-        Err(e) => panic!("report: {e}"),
-    };
+    let r = report(dir.path(), &ReportOptions::default()).expect("report");
     assert_eq!(r.tz, "Asia/Shanghai");
     assert_eq!(r.first_call, "2026-11-03T09:30:00+08:00");
     assert_eq!(r.last_call, "2026-11-04T00:10:00+08:00");
