@@ -43,8 +43,7 @@ fn traffic() -> Vec<CallRecord> {
 
 #[test]
 fn report_matches_independent_counts() {
-    let dir = tempfile::tempdir().ok();
-    let Some(dir) = dir else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
     let calls = traffic();
     write(dir.path(), &calls);
     let r = report(dir.path(), &ReportOptions::default()).expect("report");
@@ -148,8 +147,7 @@ fn report_matches_independent_counts() {
 
 #[test]
 fn query_filters_match_independent_selection() {
-    let dir = tempfile::tempdir().ok();
-    let Some(dir) = dir else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
     let calls = traffic();
     write(dir.path(), &calls);
     let from = ts("2026-10-01T00:00:00Z");
@@ -297,8 +295,7 @@ fn call(number: &str, start: &str, talk_ms: Option<i64>) -> CallRecord {
 
 #[test]
 fn bill_hand_computed_scenario() {
-    let dir = tempfile::tempdir().ok();
-    let Some(dir) = dir else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
     let cfg = parse_billing(PLANS).unwrap();
     let calls = vec![
         call("4008001234", "2026-10-14T03:00:00Z", Some(600_000)), // before start: not billed
@@ -403,8 +400,7 @@ fn bill_hand_computed_scenario() {
 
 #[test]
 fn bill_reconciles_with_generated_traffic() {
-    let dir = tempfile::tempdir().ok();
-    let Some(dir) = dir else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
     let cfg = parse_billing(PLANS).unwrap();
     let calls = traffic();
     write(dir.path(), &calls);
@@ -510,9 +506,7 @@ fn shipped_example_billing_config_parses() {
 /// last call are local times there (with the offset), in text, HTML and JSON alike.
 #[test]
 fn report_times_are_local_in_the_zone_named() {
-    let Some(dir) = tempfile::tempdir().ok() else {
-        return;
-    };
+    let dir = tempfile::tempdir().expect("tempdir");
     // 01:30 UTC is 09:30 in Shanghai; 16:10 UTC is 00:10 the next day there.
     write(
         dir.path(),
@@ -563,9 +557,7 @@ start = "2026-10-01"
 prepaid = "200"
 "#;
     let cfg = parse_billing(src).unwrap_or_else(|e| panic!("{e:?}"));
-    let Some(dir) = tempfile::tempdir().ok() else {
-        return;
-    };
+    let dir = tempfile::tempdir().expect("tempdir");
     write(
         dir.path(),
         &[call("10101234", "2026-11-03T02:00:00Z", Some(90_000))],
