@@ -96,37 +96,25 @@ pub fn start(sipp: Sipp) -> SippProcess {
     if let Err(e) = hotline_testkit::paths::hotline_bin() {
         panic!("{e}");
     }
-    match sipp.spawn() {
-        Ok(p) => p,
-        Err(e) => panic!("starting SIPp failed: {e}"),
-    }
+    sipp.spawn().expect("starting SIPp failed")
 }
 
 /// Runs SIPp to completion, panicking on a harness error (not on failed calls).
 #[track_caller]
 pub fn run(sipp: Sipp) -> SippResult {
-    match sipp.run() {
-        Ok(r) => r,
-        Err(e) => panic!("running SIPp failed: {e}"),
-    }
+    sipp.run().expect("running SIPp failed")
 }
 
 /// Waits for a started SIPp to finish, panicking on a harness error.
 #[track_caller]
 pub fn finish(p: SippProcess) -> SippResult {
-    match p.wait() {
-        Ok(r) => r,
-        Err(e) => panic!("waiting for SIPp failed: {e}"),
-    }
+    p.wait().expect("waiting for SIPp failed")
 }
 
 /// Stops a started SIPp now (SIGUSR1) and collects its result.
 #[track_caller]
 pub fn stop(p: SippProcess) -> SippResult {
-    match p.stop() {
-        Ok(r) => r,
-        Err(e) => panic!("stopping SIPp failed: {e}"),
-    }
+    p.stop().expect("stopping SIPp failed")
 }
 
 /// Idle means: < 2 % of one core, and nothing held grows.

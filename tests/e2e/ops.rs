@@ -68,10 +68,7 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 #[track_caller]
 fn metric(metrics: &str, series: &str) -> f64 {
-    match sample(metrics, series) {
-        Some(v) => v,
-        None => panic!("no sample {series} in:\n{metrics}"),
-    }
+    sample(metrics, series).unwrap_or_else(|| panic!("no sample {series} in:\n{metrics}"))
 }
 
 /// Polls `/metrics` until `series` reaches `want` (or the timeout), returning the last scrape.
@@ -87,18 +84,15 @@ fn scrape_until(addr: SocketAddr, series: &str, want: f64, timeout: Duration) ->
 }
 
 fn hotline_bin() -> PathBuf {
-    match hotline_testkit::paths::hotline_bin() {
-        Ok(p) => p,
-        Err(e) => panic!("hotline binary: {e}"),
-    }
+    hotline_testkit::paths::hotline_bin().expect("hotline binary")
 }
 
 /// Runs the `hotline` CLI with `args`.
 fn cli(args: &[&str]) -> Output {
-    match Command::new(hotline_bin()).args(args).output() {
-        Ok(o) => o,
-        Err(e) => panic!("running hotline {args:?}: {e}"),
-    }
+    Command::new(hotline_bin())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running hotline {args:?}: {e}"))
 }
 
 fn text(b: &[u8]) -> String {
@@ -336,10 +330,7 @@ fn readyz_is_503_while_draining_and_health_stays_200() {
     );
 
     // The hunt ends (ring timeout), the process flushes and exits 0; the admin port closes.
-    let status = match hotline.stop() {
-        Ok(s) => s,
-        Err(e) => panic!("stop: {e}"),
-    };
+    let status = hotline.stop().expect("stop");
     assert!(status.success(), "exit {status}");
     assert!(
         http(admin, "GET", "/healthz", "").is_none(),
@@ -460,10 +451,7 @@ fn check_exit_codes_on_shipped_and_broken_configs() {
         assert_eq!(out.status.code(), Some(0), "{f}: {}", text(&out.stderr));
         assert!(text(&out.stdout).contains(": ok ("), "{f}");
     }
-    let tmp = match tempfile_dir() {
-        Some(t) => t,
-        None => panic!("cannot make a temporary directory"),
-    };
+    let tmp = tempfile_dir().expect("cannot make a temporary directory");
     let bad = tmp.join("bad.toml");
     let _ = std::fs::write(&bad, "[server]\nlisten = [\"nowhere\"]\nbogus = 1\n");
     let out = cli(&["check", &bad.to_string_lossy()]);
@@ -526,10 +514,7 @@ fn check_takes_shipped_directories_fragments_and_rate_files() {
         assert!(stdout.contains("ok: a rate file"), "{rates}: {stdout}");
     }
     // A broken rate file is an error (exit 1) naming the file and line once.
-    let tmp = match tempfile_dir() {
-        Some(t) => t,
-        None => panic!("cannot make a temporary directory"),
-    };
+    let tmp = tempfile_dir().expect("cannot make a temporary directory");
     let bad = tmp.join("billing.toml");
     let _ = std::fs::write(
         &bad,
@@ -584,24 +569,18 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         return;
     }
     // verify insists the ExecStart binary exists: point it at the one just built.
-    let tmp = match tempfile_dir() {
-        Some(t) => t,
-        None => panic!("cannot make a temporary directory"),
-    };
+    let tmp = tempfile_dir().expect("cannot make a temporary directory");
     let copy = tmp.join("hotline.service");
     let bin = hotline_bin();
     let _ = std::fs::write(
         &copy,
         text_unit.replace("/usr/local/bin/hotline", &bin.to_string_lossy()),
     );
-    let out = match Command::new("systemd-analyze")
+    let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&copy)
         .output()
-    {
-        Ok(o) => o,
-        Err(e) => panic!("systemd-analyze: {e}"),
-    };
+        .expect("systemd-analyze");
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     let _ = std::fs::remove_dir_all(&tmp);
     // Unknown keys are only warnings (exit 0): any complaint about our file fails the test.

@@ -51,10 +51,7 @@ fn write(hotline: &Hotline, toml: &str) {
 
 #[track_caller]
 fn stop_target(p: SippProcess) -> SippResult {
-    match p.stop() {
-        Ok(r) => r,
-        Err(e) => panic!("{e}"),
-    }
+    p.stop().expect("sipp stop")
 }
 
 /// (generation, answered target) of every call, ordered by call start.

@@ -23,14 +23,8 @@ fn lone_hotline() -> Hotline {
 }
 
 fn client() -> (SipUdpClient, std::net::SocketAddr) {
-    let c = match SipUdpClient::bind() {
-        Ok(c) => c,
-        Err(e) => panic!("bind: {e}"),
-    };
-    let local = match c.local_addr() {
-        Ok(a) => a,
-        Err(e) => panic!("local_addr: {e}"),
-    };
+    let c = SipUdpClient::bind().expect("bind");
+    let local = c.local_addr().expect("local_addr");
     (c, local)
 }
 

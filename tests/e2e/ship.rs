@@ -55,10 +55,10 @@ fn node_config(name: &str, ip: &str, target: &str, nats: &str) -> String {
 
 fn cli(args: &[&str]) -> Output {
     let bin = hotline_testkit::paths::hotline_bin().unwrap_or_else(|e| panic!("hotline: {e}"));
-    match Command::new(bin).args(args).output() {
-        Ok(o) => o,
-        Err(e) => panic!("running hotline {args:?}: {e}"),
-    }
+    Command::new(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running hotline {args:?}: {e}"))
 }
 
 #[track_caller]
