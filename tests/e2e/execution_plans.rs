@@ -773,7 +773,9 @@ fn limit_run(plan_keys: &[&str], second_scenario: &str) -> LimitRun {
     let long = finish(long);
     assert_all_ok(&long, 1, "long caller");
     let shared = finish(shared);
-    let spare = spare.wait_for(Duration::from_secs(2)).expect("spare target");
+    let spare = spare
+        .wait_for(Duration::from_secs(2))
+        .expect("spare target");
     assert_eq!(
         shared.received_request_calls("INVITE").len(),
         1,
