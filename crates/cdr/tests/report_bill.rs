@@ -313,7 +313,7 @@ fn bill_hand_computed_scenario() {
             year: 1970,
             month: 1,
         });
-        let b = bill(dir.path(), &cfg, month).unwrap_or_else(|e| panic!("bill: {e}"));
+        let b = bill(dir.path(), &cfg, month).expect("bill");
         b.lines
             .into_iter()
             .find(|l| l.number == n)
@@ -386,7 +386,7 @@ fn bill_hand_computed_scenario() {
         year: 1970,
         month: 1,
     });
-    let b = bill(dir.path(), &cfg, month).unwrap_or_else(|e| panic!("bill: {e}"));
+    let b = bill(dir.path(), &cfg, month).expect("bill");
     assert_eq!(b.total_fen, 10_000);
     let t = render_bill(&b, BillFormat::Table);
     assert!(
@@ -451,7 +451,7 @@ fn bill_reconciles_with_generated_traffic() {
             year: 1970,
             month: 1,
         });
-        let b = bill(dir.path(), &cfg, month).unwrap_or_else(|e| panic!("bill: {e}"));
+        let b = bill(dir.path(), &cfg, month).expect("bill");
         for l in &b.lines {
             let want = minutes
                 .get(&(l.number.clone(), m.clone()))
@@ -492,7 +492,7 @@ fn shipped_example_billing_config_parses() {
     .unwrap_or_default();
     let cfg = parse_billing(&src);
     assert!(cfg.is_ok(), "{:?}", cfg.err());
-    let cfg = cfg.unwrap_or_else(|_| panic!("checked above"));
+    let cfg = cfg.expect("checked above");
     assert_eq!(cfg.accounts.len(), 2);
     assert_eq!(
         cfg.plans
@@ -570,7 +570,7 @@ prepaid = "200"
             month: 11,
         },
     )
-    .unwrap_or_else(|e| panic!("bill: {e}"));
+    .expect("bill");
     let line = &nov.lines[0];
     assert_eq!(line.number, "10101234");
     assert_eq!((line.minutes, line.usage_fen), (2, 40));
