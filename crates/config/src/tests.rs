@@ -660,11 +660,7 @@ fn live_state_survives_table_swap() {
     let live = Live::new();
     live.prepare(&c1.table);
     assert_eq!(order(&c1, &live, "4008000001", 0), ["a", "b", "c"]);
-    let a = c1
-        .table
-        .target_by_name("a")
-        .cloned()
-        .unwrap_or_else(|| panic!("a"));
+    let a = c1.table.target_by_name("a").cloned().expect("a");
     assert!(live.try_acquire(&a, ts("2026-01-05T01:00:00Z")));
     // A reload that reorders targets (ids change) keeps state keyed by name.
     let reordered = HUNT.replace(
@@ -676,11 +672,7 @@ fn live_state_survives_table_swap() {
     assert_eq!(c2.table.generation(), 2);
     assert_ne!(c1.table.hash(), c2.table.hash());
     live.prepare(&c2.table);
-    let a2 = c2
-        .table
-        .target_by_name("a")
-        .cloned()
-        .unwrap_or_else(|| panic!("a"));
+    let a2 = c2.table.target_by_name("a").cloned().expect("a");
     assert!(
         !live.try_acquire(&a2, ts("2026-01-05T01:00:01Z")),
         "slot held across the swap"
@@ -718,16 +710,10 @@ company = "acme"
 plan = "p"
 "#,
     );
-    let m = c
-        .table
-        .target_by_name("mobile")
-        .unwrap_or_else(|| panic!("mobile"));
+    let m = c.table.target_by_name("mobile").expect("mobile");
     assert_eq!(m.uri, "sip:13800138000@127.0.0.1:5080");
     assert_eq!(m.transport, hotline_route::Transport::Udp);
-    let d = c
-        .table
-        .target_by_name("desk")
-        .unwrap_or_else(|| panic!("desk"));
+    let d = c.table.target_by_name("desk").expect("desk");
     assert_eq!(d.uri, "sip:01012345678@[::1]:5090;transport=tcp");
     assert_eq!(
         d.next_hop,
@@ -1253,7 +1239,7 @@ fn forward_on_by_cause() {
         c.warnings
     );
     let desk = c.table.targets().iter().find(|t| t.name == "desk");
-    let desk = desk.unwrap_or_else(|| panic!("no desk"));
+    let desk = desk.expect("no desk");
     let names: Vec<(&str, &str)> = desk
         .forward_on
         .entries()
@@ -1510,10 +1496,7 @@ fn numbers_1010_with_their_carrier() {
     };
     let c = compile(&cfg("1010-1234", "carrier = \"telecom\"\n"));
     let n = num("10101234");
-    let e = c
-        .table
-        .number(n)
-        .unwrap_or_else(|| panic!("10101234 not served"));
+    let e = c.table.number(n).expect("10101234 not served");
     assert_eq!(e.carrier, hotline_route::Carrier::Telecom);
     let live = Live::new();
     assert_eq!(
@@ -1751,8 +1734,7 @@ fn load_path_with_includes_and_directories() {
     .unwrap_or_else(|e| panic!("{e}"));
     let e = load_path(&d.join("hotline.toml"), 4, jiff::civil::date(2026, 11, 24))
         .map(|_| ())
-        .err()
-        .unwrap_or_else(|| panic!("expected error"));
+        .expect_err("expected error");
     let e = &e.0[0];
     assert!(e.file.ends_with("companies/beta.toml"), "{e}");
     assert_eq!((e.line, e.key.as_str()), (4, "numbers.\"4001001234\".plan"));
