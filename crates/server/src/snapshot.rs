@@ -269,9 +269,7 @@ mod tests {
     /// #21 item 9: the calendar warning is logged once a day, not on every start or reload.
     #[test]
     fn calendar_warning_once_a_day_across_restarts() {
-        let Ok(dir) = tempfile::tempdir() else {
-            panic!("tempdir");
-        };
+        let dir = tempfile::tempdir().expect("tempdir");
         let stamp = dir.path().join(CALENDAR_STAMP);
         let day = jiff::civil::date(2026, 12, 2);
         let mut process = None;
