@@ -143,9 +143,7 @@ mod tests {
             1,
             jiff::Zoned::now().date(),
         );
-        let Ok(c) = c else {
-            panic!("the embedded default config compiles");
-        };
+        let c = c.expect("the embedded default config compiles");
         let ok = run(
             &c,
             "4008001234",

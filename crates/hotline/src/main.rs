@@ -627,9 +627,7 @@ mod tests {
 
     #[test]
     fn check_exit_codes() {
-        let Ok(dir) = tempfile::tempdir() else {
-            panic!("tempdir");
-        };
+        let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(check(&dir.path().join("missing.toml")), ExitCode::from(2));
         let bad = dir.path().join("bad.toml");
         let good = dir.path().join("good.toml");
