@@ -1240,9 +1240,7 @@ fn second_target_sees_why_the_hunt_moved_on() {
     finish(busy);
     let answer = finish(answer);
     let invites = answer.received_requests("INVITE");
-    let Some(inv) = invites.first() else {
-        panic!("no INVITE at the second target")
-    };
+    let inv = invites.first().expect("no INVITE at the second target");
     let diversion = inv.header("Diversion").unwrap_or_default();
     assert_eq!(
         diversion,
@@ -1276,9 +1274,7 @@ fn invite_to_the_target_has_its_request_uri_diversion_and_history_info() {
     let target = finish(target);
     assert_all_ok(&target, 1, "target");
     let invites = target.received_requests("INVITE");
-    let Some(inv) = invites.first() else {
-        panic!("no INVITE at the target")
-    };
+    let inv = invites.first().expect("no INVITE at the target");
     assert_eq!(
         inv.request_uri(),
         Some(target_uri.as_str()),

@@ -41,7 +41,7 @@ fn prepaid_config(target: &str, billing: &std::path::Path) -> String {
 /// the minute ends; a second call while the first holds the minute is refused (402).
 #[test]
 fn prepaid_balance_cuts_the_call_when_it_runs_out() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let dir = tempfile::tempdir().expect("tempdir");
     let billing = billing_file(dir.path(), "0.50");
     let target = start(
         Sipp::uas("uas_answer")
@@ -110,7 +110,7 @@ fn prepaid_balance_cuts_the_call_when_it_runs_out() {
 /// No balance for one minute: refused at once with the configured code.
 #[test]
 fn prepaid_without_balance_refuses_new_calls() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let dir = tempfile::tempdir().expect("tempdir");
     let billing = billing_file(dir.path(), "0.49");
     let hotline = Hotline::spawn(&prepaid_config("sip:1001@127.0.0.1:9", &billing));
     let caller = run(Sipp::uac("uac_reject", hotline.sip_addr())
@@ -125,7 +125,7 @@ fn prepaid_without_balance_refuses_new_calls() {
 /// low-balance state 1, and the refused call.
 #[test]
 fn prepaid_balance_and_low_state_are_on_metrics() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let dir = tempfile::tempdir().expect("tempdir");
     let billing = billing_file(dir.path(), "0.49");
     let hotline = Hotline::spawn(
         &HotlineConfig::new()
@@ -143,7 +143,7 @@ fn prepaid_balance_and_low_state_are_on_metrics() {
         .calls(1)
         .timeout(Duration::from_secs(10)));
     assert_eq!(caller.final_codes(), vec![402], "{}", caller.summary());
-    let m = hotline.metrics().unwrap_or_else(|e| panic!("metrics: {e}"));
+    let m = hotline.metrics().expect("metrics");
     let v = |s: &str| hotline_testkit::metric_value(&m, s);
     assert_eq!(
         v(&format!(
@@ -207,10 +207,8 @@ fn trunk_max_calls_sheds_with_503() {
         "the two long calls were not both answered:\n{}",
         hotline.stderr_tail(20)
     );
-    let client = SipUdpClient::bind().unwrap_or_else(|e| panic!("bind: {e}"));
-    let local = client
-        .local_addr()
-        .unwrap_or_else(|e| panic!("local addr: {e}"));
+    let client = SipUdpClient::bind().expect("bind");
+    let local = client.local_addr().expect("local addr");
     let uri = format!("sip:{NUMBER}@{}", hotline.sip_addr());
     let resp = match client.request(
         &RawRequest::invite(&uri, local),
@@ -227,5 +225,5 @@ fn trunk_max_calls_sheds_with_503() {
 }
 
 fn stop_after(p: SippProcess, d: Duration) -> SippResult {
-    p.wait_for(d).unwrap_or_else(|e| panic!("SIPp caller: {e}"))
+    p.wait_for(d).expect("SIPp caller")
 }

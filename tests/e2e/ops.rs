@@ -302,9 +302,7 @@ fn readyz_is_503_while_draining_and_health_stays_200() {
     let m = scrape_until(admin, "hotline_calls_active", 1.0, Duration::from_secs(5));
     assert_eq!(metric(&m, "hotline_calls_active"), 1.0, "{m}");
 
-    let pid = hotline
-        .pid()
-        .unwrap_or_else(|| panic!("hotline has no pid"));
+    let pid = hotline.pid().expect("hotline has no pid");
     if let Err(e) = hotline_testkit::hotline::send_signal(pid, "TERM") {
         panic!("SIGTERM: {e}");
     }
@@ -608,9 +606,7 @@ fn log_level_from_the_config_applies_at_start_and_on_reload() {
         |l: &str| base.replacen("[server]\n", &format!("[server]\nlog_level = \"{l}\"\n"), 1);
     // INFO stays on for hotline_server: the harness learns the port from its `listening` line.
     let hotline = Hotline::spawn(&with_level("info,hotline_sip=warn"));
-    let Some(admin) = hotline.admin_addr() else {
-        panic!("no admin address");
-    };
+    let admin = hotline.admin_addr().expect("no admin address");
     let level = hotline_testkit::http_get(admin, "/log-level").unwrap_or_else(|e| panic!("{e}"));
     assert!(level.contains("hotline_sip=warn"), "at start: {level}");
     if let Err(e) = hotline.write_config(&with_level("debug")) {

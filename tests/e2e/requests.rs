@@ -147,9 +147,9 @@ fn malformed_invites_get_400_naming_the_problem() {
 
     // Content-Length larger than the datagram's body.
     let good = String::from_utf8_lossy(&RawRequest::invite(&uri, local).to_bytes()).into_owned();
-    let Some(start) = good.find("Content-Length: ") else {
-        panic!("template has Content-Length");
-    };
+    let start = good
+        .find("Content-Length: ")
+        .expect("template has Content-Length");
     let end = good[start..]
         .find("\r\n")
         .map(|e| start + e)
