@@ -144,6 +144,12 @@ impl Shared {
         }
     }
 
+    /// Wake the writer out of its idle wait, whether or not it is in it (pause, shutdown).
+    fn wake_idle(&self) {
+        let _g = self.idle_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.idle_wake.notify_all();
+    }
+
     /// Wake the writer if it idles (a cheap atomic load when it does not: under traffic the
     /// writer never idles, so the call path pays no system call).
     fn wake_if_idle(&self) {
@@ -302,14 +308,7 @@ impl WriterHandle {
             let mut p = self.shared.paused.lock().unwrap_or_else(|p| p.into_inner());
             *p = true;
         }
-        {
-            let _g = self
-                .shared
-                .idle_lock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            self.shared.idle_wake.notify_all();
-        }
+        self.shared.wake_idle();
         PauseGuard {
             shared: Arc::clone(&self.shared),
         }
@@ -327,14 +326,7 @@ impl WriterHandle {
 
     fn stop(&mut self) -> io::Result<WriterStats> {
         self.shared.shutdown.store(true, Ordering::SeqCst);
-        {
-            let _g = self
-                .shared
-                .idle_lock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            self.shared.idle_wake.notify_all();
-        }
+        self.shared.wake_idle();
         {
             let mut p = self.shared.paused.lock().unwrap_or_else(|p| p.into_inner());
             *p = false;
@@ -551,9 +543,13 @@ impl Writer {
         let pending = self.rx.try_recv().ok();
         let wait = self.until_time_seal();
         sh.idle_waits.fetch_add(1, Ordering::Relaxed);
+        // A pause asked for before the idle lock was taken is not slept over either (`pause`
+        // sets the flag, then notifies under the idle lock).
+        let paused = *sh.paused.lock().unwrap_or_else(|p| p.into_inner());
         if pending.is_none()
             && sh.spill_len.load(Ordering::Acquire) == 0
             && !sh.shutdown.load(Ordering::SeqCst)
+            && !paused
         {
             let _unused = sh
                 .idle_wake
