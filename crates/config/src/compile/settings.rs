@@ -322,6 +322,17 @@ pub(crate) fn build_ship(cx: &mut Ctx<'_>, fi: usize, raw: &RawShip) -> Option<S
 
 pub(crate) fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Settings {
     let mut s = Settings::default();
+    settings_listen(cx, fi, srv, &mut s);
+    settings_process(cx, fi, srv, &mut s);
+    settings_sip(cx, fi, srv, &mut s);
+    settings_cdr(cx, fi, srv, &mut s);
+    settings_trunks(cx, fi, srv, &mut s);
+    settings_billing(cx, fi, srv, &mut s);
+    s
+}
+
+/// `listen`: the SIP addresses (UDP and TCP each).
+fn settings_listen(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer, s: &mut Settings) {
     if let Some(listen) = &srv.listen {
         let mut out: Vec<SocketAddr> = Vec::new();
         for (i, l) in listen.iter().enumerate() {
@@ -364,6 +375,10 @@ pub(crate) fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Se
         }
         s.listen = out;
     }
+}
+
+/// `log_level`, `unknown_sources`, `workers`, `admin`.
+fn settings_process(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer, s: &mut Settings) {
     if let Some(l) = &srv.log_level {
         let v = l.get_ref().trim();
         // The same characters tracing's EnvFilter takes; the filter itself is checked when
@@ -419,6 +434,10 @@ pub(crate) fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Se
             }
         }
     }
+}
+
+/// `[server.sip]`: timers and limits.
+fn settings_sip(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer, s: &mut Settings) {
     if let Some(sip) = &srv.sip {
         let mut d = SipSettings::default();
         if let Some(v) = &sip.t1 {
@@ -486,6 +505,10 @@ pub(crate) fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Se
         }
         s.sip = d;
     }
+}
+
+/// `[server.cdr]`: CDR files and shipping.
+fn settings_cdr(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer, s: &mut Settings) {
     if let Some(c) = &srv.cdr {
         let mut d = CdrSettings::default();
         if let Some(dir) = &c.dir {
@@ -525,6 +548,10 @@ pub(crate) fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Se
         }
         s.cdr = d;
     }
+}
+
+/// `[[server.trunks]]`.
+fn settings_trunks(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer, s: &mut Settings) {
     let mut names = HashSet::new();
     for (i, t) in srv.trunks.iter().enumerate() {
         let raw = t.get_ref();
@@ -590,6 +617,10 @@ pub(crate) fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Se
             max_calls,
         });
     }
+}
+
+/// `[server.billing]`.
+fn settings_billing(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer, s: &mut Settings) {
     if let Some(b) = &srv.billing {
         let mut d = BillingSettings {
             file: PathBuf::from(b.file.get_ref()),
@@ -627,7 +658,6 @@ pub(crate) fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Se
         }
         s.billing = Some(d);
     }
-    s
 }
 
 #[cfg(test)]
