@@ -1,4 +1,5 @@
-//! Billing (`hotline bill --month 2026-11`): rate plans in TOML, monthly bills per 400 number.
+//! Billing (`hotline bill --month 2026-11`): rate plans, monthly bills per 400 number. The rate
+//! file's TOML is compiled by `hotline_config::billing`; the money parser and the arithmetic are here.
 //!
 //! Money is integer fen (分) everywhere; amounts in the TOML are decimal strings of yuan with at
 //! most two decimals (`"0.10"`), parsed exactly. Rules (docs/cdr.md):

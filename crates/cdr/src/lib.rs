@@ -19,7 +19,8 @@
 //! - [`query`]: filters and rendering for `hotline cdr query` (table / CSV / JSON).
 //! - [`report`]: figures for `hotline cdr report` (ASR, ACD, by hour/day/region/number/target, callers).
 //! - [`html`]: the HTML report page with inline SVG charts (no JavaScript).
-//! - [`billing`]: rate plans (TOML), usage per started minute, monthly bills in fen, prepaid helpers.
+//! - [`billing`]: rate plans and accounts (compiled from TOML by `hotline_config::billing`), the
+//!   money parser, usage per started minute, monthly bills in fen, prepaid helpers.
 //! - [`synth`]: deterministic synthetic traffic for tests and benchmarks.
 #![forbid(unsafe_code)]
 

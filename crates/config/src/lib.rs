@@ -9,7 +9,8 @@
 //!
 //! # Layout
 //! - [`schema`]: the raw serde structs.
-//! - `compile`: raw files -> `Settings` + `TableParts` (every error at once).
+//! - `compile`: raw files -> `Settings` + `TableParts` (every error at once): a short driver over
+//!   one module per section (values, settings, calendar, targets, plans, rules, numbers).
 //! - `recover`: every structural error of a file (unknown keys, wrong types), not just serde's first.
 //! - [`settings`]: `Settings` and its parts.
 //! - [`billing`]: billing rate files (`[server.billing] file`, `hotline bill`) -> `hotline_cdr::billing::BillingConfig`.
