@@ -2052,3 +2052,21 @@ fn target_uris_use_the_sip_parser() {
     assert!(err("sips:1@127.0.0.1").contains("sips:"));
     assert!(err("tel:+8613800138000").contains("is not a sip: URI"));
 }
+
+/// A gateway's `transport` is read straight into the route table's `Transport` (no schema copy
+/// of the enum): `tcp` is taken, anything but `udp` / `tcp` is an error at its line.
+#[test]
+fn gateway_transport_is_the_route_transport() {
+    let src = "[gateways.gw]\naddress = \"127.0.0.1:5080\"\ntransport = \"tcp\"\n[targets.t]\nnumber = \"13800138000\"\ngateway = \"gw\"\n";
+    let c = from_toml_str(src, "t.toml", 1, jiff::civil::date(2026, 11, 24));
+    let t = c
+        .ok()
+        .and_then(|c| c.table.targets().first().map(|t| t.transport));
+    assert_eq!(t, Some(hotline_route::Transport::Tcp));
+    let errs = errors(&src.replace("\"tcp\"", "\"sctp\""));
+    let e = errs
+        .iter()
+        .find(|e| e.message.contains("sctp"))
+        .expect("an error about sctp");
+    assert_eq!(e.line, 3, "{e}");
+}

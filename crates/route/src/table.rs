@@ -34,8 +34,8 @@ pub struct PlanId(pub u32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct ListId(pub u32);
 
-/// Transport towards a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// Transport towards a target (also the config's `transport = "udp" | "tcp"` of a gateway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// UDP (the default).

@@ -19,10 +19,7 @@ pub(crate) fn compile_gateways(
             let g = gw;
             match g.address.get_ref().parse::<SocketAddr>() {
                 Ok(a) => {
-                    let t = match g.transport {
-                        Some(TransportRaw::Tcp) => Transport::Tcp,
-                        _ => Transport::Udp,
-                    };
+                    let t = g.transport.unwrap_or(Transport::Udp);
                     gateways.insert(name.get_ref().clone(), (a, t));
                 }
                 Err(_) => cx.err(
