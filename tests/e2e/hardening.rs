@@ -1162,6 +1162,7 @@ fn sigterm_under_load_drains_with_503_exits_0_and_loses_no_cdr() {
     );
     let mut hotline = Hotline::spawn(
         &HotlineConfig::new()
+            .with_admin()
             .ring_timeout("10s")
             .target("t", &target.uri("1001"))
             .number(NUMBER, &["t"])
@@ -1176,7 +1177,18 @@ fn sigterm_under_load_drains_with_503_exits_0_and_loses_no_cdr() {
             .duration_ms(3000)
             .timeout(Duration::from_secs(40)),
     );
-    std::thread::sleep(Duration::from_millis(3000));
+    // SIGTERM once enough calls are in (about 3 s at 10/s; a loaded machine takes longer, and
+    // a fixed sleep then drained too few calls for the checks below).
+    assert!(
+        wait_metric(
+            &hotline,
+            "hotline_calls_started_total",
+            25.0,
+            Duration::from_secs(20)
+        ),
+        "calls did not start:\n{}",
+        hotline.stderr_tail(20)
+    );
     if let Err(e) = hotline.terminate() {
         panic!("SIGTERM: {e}");
     }
