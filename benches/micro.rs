@@ -563,7 +563,9 @@ fn resolve_benches() {
             ..Default::default()
         });
         let t = Instant::now();
-        let ok = hotline_config::from_toml_str(&toml, "bench.toml", 1).is_ok();
+        let ok =
+            hotline_config::from_toml_str(&toml, "bench.toml", 1, jiff::civil::date(2026, 11, 24))
+                .is_ok();
         println!(
             "compile {n:>6} numbers: {:>8.0} ms{}",
             t.elapsed().as_secs_f64() * 1000.0,
@@ -584,7 +586,12 @@ fn resolve_benches() {
         };
         let toml = fixtures::table_toml(shape);
         let t = Instant::now();
-        let compiled = match hotline_config::from_toml_str(&toml, "bench.toml", 1) {
+        let compiled = match hotline_config::from_toml_str(
+            &toml,
+            "bench.toml",
+            1,
+            jiff::civil::date(2026, 11, 24),
+        ) {
             Ok(c) => c,
             Err(e) => {
                 println!("resolve: generated config does not compile:\n{e}");

@@ -10,7 +10,7 @@ fn main() {
         ..Default::default()
     });
     let t = std::time::Instant::now();
-    let r = hotline_config::from_toml_str(&src, "big.toml", 1);
+    let r = hotline_config::from_toml_str(&src, "big.toml", 1, jiff::civil::date(2026, 11, 24));
     println!("{n} numbers: {:?} ok={}", t.elapsed(), r.is_ok());
     if let Err(e) = r {
         println!(

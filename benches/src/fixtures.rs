@@ -217,8 +217,13 @@ mod tests {
             plans: 12,
             harassment: true,
         };
-        let c = hotline_config::from_toml_str(&table_toml(shape), "gen.toml", 1)
-            .expect("generated config compiles");
+        let c = hotline_config::from_toml_str(
+            &table_toml(shape),
+            "gen.toml",
+            1,
+            jiff::civil::date(2026, 11, 24),
+        )
+        .expect("generated config compiles");
         assert_eq!(c.table.len(), 500);
     }
 }

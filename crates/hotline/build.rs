@@ -6,6 +6,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+// The workspace's one copy of the day arithmetic (the CDR crate's); `days_from_civil` is unused here.
+#[allow(dead_code)]
+#[path = "../cdr/src/civil.rs"]
+mod civil;
+use civil::civil_from_days;
+
 fn main() {
     let commit = Command::new("git")
         .args(["rev-parse", "--short=12", "HEAD"])
@@ -34,6 +40,7 @@ fn main() {
     // cargo rerun this script on every build).
     println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=../cdr/src/civil.rs");
     let git = Path::new("../../.git");
     for f in ["HEAD", "index"] {
         let p = git.join(f);
@@ -41,18 +48,4 @@ fn main() {
             println!("cargo:rerun-if-changed={}", p.display());
         }
     }
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }

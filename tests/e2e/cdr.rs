@@ -140,13 +140,11 @@ fn refused_calls_carry_the_caller_region() {
         );
         assert!(c.caller == BLOCKED || c.caller == OTHER, "{c:#?}");
     }
-    let report = match hotline_cdr::report::report(
+    let report = hotline_cdr::report::report(
         hotline.cdr_dir(),
         &hotline_cdr::report::ReportOptions::default(),
-    ) {
-        Ok(r) => r,
-        Err(e) => panic!("report: {e}"),
-    };
+    )
+    .expect("report");
     let zj = report
         .by_province
         .iter()

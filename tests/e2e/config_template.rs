@@ -8,7 +8,7 @@ fn compile(toml: &str) -> Result<(), String> {
         hotline_testkit::hotline::CDR_DIR_PLACEHOLDER,
         "/tmp/hotline-e2e-cdr",
     );
-    hotline_config::from_toml_str(&toml, "template.toml", 1)
+    hotline_config::from_toml_str(&toml, "template.toml", 1, jiff::civil::date(2026, 11, 24))
         .map(|_| ())
         .map_err(|e| format!("{e}\n--- config ---\n{toml}"))
 }

@@ -10,7 +10,7 @@ const FSYNC: f64 = 0.2;
 
 #[test]
 fn sigkill_under_load_loses_nothing_older_than_the_fsync_interval() {
-    let cdr = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let cdr = tempfile::tempdir().expect("tempdir");
     let target = start(
         Sipp::uas("uas_answer")
             .calls(1000)
@@ -31,7 +31,7 @@ fn sigkill_under_load_loses_nothing_older_than_the_fsync_interval() {
             .timeout(Duration::from_secs(30)),
     );
     std::thread::sleep(Duration::from_secs(4));
-    let pid = first.pid().unwrap_or_else(|| panic!("hotline has no pid"));
+    let pid = first.pid().expect("hotline has no pid");
     let killed_at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
@@ -70,7 +70,7 @@ fn sigkill_under_load_loses_nothing_older_than_the_fsync_interval() {
 
     let mut ids: Vec<String> = Vec::new();
     let stats = hotline_cdr::reader::scan_calls(cdr.path(), |c| ids.push(c.call_id.clone()))
-        .unwrap_or_else(|e| panic!("reading the CDRs: {e}"));
+        .expect("reading the CDRs");
     assert_eq!(stats.bad, 0, "no corrupt line: {stats:?}");
     assert_eq!(
         stats.torn_tails, 0,

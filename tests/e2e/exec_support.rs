@@ -134,10 +134,7 @@ pub fn assert_ms(ms: i64, range: std::ops::Range<i64>, what: &str) {
 /// for the test's length.
 #[track_caller]
 pub fn silent_port() -> (std::net::UdpSocket, u16) {
-    let s = match std::net::UdpSocket::bind("127.0.0.1:0") {
-        Ok(s) => s,
-        Err(e) => panic!("bind a silent target: {e}"),
-    };
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a silent target");
     match s.local_addr() {
         Ok(a) => {
             let port = a.port();

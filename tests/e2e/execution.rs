@@ -110,10 +110,7 @@ fn caller_cancel_while_ringing_cancels_the_target_and_gets_487() {
 
 #[test]
 fn unreachable_first_target_moves_on_to_the_second() {
-    let nobody = match hotline_testkit::ports::free_port() {
-        Ok(p) => p,
-        Err(e) => panic!("{e}"),
-    };
+    let nobody = hotline_testkit::ports::free_port().unwrap();
     let answer = start(target("uas_answer"));
     let hotline = Hotline::spawn(
         &HotlineConfig::new()

@@ -269,14 +269,8 @@ fn race() -> Race {
             .number_with_plan(NUMBER, "race")
             .to_toml(),
     );
-    let client = match SipUdpClient::bind() {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
-    };
-    let local = match client.local_addr() {
-        Ok(l) => l,
-        Err(e) => panic!("{e}"),
-    };
+    let client = SipUdpClient::bind().expect("bind");
+    let local = client.local_addr().expect("local addr");
     let proxy = hotline.sip_addr();
     let invite = RawRequest::invite(&hotline.uri(NUMBER), local);
     if let Err(e) = client.send_to(&invite.to_bytes(), proxy) {
@@ -330,10 +324,7 @@ fn race() -> Race {
         "the kept dialog's BYE is answered: {after_bye1:#?}"
     );
 
-    let metrics = match hotline.metrics() {
-        Ok(m) => m,
-        Err(e) => panic!("metrics: {e}"),
-    };
+    let metrics = hotline.metrics().expect("metrics");
     let extra =
         hotline_testkit::metric_value(&metrics, "hotline_sip_refused_total{reason=\"extra_2xx\"}");
     assert!(
@@ -487,10 +478,7 @@ fn decline_603_stops_the_hunt() {
     assert!(codes[0] >= 400, "the call failed: {codes:?}");
     let decline = finish(decline);
     assert_all_ok(&decline, 1, "declining target");
-    let answer = match answer.stop() {
-        Ok(r) => r,
-        Err(e) => panic!("{e}"),
-    };
+    let answer = answer.stop().unwrap();
     assert!(
         !answer.saw_request("INVITE"),
         "a 6xx ends the hunt: the next target is never tried"
@@ -683,10 +671,7 @@ fn wait_cap_skips_on_fail_when_configured() {
     assert_all_ok(&caller, 1, "caller");
     assert_eq!(caller.final_codes(), vec![480]);
     finish(desk);
-    let sales = match sales.stop() {
-        Ok(r) => r,
-        Err(e) => panic!("{e}"),
-    };
+    let sales = sales.stop().unwrap();
     assert!(!sales.saw_request("INVITE"), "the cap skipped on_fail");
     let cdrs = stop_and_read(&mut hotline);
     assert_eq!(cdrs.single().0.final_code, 480);
@@ -788,10 +773,9 @@ fn limit_run(plan_keys: &[&str], second_scenario: &str) -> LimitRun {
     let long = finish(long);
     assert_all_ok(&long, 1, "long caller");
     let shared = finish(shared);
-    let spare = match spare.wait_for(Duration::from_secs(2)) {
-        Ok(r) => r,
-        Err(e) => panic!("{e}"),
-    };
+    let spare = spare
+        .wait_for(Duration::from_secs(2))
+        .expect("spare target");
     assert_eq!(
         shared.received_request_calls("INVITE").len(),
         1,
@@ -925,10 +909,7 @@ fn redirect_to_a_host_that_is_no_configured_target_is_refused() {
     let caller = run(caller("uac", &hotline).duration_ms(200));
     assert_all_ok(&caller, 1, "caller");
     assert_eq!(caller.final_codes(), vec![200]);
-    let honeypot = match honeypot.stop() {
-        Ok(r) => r,
-        Err(e) => panic!("{e}"),
-    };
+    let honeypot = honeypot.stop().unwrap();
     assert!(
         !honeypot.saw_request("INVITE"),
         "a redirect to an unconfigured host is never followed"
@@ -968,10 +949,7 @@ fn redirect_to_an_international_number_is_refused() {
         codes.len() == 1 && codes[0] >= 400,
         "the call fails (and the 302 is not handed to the caller): {codes:?}"
     );
-    let gateway = match gateway.stop() {
-        Ok(r) => r,
-        Err(e) => panic!("{e}"),
-    };
+    let gateway = gateway.stop().unwrap();
     assert!(
         !gateway.saw_request("INVITE"),
         "nothing is sent to the international number"
@@ -1262,9 +1240,7 @@ fn second_target_sees_why_the_hunt_moved_on() {
     finish(busy);
     let answer = finish(answer);
     let invites = answer.received_requests("INVITE");
-    let Some(inv) = invites.first() else {
-        panic!("no INVITE at the second target")
-    };
+    let inv = invites.first().expect("no INVITE at the second target");
     let diversion = inv.header("Diversion").unwrap_or_default();
     assert_eq!(
         diversion,
@@ -1298,9 +1274,7 @@ fn invite_to_the_target_has_its_request_uri_diversion_and_history_info() {
     let target = finish(target);
     assert_all_ok(&target, 1, "target");
     let invites = target.received_requests("INVITE");
-    let Some(inv) = invites.first() else {
-        panic!("no INVITE at the target")
-    };
+    let inv = invites.first().expect("no INVITE at the target");
     assert_eq!(
         inv.request_uri(),
         Some(target_uri.as_str()),
@@ -1355,14 +1329,8 @@ fn p_asserted_identity_passes_from_a_trusted_trunk_only() {
     let pai = "P-Asserted-Identity: <sip:+8613912345678@carrier.example>";
     let mut call_ids = Vec::new();
     for ip in [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2)] {
-        let client = match SipUdpClient::bind_ip(ip) {
-            Ok(c) => c,
-            Err(e) => panic!("bind {ip}: {e}"),
-        };
-        let local = match client.local_addr() {
-            Ok(l) => l,
-            Err(e) => panic!("{e}"),
-        };
+        let client = SipUdpClient::bind_ip(ip).unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+        let local = client.local_addr().unwrap();
         let req = RawRequest::invite(&hotline.uri(NUMBER), local).header(pai);
         call_ids.push(req.call_id.clone());
         let resp = client.request(&req, hotline.sip_addr(), Duration::from_secs(5));
@@ -1564,14 +1532,8 @@ fn scenario_603_declines() {
 #[test]
 fn scenario_answer_race_accepts_a_cancel_after_its_200() {
     let target = start(uas("uas_answer_race"));
-    let client = match SipUdpClient::bind() {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
-    };
-    let local = match client.local_addr() {
-        Ok(l) => l,
-        Err(e) => panic!("{e}"),
-    };
+    let client = SipUdpClient::bind().unwrap();
+    let local = client.local_addr().unwrap();
     let invite = RawRequest::invite(&format!("sip:{NUMBER}@{}", target.addr()), local);
     if let Err(e) = client.send_to(&invite.to_bytes(), target.addr()) {
         panic!("{e}");

@@ -16,14 +16,8 @@ const WAIT: Duration = Duration::from_secs(5);
 const SILENCE: Duration = Duration::from_millis(1500);
 
 fn client_on(ip: Ipv4Addr) -> (SipUdpClient, SocketAddr) {
-    let c = match SipUdpClient::bind_ip(ip) {
-        Ok(c) => c,
-        Err(e) => panic!("bind {ip}: {e}"),
-    };
-    let local = match c.local_addr() {
-        Ok(a) => a,
-        Err(e) => panic!("local_addr: {e}"),
-    };
+    let c = SipUdpClient::bind_ip(ip).unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+    let local = c.local_addr().expect("local_addr");
     (c, local)
 }
 
@@ -52,10 +46,7 @@ fn send_and_collect(
     if let Err(e) = c.send_to(bytes, to) {
         panic!("send: {e}");
     }
-    match c.recv_for(window) {
-        Ok(v) => v,
-        Err(e) => panic!("recv: {e}"),
-    }
+    c.recv_for(window).expect("recv")
 }
 
 /// The final response to `req`, panicking when none comes within [`WAIT`].
@@ -209,18 +200,12 @@ fn hotline_check(config: &str) -> (bool, String) {
     if let Err(e) = std::fs::write(&path, config) {
         panic!("write config: {e}");
     }
-    let bin = match hotline_testkit::paths::hotline_bin() {
-        Ok(b) => b,
-        Err(e) => panic!("hotline binary: {e}"),
-    };
-    let out = match std::process::Command::new(bin)
+    let bin = hotline_testkit::paths::hotline_bin().expect("hotline binary");
+    let out = std::process::Command::new(bin)
         .arg("check")
         .arg(&path)
         .output()
-    {
-        Ok(o) => o,
-        Err(e) => panic!("run hotline check: {e}"),
-    };
+        .expect("run hotline check");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -346,10 +331,7 @@ fn rfc4475_torture_messages_over_udp() {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) => panic!("{name}: {e}"),
-        };
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{name}: {e}"));
         let direct = send_and_collect(&c, &bytes, addr, Duration::from_millis(400));
         let via: Vec<SipMessage> = via_ports
             .iter()
@@ -449,10 +431,7 @@ fn oversize_udp_request_gets_513_and_bad_version_505() {
     let got = send_and_collect(&c, &req.to_bytes(), addr, SILENCE);
     let codes: Vec<u16> = got.iter().filter_map(SipMessage::status).collect();
     assert_eq!(codes, vec![513], "{got:?}");
-    let bad = match std::fs::read(torture_dir().join("badvers.sip")) {
-        Ok(b) => b,
-        Err(e) => panic!("{e}"),
-    };
+    let bad = std::fs::read(torture_dir().join("badvers.sip")).unwrap();
     let got = send_and_collect(&c, &bad, addr, SILENCE);
     let codes: Vec<u16> = got.iter().filter_map(SipMessage::status).collect();
     assert_eq!(codes, vec![505], "{got:?}");
@@ -461,10 +440,7 @@ fn oversize_udp_request_gets_513_and_bad_version_505() {
 // ----- TCP ------------------------------------------------------------------------------------------
 
 fn tcp_connect(addr: SocketAddr) -> TcpStream {
-    match TcpStream::connect_timeout(&addr, WAIT) {
-        Ok(s) => s,
-        Err(e) => panic!("connect {addr}: {e}"),
-    }
+    TcpStream::connect_timeout(&addr, WAIT).unwrap_or_else(|e| panic!("connect {addr}: {e}"))
 }
 
 /// Reads until the peer closes (`Some(elapsed)`) or `timeout` passes (`None`).
@@ -575,10 +551,7 @@ fn tcp_pipelined_requests_in_one_segment_are_all_processed() {
     );
     let addr = hotline.sip_addr();
     let mut s = tcp_connect(addr);
-    let lp = match s.local_addr() {
-        Ok(a) => a,
-        Err(e) => panic!("local addr: {e}"),
-    };
+    let lp = s.local_addr().expect("local addr");
     let sdp = "v=0\r\no=- 29739 7272939 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 49217 RTP/AVP 0\r\n";
     let register = format!(
         "REGISTER sip:{addr} SIP/2.0\r\nTo: sip:j.user@example.com\r\nFrom: sip:j.user@example.com;tag=43251j3j324\r\nMax-Forwards: 8\r\nI: dblreg.0ha0isndaksdj99sdfafnl3lk233412\r\nContact: sip:j.user@{lp}\r\nCSeq: 8 REGISTER\r\nVia: SIP/2.0/TCP {lp};branch=z9hG4bKkdjuw23492\r\nContent-Length: 0\r\n\r\n"
@@ -615,10 +588,7 @@ fn tcp_pipelined_requests_in_one_segment_are_all_processed() {
 
     // Sixteen OPTIONS in one write (their Call-IDs spread over every shard).
     let mut s = tcp_connect(addr);
-    let lp = match s.local_addr() {
-        Ok(a) => a,
-        Err(e) => panic!("local addr: {e}"),
-    };
+    let lp = s.local_addr().expect("local addr");
     let options = |n: usize| {
         format!(
             "OPTIONS sip:{addr} SIP/2.0\r\nVia: SIP/2.0/TCP {lp};branch=z9hG4bKpipe{n}\r\nMax-Forwards: 70\r\nFrom: <sip:{CALLER}@{lp}>;tag=p{n}\r\nTo: <sip:{addr}>\r\nCall-ID: pipe-{n}@{lp}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
@@ -696,9 +666,7 @@ fn tcp_idle_connections_are_closed_and_many_do_not_exhaust_anything() {
     // One idle connection is closed after about the idle timeout, not before.
     let mut idle = tcp_connect(addr);
     let closed_after = wait_closed(&mut idle, Duration::from_secs(8));
-    let Some(after) = closed_after else {
-        panic!("idle connection still open after 8 s (idle timeout 2 s)");
-    };
+    let after = closed_after.expect("idle connection still open after 8 s (idle timeout 2 s)");
     assert!(
         after >= Duration::from_millis(1500),
         "closed after {after:?}, before the idle timeout"
@@ -832,10 +800,7 @@ fn ipv6_listener_completes_a_call() {
 #[test]
 fn every_listen_address_is_bound_udp_and_tcp() {
     let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
-    let port = match hotline_testkit::ports::free_port() {
-        Ok(p) => p,
-        Err(e) => panic!("free port: {e}"),
-    };
+    let port = hotline_testkit::ports::free_port().expect("free port");
     let udp6 = start(
         Sipp::uas("uas_answer")
             .local_ip(v6)
@@ -975,14 +940,8 @@ fn ivr_key_is_taken_only_from_a_media_server() {
     );
     let uri = format!("sip:{NUMBER}@{};ivr=1", hotline.sip_addr());
     for ip in [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2)] {
-        let client = match SipUdpClient::bind_ip(ip) {
-            Ok(c) => c,
-            Err(e) => panic!("bind {ip}: {e}"),
-        };
-        let local = match client.local_addr() {
-            Ok(a) => a,
-            Err(e) => panic!("{e}"),
-        };
+        let client = SipUdpClient::bind_ip(ip).unwrap_or_else(|e| panic!("bind {ip}: {e}"));
+        let local = client.local_addr().unwrap();
         let req = RawRequest::invite(&uri, local);
         if let Err(e) = client.send_to(&req.to_bytes(), hotline.sip_addr()) {
             panic!("{e}");
@@ -1039,14 +998,8 @@ fn anonymous_callers_get_the_numbers_policy() {
             .to_toml(),
     );
     let uri = format!("sip:{NUMBER}@{}", hotline.sip_addr());
-    let client = match SipUdpClient::bind() {
-        Ok(c) => c,
-        Err(e) => panic!("{e}"),
-    };
-    let local = match client.local_addr() {
-        Ok(a) => a,
-        Err(e) => panic!("{e}"),
-    };
+    let client = SipUdpClient::bind().unwrap();
+    let local = client.local_addr().unwrap();
     for (pai, code) in [(None, 433), (Some("<sip:13800138000@127.0.0.1>"), 486)] {
         let mut req = RawRequest::invite(&uri, local);
         req.from_user = "anonymous".into();
@@ -1115,17 +1068,11 @@ fn overload_sheds_new_invites_with_503_while_calls_in_progress_complete() {
     let flood: Vec<_> = (0..SENDERS)
         .map(|_| {
             std::thread::spawn(move || -> (usize, HashMap<u16, usize>, usize) {
-                let sock = match UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) {
-                    Ok(s) => s,
-                    Err(e) => panic!("bind flood socket: {e}"),
-                };
+                let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind flood socket");
                 let local = sock
                     .local_addr()
                     .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
-                let reader = match sock.try_clone() {
-                    Ok(r) => r,
-                    Err(e) => panic!("clone flood socket: {e}"),
-                };
+                let reader = sock.try_clone().expect("clone flood socket");
                 let listen = std::thread::spawn(move || {
                     let mut codes: HashMap<u16, usize> = HashMap::new();
                     let mut retry_after = 0;
@@ -1215,6 +1162,7 @@ fn sigterm_under_load_drains_with_503_exits_0_and_loses_no_cdr() {
     );
     let mut hotline = Hotline::spawn(
         &HotlineConfig::new()
+            .with_admin()
             .ring_timeout("10s")
             .target("t", &target.uri("1001"))
             .number(NUMBER, &["t"])
@@ -1229,7 +1177,18 @@ fn sigterm_under_load_drains_with_503_exits_0_and_loses_no_cdr() {
             .duration_ms(3000)
             .timeout(Duration::from_secs(40)),
     );
-    std::thread::sleep(Duration::from_millis(3000));
+    // SIGTERM once enough calls are in (about 3 s at 10/s; a loaded machine takes longer, and
+    // a fixed sleep then drained too few calls for the checks below).
+    assert!(
+        wait_metric(
+            &hotline,
+            "hotline_calls_started_total",
+            25.0,
+            Duration::from_secs(20)
+        ),
+        "calls did not start:\n{}",
+        hotline.stderr_tail(20)
+    );
     if let Err(e) = hotline.terminate() {
         panic!("SIGTERM: {e}");
     }

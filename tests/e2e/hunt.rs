@@ -91,10 +91,7 @@ fn dead_first_target_moves_on_at_once(dead_uri_params: &str) {
             .calls(1)
             .timeout(Duration::from_secs(20)),
     );
-    let dead = match hotline_testkit::ports::free_port() {
-        Ok(p) => p,
-        Err(e) => panic!("no free port: {e}"),
-    };
+    let dead = hotline_testkit::ports::free_port().expect("no free port");
     let dead_uri = format!("sip:1001@127.0.0.1:{dead}{dead_uri_params}");
     let mut hotline = Hotline::spawn(
         &HotlineConfig::new()

@@ -13,6 +13,7 @@
 //! - [`assert_all_ok`]: SIPp result assertion with a readable failure message.
 //! - [`elapsed_ms`]: time between two logged SIPp messages.
 //! - [`assert_at_rest`]: a quiet process is idle (CPU, threads, fds, RSS).
+//! - [`wait_metric`]: wait (bounded) until a `/metrics` sample reaches a value.
 #![forbid(unsafe_code)]
 
 use std::path::Path;
@@ -38,6 +39,26 @@ pub fn cdr_calls(dir: &Path) -> Vec<CallRecord> {
         eprintln!("reading CDRs in {}: {e}", dir.display());
     }
     out
+}
+
+/// Polls Hotline's `/metrics` (the config needs `with_admin`) until `sample` (e.g.
+/// `hotline_calls_talking`) is at least `at_least`, or `timeout` passes; whether it got there.
+/// For a test that must wait for a state (calls answered ...) instead of sleeping a guess.
+pub fn wait_metric(hotline: &Hotline, sample: &str, at_least: f64, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let v = hotline
+            .metrics()
+            .ok()
+            .and_then(|m| hotline_testkit::metric_value(&m, sample));
+        if v.is_some_and(|v| v >= at_least) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Polls `dir` until it holds at least `n` call records or `timeout` passes; returns them.
@@ -75,37 +96,25 @@ pub fn start(sipp: Sipp) -> SippProcess {
     if let Err(e) = hotline_testkit::paths::hotline_bin() {
         panic!("{e}");
     }
-    match sipp.spawn() {
-        Ok(p) => p,
-        Err(e) => panic!("starting SIPp failed: {e}"),
-    }
+    sipp.spawn().expect("starting SIPp failed")
 }
 
 /// Runs SIPp to completion, panicking on a harness error (not on failed calls).
 #[track_caller]
 pub fn run(sipp: Sipp) -> SippResult {
-    match sipp.run() {
-        Ok(r) => r,
-        Err(e) => panic!("running SIPp failed: {e}"),
-    }
+    sipp.run().expect("running SIPp failed")
 }
 
 /// Waits for a started SIPp to finish, panicking on a harness error.
 #[track_caller]
 pub fn finish(p: SippProcess) -> SippResult {
-    match p.wait() {
-        Ok(r) => r,
-        Err(e) => panic!("waiting for SIPp failed: {e}"),
-    }
+    p.wait().expect("waiting for SIPp failed")
 }
 
 /// Stops a started SIPp now (SIGUSR1) and collects its result.
 #[track_caller]
 pub fn stop(p: SippProcess) -> SippResult {
-    match p.stop() {
-        Ok(r) => r,
-        Err(e) => panic!("stopping SIPp failed: {e}"),
-    }
+    p.stop().expect("stopping SIPp failed")
 }
 
 /// Idle means: < 2 % of one core, and nothing held grows.

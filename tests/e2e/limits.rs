@@ -27,6 +27,7 @@ prepaid = "{prepaid}"
 
 fn prepaid_config(target: &str, billing: &std::path::Path) -> String {
     HotlineConfig::new()
+        .with_admin()
         .target("desk", target)
         .number(NUMBER, &["desk"])
         .raw(&format!(
@@ -40,7 +41,7 @@ fn prepaid_config(target: &str, billing: &std::path::Path) -> String {
 /// the minute ends; a second call while the first holds the minute is refused (402).
 #[test]
 fn prepaid_balance_cuts_the_call_when_it_runs_out() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let dir = tempfile::tempdir().expect("tempdir");
     let billing = billing_file(dir.path(), "0.50");
     let target = start(
         Sipp::uas("uas_answer")
@@ -56,7 +57,17 @@ fn prepaid_balance_cuts_the_call_when_it_runs_out() {
             .duration_ms(120_000)
             .timeout(Duration::from_secs(90)),
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Wait for the first call to be answered (it then holds the paid minute).
+    assert!(
+        wait_metric(
+            &hotline,
+            "hotline_calls_talking",
+            1.0,
+            Duration::from_secs(10)
+        ),
+        "the first call was not answered:\n{}",
+        hotline.stderr_tail(20)
+    );
     // While the first call holds the only paid minute, a second one is refused.
     let second = run(Sipp::uac("uac_reject", hotline.sip_addr())
         .service(NUMBER)
@@ -99,7 +110,7 @@ fn prepaid_balance_cuts_the_call_when_it_runs_out() {
 /// No balance for one minute: refused at once with the configured code.
 #[test]
 fn prepaid_without_balance_refuses_new_calls() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let dir = tempfile::tempdir().expect("tempdir");
     let billing = billing_file(dir.path(), "0.49");
     let hotline = Hotline::spawn(&prepaid_config("sip:1001@127.0.0.1:9", &billing));
     let caller = run(Sipp::uac("uac_reject", hotline.sip_addr())
@@ -114,7 +125,7 @@ fn prepaid_without_balance_refuses_new_calls() {
 /// low-balance state 1, and the refused call.
 #[test]
 fn prepaid_balance_and_low_state_are_on_metrics() {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let dir = tempfile::tempdir().expect("tempdir");
     let billing = billing_file(dir.path(), "0.49");
     let hotline = Hotline::spawn(
         &HotlineConfig::new()
@@ -132,7 +143,7 @@ fn prepaid_balance_and_low_state_are_on_metrics() {
         .calls(1)
         .timeout(Duration::from_secs(10)));
     assert_eq!(caller.final_codes(), vec![402], "{}", caller.summary());
-    let m = hotline.metrics().unwrap_or_else(|e| panic!("metrics: {e}"));
+    let m = hotline.metrics().expect("metrics");
     let v = |s: &str| hotline_testkit::metric_value(&m, s);
     assert_eq!(
         v(&format!(
@@ -167,6 +178,7 @@ fn trunk_max_calls_sheds_with_503() {
     );
     let hotline = Hotline::spawn(
         &HotlineConfig::new()
+            .with_admin()
             .target("desk", &target.uri("1001"))
             .number(NUMBER, &["desk"])
             .raw("")
@@ -185,11 +197,18 @@ fn trunk_max_calls_sheds_with_503() {
             .duration_ms(4000)
             .timeout(Duration::from_secs(30)),
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    let client = SipUdpClient::bind().unwrap_or_else(|e| panic!("bind: {e}"));
-    let local = client
-        .local_addr()
-        .unwrap_or_else(|e| panic!("local addr: {e}"));
+    assert!(
+        wait_metric(
+            &hotline,
+            "hotline_calls_talking",
+            2.0,
+            Duration::from_secs(10)
+        ),
+        "the two long calls were not both answered:\n{}",
+        hotline.stderr_tail(20)
+    );
+    let client = SipUdpClient::bind().expect("bind");
+    let local = client.local_addr().expect("local addr");
     let uri = format!("sip:{NUMBER}@{}", hotline.sip_addr());
     let resp = match client.request(
         &RawRequest::invite(&uri, local),
@@ -206,5 +225,5 @@ fn trunk_max_calls_sheds_with_503() {
 }
 
 fn stop_after(p: SippProcess, d: Duration) -> SippResult {
-    p.wait_for(d).unwrap_or_else(|e| panic!("SIPp caller: {e}"))
+    p.wait_for(d).expect("SIPp caller")
 }

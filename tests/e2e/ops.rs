@@ -68,10 +68,7 @@ fn sample(metrics: &str, series: &str) -> Option<f64> {
 
 #[track_caller]
 fn metric(metrics: &str, series: &str) -> f64 {
-    match sample(metrics, series) {
-        Some(v) => v,
-        None => panic!("no sample {series} in:\n{metrics}"),
-    }
+    sample(metrics, series).unwrap_or_else(|| panic!("no sample {series} in:\n{metrics}"))
 }
 
 /// Polls `/metrics` until `series` reaches `want` (or the timeout), returning the last scrape.
@@ -87,18 +84,15 @@ fn scrape_until(addr: SocketAddr, series: &str, want: f64, timeout: Duration) ->
 }
 
 fn hotline_bin() -> PathBuf {
-    match hotline_testkit::paths::hotline_bin() {
-        Ok(p) => p,
-        Err(e) => panic!("hotline binary: {e}"),
-    }
+    hotline_testkit::paths::hotline_bin().expect("hotline binary")
 }
 
 /// Runs the `hotline` CLI with `args`.
 fn cli(args: &[&str]) -> Output {
-    match Command::new(hotline_bin()).args(args).output() {
-        Ok(o) => o,
-        Err(e) => panic!("running hotline {args:?}: {e}"),
-    }
+    Command::new(hotline_bin())
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running hotline {args:?}: {e}"))
 }
 
 fn text(b: &[u8]) -> String {
@@ -308,9 +302,7 @@ fn readyz_is_503_while_draining_and_health_stays_200() {
     let m = scrape_until(admin, "hotline_calls_active", 1.0, Duration::from_secs(5));
     assert_eq!(metric(&m, "hotline_calls_active"), 1.0, "{m}");
 
-    let pid = hotline
-        .pid()
-        .unwrap_or_else(|| panic!("hotline has no pid"));
+    let pid = hotline.pid().expect("hotline has no pid");
     if let Err(e) = hotline_testkit::hotline::send_signal(pid, "TERM") {
         panic!("SIGTERM: {e}");
     }
@@ -336,10 +328,7 @@ fn readyz_is_503_while_draining_and_health_stays_200() {
     );
 
     // The hunt ends (ring timeout), the process flushes and exits 0; the admin port closes.
-    let status = match hotline.stop() {
-        Ok(s) => s,
-        Err(e) => panic!("stop: {e}"),
-    };
+    let status = hotline.stop().expect("stop");
     assert!(status.success(), "exit {status}");
     assert!(
         http(admin, "GET", "/healthz", "").is_none(),
@@ -460,10 +449,7 @@ fn check_exit_codes_on_shipped_and_broken_configs() {
         assert_eq!(out.status.code(), Some(0), "{f}: {}", text(&out.stderr));
         assert!(text(&out.stdout).contains(": ok ("), "{f}");
     }
-    let tmp = match tempfile_dir() {
-        Some(t) => t,
-        None => panic!("cannot make a temporary directory"),
-    };
+    let tmp = tempfile_dir().expect("cannot make a temporary directory");
     let bad = tmp.join("bad.toml");
     let _ = std::fs::write(&bad, "[server]\nlisten = [\"nowhere\"]\nbogus = 1\n");
     let out = cli(&["check", &bad.to_string_lossy()]);
@@ -526,10 +512,7 @@ fn check_takes_shipped_directories_fragments_and_rate_files() {
         assert!(stdout.contains("ok: a rate file"), "{rates}: {stdout}");
     }
     // A broken rate file is an error (exit 1) naming the file and line once.
-    let tmp = match tempfile_dir() {
-        Some(t) => t,
-        None => panic!("cannot make a temporary directory"),
-    };
+    let tmp = tempfile_dir().expect("cannot make a temporary directory");
     let bad = tmp.join("billing.toml");
     let _ = std::fs::write(
         &bad,
@@ -584,24 +567,18 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         return;
     }
     // verify insists the ExecStart binary exists: point it at the one just built.
-    let tmp = match tempfile_dir() {
-        Some(t) => t,
-        None => panic!("cannot make a temporary directory"),
-    };
+    let tmp = tempfile_dir().expect("cannot make a temporary directory");
     let copy = tmp.join("hotline.service");
     let bin = hotline_bin();
     let _ = std::fs::write(
         &copy,
         text_unit.replace("/usr/local/bin/hotline", &bin.to_string_lossy()),
     );
-    let out = match Command::new("systemd-analyze")
+    let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(&copy)
         .output()
-    {
-        Ok(o) => o,
-        Err(e) => panic!("systemd-analyze: {e}"),
-    };
+        .expect("systemd-analyze");
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     let _ = std::fs::remove_dir_all(&tmp);
     // Unknown keys are only warnings (exit 0): any complaint about our file fails the test.
@@ -629,9 +606,7 @@ fn log_level_from_the_config_applies_at_start_and_on_reload() {
         |l: &str| base.replacen("[server]\n", &format!("[server]\nlog_level = \"{l}\"\n"), 1);
     // INFO stays on for hotline_server: the harness learns the port from its `listening` line.
     let hotline = Hotline::spawn(&with_level("info,hotline_sip=warn"));
-    let Some(admin) = hotline.admin_addr() else {
-        panic!("no admin address");
-    };
+    let admin = hotline.admin_addr().expect("no admin address");
     let level = hotline_testkit::http_get(admin, "/log-level").unwrap_or_else(|e| panic!("{e}"));
     assert!(level.contains("hotline_sip=warn"), "at start: {level}");
     if let Err(e) = hotline.write_config(&with_level("debug")) {

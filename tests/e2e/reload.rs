@@ -51,10 +51,7 @@ fn write(hotline: &Hotline, toml: &str) {
 
 #[track_caller]
 fn stop_target(p: SippProcess) -> SippResult {
-    match p.stop() {
-        Ok(r) => r,
-        Err(e) => panic!("{e}"),
-    }
+    p.stop().expect("sipp stop")
 }
 
 /// (generation, answered target) of every call, ordered by call start.
@@ -163,7 +160,14 @@ fn broken_config_under_traffic_is_reported_and_the_old_table_keeps_serving() {
         "the failed reload is reported:\n{}",
         hotline.stderr_tail(20)
     );
-    std::thread::sleep(Duration::from_millis(100));
+    // The report is several lines: wait for both errors, not a guessed 100 ms.
+    for needle in ["\"desk-9\"", "\"nope\""] {
+        assert!(
+            hotline.wait_for_stderr(needle, Duration::from_secs(3)),
+            "{needle} not reported:\n{}",
+            hotline.stderr_tail(40)
+        );
+    }
     let report = hotline.stderr_tail(40);
     assert!(
         report.contains("\"desk-9\"") && report.contains("\"nope\""),

@@ -23,14 +23,8 @@ fn lone_hotline() -> Hotline {
 }
 
 fn client() -> (SipUdpClient, std::net::SocketAddr) {
-    let c = match SipUdpClient::bind() {
-        Ok(c) => c,
-        Err(e) => panic!("bind: {e}"),
-    };
-    let local = match c.local_addr() {
-        Ok(a) => a,
-        Err(e) => panic!("local_addr: {e}"),
-    };
+    let c = SipUdpClient::bind().expect("bind");
+    let local = c.local_addr().expect("local_addr");
     (c, local)
 }
 
@@ -153,9 +147,9 @@ fn malformed_invites_get_400_naming_the_problem() {
 
     // Content-Length larger than the datagram's body.
     let good = String::from_utf8_lossy(&RawRequest::invite(&uri, local).to_bytes()).into_owned();
-    let Some(start) = good.find("Content-Length: ") else {
-        panic!("template has Content-Length");
-    };
+    let start = good
+        .find("Content-Length: ")
+        .expect("template has Content-Length");
     let end = good[start..]
         .find("\r\n")
         .map(|e| start + e)

@@ -36,7 +36,7 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 
 /// Builds the binary first (once per test process), so no SIPp timer runs during a build.
 fn nats_and_binary() -> NatsServer {
-    let _ = hotline_testkit::paths::hotline_bin().unwrap_or_else(|e| panic!("hotline: {e}"));
+    let _ = hotline_testkit::paths::hotline_bin().expect("hotline");
     NatsServer::start()
 }
 
@@ -54,11 +54,11 @@ fn node_config(name: &str, ip: &str, target: &str, nats: &str) -> String {
 }
 
 fn cli(args: &[&str]) -> Output {
-    let bin = hotline_testkit::paths::hotline_bin().unwrap_or_else(|e| panic!("hotline: {e}"));
-    match Command::new(bin).args(args).output() {
-        Ok(o) => o,
-        Err(e) => panic!("running hotline {args:?}: {e}"),
-    }
+    let bin = hotline_testkit::paths::hotline_bin().expect("hotline");
+    Command::new(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running hotline {args:?}: {e}"))
 }
 
 #[track_caller]
@@ -206,7 +206,7 @@ fn merge_dirs(dirs: &[(&Path, &str)], into: &Path) {
             let (stem, ext) = base.rsplit_once('.').unwrap_or((base, "csv"));
             let _ = kind;
             let to = into.join(format!("{stem}_{tag}.{ext}"));
-            std::fs::copy(e.path(), &to).unwrap_or_else(|e| panic!("copy: {e}"));
+            std::fs::copy(e.path(), &to).expect("copy");
         }
     }
 }
@@ -385,7 +385,7 @@ fn two_nodes_1000_calls_one_stream_one_report_one_bill() {
 fn kill_9_while_shipping_then_restart_loses_nothing_and_duplicates_nothing() {
     let _serial = one_at_a_time();
     let nats = nats_and_binary();
-    let cdr = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let cdr = tempfile::tempdir().expect("tempdir");
     let target = start(
         Sipp::uas("uas_answer")
             .calls(600)
@@ -422,11 +422,11 @@ fn kill_9_while_shipping_then_restart_loses_nothing_and_duplicates_nothing() {
     };
     wait_stored(&first, 30.0);
     let checkpoint = cdr.path().join("SHIP_CHECKPOINT");
-    let old = std::fs::read(&checkpoint).unwrap_or_else(|e| panic!("checkpoint: {e}"));
+    let old = std::fs::read(&checkpoint).expect("checkpoint");
     let at_old = stored(&first).unwrap_or(0.0);
     wait_stored(&first, at_old + 100.0);
-    let pid = first.pid().unwrap_or_else(|| panic!("no pid"));
-    hotline_testkit::hotline::send_signal(pid, "KILL").unwrap_or_else(|e| panic!("kill -9: {e}"));
+    let pid = first.pid().expect("no pid");
+    hotline_testkit::hotline::send_signal(pid, "KILL").expect("kill -9");
     let exit = first.wait_exit(Duration::from_secs(5));
     assert!(matches!(exit, Ok(Some(ref s)) if !s.success()), "{exit:?}");
     let _ = stop(caller);
@@ -538,9 +538,7 @@ fn nats_stopped_30s_under_traffic_no_call_fails_and_the_lag_returns_to_zero() {
     );
     nats.stop().unwrap_or_else(|e| panic!("{e}"));
     let outage_start = epoch_s();
-    let admin = h
-        .admin_addr()
-        .unwrap_or_else(|| panic!("no admin endpoint"));
+    let admin = h.admin_addr().expect("no admin endpoint");
     let mut max_lag = 0.0f64;
     let mut max_lag_s = 0.0f64;
     let until = Instant::now() + OUTAGE;
@@ -622,8 +620,8 @@ fn cdr_tail_follow_prints_records_as_calls_end() {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap_or_else(|e| panic!("cdr tail: {e}"));
-    let stdout = tail.stdout.take().unwrap_or_else(|| panic!("no stdout"));
+        .expect("cdr tail");
+    let stdout = tail.stdout.take().expect("no stdout");
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {

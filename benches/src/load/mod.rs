@@ -239,8 +239,13 @@ mod tests {
                 "/tmp/cdr",
                 Duration::from_millis(300),
             );
-            let c = hotline_config::from_toml_str(&toml, "load.toml", 1)
-                .unwrap_or_else(|e| panic!("config compiles: {e}"));
+            let c = hotline_config::from_toml_str(
+                &toml,
+                "load.toml",
+                1,
+                jiff::civil::date(2026, 11, 24),
+            )
+            .unwrap_or_else(|e| panic!("config compiles: {e}"));
             assert_eq!(c.table.len(), 4);
         }
     }

@@ -121,7 +121,8 @@ impl Loaded {
     pub fn check(&self, index: usize, text: &str) -> Result<(), StoreError> {
         let mut sources = self.sources.clone();
         sources[index].text = text.to_string();
-        let Err(errs) = hotline_config::compile_loaded(&sources, 0) else {
+        let Err(errs) = hotline_config::compile_loaded(&sources, 0, jiff::Zoned::now().date())
+        else {
             return Ok(());
         };
         let mine = &sources[index].name;

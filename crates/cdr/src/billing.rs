@@ -1,4 +1,5 @@
-//! Billing (`hotline bill --month 2026-11`): rate plans in TOML, monthly bills per 400 number.
+//! Billing (`hotline bill --month 2026-11`): rate plans, monthly bills per 400 number. The rate
+//! file's TOML is compiled by `hotline_config::billing`; the money parser and the arithmetic are here.
 //!
 //! Money is integer fen (分) everywhere; amounts in the TOML are decimal strings of yuan with at
 //! most two decimals (`"0.10"`), parsed exactly. Rules (docs/cdr.md):
@@ -17,7 +18,7 @@ use std::path::Path;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::query::table;
 use crate::reader::{scan_calls, ReadStats};
@@ -76,69 +77,69 @@ pub fn format_fen(fen: i64) -> String {
     format!("{sign}{}.{:02}", a / 100, a % 100)
 }
 
-/// `"0.10"` / `"100"` / `"3000.5"` yuan -> fen; `None` for more than two decimals or junk.
-pub fn parse_yuan(s: &str) -> Option<i64> {
+/// The most integer digits an amount may have: 9,999,999,999,999.99 元 at most (about 10^15
+/// fen), so sums and products of amounts in a bill stay far from `i64` overflow.
+pub const MAX_YUAN_DIGITS: usize = 13;
+
+/// Why a money text is not an amount ([`parse_yuan`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MoneyError {
+    /// Not a decimal number of yuan with at most two decimals (`"0.105"`, `"1."`, `"x"`).
+    Malformed,
+    /// A minus sign: no configured amount (rate, minimum, prepaid, top-up, threshold) is negative.
+    Negative,
+    /// More than [`MAX_YUAN_DIGITS`] integer digits.
+    TooLarge,
+}
+
+impl std::fmt::Display for MoneyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MoneyError::Malformed => "not an amount of yuan with at most two decimals",
+            MoneyError::Negative => "negative: amounts are 0 or more",
+            MoneyError::TooLarge => "too large: at most 13 digits before the decimal point",
+        })
+    }
+}
+
+/// `"0.10"` / `"100"` / `"3000.5"` yuan -> fen: the workspace's one money parser (billing
+/// files and `[server.billing] low_balance`). Exact: at most two decimals, no exponent, no
+/// sign, surrounding blanks ignored; never overflows.
+pub fn parse_yuan(s: &str) -> Result<i64, MoneyError> {
     let s = s.trim();
     let (neg, s) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s),
     };
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || int.len() > 13 {
-        return None;
-    }
-    if frac.len() > 2
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 2
         || !frac.bytes().all(|b| b.is_ascii_digit())
         || (s.contains('.') && frac.is_empty())
     {
-        return None;
+        return Err(MoneyError::Malformed);
     }
-    let mut fen = int.parse::<i64>().ok()? * 100;
-    if !frac.is_empty() {
-        let f: i64 = frac.parse().ok()?;
-        fen += if frac.len() == 1 { f * 10 } else { f };
+    if neg {
+        return Err(MoneyError::Negative);
     }
-    Some(if neg { -fen } else { fen })
+    if int.trim_start_matches('0').len() > MAX_YUAN_DIGITS {
+        return Err(MoneyError::TooLarge);
+    }
+    let mut fen = 0i64;
+    for b in int.bytes().chain(format!("{frac:0<2}").bytes()) {
+        // At most 15 significant digits: cannot overflow (checked all the same).
+        fen = fen
+            .checked_mul(10)
+            .and_then(|f| f.checked_add(i64::from(b - b'0')))
+            .ok_or(MoneyError::TooLarge)?;
+    }
+    Ok(fen)
 }
 
-// ---------------------------------------------------------------- configuration
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    timezone: Option<String>,
-    #[serde(default)]
-    plans: BTreeMap<String, RawPlan>,
-    #[serde(default)]
-    accounts: Vec<RawAccount>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPlan {
-    rate_per_minute: toml::Spanned<String>,
-    monthly_minimum: toml::Spanned<String>,
-    term_years: toml::Spanned<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAccount {
-    number: toml::Spanned<String>,
-    plan: toml::Spanned<String>,
-    start: toml::Spanned<String>,
-    #[serde(default)]
-    prepaid: Option<toml::Spanned<String>>,
-    #[serde(default)]
-    topups: Vec<RawTopup>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTopup {
-    date: toml::Spanned<String>,
-    amount: toml::Spanned<String>,
-}
+// ---------------------------------------------------------------- rates and accounts
+//
+// Compiled from TOML by `hotline_config::billing` (strict schema, every error at once).
 
 /// A rate plan.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -185,198 +186,6 @@ pub struct BillingConfig {
     pub tz: TimeZone,
     pub plans: BTreeMap<String, Plan>,
     pub accounts: Vec<Account>,
-}
-
-/// One configuration problem: key path, line (1-based, 0 if unknown) and message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    pub path: String,
-    pub line: usize,
-    pub message: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.line > 0 {
-            write!(f, "line {}: {}: {}", self.line, self.path, self.message)
-        } else {
-            write!(f, "{}: {}", self.path, self.message)
-        }
-    }
-}
-
-fn line_of(src: &str, offset: usize) -> usize {
-    src.get(..offset)
-        .map_or(0, |s| s.bytes().filter(|&b| b == b'\n').count() + 1)
-}
-
-/// Parse a billing TOML; returns every error at once.
-pub fn parse_billing(src: &str) -> Result<BillingConfig, Vec<ConfigError>> {
-    let raw: RawConfig = toml::from_str(src).map_err(|e| {
-        vec![ConfigError {
-            path: String::new(),
-            line: e.span().map_or(0, |s| line_of(src, s.start)),
-            message: e.message().to_string(),
-        }]
-    })?;
-    let mut errs = Vec::new();
-    let mut bad = |path: String, span: std::ops::Range<usize>, message: String| {
-        errs.push(ConfigError {
-            path,
-            line: line_of(src, span.start),
-            message,
-        });
-    };
-    let tz = match raw.timezone.as_deref() {
-        None => crate::report::china_tz(),
-        Some(name) => match TimeZone::get(name) {
-            Ok(tz) => tz,
-            Err(_) => {
-                bad(
-                    "timezone".into(),
-                    0..0,
-                    format!("unknown time zone {name:?}"),
-                );
-                TimeZone::UTC
-            }
-        },
-    };
-    let money = |v: &toml::Spanned<String>,
-                 path: String,
-                 bad: &mut dyn FnMut(String, std::ops::Range<usize>, String)| {
-        match parse_yuan(v.get_ref()) {
-            Some(f) if f >= 0 => f,
-            _ => {
-                bad(
-                    path,
-                    v.span(),
-                    format!(
-                        "{:?} is not an amount of yuan with at most two decimals",
-                        v.get_ref()
-                    ),
-                );
-                0
-            }
-        }
-    };
-    let mut plans = BTreeMap::new();
-    for (name, p) in &raw.plans {
-        let rate_fen = money(
-            &p.rate_per_minute,
-            format!("plans.{name}.rate_per_minute"),
-            &mut bad,
-        );
-        let monthly_minimum_fen = money(
-            &p.monthly_minimum,
-            format!("plans.{name}.monthly_minimum"),
-            &mut bad,
-        );
-        let term = *p.term_years.get_ref();
-        if ![1, 2, 3, 5].contains(&term) {
-            bad(
-                format!("plans.{name}.term_years"),
-                p.term_years.span(),
-                format!("{term} is not 1, 2, 3 or 5"),
-            );
-        }
-        plans.insert(
-            name.clone(),
-            Plan {
-                name: name.clone(),
-                rate_fen,
-                monthly_minimum_fen,
-                term_years: term,
-            },
-        );
-    }
-    let date = |v: &toml::Spanned<String>,
-                path: String,
-                bad: &mut dyn FnMut(String, std::ops::Range<usize>, String)| {
-        v.get_ref().parse::<Date>().unwrap_or_else(|_| {
-            bad(
-                path,
-                v.span(),
-                format!("{:?} is not a date YYYY-MM-DD", v.get_ref()),
-            );
-            Date::MIN
-        })
-    };
-    let mut accounts = Vec::new();
-    let mut seen = HashMap::new();
-    for (i, a) in raw.accounts.iter().enumerate() {
-        let p = format!("accounts[{i}]");
-        let number = a.number.get_ref().clone();
-        // A 400 number (10 digits) or a 1010 number (8): both are billed by their plan.
-        let national = (number.len() == 10 && number.starts_with("400"))
-            || (number.len() == 8 && number.starts_with("1010"));
-        if !national || !number.bytes().all(|b| b.is_ascii_digit()) {
-            bad(
-                format!("{p}.number"),
-                a.number.span(),
-                format!("{number:?} is not a 400 or 1010 number (write its digits only)"),
-            );
-        }
-        if let Some(prev) = seen.insert(number.clone(), i) {
-            bad(
-                format!("{p}.number"),
-                a.number.span(),
-                format!("{number} already billed by accounts[{prev}]"),
-            );
-        }
-        if !plans.contains_key(a.plan.get_ref()) {
-            bad(
-                format!("{p}.plan"),
-                a.plan.span(),
-                format!("unknown plan {:?}", a.plan.get_ref()),
-            );
-        }
-        let start = date(&a.start, format!("{p}.start"), &mut bad);
-        let prepaid_fen = a
-            .prepaid
-            .as_ref()
-            .map_or(0, |v| money(v, format!("{p}.prepaid"), &mut bad));
-        let topups = a
-            .topups
-            .iter()
-            .enumerate()
-            .map(|(j, t)| Topup {
-                date: date(&t.date, format!("{p}.topups[{j}].date"), &mut bad),
-                amount_fen: money(&t.amount, format!("{p}.topups[{j}].amount"), &mut bad),
-            })
-            .collect();
-        accounts.push(Account {
-            number,
-            plan: a.plan.get_ref().clone(),
-            start,
-            prepaid_fen,
-            topups,
-        });
-    }
-    if errs.is_empty() {
-        Ok(BillingConfig {
-            tz,
-            plans,
-            accounts,
-        })
-    } else {
-        Err(errs)
-    }
-}
-
-/// Read and parse a billing file; errors are joined, one per line, prefixed by the path.
-pub fn load_billing(path: &Path) -> Result<BillingConfig, CdrError> {
-    let src = std::fs::read_to_string(path).map_err(|e| CdrError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    parse_billing(&src).map_err(|errs| {
-        CdrError::Invalid(
-            errs.iter()
-                .map(|e| format!("{}: {e}", path.display()))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })
 }
 
 // ---------------------------------------------------------------- usage and bills
@@ -507,7 +316,9 @@ fn close_month(acct: &Account, plan: &Plan, m: Month, balance: i64, minutes: u64
         .filter(|t| Month::of(t.date) == m)
         .map(|t| t.amount_fen)
         .sum();
-    let usage_fen = i64::try_from(minutes).unwrap_or(i64::MAX / 4) * plan.rate_fen;
+    let usage_fen = i64::try_from(minutes)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(plan.rate_fen);
     let (total, min_applied) = match status {
         MonthStatus::NotStarted | MonthStatus::Expired => (0, 0),
         MonthStatus::FirstMonth => (usage_fen, 0),
@@ -520,7 +331,7 @@ fn close_month(acct: &Account, plan: &Plan, m: Month, balance: i64, minutes: u64
     let mut remaining = match status {
         MonthStatus::NotStarted => balance,
         MonthStatus::Expired => balance.min(0),
-        _ => balance + topups - total,
+        _ => balance.saturating_add(topups).saturating_sub(total),
     };
     if status == MonthStatus::ExpiryMonth && remaining > 0 {
         forfeited = remaining;
@@ -562,8 +373,10 @@ pub fn balance_on(acct: &Account, plan: &Plan, minutes: impl Fn(Month) -> u64, t
                 .filter(|t| Month::of(t.date) == open && t.date <= today)
                 .map(|t| t.amount_fen)
                 .sum();
-            let usage = i64::try_from(minutes(open)).unwrap_or(i64::MAX / 4) * plan.rate_fen;
-            balance + topups - usage
+            let usage = i64::try_from(minutes(open))
+                .unwrap_or(i64::MAX)
+                .saturating_mul(plan.rate_fen);
+            balance.saturating_add(topups).saturating_sub(usage)
         }
     }
 }
@@ -759,67 +572,38 @@ mod tests {
 
     #[test]
     fn yuan_parsing_is_exact() {
-        assert_eq!(parse_yuan("0.10"), Some(10));
-        assert_eq!(parse_yuan("100"), Some(10_000));
-        assert_eq!(parse_yuan("3000.5"), Some(300_050));
-        assert_eq!(parse_yuan("-1.05"), Some(-105));
-        assert_eq!(parse_yuan("0.105"), None);
-        assert_eq!(parse_yuan("1."), None);
-        assert_eq!(parse_yuan("abc"), None);
-        assert_eq!(parse_yuan(""), None);
+        assert_eq!(parse_yuan("0.10"), Ok(10));
+        assert_eq!(parse_yuan("100"), Ok(10_000));
+        assert_eq!(parse_yuan("3000.5"), Ok(300_050));
+        assert_eq!(parse_yuan(" 50.00 "), Ok(5_000));
+        assert_eq!(parse_yuan("0.105"), Err(MoneyError::Malformed));
+        assert_eq!(parse_yuan("1."), Err(MoneyError::Malformed));
+        assert_eq!(parse_yuan(".5"), Err(MoneyError::Malformed));
+        assert_eq!(parse_yuan("1e3"), Err(MoneyError::Malformed));
+        assert_eq!(parse_yuan("+1"), Err(MoneyError::Malformed));
+        assert_eq!(parse_yuan("abc"), Err(MoneyError::Malformed));
+        assert_eq!(parse_yuan(""), Err(MoneyError::Malformed));
         assert_eq!(format_fen(12_345), "123.45");
         assert_eq!(format_fen(-5), "-0.05");
         assert_eq!(format_fen(0), "0.00");
     }
 
+    /// Negatives are refused (no configured amount is negative; before, the billing file
+    /// refused them and `low_balance` did not parse them, each in its own words), and so is
+    /// anything past 13 integer digits instead of overflowing.
     #[test]
-    fn config_errors_all_at_once_with_paths_and_lines() {
-        let src = r#"
-[plans.std]
-rate_per_minute = "0.105"
-monthly_minimum = "100"
-term_years = 4
-
-[[accounts]]
-number = "4008001234"
-plan = "gold"
-start = "2026-13-01"
-prepaid = "x"
-"#;
-        let errs = parse_billing(src).err().unwrap_or_default();
-        let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        assert_eq!(shown.len(), 5, "{shown:#?}");
-        assert!(
-            shown[0].starts_with("line 3: plans.std.rate_per_minute"),
-            "{shown:#?}"
+    fn yuan_negatives_and_overflow() {
+        assert_eq!(parse_yuan("-1.05"), Err(MoneyError::Negative));
+        assert_eq!(parse_yuan("-0"), Err(MoneyError::Negative));
+        assert_eq!(parse_yuan("-x"), Err(MoneyError::Malformed));
+        assert_eq!(parse_yuan("9999999999999.99"), Ok(999_999_999_999_999));
+        assert_eq!(parse_yuan("0009999999999999"), Ok(999_999_999_999_900));
+        assert_eq!(parse_yuan("10000000000000"), Err(MoneyError::TooLarge));
+        assert_eq!(
+            parse_yuan("92233720368547758.07"),
+            Err(MoneyError::TooLarge)
         );
-        assert!(
-            shown[1].starts_with("line 5: plans.std.term_years"),
-            "{shown:#?}"
-        );
-        assert!(
-            shown
-                .iter()
-                .any(|s| s.starts_with("line 9: accounts[0].plan: unknown plan \"gold\"")),
-            "{shown:#?}"
-        );
-        assert!(
-            shown
-                .iter()
-                .any(|s| s.starts_with("line 10: accounts[0].start")),
-            "{shown:#?}"
-        );
-        assert!(
-            shown
-                .iter()
-                .any(|s| s.starts_with("line 11: accounts[0].prepaid")),
-            "{shown:#?}"
-        );
-        let unknown = parse_billing("[plans.a]\nrate = \"1\"\n")
-            .err()
-            .unwrap_or_default();
-        assert_eq!(unknown.len(), 1);
-        assert_eq!(unknown[0].line, 2);
+        assert_eq!(parse_yuan(&"9".repeat(40)), Err(MoneyError::TooLarge));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //! - [`record`]: `CallRecord`, `AttemptRecord`, `Record`, enums, id helpers.
+//! - `civil`: days since 1970 <-> (year, month, day), shared with the binary's build script.
 //! - [`time`]: fast fixed-format UTC timestamps (`2026-11-24T10:00:00.123+00:00`).
 //! - [`encode`]: record -> bytes (CSV with BOM + header, JSON Lines).
 //! - [`decode`]: bytes -> records (CSV by header name, JSON Lines), torn-tail aware.
@@ -18,11 +19,13 @@
 //! - [`query`]: filters and rendering for `hotline cdr query` (table / CSV / JSON).
 //! - [`report`]: figures for `hotline cdr report` (ASR, ACD, by hour/day/region/number/target, callers).
 //! - [`html`]: the HTML report page with inline SVG charts (no JavaScript).
-//! - [`billing`]: rate plans (TOML), usage per started minute, monthly bills in fen, prepaid helpers.
+//! - [`billing`]: rate plans and accounts (compiled from TOML by `hotline_config::billing`), the
+//!   money parser, usage per started minute, monthly bills in fen, prepaid helpers.
 //! - [`synth`]: deterministic synthetic traffic for tests and benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod billing;
+mod civil;
 pub mod decode;
 pub mod encode;
 pub mod files;

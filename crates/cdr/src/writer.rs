@@ -115,6 +115,10 @@ struct Shared {
     shutdown: AtomicBool,
     paused: Mutex<bool>,
     unpaused: Condvar,
+    /// The writer waits at its pause point (set and cleared under `paused`; `parked_cv`
+    /// tells a [`PauseGuard::wait_parked`]).
+    parked: AtomicBool,
+    parked_cv: Condvar,
     /// The writer is (about to be) blocked in [`Shared::idle_wait`]: a submit must wake it.
     idle: AtomicBool,
     idle_lock: Mutex<()>,
@@ -138,6 +142,12 @@ impl Shared {
             write_errors: self.write_errors.load(Ordering::Relaxed),
             idle_waits: self.idle_waits.load(Ordering::Relaxed),
         }
+    }
+
+    /// Wake the writer out of its idle wait, whether or not it is in it (pause, shutdown).
+    fn wake_idle(&self) {
+        let _g = self.idle_lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.idle_wake.notify_all();
     }
 
     /// Wake the writer if it idles (a cheap atomic load when it does not: under traffic the
@@ -266,11 +276,39 @@ impl Drop for PauseGuard {
     }
 }
 
-impl WriterHandle {
-    /// Stall the writer until the guard is dropped (see [`PauseGuard`]).
-    pub fn pause(&self) -> PauseGuard {
+impl PauseGuard {
+    /// Wait until the writer thread has reached its pause point, at most `timeout`: from then
+    /// on it takes nothing until the guard is dropped. `false` if it did not get there in time.
+    /// (Records submitted before that may still be taken by the turn in progress.)
+    pub fn wait_parked(&self, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
         let mut p = self.shared.paused.lock().unwrap_or_else(|p| p.into_inner());
-        *p = true;
+        while !self.shared.parked.load(Ordering::SeqCst) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            p = self
+                .shared
+                .parked_cv
+                .wait_timeout(p, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+        drop(p);
+        true
+    }
+}
+
+impl WriterHandle {
+    /// Stall the writer until the guard is dropped (see [`PauseGuard`]). An idle writer is
+    /// woken to go to its pause point; [`PauseGuard::wait_parked`] waits until it is there.
+    pub fn pause(&self) -> PauseGuard {
+        {
+            let mut p = self.shared.paused.lock().unwrap_or_else(|p| p.into_inner());
+            *p = true;
+        }
+        self.shared.wake_idle();
         PauseGuard {
             shared: Arc::clone(&self.shared),
         }
@@ -288,14 +326,7 @@ impl WriterHandle {
 
     fn stop(&mut self) -> io::Result<WriterStats> {
         self.shared.shutdown.store(true, Ordering::SeqCst);
-        {
-            let _g = self
-                .shared
-                .idle_lock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            self.shared.idle_wake.notify_all();
-        }
+        self.shared.wake_idle();
         {
             let mut p = self.shared.paused.lock().unwrap_or_else(|p| p.into_inner());
             *p = false;
@@ -479,6 +510,9 @@ impl Writer {
     fn wait_while_paused(&self) {
         let mut p = self.shared.paused.lock().unwrap_or_else(|p| p.into_inner());
         while *p && !self.shared.shutdown.load(Ordering::SeqCst) {
+            if !self.shared.parked.swap(true, Ordering::SeqCst) {
+                self.shared.parked_cv.notify_all();
+            }
             p = self
                 .shared
                 .unpaused
@@ -486,6 +520,7 @@ impl Writer {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
         }
+        self.shared.parked.store(false, Ordering::SeqCst);
     }
 
     /// Nothing buffered and nothing written but not yet fsynced.
@@ -508,9 +543,13 @@ impl Writer {
         let pending = self.rx.try_recv().ok();
         let wait = self.until_time_seal();
         sh.idle_waits.fetch_add(1, Ordering::Relaxed);
+        // A pause asked for before the idle lock was taken is not slept over either (`pause`
+        // sets the flag, then notifies under the idle lock).
+        let paused = *sh.paused.lock().unwrap_or_else(|p| p.into_inner());
         if pending.is_none()
             && sh.spill_len.load(Ordering::Acquire) == 0
             && !sh.shutdown.load(Ordering::SeqCst)
+            && !paused
         {
             let _unused = sh
                 .idle_wake

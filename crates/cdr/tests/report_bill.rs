@@ -3,12 +3,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use hotline_cdr::billing::{bill, parse_billing, render_bill, BillFormat, Month, MonthStatus};
+use hotline_cdr::billing::{bill, render_bill, BillFormat, Month, MonthStatus};
 use hotline_cdr::query::{
     query, render_calls, CallerMatch, OutputFormat, QueryFilter, QueryOptions,
 };
 use hotline_cdr::report::{render_report, report, ReportFormat, ReportOptions};
 use hotline_cdr::{spawn, synth, CallRecord, Disposition, HangupSide, Record, WriterConfig};
+use hotline_config::billing::parse_billing;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
@@ -25,10 +26,7 @@ fn write(dir: &Path, calls: &[CallRecord]) {
     // files and fsyncs, slow for a unit test).
     let mut cfg = WriterConfig::new(dir);
     cfg.rotate_every = hotline_cdr::Rotate::Daily;
-    let (sink, handle) = match spawn(cfg) {
-        Ok(x) => x,
-        Err(e) => panic!("spawn: {e}"),
-    };
+    let (sink, handle) = spawn(cfg).expect("spawn");
     for c in calls {
         sink.submit(Record::Call(c.clone()));
     }
@@ -45,14 +43,10 @@ fn traffic() -> Vec<CallRecord> {
 
 #[test]
 fn report_matches_independent_counts() {
-    let dir = tempfile::tempdir().ok();
-    let Some(dir) = dir else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
     let calls = traffic();
     write(dir.path(), &calls);
-    let r = match report(dir.path(), &ReportOptions::default()) {
-        Ok(r) => r,
-        Err(e) => panic!("report: {e}"),
-    };
+    let r = report(dir.path(), &ReportOptions::default()).expect("report");
     let tz = shanghai();
     let answered: Vec<&CallRecord> = calls
         .iter()
@@ -153,8 +147,7 @@ fn report_matches_independent_counts() {
 
 #[test]
 fn query_filters_match_independent_selection() {
-    let dir = tempfile::tempdir().ok();
-    let Some(dir) = dir else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
     let calls = traffic();
     write(dir.path(), &calls);
     let from = ts("2026-10-01T00:00:00Z");
@@ -302,12 +295,8 @@ fn call(number: &str, start: &str, talk_ms: Option<i64>) -> CallRecord {
 
 #[test]
 fn bill_hand_computed_scenario() {
-    let dir = tempfile::tempdir().ok();
-    let Some(dir) = dir else { return };
-    let cfg = match parse_billing(PLANS) {
-        Ok(c) => c,
-        Err(e) => panic!("{e:?}"),
-    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = parse_billing(PLANS).unwrap();
     let calls = vec![
         call("4008001234", "2026-10-14T03:00:00Z", Some(600_000)), // before start: not billed
         call("4008001234", "2026-10-20T02:00:00Z", Some(61_000)),  // 2 min
@@ -324,7 +313,7 @@ fn bill_hand_computed_scenario() {
             year: 1970,
             month: 1,
         });
-        let b = bill(dir.path(), &cfg, month).unwrap_or_else(|e| panic!("bill: {e}"));
+        let b = bill(dir.path(), &cfg, month).expect("bill");
         b.lines
             .into_iter()
             .find(|l| l.number == n)
@@ -397,7 +386,7 @@ fn bill_hand_computed_scenario() {
         year: 1970,
         month: 1,
     });
-    let b = bill(dir.path(), &cfg, month).unwrap_or_else(|e| panic!("bill: {e}"));
+    let b = bill(dir.path(), &cfg, month).expect("bill");
     assert_eq!(b.total_fen, 10_000);
     let t = render_bill(&b, BillFormat::Table);
     assert!(
@@ -411,12 +400,8 @@ fn bill_hand_computed_scenario() {
 
 #[test]
 fn bill_reconciles_with_generated_traffic() {
-    let dir = tempfile::tempdir().ok();
-    let Some(dir) = dir else { return };
-    let cfg = match parse_billing(PLANS) {
-        Ok(c) => c,
-        Err(e) => panic!("{e:?}"),
-    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = parse_billing(PLANS).unwrap();
     let calls = traffic();
     write(dir.path(), &calls);
     let tz = shanghai();
@@ -466,7 +451,7 @@ fn bill_reconciles_with_generated_traffic() {
             year: 1970,
             month: 1,
         });
-        let b = bill(dir.path(), &cfg, month).unwrap_or_else(|e| panic!("bill: {e}"));
+        let b = bill(dir.path(), &cfg, month).expect("bill");
         for l in &b.lines {
             let want = minutes
                 .get(&(l.number.clone(), m.clone()))
@@ -507,7 +492,7 @@ fn shipped_example_billing_config_parses() {
     .unwrap_or_default();
     let cfg = parse_billing(&src);
     assert!(cfg.is_ok(), "{:?}", cfg.err());
-    let cfg = cfg.unwrap_or_else(|_| panic!("checked above"));
+    let cfg = cfg.expect("checked above");
     assert_eq!(cfg.accounts.len(), 2);
     assert_eq!(
         cfg.plans
@@ -521,9 +506,7 @@ fn shipped_example_billing_config_parses() {
 /// last call are local times there (with the offset), in text, HTML and JSON alike.
 #[test]
 fn report_times_are_local_in_the_zone_named() {
-    let Some(dir) = tempfile::tempdir().ok() else {
-        return;
-    };
+    let dir = tempfile::tempdir().expect("tempdir");
     // 01:30 UTC is 09:30 in Shanghai; 16:10 UTC is 00:10 the next day there.
     write(
         dir.path(),
@@ -532,10 +515,7 @@ fn report_times_are_local_in_the_zone_named() {
             call("4008001234", "2026-11-03T16:10:00Z", None),
         ],
     );
-    let r = match report(dir.path(), &ReportOptions::default()) {
-        Ok(r) => r,
-        Err(e) => panic!("report: {e}"),
-    };
+    let r = report(dir.path(), &ReportOptions::default()).expect("report");
     assert_eq!(r.tz, "Asia/Shanghai");
     assert_eq!(r.first_call, "2026-11-03T09:30:00+08:00");
     assert_eq!(r.last_call, "2026-11-04T00:10:00+08:00");
@@ -577,9 +557,7 @@ start = "2026-10-01"
 prepaid = "200"
 "#;
     let cfg = parse_billing(src).unwrap_or_else(|e| panic!("{e:?}"));
-    let Some(dir) = tempfile::tempdir().ok() else {
-        return;
-    };
+    let dir = tempfile::tempdir().expect("tempdir");
     write(
         dir.path(),
         &[call("10101234", "2026-11-03T02:00:00Z", Some(90_000))],
@@ -592,7 +570,7 @@ prepaid = "200"
             month: 11,
         },
     )
-    .unwrap_or_else(|e| panic!("bill: {e}"));
+    .expect("bill");
     let line = &nov.lines[0];
     assert_eq!(line.number, "10101234");
     assert_eq!((line.minutes, line.usage_fen), (2, 40));

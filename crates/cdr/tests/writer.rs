@@ -13,10 +13,7 @@ fn ts(s: &str) -> Timestamp {
 }
 
 fn tmp() -> tempfile::TempDir {
-    match tempfile::tempdir() {
-        Ok(d) => d,
-        Err(e) => panic!("tempdir: {e}"),
-    }
+    tempfile::tempdir().expect("tempdir")
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -31,10 +28,7 @@ fn names(dir: &Path) -> Vec<String> {
 const FUTURE: &str = "2031-03-01T10:00:00Z";
 
 fn write_all(cfg: WriterConfig, n: usize, from: &str, step_ms: i64) -> (Vec<Record>, u64) {
-    let (sink, handle) = match spawn(cfg) {
-        Ok(x) => x,
-        Err(e) => panic!("spawn: {e}"),
-    };
+    let (sink, handle) = spawn(cfg).expect("spawn");
     let mut sent = Vec::new();
     for (c, attempts) in synth::calls(1, n, ts(from), step_ms, 100) {
         for a in attempts {
@@ -74,10 +68,7 @@ fn round_trip_csv_and_jsonl_all_sealed_and_verified() {
         let mut cfg = WriterConfig::new(dir.path());
         cfg.format = format;
         let (sent, sealed) = write_all(cfg, 2000, FUTURE, 700);
-        let (read, stats) = match read_dir(dir.path()) {
-            Ok(x) => x,
-            Err(e) => panic!("read: {e}"),
-        };
+        let (read, stats) = read_dir(dir.path()).expect("read");
         assert_eq!(stats.bad, 0);
         assert_eq!(stats.torn_tails, 0);
         assert_eq!(sorted(read), sorted(sent));
@@ -215,10 +206,7 @@ fn torn_tail_is_cut_and_open_files_sealed_on_startup() {
 
         let mut cfg = WriterConfig::new(dir.path());
         cfg.format = format;
-        let (sink, handle) = match spawn(cfg) {
-            Ok(x) => x,
-            Err(e) => panic!("spawn: {e}"),
-        };
+        let (sink, handle) = spawn(cfg).expect("spawn");
         assert_eq!(sink.stats().torn_recovered, 1);
         let sealed = dir.path().join(format!("calls-20310301T10.{ext}"));
         assert!(!open.exists());
@@ -268,10 +256,7 @@ fn crash_leftovers_zero_fill_header_only_and_unmanifested() {
     // Sealed but never added to the manifest (crash between rename and append).
     let (data2, _) = encoded(Format::Csv, 4);
     assert!(std::fs::write(dir.path().join("calls-20310301T09.csv"), &data2).is_ok());
-    let (_sink, handle) = match spawn(WriterConfig::new(dir.path())) {
-        Ok(x) => x,
-        Err(e) => panic!("spawn: {e}"),
-    };
+    let (_sink, handle) = spawn(WriterConfig::new(dir.path())).expect("spawn");
     assert!(handle.shutdown().is_ok());
     assert_eq!(
         names(dir.path()),
@@ -299,12 +284,14 @@ fn stalled_writer_spills_then_counts_overflow_and_never_blocks() {
     let mut cfg = WriterConfig::new(dir.path());
     cfg.channel_capacity = 8;
     cfg.spill_limit = 100;
-    let (sink, handle) = match spawn(cfg) {
-        Ok(x) => x,
-        Err(e) => panic!("spawn: {e}"),
-    };
+    let (sink, handle) = spawn(cfg).expect("spawn");
     let pause = handle.pause();
-    std::thread::sleep(Duration::from_millis(120)); // let the writer reach its pause point
+    // Wait for the writer to be at its pause point (it may be mid-turn, about to drain the
+    // channel): a fixed sleep here was a race on a loaded machine.
+    assert!(
+        pause.wait_parked(Duration::from_secs(5)),
+        "the writer never reached its pause point"
+    );
     let records: Vec<_> = synth::calls(2, 150, ts(FUTURE), 1000, 10)
         .map(|(c, _)| c)
         .collect();
@@ -325,10 +312,7 @@ fn stalled_writer_spills_then_counts_overflow_and_never_blocks() {
     assert_eq!(s.submitted, 108);
     assert_eq!(s.written, 0);
     drop(pause);
-    let s = match handle.shutdown() {
-        Ok(s) => s,
-        Err(e) => panic!("shutdown: {e}"),
-    };
+    let s = handle.shutdown().expect("shutdown");
     assert_eq!(s.written, 108);
     assert_eq!(s.overflowed, 42);
     assert_eq!(s.spill_depth, 0);
@@ -354,10 +338,7 @@ fn group_commit_syncs_within_interval_while_running() {
     let dir = tmp();
     let mut cfg = WriterConfig::new(dir.path());
     cfg.fsync_interval = Duration::from_millis(50);
-    let (sink, handle) = match spawn(cfg) {
-        Ok(x) => x,
-        Err(e) => panic!("spawn: {e}"),
-    };
+    let (sink, handle) = spawn(cfg).expect("spawn");
     for (c, _) in synth::calls(3, 100, ts(FUTURE), 1000, 10) {
         sink.submit(Record::Call(c));
     }
@@ -394,10 +375,7 @@ fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 #[test]
 fn idle_writer_blocks_until_a_record_comes_and_stops_at_once() {
     let dir = tmp();
-    let (sink, handle) = match spawn(WriterConfig::new(dir.path())) {
-        Ok(x) => x,
-        Err(e) => panic!("spawn: {e}"),
-    };
+    let (sink, handle) = spawn(WriterConfig::new(dir.path())).expect("spawn");
     assert!(
         wait_until(Duration::from_secs(2), || handle.stats().idle_waits >= 1),
         "the writer never went idle"
@@ -409,10 +387,9 @@ fn idle_writer_blocks_until_a_record_comes_and_stops_at_once() {
     let idle_turns = handle.stats().idle_waits - before;
     assert!(idle_turns <= 1, "{idle_turns} idle turns in 1 s");
     // A record submitted while it idles is written and fsynced within one interval or so.
-    let (c, attempts) = match synth::calls(1, 1, ts(FUTURE), 0, 100).next() {
-        Some(x) => x,
-        None => panic!("synth made no call"),
-    };
+    let (c, attempts) = synth::calls(1, 1, ts(FUTURE), 0, 100)
+        .next()
+        .expect("synth made no call");
     let n = 1 + attempts.len() as u64;
     for a in attempts {
         sink.submit(Record::Attempt(a));
@@ -435,10 +412,7 @@ fn idle_writer_blocks_until_a_record_comes_and_stops_at_once() {
     }));
     std::thread::sleep(Duration::from_millis(100));
     let t0 = Instant::now();
-    let stats = match handle.shutdown() {
-        Ok(s) => s,
-        Err(e) => panic!("shutdown: {e}"),
-    };
+    let stats = handle.shutdown().expect("shutdown");
     assert!(
         t0.elapsed() < Duration::from_millis(500),
         "shutdown took {:?}",

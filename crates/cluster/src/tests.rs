@@ -674,7 +674,11 @@ async fn the_end_claim_gives_the_slots_back_unless_the_call_was_taken_over() -> 
         a.dialog_end_releasing("k1", Some(f), &["t".into()]).await?,
         DialogEnd::Claimed { .. }
     ));
-    assert_eq!(r.int(&["ZCARD", "hl:lease:{t}"])?, Some(0), "released with the claim");
+    assert_eq!(
+        r.int(&["ZCARD", "hl:lease:{t}"])?,
+        Some(0),
+        "released with the claim"
+    );
     assert_eq!(a.held(), 0, "no longer renewed");
     // Taken over by b: a's end claim leaves b's slot alone.
     assert!(a.lease("t", Some(1), "k2", T0).await?);
@@ -689,9 +693,13 @@ async fn the_end_claim_gives_the_slots_back_unless_the_call_was_taken_over() -> 
     // Ended by a BYE through b: a's claim finds it gone and still gives the slot back.
     let f = b.dialog_put("k3", b"{r}", "tag", life, &[]).await?;
     assert!(b.lease("t3", Some(1), "k3", T0).await?);
-    assert!(matches!(a.dialog_end("k3", None).await?, DialogEnd::Claimed { .. }));
+    assert!(matches!(
+        a.dialog_end("k3", None).await?,
+        DialogEnd::Claimed { .. }
+    ));
     assert_eq!(
-        b.dialog_end_releasing("k3", Some(f), &["t3".into()]).await?,
+        b.dialog_end_releasing("k3", Some(f), &["t3".into()])
+            .await?,
         DialogEnd::NotHere
     );
     assert_eq!(r.int(&["ZCARD", "hl:lease:{t3}"])?, Some(0));

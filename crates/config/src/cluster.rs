@@ -538,7 +538,8 @@ plan = "p"
 
     #[test]
     fn no_cluster_section_is_the_single_box() -> Result<(), String> {
-        let c = from_toml_str(BASE, "t.toml", 1).map_err(|e| e.to_string())?;
+        let c = from_toml_str(BASE, "t.toml", 1, jiff::civil::date(2026, 11, 24))
+            .map_err(|e| e.to_string())?;
         assert_eq!(c.settings.cluster, None);
         Ok(())
     }
@@ -550,7 +551,8 @@ plan = "p"
              address = \"sip.hotline.example:5060\"\nlease = \"10s\"\n\
              [cluster.redis_down]\nleases = \"reject\"\n{BASE}"
         );
-        let c = from_toml_str(&src, "t.toml", 1).map_err(|e| e.to_string())?;
+        let c = from_toml_str(&src, "t.toml", 1, jiff::civil::date(2026, 11, 24))
+            .map_err(|e| e.to_string())?;
         let k = c.settings.cluster.ok_or("cluster")?;
         assert_eq!(k.node, "hl-a");
         assert_eq!(k.redis, "redis://127.0.0.1:6379/0");
@@ -561,15 +563,25 @@ plan = "p"
         assert_eq!(k.redis_down.rates, DownPolicy::Local);
         assert_eq!(k.redis_down.prepaid, DownPolicy::Reject);
         // Two nodes with the same files but their own names compare equal.
-        let other =
-            from_toml_str(&src.replace("hl-a", "hl-b"), "t.toml", 1).map_err(|e| e.to_string())?;
+        let other = from_toml_str(
+            &src.replace("hl-a", "hl-b"),
+            "t.toml",
+            1,
+            jiff::civil::date(2026, 11, 24),
+        )
+        .map_err(|e| e.to_string())?;
         let o = other.settings.cluster.ok_or("cluster")?;
         assert_eq!(o.node, "hl-b");
         assert_eq!(o.config_hash, k.config_hash);
         assert_eq!(o.config_hash.len(), 64);
         assert_ne!(other.table.hash(), c.table.hash());
-        let changed =
-            from_toml_str(&src.replace("5070", "5071"), "t.toml", 1).map_err(|e| e.to_string())?;
+        let changed = from_toml_str(
+            &src.replace("5070", "5071"),
+            "t.toml",
+            1,
+            jiff::civil::date(2026, 11, 24),
+        )
+        .map_err(|e| e.to_string())?;
         assert_ne!(
             changed.settings.cluster.ok_or("cluster")?.config_hash,
             k.config_hash
@@ -583,7 +595,8 @@ plan = "p"
             "[server.billing]\nfile = \"b.toml\"\n[cluster]\nredis = \"redis://127.0.0.1:6379/0\"\n\
              node = \"a\"\naddress = \"sip.x\"\n{BASE}"
         );
-        let c = from_toml_str(&src, "t.toml", 1).map_err(|e| e.to_string())?;
+        let c = from_toml_str(&src, "t.toml", 1, jiff::civil::date(2026, 11, 24))
+            .map_err(|e| e.to_string())?;
         assert!(c.settings.cluster.is_some() && c.settings.billing.is_some());
         assert!(
             c.warnings.iter().all(|w| w.key != "cluster"),
@@ -599,7 +612,7 @@ plan = "p"
             "[cluster]\nredis = \"http://x\"\nnode = \"a b\"\nlease = \"0s\"\n\
              [cluster.redis_down]\nrates = \"maybe\"\n{BASE}"
         );
-        let Err(e) = from_toml_str(&src, "t.toml", 1) else {
+        let Err(e) = from_toml_str(&src, "t.toml", 1, jiff::civil::date(2026, 11, 24)) else {
             panic!("must fail");
         };
         let text = e.to_string();
@@ -621,6 +634,7 @@ plan = "p"
             ),
             "t.toml",
             1,
+            jiff::civil::date(2026, 11, 24),
         ) else {
             panic!("a sentinel URL without the master's name must fail");
         };
@@ -639,10 +653,15 @@ plan = "p"
             ),
             "t.toml",
             1,
+            jiff::civil::date(2026, 11, 24),
         );
         assert!(ok.is_ok(), "{:?}", ok.err().map(|e| e.to_string()));
-        let Err(e) = from_toml_str(&format!("[cluster]\nnodes = \"a\"\n{BASE}"), "t.toml", 1)
-        else {
+        let Err(e) = from_toml_str(
+            &format!("[cluster]\nnodes = \"a\"\n{BASE}"),
+            "t.toml",
+            1,
+            jiff::civil::date(2026, 11, 24),
+        ) else {
             panic!("unknown key must fail");
         };
         // Reported in ops words with the key path (issue 21's error translator).

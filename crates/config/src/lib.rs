@@ -9,14 +9,17 @@
 //!
 //! # Layout
 //! - [`schema`]: the raw serde structs.
-//! - `compile`: raw files -> `Settings` + `TableParts` (every error at once).
+//! - `compile`: raw files -> `Settings` + `TableParts` (every error at once): a short driver over
+//!   one module per section (values, settings, calendar, targets, plans, rules, numbers).
 //! - `recover`: every structural error of a file (unknown keys, wrong types), not just serde's first.
 //! - [`settings`]: `Settings` and its parts.
+//! - [`billing`]: billing rate files (`[server.billing] file`, `hotline bill`) -> `hotline_cdr::billing::BillingConfig`.
 //! - [`cluster`]: `[cluster]` (`ClusterSettings`, the Redis-down policy).
 //! - [`error`]: `ConfigError`, `ConfigErrors`, `Warning`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod billing;
 pub mod cluster;
 mod compile;
 pub mod error;
@@ -28,6 +31,7 @@ pub mod settings;
 use std::path::{Path, PathBuf};
 
 use hotline_route::RouteTable;
+use jiff::civil::Date;
 
 pub use cluster::{ClusterSettings, DownPolicy, RedisDown, SentinelUrl, SENTINEL_SCHEME};
 pub use compile::{
@@ -64,12 +68,12 @@ fn read_disk(path: &str) -> Result<String, String> {
 fn finish(
     sources: &[Source],
     generation: u64,
+    today: Date,
     allow_include: bool,
 ) -> Result<Compiled, ConfigErrors> {
     match compile::compile(sources, generation, &read_disk, allow_include) {
         Ok(out) => {
             let mut warnings = out.warnings;
-            let today = jiff::Zoned::now().date();
             if let Some(w) = calendar_warning(&out.parts.calendar, today) {
                 warnings.push(Warning {
                     file: sources.first().map(|s| s.name.clone()).unwrap_or_default(),
@@ -90,11 +94,14 @@ fn finish(
 }
 
 /// Compile one config text. `file_name` is used in messages. `include` is refused here (it
-/// needs a directory to resolve against): use [`load_path`].
+/// needs a directory to resolve against): use [`load_path`]. `today` (the operator's date) is
+/// the date the holiday-calendar warning is about: the calendar should list the next year.
+/// Nothing here reads the clock.
 pub fn from_toml_str(
     src: &str,
     file_name: &str,
     generation: u64,
+    today: Date,
 ) -> Result<Compiled, ConfigErrors> {
     finish(
         &[Source {
@@ -102,14 +109,19 @@ pub fn from_toml_str(
             text: src.to_string(),
         }],
         generation,
+        today,
         false,
     )
 }
 
 /// Compile several texts as one config (the first is the main file). For tests and tools
 /// that already hold the files; `include` keys are refused as in [`from_toml_str`].
-pub fn from_sources(sources: &[Source], generation: u64) -> Result<Compiled, ConfigErrors> {
-    finish(sources, generation, false)
+pub fn from_sources(
+    sources: &[Source],
+    generation: u64,
+    today: Date,
+) -> Result<Compiled, ConfigErrors> {
+    finish(sources, generation, today, false)
 }
 
 /// The top-level keys of a TOML text: everything before the first table header. `include`
@@ -132,18 +144,23 @@ fn include_list(text: &str) -> Option<toml::Value> {
 
 /// Load a config file (following its `include = ["companies/*.toml"]` globs, relative to the
 /// file's directory) or a directory (every `*.toml` in it, sorted by name; a `hotline.toml`
-/// there is the main file).
-pub fn load_path(path: &Path, generation: u64) -> Result<Compiled, ConfigErrors> {
+/// there is the main file). `today` as in [`from_toml_str`].
+pub fn load_path(path: &Path, generation: u64, today: Date) -> Result<Compiled, ConfigErrors> {
     let (sources, notes) = load_sources(path)?;
-    let mut c = finish(&sources, generation, true)?;
+    let mut c = finish(&sources, generation, today, true)?;
     c.notes = notes;
     Ok(c)
 }
 
 /// Compile texts read by [`load_sources`] (includes allowed: they are already followed), e.g.
-/// with one file replaced by its edited text, to check an edit before it is written.
-pub fn compile_loaded(sources: &[Source], generation: u64) -> Result<Compiled, ConfigErrors> {
-    finish(sources, generation, true)
+/// with one file replaced by its edited text, to check an edit before it is written. `today`
+/// as in [`from_toml_str`].
+pub fn compile_loaded(
+    sources: &[Source],
+    generation: u64,
+    today: Date,
+) -> Result<Compiled, ConfigErrors> {
+    finish(sources, generation, today, true)
 }
 
 /// Read the files [`load_path`] would compile, following includes, main file first; with the

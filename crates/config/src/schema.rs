@@ -268,18 +268,12 @@ pub struct RawList {
     pub lists: Vec<Spanned<String>>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TransportRaw {
-    Udp,
-    Tcp,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGateway {
     pub address: Spanned<String>,
-    pub transport: Option<TransportRaw>,
+    /// `udp` (default) or `tcp`: the route table's own `Transport`.
+    pub transport: Option<hotline_route::Transport>,
 }
 
 #[derive(Debug, Deserialize)]

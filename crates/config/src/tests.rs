@@ -13,11 +13,12 @@ fn num(s: &str) -> Number400 {
 }
 
 fn compile(src: &str) -> Compiled {
-    from_toml_str(src, "test.toml", 1).unwrap_or_else(|e| panic!("{e}"))
+    from_toml_str(src, "test.toml", 1, jiff::civil::date(2026, 11, 24))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn errors(src: &str) -> Vec<ConfigError> {
-    match from_toml_str(src, "test.toml", 1) {
+    match from_toml_str(src, "test.toml", 1, jiff::civil::date(2026, 11, 24)) {
         Ok(_) => panic!("expected errors"),
         Err(e) => e.0,
     }
@@ -87,7 +88,13 @@ fn with(extra: &str) -> String {
 
 #[test]
 fn default_config_compiles_and_routes() {
-    let c = from_toml_str(DEFAULT_CONFIG, "hotline.toml", 1).unwrap_or_else(|e| panic!("{e}"));
+    let c = from_toml_str(
+        DEFAULT_CONFIG,
+        "hotline.toml",
+        1,
+        jiff::civil::date(2026, 11, 24),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         c.settings.listen,
         vec![std::net::SocketAddr::from(([127, 0, 0, 1], 5060))]
@@ -653,26 +660,19 @@ fn live_state_survives_table_swap() {
     let live = Live::new();
     live.prepare(&c1.table);
     assert_eq!(order(&c1, &live, "4008000001", 0), ["a", "b", "c"]);
-    let a = c1
-        .table
-        .target_by_name("a")
-        .cloned()
-        .unwrap_or_else(|| panic!("a"));
+    let a = c1.table.target_by_name("a").cloned().expect("a");
     assert!(live.try_acquire(&a, ts("2026-01-05T01:00:00Z")));
     // A reload that reorders targets (ids change) keeps state keyed by name.
     let reordered = HUNT.replace(
         "[targets.a]",
         "[targets.zz]\nuri = \"sip:zz@127.0.0.1:5079\"\n[targets.a]",
     );
-    let c2 = from_toml_str(&reordered, "test.toml", 2).unwrap_or_else(|e| panic!("{e}"));
+    let c2 = from_toml_str(&reordered, "test.toml", 2, jiff::civil::date(2026, 11, 24))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c2.table.generation(), 2);
     assert_ne!(c1.table.hash(), c2.table.hash());
     live.prepare(&c2.table);
-    let a2 = c2
-        .table
-        .target_by_name("a")
-        .cloned()
-        .unwrap_or_else(|| panic!("a"));
+    let a2 = c2.table.target_by_name("a").cloned().expect("a");
     assert!(
         !live.try_acquire(&a2, ts("2026-01-05T01:00:01Z")),
         "slot held across the swap"
@@ -710,16 +710,10 @@ company = "acme"
 plan = "p"
 "#,
     );
-    let m = c
-        .table
-        .target_by_name("mobile")
-        .unwrap_or_else(|| panic!("mobile"));
+    let m = c.table.target_by_name("mobile").expect("mobile");
     assert_eq!(m.uri, "sip:13800138000@127.0.0.1:5080");
     assert_eq!(m.transport, hotline_route::Transport::Udp);
-    let d = c
-        .table
-        .target_by_name("desk")
-        .unwrap_or_else(|| panic!("desk"));
+    let d = c.table.target_by_name("desk").expect("desk");
     assert_eq!(d.uri, "sip:01012345678@[::1]:5090;transport=tcp");
     assert_eq!(
         d.next_hop,
@@ -803,7 +797,7 @@ fn error_duplicate_number_across_files() {
         name: "acme.toml".into(),
         text: "\n[numbers.\"400-800-1234\"]\ncompany = \"a\"\nplan = \"p\"\n".into(),
     };
-    let errs = from_sources(&[a, b], 1)
+    let errs = from_sources(&[a, b], 1, jiff::civil::date(2026, 11, 24))
         .map(|_| ())
         .err()
         .map(|e| e.0)
@@ -1245,7 +1239,7 @@ fn forward_on_by_cause() {
         c.warnings
     );
     let desk = c.table.targets().iter().find(|t| t.name == "desk");
-    let desk = desk.unwrap_or_else(|| panic!("no desk"));
+    let desk = desk.expect("no desk");
     let names: Vec<(&str, &str)> = desk
         .forward_on
         .entries()
@@ -1502,10 +1496,7 @@ fn numbers_1010_with_their_carrier() {
     };
     let c = compile(&cfg("1010-1234", "carrier = \"telecom\"\n"));
     let n = num("10101234");
-    let e = c
-        .table
-        .number(n)
-        .unwrap_or_else(|| panic!("10101234 not served"));
+    let e = c.table.number(n).expect("10101234 not served");
     assert_eq!(e.carrier, hotline_route::Carrier::Telecom);
     let live = Live::new();
     assert_eq!(
@@ -1689,6 +1680,27 @@ plan = "day"
     assert_eq!(one(&errs, "calendar.path").line, 2);
 }
 
+/// The calendar warning is about the date the caller passes, not the clock: the embedded
+/// calendar lists 2026, so a config compiled "on" 2025-06-01 has nothing to warn about and
+/// the same text compiled on 2026-11-24 warns that 2027 is missing.
+#[test]
+fn calendar_warning_uses_the_date_given() {
+    let src = "[numbers.\"4008001234\"]\ncompany = \"acme\"\nplan = \"day\"\n";
+    let calendar = |today| -> Vec<String> {
+        from_toml_str(&with(src), "t.toml", 1, today)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .warnings
+            .into_iter()
+            .filter(|w| w.key == "calendar")
+            .map(|w| w.message)
+            .collect()
+    };
+    assert!(calendar(jiff::civil::date(2025, 6, 1)).is_empty());
+    let late = calendar(jiff::civil::date(2026, 11, 24));
+    assert_eq!(late.len(), 1, "{late:?}");
+    assert!(late[0].contains("does not cover 2027"), "{late:?}");
+}
+
 #[test]
 fn load_path_with_includes_and_directories() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -1710,7 +1722,8 @@ fn load_path_with_includes_and_directories() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(d.join("companies/notes.txt"), "ignored").unwrap_or_else(|e| panic!("{e}"));
-    let c = load_path(&d.join("hotline.toml"), 3).unwrap_or_else(|e| panic!("{e}"));
+    let c = load_path(&d.join("hotline.toml"), 3, jiff::civil::date(2026, 11, 24))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.table.len(), 2);
     assert_eq!(c.table.generation(), 3);
     // A bad company file reports its own file and line.
@@ -1719,17 +1732,22 @@ fn load_path_with_includes_and_directories() {
         "[companies.beta]\n[numbers.\"4001001234\"]\ncompany = \"beta\"\nplan = \"nope\"\n",
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let e = load_path(&d.join("hotline.toml"), 4)
+    let e = load_path(&d.join("hotline.toml"), 4, jiff::civil::date(2026, 11, 24))
         .map(|_| ())
-        .err()
-        .unwrap_or_else(|| panic!("expected error"));
+        .expect_err("expected error");
     let e = &e.0[0];
     assert!(e.file.ends_with("companies/beta.toml"), "{e}");
     assert_eq!((e.line, e.key.as_str()), (4, "numbers.\"4001001234\".plan"));
     // from_toml_str refuses include.
-    assert!(from_toml_str("include = [\"x\"]\n", "x.toml", 1).is_err());
+    assert!(from_toml_str(
+        "include = [\"x\"]\n",
+        "x.toml",
+        1,
+        jiff::civil::date(2026, 11, 24)
+    )
+    .is_err());
     // A directory loads every *.toml in it.
-    let c = load_path(&d.join("companies"), 5);
+    let c = load_path(&d.join("companies"), 5, jiff::civil::date(2026, 11, 24));
     assert!(c.is_err(), "companies alone lack plans");
 }
 
@@ -1810,7 +1828,8 @@ fn shipped_examples_compile_without_warnings() {
     for name in ["hotline.toml", "full-example.toml", "multi-company.toml"] {
         let p = dir.join(name);
         {
-            let c = load_path(&p, 1).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let c = load_path(&p, 1, jiff::civil::date(2026, 11, 24))
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             let w: Vec<String> = c
                 .warnings
                 .iter()
@@ -1853,7 +1872,8 @@ fn big_table_compile_time() {
     let raw = toml::from_str::<crate::schema::RawFile>(&src).map(|f| f.numbers.len());
     println!("RawFile parse: {:?} ({raw:?})", t.elapsed());
     let t = std::time::Instant::now();
-    let c = from_toml_str(&src, "big.toml", 1).unwrap_or_else(|e| panic!("{e}"));
+    let c = from_toml_str(&src, "big.toml", 1, jiff::civil::date(2026, 11, 24))
+        .unwrap_or_else(|e| panic!("{e}"));
     let el = t.elapsed();
     println!(
         "{} numbers, {} KiB source: compiled in {el:?}; table ≈ {} KiB",
@@ -2000,4 +2020,53 @@ plan = "day"
     ));
     // Nothing was written to the fallback state.
     assert_eq!(live.rate_entries(), 0);
+}
+
+/// Targets are checked with the SIP core's URI parser (`hotline_sip::uri::Uri`): what it
+/// cannot parse is refused, what it parses is refused only for what a target needs on top,
+/// and an unknown `transport=` is an error here as it is there (not UDP).
+#[test]
+fn target_uris_use_the_sip_parser() {
+    let ok = |u: &str| parse_sip_uri(u).map_err(|e| e.0);
+    assert_eq!(
+        ok("sip:1001@127.0.0.1:5070"),
+        Ok((
+            "127.0.0.1:5070".parse().expect("addr"),
+            hotline_route::Transport::Udp
+        ))
+    );
+    assert_eq!(
+        ok("sip:1001@[::1];lr;transport=TCP"),
+        Ok((
+            "[::1]:5060".parse().expect("addr"),
+            hotline_route::Transport::Tcp
+        ))
+    );
+    let err = |u: &str| parse_sip_uri(u).err().map(|e| e.0).unwrap_or_default();
+    assert!(err("sip:1@127.0.0.1;transport=tls").contains("\"tls\" is not supported"));
+    assert!(err("sip:1@127.0.0.1:99999").contains("is not a valid SIP URI"));
+    assert!(err("sip:1@[::1:5070").contains("is not a valid SIP URI"));
+    assert!(err("sip:1@pbx.example.com").contains("is not an IP address"));
+    assert!(err("sip:1@127.0.0.1:0").contains("port 0"));
+    assert!(err("sip:1@127.0.0.1?X=1").contains("URI headers"));
+    assert!(err("sips:1@127.0.0.1").contains("sips:"));
+    assert!(err("tel:+8613800138000").contains("is not a sip: URI"));
+}
+
+/// A gateway's `transport` is read straight into the route table's `Transport` (no schema copy
+/// of the enum): `tcp` is taken, anything but `udp` / `tcp` is an error at its line.
+#[test]
+fn gateway_transport_is_the_route_transport() {
+    let src = "[gateways.gw]\naddress = \"127.0.0.1:5080\"\ntransport = \"tcp\"\n[targets.t]\nnumber = \"13800138000\"\ngateway = \"gw\"\n";
+    let c = from_toml_str(src, "t.toml", 1, jiff::civil::date(2026, 11, 24));
+    let t = c
+        .ok()
+        .and_then(|c| c.table.targets().first().map(|t| t.transport));
+    assert_eq!(t, Some(hotline_route::Transport::Tcp));
+    let errs = errors(&src.replace("\"tcp\"", "\"sctp\""));
+    let e = errs
+        .iter()
+        .find(|e| e.message.contains("sctp"))
+        .expect("an error about sctp");
+    assert_eq!(e.line, 3, "{e}");
 }

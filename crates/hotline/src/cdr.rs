@@ -300,7 +300,7 @@ pub fn bill(dir: &Chosen, month: &str, rates: &Chosen, format: BillFmt) -> ExitC
             2,
         );
     };
-    let cfg = match billing::load_billing(rates) {
+    let cfg = match hotline_config::billing::load_billing(rates) {
         Ok(c) => c,
         Err(e) => return bad(rates.error("rate file (rate plans and accounts)", &e), 1),
     };
@@ -379,9 +379,7 @@ mod tests {
 
     #[test]
     fn query_report_and_bill_over_a_directory() {
-        let Ok(tmp) = tempfile::tempdir() else {
-            panic!("tempdir");
-        };
+        let tmp = tempfile::tempdir().expect("tempdir");
         // An empty directory is a valid, empty CDR store.
         let dir = Chosen::given(tmp.path(), "--dir");
         let f = Filter::default();
@@ -428,9 +426,7 @@ mod tests {
     /// (relative paths resolved against the current directory) and the flag that sets it.
     #[test]
     fn missing_paths_are_named_once_with_why_and_the_flag() {
-        let Ok(tmp) = tempfile::tempdir() else {
-            panic!("tempdir");
-        };
+        let tmp = tempfile::tempdir().expect("tempdir");
         let missing = |c: &Chosen| {
             let e = not_found(&c.path);
             c.error("rate file (rate plans and accounts)", &e)

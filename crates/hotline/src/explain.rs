@@ -137,10 +137,13 @@ mod tests {
 
     #[test]
     fn explains_the_default_config() {
-        let c = hotline_config::from_toml_str(hotline_config::DEFAULT_CONFIG, "default", 1);
-        let Ok(c) = c else {
-            panic!("the embedded default config compiles");
-        };
+        let c = hotline_config::from_toml_str(
+            hotline_config::DEFAULT_CONFIG,
+            "default",
+            1,
+            jiff::Zoned::now().date(),
+        );
+        let c = c.expect("the embedded default config compiles");
         let ok = run(
             &c,
             "4008001234",

@@ -410,11 +410,16 @@ fn with_stream(url: &str, s: &CdrStore, f: impl FnOnce(&ship::Stream) -> ExitCod
 /// Compile `--config` (or the embedded default) as generation 1.
 fn load(config: Option<&Path>) -> Result<hotline_config::Compiled, String> {
     match config {
-        Some(p) => hotline_config::load_path(p, 1).map_err(|e| e.to_string()),
-        None => {
-            hotline_config::from_toml_str(hotline_config::DEFAULT_CONFIG, "<embedded default>", 1)
-                .map_err(|e| e.to_string())
+        Some(p) => {
+            hotline_config::load_path(p, 1, jiff::Zoned::now().date()).map_err(|e| e.to_string())
         }
+        None => hotline_config::from_toml_str(
+            hotline_config::DEFAULT_CONFIG,
+            "<embedded default>",
+            1,
+            jiff::Zoned::now().date(),
+        )
+        .map_err(|e| e.to_string()),
     }
 }
 
@@ -440,7 +445,7 @@ fn check(path: &Path) -> ExitCode {
             }
         }
     }
-    match hotline_config::load_path(path, 1) {
+    match hotline_config::load_path(path, 1, jiff::Zoned::now().date()) {
         Ok(c) => {
             for n in &c.notes {
                 println!("note: {n} (check it with `hotline check FILE`)");
@@ -466,7 +471,7 @@ fn check(path: &Path) -> ExitCode {
 /// `hotline check` on a rate file (`hotline bill --rates`, `[server.billing] file`): its own
 /// format, checked by the billing parser.
 fn check_rates(path: &Path) -> ExitCode {
-    match hotline_cdr::billing::load_billing(path) {
+    match hotline_config::billing::load_billing(path) {
         Ok(b) => {
             println!(
                 "{}: ok: a rate file for `hotline bill` and [server.billing], not routing ({} plans, {} accounts)",
@@ -655,9 +660,7 @@ mod tests {
 
     #[test]
     fn check_exit_codes() {
-        let Ok(dir) = tempfile::tempdir() else {
-            panic!("tempdir");
-        };
+        let dir = tempfile::tempdir().expect("tempdir");
         assert_eq!(check(&dir.path().join("missing.toml")), ExitCode::from(2));
         let bad = dir.path().join("bad.toml");
         let good = dir.path().join("good.toml");

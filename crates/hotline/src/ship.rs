@@ -127,7 +127,7 @@ pub fn bill(src: &Stream, month: &str, rates: &Path, format: BillFmt) -> ExitCod
             2,
         );
     };
-    let cfg = match billing::load_billing(rates) {
+    let cfg = match hotline_config::billing::load_billing(rates) {
         Ok(c) => c,
         Err(e) => return fail(format!("{}: {e}", rates.display()), 1),
     };

@@ -8,10 +8,13 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::calendar::DayKind;
+use crate::conditions::{day_name, describe, miss_reason};
 use crate::live::RateVerdict;
-use crate::resolve::{check, peek_orders, screen, CallContext, Env, Miss, Reject, RejectCause};
+use crate::resolve::{
+    check, choose_plan, peek_orders, screen, CallContext, Env, Reject, RejectCause,
+};
 use crate::state::LiveState;
-use crate::table::{Conditions, Fallback, Plan, RouteTable};
+use crate::table::{Fallback, Plan, RouteTable};
 
 /// The account of one routing decision. `Display` is for people, `Serialize` for `--json`.
 #[derive(Debug, Clone, Serialize)]
@@ -178,98 +181,6 @@ pub struct MemberView {
 
 fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn describe(c: &Conditions, table: &RouteTable) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    if let Some(w) = c.weekdays {
-        let names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-        let days: Vec<&str> = (0..7)
-            .filter(|i| w.0 & (1 << i) != 0)
-            .map(|i| names[i])
-            .collect();
-        parts.push(format!("weekdays {}", days.join(",")));
-    }
-    if !c.times.is_empty() {
-        let t: Vec<String> = c.times.iter().map(|t| t.to_string()).collect();
-        parts.push(format!("time {}", t.join(",")));
-    }
-    if !c.dates.is_empty() {
-        let d: Vec<String> = c
-            .dates
-            .iter()
-            .map(|(a, b)| {
-                if a == b {
-                    a.to_string()
-                } else {
-                    format!("{a}..{b}")
-                }
-            })
-            .collect();
-        parts.push(format!("dates {}", d.join(",")));
-    }
-    if let Some(d) = c.day {
-        parts.push(format!("day {}", day_name(d)));
-    }
-    if !c.regions.is_empty() {
-        let r: Vec<String> = c.regions.iter().map(|r| r.to_string()).collect();
-        parts.push(format!("region {}", r.join(",")));
-    }
-    if !c.lists.is_empty() {
-        let l: Vec<&str> = c
-            .lists
-            .iter()
-            .filter_map(|id| table.lists().get(id.0 as usize).map(|l| l.name.as_str()))
-            .collect();
-        parts.push(format!("list {}", l.join(",")));
-    }
-    if let Some(v) = c.vip {
-        parts.push(format!("vip {v}"));
-    }
-    if !c.keys.is_empty() {
-        let k: Vec<String> = c.keys.iter().map(|k| k.to_string()).collect();
-        parts.push(format!("key {}", k.join(",")));
-    }
-    if parts.is_empty() {
-        "(always)".into()
-    } else {
-        parts.join("; ")
-    }
-}
-
-fn day_name(d: DayKind) -> &'static str {
-    match d {
-        DayKind::Workday => "workday",
-        DayKind::Holiday => "holiday",
-    }
-}
-
-fn miss_reason(m: Miss, c: &Conditions, env: &Env<'_>) -> String {
-    let local = env.local;
-    match m {
-        Miss::Time => format!(
-            "local time {:02}:{:02} is outside every window",
-            local.hour(),
-            local.minute()
-        ),
-        Miss::Weekday => format!("{:?} is not one of the weekdays", local.date().weekday()),
-        Miss::Date => format!("{} is outside every date range", local.date()),
-        Miss::Day(actual) => format!(
-            "the day is a {} per the calendar, the rule wants a {}",
-            day_name(actual),
-            c.day.map(day_name).unwrap_or("?")
-        ),
-        Miss::Region => match env.region {
-            Some(r) => format!("caller region {r} is not listed"),
-            None => "caller region is unknown".into(),
-        },
-        Miss::List => "caller is on none of the lists".into(),
-        Miss::Vip => format!("caller VIP status is {}", env.vip),
-        Miss::Key => match env.key {
-            Some(k) => format!("IVR key {k} is not listed"),
-            None => "no IVR key on the Request-URI".into(),
-        },
-    }
 }
 
 fn plan_view(
@@ -525,38 +436,36 @@ pub fn explain(
             (true, _) => "no usable number: allowed, rate-limited as one caller".into(),
         },
     });
-    let mut chosen: Option<(String, &Plan)> = s
-        .anonymous_plan
-        .and_then(|p| table.plan(p))
-        .map(|p| ("anonymous".to_string(), p));
-    for rule in &entry.rules {
+    // The choice is resolve's own (`choose_plan`); the rules are then annotated around it.
+    let chosen = reject
+        .is_none()
+        .then(|| choose_plan(table, entry, s.anonymous_plan, &env));
+    let chosen_at = chosen
+        .and_then(|(_, rule, _)| rule)
+        .and_then(|r| entry.rules.iter().position(|x| std::ptr::eq(x, r)));
+    for (i, rule) in entry.rules.iter().enumerate() {
         let plan_name = table
             .plan(rule.plan)
             .map(|p| p.name.clone())
             .unwrap_or_default();
         let conditions = describe(&rule.when, table);
-        let (verdict, reason) = if reject.is_some() {
-            (
+        let (verdict, reason) = match chosen {
+            None => (
                 "not_checked",
                 "the call is refused before rules".to_string(),
-            )
-        } else if s.anonymous_plan.is_some() {
-            (
+            ),
+            Some(("anonymous", None, _)) => (
                 "not_checked",
                 "the anonymous policy chose the plan".to_string(),
-            )
-        } else if chosen.is_some() {
-            ("not_checked", "an earlier rule matched".to_string())
-        } else {
-            match check(&rule.when, &env) {
-                Ok(()) => {
-                    if let Some(p) = table.plan(rule.plan) {
-                        chosen = Some((rule.name.clone(), p));
-                    }
-                    ("matched", "all conditions hold".to_string())
-                }
-                Err(m) => ("no", miss_reason(m, &rule.when, &env)),
+            ),
+            Some(_) if chosen_at == Some(i) => ("matched", "all conditions hold".to_string()),
+            Some(_) if chosen_at.is_some_and(|at| at < i) => {
+                ("not_checked", "an earlier rule matched".to_string())
             }
+            Some(_) => match check(&rule.when, &env) {
+                Ok(()) => ("no", "its plan does not exist".to_string()),
+                Err(m) => ("no", miss_reason(m, &rule.when, &env)),
+            },
         };
         ex.rules.push(RuleCheck {
             name: rule.name.clone(),
@@ -566,27 +475,18 @@ pub fn explain(
             reason,
         });
     }
-    ex.outcome = match reject {
-        Some(r) => Outcome::Reject {
+    ex.outcome = match (reject, chosen) {
+        (Some(r), _) => Outcome::Reject {
             code: r.code,
             reason: r.reason,
             cause: r.cause,
         },
-        None => {
-            let (rule, plan) = match chosen {
-                Some(c) => c,
-                None => match table.plan(entry.default_plan) {
-                    Some(p) => ("default".to_string(), p),
-                    None => {
-                        return ex;
-                    }
-                },
-            };
-            Outcome::Route {
-                rule,
-                plan: Box::new(plan_view(table, live, plan, call.seed, entry.caller_id)),
-            }
-        }
+        (None, Some((rule, _, plan))) => Outcome::Route {
+            rule: rule.to_string(),
+            plan: Box::new(plan_view(table, live, plan, call.seed, entry.caller_id)),
+        },
+        // `chosen` is `Some` whenever the call is not refused.
+        (None, None) => return ex,
     };
     ex
 }

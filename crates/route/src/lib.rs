@@ -9,6 +9,7 @@
 //! - [`number`]: `normalize_called` / `Number400`, `normalize_caller` / `Caller`.
 //! - [`region`]: embedded 号段 and area-code tables, `Region`.
 //! - [`calendar`]: China holiday calendar with make-up workdays (调休).
+//! - [`conditions`]: a rule's `Conditions`, their check at call time, their wording in `explain`.
 //! - [`table`]: `RouteTable` and everything in it (targets, plans, groups, rules, lists).
 //! - [`live`]: `Live`, concurrent state outside the snapshot (active calls, cursors, rates).
 //! - [`state`]: `LiveState`, what routing asks of live state; `Recorder` / `Answers` to fetch
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod calendar;
+pub mod conditions;
 pub mod explain;
 pub mod live;
 pub mod number;

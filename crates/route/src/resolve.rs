@@ -3,11 +3,12 @@
 //! Nothing here allocates on the normal path: the caller is normalised into an inline buffer,
 //! names borrow from the table, hunt orders are fixed-size arrays (see docs/routing.md).
 
-use jiff::civil::{Date, DateTime};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::calendar::{Calendar, DayKind};
+pub use crate::conditions::Miss;
+pub(crate) use crate::conditions::{check, Env};
+
 use crate::live::RateVerdict;
 use crate::number::{normalize_caller, Caller, CallerKind, Number400};
 use crate::region::Region;
@@ -15,8 +16,8 @@ use crate::region::Region;
 use crate::region::RegionDb;
 use crate::state::LiveState;
 use crate::table::{
-    Conditions, Group, ListHit, Member, NumberEntry, Plan, RouteTable, Rule, Status, Strategy,
-    Target, MAX_GROUPS, MAX_MEMBERS,
+    Group, ListHit, Member, NumberEntry, Plan, RouteTable, Rule, Status, Strategy, Target,
+    MAX_GROUPS, MAX_MEMBERS,
 };
 
 /// What the server knows about an incoming call.
@@ -246,118 +247,6 @@ impl<'t> Routed<'t> {
     }
 }
 
-/// Why a rule did not match (the first failing condition).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Miss {
-    /// Outside every time window.
-    Time,
-    /// Wrong day of the week.
-    Weekday,
-    /// Outside every date range.
-    Date,
-    /// The calendar says the other kind of day.
-    Day(DayKind),
-    /// Caller region not listed (or unknown).
-    Region,
-    /// Caller on none of the lists.
-    List,
-    /// Caller VIP status differs.
-    Vip,
-    /// No IVR key, or a different one.
-    Key,
-}
-
-/// Inputs to rule evaluation, computed once per call.
-pub(crate) struct Env<'a> {
-    pub local: DateTime,
-    pub calendar: &'a Calendar,
-    pub caller: &'a Caller,
-    pub region: Option<&'a Region>,
-    pub vip: bool,
-    pub key: Option<u8>,
-    pub table: &'a RouteTable,
-}
-
-fn day_ok(c: &Conditions, env: &Env<'_>, date: Date) -> Result<(), Miss> {
-    if let Some(w) = c.weekdays {
-        if !w.contains(date.weekday()) {
-            return Err(Miss::Weekday);
-        }
-    }
-    if !c.dates.is_empty() && !c.dates.iter().any(|(a, b)| *a <= date && date <= *b) {
-        return Err(Miss::Date);
-    }
-    if let Some(kind) = c.day {
-        let actual = env.calendar.day_kind(date);
-        if actual != kind {
-            return Err(Miss::Day(actual));
-        }
-    }
-    Ok(())
-}
-
-/// Evaluate a rule's conditions. Overnight windows (22:00-06:00) belong to the day they start:
-/// at 02:00 Saturday, `weekdays = ["fri"]` with `22:00-06:00` matches.
-pub(crate) fn check(c: &Conditions, env: &Env<'_>) -> Result<(), Miss> {
-    if !c.keys.is_empty() && !env.key.is_some_and(|k| c.keys.contains(&k)) {
-        return Err(Miss::Key);
-    }
-    if let Some(v) = c.vip {
-        if v != env.vip {
-            return Err(Miss::Vip);
-        }
-    }
-    if !c.regions.is_empty() {
-        let Some(r) = env.region else {
-            return Err(Miss::Region);
-        };
-        if !c.regions.iter().any(|p| p.matches(r)) {
-            return Err(Miss::Region);
-        }
-    }
-    if !c.lists.is_empty() {
-        let lists = env.table.lists();
-        let hit = c.lists.iter().any(|id| {
-            lists
-                .get(id.0 as usize)
-                .is_some_and(|l| l.set.hit(lists, env.caller, env.region).is_some())
-        });
-        if !hit {
-            return Err(Miss::List);
-        }
-    }
-    let today = env.local.date();
-    if c.times.is_empty() {
-        return day_ok(c, env, today);
-    }
-    let minute = u16::try_from(env.local.hour()).unwrap_or(0) * 60
-        + u16::try_from(env.local.minute()).unwrap_or(0);
-    let mut last = Err(Miss::Time);
-    for r in &c.times {
-        let anchor = if r.overnight() {
-            if minute >= r.start {
-                Some(today)
-            } else if minute < r.end {
-                today.yesterday().ok()
-            } else {
-                None
-            }
-        } else if r.start <= minute && minute < r.end {
-            Some(today)
-        } else {
-            None
-        };
-        if let Some(d) = anchor {
-            match day_ok(c, env, d) {
-                Ok(()) => return Ok(()),
-                Err(m) => last = Err(m),
-            }
-        }
-    }
-    last
-}
-
 /// Screening result shared by resolve and explain.
 pub(crate) struct Screened<'t> {
     pub caller: Caller,
@@ -578,6 +467,21 @@ pub(crate) fn select_rule<'t>(
     }
 }
 
+/// The plan a screened call takes: the anonymous policy's plan for a caller without a usable
+/// number (when it names one), else the first rule whose conditions hold, else the number's
+/// default plan. [`resolve`] routes by it and [`crate::explain`] shows it.
+pub(crate) fn choose_plan<'t>(
+    table: &'t RouteTable,
+    entry: &'t NumberEntry,
+    anonymous_plan: Option<crate::table::PlanId>,
+    env: &Env<'_>,
+) -> (&'t str, Option<&'t Rule>, &'t Plan) {
+    match anonymous_plan.and_then(|p| table.plan(p)) {
+        Some(p) => ("anonymous", None, p),
+        None => select_rule(table, entry, env),
+    }
+}
+
 static EMPTY_PLAN: Plan = Plan {
     name: String::new(),
     groups: Vec::new(),
@@ -621,13 +525,7 @@ pub fn resolve<'t>(
         key: call.ivr_key,
         table,
     };
-    let (rule, plan) = match s.anonymous_plan.and_then(|p| table.plan(p)) {
-        Some(p) => ("anonymous", p),
-        None => {
-            let (rule, _, plan) = select_rule(table, entry, &env);
-            (rule, plan)
-        }
-    };
+    let (rule, _, plan) = choose_plan(table, entry, s.anonymous_plan, &env);
     let mut orders = [GroupOrder::EMPTY; MAX_GROUPS];
     for (i, (g, o)) in plan.groups.iter().zip(orders.iter_mut()).enumerate() {
         *o = order_group(table, live, g, call.seed, i as u64, true);
@@ -660,8 +558,10 @@ pub(crate) fn peek_orders(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::{TimeRange, Weekdays};
+    use crate::calendar::{Calendar, DayKind};
+    use crate::table::{Conditions, TimeRange, Weekdays};
     use jiff::civil::date;
+    use jiff::civil::{Date, DateTime};
 
     fn env_at<'a>(
         table: &'a RouteTable,

@@ -7,11 +7,12 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use jiff::civil::Date;
+pub use crate::conditions::Conditions;
+
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::calendar::{Calendar, DayKind};
+use crate::calendar::Calendar;
 use crate::number::{caller_key, Caller, Carrier, Number400};
 use crate::region::{Region, RegionDb};
 
@@ -33,8 +34,8 @@ pub struct PlanId(pub u32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct ListId(pub u32);
 
-/// Transport towards a target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// Transport towards a target (also the config's `transport = "udp" | "tcp"` of a gateway).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {
     /// UDP (the default).
@@ -382,43 +383,6 @@ impl std::fmt::Display for RegionPattern {
             Some(c) => write!(f, "{}/{}", self.name, c),
             None => f.write_str(&self.name),
         }
-    }
-}
-
-/// Conditions of a rule; all present conditions must hold (AND), each list matches any of its
-/// items (OR). An empty `Conditions` always matches.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
-pub struct Conditions {
-    /// Days of the week (of the window's start day for overnight ranges).
-    pub weekdays: Option<Weekdays>,
-    /// Time-of-day windows.
-    pub times: Vec<TimeRange>,
-    /// Inclusive date ranges.
-    pub dates: Vec<(Date, Date)>,
-    /// Working day or day off per the holiday calendar.
-    pub day: Option<DayKind>,
-    /// Caller regions.
-    pub regions: Vec<RegionPattern>,
-    /// Caller is on any of these named lists.
-    pub lists: Vec<ListId>,
-    /// Caller is on any VIP list.
-    pub vip: Option<bool>,
-    /// IVR key pressed (from the Request-URI `ivr` parameter), any of these.
-    pub keys: Vec<u8>,
-}
-
-impl Conditions {
-    /// No condition at all: the rule always matches.
-    pub fn is_empty(&self) -> bool {
-        *self == Conditions::default()
-    }
-
-    /// The rule depends on the time: weekdays, time of day, dates or the holiday calendar.
-    pub fn is_time_based(&self) -> bool {
-        self.weekdays.is_some()
-            || !self.times.is_empty()
-            || !self.dates.is_empty()
-            || self.day.is_some()
     }
 }
 

@@ -685,10 +685,9 @@ mod tests {
     #[tokio::test]
     async fn serves_over_tcp_and_survives_garbage() {
         let (st, _rx) = state();
-        let listener = match bind(SocketAddr::from(([127, 0, 0, 1], 0))).await {
-            Ok(l) => l,
-            Err(e) => panic!("bind: {e}"),
-        };
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind");
         let addr = listener
             .local_addr()
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));

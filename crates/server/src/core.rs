@@ -53,6 +53,7 @@ mod records;
 use call::*;
 pub use plan::ReqIdentity;
 use plan::*;
+pub(crate) use records::billing_error;
 use records::*;
 
 /// What the core remembers of a call for its CDR and its live-state bookkeeping.
@@ -132,18 +133,18 @@ impl Shared {
         metrics: Arc<Metrics>,
     ) -> Result<(Shared, WriterHandle), Error> {
         let s = &snap.settings;
-        let prepaid = match &s.billing {
-            Some(b) => {
-                let cfg =
-                    hotline_cdr::billing::load_billing(&b.file).map_err(|e| Error::Billing {
-                        file: b.file.clone(),
-                        message: billing_error(&b.file, &e),
-                    })?;
-                let p = Prepaid::load(cfg, &s.cdr.dir, b.low_balance_fen, jiff::Timestamp::now());
+        let prepaid = match (&s.billing, &snap.billing) {
+            (Some(b), Some(cfg)) => {
+                let p = Prepaid::load(
+                    cfg.clone(),
+                    &s.cdr.dir,
+                    b.low_balance_fen,
+                    jiff::Timestamp::now(),
+                );
                 tracing::info!(file = %b.file.display(), "prepaid enforcement on");
                 Some(p)
             }
-            None => None,
+            _ => None,
         };
         let (cdr, cdr_handle) = hotline_cdr::spawn(cdr_config(s)).map_err(|source| Error::Cdr {
             dir: s.cdr.dir.clone(),
@@ -199,14 +200,10 @@ impl Shared {
                         tracing::warn!("reload: [cluster] changed; it takes effect at the next restart (the running node keeps its settings)");
                     }
                 }
-                if let Some(b) = &s.settings.billing {
+                // The rates came with the snapshot: a rate file that failed made the reload fail.
+                if let (Some(b), Some(cfg)) = (&s.settings.billing, &s.billing) {
                     if let Some(p) = lock(&self.prepaid).as_mut() {
-                        match hotline_cdr::billing::load_billing(&b.file) {
-                            Ok(cfg) => p.reconfigure(cfg, b.low_balance_fen),
-                            Err(e) => {
-                                tracing::error!(file = %b.file.display(), error = %e, "billing file not reloaded; the old rates and balances stay")
-                            }
-                        }
+                        p.reconfigure(cfg.clone(), b.low_balance_fen);
                     }
                 }
                 let msg = format!(

@@ -19,7 +19,8 @@
 //! - [`shipping`]: `[server.cdr.ship]` -> the CDR shipper to NATS JetStream (`hotline-ship`).
 //! - [`snapshot`]: the routing snapshot and its reload.
 //! - [`watch`]: reload when the config files change.
-//! - [`metrics`]: live counters and gauges, rendered in Prometheus text format.
+//! - [`metrics`]: live counters and gauges (`metrics.rs`: recording), every family declared once
+//!   (`metrics/families.rs`), rendered in Prometheus text format (`metrics/render.rs`).
 //! - [`api`]: `[server.api]`: starts the company API and console (`hotline-api`).
 //! - [`admin`]: the admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`, `/status`, `/reload`, `/log-level`).
 #![forbid(unsafe_code)]
@@ -217,7 +218,7 @@ pub async fn start_with(
     if let Some(path) = &source {
         watch::spawn(path.clone(), WATCH_EVERY, control_tx.clone());
     }
-    let snap = Arc::new(Snapshot::new(compiled, source));
+    let snap = Arc::new(Snapshot::new(compiled, source).map_err(|b| b.into_error())?);
     let s = &snap.settings;
     let limits = hotline_sip::frame::Limits {
         max_message: s.sip.max_message_bytes,

@@ -16,34 +16,60 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hotline_cdr::{AttemptReason, CallRecord, CdrSink, Disposition};
-use hotline_route::RejectCause;
+use hotline_route::{Carrier, RejectCause};
 use hotline_sip::proxy::Stats as ProxyStats;
+use hotline_sip::Method;
 
 use crate::snapshot::Snapshot;
+
 use crate::transport::TransportStats;
 
-/// SIP methods counted by name; anything else is `other`.
-pub const METHODS: [&str; 14] = [
-    "INVITE",
-    "ACK",
-    "BYE",
-    "CANCEL",
-    "OPTIONS",
-    "REGISTER",
-    "PRACK",
-    "UPDATE",
-    "INFO",
-    "REFER",
-    "NOTIFY",
-    "SUBSCRIBE",
-    "MESSAGE",
-    "other",
+mod families;
+mod render;
+pub use families::{family, Family, FAMILIES};
+pub use render::{esc, render_prepaid};
+use render::{fmt_f64, header};
+#[cfg(test)]
+use render::{process_metrics, ProcSelf};
+
+/// SIP methods counted by name, in label order: the SIP core's [`Method`]s (`Method::from_bytes`
+/// classifies; the label is `Method::as_str`), and last `other` for anything it does not name.
+pub const METHODS: [Method; 15] = [
+    Method::Invite,
+    Method::Ack,
+    Method::Bye,
+    Method::Cancel,
+    Method::Options,
+    Method::Register,
+    Method::Prack,
+    Method::Update,
+    Method::Info,
+    Method::Refer,
+    Method::Notify,
+    Method::Subscribe,
+    Method::Message,
+    Method::Publish,
+    Method::Other,
 ];
 const OTHER_METHOD: usize = METHODS.len() - 1;
+
+/// The label of each of [`METHODS`].
+fn method_labels() -> [&'static str; METHODS.len()] {
+    METHODS.map(|m| match m {
+        Method::Other => "other",
+        m => m.as_str(),
+    })
+}
+
 /// Response classes; index 0 is `1xx`. Status lines that are not `SIP/2.0 [1-6]xx` are `other`.
 pub const CLASSES: [&str; 7] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "other"];
-/// Carriers from the 400 prefix (4000/4006 unicom, 4001/4007 mobile, 4008/4009 telecom).
-pub const CARRIERS: [&str; 4] = ["unicom", "mobile", "telecom", "unknown"];
+/// Carriers (`hotline_route::Carrier`, labelled by `Carrier::as_str`), then `unknown`.
+pub const CARRIERS: [Option<Carrier>; 4] = [
+    Some(Carrier::Unicom),
+    Some(Carrier::Mobile),
+    Some(Carrier::Telecom),
+    None,
+];
 /// Routing refusals by cause (`hotline_route::RejectCause::as_str`), plus the server's own.
 pub const REJECT_CAUSES: [&str; 13] = [
     "unknown_number",
@@ -174,8 +200,8 @@ impl Histogram {
         out
     }
 
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        header(out, name, help, "histogram");
+    fn render(&self, out: &mut String, name: &str) {
+        header(out, name);
         for (le, n) in self.cumulative() {
             let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
         }
@@ -687,650 +713,26 @@ impl Metrics {
     }
 
     // ---- exposition ------------------------------------------------------------------------
-
-    /// The Prometheus text exposition (format 0.0.4).
-    pub fn render(&self) -> String {
-        let mut o = String::with_capacity(16 * 1024);
-        let b = &self.build;
-        header(
-            &mut o,
-            "hotline_build_info",
-            "Build of the running binary (value 1).",
-            "gauge",
-        );
-        let _ = writeln!(
-            o,
-            "hotline_build_info{{version=\"{}\",commit=\"{}\",build_date=\"{}\"}} 1",
-            esc(&b.version),
-            esc(&b.commit),
-            esc(&b.date)
-        );
-        gauge(
-            &mut o,
-            "hotline_start_time_seconds",
-            "Unix time the process started.",
-            self.started_at.as_millisecond() as f64 / 1000.0,
-        );
-        gauge(
-            &mut o,
-            "hotline_uptime_seconds",
-            "Seconds since the process started.",
-            self.uptime().as_secs_f64(),
-        );
-        process_metrics(&mut o);
-        gauge(
-            &mut o,
-            "hotline_ready",
-            "1 when /readyz answers 200 (listening, config loaded, CDR writer keeping up, not draining).",
-            f64::from(u8::from(self.readiness().is_ok())),
-        );
-        gauge(
-            &mut o,
-            "hotline_draining",
-            "1 after SIGTERM while calls finish.",
-            f64::from(u8::from(self.draining())),
-        );
-        let cfg = self.config();
-        gauge(
-            &mut o,
-            "hotline_config_generation",
-            "Generation of the routing config in use (1 at start, +1 per successful reload).",
-            cfg.generation as f64,
-        );
-        gauge(
-            &mut o,
-            "hotline_config_loaded_timestamp_seconds",
-            "Unix time the config in use was loaded.",
-            cfg.loaded_at
-                .map_or(0.0, |t| t.as_millisecond() as f64 / 1000.0),
-        );
-        gauge(
-            &mut o,
-            "hotline_config_numbers",
-            "400 numbers in the config in use.",
-            cfg.numbers as f64,
-        );
-        labelled(
-            &mut o,
-            "hotline_config_reloads_total",
-            "Config reloads (SIGHUP, POST /reload) by result.",
-            "counter",
-            "result",
-            &[
-                ("ok", self.reloads_ok.load(Ordering::Relaxed)),
-                ("failed", self.reloads_failed.load(Ordering::Relaxed)),
-            ],
-        );
-
-        // Calls.
-        counter(
-            &mut o,
-            "hotline_calls_started_total",
-            "INVITEs that became calls. CPS = rate(hotline_calls_started_total[1m]).",
-            self.calls_started(),
-        );
-        counter(
-            &mut o,
-            "hotline_ivr_keys_ignored_total",
-            "Calls whose Request-URI carried an ivr= key from a source that is not a media-server trunk (the key was ignored).",
-            self.ivr_keys_ignored(),
-        );
-        let by_disp: Vec<(&str, u64)> = Disposition::ALL
-            .iter()
-            .zip(self.calls_by_disposition.iter())
-            .map(|(d, c)| (d.as_str(), c.load(Ordering::Relaxed)))
-            .collect();
-        labelled(
-            &mut o,
-            "hotline_calls_total",
-            "Finished calls by disposition (the CDR's disposition field).",
-            "counter",
-            "disposition",
-            &by_disp,
-        );
-        gauge(
-            &mut o,
-            "hotline_calls_active",
-            "Calls in progress (deciding, hunting or answered).",
-            self.active_calls() as f64,
-        );
-        gauge(
-            &mut o,
-            "hotline_calls_talking",
-            "Answered calls in progress.",
-            self.talking_calls() as f64,
-        );
-        gauge_f(
-            &mut o,
-            "hotline_talk_seconds_total",
-            "Talk time of finished calls, seconds.",
-            "counter",
-            self.talk_micros.load(Ordering::Relaxed) as f64 / 1e6,
-        );
-        let by_reason: Vec<(&str, u64)> = AttemptReason::ALL
-            .iter()
-            .zip(self.attempts_by_reason.iter())
-            .map(|(r, c)| (r.as_str(), c.load(Ordering::Relaxed)))
-            .collect();
-        labelled(
-            &mut o,
-            "hotline_hunt_attempts_total",
-            "Hunt attempts (branches to a target) by how they ended.",
-            "counter",
-            "reason",
-            &by_reason,
-        );
-        let rejects: Vec<(&str, u64)> = REJECT_CAUSES
-            .iter()
-            .zip(self.rejects_by_cause.iter())
-            .map(|(r, c)| (*r, c.load(Ordering::Relaxed)))
-            .collect();
-        labelled(
-            &mut o,
-            "hotline_calls_rejected_total",
-            "Calls refused before any hunt, by cause.",
-            "counter",
-            "cause",
-            &rejects,
-        );
-        let rc = |name: &str| {
-            rejects
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map_or(0, |(_, v)| *v)
-        };
-        labelled(
-            &mut o,
-            "hotline_blocks_total",
-            "Callers blocked: list = blacklist or whitelist-only, rate = anti-harassment limit.",
-            "counter",
-            "kind",
-            &[
-                ("list", rc("blocked_list") + rc("whitelist_only")),
-                ("rate", rc("blocked_rate")),
-            ],
-        );
-        self.hunt_attempts.render(
-            &mut o,
-            "hotline_hunt_depth",
-            "Attempts per routed call (1 = the first target answered or the hunt ended there).",
-        );
-        self.time_to_answer.render(
-            &mut o,
-            "hotline_time_to_answer_seconds",
-            "From the INVITE to the answer, answered calls.",
-        );
-        self.ring_time.render(
-            &mut o,
-            "hotline_ring_seconds",
-            "From the first ringing (18x) to the answer or the end of the call.",
-        );
-
-        // Per carrier and trunk.
-        let carrier = |f: fn(&CarrierCounters) -> &AtomicU64| -> Vec<(&str, u64)> {
-            CARRIERS
-                .iter()
-                .zip(self.carriers.iter())
-                .map(|(n, c)| (*n, f(c).load(Ordering::Relaxed)))
-                .collect()
-        };
-        labelled(
-            &mut o,
-            "hotline_carrier_calls_total",
-            "Finished calls by the carrier of the called 400 number's prefix.",
-            "counter",
-            "carrier",
-            &carrier(|c| &c.calls),
-        );
-        labelled(
-            &mut o,
-            "hotline_carrier_calls_answered_total",
-            "Answered calls by carrier of the 400 number.",
-            "counter",
-            "carrier",
-            &carrier(|c| &c.answered),
-        );
-        header(
-            &mut o,
-            "hotline_carrier_talk_seconds_total",
-            "Talk time by carrier of the 400 number, seconds.",
-            "counter",
-        );
-        for (n, c) in CARRIERS.iter().zip(self.carriers.iter()) {
-            let v = c.talk_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(
-                o,
-                "hotline_carrier_talk_seconds_total{{carrier=\"{n}\"}} {}",
-                fmt_f64(v)
-            );
-        }
-        let trunks = self.trunks.load();
-        let mut rows: Vec<(&str, &TrunkCounters)> =
-            trunks.iter().map(|(n, c)| (&**n, &**c)).collect();
-        rows.push(("none", &self.trunk_none));
-        rows.push(("other", &self.trunk_other));
-        for (name, help, f) in [
-            (
-                "hotline_trunk_calls_total",
-                "Finished calls by inbound trunk (none = source matched no trunk).",
-                (|c: &TrunkCounters| &c.calls) as fn(&TrunkCounters) -> &AtomicU64,
-            ),
-            (
-                "hotline_trunk_calls_answered_total",
-                "Answered calls by inbound trunk.",
-                |c: &TrunkCounters| &c.answered,
-            ),
-        ] {
-            header(&mut o, name, help, "counter");
-            for (t, c) in &rows {
-                let _ = writeln!(
-                    o,
-                    "{name}{{trunk=\"{}\"}} {}",
-                    esc(t),
-                    f(c).load(Ordering::Relaxed)
-                );
-            }
-        }
-
-        // SIP.
-        for (name, help, label, names, vals) in [
-            (
-                "hotline_sip_requests_received_total",
-                "SIP requests received, by method.",
-                "method",
-                &METHODS[..],
-                &self.requests_in,
-            ),
-            (
-                "hotline_sip_requests_sent_total",
-                "SIP requests sent (forwarded or generated), by method.",
-                "method",
-                &METHODS[..],
-                &self.requests_out,
-            ),
-            (
-                "hotline_sip_responses_received_total",
-                "SIP responses received, by class.",
-                "class",
-                &CLASSES[..],
-                &self.responses_in,
-            ),
-            (
-                "hotline_sip_responses_sent_total",
-                "SIP responses sent (relayed or generated), by class.",
-                "class",
-                &CLASSES[..],
-                &self.responses_out,
-            ),
-        ] {
-            let rows: Vec<(&str, u64)> = names
-                .iter()
-                .zip(vals.iter())
-                .map(|(n, c)| (*n, c.load(Ordering::Relaxed)))
-                .collect();
-            labelled(&mut o, name, help, "counter", label, &rows);
-        }
-        gauge(
-            &mut o,
-            "hotline_sip_transactions",
-            "SIP transactions alive (server + client).",
-            self.transactions() as f64,
-        );
-        labelled(
-            &mut o,
-            "hotline_sip_retransmissions_total",
-            "Retransmissions: absorbed = duplicates received and answered from the transaction, sent = our timer retransmissions.",
-            "counter",
-            "kind",
-            &[
-                ("absorbed", self.retrans_absorbed.load(Ordering::Relaxed)),
-                ("sent", self.retrans_sent.load(Ordering::Relaxed)),
-            ],
-        );
-        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let t = &self.transport;
-        counter(
-            &mut o,
-            "hotline_sip_parse_errors_total",
-            "Messages the SIP parser rejected (requests get 400, responses are dropped).",
-            ld(&self.proxy_parse_errors),
-        );
-        counter(
-            &mut o,
-            "hotline_sip_framing_errors_total",
-            "Datagrams or TCP streams whose framing was broken (size cap, Content-Length).",
-            ld(&t.framing_errors),
-        );
-        header(
-            &mut o,
-            "hotline_sip_refused_total",
-            "Requests refused or messages dropped by the proxy core, by reason.",
-            "counter",
-        );
-        for (r, v) in [
-            ("bad_request", ld(&self.proxy_bad_requests)),
-            ("dropped_response", ld(&self.proxy_dropped_responses)),
-            ("loop", ld(&self.loops)),
-            ("too_many_hops", ld(&self.too_many_hops)),
-            ("extra_2xx", ld(&self.extra_2xx)),
-            ("stray_ack", ld(&self.stray_acks)),
-            ("scanner", ld(&self.scanners)),
-            ("unknown_source", ld(&self.unknown_sources)),
-        ] {
-            let _ = writeln!(o, "hotline_sip_refused_total{{reason=\"{r}\"}} {v}");
-        }
-        labelled(
-            &mut o,
-            "hotline_udp_datagrams_total",
-            "UDP datagrams by direction.",
-            "counter",
-            "direction",
-            &[("in", ld(&t.udp_in)), ("out", ld(&t.udp_out))],
-        );
-        counter(
-            &mut o,
-            "hotline_udp_send_errors_total",
-            "UDP sends that failed (socket buffer full, unreachable).",
-            ld(&t.udp_send_errors),
-        );
-        counter(
-            &mut o,
-            "hotline_sip_keepalives_total",
-            "CRLF keep-alives received.",
-            ld(&t.keepalives),
-        );
-        labelled(
-            &mut o,
-            "hotline_tcp_connections_total",
-            "TCP connections: accepted, closed, failed outbound connects.",
-            "counter",
-            "event",
-            &[
-                ("accepted", ld(&t.tcp_accepted)),
-                ("closed", ld(&t.tcp_closed)),
-                ("connect_error", ld(&t.tcp_connect_errors)),
-            ],
-        );
-        counter(
-            &mut o,
-            "hotline_udp_unreachable_total",
-            "ICMP destination-unreachable reports for datagrams sent (the branch fails at once, 503).",
-            ld(&t.udp_unreachable),
-        );
-        counter(
-            &mut o,
-            "hotline_tcp_queue_full_total",
-            "Messages not sent because a TCP connection's send queue was full.",
-            ld(&t.tcp_queue_full),
-        );
-        counter(
-            &mut o,
-            "hotline_overload_sheds_total",
-            "Work refused by overload protection (new INVITEs answered 503 + Retry-After).",
-            ld(&self.overload_sheds) + ld(&self.proxy_overload_shed),
-        );
-
-        // CDR writer.
-        if let Some(s) = self.cdr.get().map(CdrSink::stats) {
-            gauge(
-                &mut o,
-                "hotline_cdr_queue_depth",
-                "CDR records waiting in the writer's channel.",
-                s.queue_depth as f64,
-            );
-            gauge(
-                &mut o,
-                "hotline_cdr_spill_depth",
-                "CDR records waiting in the memory spill (channel full: disk too slow).",
-                s.spill_depth as f64,
-            );
-            gauge(
-                &mut o,
-                "hotline_cdr_unwritten_records",
-                "CDR records submitted but not yet written (lag, in records).",
-                s.submitted.saturating_sub(s.written) as f64,
-            );
-            gauge(
-                &mut o,
-                "hotline_cdr_fsync_lag_seconds",
-                "Age of the oldest record covered by the last fsync when it completed.",
-                s.last_fsync_lag.as_secs_f64(),
-            );
-            labelled(
-                &mut o,
-                "hotline_cdr_records_total",
-                "CDR records: submitted, written (to the OS), synced (fsynced), spilled (went through the memory spill), lost (channel and spill full).",
-                "counter",
-                "stage",
-                &[
-                    ("submitted", s.submitted),
-                    ("written", s.written),
-                    ("synced", s.synced),
-                    ("spilled", s.spilled),
-                    ("lost", s.overflowed),
-                ],
-            );
-            counter(&mut o, "hotline_cdr_fsyncs_total", "CDR fsyncs.", s.fsyncs);
-            counter(
-                &mut o,
-                "hotline_cdr_files_sealed_total",
-                "CDR files rotated and sealed.",
-                s.files_sealed,
-            );
-            counter(
-                &mut o,
-                "hotline_cdr_write_errors_total",
-                "Failed CDR write / fsync / rename calls (retried).",
-                s.write_errors,
-            );
-            counter(
-                &mut o,
-                "hotline_cdr_torn_recovered_total",
-                "Torn CDR tails cut at start-up.",
-                s.torn_recovered,
-            );
-        }
-        render_ship(&mut o, self.ship_stats().as_ref());
-        match self.prepaid.get() {
-            Some(p) => {
-                let guard = p.lock().unwrap_or_else(|e| e.into_inner());
-                render_prepaid(&mut o, guard.as_ref(), jiff::Timestamp::now());
-            }
-            None => render_prepaid(&mut o, None, jiff::Timestamp::now()),
-        }
-        if let Some(l) = self.cluster.get() {
-            gauge(
-                &mut o,
-                "hotline_cluster_redis_up",
-                "1 while the last Redis round trip succeeded, 0 while Redis is down.",
-                if l.redis.is_up() { 1.0 } else { 0.0 },
-            );
-            counter(
-                &mut o,
-                "hotline_cluster_redis_errors_total",
-                "Redis round trips that failed or timed out.",
-                l.redis.errors(),
-            );
-            header(
-                &mut o,
-                "hotline_cluster_redis_round_trips_total",
-                "Redis round trips by purpose (decide, lease, release, publish, end, background).",
-                "counter",
-            );
-            for (k, n) in hotline_cluster::Trip::ALL.iter().zip(l.redis.round_trips()) {
-                let _ = writeln!(
-                    o,
-                    "hotline_cluster_redis_round_trips_total{{kind=\"{}\"}} {n}",
-                    k.name()
-                );
-            }
-            gauge(
-                &mut o,
-                "hotline_cluster_leases_held",
-                "Target slot leases this node holds (renewed until released).",
-                l.redis.held() as f64,
-            );
-            let nodes = l.nodes.load();
-            gauge(
-                &mut o,
-                "hotline_cluster_nodes_alive",
-                "Nodes whose heartbeat is current in Redis (this one included).",
-                nodes.iter().filter(|n| n.alive).count() as f64,
-            );
-        }
-        o
-    }
 }
 
-/// The CDR shipper's series (`[server.cdr.ship]` on).
-fn render_ship(o: &mut String, s: Option<&hotline_ship::ShipSnapshot>) {
-    const SERIES: [(&str, &str, &str); 8] = [
-        ("hotline_cdr_ship_lag_records", "CDR records in the local files not yet acknowledged by NATS JetStream.", "gauge"),
-        ("hotline_cdr_ship_lag_seconds", "Age of the oldest CDR record not yet acknowledged by JetStream (0 when none waits).", "gauge"),
-        ("hotline_cdr_ship_records_total", "CDR records acknowledged by JetStream: stored (new) or duplicate (a re-publish JetStream dropped by Nats-Msg-Id); undecodable lines skipped.", "counter"),
-        ("hotline_cdr_ship_publish_errors_total", "Failed CDR publishes (NATS away, subject refused, no ack in time); each record is retried.", "counter"),
-        ("hotline_cdr_ship_batches_total", "Publish batches sent to JetStream.", "counter"),
-        ("hotline_cdr_ship_checkpoint_errors_total", "Failed saves of the shipper's checkpoint file.", "counter"),
-        ("hotline_cdr_ship_connected", "1 while the shipper is connected to NATS.", "gauge"),
-        ("hotline_cdr_ship_failing", "1 while a CDR record is being refused or not acknowledged (it is retried).", "gauge"),
-    ];
-    // Without `[server.cdr.ship]` the families are declared with no samples.
-    for (name, help, kind) in SERIES {
-        header(o, name, help, kind);
-        let Some(s) = s else { continue };
-        let v = match name {
-            "hotline_cdr_ship_lag_records" => s.lag_records as f64,
-            "hotline_cdr_ship_lag_seconds" => s.lag.as_secs_f64(),
-            "hotline_cdr_ship_records_total" => {
-                for (l, v) in [
-                    ("stored", s.published),
-                    ("duplicate", s.duplicates),
-                    ("undecodable", s.undecodable),
-                ] {
-                    let _ = writeln!(o, "{name}{{result=\"{l}\"}} {v}");
-                }
-                continue;
-            }
-            "hotline_cdr_ship_publish_errors_total" => s.publish_errors as f64,
-            "hotline_cdr_ship_batches_total" => s.batches as f64,
-            "hotline_cdr_ship_checkpoint_errors_total" => s.checkpoint_errors as f64,
-            "hotline_cdr_ship_connected" => f64::from(u8::from(s.connected)),
-            _ => f64::from(u8::from(s.failing)),
-        };
-        let _ = writeln!(o, "{name} {}", fmt_f64(v));
-    }
-}
-
-/// Per-number prepaid figures (续费提醒): the balance `hotline bill` computes, what calls in
-/// progress hold, whether it is below the low-balance threshold; plus the prepaid counters.
-/// Without prepaid enforcement (`None`) the families are declared with no samples.
-pub fn render_prepaid(o: &mut String, p: Option<&crate::prepaid::Prepaid>, now: jiff::Timestamp) {
-    let rows = p.map(|p| p.gauges(now)).unwrap_or_default();
-    let yuan = |fen: i64| fen as f64 / 100.0;
-    for (name, help, value) in [
-        (
-            "hotline_prepaid_balance_yuan",
-            "Prepaid balance per 400 number, yuan, as hotline bill computes it (closed months' minimum charged), before reservations.",
-            0usize,
-        ),
-        (
-            "hotline_prepaid_reserved_yuan",
-            "Prepaid money held by answered calls in progress (whole minutes), yuan.",
-            1,
-        ),
-        (
-            "hotline_prepaid_available_yuan",
-            "Balance minus reservations: what new calls are admitted against, yuan.",
-            2,
-        ),
-        (
-            "hotline_prepaid_low_balance",
-            "1 when the balance is below [server.billing] low_balance (time to top up: 续费提醒), else 0.",
-            3,
-        ),
-    ] {
-        header(o, name, help, "gauge");
-        for g in &rows {
-            let v = match value {
-                0 => fmt_f64(yuan(g.balance_fen)),
-                1 => fmt_f64(yuan(g.reserved_fen)),
-                2 => fmt_f64(yuan(g.balance_fen - g.reserved_fen)),
-                _ => u8::from(g.low).to_string(),
-            };
-            let _ = writeln!(o, "{name}{{number=\"{}\"}} {v}", esc(&g.number));
-        }
-    }
-    let Some(p) = p else {
-        for (name, help, kind) in [
-            (
-                "hotline_prepaid_low_balance_threshold_yuan",
-                "[server.billing] low_balance, yuan.",
-                "gauge",
-            ),
-            (
-                "hotline_prepaid_low_balance_warnings_total",
-                "Times a balance fell below the low-balance threshold.",
-                "counter",
-            ),
-            (
-                "hotline_prepaid_refused_total",
-                "New calls refused for lack of balance (or outside the plan's dates).",
-                "counter",
-            ),
-            (
-                "hotline_prepaid_cut_total",
-                "Answered calls cut because their next minute could not be paid.",
-                "counter",
-            ),
-        ] {
-            header(o, name, help, kind);
-        }
-        return;
-    };
-    gauge(
-        o,
-        "hotline_prepaid_low_balance_threshold_yuan",
-        "[server.billing] low_balance, yuan.",
-        yuan(p.low_balance_fen()),
-    );
-    counter(
-        o,
-        "hotline_prepaid_low_balance_warnings_total",
-        "Times a balance fell below the low-balance threshold.",
-        p.low_balance_warnings,
-    );
-    counter(
-        o,
-        "hotline_prepaid_refused_total",
-        "New calls refused for lack of balance (or outside the plan's dates).",
-        p.refused,
-    );
-    counter(
-        o,
-        "hotline_prepaid_cut_total",
-        "Answered calls cut because their next minute could not be paid.",
-        p.cut,
-    );
-}
-
-/// Index into [`CARRIERS`] from a normalised 400 number's fourth digit, or (a 1010 number)
-/// from the record's carrier, which the config names.
+/// Index into [`CARRIERS`]: the record's carrier (the call path took it from the route table:
+/// a 400 number's prefix, a 1010 number's config), else the carrier `hotline_route` reads
+/// from the number itself.
 fn carrier_index(number: &str, carrier: &str) -> usize {
-    match carrier {
-        "联通" => return 0,
-        "移动" => return 1,
-        "电信" => return 2,
-        _ => {}
-    }
-    match number.as_bytes() {
-        [b'4', b'0', b'0', d, ..] => match d {
-            b'0' | b'6' => 0,
-            b'1' | b'7' => 1,
-            b'8' | b'9' => 2,
-            _ => 3,
-        },
-        _ => 3,
-    }
+    let c = CARRIERS
+        .iter()
+        .flatten()
+        .copied()
+        .find(|c| c.name_zh() == carrier)
+        .or_else(|| {
+            hotline_route::normalize_called(number)
+                .ok()
+                .and_then(|n| n.carrier())
+        });
+    CARRIERS
+        .iter()
+        .position(|x| *x == c)
+        .unwrap_or(CARRIERS.len() - 1)
 }
 
 enum Kind {
@@ -1349,125 +751,10 @@ fn classify(b: &[u8]) -> Kind {
     }
     let end = b.iter().take(17).position(|&c| c == b' ');
     let i = end
-        .and_then(|e| {
-            METHODS[..OTHER_METHOD]
-                .iter()
-                .position(|m| m.as_bytes() == &b[..e])
-        })
+        .map(|e| Method::from_bytes(&b[..e]))
+        .and_then(|m| METHODS.iter().position(|x| *x == m))
         .unwrap_or(OTHER_METHOD);
     Kind::Request(i)
-}
-
-/// The Prometheus client conventions' `process_*` series, read from `/proc/self` (Linux; absent
-/// where it cannot be read): resource use over time is behaviour, and a quiet switch whose
-/// `process_cpu_seconds_total` keeps rising is polling (docs/OPERATIONS.md, "Resource use at rest").
-fn process_metrics(o: &mut String) {
-    let Some(p) = ProcSelf::read() else { return };
-    gauge_f(
-        o,
-        "process_cpu_seconds_total",
-        "User and system CPU time of every thread, in seconds.",
-        "counter",
-        p.cpu_ticks as f64 / USER_HZ,
-    );
-    gauge(
-        o,
-        "process_resident_memory_bytes",
-        "Resident memory in bytes.",
-        p.rss_bytes as f64,
-    );
-    gauge(
-        o,
-        "process_open_fds",
-        "Open file descriptors.",
-        p.fds as f64,
-    );
-    gauge(o, "process_threads", "OS threads.", p.threads as f64);
-}
-
-/// Clock ticks per second of `/proc/PID/stat` (`USER_HZ`, 100 on every Linux ABI Hotline runs on).
-const USER_HZ: f64 = 100.0;
-
-/// What [`process_metrics`] reports.
-#[derive(Debug, Default, PartialEq)]
-struct ProcSelf {
-    cpu_ticks: u64,
-    threads: u64,
-    rss_bytes: u64,
-    fds: u64,
-}
-
-impl ProcSelf {
-    fn read() -> Option<ProcSelf> {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let mut p = ProcSelf::parse_stat(&stat)?;
-        p.fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
-        Some(p)
-    }
-
-    /// utime (14) + stime (15), threads (20) and rss in pages (24) of a `/proc/PID/stat` line,
-    /// fields counted after the command name's last `)` (the name may hold spaces or `)`).
-    fn parse_stat(stat: &str) -> Option<ProcSelf> {
-        let rest = &stat[stat.rfind(')')? + 1..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let field = |n: usize| -> Option<u64> { f.get(n - 3)?.parse().ok() };
-        Some(ProcSelf {
-            cpu_ticks: field(14)? + field(15)?,
-            threads: field(20)?,
-            rss_bytes: field(24)?.saturating_mul(4096),
-            fds: 0,
-        })
-    }
-}
-
-fn header(o: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(o, "# HELP {name} {help}");
-    let _ = writeln!(o, "# TYPE {name} {kind}");
-}
-
-fn counter(o: &mut String, name: &str, help: &str, v: u64) {
-    header(o, name, help, "counter");
-    let _ = writeln!(o, "{name} {v}");
-}
-
-fn gauge(o: &mut String, name: &str, help: &str, v: f64) {
-    gauge_f(o, name, help, "gauge", v);
-}
-
-fn gauge_f(o: &mut String, name: &str, help: &str, kind: &str, v: f64) {
-    header(o, name, help, kind);
-    let _ = writeln!(o, "{name} {}", fmt_f64(v));
-}
-
-fn labelled(o: &mut String, name: &str, help: &str, kind: &str, label: &str, rows: &[(&str, u64)]) {
-    header(o, name, help, kind);
-    for (l, v) in rows {
-        let _ = writeln!(o, "{name}{{{label}=\"{}\"}} {v}", esc(l));
-    }
-}
-
-/// Escape a label value (backslash, double quote, newline).
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn fmt_f64(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
 }
 
 #[cfg(test)]
@@ -1565,6 +852,52 @@ mod tests {
             v("hotline_sip_requests_sent_total{method=\"INVITE\"}").as_deref(),
             Some("0")
         );
+    }
+
+    /// The carrier label is hotline_route's (the record's carrier, else the number's prefix
+    /// as `Number400::carrier` reads it) and the method label hotline_sip's `Method`: the
+    /// metrics keep no table of prefixes or method names of their own.
+    #[test]
+    fn carrier_and_method_come_from_route_and_sip() {
+        for (number, carrier, want) in [
+            ("4008001234", "", 2),
+            ("4009001234", "", 2),
+            ("4000001234", "", 0),
+            ("4007001234", "", 1),
+            ("10101234", "", 3),
+            ("10101234", "移动", 1),
+            ("4008001234", "联通", 0),
+            ("junk", "", 3),
+        ] {
+            let route = hotline_route::normalize_called(number)
+                .ok()
+                .and_then(|n| n.carrier());
+            assert_eq!(carrier_index(number, carrier), want, "{number} {carrier}");
+            if carrier.is_empty() {
+                assert_eq!(CARRIERS[want], route, "{number}");
+            }
+        }
+        let m = Metrics::default();
+        m.inbound(b"PUBLISH sip:x SIP/2.0\r\n");
+        m.inbound(b"invite sip:x SIP/2.0\r\n");
+        let t = m.render();
+        assert_eq!(
+            sample(
+                &t,
+                "hotline_sip_requests_received_total{method=\"PUBLISH\"}"
+            )
+            .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            sample(&t, "hotline_sip_requests_received_total{method=\"other\"}").as_deref(),
+            Some("1")
+        );
+        // Every method the SIP core names has its own label, `Other` is last.
+        assert_eq!(METHODS[OTHER_METHOD], Method::Other);
+        for m in &METHODS[..OTHER_METHOD] {
+            assert_eq!(Method::from_bytes(m.as_str().as_bytes()), *m);
+        }
     }
 
     #[test]
@@ -1700,6 +1033,44 @@ mod tests {
         assert_eq!(v("hotline_ring_seconds_sum").as_deref(), Some("3"));
     }
 
+    /// Each family is declared once in `FAMILIES` (the renderers take HELP and TYPE from
+    /// there), everything rendered is declared, and the operators' docs name every family.
+    #[test]
+    fn families_are_declared_once_and_documented() {
+        let mut seen = std::collections::HashSet::new();
+        for f in FAMILIES {
+            assert!(seen.insert(f.name), "{} declared twice", f.name);
+            assert!(
+                ["counter", "gauge", "histogram"].contains(&f.kind),
+                "{}",
+                f.name
+            );
+            assert!(!f.help.is_empty(), "{}", f.name);
+        }
+        let m = Metrics::default();
+        m.set_ship(Arc::default());
+        let mut t = m.render();
+        render_prepaid(&mut t, None, jiff::Timestamp::UNIX_EPOCH);
+        for line in t.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let name = rest.split(' ').next().unwrap_or_default();
+                assert!(family(name).is_some(), "{name} rendered but not declared");
+            }
+        }
+        let docs = [
+            include_str!("../../../docs/OPERATIONS.md"),
+            include_str!("../../../docs/CLUSTER.md"),
+        ]
+        .concat();
+        for f in FAMILIES {
+            assert!(
+                docs.contains(f.name),
+                "{} is not in docs/OPERATIONS.md",
+                f.name
+            );
+        }
+    }
+
     #[test]
     fn every_sample_has_help_and_type_and_parses() {
         let m = Metrics::default();
@@ -1811,7 +1182,7 @@ mod tests {
     /// low-balance state (续费提醒 was a log line only), and the prepaid counters.
     #[test]
     fn prepaid_balances_on_metrics() {
-        let cfg = hotline_cdr::billing::parse_billing(
+        let cfg = hotline_config::billing::parse_billing(
             r#"
 timezone = "Asia/Shanghai"
 [plans.p]

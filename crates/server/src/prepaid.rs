@@ -456,7 +456,7 @@ mod tests {
     use super::*;
 
     fn cfg(prepaid: &str) -> Result<BillingConfig, String> {
-        hotline_cdr::billing::parse_billing(&format!(
+        hotline_config::billing::parse_billing(&format!(
             r#"
 timezone = "Asia/Shanghai"
 [plans.p]
@@ -615,7 +615,7 @@ prepaid = "{prepaid}"
     /// fix the switch kept ¥99.40 and answered.
     #[test]
     fn monthly_minimum_is_charged_when_a_month_closes() -> Result<(), String> {
-        let cfg = hotline_cdr::billing::parse_billing(
+        let cfg = hotline_config::billing::parse_billing(
             r#"
 timezone = "Asia/Shanghai"
 [plans.p]
@@ -713,7 +713,7 @@ prepaid = "100"
     #[test]
     fn live_balance_is_the_bills_remaining() -> Result<(), String> {
         for (minimum, term) in [("0", 1), ("30", 1), ("100", 1), ("100", 2)] {
-            let cfg = hotline_cdr::billing::parse_billing(&format!(
+            let cfg = hotline_config::billing::parse_billing(&format!(
                 r#"
 timezone = "Asia/Shanghai"
 [plans.p]

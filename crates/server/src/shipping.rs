@@ -77,7 +77,7 @@ mod tests {
             checkpoint: Some("/tmp/cp".into()),
             ..Default::default()
         });
-        let c = ship_config(&s).unwrap_or_else(|| panic!("configured"));
+        let c = ship_config(&s).expect("configured");
         assert_eq!(c.node, "sh-01");
         assert_eq!(c.checkpoint, std::path::PathBuf::from("/tmp/cp"));
         assert_eq!(c.dir, s.cdr.dir);

@@ -1,11 +1,14 @@
 //! The routing snapshot: settings + compiled route table of one configuration generation.
 //! Calls keep the `Arc<Snapshot>` they started with; a reload builds a new one and swaps it in
-//! whole (arc-swap), so the routing read path takes no lock.
+//! whole (arc-swap), so the routing read path takes no lock. The `[server.billing]` rate file
+//! belongs to the generation too: a reload whose rate file does not load swaps nothing (routes
+//! and rates stay as they were), and one that loads swaps both at once.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use hotline_cdr::billing::BillingConfig;
 use hotline_config::{Compiled, Settings};
 use hotline_route::RouteTable;
 
@@ -20,10 +23,41 @@ pub struct Snapshot {
     pub longest_rate_window: std::time::Duration,
     pub source: Option<PathBuf>,
     pub loaded_at: jiff::Timestamp,
+    /// The rates and accounts of `settings.billing`'s file, loaded with this generation
+    /// (`Some` exactly when `[server.billing]` is set).
+    pub billing: Option<BillingConfig>,
+}
+
+/// The `[server.billing] file` of a new generation did not load.
+#[derive(Debug)]
+pub struct BillingUnloaded {
+    pub file: PathBuf,
+    pub error: hotline_cdr::CdrError,
+}
+
+impl BillingUnloaded {
+    /// As the server reports it (`Error::Billing`).
+    pub fn into_error(self) -> crate::Error {
+        crate::Error::Billing {
+            message: crate::core::billing_error(&self.file, &self.error),
+            file: self.file,
+        }
+    }
 }
 
 impl Snapshot {
-    pub fn new(c: Compiled, source: Option<PathBuf>) -> Snapshot {
+    /// The snapshot of a compiled config, with its billing file (if any) read and compiled.
+    pub fn new(c: Compiled, source: Option<PathBuf>) -> Result<Snapshot, BillingUnloaded> {
+        let billing =
+            match &c.settings.billing {
+                Some(b) => Some(hotline_config::billing::load_billing(&b.file).map_err(
+                    |error| BillingUnloaded {
+                        file: b.file.clone(),
+                        error,
+                    },
+                )?),
+                None => None,
+            };
         for n in &c.notes {
             tracing::info!("config: {n}");
         }
@@ -49,14 +83,15 @@ impl Snapshot {
             .map(|w| w.window)
             .max()
             .unwrap_or_default();
-        Snapshot {
+        Ok(Snapshot {
             target_ips,
             longest_rate_window,
             settings: c.settings,
             table: c.table,
             source,
             loaded_at: jiff::Timestamp::now(),
-        }
+            billing,
+        })
     }
 
     pub fn generation(&self) -> u64 {
@@ -122,23 +157,26 @@ impl Current {
         self.0.load_full()
     }
 
-    /// Build the next generation from the same source and swap it in; on any error the old
-    /// snapshot stays and every error is returned.
+    /// Build the next generation (config and billing file) from the same source and swap it
+    /// in; on any error the old snapshot stays and every error is returned.
     /// `live` gets entries for the new table's targets before the swap, so the call path
     /// never allocates for them.
     pub fn reload(&self, live: &hotline_route::Live) -> Result<Arc<Snapshot>, String> {
         let old = self.load();
         let generation = old.generation() + 1;
         let compiled = match &old.source {
-            Some(path) => hotline_config::load_path(path, generation),
+            Some(path) => hotline_config::load_path(path, generation, jiff::Zoned::now().date()),
             None => hotline_config::from_toml_str(
                 hotline_config::DEFAULT_CONFIG,
                 "<embedded default>",
                 generation,
+                jiff::Zoned::now().date(),
             ),
         }
         .map_err(|e| e.to_string())?;
-        let next = Arc::new(Snapshot::new(compiled, old.source.clone()));
+        let next = Arc::new(
+            Snapshot::new(compiled, old.source.clone()).map_err(|b| b.into_error().to_string())?,
+        );
         live.prepare(&next.table);
         self.0.store(next.clone());
         Ok(next)
@@ -149,12 +187,89 @@ impl Current {
 mod tests {
     use super::*;
 
+    fn rates(rate: &str) -> String {
+        format!(
+            "[plans.std]\nrate_per_minute = \"{rate}\"\nmonthly_minimum = \"0\"\nterm_years = 1\n\
+             [[accounts]]\nnumber = \"4008001234\"\nplan = \"std\"\nstart = \"2026-10-01\"\n"
+        )
+    }
+
+    fn routing(dir: &std::path::Path, target: &str) -> String {
+        format!(
+            "[server.cdr]\ndir = {:?}\n[server.billing]\nfile = {:?}\n\
+             [companies.c]\nname = \"C\"\n[targets.t]\nuri = \"sip:{target}@127.0.0.1:5070\"\n\
+             [plans.p]\n[[plans.p.groups]]\nmembers = [\"t\"]\n\
+             [numbers.\"4008001234\"]\ncompany = \"c\"\nplan = \"p\"\n",
+            dir.join("cdr").display().to_string(),
+            dir.join("billing.toml").display().to_string(),
+        )
+    }
+
+    fn rate_of(s: &Snapshot) -> Option<i64> {
+        s.billing
+            .as_ref()
+            .and_then(|b| b.plans.get("std"))
+            .map(|p| p.rate_fen)
+    }
+
+    fn first_target(s: &Snapshot) -> String {
+        s.table
+            .targets()
+            .first()
+            .map(|t| t.uri.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Issue 20: the rate file is part of the generation. A reload whose rate file is bad
+    /// fails whole: the routes (changed in the same edit) and the rates stay as they were; a
+    /// reload that loads swaps both.
+    #[test]
+    fn a_reload_with_a_bad_billing_file_swaps_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("hotline.toml");
+        let billing = dir.path().join("billing.toml");
+        std::fs::write(&billing, rates("0.10")).expect("write");
+        std::fs::write(&config, routing(dir.path(), "100")).expect("write");
+        let today = jiff::civil::date(2026, 11, 24);
+        let c = hotline_config::load_path(&config, 1, today).expect("compiles");
+        let first = Arc::new(Snapshot::new(c, Some(config.clone())).expect("billing loads"));
+        assert_eq!(rate_of(&first), Some(10));
+        let current = Current::new(first.clone());
+        let live = hotline_route::Live::new();
+
+        std::fs::write(&config, routing(dir.path(), "200")).expect("write");
+        std::fs::write(&billing, rates("-1")).expect("write");
+        let Err(err) = current.reload(&live) else {
+            panic!("a bad rate file fails the reload");
+        };
+        assert!(err.contains("cannot load the billing file"), "{err}");
+        assert!(err.contains("is negative"), "{err}");
+        let kept = current.load();
+        assert!(Arc::ptr_eq(&kept, &first), "nothing swapped");
+        assert_eq!(first_target(&kept), first_target(&first));
+        assert!(
+            first_target(&kept).contains("sip:100@"),
+            "{}",
+            first_target(&kept)
+        );
+        assert_eq!(rate_of(&kept), Some(10));
+
+        std::fs::write(&billing, rates("0.25")).expect("write");
+        let next = current.reload(&live).expect("reloads");
+        assert_eq!(next.generation(), 2);
+        assert!(
+            first_target(&next).contains("sip:200@"),
+            "{}",
+            first_target(&next)
+        );
+        assert_eq!(rate_of(&next), Some(25));
+        assert!(Arc::ptr_eq(&current.load(), &next));
+    }
+
     /// #21 item 9: the calendar warning is logged once a day, not on every start or reload.
     #[test]
     fn calendar_warning_once_a_day_across_restarts() {
-        let Ok(dir) = tempfile::tempdir() else {
-            panic!("tempdir");
-        };
+        let dir = tempfile::tempdir().expect("tempdir");
         let stamp = dir.path().join(CALENDAR_STAMP);
         let day = jiff::civil::date(2026, 12, 2);
         let mut process = None;

@@ -691,12 +691,8 @@ mod tests {
     /// unreachable, which the (unconnected) socket reads from its error queue.
     #[test]
     fn icmp_port_unreachable_names_the_destination() {
-        let Ok(s) = udp_socket("127.0.0.1:0".parse().expect("addr")) else {
-            panic!("bind");
-        };
-        let Ok(dead) = std::net::UdpSocket::bind("127.0.0.1:0") else {
-            panic!("bind");
-        };
+        let s = udp_socket("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let dead = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         let dead_addr = dead.local_addr().expect("local addr");
         drop(dead);
         assert!(s.send_to(b"OPTIONS", dead_addr).is_ok());

@@ -67,9 +67,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_missing_file() {
-        let Ok(dir) = tempfile::tempdir() else {
-            panic!("tempdir");
-        };
+        let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("ship.checkpoint");
         assert!(matches!(load(&p), Ok(None)));
         let cp = Checkpoint {

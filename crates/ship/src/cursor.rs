@@ -397,9 +397,7 @@ mod tests {
     }
 
     fn write_dir(format: Format, n: usize) -> (tempfile::TempDir, u64, u64) {
-        let Ok(dir) = tempfile::tempdir() else {
-            panic!("tempdir");
-        };
+        let dir = tempfile::tempdir().expect("tempdir");
         let mut cfg = hotline_cdr::WriterConfig::new(dir.path());
         cfg.format = format;
         cfg.rotate_every = hotline_cdr::Rotate::Never;
@@ -473,9 +471,7 @@ mod tests {
 
     #[test]
     fn follows_the_open_file_and_takes_complete_records_only() {
-        let Ok(dir) = tempfile::tempdir() else {
-            panic!("tempdir");
-        };
+        let dir = tempfile::tempdir().expect("tempdir");
         let recs: Vec<hotline_cdr::Record> = synth_records(20, 3)
             .into_iter()
             .filter(|r| r.kind() == Kind::Call)

@@ -30,7 +30,7 @@ fn write(dir: &Path, recs: &[Record], format: Format) {
     cfg.format = format;
     cfg.rotate_every = hotline_cdr::Rotate::Never;
     cfg.rotate_bytes = 64 * 1024;
-    let (sink, handle) = hotline_cdr::spawn(cfg).unwrap_or_else(|e| panic!("writer: {e}"));
+    let (sink, handle) = hotline_cdr::spawn(cfg).expect("writer");
     for r in recs {
         sink.submit(r.clone());
     }
@@ -80,7 +80,7 @@ fn stream_contents(nats: &NatsServer) -> (u64, u64, HashMap<String, u32>, source
         };
         *ids.entry(id).or_default() += 1;
     })
-    .unwrap_or_else(|e| panic!("reading the stream: {e}"));
+    .expect("reading the stream");
     (calls, attempts, ids, stats)
 }
 
@@ -232,7 +232,9 @@ fn nats_stopped_then_back_lag_rises_and_returns_to_zero() {
     wait(&h, "lag rises", Duration::from_secs(10), |s| {
         s.lag_records == second.len() as u64 && !s.connected
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    wait(&h, "lag grows past 1 s", Duration::from_secs(10), |s| {
+        s.lag >= Duration::from_secs(1)
+    });
     let during = h.stats().snapshot();
     assert!(during.lag >= Duration::from_secs(1), "{during:?}");
     nats.start_again().unwrap_or_else(|e| panic!("{e}"));

@@ -4,6 +4,9 @@
 //! Escapes (`%41`) are left as written: comparing escaped and unescaped forms is the caller's
 //! business (RFC 3261 §19.1.4).
 
+use std::net::IpAddr;
+
+use crate::proxy::Transport;
 use crate::scan::{
     find_any, find_byte, is_forbidden_in_uri, is_host_char, is_lws, is_param_value_char,
     is_token_char, skip_quoted, trim_lws, FORBIDDEN_IN_URI,
@@ -105,6 +108,29 @@ impl<'a> Uri<'a> {
     /// Whether the scheme is `sips` (case-insensitive).
     pub fn is_sips(&self) -> bool {
         self.scheme.eq_ignore_ascii_case(b"sips")
+    }
+
+    /// The transport `;transport=` names (case-insensitive), UDP when there is none. Any other
+    /// value (`tls`, `sctp`, `ws` ...) is returned as the error: Hotline speaks UDP and TCP
+    /// only, and a URI that asks for another transport must not be taken for UDP.
+    pub fn transport(&self) -> Result<Transport, &'a [u8]> {
+        match self.param("transport") {
+            None => Ok(Transport::Udp),
+            Some(t) if t.eq_ignore_ascii_case(b"udp") => Ok(Transport::Udp),
+            Some(t) if t.eq_ignore_ascii_case(b"tcp") => Ok(Transport::Tcp),
+            Some(other) => Err(other),
+        }
+    }
+
+    /// The host as an IP address (an IPv6 reference without its brackets); `None` for a
+    /// domain name or a tel: URI.
+    pub fn ip(&self) -> Option<IpAddr> {
+        let host = self
+            .host
+            .strip_prefix(b"[")
+            .and_then(|h| h.strip_suffix(b"]"))
+            .unwrap_or(self.host);
+        std::str::from_utf8(host).ok()?.parse().ok()
     }
 }
 
@@ -453,7 +479,34 @@ fn check_params(params: &[u8]) -> Option<Option<&[u8]>> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
 mod tests {
+
     use super::*;
+
+    /// The transport parameter is reported, not guessed: an unknown one is an error (it was
+    /// silently UDP); the host reads as an IP when it is one.
+    #[test]
+    fn transport_and_ip() {
+        let t = |s: &str| Uri::parse(s.as_bytes()).map(|u| u.transport().map_err(<[u8]>::to_vec));
+        assert_eq!(t("sip:a@192.0.2.1"), Some(Ok(Transport::Udp)));
+        assert_eq!(t("sip:a@192.0.2.1;transport=UDP"), Some(Ok(Transport::Udp)));
+        assert_eq!(
+            t("sip:a@192.0.2.1;lr;transport=Tcp"),
+            Some(Ok(Transport::Tcp))
+        );
+        assert_eq!(
+            t("sip:a@192.0.2.1;transport=sctp"),
+            Some(Err(b"sctp".to_vec()))
+        );
+        assert_eq!(
+            t("sip:a@192.0.2.1;transport=tls;lr"),
+            Some(Err(b"tls".to_vec()))
+        );
+        let ip = |s: &str| Uri::parse(s.as_bytes()).and_then(|u| u.ip());
+        assert_eq!(ip("sip:a@192.0.2.1:5070"), "192.0.2.1".parse().ok());
+        assert_eq!(ip("sip:a@[2001:db8::1]:5070"), "2001:db8::1".parse().ok());
+        assert_eq!(ip("sip:a@pbx.example.com"), None);
+        assert_eq!(ip("tel:+8613800138000"), None);
+    }
 
     #[test]
     fn sip_uri_fields() {

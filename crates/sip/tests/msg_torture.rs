@@ -17,10 +17,7 @@ fn udp(raw: &'static [u8]) -> Result<Message, ParseError> {
 }
 
 fn ok(raw: &'static [u8]) -> Message {
-    match udp(raw) {
-        Ok(m) => m,
-        Err(e) => panic!("valid torture message rejected: {e:?}"),
-    }
+    udp(raw).expect("valid torture message rejected")
 }
 
 macro_rules! fixture {

@@ -182,7 +182,7 @@ fn shipped_examples_compile() {
         if text.contains("include") || *name == "billing.toml" || name.starts_with("companies/") {
             continue; // Needs load_path (include) or is not a routing config.
         }
-        let r = hotline_config::from_toml_str(text, name, 1);
+        let r = hotline_config::from_toml_str(text, name, 1, jiff::civil::date(2026, 11, 24));
         assert!(
             r.is_ok(),
             "{name}: {}",
@@ -202,7 +202,7 @@ fn international_uri_target_is_refused() {
              [numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n"
         );
         assert!(
-            hotline_config::from_toml_str(&text, "t.toml", 1).is_err(),
+            hotline_config::from_toml_str(&text, "t.toml", 1, jiff::civil::date(2026, 11, 24)).is_err(),
             "international target {user} accepted"
         );
     }
@@ -215,7 +215,7 @@ fn toml_syntax_error_has_a_message() {
         "[server]\nlisten = \n",
         "# Amounts \u{e} are in yuan\n[server]\n",
     ] {
-        match hotline_config::from_toml_str(text, "x.toml", 1) {
+        match hotline_config::from_toml_str(text, "x.toml", 1, jiff::civil::date(2026, 11, 24)) {
             Ok(_) => panic!("{text:?} is not valid TOML"),
             Err(e) => {
                 for err in e.iter() {
@@ -233,7 +233,7 @@ fn international_gateway_target_is_refused() {
                 [targets.abroad]\nnumber = \"00442079460000\"\ngateway = \"gw\"\n\
                 [plans.p]\n[[plans.p.groups]]\nmode = \"sequential\"\nmembers = [\"abroad\"]\n\
                 [numbers.\"4008001234\"]\ncompany = \"a\"\nplan = \"p\"\n";
-    match hotline_config::from_toml_str(text, "t.toml", 1) {
+    match hotline_config::from_toml_str(text, "t.toml", 1, jiff::civil::date(2026, 11, 24)) {
         Ok(_) => panic!("international gateway target accepted"),
         Err(e) => assert!(e.to_string().contains("international"), "{e}"),
     }

@@ -259,7 +259,12 @@ company = "a"
 plan = "day"
 rules = [{ name = "night", time = "18:00-09:00", plan = "night" }]
 "#;
-        let c = match hotline_config::from_toml_str(src, "t.toml", 1) {
+        let c = match hotline_config::from_toml_str(
+            src,
+            "t.toml",
+            1,
+            jiff::civil::date(2026, 11, 24),
+        ) {
             Ok(c) => c,
             Err(e) => panic!("{e}"),
         };

@@ -209,7 +209,7 @@ pub(super) fn cdr_config(s: &hotline_config::Settings) -> hotline_cdr::WriterCon
 
 /// What is wrong with the `[server.billing] file`, without naming it again (the error's
 /// message does), and where a relative path was looked for.
-pub(super) fn billing_error(file: &std::path::Path, e: &hotline_cdr::CdrError) -> String {
+pub(crate) fn billing_error(file: &std::path::Path, e: &hotline_cdr::CdrError) -> String {
     match e {
         hotline_cdr::CdrError::Io { source, .. } if file.is_relative() => {
             let cwd = std::env::current_dir().unwrap_or_default();
@@ -238,7 +238,7 @@ mod billing_error_tests {
     #[test]
     fn billing_file_errors_name_it_once() {
         let missing = std::path::Path::new("rates/none.toml");
-        let Err(e) = hotline_cdr::billing::load_billing(missing) else {
+        let Err(e) = hotline_config::billing::load_billing(missing) else {
             panic!("no such file");
         };
         let text = Error::Billing {
@@ -256,7 +256,7 @@ mod billing_error_tests {
         };
         let bad = dir.path().join("billing.toml");
         let _ = std::fs::write(&bad, "[plans.std]\nrate_per_minute = \"x\"\n");
-        let Err(e) = hotline_cdr::billing::load_billing(&bad) else {
+        let Err(e) = hotline_config::billing::load_billing(&bad) else {
             panic!("invalid");
         };
         let text = Error::Billing {
