@@ -24,6 +24,33 @@ pub(crate) fn compile_server(cx: &mut Ctx<'_>, files: &[(usize, RawFile)]) -> Se
             settings = build_settings(cx, *fi, srv);
         }
     }
+    // `[server.api] gateway` names a gateway of any file.
+    for (fi, f) in files {
+        let Some(g) = f
+            .server
+            .as_ref()
+            .and_then(|s| s.api.as_ref())
+            .and_then(|a| a.gateway.as_ref())
+        else {
+            continue;
+        };
+        let known = files
+            .iter()
+            .any(|(_, f)| f.gateways.keys().any(|k| k.get_ref() == g.get_ref()));
+        if !known {
+            cx.err(
+                *fi,
+                g.span(),
+                "server.api.gateway",
+                format!("unknown gateway {:?}", g.get_ref()),
+                Some(
+                    "name a [gateways.NAME] entry: the companies' phone numbers are reached through it"
+                        .into(),
+                ),
+            );
+            settings.api = None;
+        }
+    }
 
     // 2b. Cluster (main file only, like [server]).
     let mut cluster_seen: Option<usize> = None;
@@ -317,7 +344,80 @@ pub(crate) fn build_settings(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer) -> Se
     settings_cdr(cx, fi, srv, &mut s);
     settings_trunks(cx, fi, srv, &mut s);
     settings_billing(cx, fi, srv, &mut s);
+    if let Some(a) = &srv.api {
+        s.api = api_settings(cx, fi, a);
+    }
     s
+}
+
+/// `[server.api]`: every key checked; `None` when something is wrong (the errors say what).
+fn api_settings(
+    cx: &mut Ctx<'_>,
+    fi: usize,
+    a: &crate::schema::RawApi,
+) -> Option<crate::settings::ApiSettings> {
+    let before = cx.errors.len();
+    let listen = match a.listen.get_ref().trim().parse::<SocketAddr>() {
+        Ok(l) => l,
+        Err(_) => {
+            cx.err(
+                fi,
+                a.listen.span(),
+                "server.api.listen",
+                format!("{:?} is not an IP:port address", a.listen.get_ref()),
+                Some("write e.g. \"127.0.0.1:9070\"".into()),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        }
+    };
+    if a.tokens.get_ref().trim().is_empty() {
+        cx.err(
+            fi,
+            a.tokens.span(),
+            "server.api.tokens",
+            "the token file path is empty",
+            Some(
+                "e.g. tokens = \"api-tokens.toml\" (make entries with `hotline api-token`)".into(),
+            ),
+        );
+    }
+    let mut max_body_bytes = 65536;
+    if let Some(m) = &a.max_body_bytes {
+        match usize::try_from(*m.get_ref()) {
+            Ok(n) if (1024..=1 << 20).contains(&n) => max_body_bytes = n,
+            _ => cx.err(
+                fi,
+                m.span(),
+                "server.api.max_body_bytes",
+                format!("{} is not a body size limit", m.get_ref()),
+                Some("1024 to 1048576 bytes".into()),
+            ),
+        }
+    }
+    let gateway = a.gateway.as_ref().map(|g| g.get_ref().clone());
+    if let Some(l) = &a.audit_log {
+        if l.get_ref().trim().is_empty() {
+            cx.err(
+                fi,
+                l.span(),
+                "server.api.audit_log",
+                "the audit log path is empty",
+                Some("leave it out for api-audit.jsonl in the CDR directory".into()),
+            );
+        }
+    }
+    (cx.errors.len() == before).then(|| crate::settings::ApiSettings {
+        listen,
+        tokens: PathBuf::from(a.tokens.get_ref().trim()),
+        audit_log: a
+            .audit_log
+            .as_ref()
+            .map(|l| PathBuf::from(l.get_ref().trim())),
+        max_body_bytes,
+        allow_sip_uri: a.allow_sip_uri.unwrap_or(false),
+        gateway,
+        console: a.console.unwrap_or(true),
+    })
 }
 
 /// `listen`: the SIP addresses (UDP and TCP each).
@@ -720,5 +820,71 @@ plan = "p"
             msg("99999999999999999999")
         );
         assert_eq!(msg("9999999999999.99"), "");
+    }
+}
+
+#[cfg(test)]
+mod api_settings_tests {
+    use crate::from_toml_str;
+
+    const BASE: &str = r#"
+[gateways.gw]
+address = "127.0.0.1:5080"
+[companies.c]
+name = "C"
+[targets.t]
+uri = "sip:1@127.0.0.1:5070"
+[plans.p]
+[[plans.p.groups]]
+members = ["t"]
+[numbers."4008001234"]
+company = "c"
+plan = "p"
+"#;
+
+    fn day() -> jiff::civil::Date {
+        jiff::civil::date(2026, 11, 24)
+    }
+
+    #[test]
+    fn api_is_off_by_default_and_parses() -> Result<(), String> {
+        let c = from_toml_str(BASE, "x.toml", 1, day()).map_err(|e| e.to_string())?;
+        assert!(c.settings.api.is_none(), "off unless configured");
+        let src = format!(
+            "[server.api]\nlisten = \"127.0.0.1:9070\"\ntokens = \"api-tokens.toml\"\ngateway = \"gw\"\n{BASE}"
+        );
+        let c = from_toml_str(&src, "x.toml", 1, day()).map_err(|e| e.to_string())?;
+        let a = c.settings.api.ok_or("api")?;
+        assert_eq!(a.listen.to_string(), "127.0.0.1:9070");
+        assert_eq!(a.max_body_bytes, 65536);
+        assert!(!a.allow_sip_uri && a.console);
+        assert_eq!(a.gateway.as_deref(), Some("gw"));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_api_settings_are_every_error_with_key_paths() {
+        let src = format!(
+            "[server.api]\nlisten = \"localhost\"\ntokens = \"\"\nmax_body_bytes = 10\ngateway = \"nope\"\n{BASE}"
+        );
+        let text = from_toml_str(&src, "x.toml", 1, day())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        for k in [
+            "server.api.listen",
+            "server.api.tokens",
+            "server.api.max_body_bytes",
+            "server.api.gateway",
+        ] {
+            assert!(text.contains(k), "{k} missing from:\n{text}");
+        }
+        let src =
+            format!("[server.api]\nlisten = \"127.0.0.1:0\"\ntokens = \"t\"\nport = 1\n{BASE}");
+        let text = from_toml_str(&src, "x.toml", 1, day())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(text.contains("port"), "unknown keys are refused: {text}");
     }
 }
