@@ -34,25 +34,9 @@ pub struct PlanId(pub u32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct ListId(pub u32);
 
-/// Transport towards a target (also the config's `transport = "udp" | "tcp"` of a gateway).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Transport {
-    /// UDP (the default).
-    Udp,
-    /// TCP (`;transport=tcp` on the URI, or `transport = "tcp"` on a gateway).
-    Tcp,
-}
-
-impl Transport {
-    /// `udp` or `tcp`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        }
-    }
-}
+/// Transport towards a target (also the config's `transport = "udp" | "tcp"` of a gateway):
+/// the SIP core's own (`hotline-types`).
+pub use hotline_types::Transport;
 
 /// Where a branch goes: a SIP URI, or a domestic number through a gateway.
 #[derive(Debug, Clone, Serialize)]

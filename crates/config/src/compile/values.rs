@@ -211,8 +211,7 @@ pub fn parse_sip_uri(uri: &str) -> Result<(SocketAddr, Transport), (String, Opti
         return Err((format!("port 0 in {uri:?}"), None));
     }
     let transport = match u.transport() {
-        Ok(hotline_sip::proxy::Transport::Udp) => Transport::Udp,
-        Ok(hotline_sip::proxy::Transport::Tcp) => Transport::Tcp,
+        Ok(t) => t,
         Err(other) => {
             return Err((
                 format!(

@@ -11,13 +11,7 @@ pub(super) fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number
         let t = table.try_target(m.target)?;
         Some(BranchTarget {
             uri: Bytes::from(t.uri.clone()),
-            dest: Peer::new(
-                match t.transport {
-                    hotline_route::Transport::Udp => Transport::Udp,
-                    hotline_route::Transport::Tcp => Transport::Tcp,
-                },
-                t.next_hop,
-            ),
+            dest: Peer::new(t.transport, t.next_hop),
             ring_timeout: m.ring_timeout,
             tag: m.target.0,
         })

@@ -106,19 +106,14 @@ impl Proxy {
         }
     }
 
-    /// Next hop for a URI: IP literal host + port, transport from `;transport=`.
+    /// Next hop for a URI: IP literal host + port, transport from `;transport=` (the URI
+    /// parser's reading, as config validates targets with). `None` for a host that is not an
+    /// IP literal or a transport Hotline does not speak (`tls`, `sctp`, ...): not reachable,
+    /// rather than sent over UDP.
     pub fn resolve_uri(uri: &[u8]) -> Option<Peer> {
         let u = Uri::parse_name_addr(uri)?;
-        let host = u
-            .host
-            .strip_prefix(b"[")
-            .and_then(|h| h.strip_suffix(b"]"))
-            .unwrap_or(u.host);
-        let ip: IpAddr = std::str::from_utf8(host).ok()?.parse().ok()?;
-        let transport = match u.param("transport") {
-            Some(t) if eq_ci(t, b"tcp") => Transport::Tcp,
-            _ => Transport::Udp,
-        };
+        let ip = u.ip()?;
+        let transport = u.transport().ok()?;
         Some(Peer::new(
             transport,
             SocketAddr::new(ip, u.port.unwrap_or(5060)),
@@ -273,6 +268,22 @@ impl Proxy {
 mod cluster_address_tests {
     use super::*;
     use crate::proxy::ProxyConfig;
+
+    #[test]
+    fn next_hops_take_the_uri_parsers_transport() {
+        let hop = |u: &[u8]| Proxy::resolve_uri(u).map(|p| (p.transport, p.addr.to_string()));
+        assert_eq!(
+            hop(b"sip:a@10.0.0.9:5070"),
+            Some((Transport::Udp, "10.0.0.9:5070".into()))
+        );
+        assert_eq!(
+            hop(b"<sip:a@[::1];transport=TCP;lr>"),
+            Some((Transport::Tcp, "[::1]:5060".into()))
+        );
+        assert_eq!(hop(b"sip:a@10.0.0.9;transport=sctp"), None, "not spoken: not reachable");
+        assert_eq!(hop(b"sip:a@10.0.0.9;transport=tls"), None);
+        assert_eq!(hop(b"sip:a@host.example"), None, "no DNS");
+    }
 
     #[test]
     fn cluster_address_matches_host_and_port() {

@@ -62,25 +62,16 @@ pub use plan::{
 };
 use txn_table::{ClientKind, ClientTxn, Owner, ServerTxn, TimerRef, Tomb};
 
-/// Transport protocol of a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-}
+/// Transport protocol of a peer (the one `Transport` of Hotline, shared with the routing
+/// library through `hotline-types`).
+pub use hotline_types::Transport;
 
-impl Transport {
-    fn reliability(self) -> Reliability {
-        match self {
-            Transport::Udp => Reliability::Unreliable,
-            Transport::Tcp => Reliability::Reliable,
-        }
-    }
-    fn via_name(self) -> &'static str {
-        match self {
-            Transport::Udp => "UDP",
-            Transport::Tcp => "TCP",
-        }
+/// What the transaction layer makes of a transport.
+fn reliability(t: Transport) -> Reliability {
+    if t.is_reliable() {
+        Reliability::Reliable
+    } else {
+        Reliability::Unreliable
     }
 }
 

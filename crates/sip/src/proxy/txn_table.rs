@@ -339,7 +339,7 @@ impl Proxy {
         key: u64,
     ) -> u64 {
         let sid = self.id();
-        let rel = source.transport.reliability();
+        let rel = super::reliability(source.transport);
         let kind = if msg.method() == Some(Method::Invite) {
             ServerKind::Invite(ServerInvite::new(rel, self.cfg.timers, now))
         } else {
@@ -372,7 +372,7 @@ impl Proxy {
         owner: Owner,
         cancel_of: Option<u64>,
     ) {
-        let rel = dest.transport.reliability();
+        let rel = super::reliability(dest.transport);
         let bytes = sent.bytes.clone();
         let kind = if sent.method == Method::Invite {
             ClientKind::Invite(ClientInvite::new(bytes.clone(), rel, self.cfg.timers, now))
