@@ -120,7 +120,6 @@ impl RedisState {
         Ok(out)
     }
 
-
     /// Take over up to `max` answered calls of node `dead` if its heartbeat has expired (or
     /// `dead` is this node's own name: the calls of its previous life, after a restart).
     pub async fn adopt(&self, dead: &str, max: usize) -> Result<Vec<Adopted>, ClusterError> {

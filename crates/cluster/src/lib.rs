@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hotline_route::{Needs, RateVerdict, TargetStats};
+use hotline_route::{RateVerdict, TargetStats};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, Pipeline, ServerErrorKind, Value};
 

@@ -1,8 +1,6 @@
 //! Prepaid credit shared by the nodes: minute slices reserved, settled once per Call-ID, each
 //! node's usage written (see `lua/pp_*.lua`).
 
-use std::time::Duration;
-
 use redis::Value;
 
 use crate::*;

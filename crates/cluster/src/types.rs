@@ -1,6 +1,6 @@
 //! What the client's calls ask and answer (plain data).
 
-use hotline_route::{RateVerdict, TargetStats};
+use hotline_route::{Needs, RateVerdict, TargetStats};
 
 /// The identity of an INVITE across nodes: a carrier's retry of it carries the same three.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -295,9 +295,9 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
 }
 
-const INDEX: &str = include_str!("console/index.html");
-const APP_JS: &str = include_str!("console/app.js");
-const STYLE: &str = include_str!("console/style.css");
+const INDEX: &str = include_str!("../console/index.html");
+const APP_JS: &str = include_str!("../console/app.js");
+const STYLE: &str = include_str!("../console/style.css");
 
 /// The console's files. The page may load only its own script and style sheet (the token is
 /// in the page: no third-party script, no framing); inline `style` attributes (chart bars)

@@ -115,7 +115,6 @@ pub(super) async fn company(
     Ok(etag_response(&cf.etag, view))
 }
 
-
 /// `--at` forms of `hotline explain`: RFC 3339, a civil time in China, or a date.
 pub(super) fn parse_at(s: &str) -> Option<jiff::Timestamp> {
     let s = s.trim();

@@ -239,7 +239,6 @@ pub(super) fn check_max(t: &TargetBody, prefix: &str, errs: &mut Vec<FieldError>
 
 // ---- handlers ----
 
-
 #[utoipa::path(put, path = "/api/v1/companies/{company}/targets/{name}", params(("company" = String, Path), ("name" = String, Path), ("If-Match" = Option<String>, Header)), request_body = TargetBody, responses((status = 200, body = Changed), (status = 412, body = ErrorBody), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub(super) async fn put_target(
     AxState(st): St,
@@ -403,7 +402,11 @@ pub(super) async fn put_groups(
     .await
 }
 
-pub(super) fn own_number(cf: &CompanyFile, company: &str, number: &str) -> Result<(), Vec<FieldError>> {
+pub(super) fn own_number(
+    cf: &CompanyFile,
+    company: &str,
+    number: &str,
+) -> Result<(), Vec<FieldError>> {
     if numbers_in_file(cf, company).contains(number) {
         Ok(())
     } else {

@@ -8,7 +8,7 @@ use crate::msg::{Message, Method, Via};
 use crate::rewrite;
 use crate::uri::Uri;
 
-use super::{eq_ci, Peer, Proxy, Transport};
+use super::{Peer, Proxy, Transport};
 
 /// Whether `host` + `port` (as found in a URI or Via, brackets stripped) name the cluster
 /// address `rr` (`host`, `host:port`, `[v6]`, `[v6]:port`; no port = 5060).
@@ -280,7 +280,11 @@ mod cluster_address_tests {
             hop(b"<sip:a@[::1];transport=TCP;lr>"),
             Some((Transport::Tcp, "[::1]:5060".into()))
         );
-        assert_eq!(hop(b"sip:a@10.0.0.9;transport=sctp"), None, "not spoken: not reachable");
+        assert_eq!(
+            hop(b"sip:a@10.0.0.9;transport=sctp"),
+            None,
+            "not spoken: not reachable"
+        );
         assert_eq!(hop(b"sip:a@10.0.0.9;transport=tls"), None);
         assert_eq!(hop(b"sip:a@host.example"), None, "no DNS");
     }
