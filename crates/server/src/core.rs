@@ -49,6 +49,8 @@ mod cluster;
 mod feed;
 mod plan;
 mod records;
+#[cfg(test)]
+mod tests_calls;
 
 use call::*;
 pub use plan::ReqIdentity;
@@ -752,6 +754,23 @@ impl Core {
 
     /// Handle events until none are left, then send everything queued.
     fn after_input(&mut self, now: Instant, out: &Outbound) {
+        self.process(now);
+        while let Some(t) = self.proxy.poll_transmit() {
+            self.shared.metrics.outbound(&t.bytes);
+            out.send(t.dest, t.bytes);
+        }
+        self.shared.metrics.sync_proxy(
+            &mut self.sample,
+            self.proxy.stats(),
+            self.proxy.transactions(),
+            self.calls.len(),
+            self.dropped_sources,
+        );
+    }
+
+    /// The proxy's events and pending hunts, until none are left (what one loop turn does
+    /// between reading and sending; no I/O).
+    fn process(&mut self, now: Instant) {
         loop {
             let mut any = false;
             while let Some(ev) = self.proxy.poll_event() {
@@ -768,17 +787,6 @@ impl Core {
                 break;
             }
         }
-        while let Some(t) = self.proxy.poll_transmit() {
-            self.shared.metrics.outbound(&t.bytes);
-            out.send(t.dest, t.bytes);
-        }
-        self.shared.metrics.sync_proxy(
-            &mut self.sample,
-            self.proxy.stats(),
-            self.proxy.transactions(),
-            self.calls.len(),
-            self.dropped_sources,
-        );
     }
 
     fn on_event(&mut self, now: Instant, ev: Event) {

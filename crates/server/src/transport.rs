@@ -144,6 +144,20 @@ pub struct Tcp {
 }
 
 impl Tcp {
+    /// A TCP side with no listener (unit tests of the call path: nothing goes over TCP).
+    #[cfg(test)]
+    pub(crate) fn detached(dispatch: Dispatch) -> Tcp {
+        Tcp {
+            conns: Arc::new(DashMap::new()),
+            dispatch,
+            limits: Limits::default(),
+            idle: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(5),
+            max_conns: 16,
+            rt: tokio::runtime::Handle::current(),
+        }
+    }
+
     /// Send without waiting: queue to the connection (made on demand; messages read on a
     /// connection we made count as arrived on listen address 0).
     pub fn send(&self, dest: SocketAddr, bytes: Bytes) {
