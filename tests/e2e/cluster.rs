@@ -58,6 +58,16 @@ fn zcard(r: &RedisServer, target: &str) -> i64 {
     }
 }
 
+/// Whether Redis has `key`.
+fn exists(r: &RedisServer, key: &str) -> bool {
+    r.int(&["EXISTS", key]).ok().flatten() == Some(1)
+}
+
+/// The call records of every node, together.
+fn cdrs_of(nodes: &[&Hotline]) -> Vec<hotline_cdr::CallRecord> {
+    nodes.iter().flat_map(|h| cdr_calls(h.cdr_dir())).collect()
+}
+
 /// Polls until `f` holds or `timeout` passes.
 fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
@@ -159,10 +169,7 @@ fn limit_one_two_calls_through_two_nodes_exactly_one_rings_it() {
     assert!(eventually(Duration::from_secs(2), || trips("end") == 2.0));
     let _ = a.stop();
     let _ = b.stop();
-    let calls: Vec<_> = [&a, &b]
-        .iter()
-        .flat_map(|h| cdr_calls(h.cdr_dir()))
-        .collect();
+    let calls: Vec<_> = cdrs_of(&[&a, &b]);
     assert_eq!(calls.len(), 2, "{calls:#?}");
     let mut answered: Vec<_> = calls.iter().map(|c| c.answered_target.clone()).collect();
     answered.sort();
@@ -366,9 +373,8 @@ fn redis_restart_mid_traffic_policy_while_down_counters_right_after() {
     let (mut a, mut b) = (a, b);
     let _ = a.stop();
     let _ = b.stop();
-    let answered: Vec<_> = [&a, &b]
-        .iter()
-        .flat_map(|h| cdr_calls(h.cdr_dir()))
+    let answered: Vec<_> = cdrs_of(&[&a, &b])
+        .into_iter()
         .filter(|c| c.answer.is_some())
         .collect();
     assert_eq!(answered.len(), 3, "{answered:#?}");
@@ -546,10 +552,7 @@ fn node_killed_while_target_rings_carrier_retry_through_other_node_completes() {
     assert!(eventually(Duration::from_secs(3), || zcard(&redis, "t1") == 0));
     let _ = b.stop();
     let call_id = invite.call_id.clone();
-    let all: Vec<_> = [&a, &b]
-        .iter()
-        .flat_map(|h| cdr_calls(h.cdr_dir()))
-        .collect();
+    let all: Vec<_> = cdrs_of(&[&a, &b]);
     let mine: Vec<_> = all.iter().filter(|c| c.call_id == call_id).collect();
     assert_eq!(mine.len(), 1, "one call CDR for the Call-ID: {all:#?}");
     assert!(
@@ -580,11 +583,7 @@ fn node_killed_after_answer_bye_through_other_node_ends_call_cdr_once() {
     let (invite, ok, answered) = answered_call(&carrier, &target, t_addr, &a);
     let key = format!("hl:dlg:{{{}}}", invite.call_id);
     assert!(
-        eventually(Duration::from_secs(3), || redis
-            .int(&["EXISTS", &key])
-            .ok()
-            .flatten()
-            == Some(1)),
+        eventually(Duration::from_secs(3), || exists(&redis, &key)),
         "the answered call is published"
     );
     // kill -9 a, talk on, then the caller hangs up; the cluster address leads to b.
@@ -616,17 +615,10 @@ fn node_killed_after_answer_bye_through_other_node_ends_call_cdr_once() {
         .recv_until_final(Duration::from_secs(3))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(r.last().and_then(|m| m.status()), Some(200), "{r:?}");
-    assert!(eventually(Duration::from_secs(3), || redis
-        .int(&["EXISTS", &key])
-        .ok()
-        .flatten()
-        == Some(0)));
+    assert!(eventually(Duration::from_secs(3), || !exists(&redis, &key)));
     assert!(b.wait_for_stderr("its CDR is written here", Duration::from_secs(3)));
     let _ = b.stop();
-    let all: Vec<_> = [&a, &b]
-        .iter()
-        .flat_map(|h| cdr_calls(h.cdr_dir()))
-        .collect();
+    let all: Vec<_> = cdrs_of(&[&a, &b]);
     let mine: Vec<_> = all.iter().filter(|c| c.call_id == invite.call_id).collect();
     assert_eq!(mine.len(), 1, "one CDR: {all:#?}");
     let c = mine[0];
@@ -664,11 +656,7 @@ fn bye_through_the_other_node_while_the_owner_lives_ends_the_call_once() {
     let carrier = SipUdpClient::bind().unwrap_or_else(|e| panic!("{e}"));
     let (invite, ok, _) = answered_call(&carrier, &target, t_addr, &a);
     let key = format!("hl:dlg:{{{}}}", invite.call_id);
-    assert!(eventually(Duration::from_secs(3), || redis
-        .int(&["EXISTS", &key])
-        .ok()
-        .flatten()
-        == Some(1)));
+    assert!(eventually(Duration::from_secs(3), || exists(&redis, &key)));
     std::thread::sleep(Duration::from_millis(500));
     carrier
         .send_to(
@@ -705,10 +693,7 @@ fn bye_through_the_other_node_while_the_owner_lives_ends_the_call_once() {
     assert!(late.iter().all(|m| m.method() != Some("BYE")), "{late:?}");
     let _ = a.stop();
     let _ = b.stop();
-    let all: Vec<_> = [&a, &b]
-        .iter()
-        .flat_map(|h| cdr_calls(h.cdr_dir()))
-        .collect();
+    let all: Vec<_> = cdrs_of(&[&a, &b]);
     let mine: Vec<_> = all.iter().filter(|c| c.call_id == invite.call_id).collect();
     assert_eq!(mine.len(), 1, "one CDR: {all:#?}");
     assert!(cdr_calls(a.cdr_dir()).is_empty(), "written by b: {all:#?}");
@@ -941,11 +926,7 @@ fn node_killed_after_answer_its_max_duration_cut_is_sent_by_the_other_node() {
     let (invite, _ok, answered) = answered_call(&carrier, &target, t_addr, &a);
     let key = format!("hl:dlg:{{{}}}", invite.call_id);
     assert!(
-        eventually(Duration::from_secs(3), || redis
-            .int(&["EXISTS", &key])
-            .ok()
-            .flatten()
-            == Some(1)),
+        eventually(Duration::from_secs(3), || exists(&redis, &key)),
         "the answered call is published"
     );
     std::thread::sleep(Duration::from_secs(1));
@@ -967,15 +948,10 @@ fn node_killed_after_answer_its_max_duration_cut_is_sent_by_the_other_node() {
         "cut at {cut:?}, max duration 9 s"
     );
     assert!(eventually(Duration::from_secs(3), || zcard(&redis, "t1") == 0));
-    assert!(eventually(Duration::from_secs(3), || redis
-        .int(&["EXISTS", &key])
-        .ok()
-        .flatten()
-        == Some(0)));
+    assert!(eventually(Duration::from_secs(3), || !exists(&redis, &key)));
     let _ = b.stop();
-    let mine: Vec<_> = [&a, &b]
-        .iter()
-        .flat_map(|h| cdr_calls(h.cdr_dir()))
+    let mine: Vec<_> = cdrs_of(&[&a, &b])
+        .into_iter()
         .filter(|c| c.call_id == invite.call_id)
         .collect();
     assert_eq!(mine.len(), 1, "one CDR: {mine:#?}");
@@ -1092,9 +1068,8 @@ fn prepaid_runs_out_while_the_owner_is_dead_the_other_node_cuts_on_time() {
     };
     assert_eq!((used("a"), used("b")), (0, 1), "one minute, settled by b");
     let _ = b.stop();
-    let mine: Vec<_> = [&a, &b]
-        .iter()
-        .flat_map(|h| cdr_calls(h.cdr_dir()))
+    let mine: Vec<_> = cdrs_of(&[&a, &b])
+        .into_iter()
         .filter(|c| c.call_id == invite.call_id)
         .collect();
     assert_eq!(mine.len(), 1, "one CDR: {mine:#?}");

@@ -523,18 +523,7 @@ mod section_tests {
     use super::*;
     use crate::from_toml_str;
 
-    const BASE: &str = r#"
-[companies.c]
-name = "C"
-[targets.t]
-uri = "sip:1@127.0.0.1:5070"
-[plans.p]
-[[plans.p.groups]]
-members = ["t"]
-[numbers."4008001234"]
-company = "c"
-plan = "p"
-"#;
+    use crate::TEST_BASE as BASE;
 
     #[test]
     fn no_cluster_section_is_the_single_box() -> Result<(), String> {

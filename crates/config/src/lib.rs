@@ -402,3 +402,19 @@ fn wildcard(pat: &str, s: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// The smallest routing config the section tests build on: one company, target, plan and
+/// number (append or prepend the section under test).
+#[cfg(test)]
+pub(crate) const TEST_BASE: &str = r#"
+[companies.c]
+name = "C"
+[targets.t]
+uri = "sip:1@127.0.0.1:5070"
+[plans.p]
+[[plans.p.groups]]
+members = ["t"]
+[numbers."4008001234"]
+company = "c"
+plan = "p"
+"#;

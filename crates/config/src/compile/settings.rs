@@ -753,18 +753,7 @@ fn settings_billing(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer, s: &mut Settin
 mod billing_and_trunk_limit_tests {
     use crate::from_toml_str;
 
-    const BASE: &str = r#"
-[companies.c]
-name = "C"
-[targets.t]
-uri = "sip:1@127.0.0.1:5070"
-[plans.p]
-[[plans.p.groups]]
-members = ["t"]
-[numbers."4008001234"]
-company = "c"
-plan = "p"
-"#;
+    use crate::TEST_BASE as BASE;
 
     #[test]
     fn billing_and_trunk_limits_parse() -> Result<(), String> {
