@@ -66,6 +66,7 @@ pub struct RawServer {
     pub log_level: Option<Spanned<String>>,
     pub unknown_sources: Option<UnknownSourcesRaw>,
     pub workers: Option<Spanned<i64>>,
+    pub coalesce_us: Option<Spanned<i64>>,
     pub admin: Option<Spanned<String>>,
     pub sip: Option<RawSip>,
     pub cdr: Option<RawCdr>,

@@ -21,6 +21,10 @@ pub struct Settings {
     pub billing: Option<BillingSettings>,
     /// Shards (threads, each with its own UDP socket); 0 = one per CPU core.
     pub workers: usize,
+    /// Wake-up coalescing window of each shard (`server.coalesce_us`; zero = off): after a
+    /// wake-up that found only a few datagrams the shard waits this long before it polls
+    /// its socket again, so that one wake-up serves many datagrams.
+    pub coalesce: Duration,
     /// SIP from neither a trunk nor a target: dropped (default) or answered 403.
     pub unknown_sources: UnknownSources,
     /// Log filter (`info`, `debug`, `info,hotline_sip=trace`) applied at start and on every
@@ -278,6 +282,10 @@ impl Default for CdrSettings {
     }
 }
 
+/// `server.coalesce_us` when absent (docs/PERFORMANCE.md, "Wake-up coalescing", has the
+/// measured trade-off it was chosen from).
+pub const DEFAULT_COALESCE: Duration = Duration::from_micros(0);
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -288,6 +296,7 @@ impl Default for Settings {
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 9060))),
             billing: None,
             workers: 0,
+            coalesce: DEFAULT_COALESCE,
             unknown_sources: UnknownSources::Drop,
             log_level: None,
             cluster: None,

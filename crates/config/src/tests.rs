@@ -1114,6 +1114,30 @@ sources = ["192.0.2.0/24", "2001:db8::/32"]
     assert_eq!(one(&errs, "server.trunks[0].sources[0]").line, 7);
 }
 
+/// `server.coalesce_us`: off by default, 0–1000 µs, anything else refused at its line.
+#[test]
+fn coalesce_window_parses_and_errors() {
+    assert_eq!(compile("").settings.coalesce, DEFAULT_COALESCE);
+    let c = compile("[server]\ncoalesce_us = 250\n");
+    assert_eq!(c.settings.coalesce, std::time::Duration::from_micros(250));
+    assert!(compile("[server]\ncoalesce_us = 0\n")
+        .settings
+        .coalesce
+        .is_zero());
+    for bad in ["-1", "1001", "1000000"] {
+        let errs = errors(&format!("[server]\nworkers = 1\ncoalesce_us = {bad}\n"));
+        let e = one(&errs, "server.coalesce_us");
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.hint.as_deref().is_some_and(|h| h.contains("1000")), "{e}");
+    }
+    // Not a number at all: the TOML type error names the key.
+    let errs = errors("[server]\ncoalesce_us = \"200us\"\n");
+    assert!(
+        errs.iter().any(|e| e.to_string().contains("coalesce_us")),
+        "{errs:?}"
+    );
+}
+
 /// Listen addresses that cannot all be bound are refused at their line: twice the same, a
 /// wildcard beside an address it covers, too many. Distinct families on one port are fine.
 #[test]

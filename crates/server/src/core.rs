@@ -9,6 +9,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,7 @@ use hotline_route::{
     RouteTable, Routed, TargetId,
 };
 use hotline_sip::frame::{parse_datagram, Datagram, Limits};
+use hotline_sip::idmap::IdHasher;
 use hotline_sip::proxy::{
     Admission, Advance, AttemptInfo, BranchTarget, ByCause, CallHandle, CallInfo, Diversion, Event,
     ForkGroup, ForkPlan, Hangup, Outcome, Peer, Presentation, Proxy, ProxyConfig, Transport,
@@ -37,6 +39,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::alarm::Alarm;
 use crate::cluster::{CallState, Link};
+use crate::coalesce::Coalesce;
 use crate::logbuf;
 use crate::metrics::{Metrics, ShardSample};
 use crate::prepaid::{Grant, Prepaid};
@@ -58,12 +61,18 @@ use plan::*;
 pub(crate) use records::billing_error;
 use records::*;
 
+/// A map keyed by ids (call handles, attempt numbers): one multiply per lookup, not SipHash
+/// (the keys are this shard's own sequence numbers, not attacker-chosen).
+type IdHashMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+/// This shard's calls by handle.
+type CallMap = IdHashMap<CallHandle, CallMeta>;
+
 /// What the core remembers of a call for its CDR and its live-state bookkeeping.
 struct CallMeta {
     snap: Arc<Snapshot>,
     record: CallRecord,
     /// Attempt index -> target id (for releasing slots).
-    targets: HashMap<u32, u32>,
+    targets: IdHashMap<u32, u32>,
     /// Slot of the answered target, released when the call ends.
     answered: Option<u32>,
     disposition: Option<Disposition>,
@@ -296,7 +305,7 @@ pub struct Core {
     tcp: Tcp,
     inbox: mpsc::Receiver<ShardMsg>,
     drain: watch::Receiver<bool>,
-    calls: HashMap<CallHandle, CallMeta>,
+    calls: CallMap,
     clock: Clock,
     seq: u64,
     draining: bool,
@@ -316,6 +325,8 @@ pub struct Core {
     limits: Limits,
     /// The further listen addresses' UDP sockets (this shard sends from them too).
     more_udp: transport::MoreUdp,
+    /// UDP datagrams of this loop turn for this shard's own socket, sent together.
+    sendq: Vec<(Bytes, SocketAddr)>,
 }
 
 /// Maps the monotonic `Instant`s the proxy uses to wall-clock timestamps for CDRs.
@@ -386,7 +397,7 @@ impl Core {
             tcp,
             inbox,
             drain,
-            calls: HashMap::new(),
+            calls: CallMap::default(),
             clock: Clock::now(),
             seq: 0,
             draining: false,
@@ -399,6 +410,7 @@ impl Core {
             sample: ShardSample::default(),
             limits,
             more_udp,
+            sendq: Vec::with_capacity(crate::mmsg::MAX),
         }
     }
 
@@ -418,7 +430,10 @@ impl Core {
         logbuf::enable();
         // One timer, moved when the earliest deadline moves (not a new one per wake-up).
         let mut alarm = Alarm::new(Instant::now());
+        let mut coalesce = Coalesce::new(self.shared.current.load().settings.coalesce);
         loop {
+            // Datagrams read from the socket in this turn (for the coalescing decision).
+            let mut found = 0usize;
             if logbuf::due().is_some() {
                 logbuf::flush_if_due(Instant::now());
             }
@@ -451,11 +466,13 @@ impl Core {
                     if r.is_ok() {
                         let now = Instant::now();
                         let snap = self.shared.current.load();
+                        coalesce.set_window(snap.settings.coalesce);
                         let mut drained = false;
                         // Up to 8 batches per wake-up, then timers and sends get their turn.
                         for _ in 0..8 {
                             match rx.recv(&udp) {
                                 Ok(empty) => {
+                                    found += rx.len();
                                     for (data, from) in rx.datagrams() {
                                         if let Some(from) = from {
                                             self.on_datagram(now, &snap, data, from);
@@ -500,6 +517,14 @@ impl Core {
             self.after_input(now, &out);
             if self.draining && self.drain_step(Instant::now(), &out) {
                 break;
+            }
+            // Interrupt moderation: after a wake-up that found only a few datagrams, let
+            // more arrive before the next poll (crate::coalesce). This thread runs only this
+            // shard, so the pause delays nothing but this shard's next turn.
+            if let Some(pause) = coalesce.after_turn(found) {
+                if !self.draining {
+                    std::thread::sleep(pause);
+                }
             }
         }
         let _ = logbuf::flush(&mut std::io::stderr());
@@ -755,10 +780,17 @@ impl Core {
     /// Handle events until none are left, then send everything queued.
     fn after_input(&mut self, now: Instant, out: &Outbound) {
         self.process(now);
+        // This shard's UDP datagrams go out together at the end of the turn (one `sendmmsg`);
+        // TCP and the further listen addresses' sockets one by one.
         while let Some(t) = self.proxy.poll_transmit() {
             self.shared.metrics.outbound(&t.bytes);
-            out.send(t.dest, t.bytes);
+            if t.dest.transport == Transport::Udp && t.dest.local == 0 {
+                self.sendq.push((t.bytes, t.dest.addr));
+            } else {
+                out.send(t.dest, t.bytes);
+            }
         }
+        out.send_udp_batch(&mut self.sendq);
         self.shared.metrics.sync_proxy(
             &mut self.sample,
             self.proxy.stats(),
@@ -839,7 +871,7 @@ impl Core {
 /// leased in Redis (the hunt waits for the answer, see `cluster`).
 fn gate(
     shared: &Shared,
-    calls: &mut HashMap<CallHandle, CallMeta>,
+    calls: &mut CallMap,
     dispatch: &Dispatch,
     shard: usize,
     call: CallHandle,
@@ -853,13 +885,7 @@ fn gate(
 }
 
 /// The admission gate: per-target concurrency limits shared by every number.
-fn admit(
-    live: &Live,
-    calls: &HashMap<CallHandle, CallMeta>,
-    call: CallHandle,
-    tag: u32,
-    ts: jiff::Timestamp,
-) -> bool {
+fn admit(live: &Live, calls: &CallMap, call: CallHandle, tag: u32, ts: jiff::Timestamp) -> bool {
     let Some(meta) = calls.get(&call) else {
         return false;
     };

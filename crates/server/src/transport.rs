@@ -292,6 +292,16 @@ impl RecvBatch {
         Ok(self.got.len())
     }
 
+    /// How many datagrams the last [`RecvBatch::recv`] read.
+    pub fn len(&self) -> usize {
+        self.got.len()
+    }
+
+    /// Whether the last [`RecvBatch::recv`] read nothing.
+    pub fn is_empty(&self) -> bool {
+        self.got.is_empty()
+    }
+
     /// The datagrams of the last [`RecvBatch::recv`]: payload and source (`None` when the
     /// kernel gave no usable address, which does not happen for UDP/IP).
     pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], Option<SocketAddr>)> + '_ {
@@ -391,6 +401,31 @@ impl Outbound {
             },
             Transport::Tcp => self.tcp.send(dest.addr, bytes),
         }
+    }
+
+    /// Send the UDP datagrams of `queue` (this shard's own socket) with as few system calls
+    /// as the kernel allows (`sendmmsg`, up to [`crate::mmsg::MAX`] per call), in order, and
+    /// empty it. A datagram the kernel refuses is counted and skipped, as [`Outbound::send`]
+    /// does; the rest still go.
+    pub fn send_udp_batch(&self, queue: &mut Vec<(Bytes, SocketAddr)>) {
+        let stats = &self.tcp.dispatch.stats;
+        let sock = self.udp.get_ref();
+        let mut i = 0;
+        while i < queue.len() {
+            match crate::mmsg::send(sock, &queue[i..]) {
+                Ok(k) if k > 0 => {
+                    stats.udp_out.fetch_add(k as u64, Ordering::Relaxed);
+                    i += k;
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    stats.udp_send_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(dest = %queue[i].1, error = %e, "udp send failed");
+                    i += 1;
+                }
+            }
+        }
+        queue.clear();
     }
 
     /// The socket of listen address `local` (0: this shard's own).

@@ -506,6 +506,18 @@ fn settings_process(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer, s: &mut Settin
             ),
         }
     }
+    if let Some(c) = &srv.coalesce_us {
+        match u64::try_from(*c.get_ref()) {
+            Ok(us) if us <= 1000 => s.coalesce = Duration::from_micros(us),
+            _ => cx.err(
+                fi,
+                c.span(),
+                "server.coalesce_us",
+                format!("{} is not a coalescing window in µs", c.get_ref()),
+                Some("0 (off) to 1000 µs; the default is 0 (docs/config.md)".into()),
+            ),
+        }
+    }
     if let Some(a) = &srv.admin {
         let v = a.get_ref().trim();
         if v.is_empty() || v == "off" {

@@ -106,7 +106,7 @@ impl Core {
         let mut meta = CallMeta {
             snap: snap.clone(),
             record,
-            targets: HashMap::new(),
+            targets: IdHashMap::default(),
             answered: None,
             disposition: None,
             ring: Duration::from_secs(20),

@@ -1,7 +1,6 @@
 //! The shard's side of a cluster: parking a decision while Redis answers, taking it from the
 //! answers, and the hunt's gate leasing target slots in Redis (see `crate::cluster`).
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use hotline_cdr::Disposition;
@@ -13,7 +12,7 @@ use hotline_route::{resolve, Answers, CallContext, Decision, Live, Recorder, Tar
 use hotline_sip::proxy::{Admission, CallHandle};
 use hotline_sip::Message;
 
-use super::{CallMeta, Core, Refusal};
+use super::{CallMap, CallMeta, Core, IdHashMap, Refusal};
 use crate::cluster::{DialogReply, Link, Parked, Reply};
 
 /// How long a prepaid slice outlives the renewal that should follow it.
@@ -565,7 +564,7 @@ impl Core {
         let mut meta = CallMeta {
             snap: snap.clone(),
             record,
-            targets: HashMap::new(),
+            targets: IdHashMap::default(),
             answered: target,
             disposition: None,
             ring: std::time::Duration::from_secs(20),
@@ -771,7 +770,7 @@ fn lease_while_down(
 /// lease on a task and wait (the hunt resumes in `on_leased`).
 pub(super) fn gate(
     shared: &super::Shared,
-    calls: &mut HashMap<CallHandle, CallMeta>,
+    calls: &mut CallMap,
     dispatch: &Dispatch,
     shard: usize,
     call: CallHandle,
