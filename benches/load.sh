@@ -10,6 +10,7 @@
 #   benches/load.sh --mode concurrent --concurrent 100000 --rate 2000
 #   benches/load.sh --tcp ...                # callers and targets over TCP
 #   benches/load.sh --workers 1 ...          # Hotline shards (default: one per core)
+#   benches/load.sh --coalesce 200 ...       # server.coalesce_us (wake-up coalescing window)
 #   benches/load.sh --hotline-bin OTHER/hotline ...   # measure another build (A/B comparisons)
 #   benches/load.sh --driver sipp --mode cpu --warmup 35 ...   # measure after 35 s at the rate
 #   benches/load.sh --mode latency --rate 7000 --warmup 35       # latency after 35 s at the rate
@@ -17,6 +18,9 @@
 #                                            # (issue 8's Kamailio method; modes cpu and sustain;
 #                                            # PERF="stat -e ..." runs perf on Hotline meanwhile)
 #   benches/load.sh --driver sipp --proxy kamailio --kam-children 2 --mode cpu ...
+#   benches/load.sh --driver sipp --mode instr [--proxy kamailio] --cpu-rate 200 --cpu-secs 10
+#                                            # instructions per call (callgrind: deterministic),
+#                                            # every thread and process of the proxy
 #                                            # the same SIPp run through Kamailio 5.6 (Debian package
 #                                            # kamailio) with benches/kamailio/kamailio.cfg instead
 #
@@ -28,6 +32,8 @@ DRIVER=load        # load = hotline-load; sipp = SIPp UAC + SIPp UASes (benches/
 PROXY=hotline      # hotline, or kamailio (--driver sipp only): the proxy under test
 KAM_CHILDREN=2     # --kam-children: Kamailio's UDP worker processes (children=)
 WORKERS=""          # server.workers for Hotline (empty: its default, one shard per core)
+COALESCE=""         # server.coalesce_us for Hotline (empty: its default)
+VG=()               # --mode instr: the valgrind command the proxy runs under
 MODE=all            # all = cpu + ramp + latency; or one of cpu, ramp, latency, sustain, concurrent
 SCENARIO=basic
 TCP=""
@@ -47,7 +53,7 @@ UAS_THREADS=1
 BUILD=1
 OUT=""
 
-usage() { sed -n '2,23p' "$0"; exit "${1:-0}"; }
+usage() { sed -n '2,27p' "$0"; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --mode) MODE=$2; shift ;;
@@ -68,6 +74,7 @@ while [ $# -gt 0 ]; do
         --uas-threads) UAS_THREADS=$2; shift ;;
         --no-build) BUILD=0 ;;
         --workers) WORKERS=$2; shift ;;
+        --coalesce) COALESCE=$2; shift ;;
         --driver) DRIVER=$2; shift ;;
         --proxy) PROXY=$2; shift ;;
         --kam-children) KAM_CHILDREN=$2; shift ;;
@@ -126,8 +133,8 @@ status_kb() { # a /proc/PID/status field; for Kamailio's VmRSS/VmHWM the sum of 
 field() { # field NAME from a RESULT line
     echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'
 }
-wait_line() { # wait_line FILE REGEX: print the first match, give up after 10 s
-    for _ in $(seq 100); do
+wait_line() { # wait_line FILE REGEX: print the first match, give up after 10 s (60 under valgrind)
+    for _ in $(seq $(( ${#VG[@]} > 0 ? 600 : 100 ))); do
         if grep -Eo "$2" "$1" 2>/dev/null | head -1 | grep .; then return 0; fi
         sleep 0.1
     done
@@ -138,7 +145,7 @@ wait_line() { # wait_line FILE REGEX: print the first match, give up after 10 s
 if [ "$DRIVER" = sipp ]; then
     command -v sipp >/dev/null || { echo "sipp not found (Debian package sip-tester)" >&2; exit 2; }
     [ -z "$TCP" ] || { echo "--driver sipp: UDP only here" >&2; exit 2; }
-    case "$MODE" in cpu|sustain) ;; *) echo "--driver sipp: modes cpu and sustain" >&2; exit 2 ;; esac
+    case "$MODE" in cpu|sustain|instr) ;; *) echo "--driver sipp: modes cpu, sustain, instr" >&2; exit 2 ;; esac
     # SIPp wants fixed ports: pick a free-looking block of four.
     SP=$(( 20000 + (RANDOM % 2000) * 10 ))
     UAS_ADDR=127.0.0.1:$SP
@@ -163,6 +170,16 @@ if [ -n "$WORKERS" ]; then
     # server.workers: shards (0 = one per core).
     sed -i "s/^\[server\]\$/[server]\nworkers = $WORKERS/" "$OUT/hotline.toml"
 fi
+if [ -n "$COALESCE" ]; then
+    sed -i "s/^\[server\]\$/[server]\ncoalesce_us = $COALESCE/" "$OUT/hotline.toml"
+fi
+# --mode instr: the proxy runs under callgrind, which counts every instruction of every
+# thread (and, for Kamailio, of every forked process: one output file each).
+if [ "$MODE" = instr ]; then
+    [ "$DRIVER" = sipp ] || { echo "--mode instr: with --driver sipp only" >&2; exit 2; }
+    command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 2; }
+    VG=(valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$OUT/callgrind.%p")
+fi
 if [ "$PROXY" = kamailio ]; then
     # The proxy under test is Kamailio instead (HL_* then name it): same SIPp peers and numbers.
     [ "$DRIVER" = sipp ] || { echo "--proxy kamailio: with --driver sipp only" >&2; exit 2; }
@@ -173,15 +190,15 @@ if [ "$PROXY" = kamailio ]; then
     # 1 GiB shared memory: at 2,000 CPS ~20,000 transactions of ~12 KB each wait out tm's
     # 5 s wait_timer, and 256 MiB ran out. KAM_ARGS adds options (e.g. "-x tlsf -X tlsf").
     # shellcheck disable=SC2086
-    kamailio -f "$OUT/kamailio.cfg" -DD -E -m 1024 -M 16 -Y "$OUT" ${KAM_ARGS:-} \
+    "${VG[@]}" kamailio -f "$OUT/kamailio.cfg" -DD -E -m 1024 -M 16 -Y "$OUT" ${KAM_ARGS:-} \
         >"$OUT/hotline.out" 2>"$OUT/hotline.err" &
     HL_PID=$!; PIDS+=("$HL_PID")
     HL_ADDR=127.0.0.1:$((SP + 7))
-    sleep 1
+    sleep $(( ${#VG[@]} > 0 ? 10 : 1 ))
     kill -0 "$HL_PID" 2>/dev/null || { echo "kamailio did not start:" >&2; cat "$OUT/hotline.err" >&2; exit 1; }
 else
     [ "$PROXY" = hotline ] || { echo "--proxy: hotline or kamailio" >&2; exit 2; }
-    "$BIN/hotline" run --config "$OUT/hotline.toml" >"$OUT/hotline.out" 2>"$OUT/hotline.err" &
+    "${VG[@]}" "$BIN/hotline" run --config "$OUT/hotline.toml" >"$OUT/hotline.out" 2>"$OUT/hotline.err" &
     HL_PID=$!; PIDS+=("$HL_PID")
     HL_ADDR=$(wait_line "$OUT/hotline.err" 'sip=127\.0\.0\.1:[0-9]+' | cut -d= -f2)
 fi
@@ -351,7 +368,34 @@ mode_concurrent() {
     SUMMARY+=("Concurrent answered calls: $CONCURRENT (hold ${hold}s, $rate CPS ramp): hotline RSS $((rss0 / 1024)) MiB idle → $((peak / 1024)) MiB peak (VmHWM $(( $(status_kb "$HL_PID" VmHWM) / 1024 )) MiB), ≈ $per B per active call; completed $(field "$RES" completed), failed $(field "$RES" failed)")
 }
 
+# Instructions per call: warm up, wait until the warm-up's retained transactions have expired
+# (RFC 6026's 32 s; Kamailio's wait_timer is 5 s), zero the counters, run the calls, wait
+# again until all of their state has expired, dump. So the count holds everything the
+# proxy does for those calls, timers and expiry included, and nothing of start-up.
+mode_instr() {
+    local pids=$HL_PID
+    [ "$PROXY" = kamailio ] && pids="$HL_PID $(pgrep -P "$HL_PID" | tr '\n' ' ')"
+    WARM=0 run_uac 100 2 >/dev/null
+    sleep 40
+    # shellcheck disable=SC2086
+    for p in $pids; do callgrind_control -z "$p" >/dev/null; done
+    run_uac "$CPU_RATE" "$CPU_SECS"
+    line instr "$CPU_RATE"
+    sleep 40
+    rm -f "$OUT"/callgrind.*.[0-9]*
+    # shellcheck disable=SC2086
+    for p in $pids; do callgrind_control -d "$p" >/dev/null; done
+    sleep 2
+    local total calls per
+    total=$(cat "$OUT"/callgrind.*.[0-9]* | awk '/^summary:/ { s += $2 } END { printf "%.0f", s }')
+    calls=$(field "$RES" completed)
+    per=$(awk -v t="$total" -v n="$calls" 'BEGIN { if (n > 0) printf "%.0f", t / n; else print "-" }')
+    echo "instr total=$total calls=$calls per_call=$per files=$(ls "$OUT"/callgrind.*.[0-9]* | wc -l)" >>"$OUT/results.txt"
+    SUMMARY+=("Instructions per call ($SCENARIO, $calls calls at $CPU_RATE CPS, callgrind, all threads/processes): $PROXY $per")
+}
+
 case "$MODE" in
+    instr) mode_instr ;;
     all) mode_cpu; sleep "$HOLD"; mode_ramp; mode_latency ;;
     cpu) mode_cpu ;;
     ramp) mode_ramp ;;
