@@ -8,7 +8,7 @@
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::msg::{header_name_matches, kind_of, Kind, Message};
+use crate::msg::{header_name_matches, kind_of, HeaderScan, Kind, Message, Span};
 
 /// What to change when forwarding a request (RFC 3261 §16.6).
 #[derive(Debug, Default)]
@@ -254,7 +254,7 @@ fn copy_headers(out: &mut Vec<u8>, msg: &Message, fwd: &ForwardRequest<'_>, fix:
         }
         if fwd.pop_route && fwd.pop_second_route && header_name_matches(name, "Route") {
             // The first two Route values go, wherever they are (one line or two).
-            let in_line = |r: &&crate::msg::Span| r.s >= h.line.s && r.s < h.line.e;
+            let in_line = |r: &&Span| r.s >= h.line.s && r.s < h.line.e;
             let first = routes.iter().position(|r| in_line(&r));
             let after = routes
                 .iter()
@@ -494,56 +494,165 @@ pub fn response(
     out
 }
 
-/// Shared shape of CANCEL and ACK built from a sent INVITE (§9.1, §17.1.1.3).
-fn invite_sibling(inv: &Message, method: &str, to: &[u8]) -> Vec<u8> {
-    let b: &[u8] = inv.bytes();
-    let via = inv.top_via().raw;
-    let route_block = inv.route_lines();
-    let route_lines = route_block.total as usize;
+/// What a CANCEL and a non-2xx ACK copy from the INVITE they follow (§9.1, §17.1.1.3).
+struct Sibling<'a> {
+    uri: &'a [u8],
+    /// The top Via value (the proxy's own, the only Via of the sibling).
+    via: &'a [u8],
+    from: &'a [u8],
+    call_id: &'a [u8],
+    cseq: u32,
+}
+
+/// Shared shape of CANCEL and ACK built from a sent INVITE: `routes` writes its Route
+/// header lines (`route_len` bytes) unchanged.
+fn write_sibling(
+    s: &Sibling<'_>,
+    method: &str,
+    to: &[u8],
+    route_len: usize,
+    routes: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
     let cap = method.len()
         + 1
-        + inv.request_uri().len()
+        + s.uri.len()
         + " SIP/2.0\r\n".len()
         + "Via: \r\n".len()
-        + via.len()
-        + route_lines
+        + s.via.len()
+        + route_len
         + "Max-Forwards: 70\r\n".len()
         + "From: \r\n".len()
-        + inv.from_value().len()
+        + s.from.len()
         + "To: \r\n".len()
         + to.len()
         + "Call-ID: \r\n".len()
-        + inv.call_id().len()
+        + s.call_id.len()
         + "CSeq: 4294967295 \r\n".len()
         + method.len()
         + "Content-Length: 0\r\n\r\n".len();
     let mut out = Vec::with_capacity(cap);
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
-    out.extend_from_slice(inv.request_uri());
+    out.extend_from_slice(s.uri);
     out.extend_from_slice(b" SIP/2.0\r\n");
-    header_line(&mut out, b"Via", via);
-    match route_block.contiguous() {
-        Some(lines) => out.extend_from_slice(&b[lines]),
-        None => {
-            for h in inv.header_lines() {
-                if kind_of(&b[h.name.range()]) == Kind::Route {
-                    out.extend_from_slice(&b[h.line.range()]);
-                }
-            }
-        }
-    }
+    header_line(&mut out, b"Via", s.via);
+    routes(&mut out);
     out.extend_from_slice(b"Max-Forwards: 70\r\n");
-    header_line(&mut out, b"From", inv.from_value());
+    header_line(&mut out, b"From", s.from);
     header_line(&mut out, b"To", to);
-    header_line(&mut out, b"Call-ID", inv.call_id());
+    header_line(&mut out, b"Call-ID", s.call_id);
     out.extend_from_slice(b"CSeq: ");
-    push_dec(&mut out, u64::from(inv.cseq().0), 1);
+    push_dec(&mut out, u64::from(s.cseq), 1);
     out.push(b' ');
     out.extend_from_slice(method.as_bytes());
     out.extend_from_slice(CRLF);
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     out
+}
+
+/// CANCEL or ACK of a parsed INVITE.
+fn invite_sibling(inv: &Message, method: &str, to: &[u8]) -> Vec<u8> {
+    let b: &[u8] = inv.bytes();
+    let route_block = inv.route_lines();
+    let s = Sibling {
+        uri: inv.request_uri(),
+        via: inv.top_via().raw,
+        from: inv.from_value(),
+        call_id: inv.call_id(),
+        cseq: inv.cseq().0,
+    };
+    write_sibling(
+        &s,
+        method,
+        to,
+        route_block.total as usize,
+        |out| match route_block.contiguous() {
+            Some(lines) => out.extend_from_slice(&b[lines]),
+            None => {
+                for h in inv.header_lines() {
+                    if kind_of(&b[h.name.range()]) == Kind::Route {
+                        out.extend_from_slice(&b[h.line.range()]);
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The sibling fields of an INVITE this proxy built and sent, by one walk over its header
+/// lines instead of a full parse (which validates every URI: ~9,000 instructions for an
+/// INVITE, once per hunt step). `None` for anything that is not plainly what the proxy
+/// writes (a folded or comma-joined top Via, a repeated From/To/Call-ID/CSeq, a bad start
+/// line): the caller then parses the message, so the result never differs.
+fn sent_sibling(b: &[u8]) -> Option<(Sibling<'_>, &[u8], Vec<Span>)> {
+    let nl = crate::scan::find_byte(b, b'\n')?;
+    let uri = b[..nl]
+        .strip_suffix(b"\r")?
+        .strip_prefix(b"INVITE ")?
+        .strip_suffix(b" SIP/2.0")?;
+    if uri.is_empty() || uri.iter().any(|&c| c == b' ' || c == b'\t') {
+        return None;
+    }
+    let (mut via, mut from, mut to, mut call_id, mut cseq) = (None, None, None, None, None);
+    let mut routes = Vec::new();
+    let mut scan = HeaderScan::new(b, nl + 1);
+    while let Some(h) = scan.next_header().ok()? {
+        let v = &b[h.value.range()];
+        let ok = match kind_of(&b[h.name.range()]) {
+            Kind::Via if via.is_none() => {
+                let folded = b[h.value.range()].iter().any(|&c| c == b'\n' || c == b',');
+                via = Some(v);
+                !folded
+            }
+            Kind::Route => {
+                routes.push(h.line);
+                true
+            }
+            Kind::From => once(&mut from, v),
+            Kind::To => once(&mut to, v),
+            Kind::CallId => once(&mut call_id, v),
+            Kind::CSeq => {
+                let digits = v.iter().take_while(|c| c.is_ascii_digit()).count();
+                let n = crate::scan::parse_decimal(&v[..digits], i32::MAX as u64)?;
+                let spaced = v.get(digits).is_some_and(|&c| c == b' ' || c == b'\t');
+                let method = v[digits..].trim_ascii_start();
+                cseq.replace(n as u32).is_none() && spaced && method == b"INVITE"
+            }
+            _ => true,
+        };
+        if !ok {
+            return None;
+        }
+    }
+    let s = Sibling {
+        uri,
+        via: via?,
+        from: from?,
+        call_id: call_id.filter(|c| !c.is_empty())?,
+        cseq: cseq?,
+    };
+    Some((s, to?, routes))
+}
+
+/// Sets `slot` to `v`; false if it was set already (a repeated header).
+fn once<'a>(slot: &mut Option<&'a [u8]>, v: &'a [u8]) -> bool {
+    slot.replace(v).is_none()
+}
+
+fn sent_sibling_msg(b: &[u8], method: &str, to: Option<&[u8]>) -> Option<Vec<u8>> {
+    let (s, sent_to, routes) = sent_sibling(b)?;
+    let route_len = routes.iter().map(|r| r.range().len()).sum();
+    Some(write_sibling(
+        &s,
+        method,
+        to.unwrap_or(sent_to),
+        route_len,
+        |out| {
+            for r in &routes {
+                out.extend_from_slice(&b[r.range()]);
+            }
+        },
+    ))
 }
 
 /// CANCEL for a forwarded INVITE (§9.1): same Request-URI, top Via (only ours), Route headers,
@@ -552,10 +661,24 @@ pub fn cancel_for(sent_invite: &Message) -> Vec<u8> {
     invite_sibling(sent_invite, "CANCEL", sent_invite.to_value())
 }
 
+/// [`cancel_for`] from the bytes of an INVITE this proxy sent, without parsing them (see
+/// [`ack_for_sent`]); `None` when they are not plainly what the proxy writes.
+pub fn cancel_for_sent(sent_invite: &[u8]) -> Option<Vec<u8>> {
+    sent_sibling_msg(sent_invite, "CANCEL", None)
+}
+
 /// ACK for a non-2xx final response to a forwarded INVITE (§17.1.1.3): Request-URI, top Via
 /// and Route headers from the INVITE, To from the response (with its tag), CSeq number + ACK.
 pub fn ack_for(sent_invite: &Message, response: &Message) -> Vec<u8> {
     invite_sibling(sent_invite, "ACK", response.to_value())
+}
+
+/// [`ack_for`] from the bytes of an INVITE this proxy built and sent: one walk over its
+/// header lines instead of a parse. Byte for byte what [`ack_for`] gives for the parsed
+/// INVITE; `None` when the bytes are not plainly what the proxy writes (the caller then
+/// parses them and uses [`ack_for`]).
+pub fn ack_for_sent(sent_invite: &[u8], response: &Message) -> Option<Vec<u8>> {
+    sent_sibling_msg(sent_invite, "ACK", Some(response.to_value()))
 }
 
 #[cfg(test)]
@@ -579,6 +702,85 @@ CSeq: 1 INVITE
 Content-Length: 0
 
 ";
+
+    /// The CANCEL and ACK built from a sent INVITE's bytes are byte for byte those built from
+    /// its parse, for every shape the proxy may have sent; anything unusual gives `None` (and
+    /// the caller parses).
+    #[test]
+    fn siblings_from_sent_bytes_equal_those_from_the_parse() {
+        let ours = "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-hl-1-2\n";
+        let fwd = REQ
+            .replace(
+                "INVITE sip:4008001234@hotline.example",
+                "INVITE sip:1001@192.0.2.20:5070",
+            )
+            .replacen("Via: ", &format!("{ours}Via: "), 1);
+        let same = [
+            fwd.clone(),
+            REQ.to_string(),
+            // Route lines apart, compact names, odd spacing, a body.
+            fwd.replace(
+                "Route: <sip:hotline.example;lr>, <sip:next.example;lr>\n",
+                "Route: <sip:hotline.example;lr>\nX-A: 1\nRoute:   <sip:next.example;lr>\n",
+            ),
+            fwd.replace("From: ", "f: ")
+                .replace("To: ", "t:  ")
+                .replace("Call-ID: ", "i: "),
+            fwd.replace("CSeq: 1 INVITE", "CSeq:   2147483647\tINVITE"),
+            fwd.replace(
+                "Route: <sip:hotline.example;lr>, <sip:next.example;lr>\n",
+                "",
+            ),
+            fwd.replace(
+                "Content-Length: 0\n\n",
+                "Content-Type: application/sdp\nContent-Length: 5\n\nv=0\n",
+            ),
+        ];
+        let busy = parse(
+            "SIP/2.0 486 Busy Here\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-hl-1-2\n\
+             From: <sip:alice@example.com>;tag=1\nTo: <sip:4008001234@hotline.example>;tag=b9\n\
+             Call-ID: c1\nCSeq: 1 INVITE\nContent-Length: 0\n\n",
+        );
+        for v in &same {
+            let bytes = v.replace('\n', "\r\n");
+            let inv = parse(v);
+            assert_eq!(
+                ack_for_sent(bytes.as_bytes(), &busy).as_deref(),
+                Some(&ack_for(&inv, &busy)[..]),
+                "ACK of\n{v}"
+            );
+            assert_eq!(
+                cancel_for_sent(bytes.as_bytes()).as_deref(),
+                Some(&cancel_for(&inv)[..]),
+                "CANCEL of\n{v}"
+            );
+        }
+        let unusual = [
+            // A folded top Via, two Vias on one line, a repeated From, no Call-ID, no CSeq
+            // space, not an INVITE, LF-only line ends.
+            fwd.replacen(
+                "Via: SIP/2.0/UDP 127.0.0.1:5060;",
+                "Via: SIP/2.0/UDP\n 127.0.0.1:5060;",
+                1,
+            ),
+            fwd.replacen(
+                ";branch=z9hG4bK-hl-1-2\nVia: ",
+                ";branch=z9hG4bK-hl-1-2, ",
+                1,
+            ),
+            fwd.replace("From: ", "From: <sip:x@y>;tag=2\nFrom: "),
+            fwd.replace("Call-ID: c1\n", ""),
+            fwd.replace("CSeq: 1 INVITE", "CSeq: 1INVITE"),
+            fwd.replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS")
+                .replacen("INVITE ", "OPTIONS ", 1),
+        ];
+        for v in &unusual {
+            let bytes = v.replace('\n', "\r\n");
+            assert_eq!(ack_for_sent(bytes.as_bytes(), &busy), None, "{v}");
+            assert_eq!(cancel_for_sent(bytes.as_bytes()), None, "{v}");
+        }
+        assert_eq!(cancel_for_sent(fwd.as_bytes()), None, "LF-only start line");
+    }
 
     #[test]
     fn splicing_and_the_line_walk_agree() {

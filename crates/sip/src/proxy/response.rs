@@ -91,10 +91,17 @@ impl Proxy {
             }
             ClientVerdict::PassUpSendAck => {
                 if let Some(ct) = self.clients.get_mut(&cid) {
-                    let Some(invite) = ct.sent.message() else {
-                        return;
+                    // From our own INVITE's bytes; a parse only if they are unusual.
+                    let ack = match rewrite::ack_for_sent(&ct.sent.bytes, &msg) {
+                        Some(a) => a,
+                        None => {
+                            let Some(invite) = ct.sent.message() else {
+                                return;
+                            };
+                            rewrite::ack_for(invite, &msg)
+                        }
                     };
-                    let ack = Bytes::from(rewrite::ack_for(invite, &msg));
+                    let ack = Bytes::from(ack);
                     if let ClientKind::Invite(t) = &mut ct.kind {
                         t.set_ack(ack.clone());
                     }

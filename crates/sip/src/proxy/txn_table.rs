@@ -597,11 +597,17 @@ impl Proxy {
             return;
         };
         let dest = ct.dest;
-        let Some(invite) = ct.sent.message() else {
-            return;
+        // From our own INVITE's bytes; a parse only if they are unusual.
+        let cancel = match rewrite::cancel_for_sent(&ct.sent.bytes) {
+            Some(c) => c,
+            None => {
+                let Some(invite) = ct.sent.message() else {
+                    return;
+                };
+                rewrite::cancel_for(invite)
+            }
         };
-        let cancel = Bytes::from(rewrite::cancel_for(invite));
-        let sent = Sent::new(cancel, invite.call_id(), Method::Cancel);
+        let sent = Sent::new(Bytes::from(cancel), &ct.sent.call_id, Method::Cancel);
         ct.give_up_at = Some(give_up);
         self.schedule(TimerRef::Client(cid), Some(give_up));
         self.cancels.insert(cid, id);
