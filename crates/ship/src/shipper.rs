@@ -21,9 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMessage, stream};
+use async_nats::jetstream::{self, stream};
+use async_nats::{HeaderMap, StatusCode};
 use bytes::Bytes;
-use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};
 use hotline_cdr::reader::RecordRef;
 use hotline_cdr::Kind;
@@ -446,6 +446,13 @@ impl Lane {
         None
     }
 
+    fn is_in_flight(&self, idx: u64) -> bool {
+        idx.checked_sub(self.base)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| self.pending.get(i))
+            .is_some_and(|m| m.state == State::InFlight)
+    }
+
     fn slot(&mut self, idx: u64) -> Option<&mut Msg> {
         let i = usize::try_from(idx.checked_sub(self.base)?).ok()?;
         self.pending.get_mut(i)
@@ -489,7 +496,11 @@ impl Lane {
     /// Move the checkpoint over the acknowledged prefix. `true` if it moved.
     fn advance(&mut self) -> bool {
         let mut moved = false;
-        while self.pending.front().is_some_and(|m| m.state == State::Acked) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|m| m.state == State::Acked)
+        {
             if let Some(m) = self.pending.pop_front() {
                 self.acked = m.pos;
                 self.base += 1;
@@ -633,12 +644,22 @@ async fn run(cfg: ShipConfig, cp: Checkpoint, stats: Arc<ShipStats>, stop: Arc<S
             return;
         }
     };
-    // Both lanes' windows are in flight at once: the context's in-flight permits must cover
-    // them (its default, 5,000, would stall a window above 2,500 per lane for good).
     let js = jetstream::ContextBuilder::new()
         .timeout(cfg.ack_timeout)
-        .max_ack_inflight(2 * window + 16)
         .build(client.clone());
+    // Records are published with core NATS, each with a reply subject of its own under one
+    // wildcard subscription (`<inbox>.c<index>` / `<inbox>.a<index>`): JetStream's ack comes
+    // there and is matched to the record by lane and index, without per-message request
+    // machinery. The client re-subscribes after a reconnect; acks lost meanwhile time out.
+    let inbox = client.new_inbox();
+    let mut replies = match client.subscribe(format!("{inbox}.*")).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cdr ship: cannot subscribe to the ack subject; not shipping");
+            return;
+        }
+    };
+    let node_header: async_nats::HeaderValue = cfg.node.as_str().into();
     tracing::info!(
         node = %cfg.node, stream = %cfg.stream.name, servers = ?cfg.urls,
         call = ?cp.call, attempt = ?cp.attempt, "cdr ship: started"
@@ -650,7 +671,8 @@ async fn run(cfg: ShipConfig, cp: Checkpoint, stats: Arc<ShipStats>, stop: Arc<S
     // A record failed: nothing new is published until every ack in flight is in, then the
     // backoff, then the failed records are published again. The first failure, for the log.
     let mut halted: Option<(usize, u64, String)> = None;
-    let mut acks = FuturesUnordered::new();
+    // (sent at, lane, index) of every publish, in send order: the acks' deadlines.
+    let mut sent_at: VecDeque<(Instant, usize, u64)> = VecDeque::new();
     loop {
         for lane in &mut lanes {
             lane.scan(&stats);
@@ -691,6 +713,7 @@ async fn run(cfg: ShipConfig, cp: Checkpoint, stats: Arc<ShipStats>, stop: Arc<S
                 for lane in &mut lanes {
                     lane.rewind();
                 }
+                sent_at.clear();
                 continue;
             }
             if !connected {
@@ -736,16 +759,25 @@ async fn run(cfg: ShipConfig, cp: Checkpoint, stats: Arc<ShipStats>, stop: Arc<S
                         tracing::warn!(error = %e, "cdr ship: fdatasync of the CDR file failed");
                     }
                 }
+                let now = Instant::now();
                 while let Some((idx, m)) = lane.next_to_send(window) {
-                    let p = PublishMessage::build()
-                        .payload(m.payload.clone())
-                        .message_id(&m.id)
-                        .header("Hotline-Node", cfg.node.as_str())
-                        .header("Hotline-Kind", m.kind.as_str());
-                    match js.send_publish(m.subject.clone(), p).await {
-                        Ok(f) => {
+                    let mut headers = HeaderMap::new();
+                    headers.insert("Nats-Msg-Id", m.id.as_str());
+                    headers.insert("Hotline-Node", node_header.clone());
+                    headers.insert("Hotline-Kind", m.kind.as_str());
+                    let reply = reply_subject(&inbox, li, idx);
+                    match client
+                        .publish_with_reply_and_headers(
+                            m.subject.clone(),
+                            reply,
+                            headers,
+                            m.payload.clone(),
+                        )
+                        .await
+                    {
+                        Ok(()) => {
                             sent += 1;
-                            acks.push(async move { (li, idx, f.await) });
+                            sent_at.push_back((now, li, idx));
                         }
                         Err(e) => {
                             stats.publish_errors.fetch_add(1, Ordering::Relaxed);
@@ -762,50 +794,85 @@ async fn run(cfg: ShipConfig, cp: Checkpoint, stats: Arc<ShipStats>, stop: Arc<S
                 stats.batches.fetch_add(1, Ordering::Relaxed);
             }
         }
-        // Wait for acks (or the poll interval: the files may have grown, a stop may come).
+        // Wait for acks (or the oldest ack's deadline, or the poll interval: the files may have
+        // grown, a stop may come).
+        let in_flight: usize = lanes.iter().map(|l| l.in_flight).sum();
+        let wake = sent_at
+            .front()
+            .map(|(t, _, _)| *t + cfg.ack_timeout)
+            .unwrap_or_else(|| Instant::now() + cfg.poll_interval)
+            .min(Instant::now() + cfg.poll_interval);
         let first = tokio::select! {
-            r = acks.next(), if !acks.is_empty() => r,
-            () = tokio::time::sleep(cfg.poll_interval) => None,
+            m = replies.next(), if in_flight > 0 => match m {
+                Some(m) => Some(m),
+                None => {
+                    tracing::error!("cdr ship: the ack subscription ended; not shipping");
+                    break;
+                }
+            },
+            () = tokio::time::sleep_until(wake.into()) => None,
             () = stop.notify.notified() => None,
         };
         let mut next = first;
-        while let Some((li, idx, r)) = next {
-            let lane = &mut lanes[li];
-            match r {
-                Ok(ack) => {
-                    if lane.on_ack(idx) == AckEffect::Counted {
-                        if ack.duplicate {
-                            stats.duplicates.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            stats.published.fetch_add(1, Ordering::Relaxed);
+        let mut taken = 0usize;
+        while let Some(m) = next {
+            taken += 1;
+            if let Some((li, idx)) = parse_reply(&inbox, m.subject.as_str()) {
+                let lane = &mut lanes[li];
+                match parse_ack(m.status, &m.payload) {
+                    Ok(duplicate) => {
+                        if lane.on_ack(idx) == AckEffect::Counted {
+                            if duplicate {
+                                stats.duplicates.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                stats.published.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
                     }
-                }
-                Err(e) => {
-                    if lane.on_fail(idx) {
-                        stats.publish_errors.fetch_add(1, Ordering::Relaxed);
-                        if e.kind() == PublishErrorKind::StreamNotFound {
-                            stream_ready = false;
-                        }
-                        if halted.is_none() {
-                            fails += 1;
-                            stats.failing.store(true, Ordering::Relaxed);
-                            halted = Some((li, idx, e.to_string()));
+                    Err(e) => {
+                        if lane.on_fail(idx) {
+                            stats.publish_errors.fetch_add(1, Ordering::Relaxed);
+                            if e.no_stream {
+                                stream_ready = false;
+                            }
+                            if halted.is_none() {
+                                fails += 1;
+                                stats.failing.store(true, Ordering::Relaxed);
+                                halted = Some((li, idx, e.text));
+                            }
                         }
                     }
                 }
             }
-            next = acks.next().now_or_never().flatten();
+            next = if taken < 4 * window {
+                replies.next().now_or_never().flatten()
+            } else {
+                None
+            };
+        }
+        // Acks not in within the timeout: those records failed (a resend is safe: dedupe).
+        let now = Instant::now();
+        while let Some(&(t, li, idx)) = sent_at.front() {
+            let lane = &mut lanes[li];
+            if lane.is_in_flight(idx) {
+                if now < t + cfg.ack_timeout {
+                    break;
+                }
+                lane.on_fail(idx);
+                stats.publish_errors.fetch_add(1, Ordering::Relaxed);
+                if halted.is_none() {
+                    fails += 1;
+                    stats.failing.store(true, Ordering::Relaxed);
+                    halted = Some((li, idx, "timed out waiting for the ack".into()));
+                }
+            }
+            sent_at.pop_front();
         }
         let mut moved = false;
         for lane in &mut lanes {
             moved |= lane.advance();
         }
-        if moved
-            && halted.is_none()
-            && fails > 0
-            && lanes.iter().all(|l| l.failed_upto.is_none())
-        {
+        if moved && halted.is_none() && fails > 0 && lanes.iter().all(|l| l.failed_upto.is_none()) {
             tracing::info!(
                 failed_tries = fails,
                 "cdr ship: publishing again: the failing records are in the stream"
@@ -825,6 +892,101 @@ async fn run(cfg: ShipConfig, cp: Checkpoint, stats: Arc<ShipStats>, stop: Arc<S
         lag_records = lanes.iter().map(Lane::lag).sum::<u64>(),
         "cdr ship: stopped"
     );
+}
+
+/// The reply subject of a record's publish: `<inbox>.c<index>` (calls) or `.a<index>`.
+fn reply_subject(inbox: &str, lane: usize, idx: u64) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(inbox.len() + 24);
+    s.push_str(inbox);
+    s.push_str(if lane == 0 { ".c" } else { ".a" });
+    let _ = write!(s, "{idx}");
+    s
+}
+
+/// Lane and index from a reply subject of [`reply_subject`]; `None` for anything else.
+fn parse_reply(inbox: &str, subject: &str) -> Option<(usize, u64)> {
+    let token = subject.strip_prefix(inbox)?.strip_prefix('.')?;
+    let lane = match token.as_bytes().first()? {
+        b'c' => 0,
+        b'a' => 1,
+        _ => return None,
+    };
+    let digits = token.get(1..)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().map(|idx| (lane, idx))
+}
+
+/// Why JetStream did not store a record.
+#[derive(Debug, PartialEq, Eq)]
+struct AckError {
+    /// No stream takes the subject (no responders): the stream is looked up again.
+    no_stream: bool,
+    text: String,
+}
+
+#[derive(serde::Deserialize)]
+struct AckJson {
+    #[serde(default)]
+    stream: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    duplicate: bool,
+    #[serde(default)]
+    error: Option<AckJsonError>,
+}
+
+#[derive(serde::Deserialize)]
+struct AckJsonError {
+    #[serde(default)]
+    code: u64,
+    #[serde(default)]
+    err_code: u64,
+    #[serde(default)]
+    description: String,
+}
+
+/// JetStream's answer to a publish: `{"stream":"CDR","seq":5}` (stored),
+/// `{..,"duplicate":true}` (a duplicate, dropped), `{"error":{..}}` (refused), or a
+/// no-responders status (no stream takes the subject). `Ok(duplicate)`.
+fn parse_ack(status: Option<StatusCode>, payload: &[u8]) -> Result<bool, AckError> {
+    if let Some(st) = status {
+        if st == StatusCode::NO_RESPONDERS {
+            return Err(AckError {
+                no_stream: true,
+                text: "no stream takes the subject (no responders)".into(),
+            });
+        }
+        if !st.is_success() {
+            return Err(AckError {
+                no_stream: false,
+                text: format!("status {st}"),
+            });
+        }
+    }
+    match serde_json::from_slice::<AckJson>(payload) {
+        Ok(AckJson { error: Some(e), .. }) => Err(AckError {
+            no_stream: false,
+            text: format!(
+                "JetStream error {} ({}): {}",
+                e.code, e.err_code, e.description
+            ),
+        }),
+        Ok(AckJson {
+            stream: Some(_),
+            duplicate,
+            ..
+        }) => Ok(duplicate),
+        Ok(_) => Err(AckError {
+            no_stream: false,
+            text: "ack without a stream".into(),
+        }),
+        Err(e) => Err(AckError {
+            no_stream: false,
+            text: format!("undecodable ack: {e}"),
+        }),
+    }
 }
 
 fn update_lag(lanes: &[Lane; 2], stats: &ShipStats) {
@@ -1001,5 +1163,65 @@ mod window_tests {
         assert_eq!(l.acked, at(1));
         assert_eq!(send_all(&mut l, 2), vec![3]);
         assert_eq!(l.on_ack(7), AckEffect::Ignored, "not read yet");
+    }
+
+    #[test]
+    fn reply_subjects_round_trip_and_foreign_subjects_are_ignored() {
+        let inbox = "_INBOX.abc";
+        assert_eq!(reply_subject(inbox, 0, 42), "_INBOX.abc.c42");
+        assert_eq!(
+            parse_reply(inbox, &reply_subject(inbox, 1, u64::MAX)),
+            Some((1, u64::MAX))
+        );
+        assert_eq!(parse_reply(inbox, "_INBOX.abc.c7"), Some((0, 7)));
+        for bad in [
+            "_INBOX.abd.c7",
+            "_INBOX.abc.x7",
+            "_INBOX.abc.c",
+            "_INBOX.abc.c-1",
+            "_INBOX.abc.c1x",
+            "_INBOX.abcc7",
+            "_INBOX.abc.c99999999999999999999999",
+        ] {
+            assert_eq!(parse_reply(inbox, bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn jetstream_acks_stored_duplicate_refused_and_no_stream() {
+        assert_eq!(parse_ack(None, br#"{"stream":"CDR","seq":5}"#), Ok(false));
+        assert_eq!(
+            parse_ack(
+                None,
+                br#"{"stream":"CDR","domain":"x","seq":5,"duplicate":true}"#
+            ),
+            Ok(true)
+        );
+        let e = parse_ack(
+            None,
+            br#"{"error":{"code":503,"err_code":10077,"description":"maximum messages exceeded"}}"#,
+        );
+        assert!(
+            matches!(&e, Err(AckError { no_stream: false, text }) if text.contains("maximum messages exceeded")),
+            "{e:?}"
+        );
+        let e = parse_ack(Some(StatusCode::NO_RESPONDERS), b"");
+        assert!(
+            matches!(
+                e,
+                Err(AckError {
+                    no_stream: true,
+                    ..
+                })
+            ),
+            "{e:?}"
+        );
+        assert!(parse_ack(Some(StatusCode::TIMEOUT), b"").is_err());
+        assert!(parse_ack(None, b"").is_err());
+        assert!(parse_ack(None, b"{not json").is_err());
+        assert!(
+            parse_ack(None, br#"{"seq":5}"#).is_err(),
+            "no stream: not an ack"
+        );
     }
 }
