@@ -68,7 +68,7 @@ pub struct ShipConfig {
     pub dir: PathBuf,
     /// NATS servers, `nats://host:port`.
     pub urls: Vec<String>,
-    /// This node's name in record ids and the `Hotline-Node` header.
+    /// This node's name in record ids (`Nats-Msg-Id`).
     pub node: String,
     /// Subjects are `<subject_prefix>.<400 number>`.
     pub subject_prefix: String,
@@ -659,7 +659,6 @@ async fn run(cfg: ShipConfig, cp: Checkpoint, stats: Arc<ShipStats>, stop: Arc<S
             return;
         }
     };
-    let node_header: async_nats::HeaderValue = cfg.node.as_str().into();
     tracing::info!(
         node = %cfg.node, stream = %cfg.stream.name, servers = ?cfg.urls,
         call = ?cp.call, attempt = ?cp.attempt, "cdr ship: started"
@@ -763,8 +762,6 @@ async fn run(cfg: ShipConfig, cp: Checkpoint, stats: Arc<ShipStats>, stop: Arc<S
                 while let Some((idx, m)) = lane.next_to_send(window) {
                     let mut headers = HeaderMap::new();
                     headers.insert("Nats-Msg-Id", m.id.as_str());
-                    headers.insert("Hotline-Node", node_header.clone());
-                    headers.insert("Hotline-Kind", m.kind.as_str());
                     let reply = reply_subject(&inbox, li, idx);
                     match client
                         .publish_with_reply_and_headers(

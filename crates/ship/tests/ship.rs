@@ -66,7 +66,11 @@ fn stream_contents(nats: &NatsServer) -> (u64, u64, HashMap<String, u32>, source
     let (mut calls, mut attempts) = (0, 0);
     let mut ids: HashMap<String, u32> = HashMap::new();
     let stats = source::scan(&opts, |r, meta| {
-        assert!(!meta.node.is_empty());
+        assert!(
+            meta.node.starts_with('n'),
+            "node from the Nats-Msg-Id: {}",
+            meta.node
+        );
         let id = match r {
             RecordRef::Call(c) => {
                 calls += 1;
