@@ -2,12 +2,17 @@
 //! the writer's channel: it reads what the writer has put in the files.
 //!
 //! One loop, per kind (calls, attempts) a *lane* with two cursors over the same files:
-//! * the **ship cursor** reads records from the checkpoint on into a pending batch (at most
-//!   `batch` records); the batch is published with one `Nats-Msg-Id` per record, every ack is
-//!   awaited (all at once), and the checkpoint moves to the last record acknowledged without a
-//!   gap, then is saved (fsynced). A record that fails (NATS down, a subject no stream takes,
-//!   a refused message) stays at the head of its lane and is published again after a backoff
-//!   (100 ms doubling to `retry_max`); it is logged with its id and counted, never dropped.
+//! * the **ship cursor** reads records from the checkpoint on into the lane's publish window
+//!   (at most `batch` records read and not yet acknowledged). Each record is published as one
+//!   core NATS message with its `Nats-Msg-Id` and a reply subject of its own
+//!   (`<inbox>.c<index>`), while the acks of earlier ones come in on one wildcard
+//!   subscription; JetStream's ack JSON is parsed here. Acks may come in any order: the
+//!   checkpoint moves only over the acknowledged prefix of the lane, and is saved (fsynced) at
+//!   most every `checkpoint_every`, at once when nothing is left, and at a stop. A record that
+//!   fails (NATS down, a subject no stream takes, a refused message, no ack in `ack_timeout`)
+//!   holds the checkpoint before it; nothing new is published until every ack in flight is in,
+//!   then after a backoff (100 ms doubling to `retry_max`) the records without an ack are
+//!   published again. It is logged with its id and counted, never dropped.
 //! * the **scan cursor** only counts complete records, so the lag is known even while the
 //!   batch waits: `lag_records` = records in the files not yet acknowledged.
 //!
@@ -252,7 +257,7 @@ pub fn spawn(cfg: ShipConfig) -> Result<ShipHandle, ShipError> {
                     tracing::warn!(
                         age_s = age.as_secs(),
                         window_s = cfg.stream.duplicate_window.as_secs(),
-                        "cdr ship: checkpoint older than the JetStream duplicate window: records published after it but not acknowledged (one batch at most) may be stored twice"
+                        "cdr ship: checkpoint older than the JetStream duplicate window: records published after it (the publish window and 100 ms of acks, normally) may be stored twice"
                     );
                 }
             }
@@ -311,7 +316,6 @@ enum State {
 struct Msg {
     subject: async_nats::Subject,
     id: String,
-    kind: Kind,
     payload: Bytes,
     /// Position after this record.
     pos: Position,
@@ -548,7 +552,6 @@ fn make_msg(cfg: &ShipConfig, rec: RecordRef<'_>, buf: &mut Vec<u8>) -> Msg {
     Msg {
         subject: message::subject(&cfg.subject_prefix, message::number(rec)).into(),
         id: message::record_id(&cfg.node, rec),
-        kind: message::kind(rec),
         payload: Bytes::copy_from_slice(buf),
         pos: Position::default(),
         end,
@@ -1073,7 +1076,6 @@ mod window_tests {
             l.pending.push_back(Msg {
                 subject: "cdr.4008001234".into(),
                 id: format!("r{i}"),
-                kind: Kind::Call,
                 payload: Bytes::new(),
                 pos: at(i),
                 end: Timestamp::UNIX_EPOCH,
