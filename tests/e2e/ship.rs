@@ -391,7 +391,8 @@ fn kill_9_while_shipping_then_restart_loses_nothing_and_duplicates_nothing() {
             .calls(600)
             .timeout(Duration::from_secs(60)),
     );
-    // Small batches, fast polling: records are being published all the time when the kill comes.
+    // A small window (5 records in flight per lane), fast polling: records are in flight all the
+    // time when the kill comes.
     let config = node_config("n1", "127.0.0.2", &target.uri("1001"), &nats.url())
         .replace("batch = 100", "batch = 5")
         .replace("@CDR_DIR@", &cdr.path().display().to_string());
@@ -431,6 +432,32 @@ fn kill_9_while_shipping_then_restart_loses_nothing_and_duplicates_nothing() {
     assert!(matches!(exit, Ok(Some(ref s)) if !s.success()), "{exit:?}");
     let _ = stop(caller);
     let _ = stop(target);
+    // The checkpoint the kill left (saved while records were in flight and acks arriving)
+    // never passes a record the stream does not hold.
+    let at_kill = hotline_ship::checkpoint::load(&checkpoint)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .expect("a checkpoint");
+    let (sc, sa) = stream_records(&nats);
+    let in_stream = ids(sc
+        .iter()
+        .map(|c| c.record_id.as_str())
+        .chain(sa.iter().map(|a| a.record_id.as_str())));
+    for (kind, at) in [
+        (Kind::Call, &at_kill.call),
+        (Kind::Attempt, &at_kill.attempt),
+    ] {
+        let before = records_before(cdr.path(), kind, at);
+        assert!(
+            !before.is_empty(),
+            "{kind:?}: nothing before the checkpoint {at:?}"
+        );
+        for id in &before {
+            assert!(
+                in_stream.contains_key(id),
+                "{id} is before the checkpoint {at:?} and not in the stream"
+            );
+        }
+    }
     std::fs::write(&checkpoint, &old).unwrap_or_else(|e| panic!("{e}"));
 
     // Restart on the same directory: recovery seals the files, the shipper goes on from its
@@ -460,6 +487,30 @@ fn kill_9_while_shipping_then_restart_loses_nothing_and_duplicates_nothing() {
         files.0.len(),
         files.1.len()
     );
+}
+
+/// The record ids of `kind` in `dir` before the position `at` (in the shipper's file order).
+fn records_before(dir: &Path, kind: Kind, at: &hotline_ship::cursor::Position) -> Vec<String> {
+    use hotline_cdr::reader::RecordRef;
+    use hotline_ship::cursor::{Cursor, Next};
+    let mut cur = Cursor::new(dir, kind, Default::default(), true);
+    let mut out = Vec::new();
+    loop {
+        let id = match cur
+            .advance()
+            .unwrap_or_else(|e| panic!("reading the files: {e}"))
+        {
+            Next::Record(Some(RecordRef::Call(c))) => c.record_id.clone(),
+            Next::Record(Some(RecordRef::Attempt(a))) => a.record_id.clone(),
+            Next::Record(None) | Next::Bad(_) => continue,
+            Next::Pending => return out,
+        };
+        let p = cur.position();
+        if (p.file.as_str(), p.offset) > (at.file.as_str(), at.offset) {
+            return out;
+        }
+        out.push(id);
+    }
 }
 
 /// Call setup times (INVITE sent -> 200 received, ms) of the calls whose INVITE was sent in

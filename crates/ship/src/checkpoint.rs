@@ -1,6 +1,6 @@
 //! The shipper's saved position: one small JSON file, replaced atomically (write a temporary
-//! file, fsync it, rename it over the old one, fsync the directory) after every acknowledged
-//! batch, so after a crash it names records the stream has acknowledged, never more.
+//! file, fsync it, rename it over the old one, fsync the directory) at most every 100 ms while
+//! acks come in, so after a crash it names records the stream has acknowledged, never more.
 //!
 //! ```json
 //! {"v":1,"node":"sh-01","stream":"CDR","call":{"file":"calls-20261124T10.csv","offset":123456},

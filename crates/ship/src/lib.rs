@@ -2,7 +2,8 @@
 //! files, streamed to NATS JetStream, and read back from there for platform-wide reports.
 //!
 //! Owns: the shipper thread (reads the sealed and current CDR files from a saved position,
-//! publishes to `<prefix>.<400 number>`, awaits the acks, saves the checkpoint), the checkpoint
+//! publishes to `<prefix>.<400 number>` in a sliding window of acks, saves the checkpoint over
+//! the acknowledged prefix), the checkpoint
 //! file, the message format (subject, `Nats-Msg-Id`, JSON payload), the stream's creation, and
 //! reading the stream back (`hotline cdr report|tail --source`, `hotline bill --source`).
 //!
@@ -16,7 +17,7 @@
 //!
 //! # Layout
 //! - [`cursor`]: a position in one kind's files and the reader that moves it over complete records.
-//! - [`checkpoint`]: the saved positions, replaced atomically and fsynced per acknowledged batch.
+//! - [`checkpoint`]: the saved positions, replaced atomically and fsynced as acks come in.
 //! - [`message`]: subject, record id (`Nats-Msg-Id`) and payload of one record.
 //! - [`shipper`]: [`spawn`], [`ShipConfig`], [`ShipHandle`], [`ShipStats`]: the shipping loop.
 //! - [`source`]: reading the stream back ([`source::scan`], [`source::tail`]).

@@ -3,8 +3,10 @@
 //! * subject `<prefix>.<400 number>` (e.g. `cdr.4008001234`), calls and attempts alike;
 //! * payload: the record as one JSON Lines object, exactly as a `.jsonl` CDR file holds it
 //!   (`{"v":1,"kind":"call",...}`, no trailing newline), whatever the local file format;
-//! * headers: `Nats-Msg-Id` (the stable record id below, JetStream's dedupe key),
-//!   `Hotline-Node`, `Hotline-Kind` (`call` / `attempt`).
+//! * one header: `Nats-Msg-Id` (the stable record id below, JetStream's dedupe key). The node
+//!   is the id's first field ([`node_of_id`]), the kind the payload's `kind`: nats-server parses
+//!   every header byte of every message, so there are no others (earlier shippers also
+//!   sent `Hotline-Node` and `Hotline-Kind`; the reader still takes `Hotline-Node` when present).
 //!
 //! The record id is `<node>:<Call-ID>:<attempt>:<local record id>`, attempt 0 for the call
 //! record. Node, Call-ID and attempt are what identify a record across the platform; the local
@@ -58,6 +60,12 @@ pub fn record_id(node: &str, rec: RecordRef<'_>) -> String {
     s
 }
 
+/// The node of a record id: everything before its first `:` (node names are `[A-Za-z0-9_.-]`,
+/// never a `:`); the whole id if it has none.
+pub fn node_of_id(id: &str) -> &str {
+    id.split_once(':').map_or(id, |(node, _)| node)
+}
+
 /// The 400 number a record belongs to.
 pub fn number(rec: RecordRef<'_>) -> &str {
     match rec {
@@ -105,6 +113,11 @@ mod tests {
         a.attempt = 2;
         a.record_id = "a0-1-8".into();
         assert_eq!(record_id("n1", RecordRef::Call(&c)), "n1:abc@host:0:c0-1-7");
+        assert_eq!(
+            node_of_id(&record_id("sh-01.a_b", RecordRef::Call(&c))),
+            "sh-01.a_b"
+        );
+        assert_eq!(node_of_id("nocolon"), "nocolon");
         assert_eq!(
             record_id("n1", RecordRef::Attempt(&a)),
             "n1:abc@host:2:a0-1-8"

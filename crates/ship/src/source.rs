@@ -18,6 +18,7 @@ use hotline_cdr::{AttemptRecord, CallRecord, Kind};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
+use crate::message;
 use crate::ShipError;
 
 /// Where to read.
@@ -60,7 +61,8 @@ pub struct SourceStats {
 /// A record from the stream with what the message says about it.
 #[derive(Debug, Clone, Copy)]
 pub struct Meta<'a> {
-    /// `Hotline-Node` header (empty if absent).
+    /// The node that shipped it: the first field of its `Nats-Msg-Id` (`Hotline-Node` on
+    /// messages of shippers that still sent that header); empty if neither is there.
     pub node: &'a str,
     /// Stream sequence.
     pub sequence: u64,
@@ -199,7 +201,12 @@ async fn read(
                 .and_then(|h| h.get(name))
                 .map(|v| v.as_str().to_string())
         };
-        let fresh = match header("Nats-Msg-Id") {
+        // By the standard header's constant: a lookup by the string "Nats-Msg-Id" makes a custom
+        // header name that never equals the standard one the client parses it into.
+        let msg_id = headers
+            .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+            .map(|v| v.as_str().to_string());
+        let fresh = match &msg_id {
             Some(id) => {
                 let d = Sha256::digest(id.as_bytes());
                 let mut k = [0u8; 16];
@@ -211,7 +218,13 @@ async fn read(
         if !fresh {
             stats.duplicates += 1;
         } else {
-            let node = header("Hotline-Node").unwrap_or_default();
+            let node = header("Hotline-Node")
+                .or_else(|| {
+                    msg_id
+                        .as_deref()
+                        .map(|id| message::node_of_id(id).to_string())
+                })
+                .unwrap_or_default();
             let meta = Meta {
                 node: &node,
                 sequence,

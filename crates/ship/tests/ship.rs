@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use hotline_cdr::reader::RecordRef;
 use hotline_cdr::{Format, Kind, Record, WriterConfig};
+use hotline_ship::cursor::{Cursor, Next, Position};
 use hotline_ship::source::{self, SourceOptions};
 use hotline_ship::{ShipConfig, ShipHandle, ShipSnapshot};
 use hotline_testkit::NatsServer;
@@ -66,7 +67,11 @@ fn stream_contents(nats: &NatsServer) -> (u64, u64, HashMap<String, u32>, source
     let (mut calls, mut attempts) = (0, 0);
     let mut ids: HashMap<String, u32> = HashMap::new();
     let stats = source::scan(&opts, |r, meta| {
-        assert!(!meta.node.is_empty());
+        assert!(
+            meta.node.starts_with('n'),
+            "node from the Nats-Msg-Id: {}",
+            meta.node
+        );
         let id = match r {
             RecordRef::Call(c) => {
                 calls += 1;
@@ -82,6 +87,21 @@ fn stream_contents(nats: &NatsServer) -> (u64, u64, HashMap<String, u32>, source
     })
     .expect("reading the stream");
     (calls, attempts, ids, stats)
+}
+
+/// Every record id of `kind` in `dir` with the position after it, in the shipper's order.
+fn ids_in_file_order(dir: &Path, kind: Kind) -> Vec<(String, Position)> {
+    let mut cur = Cursor::new(dir, kind, Position::default(), true);
+    let mut out = Vec::new();
+    loop {
+        let id = match cur.advance().unwrap_or_else(|e| panic!("{e}")) {
+            Next::Record(Some(RecordRef::Call(c))) => c.record_id.clone(),
+            Next::Record(Some(RecordRef::Attempt(a))) => a.record_id.clone(),
+            Next::Record(None) | Next::Bad(_) => continue,
+            Next::Pending => return out,
+        };
+        out.push((id, cur.position().clone()));
+    }
 }
 
 fn count(recs: &[Record]) -> (u64, u64) {
@@ -187,6 +207,32 @@ fn a_refused_subject_is_reported_and_retried_until_the_stream_takes_it() {
     );
     let stuck = h.stats().snapshot();
     assert!(stuck.published < total, "{stuck:?}");
+    // Records of the one number the stream takes are stored past the refused ones in the same
+    // window; the checkpoint still stops before the first refused record of each kind.
+    let (_, _, in_stream, _) = stream_contents(&nats);
+    let cp = hotline_ship::checkpoint::load(&dir.path().join(hotline_ship::DEFAULT_CHECKPOINT))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_default();
+    let mut behind = 0;
+    for (kind, at) in [(Kind::Call, &cp.call), (Kind::Attempt, &cp.attempt)] {
+        let all = ids_in_file_order(dir.path(), kind);
+        let first_refused = all.iter().position(|(id, _)| !in_stream.contains_key(id));
+        for (id, pos) in &all {
+            if (pos.file.as_str(), pos.offset) <= (at.file.as_str(), at.offset) {
+                assert!(
+                    in_stream.contains_key(id),
+                    "{id} is behind the checkpoint {at:?} and not in the stream"
+                );
+            } else if in_stream.contains_key(id) {
+                behind += 1;
+            }
+        }
+        assert!(first_refused.is_some(), "{kind:?}: a record is refused");
+    }
+    assert!(
+        behind > 0,
+        "records after a refused one were stored (acks past a failure)"
+    );
     // Fix the stream: the waiting records go in, none lost, none twice.
     rt.block_on(async {
         js.update_stream(async_nats::jetstream::stream::Config {
