@@ -314,7 +314,7 @@ pub static FAMILIES: &[Family] = &[
     Family {
         name: "hotline_cdr_ship_batches_total",
         kind: "counter",
-        help: "Publish batches sent to JetStream.",
+        help: "Publishing rounds of the shipper (each sends the records pending in its window).",
     },
     Family {
         name: "hotline_cdr_ship_checkpoint_errors_total",
