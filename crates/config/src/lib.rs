@@ -41,7 +41,7 @@ pub use compile::{
 pub use error::{ConfigError, ConfigErrors, Warning};
 pub use settings::{
     cidr_contains, ApiSettings, BillingSettings, CdrFormat, CdrSettings, Rotate, Settings,
-    ShipSettings, SipSettings, Trunk, TrunkRole, UnknownSources, DEFAULT_COALESCE,
+    ShipSettings, SipSettings, Trunk, TrunkRole, UnknownSources, DEFAULT_COALESCE, MAX_COALESCE,
 };
 
 /// The default configuration, also shipped as `config/hotline.toml`.

@@ -285,6 +285,8 @@ impl Default for CdrSettings {
 /// `server.coalesce_us` when absent (docs/PERFORMANCE.md, "Wake-up coalescing", has the
 /// measured trade-off it was chosen from).
 pub const DEFAULT_COALESCE: Duration = Duration::from_micros(0);
+/// Longest `server.coalesce_us` accepted: a pause adds up to this to every hop.
+pub const MAX_COALESCE: Duration = Duration::from_millis(1);
 
 impl Default for Settings {
     fn default() -> Self {

@@ -26,8 +26,8 @@ use std::time::Duration;
 pub const BUSY: usize = 8;
 /// Longest back-off, in turns, after pauses that gathered nothing.
 const MAX_SKIP: u32 = 64;
-/// Longest window accepted (also checked by the config).
-pub const MAX_WINDOW: Duration = Duration::from_millis(1);
+/// Longest window accepted (the config refuses longer ones).
+pub const MAX_WINDOW: Duration = hotline_config::MAX_COALESCE;
 
 /// The pause decision of one shard.
 #[derive(Debug, Clone)]

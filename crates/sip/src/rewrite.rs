@@ -600,9 +600,8 @@ fn sent_sibling(b: &[u8]) -> Option<(Sibling<'_>, &[u8], Vec<Span>)> {
         let v = &b[h.value.range()];
         let ok = match kind_of(&b[h.name.range()]) {
             Kind::Via if via.is_none() => {
-                let folded = b[h.value.range()].iter().any(|&c| c == b'\n' || c == b',');
                 via = Some(v);
-                !folded
+                !v.iter().any(|&c| c == b'\n' || c == b',')
             }
             Kind::Route => {
                 routes.push(h.line);

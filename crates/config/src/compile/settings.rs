@@ -508,7 +508,9 @@ fn settings_process(cx: &mut Ctx<'_>, fi: usize, srv: &RawServer, s: &mut Settin
     }
     if let Some(c) = &srv.coalesce_us {
         match u64::try_from(*c.get_ref()) {
-            Ok(us) if us <= 1000 => s.coalesce = Duration::from_micros(us),
+            Ok(us) if Duration::from_micros(us) <= crate::MAX_COALESCE => {
+                s.coalesce = Duration::from_micros(us)
+            }
             _ => cx.err(
                 fi,
                 c.span(),

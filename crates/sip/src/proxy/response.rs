@@ -91,15 +91,8 @@ impl Proxy {
             }
             ClientVerdict::PassUpSendAck => {
                 if let Some(ct) = self.clients.get_mut(&cid) {
-                    // From our own INVITE's bytes; a parse only if they are unusual.
-                    let ack = match rewrite::ack_for_sent(&ct.sent.bytes, &msg) {
-                        Some(a) => a,
-                        None => {
-                            let Some(invite) = ct.sent.message() else {
-                                return;
-                            };
-                            rewrite::ack_for(invite, &msg)
-                        }
+                    let Some(ack) = ct.sent.ack(&msg) else {
+                        return;
                     };
                     let ack = Bytes::from(ack);
                     if let ClientKind::Invite(t) = &mut ct.kind {

@@ -181,11 +181,23 @@ impl Sent {
         }
     }
 
-    pub(super) fn message(&mut self) -> Option<&Message> {
+    fn message(&mut self) -> Option<&Message> {
         if self.parsed.is_none() {
             self.parsed = Message::parse(self.bytes.clone()).ok().map(Box::new);
         }
         self.parsed.as_deref()
+    }
+
+    /// The CANCEL of this sent INVITE (§9.1): built from its bytes, parsed only if they are
+    /// unusual; `None` if they do not parse either.
+    pub(super) fn cancel(&mut self) -> Option<Vec<u8>> {
+        rewrite::cancel_for_sent(&self.bytes).or_else(|| self.message().map(rewrite::cancel_for))
+    }
+
+    /// The ACK of this sent INVITE for the non-2xx `response` (§17.1.1.3), the same way.
+    pub(super) fn ack(&mut self, response: &Message) -> Option<Vec<u8>> {
+        rewrite::ack_for_sent(&self.bytes, response)
+            .or_else(|| self.message().map(|m| rewrite::ack_for(m, response)))
     }
 }
 
@@ -597,15 +609,8 @@ impl Proxy {
             return;
         };
         let dest = ct.dest;
-        // From our own INVITE's bytes; a parse only if they are unusual.
-        let cancel = match rewrite::cancel_for_sent(&ct.sent.bytes) {
-            Some(c) => c,
-            None => {
-                let Some(invite) = ct.sent.message() else {
-                    return;
-                };
-                rewrite::cancel_for(invite)
-            }
+        let Some(cancel) = ct.sent.cancel() else {
+            return;
         };
         let sent = Sent::new(Bytes::from(cancel), &ct.sent.call_id, Method::Cancel);
         ct.give_up_at = Some(give_up);
