@@ -389,6 +389,8 @@ mode_instr() {
     local total calls per
     total=$(cat "$OUT"/callgrind.*.[0-9]* | awk '/^summary:/ { s += $2 } END { printf "%.0f", s }')
     calls=$(field "$RES" completed)
+    # Keep the window's dumps for callgrind_annotate (the proxy's exit writes its own file).
+    mkdir -p "$OUT/window" && cp "$OUT"/callgrind.*.[0-9]* "$OUT/window/"
     per=$(awk -v t="$total" -v n="$calls" 'BEGIN { if (n > 0) printf "%.0f", t / n; else print "-" }')
     echo "instr total=$total calls=$calls per_call=$per files=$(ls "$OUT"/callgrind.*.[0-9]* | wc -l)" >>"$OUT/results.txt"
     SUMMARY+=("Instructions per call ($SCENARIO, $calls calls at $CPU_RATE CPS, callgrind, all threads/processes): $PROXY $per")
