@@ -292,8 +292,17 @@ impl<'a> NameAddr<'a> {
         NameAddr::parse_full(s).map(|(n, _, tag)| (n, tag))
     }
 
-    #[allow(clippy::type_complexity)]
-    fn parse_full(s: &'a [u8]) -> Option<(NameAddr<'a>, Option<Uri<'a>>, Option<&'a [u8]>)> {
+    /// The `tag` of a From or To header in a response: the name-addr's structure (display
+    /// name, `<…>` or addr-spec, header parameters) as [`NameAddr::parse_tag`] checks it,
+    /// but the URI only as `scheme ":" rest`: a proxy forwards a response and needs its tags,
+    /// not its URIs (the requests it relays are checked in full). `None` where the structure
+    /// is broken.
+    pub(crate) fn response_tag(s: &'a [u8]) -> Option<Option<&'a [u8]>> {
+        check_params(NameAddr::split(s)?.params)
+    }
+
+    /// Display name, URI, and the header parameters after it (without their `;`).
+    fn split(s: &'a [u8]) -> Option<NameAddrParts<'a>> {
         let s = trim_lws(s);
         // Where is the '<' (outside quotes), if any?
         let mut i = 0;
@@ -321,13 +330,30 @@ impl<'a> NameAddr<'a> {
                 (&s[..0], trim_lws(&s[..end]), &s[end..])
             }
         };
-        let parsed = generic_uri(uri)?;
-        let after = trim_lws(after);
-        let params = match after {
-            [] => after,
+        let colon = find_byte(uri, b':')?;
+        if colon == 0 || colon + 1 == uri.len() {
+            return None;
+        }
+        let params = match trim_lws(after) {
+            [] => &after[..0],
             [b';', rest @ ..] => rest,
             _ => return None,
         };
+        Some(NameAddrParts {
+            display,
+            uri,
+            params,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn parse_full(s: &'a [u8]) -> Option<(NameAddr<'a>, Option<Uri<'a>>, Option<&'a [u8]>)> {
+        let NameAddrParts {
+            display,
+            uri,
+            params,
+        } = NameAddr::split(s)?;
+        let parsed = generic_uri(uri)?;
         let tag = check_params(params)?;
         Some((
             NameAddr {
@@ -344,6 +370,13 @@ impl<'a> NameAddr<'a> {
     pub fn param(&self, name: &str) -> Option<&'a [u8]> {
         find_param(self.params, name.as_bytes(), b';')
     }
+}
+
+/// A name-addr cut into its parts, not yet checked beyond its structure.
+struct NameAddrParts<'a> {
+    display: &'a [u8],
+    uri: &'a [u8],
+    params: &'a [u8],
 }
 
 fn valid_display_name(d: &[u8]) -> bool {

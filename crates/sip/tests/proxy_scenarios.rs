@@ -2317,3 +2317,37 @@ Content-Length: 0\n\n"
     assert!(b.events().iter().any(|e| matches!(e, Event::CallEnded(c)
         if c.hangup == Hangup::Caller)));
 }
+
+/// A 2xx without a transaction goes statelessly to the Via below ours (§16.7); that Via is
+/// parsed only then, so a malformed one drops the response instead of sending it elsewhere.
+#[test]
+fn stray_2xx_goes_to_the_second_via_and_not_past_a_malformed_one() {
+    let mut h = H::new();
+    h.send(UAC, &invite("z9hG4bKs1", "call-s1", 70));
+    h.out();
+    let call = h.incoming();
+    let plan = ForkPlan {
+        groups: vec![ForkGroup {
+            parallel: false,
+            targets: vec![target(T1, 1, 20)],
+        }],
+        ..Default::default()
+    };
+    h.p.route(h.now, call, plan, &mut |_, _| true);
+    let inv = only(&h.out(), T1)[0].clone();
+    let ok = String::from_utf8_lossy(&reply(&inv, 200, "OK", "t1")).into_owned();
+    // Another branch id of ours (hex, one digit more): no transaction has it.
+    let ours = String::from_utf8_lossy(inv.top_via().branch.expect("our branch")).into_owned();
+    let stray = ok.replacen(&ours, &format!("{ours}0"), 1);
+    h.send(T1, &stray);
+    let out = h.out();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].0, udp(UAC));
+    assert_eq!(h.p.stats().extra_2xx, 1);
+    // The same with the caller's Via (the second) broken: dropped, not relayed.
+    let broken = stray.replacen("SIP/2.0/UDP 10.0.0.2:5060;", "SIP/2.0/UDP ;;", 1);
+    assert_ne!(broken, stray);
+    h.send(T1, &broken);
+    assert!(h.out().is_empty());
+    assert_eq!(h.p.stats().extra_2xx, 1);
+}

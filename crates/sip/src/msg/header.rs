@@ -19,6 +19,11 @@ pub(crate) enum Kind {
     RecordRoute,
     Contact,
     ContentLength,
+    /// Indexed by their first line only (see [`super::Extra`]): what the call path asks of
+    /// every INVITE, so it need not scan the header block again.
+    UserAgent,
+    Privacy,
+    PAssertedIdentity,
     Other,
 }
 
@@ -108,6 +113,9 @@ pub(crate) fn kind_of(name: &[u8]) -> Kind {
             b'a' => is(b"Call-ID", Kind::CallId),
             _ => is(b"Contact", Kind::Contact),
         },
+        (7, b'p') => is(b"Privacy", Kind::Privacy),
+        (10, b'u') => is(b"User-Agent", Kind::UserAgent),
+        (19, b'p') => is(b"P-Asserted-Identity", Kind::PAssertedIdentity),
         (12, b'm') => is(b"Max-Forwards", Kind::MaxForwards),
         (12, b'r') => is(b"Record-Route", Kind::RecordRoute),
         (14, b'c') => is(b"Content-Length", Kind::ContentLength),

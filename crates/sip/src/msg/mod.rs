@@ -341,6 +341,31 @@ pub struct Message {
     route_lines: LineBlock,
     record_routes: SpanList<MAX_RECORD_ROUTES, 4>,
     contacts: SpanList<MAX_CONTACTS, 2>,
+    user_agent: Extra,
+    privacy: Extra,
+    asserted: Extra,
+}
+
+/// A header the scan indexes by its first line and a count of its lines (User-Agent,
+/// Privacy, P-Asserted-Identity): [`Message::header`] and [`Message::headers`] answer from
+/// it without scanning the header block again, unless the header has several lines.
+#[derive(Clone, Copy)]
+pub(crate) struct Extra {
+    first: Span,
+    lines: u8,
+}
+
+impl Extra {
+    const NONE: Extra = Extra {
+        first: Span::EMPTY,
+        lines: 0,
+    };
+    fn add(&mut self, value: Span) {
+        if self.lines == 0 {
+            self.first = value;
+        }
+        self.lines = self.lines.saturating_add(1);
+    }
 }
 
 impl fmt::Debug for Message {
@@ -446,12 +471,19 @@ impl Message {
             end: t.raw.e as usize,
         }
     }
-    /// Every Via value, top first.
+    /// Every well-formed Via value, top first (a response's Vias below the top are not
+    /// checked when it is parsed: a malformed one is left out here).
     pub fn vias(&self) -> impl Iterator<Item = Via<'_>> {
         self.vias
             .as_slice()
             .iter()
             .filter_map(move |s| Via::parse(self.slice(*s), s.s as usize))
+    }
+    /// The `n`th Via value (0 = top), parsed; `None` if there is none or it is malformed (a
+    /// response's Vias below the top are not checked when it is parsed).
+    pub fn via(&self, n: usize) -> Option<Via<'_>> {
+        let s = *self.vias.as_slice().get(n)?;
+        Via::parse(self.slice(s), s.s as usize)
     }
     /// Number of Via values.
     pub fn via_count(&self) -> usize {
@@ -473,15 +505,35 @@ impl Message {
     /// First value of the named header (long or compact name, any case), LWS-trimmed; folded
     /// values are returned as written. Cold path: scans the header block.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
+        if let Some(x) = self.extra(name) {
+            return (x.lines > 0).then(|| self.slice(x.first));
+        }
         self.header_lines()
             .find(|h| header_name_matches(self.slice(h.name), name))
             .map(|h| self.slice(h.value))
     }
     /// Values of every header line with this name (a line with commas is one item).
     pub fn headers<'m>(&'m self, name: &'m str) -> impl Iterator<Item = &'m [u8]> + 'm {
-        self.header_lines()
-            .filter(move |h| header_name_matches(self.slice(h.name), name))
-            .map(move |h| self.slice(h.value))
+        // An indexed header with at most one line: its value, or nothing; else the scan.
+        let (single, scan) = match self.extra(name) {
+            Some(x) if x.lines <= 1 => ((x.lines == 1).then(|| self.slice(x.first)), false),
+            _ => (None, true),
+        };
+        let lines = scan.then(|| self.header_lines()).into_iter().flatten();
+        single.into_iter().chain(
+            lines
+                .filter(move |h| header_name_matches(self.slice(h.name), name))
+                .map(move |h| self.slice(h.value)),
+        )
+    }
+    /// The index of `name` when it is one of the [`Extra`] headers.
+    fn extra(&self, name: &str) -> Option<Extra> {
+        match kind_of(name.as_bytes()) {
+            Kind::UserAgent => Some(self.user_agent),
+            Kind::Privacy => Some(self.privacy),
+            Kind::PAssertedIdentity => Some(self.asserted),
+            _ => None,
+        }
     }
     /// Every header as (name as written, value).
     pub fn all_headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
@@ -581,6 +633,81 @@ v=0
             vec![&b"<sip:alice@192.0.2.10>"[..]]
         );
         assert_eq!(m.status(), None);
+    }
+
+    /// A response is checked for what a proxy uses of it: its top Via in full, the Vias
+    /// below only when asked for, From/To tags by structure; a request is checked in full.
+    #[test]
+    fn responses_are_checked_for_what_a_proxy_uses() {
+        let resp = "SIP/2.0 200 OK
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKours
+Via: SIP/2.0/UDP ;;bad
+From: <sip:@@[bad>;tag=ft
+To: <sip:4008001234@[::1>;tag=tt
+Call-ID: c1
+CSeq: 1 INVITE
+Content-Length: 0
+
+";
+        let m = msg(resp).unwrap();
+        assert_eq!(m.top_via().branch, Some(&b"z9hG4bKours"[..]));
+        assert_eq!(m.via_count(), 2);
+        assert!(
+            m.via(1).is_none(),
+            "the malformed second Via is not made up"
+        );
+        assert_eq!(m.vias().count(), 1);
+        assert_eq!(m.from_tag(), Some(&b"ft"[..]));
+        assert_eq!(m.to_tag(), Some(&b"tt"[..]));
+        // Structure still counts: an unclosed '<' leaves the tag unindexed.
+        let m = msg(&resp.replace("<sip:4008001234@[::1>;tag=tt", "<sip:x@y;tag=tt")).unwrap();
+        assert_eq!(m.to_tag(), None);
+        // The same headers in a request are errors.
+        let req = resp.replace("SIP/2.0 200 OK", "INVITE sip:a@b SIP/2.0");
+        assert_eq!(msg(&req).unwrap_err(), ParseError::BadVia);
+        let req = req.replace("Via: SIP/2.0/UDP ;;bad\n", "");
+        assert_eq!(msg(&req).unwrap_err(), ParseError::MissingFrom);
+        // A bad top Via is an error in a response too.
+        let bad_top = resp.replace("127.0.0.1:5060;branch=z9hG4bKours", ";;");
+        assert_eq!(msg(&bad_top).unwrap_err(), ParseError::BadVia);
+    }
+
+    /// The indexed headers answer as the scan of the header block does: none, one line,
+    /// several lines (then the scan), folded, any case; other names still scan.
+    #[test]
+    fn indexed_headers_answer_as_the_scan() {
+        let scan = |m: &Message, name: &str| -> Vec<Vec<u8>> {
+            m.header_lines()
+                .filter(|h| header_name_matches(m.slice(h.name), name))
+                .map(|h| m.slice(h.value).to_vec())
+                .collect()
+        };
+        let base = INVITE;
+        let extras = [
+            "",
+            "User-Agent: softphone 1.0\n",
+            "user-agent: a\nPrivacy: id\nPRIVACY: user\n",
+            "P-Asserted-Identity: <sip:+8613800138000@a>\nX-A: 1\nP-Asserted-Identity: <tel:+8613800138001>\n",
+            "Privacy: header;\n  user\nSubject: hi\n",
+        ];
+        for extra in extras {
+            let text = base.replacen("Contact:", &format!("{extra}Contact:"), 1);
+            let m = msg(&text).unwrap();
+            for name in [
+                "User-Agent",
+                "Privacy",
+                "P-Asserted-Identity",
+                "Subject",
+                "Contact",
+            ] {
+                let want = scan(&m, name);
+                let got: Vec<Vec<u8>> = m.headers(name).map(<[u8]>::to_vec).collect();
+                assert_eq!(got, want, "{name} in {extra:?}");
+                assert_eq!(m.header(name).map(<[u8]>::to_vec), want.first().cloned());
+                let lower = name.to_ascii_lowercase();
+                assert_eq!(m.headers(&lower).count(), want.len());
+            }
+        }
     }
 
     #[test]
@@ -690,6 +817,9 @@ v=0
             12 if is("Max-Forwards") => Kind::MaxForwards,
             12 if is("Record-Route") => Kind::RecordRoute,
             14 if is("Content-Length") => Kind::ContentLength,
+            7 if is("Privacy") => Kind::Privacy,
+            10 if is("User-Agent") => Kind::UserAgent,
+            19 if is("P-Asserted-Identity") => Kind::PAssertedIdentity,
             _ => Kind::Other,
         }
     }
@@ -725,6 +855,14 @@ v=0
             "Max_Forwards",
             "Record_Route",
             "Content_Length",
+            "Privacy",
+            "Privacz",
+            "User-Agent",
+            "User-Agents",
+            "Unsupported",
+            "P-Asserted-Identity",
+            "P-Preferred-Identity",
+            "P-Asserted-Identitx",
         ];
         for n in names {
             for v in [

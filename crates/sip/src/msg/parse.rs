@@ -11,7 +11,7 @@ use crate::uri::NameAddr;
 
 use super::header::{kind_of, split_list, HeaderScan, Kind};
 use super::via::Via;
-use super::{LineBlock, Message, Method, ParseError, Span, SpanList, ViaIdx};
+use super::{Extra, LineBlock, Message, Method, ParseError, Span, SpanList, ViaIdx};
 
 /// What the scan collected before validation.
 pub(super) struct Found {
@@ -151,6 +151,9 @@ impl Message {
             route_lines: LineBlock::default(),
             record_routes: SpanList::new(),
             contacts: SpanList::new(),
+            user_agent: Extra::NONE,
+            privacy: Extra::NONE,
+            asserted: Extra::NONE,
         }
     }
 
@@ -278,10 +281,14 @@ impl Message {
                         b,
                         h.value,
                         |s| {
-                            match Via::parse(&b[s.range()], s.s as usize) {
-                                Some(v) if self.vias.len == 0 => top = Some(ViaIdx::of(b, &v)),
-                                Some(_) => {}
-                                None => bad = true,
+                            // A request's Vias are all checked; of a response's only the
+                            // top one is used (ours): the others are parsed when needed.
+                            if self.vias.len == 0 || self.request {
+                                match Via::parse(&b[s.range()], s.s as usize) {
+                                    Some(v) if self.vias.len == 0 => top = Some(ViaIdx::of(b, &v)),
+                                    Some(_) => {}
+                                    None => bad = true,
+                                }
                             }
                             self.vias.push(s)
                         },
@@ -337,6 +344,18 @@ impl Message {
                     set(&mut f.max_forwards, &mut f.max_forwards_dup);
                     Ok(())
                 }
+                Kind::UserAgent => {
+                    self.user_agent.add(h.value);
+                    Ok(())
+                }
+                Kind::Privacy => {
+                    self.privacy.add(h.value);
+                    Ok(())
+                }
+                Kind::PAssertedIdentity => {
+                    self.asserted.add(h.value);
+                    Ok(())
+                }
                 Kind::ContentLength | Kind::Other => Ok(()),
             };
             if let Err(e) = indexed {
@@ -358,12 +377,21 @@ impl Message {
         if self.vias.len == 0 || f.via_bad {
             return Err(ParseError::BadVia);
         }
-        // From / To: required in requests; in responses indexed when well formed.
+        // From / To: required in requests, URIs checked in full; in responses indexed when
+        // their structure holds (the proxy needs their tags, not their URIs).
         for (slot, dup, err, is_from) in [
             (f.from, f.from_dup, ParseError::MissingFrom, true),
             (f.to, f.to_dup, ParseError::MissingTo, false),
         ] {
-            let parsed = slot.and_then(|s| NameAddr::parse_tag(&b[s.range()]).map(|(_, t)| (s, t)));
+            let parsed = slot.and_then(|s| {
+                let v = &b[s.range()];
+                let tag = if self.request {
+                    NameAddr::parse_tag(v).map(|(_, t)| t)
+                } else {
+                    NameAddr::response_tag(v)
+                };
+                tag.map(|t| (s, t))
+            });
             match parsed {
                 Some((s, tag)) if !dup => {
                     let tag = tag.map(|t| {

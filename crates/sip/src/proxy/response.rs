@@ -135,7 +135,7 @@ impl Proxy {
 
     pub(super) fn forward_stray_2xx(&mut self, msg: &Message) {
         // Our Via is on top; the next one says where it goes.
-        let Some(next) = msg.vias().nth(1) else {
+        let Some(next) = msg.via(1) else {
             return;
         };
         let Some(ip) = std::str::from_utf8(next.received.unwrap_or(next.host))
