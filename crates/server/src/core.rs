@@ -855,16 +855,42 @@ impl Core {
         }
     }
 
+    /// A record id, `{kind}{shard}-{start ms}-{seq}`: written digit by digit (per call and
+    /// per attempt, `format!` cost ~1,600 instructions each).
     fn next_id(&mut self, kind: &str) -> String {
         self.seq += 1;
-        format!(
-            "{}{}-{}-{}",
-            kind,
-            self.shard,
-            self.clock.base_ts.as_millisecond(),
-            self.seq
-        )
+        let mut id = String::with_capacity(kind.len() + 40);
+        id.push_str(kind);
+        push_u64(&mut id, self.shard as u64);
+        id.push('-');
+        push_i64(&mut id, self.clock.base_ts.as_millisecond());
+        id.push('-');
+        push_u64(&mut id, self.seq);
+        id
     }
+}
+
+/// `v` in decimal, as `{}` writes it.
+fn push_i64(out: &mut String, v: i64) {
+    if v < 0 {
+        out.push('-');
+    }
+    push_u64(out, v.unsigned_abs());
+}
+
+/// `v` in decimal, as `{}` writes it.
+fn push_u64(out: &mut String, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend(buf[i..].iter().map(|&d| char::from(d)));
 }
 
 /// The admission gate of the hunt: on a single box [`admit`]; in a cluster the slot is
@@ -899,5 +925,30 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+#[cfg(test)]
+mod id_tests {
+    #[test]
+    fn decimal_digits_are_those_of_format() {
+        for v in [
+            0i64,
+            7,
+            10,
+            99,
+            1_764_000_000_123,
+            -1,
+            -42,
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut s = String::new();
+            super::push_i64(&mut s, v);
+            assert_eq!(s, v.to_string());
+        }
+        let mut s = String::from("c");
+        super::push_u64(&mut s, u64::MAX);
+        assert_eq!(s, format!("c{}", u64::MAX));
     }
 }
