@@ -29,6 +29,49 @@ pub struct Uri<'a> {
     raw: &'a [u8],
 }
 
+/// A parsed [`Uri`] as offsets into the buffer it was parsed from: a message keeps its
+/// Request-URI's so that the call path need not parse it again.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct UriIdx {
+    scheme: (u32, u32),
+    user: (u32, u32),
+    host: (u32, u32),
+    port: Option<u16>,
+    params: (u32, u32),
+    raw: (u32, u32),
+}
+
+impl UriIdx {
+    /// Offsets of `u`'s parts, all slices of `base` (buffers are at most `u32::MAX` long).
+    pub(crate) fn of(base: &[u8], u: &Uri<'_>) -> UriIdx {
+        let span = |s: &[u8]| {
+            let off = s.as_ptr() as usize - base.as_ptr() as usize;
+            (off as u32, (off + s.len()) as u32)
+        };
+        UriIdx {
+            scheme: span(u.scheme),
+            user: span(u.user),
+            host: span(u.host),
+            port: u.port,
+            params: span(u.params),
+            raw: span(u.raw),
+        }
+    }
+
+    /// The [`Uri`] again, over the same buffer.
+    pub(crate) fn get<'a>(&self, base: &'a [u8]) -> Uri<'a> {
+        let at = |(s, e): (u32, u32)| base.get(s as usize..e as usize).unwrap_or_default();
+        Uri {
+            scheme: at(self.scheme),
+            user: at(self.user),
+            host: at(self.host),
+            port: self.port,
+            params: at(self.params),
+            raw: at(self.raw),
+        }
+    }
+}
+
 impl<'a> Uri<'a> {
     /// Parse a `sip:`, `sips:` or `tel:` URI. Any other scheme, whitespace, angle brackets or
     /// quotes, an empty or malformed host, or a port outside 0..=65535 give `None`.

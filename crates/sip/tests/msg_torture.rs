@@ -579,3 +579,34 @@ proptest::proptest! {
         assert_same(&d, &Limits::default());
     }
 }
+
+/// The Request-URI a message keeps from its parse is the one `Uri::parse` gives, for every
+/// torture message that parses (and through `parse_datagram`'s one-pass path too).
+#[test]
+fn kept_request_uri_is_uri_parse_of_every_fixture() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/torture");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let raw = std::fs::read(entry.unwrap().path()).unwrap();
+        let direct = frame_datagram(Bytes::from(raw.clone()), &Limits::default())
+            .ok()
+            .and_then(|f| match f {
+                Framed::Message(m) => Message::parse(m).ok(),
+                Framed::KeepAlive => None,
+            });
+        let one_pass = match parse_datagram(Bytes::from(raw), &Limits::default()) {
+            Datagram::Message(m) => Some(m),
+            _ => None,
+        };
+        for m in [direct, one_pass].into_iter().flatten() {
+            let want = if m.is_request() {
+                Uri::parse(m.request_uri())
+            } else {
+                None
+            };
+            assert_eq!(m.request_uri_parsed(), want);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} fixtures parsed");
+}

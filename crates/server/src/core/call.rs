@@ -217,7 +217,8 @@ impl Core {
     /// trunk: from anyone else it is ignored (and counted), or a caller could dial a
     /// department directly.
     pub(super) fn ivr_key(&self, snap: &Snapshot, req: &Message, source: Peer) -> Option<u8> {
-        let key = Uri::parse(req.request_uri())
+        let key = req
+            .request_uri_parsed()
             .and_then(|u| u.param("ivr"))
             .and_then(|k| std::str::from_utf8(k).ok())
             .and_then(|k| k.parse::<u8>().ok())?;
@@ -377,7 +378,8 @@ impl Core {
 
 /// Phase 2, the number: the Request-URI's user must be a 400 (or 1010) number.
 fn phase_number(req: &Message, record: &mut CallRecord) -> Result<Number400, Refusal> {
-    let user = Uri::parse(req.request_uri())
+    let user = req
+        .request_uri_parsed()
         .map(|u| String::from_utf8_lossy(u.user).into_owned())
         .unwrap_or_default();
     match normalize_called(&user) {

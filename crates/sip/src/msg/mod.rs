@@ -341,6 +341,8 @@ pub struct Message {
     route_lines: LineBlock,
     record_routes: SpanList<MAX_RECORD_ROUTES, 4>,
     contacts: SpanList<MAX_CONTACTS, 2>,
+    /// The Request-URI as parsed by the start line's check (sip, sips, tel).
+    uri_parsed: Option<crate::uri::UriIdx>,
     user_agent: Extra,
     privacy: Extra,
     asserted: Extra,
@@ -417,6 +419,11 @@ impl Message {
     /// Empty for responses.
     pub fn request_uri(&self) -> &[u8] {
         self.slice(self.uri)
+    }
+    /// The Request-URI parsed: what `Uri::parse(self.request_uri())` gives, kept from the
+    /// parse of the message (`None` for responses and for schemes other than sip, sips, tel).
+    pub fn request_uri_parsed(&self) -> Option<crate::uri::Uri<'_>> {
+        self.uri_parsed.map(|u| u.get(&self.buf))
     }
     pub fn call_id(&self) -> &[u8] {
         self.slice(self.call_id)

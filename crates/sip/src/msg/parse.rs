@@ -7,7 +7,7 @@ use bytes::Bytes;
 use crate::scan::{
     find_byte, find_headers_end, is_forbidden_in_uri, is_lws, is_token_char, parse_decimal,
 };
-use crate::uri::NameAddr;
+use crate::uri::{NameAddr, Uri, UriIdx};
 
 use super::header::{kind_of, split_list, HeaderScan, Kind};
 use super::via::Via;
@@ -151,6 +151,7 @@ impl Message {
             route_lines: LineBlock::default(),
             record_routes: SpanList::new(),
             contacts: SpanList::new(),
+            uri_parsed: None,
             user_agent: Extra::NONE,
             privacy: Extra::NONE,
             asserted: Extra::NONE,
@@ -204,9 +205,11 @@ impl Message {
         if method.is_empty() || !method.iter().all(|&c| is_token_char(c)) {
             return Err(ParseError::BadStartLine);
         }
-        if !valid_request_uri(uri) {
-            return Err(ParseError::BadStartLine);
-        }
+        let parsed_uri = match valid_request_uri(uri) {
+            RequestUri::Bad => return Err(ParseError::BadStartLine),
+            RequestUri::Parsed(u) => Some(UriIdx::of(b, &u)),
+            RequestUri::Other => None,
+        };
         if version.len() < 4 || !version[..4].eq_ignore_ascii_case(b"SIP/") {
             return Err(ParseError::BadStartLine);
         }
@@ -215,6 +218,7 @@ impl Message {
         self.method = Method::from_bytes(method);
         self.method_span = Span::new(0, sp1);
         self.uri = Span::new(sp1 + 1, sp2);
+        self.uri_parsed = parsed_uri;
         Ok(())
     }
 
@@ -493,11 +497,21 @@ pub(super) fn check_version(v: &[u8]) -> Result<(), ParseError> {
     Ok(())
 }
 
+/// What [`valid_request_uri`] found.
+pub(super) enum RequestUri<'a> {
+    /// Not a valid Request-URI.
+    Bad,
+    /// A sip, sips or tel URI, as [`Uri::parse`] gives it.
+    Parsed(Uri<'a>),
+    /// Valid, of another scheme ([`Uri::parse`] gives `None`).
+    Other,
+}
+
 /// `scheme ":" rest` without white space, quotes or angle brackets; `sip`/`sips` URIs must
 /// parse and carry no `?headers` (RFC 3261 §19.1.5, RFC 4475 §3.1.2.11).
-pub(super) fn valid_request_uri(uri: &[u8]) -> bool {
+pub(super) fn valid_request_uri(uri: &[u8]) -> RequestUri<'_> {
     let Some(colon) = find_byte(uri, b':') else {
-        return false;
+        return RequestUri::Bad;
     };
     let scheme = &uri[..colon];
     let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
@@ -505,24 +519,29 @@ pub(super) fn valid_request_uri(uri: &[u8]) -> bool {
             .iter()
             .all(|&c| c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.');
     if !scheme_ok || colon + 1 == uri.len() {
-        return false;
+        return RequestUri::Bad;
     }
     if scheme.eq_ignore_ascii_case(b"sip") || scheme.eq_ignore_ascii_case(b"sips") {
         // The scheme holds no forbidden byte: Uri::parse checks the rest.
-        if let Some(u) = crate::uri::Uri::parse_at(uri, colon) {
+        if let Some(u) = Uri::parse_at(uri, colon) {
             // A '?' after the host starts URI headers, not allowed in a Request-URI.
             let host_end = u.host.as_ptr() as usize - uri.as_ptr() as usize + u.host.len();
-            return !uri[host_end..].contains(&b'?');
+            if !uri[host_end..].contains(&b'?') {
+                return RequestUri::Parsed(u);
+            }
         }
-        return false;
+        return RequestUri::Bad;
     }
     if uri.iter().any(|&c| is_forbidden_in_uri(c)) {
-        return false;
+        return RequestUri::Bad;
     }
     if scheme.eq_ignore_ascii_case(b"tel") {
-        return crate::uri::Uri::parse_at(uri, colon).is_some();
+        return match Uri::parse_at(uri, colon) {
+            Some(u) => RequestUri::Parsed(u),
+            None => RequestUri::Bad,
+        };
     }
-    true
+    RequestUri::Other
 }
 
 /// Where a datagram's message ends (RFC 3261 §18.3): `Content-Length` bytes after the body's

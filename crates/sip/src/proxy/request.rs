@@ -8,7 +8,6 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::msg::{Message, Method};
-use crate::uri::Uri;
 
 use super::addr::BRANCH_PREFIX;
 use super::call::{Call, CallState};
@@ -57,7 +56,7 @@ impl Proxy {
         }
         // Parsed once. A parsed Request-URI has no white space and no '<' (Message::parse
         // checks), so this is what `uri_is_local` would find.
-        let ruri = Uri::parse(msg.request_uri());
+        let ruri = msg.request_uri_parsed();
         let ruri_local = match ruri {
             Some(u) => !u.host.is_empty() && self.is_local(u.host, u.port),
             None => self.uri_is_local(msg.request_uri()),
