@@ -18,7 +18,12 @@ pub struct Snapshot {
     pub table: RouteTable,
     /// Addresses of configured targets: besides the trunks, the only sources Hotline takes
     /// SIP from (their responses and in-dialog requests).
-    pub target_ips: std::collections::HashSet<std::net::IpAddr>,
+    /// Looked up for every datagram: hashed with the id hasher (a multiply per byte), not
+    /// SipHash; its keys come from the config, so no peer chooses what collides.
+    pub target_ips: std::collections::HashSet<
+        std::net::IpAddr,
+        std::hash::BuildHasherDefault<hotline_sip::idmap::IdHasher>,
+    >,
     /// Longest anti-harassment window of any number (what live rate entries must outlive).
     pub longest_rate_window: std::time::Duration,
     pub source: Option<PathBuf>,
