@@ -580,10 +580,11 @@ proptest::proptest! {
     }
 }
 
-/// The Request-URI a message keeps from its parse is the one `Uri::parse` gives, for every
-/// torture message that parses (and through `parse_datagram`'s one-pass path too).
+/// The Request-URI and top Via a message keeps from its parse are what parsing them again
+/// gives, for every torture message that parses (and through `parse_datagram`'s one-pass
+/// path too).
 #[test]
-fn kept_request_uri_is_uri_parse_of_every_fixture() {
+fn kept_request_uri_and_vias_are_what_a_parse_gives() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/torture");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -605,6 +606,10 @@ fn kept_request_uri_is_uri_parse_of_every_fixture() {
                 None
             };
             assert_eq!(m.request_uri_parsed(), want);
+            // Vias: the top one as the parse kept it, the others parsed on demand.
+            let each: Vec<_> = (0..m.via_count()).filter_map(|i| m.via(i)).collect();
+            assert_eq!(m.vias().collect::<Vec<_>>(), each);
+            assert_eq!(m.via(0), Some(m.top_via()));
             checked += 1;
         }
     }

@@ -481,10 +481,15 @@ impl Message {
     /// Every well-formed Via value, top first (a response's Vias below the top are not
     /// checked when it is parsed: a malformed one is left out here).
     pub fn vias(&self) -> impl Iterator<Item = Via<'_>> {
-        self.vias
-            .as_slice()
-            .iter()
-            .filter_map(move |s| Via::parse(self.slice(*s), s.s as usize))
+        // The top one as the parse kept it; the others parsed now.
+        let top = (self.vias.len > 0).then(|| self.top_via());
+        top.into_iter().chain(
+            self.vias
+                .as_slice()
+                .iter()
+                .skip(1)
+                .filter_map(move |s| Via::parse(self.slice(*s), s.s as usize)),
+        )
     }
     /// The `n`th Via value (0 = top), parsed; `None` if there is none or it is malformed (a
     /// response's Vias below the top are not checked when it is parsed).

@@ -9,7 +9,7 @@ use crate::uri::parse_port;
 use super::header::name_is;
 
 /// One Via header value (one hop), borrowed from the message.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Via<'a> {
     /// Whole value, e.g. `SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport`.
     pub raw: &'a [u8],
