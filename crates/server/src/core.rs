@@ -307,6 +307,8 @@ pub struct Core {
     drain: watch::Receiver<bool>,
     calls: CallMap,
     clock: Clock,
+    /// `{shard}-{clock start ms}-`, the constant middle of this shard's record ids.
+    id_stem: String,
     seq: u64,
     draining: bool,
     drain_deadline: Option<Instant>,
@@ -388,6 +390,12 @@ impl Core {
             max_message: s.sip.max_message_bytes,
         };
         let now = Instant::now();
+        let clock = Clock::now();
+        let mut id_stem = String::with_capacity(32);
+        push_u64(&mut id_stem, shard as u64);
+        id_stem.push('-');
+        push_i64(&mut id_stem, clock.base_ts.as_millisecond());
+        id_stem.push('-');
         Core {
             shard,
             shards: shards.max(1),
@@ -398,7 +406,8 @@ impl Core {
             inbox,
             drain,
             calls: CallMap::default(),
-            clock: Clock::now(),
+            clock,
+            id_stem,
             seq: 0,
             draining: false,
             drain_deadline: None,
@@ -855,16 +864,14 @@ impl Core {
         }
     }
 
-    /// A record id, `{kind}{shard}-{start ms}-{seq}`: written digit by digit (per call and
-    /// per attempt, `format!` cost ~1,600 instructions each).
+    /// A record id, `{kind}{shard}-{start ms}-{seq}`: the kind, the shard's constant stem and
+    /// the sequence's digits (per call and per attempt, `format!` cost ~1,600 instructions
+    /// each, the stem written digit by digit each time ~800).
     fn next_id(&mut self, kind: &str) -> String {
         self.seq += 1;
-        let mut id = String::with_capacity(kind.len() + 40);
+        let mut id = String::with_capacity(kind.len() + self.id_stem.len() + 20);
         id.push_str(kind);
-        push_u64(&mut id, self.shard as u64);
-        id.push('-');
-        push_i64(&mut id, self.clock.base_ts.as_millisecond());
-        id.push('-');
+        id.push_str(&self.id_stem);
         push_u64(&mut id, self.seq);
         id
     }
@@ -890,7 +897,8 @@ fn push_u64(out: &mut String, mut v: u64) {
             break;
         }
     }
-    out.extend(buf[i..].iter().map(|&d| char::from(d)));
+    // ASCII digits: valid UTF-8, appended at once (not a char at a time).
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// The admission gate of the hunt: on a single box [`admit`]; in a cluster the slot is
