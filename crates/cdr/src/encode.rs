@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 
 use crate::record::{AttemptRecord, CallRecord, Kind, Record, SCHEMA_VERSION};
-use crate::time::write_ts;
+use crate::time::{write_ts, TsFormat};
 
 /// Output format of the CDR files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -137,56 +137,194 @@ pub fn encode_attempt(out: &mut Vec<u8>, format: Format, a: &AttemptRecord) {
 
 /// Append an unsigned integer in decimal.
 #[inline]
-pub fn write_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+pub fn write_u64(out: &mut Vec<u8>, v: u64) {
+    let mut b = Fixed::<20>::new();
+    b.u64(v);
+    b.append_to(out);
 }
 
 /// Append `ms` as seconds with exactly three decimals: 61001 -> `61.001`.
 #[inline]
 pub fn write_seconds(out: &mut Vec<u8>, ms: u64) {
-    write_u64(out, ms / 1000);
-    let r = (ms % 1000) as u32;
-    out.push(b'.');
-    out.push(b'0' + (r / 100) as u8);
-    out.push(b'0' + (r / 10 % 10) as u8);
-    out.push(b'0' + (r % 10) as u8);
+    let mut b = Fixed::<24>::new();
+    b.seconds(ms);
+    b.append_to(out);
+}
+
+/// The decimal digits of `v`.
+#[inline]
+fn decimal_len(v: u64) -> usize {
+    v.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
+/// A record's fixed-width and numeric parts (timestamps, durations, codes, separators)
+/// assembled on the stack and appended to the output at once, instead of a capacity-checked
+/// push per separator and digit. `N` is sized for the longest run written through it; an
+/// index past it would panic, so each use is sized by what it writes (see the callers).
+struct Fixed<const N: usize> {
+    b: [u8; N],
+    n: usize,
+    ts: TsFormat,
+}
+
+impl<const N: usize> Fixed<N> {
+    #[inline]
+    fn new() -> Self {
+        Fixed {
+            b: [0; N],
+            n: 0,
+            ts: TsFormat::new(),
+        }
+    }
+
+    #[inline]
+    fn byte(&mut self, c: u8) {
+        self.b[self.n] = c;
+        self.n += 1;
+    }
+
+    #[inline]
+    fn bytes(&mut self, s: &[u8]) {
+        self.b[self.n..self.n + s.len()].copy_from_slice(s);
+        self.n += s.len();
+    }
+
+    /// `v` in decimal, digits written in place from the last.
+    #[inline]
+    fn u64(&mut self, mut v: u64) {
+        let end = self.n + decimal_len(v);
+        let mut i = end;
+        loop {
+            i -= 1;
+            self.b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        self.n = end;
+    }
+
+    /// `ms` as seconds with three decimals, as [`write_seconds`].
+    #[inline]
+    fn seconds(&mut self, ms: u64) {
+        self.u64(ms / 1000);
+        let r = (ms % 1000) as u32;
+        self.bytes(&[
+            b'.',
+            b'0' + (r / 100) as u8,
+            b'0' + (r / 10 % 10) as u8,
+            b'0' + (r % 10) as u8,
+        ]);
+    }
+
+    /// A timestamp as [`write_ts`]; one outside years 0000..=9999 (variable width) flushes
+    /// what is assembled and goes to `out` directly.
+    #[inline]
+    fn ts(&mut self, out: &mut Vec<u8>, ts: Timestamp) {
+        match self.ts.fixed(ts) {
+            Some(t) => self.bytes(&t),
+            None => {
+                self.append_to(out);
+                self.n = 0;
+                write_ts(out, ts);
+            }
+        }
+    }
+
+    #[inline]
+    fn opt_ts(&mut self, out: &mut Vec<u8>, ts: Option<Timestamp>) {
+        if let Some(t) = ts {
+            self.ts(out, t);
+        }
+    }
+
+    /// Append what is assembled and start over.
+    #[inline]
+    fn append_to(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.b[..self.n]);
+        self.n = 0;
+    }
 }
 
 // ---------------------------------------------------------------- CSV
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Nonzero iff a byte of `w` is below `n` (`n` <= 0x80; exact as a yes/no, the classic
+/// "has less" word test).
+#[inline]
+const fn has_below(w: u64, n: u8) -> u64 {
+    w.wrapping_sub(ONES * n as u64) & !w & HIGHS
+}
+
+/// Nonzero iff a byte of `w` equals `c`.
+#[inline]
+const fn has_byte(w: u64, c: u8) -> u64 {
+    has_below(w ^ (ONES * c as u64), 1)
+}
+
+/// Whether 8 bytes hold `,` `"` LF or CR. All four are below `-` (0x2D), and most words of a
+/// CDR (digits, letters, `@` `.` `-` `:`, UTF-8) have no byte below it, so they take one test.
+#[inline]
+const fn word_needs_quotes(w: u64) -> bool {
+    has_below(w, b'-') != 0
+        && (has_byte(w, b',') | has_byte(w, b'"') | has_byte(w, b'\n') | has_byte(w, b'\r')) != 0
+}
+
+#[inline]
+fn is_special(c: u8) -> bool {
+    matches!(c, b',' | b'"' | b'\n' | b'\r')
+}
+
+#[inline]
+fn load8(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+/// Whether a field must be quoted (RFC 4180): it holds `,` `"` CR or LF. Eight bytes at a
+/// time, the last word overlapping the one before (a byte seen twice changes no answer).
+#[inline]
+fn needs_quotes(b: &[u8]) -> bool {
+    if b.len() < 8 {
+        return b.iter().any(|&c| is_special(c));
+    }
+    let mut words = b.chunks_exact(8);
+    if words.any(|w| word_needs_quotes(load8(w))) {
+        return true;
+    }
+    !b.len().is_multiple_of(8) && word_needs_quotes(load8(&b[b.len() - 8..]))
+}
 
 /// Append one CSV field, quoted only when it has to be.
 #[inline]
 pub fn csv_field(out: &mut Vec<u8>, s: &str) {
     let b = s.as_bytes();
-    if !b.iter().any(|&c| matches!(c, b',' | b'"' | b'\n' | b'\r')) {
+    if !needs_quotes(b) {
         out.extend_from_slice(b);
         return;
     }
+    // Quoted, each inner `"` doubled: the runs between quotes are copied whole.
     out.push(b'"');
-    for &c in b {
-        if c == b'"' {
-            out.push(b'"');
-        }
-        out.push(c);
+    let mut runs = b.split(|&c| c == b'"');
+    if let Some(first) = runs.next() {
+        out.extend_from_slice(first);
+    }
+    for run in runs {
+        out.extend_from_slice(b"\"\"");
+        out.extend_from_slice(run);
     }
     out.push(b'"');
 }
 
+/// [`csv_field`] then `sep`.
 #[inline]
-fn csv_opt_ts(out: &mut Vec<u8>, ts: Option<Timestamp>) {
-    if let Some(t) = ts {
-        write_ts(out, t);
-    }
+fn csv_field_then(out: &mut Vec<u8>, s: &str, sep: u8) {
+    csv_field(out, s);
+    out.push(sep);
 }
 
 fn encode_call_csv(out: &mut Vec<u8>, c: &CallRecord) {
@@ -202,70 +340,77 @@ fn encode_call_csv(out: &mut Vec<u8>, c: &CallRecord) {
         &c.caller_city,
         &c.trunk,
     ] {
-        csv_field(out, s);
-        out.push(b',');
+        csv_field_then(out, s, b',');
     }
-    write_ts(out, c.start);
-    out.push(b',');
-    csv_opt_ts(out, c.first_ring);
-    out.push(b',');
-    csv_opt_ts(out, c.answer);
-    out.push(b',');
-    write_ts(out, c.end);
-    out.push(b',');
-    write_seconds(out, c.ring_ms());
-    out.push(b',');
-    write_seconds(out, c.talk_ms());
-    out.push(b',');
+    // Widest run: four timestamps and two durations with their commas, 4 * 30 + 2 * 25.
+    let mut f = Fixed::<176>::new();
+    f.ts(out, c.start);
+    f.byte(b',');
+    f.opt_ts(out, c.first_ring);
+    f.byte(b',');
+    f.opt_ts(out, c.answer);
+    f.byte(b',');
+    f.ts(out, c.end);
+    f.byte(b',');
+    f.seconds(c.ring_ms());
+    f.byte(b',');
+    f.seconds(c.talk_ms());
+    f.byte(b',');
+    f.append_to(out);
     csv_field(out, &c.answered_target);
-    out.push(b',');
-    write_u64(out, u64::from(c.final_code));
-    out.push(b',');
+    f.byte(b',');
+    f.u64(u64::from(c.final_code));
+    f.byte(b',');
+    f.append_to(out);
     csv_field(out, &c.reason);
-    out.push(b',');
-    out.extend_from_slice(c.hangup_side.as_str().as_bytes());
-    out.push(b',');
-    out.extend_from_slice(c.disposition.as_str().as_bytes());
-    out.push(b',');
+    f.byte(b',');
+    f.bytes(c.hangup_side.as_str().as_bytes());
+    f.byte(b',');
+    f.bytes(c.disposition.as_str().as_bytes());
+    f.byte(b',');
+    f.append_to(out);
     csv_field(out, &c.matched_rule);
-    out.push(b',');
-    write_u64(out, c.config_generation);
-    out.push(b',');
+    f.byte(b',');
+    f.u64(c.config_generation);
+    f.byte(b',');
+    f.append_to(out);
     csv_field(out, &c.config_hash);
-    out.push(b',');
-    write_u64(out, u64::from(c.attempts));
-    out.push(b'\n');
+    f.byte(b',');
+    f.u64(u64::from(c.attempts));
+    f.byte(b'\n');
+    f.append_to(out);
 }
 
 fn encode_attempt_csv(out: &mut Vec<u8>, a: &AttemptRecord) {
-    csv_field(out, &a.record_id);
-    out.push(b',');
-    csv_field(out, &a.call_record_id);
-    out.push(b',');
+    csv_field_then(out, &a.record_id, b',');
+    csv_field_then(out, &a.call_record_id, b',');
     csv_field(out, &a.call_id);
-    out.push(b',');
-    write_u64(out, u64::from(a.attempt));
-    out.push(b',');
+    // Widest run: 4 * 30 (timestamps) + 2 * 25 (durations) + 6 (code) + 20 (reason) + 1.
+    let mut f = Fixed::<200>::new();
+    f.byte(b',');
+    f.u64(u64::from(a.attempt));
+    f.byte(b',');
+    f.append_to(out);
     csv_field(out, &a.target);
-    out.push(b',');
-    write_ts(out, a.start);
-    out.push(b',');
-    csv_opt_ts(out, a.first_ring);
-    out.push(b',');
-    csv_opt_ts(out, a.answer);
-    out.push(b',');
-    write_ts(out, a.end);
-    out.push(b',');
-    write_seconds(out, a.ring_ms());
-    out.push(b',');
-    write_seconds(out, a.talk_ms());
-    out.push(b',');
-    write_u64(out, u64::from(a.code));
-    out.push(b',');
-    out.extend_from_slice(a.reason.as_str().as_bytes());
-    out.push(b',');
-    csv_field(out, &a.number);
-    out.push(b'\n');
+    f.byte(b',');
+    f.ts(out, a.start);
+    f.byte(b',');
+    f.opt_ts(out, a.first_ring);
+    f.byte(b',');
+    f.opt_ts(out, a.answer);
+    f.byte(b',');
+    f.ts(out, a.end);
+    f.byte(b',');
+    f.seconds(a.ring_ms());
+    f.byte(b',');
+    f.seconds(a.talk_ms());
+    f.byte(b',');
+    f.u64(u64::from(a.code));
+    f.byte(b',');
+    f.bytes(a.reason.as_str().as_bytes());
+    f.byte(b',');
+    f.append_to(out);
+    csv_field_then(out, &a.number, b'\n');
 }
 
 // ---------------------------------------------------------------- JSON Lines
@@ -395,3 +540,6 @@ fn encode_attempt_json(out: &mut Vec<u8>, a: &AttemptRecord) {
     json_kv_str(out, "number", &a.number);
     out.extend_from_slice(b"}\n");
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,42 +17,85 @@ const MAX_FAST_MS: i64 = 253_402_300_799_999;
 /// 0000-01-01T00:00:00.000Z
 const MIN_FAST_MS: i64 = -62_167_219_200_000;
 
+/// "00" "01" .. "99": two digits per lookup instead of a division and a remainder each.
+static PAIRS: [u8; 200] = {
+    let mut t = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        t[2 * i] = b'0' + (i / 10) as u8;
+        t[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    t
+};
+
 #[inline]
 fn put2(out: &mut [u8], at: usize, v: u32) {
-    out[at] = b'0' + (v / 10) as u8;
-    out[at + 1] = b'0' + (v % 10) as u8;
+    let i = v as usize * 2;
+    out[at] = PAIRS[i];
+    out[at + 1] = PAIRS[i + 1];
 }
 
 /// Append `ts` in the fixed format (millisecond precision, sub-millisecond digits truncated).
 pub fn write_ts(out: &mut Vec<u8>, ts: Timestamp) {
-    let ms = ts.as_millisecond();
-    if !(MIN_FAST_MS..=MAX_FAST_MS).contains(&ms) {
+    match TsFormat::new().fixed(ts) {
+        Some(t) => out.extend_from_slice(&t),
         // Outside 0000..=9999: jiff's own rendering, still RFC 3339.
-        out.extend_from_slice(
+        None => out.extend_from_slice(
             ts.strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
                 .to_string()
                 .as_bytes(),
-        );
-        return;
+        ),
     }
-    let days = ms.div_euclid(MS_PER_DAY);
-    let rem = ms.rem_euclid(MS_PER_DAY) as u32;
-    let (y, m, d) = civil_from_days(days);
-    let y = y as u32; // 0..=9999 by the range check
-                      // Filled in place, appended once (a push per byte checked the capacity 29 times).
-    let mut t = *b"0000-00-00T00:00:00.000+00:00";
-    put2(&mut t, 0, y / 100);
-    put2(&mut t, 2, y % 100);
-    put2(&mut t, 5, m);
-    put2(&mut t, 8, d);
-    let secs = rem / 1000;
-    put2(&mut t, 11, secs / 3600);
-    put2(&mut t, 14, secs / 60 % 60);
-    put2(&mut t, 17, secs % 60);
-    let milli = rem % 1000;
-    t[20] = b'0' + (milli / 100) as u8;
-    put2(&mut t, 21, milli % 100);
-    out.extend_from_slice(&t);
+}
+
+/// Renders timestamps in the fixed format, remembering the last one's date: a record's
+/// timestamps mostly fall on one day, whose calendar date is then worked out once.
+pub(crate) struct TsFormat {
+    day: i64,
+    date: [u8; 10],
+}
+
+impl TsFormat {
+    #[inline]
+    pub(crate) fn new() -> TsFormat {
+        TsFormat {
+            // No timestamp of the fast range is on this day.
+            day: i64::MIN,
+            date: *b"0000-00-00",
+        }
+    }
+
+    /// `ts` in the fixed format, filled in place (a push per byte checked the capacity 29
+    /// times); `None` outside years 0000..=9999, which [`write_ts`] leaves to jiff.
+    #[inline]
+    pub(crate) fn fixed(&mut self, ts: Timestamp) -> Option<[u8; TS_LEN]> {
+        let ms = ts.as_millisecond();
+        if !(MIN_FAST_MS..=MAX_FAST_MS).contains(&ms) {
+            return None;
+        }
+        let days = ms.div_euclid(MS_PER_DAY);
+        let rem = ms.rem_euclid(MS_PER_DAY) as u32;
+        if days != self.day {
+            let (y, m, d) = civil_from_days(days);
+            let y = y as u32; // 0..=9999 by the range check
+            put2(&mut self.date, 0, y / 100);
+            put2(&mut self.date, 2, y % 100);
+            put2(&mut self.date, 5, m);
+            put2(&mut self.date, 8, d);
+            self.day = days;
+        }
+        let mut t = *b"0000-00-00T00:00:00.000+00:00";
+        t[..10].copy_from_slice(&self.date);
+        let secs = rem / 1000;
+        put2(&mut t, 11, secs / 3600);
+        put2(&mut t, 14, secs / 60 % 60);
+        put2(&mut t, 17, secs % 60);
+        let milli = rem % 1000;
+        t[20] = b'0' + (milli / 100) as u8;
+        put2(&mut t, 21, milli % 100);
+        Some(t)
+    }
 }
 
 /// `ts` in the fixed format as a String.

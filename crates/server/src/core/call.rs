@@ -46,7 +46,7 @@ impl Core {
     fn phase_trunk(
         &self,
         snap: &Snapshot,
-        trunk: Option<&str>,
+        trunk: Option<String>,
         meta: &mut CallMeta,
         now: Instant,
     ) -> Result<(), Refusal> {
@@ -55,14 +55,15 @@ impl Core {
         };
         let why = match meta.cl.trunk.take() {
             Some(v) => v,
-            None => self.shared.trunk_admit(snap, name, now),
+            None => self.shared.trunk_admit(snap, &name, now),
         };
         if let Some(why) = why {
             return Err(Refusal::new(Disposition::Failed, "trunk_limit", 503)
                 .why(why)
                 .retry_after_1s());
         }
-        meta.trunk_slot = Some(name.to_owned());
+        // The call's own copy of the name, taken over (not copied again).
+        meta.trunk_slot = Some(name);
         Ok(())
     }
 
@@ -92,10 +93,10 @@ impl Core {
             .settings
             .trunk_for(source.addr.ip())
             .is_some_and(|t| t.trusted);
-        let caller_raw = screening_identity(req, caller_raw, trusted_source);
+        let (caller_raw, caller) = screening_identity(req, caller_raw, trusted_source);
         // The caller and its region first, before anything may refuse the call: every record
         // (blocked, rate-limited, unknown trunk ...) says where the caller is (ad reports).
-        caller_fields(&mut record, &snap.table, &caller_raw);
+        caller_fields(&mut record, &snap.table, &caller);
         let trunk = snap
             .settings
             .trunks
@@ -198,7 +199,7 @@ impl Core {
                     .unwrap_or(meta.ring);
                 let admitted = self
                     .phase_prepaid(snap, called, ts)
-                    .and_then(|()| self.phase_trunk(snap, trunk.as_deref(), &mut meta, now));
+                    .and_then(|()| self.phase_trunk(snap, trunk, &mut meta, now));
                 if let Err(r) = admitted {
                     self.refuse(now, call, meta, r);
                     return;
@@ -289,17 +290,27 @@ pub(super) fn call_seed(call_id: &[u8]) -> u64 {
 /// The number a call is screened and routed by: the From user if it is a usable number; if
 /// not (anonymous), the P-Asserted-Identity's from a trusted trunk (RFC 3325: the network
 /// asserts it, the caller only asked not to show it) when that is one; else the From user as
-/// it is (the routing core then treats the caller as anonymous).
-pub(super) fn screening_identity(req: &Message, from_user: String, trusted: bool) -> String {
-    if !trusted || normalize_caller(&from_user).kind != hotline_route::CallerKind::Unknown {
-        return from_user;
+/// it is (the routing core then treats the caller as anonymous). With it, its normalisation
+/// (worked out here anyway, so the record's caller fields need not do it again).
+pub(super) fn screening_identity(
+    req: &Message,
+    from_user: String,
+    trusted: bool,
+) -> (String, hotline_route::Caller) {
+    let from = normalize_caller(&from_user);
+    if !trusted || from.kind != hotline_route::CallerKind::Unknown {
+        return (from_user, from);
     }
     let asserted = req
         .headers("P-Asserted-Identity")
         .filter_map(Uri::parse_name_addr)
         .map(|u| String::from_utf8_lossy(u.user).into_owned())
-        .find(|u| normalize_caller(u).kind != hotline_route::CallerKind::Unknown);
-    asserted.unwrap_or(from_user)
+        .map(|u| {
+            let c = normalize_caller(&u);
+            (u, c)
+        })
+        .find(|(_, c)| c.kind != hotline_route::CallerKind::Unknown);
+    asserted.unwrap_or((from_user, from))
 }
 
 /// The normalised caller and its region (province, city) on a call record: the same
@@ -307,11 +318,10 @@ pub(super) fn screening_identity(req: &Message, from_user: String, trusted: bool
 pub(super) fn caller_fields(
     record: &mut CallRecord,
     table: &hotline_route::RouteTable,
-    caller_raw: &str,
+    caller: &hotline_route::Caller,
 ) {
-    let caller = normalize_caller(caller_raw);
     record.caller = caller.normalized().to_owned();
-    if let Some(region) = table.regions().lookup(&caller) {
+    if let Some(region) = table.regions().lookup(caller) {
         record.caller_province = region.province.to_owned();
         record.caller_city = region.city.to_owned();
     }
@@ -378,14 +388,15 @@ impl Core {
 
 /// Phase 2, the number: the Request-URI's user must be a 400 (or 1010) number.
 fn phase_number(req: &Message, record: &mut CallRecord) -> Result<Number400, Refusal> {
+    // Borrowed (valid UTF-8, as it normally is): owned only for the record of a refusal.
     let user = req
         .request_uri_parsed()
-        .map(|u| String::from_utf8_lossy(u.user).into_owned())
+        .map(|u| String::from_utf8_lossy(u.user))
         .unwrap_or_default();
     match normalize_called(&user) {
         Ok(n) => Ok(n),
         Err(_) => {
-            record.number = user;
+            record.number = user.into_owned();
             Err(Refusal::new(Disposition::Failed, "not_a_400", 404).reason("Not A 400 Number"))
         }
     }
