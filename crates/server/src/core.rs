@@ -345,8 +345,23 @@ impl Clock {
             base_ts: jiff::Timestamp::now(),
         }
     }
+    /// `base_ts` plus the time since `base`: seconds and nanoseconds added directly (about
+    /// 20 conversions per call; jiff's general `checked_add` cost ~110 instructions each),
+    /// jiff's addition where that would leave the range.
     fn ts(&self, at: Instant) -> jiff::Timestamp {
         let d = at.saturating_duration_since(self.base);
+        let fast = i64::try_from(d.as_secs()).ok().and_then(|s| {
+            let mut secs = self.base_ts.as_second().checked_add(s)?;
+            let mut nanos = self.base_ts.subsec_nanosecond() + d.subsec_nanos() as i32;
+            if nanos >= 1_000_000_000 {
+                nanos -= 1_000_000_000;
+                secs = secs.checked_add(1)?;
+            }
+            jiff::Timestamp::new(secs, nanos).ok()
+        });
+        fast.unwrap_or_else(|| self.ts_general(d))
+    }
+    fn ts_general(&self, d: std::time::Duration) -> jiff::Timestamp {
         let span = jiff::SignedDuration::try_from(d).unwrap_or(jiff::SignedDuration::ZERO);
         self.base_ts.checked_add(span).unwrap_or(self.base_ts)
     }
@@ -925,6 +940,38 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 
 #[cfg(test)]
 mod id_tests {
+    use std::time::{Duration, Instant};
+
+    /// The direct addition gives what jiff's general one does, across the second's wrap
+    /// and for a base before 1970 (negative seconds with positive nanoseconds).
+    #[test]
+    fn clock_ts_is_jiffs_addition() {
+        let base = Instant::now();
+        for base_ts in [
+            jiff::Timestamp::now(),
+            jiff::Timestamp::new(1_764_000_000, 999_999_999).unwrap(),
+            jiff::Timestamp::new(-5, 500_000_000).unwrap(),
+        ] {
+            let clock = super::Clock { base, base_ts };
+            for d in [
+                0u64,
+                1,
+                999_999_999,
+                1_000_000_000,
+                1_500_000_001,
+                86_400_123_456_789,
+            ] {
+                let d = Duration::from_nanos(d);
+                assert_eq!(clock.ts(base + d), clock.ts_general(d), "{base_ts} + {d:?}");
+            }
+            // An instant before the base counts as the base.
+            assert_eq!(
+                clock.ts(base.checked_sub(Duration::from_secs(1)).unwrap_or(base)),
+                base_ts
+            );
+        }
+    }
+
     #[test]
     fn decimal_digits_are_those_of_format() {
         for v in [0u64, 7, 10, 99, 1_764_000_000_123, u64::MAX] {
