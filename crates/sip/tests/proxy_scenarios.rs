@@ -2318,8 +2318,8 @@ Content-Length: 0\n\n"
         if c.hangup == Hangup::Caller)));
 }
 
-/// A 2xx without a transaction goes statelessly to the Via below ours (§16.7); that Via is
-/// parsed only then, so a malformed one drops the response instead of sending it elsewhere.
+/// A 2xx without a transaction goes statelessly to the Via below ours (§16.7); with that
+/// Via malformed it is dropped, not sent elsewhere.
 #[test]
 fn stray_2xx_goes_to_the_second_via_and_not_past_a_malformed_one() {
     let mut h = H::new();

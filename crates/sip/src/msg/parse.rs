@@ -285,14 +285,10 @@ impl Message {
                         b,
                         h.value,
                         |s| {
-                            // A request's Vias are all checked; of a response's only the
-                            // top one is used (ours): the others are parsed when needed.
-                            if self.vias.len == 0 || self.request {
-                                match Via::parse(&b[s.range()], s.s as usize) {
-                                    Some(v) if self.vias.len == 0 => top = Some(ViaIdx::of(b, &v)),
-                                    Some(_) => {}
-                                    None => bad = true,
-                                }
+                            match Via::parse(&b[s.range()], s.s as usize) {
+                                Some(v) if self.vias.len == 0 => top = Some(ViaIdx::of(b, &v)),
+                                Some(_) => {}
+                                None => bad = true,
                             }
                             self.vias.push(s)
                         },
