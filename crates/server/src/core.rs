@@ -875,32 +875,17 @@ impl Core {
     }
 
     /// A record id, `{kind}{shard}-{start ms}-{seq}`: the middle is written once, the
-    /// sequence number digit by digit (per call and per attempt, `format!` cost ~1,600
-    /// instructions each).
+    /// sequence number by the CDR encoder's digit writer (per call and per attempt,
+    /// `format!` cost ~1,600 instructions each).
     fn next_id(&mut self, kind: &str) -> String {
         self.seq += 1;
-        let mut id = String::with_capacity(kind.len() + self.id_infix.len() + 20);
-        id.push_str(kind);
-        id.push_str(&self.id_infix);
-        push_u64(&mut id, self.seq);
-        id
+        let mut id = Vec::with_capacity(kind.len() + self.id_infix.len() + 20);
+        id.extend_from_slice(kind.as_bytes());
+        id.extend_from_slice(self.id_infix.as_bytes());
+        hotline_cdr::encode::write_u64(&mut id, self.seq);
+        // Built of strings and ASCII digits: always UTF-8.
+        String::from_utf8(id).unwrap_or_default()
     }
-}
-
-/// `v` in decimal, as `{}` writes it.
-fn push_u64(out: &mut String, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    // ASCII digits: always UTF-8.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
 }
 
 /// The admission gate of the hunt: on a single box [`admit`]; in a cluster the slot is
@@ -969,15 +954,6 @@ mod id_tests {
                 clock.ts(base.checked_sub(Duration::from_secs(1)).unwrap_or(base)),
                 base_ts
             );
-        }
-    }
-
-    #[test]
-    fn decimal_digits_are_those_of_format() {
-        for v in [0u64, 7, 10, 99, 1_764_000_000_123, u64::MAX] {
-            let mut s = String::from("c1-");
-            super::push_u64(&mut s, v);
-            assert_eq!(s, format!("c1-{v}"));
         }
     }
 }

@@ -29,50 +29,26 @@ pub struct Uri<'a> {
     raw: &'a [u8],
 }
 
-/// A parsed [`Uri`] as offsets into the buffer it was parsed from: a message keeps its
-/// Request-URI's so that the call path need not parse it again.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct UriIdx {
-    scheme: (u32, u32),
-    user: (u32, u32),
-    host: (u32, u32),
-    port: Option<u16>,
-    params: (u32, u32),
-    raw: (u32, u32),
-}
-
-impl UriIdx {
-    /// Offsets of `u`'s parts, all slices of `base` (buffers are at most `u32::MAX` long).
-    pub(crate) fn of(base: &[u8], u: &Uri<'_>) -> UriIdx {
-        let span = |s: &[u8]| {
-            let off = s.as_ptr() as usize - base.as_ptr() as usize;
-            (off as u32, (off + s.len()) as u32)
-        };
-        UriIdx {
-            scheme: span(u.scheme),
-            user: span(u.user),
-            host: span(u.host),
-            port: u.port,
-            params: span(u.params),
-            raw: span(u.raw),
-        }
-    }
-
-    /// The [`Uri`] again, over the same buffer.
-    pub(crate) fn get<'a>(&self, base: &'a [u8]) -> Uri<'a> {
-        let at = |(s, e): (u32, u32)| base.get(s as usize..e as usize).unwrap_or_default();
-        Uri {
-            scheme: at(self.scheme),
-            user: at(self.user),
-            host: at(self.host),
-            port: self.port,
-            params: at(self.params),
-            raw: at(self.raw),
-        }
-    }
-}
-
 impl<'a> Uri<'a> {
+    /// A URI from parts an earlier parse found (a message's kept Request-URI).
+    pub(crate) fn from_parts(
+        scheme: &'a [u8],
+        user: &'a [u8],
+        host: &'a [u8],
+        port: Option<u16>,
+        params: &'a [u8],
+        raw: &'a [u8],
+    ) -> Uri<'a> {
+        Uri {
+            scheme,
+            user,
+            host,
+            port,
+            params,
+            raw,
+        }
+    }
+
     /// Parse a `sip:`, `sips:` or `tel:` URI. Any other scheme, whitespace, angle brackets or
     /// quotes, an empty or malformed host, or a port outside 0..=65535 give `None`.
     pub fn parse(s: &'a [u8]) -> Option<Uri<'a>> {
@@ -344,8 +320,9 @@ impl<'a> NameAddr<'a> {
         check_params(NameAddr::split(s)?.params)
     }
 
-    /// Display name, URI, and the header parameters after it (without their `;`).
-    fn split(s: &'a [u8]) -> Option<NameAddrParts<'a>> {
+    /// Display name, URI, and the header parameters after it (without their `;`), checked
+    /// for structure only (the URI as `scheme ":" rest`).
+    fn split(s: &'a [u8]) -> Option<NameAddr<'a>> {
         let s = trim_lws(s);
         // Where is the '<' (outside quotes), if any?
         let mut i = 0;
@@ -382,7 +359,7 @@ impl<'a> NameAddr<'a> {
             [b';', rest @ ..] => rest,
             _ => return None,
         };
-        Some(NameAddrParts {
+        Some(NameAddr {
             display,
             uri,
             params,
@@ -391,35 +368,16 @@ impl<'a> NameAddr<'a> {
 
     #[allow(clippy::type_complexity)]
     fn parse_full(s: &'a [u8]) -> Option<(NameAddr<'a>, Option<Uri<'a>>, Option<&'a [u8]>)> {
-        let NameAddrParts {
-            display,
-            uri,
-            params,
-        } = NameAddr::split(s)?;
-        let parsed = generic_uri(uri)?;
-        let tag = check_params(params)?;
-        Some((
-            NameAddr {
-                display,
-                uri,
-                params,
-            },
-            parsed,
-            tag,
-        ))
+        let n = NameAddr::split(s)?;
+        let parsed = generic_uri(n.uri)?;
+        let tag = check_params(n.params)?;
+        Some((n, parsed, tag))
     }
 
     /// A header parameter (`tag`, `expires`, ...), case-insensitive name; `Some(b"")` for flags.
     pub fn param(&self, name: &str) -> Option<&'a [u8]> {
         find_param(self.params, name.as_bytes(), b';')
     }
-}
-
-/// A name-addr cut into its parts, not yet checked beyond its structure.
-struct NameAddrParts<'a> {
-    display: &'a [u8],
-    uri: &'a [u8],
-    params: &'a [u8],
 }
 
 fn valid_display_name(d: &[u8]) -> bool {

@@ -32,6 +32,8 @@ pub(crate) use header::{kind_of, HeaderLine, HeaderScan, Kind};
 pub(crate) use parse::{datagram_end, UdpError};
 pub use via::Via;
 
+use crate::uri::Uri;
+
 /// Most Via values indexed (RFC 4475 §3.1.1.7 has 34; Max-Forwards 70 bounds a sane path).
 pub const MAX_VIAS: usize = 70;
 
@@ -193,6 +195,11 @@ impl Span {
     pub(crate) fn range(self) -> std::ops::Range<usize> {
         self.s as usize..self.e as usize
     }
+    /// Where `sub`, a slice of `base`, lies in it.
+    fn within(base: &[u8], sub: &[u8]) -> Span {
+        let off = sub.as_ptr() as usize - base.as_ptr() as usize;
+        Span::new(off, off + sub.len())
+    }
 }
 
 /// List of at most `N` spans: the first `I` inline, more on the heap. Ordinary messages fit
@@ -288,10 +295,7 @@ struct ViaIdx {
 impl ViaIdx {
     /// Offsets of `v`'s slices, which all point into `b`.
     fn of(b: &[u8], v: &Via<'_>) -> ViaIdx {
-        let span = |x: &[u8]| {
-            let off = x.as_ptr() as usize - b.as_ptr() as usize;
-            Span::new(off, off + x.len())
-        };
+        let span = |x: &[u8]| Span::within(b, x);
         ViaIdx {
             raw: Span::new(v.start, v.end),
             transport: span(v.transport),
@@ -300,6 +304,32 @@ impl ViaIdx {
             branch: v.branch.map(span),
             rport: v.rport,
             received: v.received.map(span),
+        }
+    }
+}
+
+/// The Request-URI as its check parsed it, as offsets: [`Message::request_uri_parsed`]
+/// rebuilds it without parsing again.
+#[derive(Clone, Copy)]
+struct UriIdx {
+    scheme: Span,
+    user: Span,
+    host: Span,
+    port: Option<u16>,
+    params: Span,
+    raw: Span,
+}
+
+impl UriIdx {
+    /// Offsets of `u`'s slices, which all point into `b`.
+    fn of(b: &[u8], u: &Uri<'_>) -> UriIdx {
+        UriIdx {
+            scheme: Span::within(b, u.scheme),
+            user: Span::within(b, u.user),
+            host: Span::within(b, u.host),
+            port: u.port,
+            params: Span::within(b, u.params),
+            raw: Span::within(b, u.raw()),
         }
     }
 }
@@ -342,7 +372,7 @@ pub struct Message {
     record_routes: SpanList<MAX_RECORD_ROUTES, 4>,
     contacts: SpanList<MAX_CONTACTS, 2>,
     /// The Request-URI as parsed by the start line's check (sip, sips, tel).
-    uri_parsed: Option<crate::uri::UriIdx>,
+    uri_parsed: Option<UriIdx>,
     user_agent: Extra,
     privacy: Extra,
     asserted: Extra,
@@ -422,8 +452,16 @@ impl Message {
     }
     /// The Request-URI parsed: what `Uri::parse(self.request_uri())` gives, kept from the
     /// parse of the message (`None` for responses and for schemes other than sip, sips, tel).
-    pub fn request_uri_parsed(&self) -> Option<crate::uri::Uri<'_>> {
-        self.uri_parsed.map(|u| u.get(&self.buf))
+    pub fn request_uri_parsed(&self) -> Option<Uri<'_>> {
+        let u = self.uri_parsed?;
+        Some(Uri::from_parts(
+            self.slice(u.scheme),
+            self.slice(u.user),
+            self.slice(u.host),
+            u.port,
+            self.slice(u.params),
+            self.slice(u.raw),
+        ))
     }
     pub fn call_id(&self) -> &[u8] {
         self.slice(self.call_id)

@@ -7,11 +7,11 @@ use bytes::Bytes;
 use crate::scan::{
     find_byte, find_headers_end, is_forbidden_in_uri, is_lws, is_token_char, parse_decimal,
 };
-use crate::uri::{NameAddr, Uri, UriIdx};
+use crate::uri::{NameAddr, Uri};
 
 use super::header::{kind_of, split_list, HeaderScan, Kind};
 use super::via::Via;
-use super::{Extra, LineBlock, Message, Method, ParseError, Span, SpanList, ViaIdx};
+use super::{Extra, LineBlock, Message, Method, ParseError, Span, SpanList, UriIdx, ViaIdx};
 
 /// What the scan collected before validation.
 pub(super) struct Found {
@@ -394,10 +394,7 @@ impl Message {
             });
             match parsed {
                 Some((s, tag)) if !dup => {
-                    let tag = tag.map(|t| {
-                        let off = t.as_ptr() as usize - b.as_ptr() as usize;
-                        Span::new(off, off + t.len())
-                    });
+                    let tag = tag.map(|t| Span::within(b, t));
                     if is_from {
                         self.from = s;
                         self.from_tag = tag;
