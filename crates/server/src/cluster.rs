@@ -83,8 +83,9 @@ impl Link {
         })
     }
 
-    /// Run `f` on the runtime of the caller (a shard's own, on a shard's thread), else the
-    /// main runtime.
+    /// Run `f` on the runtime of the caller if it has one, else (a shard's thread, which runs
+    /// no runtime: `crate::poller`) the main runtime; its answer comes back through the
+    /// shard's inbox, whose waker rings the shard.
     pub fn spawn(&self, f: impl Future<Output = ()> + Send + 'static) {
         match tokio::runtime::Handle::try_current() {
             Ok(h) => {
@@ -102,8 +103,9 @@ impl Link {
     }
 
     /// The Redis client for the calling thread: on a shard's thread one with a connection of
-    /// its own, driven by the shard's runtime (a round trip wakes no other thread); shared
-    /// state (health, leases held, counters) is the node's.
+    /// its own (a shard's trips do not queue behind another shard's on one connection),
+    /// driven by the main runtime; shared state (health, leases held, counters) is the
+    /// node's.
     pub fn redis(&self) -> RedisState {
         thread_local! {
             static OWN: std::cell::RefCell<Option<RedisState>> = const { std::cell::RefCell::new(None) };
@@ -112,7 +114,11 @@ impl Link {
             let mut o = o.borrow_mut();
             match o.as_ref() {
                 Some(r) if r.shares_state_with(&self.redis) => r.clone(),
-                _ => o.insert(self.redis.own_connection()).clone(),
+                _ => {
+                    // The connection's driver task needs a runtime; a shard thread has none.
+                    let _rt = self.rt.enter();
+                    o.insert(self.redis.own_connection()).clone()
+                }
             }
         })
     }

@@ -9,10 +9,12 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::future::Future;
 use std::hash::BuildHasherDefault;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -42,6 +44,7 @@ use crate::cluster::{CallState, Link};
 use crate::coalesce::Coalesce;
 use crate::logbuf;
 use crate::metrics::{Metrics, ShardSample};
+use crate::poller::Poller;
 use crate::prepaid::{Grant, Prepaid};
 use crate::snapshot::{Current, Snapshot};
 use crate::transport::{self, owner, Dispatch, Outbound, ShardMsg, Tcp};
@@ -295,7 +298,7 @@ impl Shared {
 }
 
 /// One shard: a proxy core, its UDP socket and the calls whose Call-ID it owns, driven by a
-/// single-threaded runtime on its own thread.
+/// loop of its own on its own thread (`Core::run`).
 pub struct Core {
     shard: usize,
     shards: usize,
@@ -433,95 +436,116 @@ impl Core {
         }
     }
 
-    /// Run until a graceful stop has finished. `udp` is this shard's socket; this must run
-    /// on the shard's own (current-thread) runtime.
-    pub async fn run(mut self, udp: std::net::UdpSocket) {
-        let udp = match transport::register_udp(udp) {
-            Ok(u) => u,
+    /// Run until a graceful stop has finished. `udp` is this shard's socket; this runs on
+    /// the shard's own thread, which it blocks: one epoll loop (`crate::poller`), no
+    /// runtime.
+    pub fn run(mut self, udp: std::net::UdpSocket) {
+        let udp: transport::UdpFd = Arc::new(udp);
+        let mut poller = match Poller::new(&*udp) {
+            Ok(p) => p,
             Err(e) => {
-                tracing::error!(shard = self.shard, error = %e, "cannot register the UDP socket");
+                tracing::error!(shard = self.shard, error = %e, "cannot watch the UDP socket");
                 return;
             }
         };
         let out = Outbound::new(udp.clone(), self.tcp.clone(), self.more_udp.clone());
         let mut rx = transport::RecvBatch::default();
-        // This shard's info lines (one per call) go out in batches (see `logbuf`).
+        // This shard's info lines go out in batches (see `logbuf`).
         logbuf::enable();
-        // One timer, moved when the earliest deadline moves (not a new one per wake-up).
-        let mut alarm = Alarm::new(Instant::now());
+        let alarm = Alarm::new(Instant::now());
         let mut coalesce = Coalesce::new(self.shared.current.load().settings.coalesce);
+        // The graceful-stop signal, as a future polled with the shard's waker.
+        let mut drain_rx = self.drain.clone();
+        let mut drain = Box::pin(async move {
+            while drain_rx.changed().await.is_ok() {
+                if *drain_rx.borrow() {
+                    return;
+                }
+            }
+        });
         loop {
-            // Datagrams read from the socket in this turn (for the coalescing decision).
-            let mut found = 0usize;
             if logbuf::due().is_some() {
                 logbuf::flush_if_due(Instant::now());
             }
-            alarm.set(earliest(
+            let deadline = earliest(
                 earliest(
                     self.proxy.poll_timeout(),
                     self.renewals.peek().map(|r| r.0 .0),
                 ),
                 logbuf::due(),
-            ));
-            tokio::select! {
-                biased;
-                r = self.drain.changed(), if !self.draining => {
-                    if r.is_err() || *self.drain.borrow() {
-                        self.start_draining();
-                    }
+            );
+            let rang = match poller.wait(alarm.wait(Instant::now(), deadline)) {
+                Ok(rang) => rang,
+                Err(e) => {
+                    tracing::error!(shard = self.shard, error = %e, "epoll_wait failed");
+                    break;
                 }
-                m = self.inbox.recv() => {
-                    let Some(m) = m else { break };
-                    let now = Instant::now();
-                    self.on_inbox(now, m);
-                    for _ in 0..256 {
-                        match self.inbox.try_recv() {
-                            Ok(m) => self.on_inbox(now, m),
-                            Err(_) => break,
+            };
+            // Datagrams read from the socket in this turn (for the coalescing decision).
+            let mut found = 0usize;
+            if rang {
+                let mut cx = Context::from_waker(poller.waker());
+                if !self.draining && drain.as_mut().poll(&mut cx).is_ready() {
+                    self.start_draining();
+                }
+                let now = Instant::now();
+                let mut closed = false;
+                // Up to 256 messages a turn; the rest after the socket and the timers.
+                for i in 0..=256 {
+                    if i == 256 {
+                        poller.ring();
+                        break;
+                    }
+                    match self.inbox.poll_recv(&mut cx) {
+                        Poll::Ready(Some(m)) => self.on_inbox(now, m),
+                        Poll::Ready(None) => {
+                            closed = true;
+                            break;
                         }
+                        Poll::Pending => break,
                     }
                 }
-                r = udp.readable() => {
-                    if r.is_ok() {
-                        let now = Instant::now();
-                        let snap = self.shared.current.load();
-                        coalesce.set_window(snap.settings.coalesce);
-                        let mut drained = false;
-                        // Up to 8 batches per wake-up, then timers and sends get their turn.
-                        for _ in 0..8 {
-                            match rx.recv(&udp) {
-                                Ok(empty) => {
-                                    found += rx.len();
-                                    for (data, from) in rx.datagrams() {
-                                        if let Some(from) = from {
-                                            self.on_datagram(now, &snap, data, from);
-                                        }
-                                    }
-                                    if empty {
-                                        drained = true;
-                                        break;
-                                    }
+                if closed {
+                    break;
+                }
+            }
+            if poller.ready.readable {
+                let now = Instant::now();
+                let snap = self.shared.current.load();
+                coalesce.set_window(snap.settings.coalesce);
+                let mut drained = false;
+                // Up to 8 batches per turn, then timers and sends get their turn.
+                for _ in 0..8 {
+                    match rx.recv(&udp) {
+                        Ok(empty) => {
+                            found += rx.len();
+                            for (data, from) in rx.datagrams() {
+                                if let Some(from) = from {
+                                    self.on_datagram(now, &snap, data, from);
                                 }
-                                // ICMP errors (port unreachable) surface here on Linux.
-                                Err(_) => break,
+                            }
+                            if empty {
+                                drained = true;
+                                break;
                             }
                         }
-                        if drained {
-                            self.behind_since = None;
-                        } else {
-                            self.behind_since.get_or_insert(now);
-                        }
+                        // ICMP errors (port unreachable) surface here on Linux, once: the
+                        // socket stays readable and is read again next turn.
+                        Err(_) => break,
                     }
                 }
-                r = udp.ready(tokio::io::Interest::ERROR) => {
-                    if r.is_ok() {
-                        self.on_udp_errors(Instant::now(), &udp);
-                    }
+                if drained {
+                    poller.ready.readable = false;
+                    self.behind_since = None;
+                } else {
+                    self.behind_since.get_or_insert(now);
                 }
-                _ = alarm.fired() => {}
+            }
+            if poller.ready.error {
+                poller.ready.error = !self.on_udp_errors(Instant::now(), &udp);
             }
             // Timers are due whatever woke us: under steady traffic a socket is always
-            // ready, and the biased select would otherwise starve them.
+            // ready, and they would otherwise starve.
             let now = Instant::now();
             self.admission(now);
             self.proxy.handle_timeout(now);
@@ -552,22 +576,17 @@ impl Core {
     /// The socket's error queue has reports: ICMP said a destination is unreachable. Every
     /// shard's transactions towards it fail now (the ICMP may have come to any shard's
     /// socket of the `SO_REUSEPORT` group, and it does not carry a Call-ID).
-    fn on_udp_errors(&mut self, now: Instant, udp: &transport::UdpFd) {
+    /// Returns whether the queue was found empty (or unreadable: never spin on it); `false`
+    /// leaves the rest for the next turn.
+    fn on_udp_errors(&mut self, now: Instant, udp: &std::net::UdpSocket) -> bool {
         let mut peers = Vec::new();
-        let shard = self.shard;
-        let _ = udp.try_io(tokio::io::Interest::ERROR, |s| {
-            match transport::unreachable_peers(s, &mut peers) {
-                // More than a batch: stay ready, the rest is read next turn.
-                Ok(false) => Ok(()),
-                // Drained (or unreadable: never spin on it): the readiness is cleared until
-                // the next report.
-                Ok(true) => Err(std::io::ErrorKind::WouldBlock.into()),
-                Err(e) => {
-                    tracing::debug!(shard, error = %e, "udp error queue");
-                    Err(std::io::ErrorKind::WouldBlock.into())
-                }
+        let emptied = match transport::unreachable_peers(udp, &mut peers) {
+            Ok(empty) => empty,
+            Err(e) => {
+                tracing::debug!(shard = self.shard, error = %e, "udp error queue");
+                true
             }
-        });
+        };
         peers.sort_unstable();
         peers.dedup();
         for addr in peers {
@@ -582,6 +601,7 @@ impl Core {
             self.dispatch.unreachable(peer, Some(self.shard));
             self.proxy.transport_error(now, peer);
         }
+        emptied
     }
 
     fn start_draining(&mut self) {

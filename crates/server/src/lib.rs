@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`transport`]: sockets, TCP connections, framing, idle timeouts.
+//! - [`poller`]: a shard's event loop primitive: epoll on its socket, an eventfd bell.
 //! - [`alarm`]: a shard's one timer, aimed at its earliest deadline on a 10 ms grid.
 //! - [`cluster`]: `[cluster]`: the Redis link, replies of its tasks to the shards, a call's
 //!   cluster state (parked decision, lease answers).
@@ -36,6 +37,7 @@ pub mod core;
 pub mod logbuf;
 pub mod metrics;
 mod mmsg;
+pub mod poller;
 pub mod prepaid;
 pub mod shipping;
 pub mod snapshot;
@@ -315,15 +317,7 @@ pub async fn start_with(
         let spawned = std::thread::Builder::new()
             .name(format!("hotline-shard-{i}"))
             .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(core.run(udp)),
-                    Err(e) => {
-                        tracing::error!(shard = i, error = %e, "cannot start the shard runtime")
-                    }
-                }
+                core.run(udp);
                 let _ = done.try_send(());
             });
         if let Err(e) = spawned {

@@ -24,8 +24,7 @@ use hotline_sip::frame::{Limits, StreamFramer};
 use hotline_sip::proxy::{Peer, Transport};
 use hotline_sip::Message;
 use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
-use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -213,24 +212,12 @@ pub const BATCH: usize = 32;
 /// One receive slot: the largest UDP payload fits (65,507 over IPv4), so nothing is cut.
 const SLOT: usize = 65_536;
 
-/// One shard's UDP socket, registered with its runtime for readability only. Sends never
-/// wait (a full send buffer drops the datagram, as a lossy network would), so write
+/// One shard's UDP socket, watched by its loop for readability only (`crate::poller`). Sends
+/// never wait (a full send buffer drops the datagram, as a lossy network would), so write
 /// readiness is of no use, and costs: on loopback every datagram sent frees its buffer at
 /// once, and a registration for writability (as `tokio::net::UdpSocket` makes) is woken by
 /// each of those frees, one more `epoll_wait` per loop turn.
-pub type UdpFd = Arc<AsyncFd<std::net::UdpSocket>>;
-
-/// Register a shard's (non-blocking) UDP socket with the current runtime, for reading.
-pub fn register_udp(udp: std::net::UdpSocket) -> io::Result<UdpFd> {
-    // Deprecated since tokio 1.54 for types whose descriptor can change or close behind
-    // the registration (tokio PR 8587); a `std::net::UdpSocket` owned by the `AsyncFd`
-    // cannot, and the replacement (`AsyncFd::register_with_interest`) is `unsafe`, which the
-    // workspace forbids.
-    #[allow(deprecated)]
-    // ERROR too: ICMP unreachable reports queued by IP_RECVERR ([`unreachable_peers`]).
-    let fd = AsyncFd::with_interest(udp, Interest::READABLE.add(Interest::ERROR))?;
-    Ok(Arc::new(fd))
-}
+pub type UdpFd = Arc<std::net::UdpSocket>;
 
 /// The receiving side of one shard: up to [`BATCH`] datagrams per `recvmmsg`, so a wake-up
 /// that finds several datagrams costs one system call, not one per datagram plus a final
@@ -254,18 +241,11 @@ impl Default for RecvBatch {
 impl RecvBatch {
     /// Read what the socket holds, up to [`BATCH`] datagrams, without waiting (they are then
     /// in [`RecvBatch::datagrams`]). Returns whether the socket was found empty (fewer than
-    /// [`BATCH`]); then the runtime is told so (as by a `WouldBlock`), and the next read
-    /// waits for a new datagram instead of paying a system call to learn that there is none.
-    pub fn recv(&mut self, udp: &AsyncFd<std::net::UdpSocket>) -> io::Result<bool> {
-        let r = udp.try_io(Interest::READABLE, |udp| {
-            if self.read(udp)? < BATCH {
-                Err(io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(())
-            }
-        });
-        match r {
-            Ok(()) => Ok(false),
+    /// [`BATCH`]); then the loop forgets its readiness, and the next read waits for a new
+    /// datagram instead of paying a system call to learn that there is none.
+    pub fn recv(&mut self, udp: &std::net::UdpSocket) -> io::Result<bool> {
+        match self.read(udp) {
+            Ok(n) => Ok(n < BATCH),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
             Err(e) => Err(e),
         }
@@ -409,7 +389,7 @@ impl Outbound {
     /// does; the rest still go.
     pub fn send_udp_batch(&self, queue: &mut Vec<(Bytes, SocketAddr)>) {
         let stats = &self.tcp.dispatch.stats;
-        let sock = self.udp.get_ref();
+        let sock = &*self.udp;
         let mut i = 0;
         while i < queue.len() {
             match crate::mmsg::send(sock, &queue[i..]) {
@@ -431,8 +411,8 @@ impl Outbound {
     /// The socket of listen address `local` (0: this shard's own).
     fn udp_for(&self, local: u8) -> &std::net::UdpSocket {
         match usize::from(local).checked_sub(1) {
-            Some(i) => self.more.get(i).unwrap_or(self.udp.get_ref()),
-            None => self.udp.get_ref(),
+            Some(i) => self.more.get(i).unwrap_or(&self.udp),
+            None => &self.udp,
         }
     }
 }
