@@ -4,11 +4,11 @@
 //! sends"): nix's `sendmmsg` cannot say how many datagrams the kernel took without reading
 //! its uninitialised address array, and std has no `sendmmsg`. What is unsafe here is only
 //! the system call's raw pointers: every one of them points into locals that live across
-//! the call (`addrs`, `iovs`, `hdrs`) or into the caller's slices.
+//! the call (`addrs`, `iovs`, `hdrs`, on the stack) or into the caller's slices.
 #![allow(unsafe_code)]
 
 use std::io;
-use std::mem;
+use std::mem::{self, MaybeUninit};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 
@@ -27,34 +27,33 @@ pub fn send<B: AsRef<[u8]>>(sock: &impl AsRawFd, msgs: &[(B, SocketAddr)]) -> io
     if n == 0 {
         return Ok(0);
     }
-    // Exactly `n` entries each (three small allocations, cheaper than zeroing [`MAX`]).
-    let addrs: Vec<SockAddr> = msgs[..n].iter().map(|m| m.1.into()).collect();
-    let mut iovs: Vec<libc::iovec> = msgs[..n]
-        .iter()
-        .map(|m| {
-            let data = m.0.as_ref();
-            libc::iovec {
-                iov_base: data.as_ptr().cast::<libc::c_void>().cast_mut(),
-                iov_len: data.len(),
-            }
-        })
-        .collect();
-    let mut hdrs: Vec<libc::mmsghdr> = Vec::with_capacity(n);
-    for (a, iov) in addrs.iter().zip(iovs.iter_mut()) {
+    // Exactly `n` entries of each array are written, on the stack: no allocation and no
+    // zeroing of [`MAX`] entries (a turn sends one to a few datagrams).
+    let mut addrs = [const { MaybeUninit::<SockAddr>::uninit() }; MAX];
+    let mut iovs = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX];
+    let mut hdrs = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX];
+    for (i, m) in msgs[..n].iter().enumerate() {
+        let a: &SockAddr = addrs[i].write(m.1.into());
+        let data = m.0.as_ref();
+        let iov: &mut libc::iovec = iovs[i].write(libc::iovec {
+            iov_base: data.as_ptr().cast::<libc::c_void>().cast_mut(),
+            iov_len: data.len(),
+        });
         // SAFETY: mmsghdr is a plain C struct, for which all-zero is a valid value.
         let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
         h.msg_hdr.msg_name = a.as_ptr().cast::<libc::c_void>().cast_mut();
         h.msg_hdr.msg_namelen = a.len();
         h.msg_hdr.msg_iov = iov;
         h.msg_hdr.msg_iovlen = 1;
-        hdrs.push(h);
+        hdrs[i].write(h);
     }
-    // SAFETY: `hdrs` point at `iovs`, `addrs` and `msgs`' payloads, all alive and unmoved
-    // until this returns; the kernel only reads them (and writes each `msg_len`).
+    // SAFETY: the first `n` entries of `hdrs` are initialised (above) and point at `iovs`,
+    // `addrs` and `msgs`' payloads, all alive and unmoved until this returns; the kernel
+    // reads only those `n` (and writes each one's `msg_len`).
     let r = unsafe {
         libc::sendmmsg(
             sock.as_raw_fd(),
-            hdrs.as_mut_ptr(),
+            hdrs.as_mut_ptr().cast::<libc::mmsghdr>(),
             n as libc::c_uint,
             libc::MSG_DONTWAIT,
         )
