@@ -58,10 +58,7 @@ fn via_fix(msg: &Message, source: Option<SocketAddr>) -> Option<ViaFix> {
         .strip_prefix(b"[")
         .and_then(|h| h.strip_suffix(b"]"))
         .unwrap_or(v.host);
-    let same_host = std::str::from_utf8(host)
-        .ok()
-        .and_then(|h| h.parse::<IpAddr>().ok())
-        .is_some_and(|ip| ip == src.ip());
+    let same_host = crate::uri::parse_ip(host).is_some_and(|ip| ip == src.ip());
     let received = (v.received.is_none() && (!same_host || v.rport.is_some())).then_some(src.ip());
     if rport_at.is_none() && received.is_none() {
         return None;

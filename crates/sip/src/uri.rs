@@ -149,8 +149,52 @@ impl<'a> Uri<'a> {
             .strip_prefix(b"[")
             .and_then(|h| h.strip_suffix(b"]"))
             .unwrap_or(self.host);
-        std::str::from_utf8(host).ok()?.parse().ok()
+        parse_ip(host)
     }
+}
+
+/// `host` (without brackets) as an IP address, exactly as `str::parse::<IpAddr>` reads it,
+/// but a dotted quad without going through `str` and std's general address parser (a
+/// message's Via and URI hosts are IPv4 literals nearly always, several per message).
+pub(crate) fn parse_ip(host: &[u8]) -> Option<IpAddr> {
+    if let Some(v4) = parse_ipv4(host) {
+        return Some(IpAddr::V4(v4));
+    }
+    if !host.contains(&b':') {
+        // Not an IPv6 literal, and not a dotted quad: std would say no too.
+        return None;
+    }
+    std::str::from_utf8(host).ok()?.parse().ok()
+}
+
+/// Four decimal octets separated by dots, each 0-255 in one to three digits without a
+/// leading zero: std's `Ipv4Addr` grammar.
+fn parse_ipv4(b: &[u8]) -> Option<std::net::Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, o) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v: u32 = 0;
+        while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            if i - start == 3 {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+            i += 1;
+        }
+        let digits = i - start;
+        if digits == 0 || (digits > 1 && b[start] == b'0') {
+            return None;
+        }
+        *o = u8::try_from(v).ok()?;
+    }
+    (i == b.len()).then(|| std::net::Ipv4Addr::from(octets))
 }
 
 /// `at`: the position of the last '@' in `rest`.
@@ -515,6 +559,55 @@ fn check_params(params: &[u8]) -> Option<Option<&[u8]>> {
 mod tests {
 
     use super::*;
+    use proptest::prelude::*;
+
+    fn std_ip(b: &[u8]) -> Option<IpAddr> {
+        std::str::from_utf8(b).ok()?.parse().ok()
+    }
+
+    #[test]
+    fn ip_literals_read_as_std_reads_them() {
+        for s in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "192.0.2.1",
+            "256.0.0.1",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1.2.3",
+            "1.2.3.4.",
+            ".1.2.3.4",
+            "1..2.3",
+            "1.2.3.4 ",
+            "1234.1.1.1",
+            "0.00.0.0",
+            "::1",
+            "2001:db8::1",
+            "::ffff:1.2.3.4",
+            "1.2.3.4:5060",
+            "a.b.c.d",
+            "",
+            "1.2.3.-4",
+            "+1.2.3.4",
+            "1.2.3.4\0",
+            "99.199.249.250",
+        ] {
+            assert_eq!(parse_ip(s.as_bytes()), std_ip(s.as_bytes()), "{s:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn ip_parse_matches_std_on_any_short_text(s in "[0-9.:a-f ]{0,20}") {
+            prop_assert_eq!(parse_ip(s.as_bytes()), std_ip(s.as_bytes()));
+        }
+
+        #[test]
+        fn every_ipv4_address_round_trips(a: u32) {
+            let ip = std::net::Ipv4Addr::from(a);
+            prop_assert_eq!(parse_ip(ip.to_string().as_bytes()), Some(IpAddr::V4(ip)));
+        }
+    }
 
     /// The transport parameter is reported, not guessed: an unknown one is an error (it was
     /// silently UDP); the host reads as an IP when it is one.

@@ -2,7 +2,7 @@
 //! hops from URIs and Route sets (loose routing, §16.4), where responses go (Via, rport), the
 //! listen address a request leaves from, and our Via and Record-Route values.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::msg::{Message, Method, Via};
 use crate::rewrite;
@@ -90,7 +90,7 @@ impl Proxy {
                 return true;
             }
         }
-        let Ok(ip) = h.parse::<IpAddr>() else {
+        let Some(ip) = crate::uri::parse_ip(host) else {
             return false;
         };
         self.cfg

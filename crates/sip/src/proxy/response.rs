@@ -1,7 +1,7 @@
 //! Responses from next hops: matching to the client transaction (§17.1.3), tombstones, stray
 //! 2xx relay (§16.7 step 5), relayed requests, and a hunt branch's provisional, 2xx and failure.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -138,10 +138,12 @@ impl Proxy {
         let Some(next) = msg.via(1) else {
             return;
         };
-        let Some(ip) = std::str::from_utf8(next.received.unwrap_or(next.host))
-            .ok()
-            .and_then(|h| h.trim_matches(['[', ']']).parse::<IpAddr>().ok())
-        else {
+        let h = next.received.unwrap_or(next.host);
+        // Brackets trimmed from both ends, as `str::trim_matches(['[', ']'])` does.
+        let bracket = |c: &u8| *c == b'[' || *c == b']';
+        let start = h.iter().position(|c| !bracket(c)).unwrap_or(h.len());
+        let end = h.iter().rposition(|c| !bracket(c)).map_or(start, |e| e + 1);
+        let Some(ip) = crate::uri::parse_ip(&h[start..end.max(start)]) else {
             return;
         };
         let port = match next.rport {
