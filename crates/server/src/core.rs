@@ -849,9 +849,11 @@ impl Core {
                 self.on_event(now, ev);
             }
             let (shared, calls, me) = (&self.shared, &mut self.calls, self.shard);
-            let inbox = &self.dispatch;
-            let ts = self.clock.ts(now);
+            let (inbox, clock) = (&self.dispatch, &self.clock);
+            // The wall-clock time only when a hunt step is gated (most turns have none).
+            let mut ts = None;
             self.proxy.pending_hunts_gated(now, &mut |call, tag| {
+                let ts = *ts.get_or_insert_with(|| clock.ts(now));
                 gate(shared, calls, inbox, me, call, tag, ts)
             });
             if !any {
