@@ -92,35 +92,32 @@ fn write_with_fix(out: &mut Vec<u8>, b: &[u8], from: usize, to: usize, fix: &Via
 /// `n` in decimal, zero-padded to at least `width` digits (`write!(out, "{n:0width$}")`
 /// without the formatting machinery: this runs for nearly every message).
 pub(crate) fn push_dec(out: &mut Vec<u8>, n: u64, width: usize) {
-    push_radix(out, n, width, 10);
+    push_radix::<10>(out, n, width);
 }
 
 /// `n` in lower-case hex, zero-padded to at least `width` digits.
 pub(crate) fn push_hex(out: &mut Vec<u8>, n: u64, width: usize) {
-    push_radix(out, n, width, 16);
+    push_radix::<16>(out, n, width);
 }
 
 #[inline]
-fn push_radix(out: &mut Vec<u8>, n: u64, width: usize, radix: u64) {
+fn push_radix<const RADIX: u64>(out: &mut Vec<u8>, n: u64, width: usize) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 20];
+    let mut buf = [b'0'; 20];
     let mut i = buf.len();
     let mut n = n;
     loop {
         i -= 1;
         // Lossless: the remainder is below 16.
-        buf[i] = DIGITS[(n % radix) as usize];
-        n /= radix;
+        buf[i] = DIGITS[(n % RADIX) as usize];
+        n /= RADIX;
         if n == 0 {
             break;
         }
     }
-    let width = width.min(buf.len());
-    while buf.len() - i < width {
-        i -= 1;
-        buf[i] = b'0';
-    }
-    out.extend_from_slice(&buf[i..]);
+    // Zero padding (at most 20 digits): `buf` is '0' below the digits.
+    let start = i.min(buf.len() - width.min(buf.len()));
+    out.extend_from_slice(&buf[start..]);
 }
 
 /// An IP address as `Display` writes it (IPv4 by hand, IPv6 through `fmt`).
@@ -682,6 +679,21 @@ pub fn ack_for_sent(sent_invite: &[u8], response: &Message) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The hand-written digit writers are `format!` with zero padding (up to 20 digits, the
+        /// most a u64 needs; wider is not padded further).
+        #[test]
+        fn digits_are_formats(n: u64, width in 0usize..=20) {
+            let mut out = b"x".to_vec();
+            push_dec(&mut out, n, width);
+            prop_assert_eq!(out, format!("x{n:0width$}").into_bytes());
+            let mut out = Vec::new();
+            push_hex(&mut out, n, width);
+            prop_assert_eq!(out, format!("{n:0width$x}").into_bytes());
+        }
+    }
 
     fn parse(s: &str) -> Message {
         Message::parse(Bytes::from(s.replace('\n', "\r\n"))).unwrap()
