@@ -173,7 +173,9 @@ impl Proxy {
     }
 
     pub(super) fn forward_in_dialog(&mut self, now: Instant, source: Peer, msg: Message, key: u64) {
-        let sid = self.new_server(now, source, Arc::new(msg.clone()), key);
+        // One message, shared by the server transaction and this hop (no copy of it).
+        let msg = Arc::new(msg);
+        let sid = self.new_server(now, source, msg.clone(), key);
         if msg.max_forwards() == Some(0) {
             self.respond_local(now, sid, 483, "Too Many Hops", &[]);
             return;

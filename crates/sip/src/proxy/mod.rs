@@ -27,6 +27,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -181,7 +182,8 @@ pub enum Event {
     /// A new INVITE that needs a decision: call [`Proxy::route`] or [`Proxy::reject`].
     Incoming {
         call: CallHandle,
-        request: Box<Message>,
+        /// The INVITE as received (shared with its server transaction: no copy).
+        request: Arc<Message>,
         source: Peer,
     },
     /// A target answered 3xx: these are its Contact URIs. The user vets them (toll fraud:

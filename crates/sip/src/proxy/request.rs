@@ -54,6 +54,9 @@ impl Proxy {
             self.stats.scanners += 1;
             return;
         }
+        // One message, shared by the server transaction, the call and the user's event.
+        let request = Arc::new(msg);
+        let msg: &Message = &request;
         // Parsed once. A parsed Request-URI has no white space and no '<' (Message::parse
         // checks), so this is what `uri_is_local` would find.
         let ruri = msg.request_uri_parsed();
@@ -62,7 +65,6 @@ impl Proxy {
             None => self.uri_is_local(msg.request_uri()),
         };
         let has_user = ruri.is_some_and(|u| !u.user.is_empty());
-        let request = Arc::new(msg.clone());
         let sid = self.new_server(now, source, request.clone(), key);
         if ruri.is_none() {
             // A Request-URI that is no URI (e.g. `sip:2001:db8::10`, an unbracketed IPv6
@@ -94,7 +96,7 @@ impl Proxy {
             self.respond_local(now, sid, 483, "Too Many Hops", &[]);
             return;
         }
-        if self.is_loop(&msg) {
+        if self.is_loop(msg) {
             self.stats.loops += 1;
             self.respond_local(now, sid, 482, "Loop Detected", &[]);
             return;
@@ -111,7 +113,7 @@ impl Proxy {
                     &[("Retry-After", secs.as_bytes())],
                 );
             }
-            Method::Invite => self.on_invite(now, sid, source, msg, request),
+            Method::Invite => self.on_invite(now, sid, source, request),
             Method::Options => {
                 let allow = self.cfg.allow;
                 self.respond_local(now, sid, 200, "OK", &[("Allow", allow.as_bytes())]);
@@ -152,14 +154,8 @@ impl Proxy {
         })
     }
 
-    pub(super) fn on_invite(
-        &mut self,
-        now: Instant,
-        sid: u64,
-        source: Peer,
-        msg: Message,
-        shared: Arc<Message>,
-    ) {
+    pub(super) fn on_invite(&mut self, now: Instant, sid: u64, source: Peer, shared: Arc<Message>) {
+        let msg: &Message = &shared;
         // 100 Trying at once: this proxy always runs a hunt that may take time (§16.2).
         self.respond_local(now, sid, 100, "Trying", &[]);
         let cid = self.id();
@@ -173,12 +169,12 @@ impl Proxy {
             let both = Bytes::from(both);
             (both.slice(..id.len()), both.slice(id.len()..))
         };
-        let local_tag = local_tag(&self.key, &msg);
+        let local_tag = local_tag(&self.key, msg);
         self.calls.insert(
             cid,
             Call {
                 server: sid,
-                invite: Some(shared),
+                invite: Some(shared.clone()),
                 call_id,
                 caller_peer: source,
                 state: CallState::Deciding,
@@ -198,7 +194,7 @@ impl Proxy {
         }
         self.events.push_back(Event::Incoming {
             call: CallHandle(cid),
-            request: Box::new(msg),
+            request: shared,
             source,
         });
     }
