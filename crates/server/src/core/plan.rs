@@ -88,7 +88,7 @@ pub(super) fn fork_plan(table: &RouteTable, routed: &Routed<'_>, called: &Number
         .find(|r| r.name == routed.rule)
         .is_some_and(|r| r.when.is_time_based());
     let diversion = Diversion {
-        from: format!("<tel:+86{}>", called.as_str()).into_bytes(),
+        from: tel_86(called.as_str()),
         reason: if time_rule {
             "time-of-day"
         } else {
@@ -223,6 +223,15 @@ pub(super) fn set_caller_id(
             plan.caller_id_by_target.push((tag, make(mode)));
         }
     }
+}
+
+/// `<tel:+86<number>>`, written without the formatting machinery (once per call).
+fn tel_86(number: &str) -> Vec<u8> {
+    let mut v = Vec::with_capacity(number.len() + 9);
+    v.extend_from_slice(b"<tel:+86");
+    v.extend_from_slice(number.as_bytes());
+    v.push(b'>');
+    v
 }
 
 /// `<tel:+86...>` for a normalised mainland number (a fixed line loses its leading 0).

@@ -41,7 +41,7 @@ pub(super) fn history_info(v: &mut Vec<u8>, ruri: &[u8], hunt: &Hunt, target: &[
     v.push(b'<');
     v.extend_from_slice(ruri);
     v.extend_from_slice(b">;index=1");
-    let mut n = 0;
+    let mut n: u64 = 0;
     let mut cause = CAUSE_SERVICE_NUMBER;
     for (uri, outcome, code) in hunt.moved_from() {
         n += 1;
@@ -49,12 +49,40 @@ pub(super) fn history_info(v: &mut Vec<u8>, ruri: &[u8], hunt: &Hunt, target: &[
         let sep: &[u8] = if uri.contains(&b'?') { b"&" } else { b"?" };
         v.extend_from_slice(uri);
         v.extend_from_slice(sep);
-        v.extend_from_slice(format!("Reason=SIP%3Bcause%3D{code}>;index=1.{n};mp=1").as_bytes());
+        v.extend_from_slice(b"Reason=SIP%3Bcause%3D");
+        rewrite::push_dec(v, u64::from(code), 0);
+        v.extend_from_slice(b">;index=1.");
+        rewrite::push_dec(v, n, 0);
+        v.extend_from_slice(b";mp=1");
         cause = outcome.diversion_reason().1;
     }
     v.extend_from_slice(b", <");
-    push_uri_with(v, target, format!(";cause={cause}").as_bytes());
-    v.extend_from_slice(format!(">;index=1.{};mp=1", n + 1).as_bytes());
+    // `;cause=` and at most 5 digits, on the stack (this runs for every branch).
+    let mut param = [0u8; 12];
+    param[..7].copy_from_slice(b";cause=");
+    let len = 7 + dec_u16(&mut param[7..], cause);
+    push_uri_with(v, target, &param[..len]);
+    v.extend_from_slice(b">;index=1.");
+    rewrite::push_dec(v, n + 1, 0);
+    v.extend_from_slice(b";mp=1");
+}
+
+/// `n` in decimal at the front of `buf` (at least 5 bytes); returns the digit count.
+fn dec_u16(buf: &mut [u8], n: u16) -> usize {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let len = digits.len() - i;
+    buf[..len].copy_from_slice(&digits[i..]);
+    len
 }
 
 /// Diversion (RFC 5806) of a branch of `hunt`: one entry per diversion, most recent first:
@@ -226,5 +254,19 @@ impl Proxy {
         self.start_client(now, cid, sent, dest, Owner::Branch { call }, None);
         let dl = self.calls.get(&call).and_then(call_deadline);
         self.schedule(TimerRef::Call(call), dl);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dec_u16;
+
+    #[test]
+    fn dec_u16_writes_every_width() {
+        for n in [0u16, 7, 10, 99, 380, 486, 1000, 9999, 10_000, u16::MAX] {
+            let mut buf = [0u8; 5];
+            let len = dec_u16(&mut buf, n);
+            assert_eq!(&buf[..len], n.to_string().as_bytes());
+        }
     }
 }
