@@ -100,6 +100,15 @@ impl Proxy {
     }
 
     pub(super) fn uri_is_local(&self, uri: &[u8]) -> bool {
+        // A Route is usually our own Record-Route copied back byte for byte (RFC 3261
+        // §12.1.2): that is us without parsing it (the parse would find our host and port).
+        if self
+            .ifaces
+            .iter()
+            .any(|i| uri == i.rr_udp.as_bytes() || uri == i.rr_tcp.as_bytes())
+        {
+            return true;
+        }
         match Uri::parse_name_addr(uri) {
             Some(u) if !u.host.is_empty() => self.is_local(u.host, u.port),
             _ => false,
@@ -111,7 +120,11 @@ impl Proxy {
     /// IP literal or a transport Hotline does not speak (`tls`, `sctp`, ...): not reachable,
     /// rather than sent over UDP.
     pub fn resolve_uri(uri: &[u8]) -> Option<Peer> {
-        let u = Uri::parse_name_addr(uri)?;
+        Self::resolve_parsed(&Uri::parse_name_addr(uri)?)
+    }
+
+    /// [`Proxy::resolve_uri`] of a URI parsed already.
+    fn resolve_parsed(u: &Uri<'_>) -> Option<Peer> {
         let ip = u.ip()?;
         let transport = u.transport().ok()?;
         Some(Peer::new(
@@ -256,7 +269,15 @@ impl Proxy {
                 }
                 match next {
                     Some(next) => Some((Self::resolve_uri(next)?, pops)),
-                    None => Some((Self::resolve_uri(msg.request_uri())?, pops)),
+                    // The Request-URI as the start line's check parsed it (`Uri::parse`, what
+                    // `parse_name_addr` gives for a value without '<').
+                    None => {
+                        let peer = match msg.request_uri_parsed() {
+                            Some(u) => Self::resolve_parsed(&u),
+                            None => Self::resolve_uri(msg.request_uri()),
+                        };
+                        Some((peer?, pops))
+                    }
                 }
             }
             _ => None,
@@ -268,6 +289,7 @@ impl Proxy {
 mod cluster_address_tests {
     use super::*;
     use crate::proxy::ProxyConfig;
+    use bytes::Bytes;
 
     #[test]
     fn next_hops_take_the_uri_parsers_transport() {
@@ -287,6 +309,60 @@ mod cluster_address_tests {
         );
         assert_eq!(hop(b"sip:a@10.0.0.9;transport=tls"), None);
         assert_eq!(hop(b"sip:a@host.example"), None, "no DNS");
+    }
+
+    #[test]
+    fn own_record_route_is_local_verbatim_or_parsed() {
+        let p = Proxy::new(ProxyConfig::new(SocketAddr::from(([127, 0, 0, 2], 5080))));
+        let i = &p.ifaces[0];
+        assert!(p.uri_is_local(i.rr_udp.as_bytes()), "verbatim");
+        assert!(p.uri_is_local(i.rr_tcp.as_bytes()), "verbatim");
+        assert!(p.uri_is_local(b"<sip:127.0.0.2:5080;lr;x=1>"), "parsed");
+        assert!(p.uri_is_local(b"sip:127.0.0.2:5080;lr"), "parsed");
+        assert!(!p.uri_is_local(b"<sip:127.0.0.2:5081;lr>"));
+        assert!(!p.uri_is_local(b"<sip:127.0.0.3:5080;lr>"));
+    }
+
+    /// Our Route popped, the next hop is the Request-URI, read as the start line's check
+    /// parsed it: its `;transport=` and port count, as `resolve_uri` reads them.
+    #[test]
+    fn next_hop_after_our_route_is_the_parsed_request_uri() {
+        let p = Proxy::new(ProxyConfig::new(SocketAddr::from(([127, 0, 0, 2], 5080))));
+        let hop = |ruri: &str, routes: &str| {
+            let m = format!(
+                "BYE {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n{routes}\
+                 From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>;tag=2\r\nCall-ID: c\r\n\
+                 CSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            );
+            let m = Message::parse(Bytes::from(m)).expect("parses");
+            p.next_hop(&m)
+                .map(|(peer, pops)| (peer.transport, peer.addr.to_string(), pops))
+        };
+        let rr = p.ifaces[0].rr_udp.clone();
+        assert_eq!(
+            hop(
+                "sip:u@10.0.0.9:5070;transport=tcp",
+                &format!("Route: {rr}\r\n")
+            ),
+            Some((Transport::Tcp, "10.0.0.9:5070".into(), 1))
+        );
+        assert_eq!(
+            hop("sip:u@10.0.0.9", &format!("Route: {rr}\r\n")),
+            Some((Transport::Udp, "10.0.0.9:5060".into(), 1))
+        );
+        assert_eq!(
+            hop(
+                "sip:u@10.0.0.9",
+                &format!("Route: {rr}, <sip:10.0.0.7:5062;lr>\r\n")
+            ),
+            Some((Transport::Udp, "10.0.0.7:5062".into(), 1))
+        );
+        assert_eq!(
+            hop("sip:u@host.example", &format!("Route: {rr}\r\n")),
+            None,
+            "no DNS"
+        );
+        assert_eq!(hop("sip:u@10.0.0.9", ""), None, "no Route of ours");
     }
 
     #[test]
