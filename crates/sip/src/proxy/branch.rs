@@ -15,19 +15,16 @@ use super::plan::{Diversion, Outcome, CAUSE_SERVICE_NUMBER};
 use super::txn_table::{Owner, Sent, TimerRef};
 use super::{Proxy, Transport};
 
-/// `uri` with `;name=value` added to its parameters (before any `?headers`).
-pub(super) fn push_uri_with(out: &mut Vec<u8>, uri: &[u8], param: &[u8]) {
-    match uri.iter().position(|&b| b == b'?') {
-        Some(q) => {
-            out.extend_from_slice(&uri[..q]);
-            out.extend_from_slice(param);
-            out.extend_from_slice(&uri[q..]);
-        }
-        None => {
-            out.extend_from_slice(uri);
-            out.extend_from_slice(param);
-        }
-    }
+/// `uri` with `;cause=<cause>` added to its parameters (before any `?headers`).
+fn push_uri_with_cause(out: &mut Vec<u8>, uri: &[u8], cause: u16) {
+    let (head, headers) = match uri.iter().position(|&b| b == b'?') {
+        Some(q) => uri.split_at(q),
+        None => (uri, &[][..]),
+    };
+    out.extend_from_slice(head);
+    out.extend_from_slice(b";cause=");
+    rewrite::push_dec(out, u64::from(cause), 0);
+    out.extend_from_slice(headers);
 }
 
 /// History-Info (RFC 7044) of a branch to `target` of `hunt`: the 400 number as index 1,
@@ -57,32 +54,10 @@ pub(super) fn history_info(v: &mut Vec<u8>, ruri: &[u8], hunt: &Hunt, target: &[
         cause = outcome.diversion_reason().1;
     }
     v.extend_from_slice(b", <");
-    // `;cause=` and at most 5 digits, on the stack (this runs for every branch).
-    let mut param = [0u8; 12];
-    param[..7].copy_from_slice(b";cause=");
-    let len = 7 + dec_u16(&mut param[7..], cause);
-    push_uri_with(v, target, &param[..len]);
+    push_uri_with_cause(v, target, cause);
     v.extend_from_slice(b">;index=1.");
     rewrite::push_dec(v, n + 1, 0);
     v.extend_from_slice(b";mp=1");
-}
-
-/// `n` in decimal at the front of `buf` (at least 5 bytes); returns the digit count.
-fn dec_u16(buf: &mut [u8], n: u16) -> usize {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let len = digits.len() - i;
-    buf[..len].copy_from_slice(&digits[i..]);
-    len
 }
 
 /// Diversion (RFC 5806) of a branch of `hunt`: one entry per diversion, most recent first:
@@ -259,14 +234,27 @@ impl Proxy {
 
 #[cfg(test)]
 mod tests {
-    use super::dec_u16;
+    use super::push_uri_with_cause;
 
     #[test]
-    fn dec_u16_writes_every_width() {
-        for n in [0u16, 7, 10, 99, 380, 486, 1000, 9999, 10_000, u16::MAX] {
-            let mut buf = [0u8; 5];
-            let len = dec_u16(&mut buf, n);
-            assert_eq!(&buf[..len], n.to_string().as_bytes());
-        }
+    fn cause_goes_before_uri_headers() {
+        let with = |uri: &[u8], cause| {
+            let mut v = Vec::new();
+            push_uri_with_cause(&mut v, uri, cause);
+            String::from_utf8(v).expect("ascii")
+        };
+        assert_eq!(
+            with(b"sip:1001@10.0.0.1", 380),
+            "sip:1001@10.0.0.1;cause=380"
+        );
+        assert_eq!(
+            with(b"sip:1001@h;user=phone", 486),
+            "sip:1001@h;user=phone;cause=486"
+        );
+        assert_eq!(
+            with(b"sip:1001@h?X=1&Y=2", 408),
+            "sip:1001@h;cause=408?X=1&Y=2"
+        );
+        assert_eq!(with(b"tel:+861001", 65535), "tel:+861001;cause=65535");
     }
 }
