@@ -349,14 +349,8 @@ impl<'a> NameAddr<'a> {
         NameAddr::parse_full(s).map(|(n, u, _)| (n, u))
     }
 
-    /// [`NameAddr::parse`] and, when it succeeds, what [`NameAddr::param`] gives for `tag`
-    /// (found while the parameters are checked, without a second pass).
-    pub(crate) fn parse_tag(s: &'a [u8]) -> Option<(NameAddr<'a>, Option<&'a [u8]>)> {
-        NameAddr::parse_full(s).map(|(n, _, tag)| (n, tag))
-    }
-
     /// The `tag` of a From or To header in a response: the name-addr's structure (display
-    /// name, `<…>` or addr-spec, header parameters) as [`NameAddr::parse_tag`] checks it,
+    /// name, `<…>` or addr-spec, header parameters) as [`NameAddr::parse_full`] checks it,
     /// but the URI only as `scheme ":" rest`: a proxy forwards a response and needs its tags,
     /// not its URIs (the requests it relays are checked in full). `None` where the structure
     /// is broken.
@@ -410,8 +404,13 @@ impl<'a> NameAddr<'a> {
         })
     }
 
+    /// The name-addr, its sip/sips/tel URI as [`Uri::parse`] gives it (`None` for another
+    /// scheme) and its `tag` parameter (found while the parameters are checked, without a
+    /// second pass).
     #[allow(clippy::type_complexity)]
-    fn parse_full(s: &'a [u8]) -> Option<(NameAddr<'a>, Option<Uri<'a>>, Option<&'a [u8]>)> {
+    pub(crate) fn parse_full(
+        s: &'a [u8],
+    ) -> Option<(NameAddr<'a>, Option<Uri<'a>>, Option<&'a [u8]>)> {
         let n = NameAddr::split(s)?;
         let parsed = generic_uri(n.uri)?;
         let tag = check_params(n.params)?;

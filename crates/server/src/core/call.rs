@@ -83,8 +83,9 @@ impl Core {
         record.call_id = String::from_utf8_lossy(req.call_id()).into_owned();
         record.config_generation = snap.table.generation();
         record.config_hash = snap.table.hash().to_owned();
-        let caller_raw = Uri::parse_name_addr(req.from_value())
-            .map(|u| String::from_utf8_lossy(u.user).into_owned())
+        let caller_raw = req
+            .from_user()
+            .map(|u| String::from_utf8_lossy(u).into_owned())
             .unwrap_or_default();
         record.caller_raw = caller_raw.clone();
         // Who is screened and routed: the From number, or (anonymous From, e.g. RFC 3323

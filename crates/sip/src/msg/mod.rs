@@ -356,6 +356,9 @@ pub struct Message {
     from: Span,
     to: Span,
     from_tag: Option<Span>,
+    /// The From URI's user part as `validate` parsed it, kept when that parse is the one
+    /// [`Uri::parse_name_addr`] makes (a request's From with a '<'): [`Message::from_user`].
+    from_user: Option<Span>,
     to_tag: Option<Span>,
     max_forwards: Option<u32>,
     max_forwards_span: Span,
@@ -484,6 +487,15 @@ impl Message {
     /// Whole To value; empty when absent (responses only).
     pub fn to_value(&self) -> &[u8] {
         self.slice(self.to)
+    }
+    /// The user part of the From URI: what `Uri::parse_name_addr(self.from_value())` gives
+    /// (`None` where that is `None`), without parsing again where the message's check has
+    /// done that parse already.
+    pub fn from_user(&self) -> Option<&[u8]> {
+        match self.from_user {
+            Some(s) => Some(self.slice(s)),
+            None => Uri::parse_name_addr(self.from_value()).map(|u| u.user),
+        }
     }
     pub fn from_tag(&self) -> Option<&[u8]> {
         self.from_tag.map(|s| self.slice(s))
@@ -654,6 +666,51 @@ Content-Length: 5
 
 v=0
 ";
+
+    /// `from_user` is what `Uri::parse_name_addr` of the From value gives, whether it was kept
+    /// from the check (a request's From with '<') or is parsed on demand.
+    #[test]
+    fn from_user_is_the_parse_name_addr_user() {
+        let froms = [
+            "\"Alice\" <sip:alice@example.com>;tag=1",
+            "<sip:13800138000@10.0.0.1;user=phone>;tag=2",
+            "<sip:10.0.0.1>;tag=3",
+            "<tel:+8613800138000>;tag=4",
+            "sip:bob@example.com;tag=5",
+            "sip:u;x=1@h;tag=6",
+            "\"a<b\" <sip:carol@h>;tag=7",
+            "Anonymous <sip:anonymous@anonymous.invalid>;tag=8",
+            "<sips:d%41ve@h:5061>;tag=9",
+            "<mailto:x@y>;tag=10",
+        ];
+        let mut compared = 0;
+        for from in froms {
+            for request in [true, false] {
+                let start = if request {
+                    "BYE sip:x@h SIP/2.0"
+                } else {
+                    "SIP/2.0 200 OK"
+                };
+                let text = format!(
+                    "{start}\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\nFrom: {from}\nTo: <sip:x@h>\n\
+                     Call-ID: c\nCSeq: 1 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
+                );
+                let Ok(m) = msg(&text) else {
+                    continue; // not a message: nothing to compare
+                };
+                let expect = Uri::parse_name_addr(m.from_value()).map(|u| u.user);
+                assert_eq!(m.from_user(), expect, "{from} (request {request})");
+                compared += 1;
+            }
+        }
+        assert!(compared >= 18, "{compared} of 20 parsed");
+        let m = msg(INVITE).unwrap();
+        assert_eq!(m.from_user(), Some(&b"alice"[..]));
+        assert!(
+            m.from_user.is_some(),
+            "kept from the check, not parsed again"
+        );
+    }
 
     #[test]
     fn parses_basic_invite() {

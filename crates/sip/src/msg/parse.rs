@@ -137,6 +137,7 @@ impl Message {
             from: Span::EMPTY,
             to: Span::EMPTY,
             from_tag: None,
+            from_user: None,
             to_tag: None,
             max_forwards: None,
             max_forwards_span: Span::EMPTY,
@@ -385,19 +386,25 @@ impl Message {
         ] {
             let parsed = slot.and_then(|s| {
                 let v = &b[s.range()];
-                let tag = if self.request {
-                    NameAddr::parse_tag(v).map(|(_, t)| t)
+                if self.request {
+                    // With a '<' in the value this parse is the one `parse_name_addr` makes
+                    // (it tries the value as a bare URI only without one): its user is kept.
+                    let (_, uri, tag) = NameAddr::parse_full(v)?;
+                    let user = uri
+                        .filter(|u| v.contains(&b'<') && is_within(b, u.user))
+                        .map(|u| Span::within(b, u.user));
+                    Some((s, tag, user))
                 } else {
-                    NameAddr::response_tag(v)
-                };
-                tag.map(|t| (s, t))
+                    NameAddr::response_tag(v).map(|t| (s, t, None))
+                }
             });
             match parsed {
-                Some((s, tag)) if !dup => {
+                Some((s, tag, user)) if !dup => {
                     let tag = tag.map(|t| Span::within(b, t));
                     if is_from {
                         self.from = s;
                         self.from_tag = tag;
+                        self.from_user = user;
                     } else {
                         self.to = s;
                         self.to_tag = tag;
@@ -555,4 +562,10 @@ pub(crate) fn datagram_end(
         return Err(ParseError::ContentLengthMismatch);
     }
     Ok(end)
+}
+
+/// Whether `sub` lies inside `base` (a parser's slice of the message, not a constant).
+fn is_within(base: &[u8], sub: &[u8]) -> bool {
+    let (b, p) = (base.as_ptr() as usize, sub.as_ptr() as usize);
+    p >= b && p + sub.len() <= b + base.len()
 }
