@@ -22,7 +22,7 @@ static ALLOC: Mi = Mi;
 
 /// mimalloc, entered by its plain `mi_malloc` / `mi_realloc` whenever their natural alignment
 /// is enough. The `mimalloc` crate's `MiMalloc` passes every request through
-/// `mi_malloc_aligned`, whose extra checks and size-class lookup cost ~25 instructions of the
+/// `mi_malloc_aligned`, whose extra checks and size-class lookup cost ~30 instructions of the
 /// ~60 per allocation (docs/PERFORMANCE.md, issue 17, fourth round).
 ///
 /// mimalloc aligns every block of 16 bytes or more to 16 (`MI_MAX_ALIGN_SIZE`; alloc.c
