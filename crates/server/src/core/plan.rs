@@ -181,8 +181,8 @@ pub(super) fn set_caller_id(
                 };
                 // A trusted trunk's caller: keep its P-Asserted-Identity, or assert the number
                 // it vouched for in From; an untrusted one's number is shown, never asserted.
-                let asserted = (trusted && !private && !has_pai)
-                    .then(|| e164_tel(caller.normalized()).into_bytes());
+                let asserted =
+                    (trusted && !private && !has_pai).then(|| e164_tel(caller.normalized()));
                 Presentation {
                     from: Some((shown.into_bytes(), called.clone().into_bytes())),
                     asserted,
@@ -235,8 +235,8 @@ fn tel_86(number: &str) -> Vec<u8> {
 }
 
 /// `<tel:+86...>` for a normalised mainland number (a fixed line loses its leading 0).
-pub(super) fn e164_tel(n: &str) -> String {
-    format!("<tel:+86{}>", n.strip_prefix('0').unwrap_or(n))
+pub(super) fn e164_tel(n: &str) -> Vec<u8> {
+    tel_86(n.strip_prefix('0').unwrap_or(n))
 }
 
 #[cfg(test)]

@@ -391,7 +391,7 @@ impl Message {
                     // (it tries the value as a bare URI only without one): its user is kept.
                     let (_, uri, tag) = NameAddr::parse_full(v)?;
                     let user = uri
-                        .filter(|u| v.contains(&b'<') && is_within(b, u.user))
+                        .filter(|_| v.contains(&b'<'))
                         .map(|u| Span::within(b, u.user));
                     Some((s, tag, user))
                 } else {
@@ -562,10 +562,4 @@ pub(crate) fn datagram_end(
         return Err(ParseError::ContentLengthMismatch);
     }
     Ok(end)
-}
-
-/// Whether `sub` lies inside `base` (a parser's slice of the message, not a constant).
-fn is_within(base: &[u8], sub: &[u8]) -> bool {
-    let (b, p) = (base.as_ptr() as usize, sub.as_ptr() as usize);
-    p >= b && p + sub.len() <= b + base.len()
 }
