@@ -14,7 +14,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use crate::msg::{datagram_end, kind_of, HeaderScan, Kind, Message, ParseError, UdpError};
+use crate::msg::{datagram_end, HeaderScan, Kind, Message, ParseError, UdpError};
 use crate::scan::{find_headers_end, parse_decimal};
 
 /// Size caps applied while framing. Default max message 64 KiB.
@@ -97,7 +97,7 @@ fn content_length(b: &[u8]) -> Result<Option<usize>, ParseError> {
     let mut scan = HeaderScan::new(b, first_nl + 1);
     let mut found: Option<u64> = None;
     while let Some(h) = scan.next_header()? {
-        if kind_of(&b[h.name.range()]) == Kind::ContentLength {
+        if h.kind == Kind::ContentLength {
             let n = parse_decimal(&b[h.value.range()], u32::MAX as u64)
                 .ok_or(ParseError::BadContentLength)?;
             if found.is_some_and(|f| f != n) {

@@ -8,7 +8,7 @@
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::msg::{header_name_matches, kind_of, HeaderScan, Kind, Message, Span};
+use crate::msg::{header_name_matches, HeaderScan, Kind, Message, Span};
 
 /// What to change when forwarding a request (RFC 3261 §16.6).
 #[derive(Debug, Default)]
@@ -452,7 +452,7 @@ pub fn response(
     } else {
         let top = req.top_via_line();
         for h in req.header_lines() {
-            if kind_of(&b[h.name.range()]) != Kind::Via {
+            if h.kind != Kind::Via {
                 continue;
             }
             let line = h.line.range();
@@ -564,7 +564,7 @@ fn invite_sibling(inv: &Message, method: &str, to: &[u8]) -> Vec<u8> {
             Some(lines) => out.extend_from_slice(&b[lines]),
             None => {
                 for h in inv.header_lines() {
-                    if kind_of(&b[h.name.range()]) == Kind::Route {
+                    if h.kind == Kind::Route {
                         out.extend_from_slice(&b[h.line.range()]);
                     }
                 }
@@ -592,7 +592,7 @@ fn sent_sibling(b: &[u8]) -> Option<(Sibling<'_>, &[u8], Vec<Span>)> {
     let mut scan = HeaderScan::new(b, nl + 1);
     while let Some(h) = scan.next_header().ok()? {
         let v = &b[h.value.range()];
-        let ok = match kind_of(&b[h.name.range()]) {
+        let ok = match h.kind {
             Kind::Via if via.is_none() => {
                 via = Some(v);
                 !v.iter().any(|&c| c == b'\n' || c == b',')

@@ -123,6 +123,41 @@ pub(crate) fn kind_of(name: &[u8]) -> Kind {
     }
 }
 
+/// `rest` starts with `lit` and a colon at once.
+#[inline(always)]
+fn starts_colon<const N: usize>(rest: &[u8], lit: &[u8; N]) -> bool {
+    rest.first_chunk::<N>() == Some(lit) && rest.get(N) == Some(&b':')
+}
+
+/// The header names as they are written nearly always (their canonical spelling, the colon
+/// right after): the name's length and kind without the byte-by-byte token scan and
+/// [`kind_of`]. Exactly what that scan and `kind_of` give for such a line (every name here is
+/// a token and the colon is not; the tests check the kinds), `None` for anything else, which
+/// then takes the general path.
+#[inline]
+fn known_name(rest: &[u8]) -> Option<(usize, Kind)> {
+    let hit = |yes: bool, n: usize, k: Kind| yes.then_some((n, k));
+    match *rest.first()? {
+        b'V' => hit(starts_colon(rest, b"Via"), 3, Kind::Via),
+        b'F' => hit(starts_colon(rest, b"From"), 4, Kind::From),
+        b'T' => hit(starts_colon(rest, b"To"), 2, Kind::To),
+        b'C' => match *rest.get(1)? {
+            b'a' => hit(starts_colon(rest, b"Call-ID"), 7, Kind::CallId),
+            b'S' => hit(starts_colon(rest, b"CSeq"), 4, Kind::CSeq),
+            b'o' if starts_colon(rest, b"Contact") => Some((7, Kind::Contact)),
+            b'o' if starts_colon(rest, b"Content-Length") => Some((14, Kind::ContentLength)),
+            b'o' => hit(starts_colon(rest, b"Content-Type"), 12, Kind::Other),
+            _ => None,
+        },
+        b'M' => hit(starts_colon(rest, b"Max-Forwards"), 12, Kind::MaxForwards),
+        b'R' if starts_colon(rest, b"Route") => Some((5, Kind::Route)),
+        b'R' => hit(starts_colon(rest, b"Record-Route"), 12, Kind::RecordRoute),
+        b'S' => hit(starts_colon(rest, b"Subject"), 7, Kind::Other),
+        b'U' => hit(starts_colon(rest, b"User-Agent"), 10, Kind::UserAgent),
+        _ => None,
+    }
+}
+
 /// One header field, possibly folded over several lines.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HeaderLine {
@@ -131,6 +166,8 @@ pub(crate) struct HeaderLine {
     pub(crate) name: Span,
     /// Value with surrounding LWS trimmed.
     pub(crate) value: Span,
+    /// [`kind_of`] the name.
+    pub(crate) kind: Kind,
 }
 
 /// Iterates header fields from `pos` (the byte after the start line) to the blank line.
@@ -171,17 +208,23 @@ impl<'a> HeaderScan<'a> {
             _ => {}
         }
         // The name: a token, optional SP/HT, then the colon (the first colon of the field).
-        let mut name_end = p;
-        while name_end < b.len() && is_token_char(b[name_end]) {
-            name_end += 1;
-        }
-        let mut colon = name_end;
-        while colon < b.len() && (b[colon] == b' ' || b[colon] == b'\t') {
-            colon += 1;
-        }
-        if name_end == p || b.get(colon) != Some(&b':') {
-            return Err(ParseError::BadHeader);
-        }
+        let (name_end, colon, kind) = match known_name(&b[p..]) {
+            Some((n, kind)) => (p + n, p + n, kind),
+            None => {
+                let mut name_end = p;
+                while name_end < b.len() && is_token_char(b[name_end]) {
+                    name_end += 1;
+                }
+                let mut colon = name_end;
+                while colon < b.len() && (b[colon] == b' ' || b[colon] == b'\t') {
+                    colon += 1;
+                }
+                if name_end == p || b.get(colon) != Some(&b':') {
+                    return Err(ParseError::BadHeader);
+                }
+                (name_end, colon, kind_of(&b[p..name_end]))
+            }
+        };
         // The end of this field: a LF not followed by SP/HT.
         let mut i = colon + 1;
         let line_end = loop {
@@ -211,6 +254,7 @@ impl<'a> HeaderScan<'a> {
             line: Span::new(p, line_end),
             name: Span::new(p, name_end),
             value: Span::new(vs, ve),
+            kind,
         }))
     }
 }
@@ -268,4 +312,172 @@ pub(crate) fn split_list(
         }
     }
     emit(start, v.len())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `next_header` without [`known_name`]: the general path for every line.
+    fn next_header_general(b: &[u8], p: usize) -> Result<Option<(HeaderLine, usize)>, ParseError> {
+        let rest = b.get(p..).unwrap_or(&[]);
+        if rest.starts_with(b"\r\n") || rest.starts_with(b"\n") {
+            return Ok(None);
+        }
+        if rest.is_empty() || rest[0] == b' ' || rest[0] == b'\t' {
+            return Err(ParseError::BadHeader);
+        }
+        let mut name_end = p;
+        while name_end < b.len() && is_token_char(b[name_end]) {
+            name_end += 1;
+        }
+        let mut colon = name_end;
+        while colon < b.len() && (b[colon] == b' ' || b[colon] == b'\t') {
+            colon += 1;
+        }
+        if name_end == p || b.get(colon) != Some(&b':') {
+            return Err(ParseError::BadHeader);
+        }
+        let mut i = colon + 1;
+        let line_end = loop {
+            let nl = i + b[i..]
+                .iter()
+                .position(|&c| c == b'\n')
+                .ok_or(ParseError::BadHeader)?;
+            match b.get(nl + 1) {
+                Some(b' ' | b'\t') => i = nl + 1,
+                _ => break nl + 1,
+            }
+        };
+        let (mut vs, mut ve) = (colon + 1, line_end);
+        while vs < ve && is_lws(b[vs]) {
+            vs += 1;
+        }
+        while ve > vs && is_lws(b[ve - 1]) {
+            ve -= 1;
+        }
+        let h = HeaderLine {
+            line: Span::new(p, line_end),
+            name: Span::new(p, name_end),
+            value: Span::new(vs, ve),
+            kind: kind_of(&b[p..name_end]),
+        };
+        Ok(Some((h, line_end)))
+    }
+
+    const KNOWN: &[&str] = &[
+        "Via",
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "Contact",
+        "Content-Length",
+        "Content-Type",
+        "Max-Forwards",
+        "Route",
+        "Record-Route",
+        "Subject",
+        "User-Agent",
+    ];
+
+    /// Each spelling the fast path knows is a token whose kind is `kind_of`'s, and only the
+    /// exact spelling with the colon at once takes it.
+    #[test]
+    fn known_names_are_kind_of() {
+        for n in KNOWN {
+            assert!(n.bytes().all(is_token_char), "{n}");
+            let line = format!("{n}: x\r\n");
+            assert_eq!(
+                known_name(line.as_bytes()),
+                Some((n.len(), kind_of(n.as_bytes()))),
+                "{n}"
+            );
+            for other in [
+                format!("{n} : x"),
+                format!("{n}x: x"),
+                n.to_ascii_lowercase() + ": x",
+                n.to_ascii_uppercase() + ": x",
+                n.to_string(),
+                n[..n.len() - 1].to_string() + ":",
+            ] {
+                if other.starts_with(&format!("{n}:")) {
+                    continue; // The lower/upper case of an all-case name ("CSeq" stays).
+                }
+                assert_eq!(known_name(other.as_bytes()), None, "{other}");
+            }
+        }
+        assert_eq!(known_name(b""), None);
+        assert_eq!(known_name(b"C"), None);
+        assert_eq!(known_name(b"Privacy: id"), None);
+    }
+
+    fn scan_all(b: &[u8], start: usize) -> Result<Vec<(HeaderLine, usize)>, ParseError> {
+        let mut scan = HeaderScan::new(b, start);
+        let mut out = Vec::new();
+        while let Some(h) = scan.next_header()? {
+            out.push((h, scan.pos));
+        }
+        Ok(out)
+    }
+
+    fn scan_all_general(b: &[u8], start: usize) -> Result<Vec<(HeaderLine, usize)>, ParseError> {
+        let mut out = Vec::new();
+        let mut p = start;
+        while let Some((h, next)) = next_header_general(b, p)? {
+            out.push((h, next));
+            p = next;
+        }
+        Ok(out)
+    }
+
+    fn same(a: &[(HeaderLine, usize)], b: &[(HeaderLine, usize)]) -> bool {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|((x, xp), (y, yp))| {
+                x.line == y.line
+                    && x.name == y.name
+                    && x.value == y.value
+                    && x.kind == y.kind
+                    && xp == yp
+            })
+    }
+
+    fn header_block() -> impl Strategy<Value = Vec<u8>> {
+        let name = prop_oneof![
+            prop::sample::select(KNOWN.to_vec()).prop_map(str::to_string),
+            prop::sample::select(KNOWN.to_vec()).prop_map(|n| n.to_ascii_lowercase()),
+            "[A-Za-z-]{1,16}",
+            prop::sample::select(vec!["v", "f", "t", "i", "m", "l", "Privacy", "CSeqq", "Cx"])
+                .prop_map(str::to_string),
+        ];
+        let sep = prop::sample::select(vec![":", ": ", " : ", ":\t", "\t:", "", "x:"]);
+        let value = "[ -~]{0,20}";
+        let end = prop::sample::select(vec!["\r\n", "\n", "\r\n ", "\r\n\t"]);
+        prop::collection::vec((name, sep, value, end), 0..10).prop_map(|hs| {
+            let mut b = b"INVITE sip:a@b SIP/2.0\r\n".to_vec();
+            for (n, s, v, e) in hs {
+                b.extend_from_slice(format!("{n}{s}{v}{e}").as_bytes());
+            }
+            b.extend_from_slice(b"\r\nbody");
+            b
+        })
+    }
+
+    proptest! {
+        /// The scan with the known-name path gives what the general path gives, line for
+        /// line, error for error.
+        #[test]
+        fn known_name_path_is_the_general_path(b in header_block()) {
+            let start = b.iter().position(|&c| c == b'\n').unwrap() + 1;
+            let fast = scan_all(&b, start);
+            let general = scan_all_general(&b, start);
+            match (&fast, &general) {
+                (Ok(f), Ok(g)) => prop_assert!(same(f, g), "{:?}", String::from_utf8_lossy(&b)),
+                (Err(f), Err(g)) => prop_assert_eq!(f, g),
+                _ => prop_assert!(false, "{:?} {:?}", fast.is_ok(), general.is_ok()),
+            }
+        }
+    }
 }

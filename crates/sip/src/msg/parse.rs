@@ -9,7 +9,7 @@ use crate::scan::{
 };
 use crate::uri::{NameAddr, Uri};
 
-use super::header::{kind_of, split_list, HeaderScan, Kind};
+use super::header::{split_list, HeaderScan, Kind};
 use super::via::Via;
 use super::{Extra, LineBlock, Message, Method, ParseError, Span, SpanList, UriIdx, ViaIdx};
 
@@ -250,7 +250,7 @@ impl Message {
         };
         let mut scan = HeaderScan::new(b, self.headers_start as usize);
         while let Some(h) = scan.next_header()? {
-            let kind = kind_of(&b[h.name.range()]);
+            let kind = h.kind;
             if kind == Kind::ContentLength {
                 match parse_decimal(&b[h.value.range()], u32::MAX as u64) {
                     Some(n) => {
