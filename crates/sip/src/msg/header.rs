@@ -188,6 +188,7 @@ impl<'a> HeaderScan<'a> {
     }
 
     /// Next header, `Ok(None)` at the blank line (then `end` is set).
+    #[inline(always)]
     pub(crate) fn next_header(&mut self) -> Result<Option<HeaderLine>, ParseError> {
         let b = self.buf;
         let p = self.pos;
