@@ -290,6 +290,7 @@ struct ViaIdx {
     branch: Option<Span>,
     rport: Option<Option<u16>>,
     received: Option<Span>,
+    bare_rport: Option<u32>,
 }
 
 impl ViaIdx {
@@ -304,6 +305,7 @@ impl ViaIdx {
             branch: v.branch.map(span),
             rport: v.rport,
             received: v.received.map(span),
+            bare_rport: v.bare_rport_end().map(|e| e as u32),
         }
     }
 }
@@ -526,6 +528,7 @@ impl Message {
             received: t.received.map(|s| self.slice(s)),
             start: t.raw.s as usize,
             end: t.raw.e as usize,
+            bare_rport: t.bare_rport.map(|e| e as usize),
         }
     }
     /// Every Via value, top first (all are checked when the message is parsed).

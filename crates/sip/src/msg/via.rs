@@ -24,6 +24,8 @@ pub struct Via<'a> {
     /// Byte offsets of `raw` within the message buffer.
     pub start: usize,
     pub end: usize,
+    /// [`Via::bare_rport_end`], found by the parse.
+    pub(super) bare_rport: Option<usize>,
 }
 
 impl<'a> Via<'a> {
@@ -83,6 +85,7 @@ impl<'a> Via<'a> {
             received: None,
             start,
             end: start + raw.len(),
+            bare_rport: None,
         };
         loop {
             c.lws();
@@ -92,6 +95,7 @@ impl<'a> Via<'a> {
             c.byte(b';')?;
             c.lws();
             let name = c.token()?;
+            let name_end = c.i;
             c.lws();
             let value = if c.peek() == Some(b'=') {
                 c.i += 1;
@@ -119,7 +123,10 @@ impl<'a> Via<'a> {
                 }
                 5 if name_is(name, b"rport") && via.rport.is_none() => {
                     via.rport = Some(match value {
-                        None => None,
+                        None => {
+                            via.bare_rport = Some(start + name_end);
+                            None
+                        }
                         Some(v) => Some(parse_port(v)?),
                     });
                 }
@@ -132,40 +139,10 @@ impl<'a> Via<'a> {
     }
 
     /// Offset (in the message) just after the `rport` parameter name, when it has no value:
-    /// where `=<port>` is spliced in.
+    /// where `=<port>` is spliced in. Kept by the parse (the first `rport` parameter, as
+    /// [`Via::rport`]), not searched for again.
     pub(crate) fn bare_rport_end(&self) -> Option<usize> {
-        if self.rport != Some(None) {
-            return None;
-        }
-        let mut i = 0;
-        let raw = self.raw;
-        while i < raw.len() {
-            match raw[i] {
-                b'"' => i = skip_quoted(raw, i).unwrap_or(raw.len()),
-                b';' => {
-                    let mut j = i + 1;
-                    while j < raw.len() && is_lws(raw[j]) {
-                        j += 1;
-                    }
-                    let ns = j;
-                    while j < raw.len() && is_token_char(raw[j]) {
-                        j += 1;
-                    }
-                    if raw[ns..j].eq_ignore_ascii_case(b"rport") {
-                        let mut k = j;
-                        while k < raw.len() && is_lws(raw[k]) {
-                            k += 1;
-                        }
-                        if k == raw.len() || raw[k] == b';' {
-                            return Some(self.start + j);
-                        }
-                    }
-                    i = j.max(i + 1);
-                }
-                _ => i += 1,
-            }
-        }
-        None
+        self.bare_rport.filter(|_| self.rport == Some(None))
     }
 
     pub(super) fn empty() -> Via<'static> {
@@ -179,6 +156,7 @@ impl<'a> Via<'a> {
             received: None,
             start: 0,
             end: 0,
+            bare_rport: None,
         }
     }
 }
@@ -220,5 +198,102 @@ impl<'a> Cursor<'a> {
         let st = self.i;
         self.skip_while(is_token_char);
         self.s.get(st..self.i).filter(|t| !t.is_empty())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests: a panic is the failure report.
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What `bare_rport_end` was before the parse kept it: a search of the value.
+    fn bare_rport_end_search(v: &Via<'_>) -> Option<usize> {
+        if v.rport != Some(None) {
+            return None;
+        }
+        let raw = v.raw;
+        let mut i = 0;
+        while i < raw.len() {
+            match raw[i] {
+                b'"' => i = skip_quoted(raw, i).unwrap_or(raw.len()),
+                b';' => {
+                    let mut j = i + 1;
+                    while j < raw.len() && is_lws(raw[j]) {
+                        j += 1;
+                    }
+                    let ns = j;
+                    while j < raw.len() && is_token_char(raw[j]) {
+                        j += 1;
+                    }
+                    if raw[ns..j].eq_ignore_ascii_case(b"rport") {
+                        let mut k = j;
+                        while k < raw.len() && is_lws(raw[k]) {
+                            k += 1;
+                        }
+                        if k == raw.len() || raw[k] == b';' {
+                            return Some(v.start + j);
+                        }
+                    }
+                    i = j.max(i + 1);
+                }
+                _ => i += 1,
+            }
+        }
+        None
+    }
+
+    fn via_value() -> impl Strategy<Value = String> {
+        let param = prop::sample::select(vec![
+            ";rport",
+            "; rport",
+            ";RPort",
+            ";rport=5062",
+            ";rport = 7",
+            ";rport ",
+            ";rportx",
+            ";xrport",
+            ";branch=z9hG4bK1",
+            ";received=10.0.0.1",
+            ";x=\"a;rport\"",
+            ";maddr=h",
+            ";ttl=3",
+            ";rport=",
+        ]);
+        (
+            prop::sample::select(vec!["SIP/2.0/UDP ", "SIP / 2.0 / TCP  "]),
+            prop::sample::select(vec!["h", "10.0.0.1:5060", "[::1]:5", "rport"]),
+            prop::collection::vec(param, 0..5),
+        )
+            .prop_map(|(p, h, ps)| format!("{p}{h}{}", ps.concat()))
+    }
+
+    proptest! {
+        /// The parse's `bare_rport_end` is the search's, for the value parsed alone and for
+        /// the top Via of a message (kept in its index).
+        #[test]
+        fn bare_rport_end_is_the_search(v in via_value(), start in 0usize..100) {
+            if let Some(via) = Via::parse(v.as_bytes(), start) {
+                prop_assert_eq!(via.bare_rport_end(), bare_rport_end_search(&via), "{}", v);
+                let msg = format!(
+                    "OPTIONS sip:a@b SIP/2.0\r\nVia: {v}\r\nFrom: <sip:c@d>;tag=1\r\n\
+                     To: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+                );
+                if let Ok(m) = crate::msg::Message::parse(bytes::Bytes::from(msg.clone())) {
+                    let top = m.top_via();
+                    prop_assert_eq!(top.bare_rport_end(), bare_rport_end_search(&top), "{}", msg);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bare_rport_end_where_the_name_ends() {
+        let v = Via::parse(b"SIP/2.0/UDP h;branch=z9hG4bK1;rport", 40).unwrap();
+        assert_eq!(v.bare_rport_end(), Some(40 + 35));
+        let v = Via::parse(b"SIP/2.0/UDP h;rport=5;rport", 0).unwrap();
+        assert_eq!(v.bare_rport_end(), None);
+        let v = Via::parse(b"SIP/2.0/UDP h;rport;rport=5", 0).unwrap();
+        assert_eq!(v.bare_rport_end(), Some(19));
     }
 }
