@@ -239,6 +239,9 @@ pub struct Caller {
     len: u8,
     /// What kind of number this is.
     pub kind: CallerKind,
+    /// [`caller_key`] of the normalised form, computed once: the list checks ask for it
+    /// several times per call.
+    key: u64,
 }
 
 impl Caller {
@@ -253,6 +256,7 @@ impl Caller {
             buf,
             len: total as u8,
             kind,
+            key: caller_key_bytes(&buf[..total]),
         }
     }
 
@@ -262,13 +266,19 @@ impl Caller {
             buf: [0u8; CALLER_MAX],
             len: 0,
             kind: CallerKind::Unknown,
+            key: caller_key_bytes(b""),
         }
     }
 
     /// The normalised number: `13807912345`, `079188123456`, `+14155550100`, or the digits of an
     /// unknown number (possibly empty).
     pub fn normalized(&self) -> &str {
-        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or("")
+        std::str::from_utf8(self.normalized_bytes()).unwrap_or("")
+    }
+
+    /// [`Caller::normalized`] as bytes, without the UTF-8 check (ASCII by construction).
+    pub fn normalized_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
     }
 
     /// The fixed-line area code including its leading `0` (`010`, `0791`), if this is a fixed line.
@@ -294,7 +304,7 @@ impl Caller {
     /// A 64-bit key for rate windows and exact-number sets (FNV-1a of the normalised form with
     /// the kind mixed in).
     pub fn key(&self) -> u64 {
-        caller_key(self.normalized())
+        self.key
     }
     /// Whether a call to this number may leave Hotline (toll-fraud rule for targets and 3xx
     /// Contacts): a mainland mobile, or a fixed line that is not a premium-rate information
@@ -316,8 +326,12 @@ impl Caller {
 
 /// FNV-1a 64 of a normalised caller string. Shared by compile-time sets and runtime lookups.
 pub fn caller_key(normalized: &str) -> u64 {
+    caller_key_bytes(normalized.as_bytes())
+}
+
+fn caller_key_bytes(normalized: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in normalized.as_bytes() {
+    for &b in normalized {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
@@ -498,6 +512,33 @@ mod target_rule_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The key kept at construction is the key of the normalised form, and its bytes are
+    /// that form's.
+    #[test]
+    fn caller_key_kept_is_caller_key() {
+        for raw in [
+            "",
+            "13800138000",
+            "+8613800138000",
+            "008613800138000",
+            "01088886666",
+            "079188123456",
+            "+14155550100",
+            "abc",
+            "12345",
+            "0",
+            "+",
+            "86",
+            "4008001234",
+            "1380013800012345678901",
+        ] {
+            let c = normalize_caller(raw);
+            assert_eq!(c.key(), caller_key(c.normalized()), "{raw}");
+            assert_eq!(c.normalized_bytes(), c.normalized().as_bytes(), "{raw}");
+        }
+        assert_eq!(Caller::unknown().key(), caller_key(""));
+    }
 
     #[test]
     fn called_forms() {

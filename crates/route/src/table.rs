@@ -464,7 +464,7 @@ impl ListSet {
     }
 
     fn own_hit<'t>(&'t self, caller: &Caller, region: Option<&Region>) -> Option<ListHit<'t>> {
-        let n = caller.normalized();
+        let n = caller.normalized_bytes();
         if n.is_empty() {
             return None;
         }
@@ -472,7 +472,7 @@ impl ListSet {
             return Some(ListHit::Exact);
         }
         for p in &self.prefixes {
-            if n.starts_with(&**p) {
+            if n.starts_with(p.as_bytes()) {
                 return Some(ListHit::Prefix(p));
             }
         }
