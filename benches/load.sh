@@ -118,8 +118,9 @@ cpu_ticks() { # utime + stime of a process and, for Kamailio, of its child proce
     local pids=$1
     [ "$1" = "${HL_PID:-}" ] && [ "$PROXY" = kamailio ] && pids="$1 $(pgrep -P "$1" | tr '\n' ' ')"
     # shellcheck disable=SC2086
-    (cd /proc && awk '{ sub(/^.*\) /, ""); s += $12 + $13 } END { print s }' $(printf '%s/stat ' $pids))
+    (cd /proc && awk -v f="${2:-both}" '{ sub(/^.*\) /, ""); s += (f == "sys") ? $13 : $12 + $13 } END { print s }' $(printf '%s/stat ' $pids))
 }
+sys_ticks() { cpu_ticks "$1" sys; } # stime alone: the kernel's share
 status_kb() { # a /proc/PID/status field; for Kamailio's VmRSS/VmHWM the sum of Pss over its
     # processes instead (each one maps the same shared memory, so their RSS would count it N times)
     if [ "$1" = "${HL_PID:-}" ] && [ "$PROXY" = kamailio ] && [ "$2" != Pid ]; then
@@ -175,10 +176,12 @@ if [ -n "$COALESCE" ]; then
 fi
 # --mode instr: the proxy runs under callgrind, which counts every instruction of every
 # thread (and, for Kamailio, of every forked process: one output file each).
+# CALLGRIND_OPTS adds options, e.g. "--cache-sim=yes" for simulated cache misses per call.
 if [ "$MODE" = instr ]; then
     [ "$DRIVER" = sipp ] || { echo "--mode instr: with --driver sipp only" >&2; exit 2; }
     command -v valgrind >/dev/null || { echo "valgrind not found" >&2; exit 2; }
-    VG=(valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$OUT/callgrind.%p")
+    # shellcheck disable=SC2206
+    VG=(valgrind --tool=callgrind --trace-children=yes ${CALLGRIND_OPTS:-} --callgrind-out-file="$OUT/callgrind.%p")
 fi
 if [ "$PROXY" = kamailio ]; then
     # The proxy under test is Kamailio instead (HL_* then name it): same SIPp peers and numbers.
@@ -255,6 +258,7 @@ run_sipp_uac() {
     sipp_pid=$!
     [ "$warm" -gt 0 ] && sleep "$warm"
     h0=$(cpu_ticks "$HL_PID"); u0=$(cpu_ticks "$UAS_PID"); t0=$(date +%s.%N)
+    hs0=$(sys_ticks "$HL_PID"); us0=$(sys_ticks "$UAS_PID")
     if [ -n "${PERF:-}" ]; then   # e.g. PERF="record -g -o /tmp/p.data" or PERF="stat -e ..."
         local pids=$HL_PID   # Kamailio: its main process and every child
         [ "$PROXY" = kamailio ] && pids="$HL_PID,$(pgrep -P "$HL_PID" | paste -sd,)"
@@ -263,11 +267,13 @@ run_sipp_uac() {
     if [ "$warm" -gt 0 ]; then
         sleep "$secs"
         h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID"); t1=$(date +%s.%N)
+        hs1=$(sys_ticks "$HL_PID"); us1=$(sys_ticks "$UAS_PID")
         [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
         wait "$sipp_pid" || true
     else
         wait "$sipp_pid" || true
         h1=$(cpu_ticks "$HL_PID"); u1=$(cpu_ticks "$UAS_PID"); t1=$(date +%s.%N)
+        hs1=$(sys_ticks "$HL_PID"); us1=$(sys_ticks "$UAS_PID")
         [ -z "$perf_pid" ] || { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     fi
     local ok n
@@ -281,15 +287,17 @@ run_sipp_uac() {
     echo "rate=$rate secs=$secs warm=$warm sipp $RES" >>"$OUT/results.txt"
     HL_US=$(awk -v d=$((h1 - h0)) -v n="$n" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
     LG_US=$(awk -v d=$((u1 - u0)) -v n="$n" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+    HL_SYS_US=$(awk -v d=$((hs1 - hs0)) -v n="$n" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
+    LG_SYS_US=$(awk -v d=$((us1 - us0)) -v n="$n" -v t="$CLK_TCK" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / t / n; else print "-" }')
 }
 [ "$DRIVER" = sipp ] && run_uac() { run_sipp_uac "$@"; }
 
 line() {
-    printf '%-10s rate %6s  attempted %7s  completed %7s  failed %5s (%7s %%)  cps %8s  200 p50/p99/p99.9 %s/%s/%s µs  %s %s µs/call  uas %s µs/call  RSS %s MiB\n' \
+    printf '%-10s rate %6s  attempted %7s  completed %7s  failed %5s (%7s %%)  cps %8s  200 p50/p99/p99.9 %s/%s/%s µs  %s %s µs/call  uas %s µs/call  RSS %s MiB  sys %s/%s µs/call (proxy/uas)\n' \
         "$1" "$2" "$(field "$RES" attempted)" "$(field "$RES" completed)" "$(field "$RES" failed)" \
         "$(field "$RES" failed_pct)" "$(field "$RES" cps)" "$(field "$RES" answer_p50_us)" \
         "$(field "$RES" answer_p99_us)" "$(field "$RES" answer_p999_us)" "$PROXY" "$HL_US" "$LG_US" \
-        "$(( $(status_kb "$HL_PID" VmRSS) / 1024 ))"
+        "$(( $(status_kb "$HL_PID" VmRSS) / 1024 ))" "${HL_SYS_US:--}" "${LG_SYS_US:--}"
 }
 elapsed() { echo $(( $(date +%s) - T0 )); }
 
