@@ -158,6 +158,23 @@ fn known_name(rest: &[u8]) -> Option<(usize, Kind)> {
     }
 }
 
+/// The name of the field at `p` (a token, optional SP/HT, then the colon), byte by byte:
+/// where the name ends and where its colon is.
+fn general_name(b: &[u8], p: usize) -> Result<(usize, usize), ParseError> {
+    let mut name_end = p;
+    while name_end < b.len() && is_token_char(b[name_end]) {
+        name_end += 1;
+    }
+    let mut colon = name_end;
+    while colon < b.len() && (b[colon] == b' ' || b[colon] == b'\t') {
+        colon += 1;
+    }
+    if name_end == p || b.get(colon) != Some(&b':') {
+        return Err(ParseError::BadHeader);
+    }
+    Ok((name_end, colon))
+}
+
 /// One header field, possibly folded over several lines.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HeaderLine {
@@ -212,17 +229,7 @@ impl<'a> HeaderScan<'a> {
         let (name_end, colon, kind) = match known_name(&b[p..]) {
             Some((n, kind)) => (p + n, p + n, kind),
             None => {
-                let mut name_end = p;
-                while name_end < b.len() && is_token_char(b[name_end]) {
-                    name_end += 1;
-                }
-                let mut colon = name_end;
-                while colon < b.len() && (b[colon] == b' ' || b[colon] == b'\t') {
-                    colon += 1;
-                }
-                if name_end == p || b.get(colon) != Some(&b':') {
-                    return Err(ParseError::BadHeader);
-                }
+                let (name_end, colon) = general_name(b, p)?;
                 (name_end, colon, kind_of(&b[p..name_end]))
             }
         };
@@ -330,17 +337,7 @@ mod tests {
         if rest.is_empty() || rest[0] == b' ' || rest[0] == b'\t' {
             return Err(ParseError::BadHeader);
         }
-        let mut name_end = p;
-        while name_end < b.len() && is_token_char(b[name_end]) {
-            name_end += 1;
-        }
-        let mut colon = name_end;
-        while colon < b.len() && (b[colon] == b' ' || b[colon] == b'\t') {
-            colon += 1;
-        }
-        if name_end == p || b.get(colon) != Some(&b':') {
-            return Err(ParseError::BadHeader);
-        }
+        let (name_end, colon) = general_name(b, p)?;
         let mut i = colon + 1;
         let line_end = loop {
             let nl = i + b[i..]
